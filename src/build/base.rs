@@ -1,0 +1,197 @@
+//! The base system of a native container (DESIGN §2, "native"): an empty `usr/` that nspawn binds
+//! the host's `/usr` onto read-only, `bin sbin lib lib64` links into it, and a private `/etc`
+//! written here: identity files, users, a minimal PAM setup (so `su` and root-login work), the
+//! host files `/usr` programs expect, and unit masks that cut boot time (see
+//! `native-services-here.md` §6 for what each mask saves and why it is safe).
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{Context, Result};
+
+/// The script nspawn runs as the container's PID 1: it configures the container side of the
+/// veth from the `--setenv` variables, then becomes systemd. It reads only its environment.
+pub const CONTAINER_INIT: &str = r#"#!/bin/bash
+# ncsh container init: the container side of the veth, then the host's systemd as PID 1.
+set -e
+trap 'exit 0' RTMIN+3
+if [ -n "$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE" ]; then
+  ip link set host0 name eth0
+  ip link set dev eth0 up
+  [ -z "$LOCAL_ADDRESS" ] || ip addr add "$LOCAL_ADDRESS" dev eth0
+  [ -z "$LOCAL_ADDRESS6" ] || ip -6 addr add "$LOCAL_ADDRESS6" dev eth0
+  if [ -n "$HOST_ADDRESS" ]; then
+    ip route add "${HOST_ADDRESS%/*}" dev eth0
+    ip route add default via "${HOST_ADDRESS%/*}"
+  fi
+  if [ -n "$HOST_ADDRESS6" ]; then
+    ip -6 route add "${HOST_ADDRESS6%/*}" dev eth0
+    ip -6 route add default via "${HOST_ADDRESS6%/*}"
+  fi
+fi
+set +e
+exec /usr/lib/systemd/systemd "$@"
+"#;
+
+/// Where [`CONTAINER_INIT`] lives inside the container.
+pub const CONTAINER_INIT_PATH: &str = "/etc/ncsh/container-init";
+
+const PASSWD: &str = "root:x:0:0:System administrator:/root:/bin/bash\n\
+messagebus:x:100:102::/nonexistent:/usr/sbin/nologin\n\
+nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nmessagebus:x:102:\nnogroup:x:65534:\n";
+/// `*`: no password works, but the account is not "locked" (sshd refuses locked accounts).
+const SHADOW: &str = "root:*:19000:0:99999:7:::\n";
+
+const PAM_LOGIN: &str = "auth     optional   pam_faildelay.so delay=1000000\n\
+auth     requisite  pam_nologin.so\n\
+auth     required   pam_unix.so nullok\n\
+account  required   pam_unix.so\n\
+password required   pam_unix.so nullok yescrypt\n\
+session  required   pam_unix.so\n\
+session  optional   pam_loginuid.so\n\
+session  optional   pam_keyinit.so force revoke\n\
+session  optional   pam_systemd.so\n";
+const PAM_SU: &str = "auth     sufficient pam_rootok.so\n\
+auth     required   pam_unix.so\n\
+account  required   pam_unix.so\n\
+password required   pam_unix.so yescrypt\n\
+session  required   pam_unix.so\n";
+const PAM_OTHER: &str = "auth     required pam_warn.so\nauth     required pam_deny.so\n\
+account  required pam_warn.so\naccount  required pam_deny.so\n\
+password required pam_warn.so\npassword required pam_deny.so\n\
+session  required pam_warn.so\nsession  required pam_deny.so\n";
+const PAM_SYSTEMD_USER: &str = "account  required pam_unix.so\n\
+auth     required pam_deny.so\n\
+session  required pam_unix.so\n\
+session  optional pam_loginuid.so\n\
+session  optional pam_keyinit.so force revoke\n\
+session  optional pam_systemd.so\n";
+
+const NSSWITCH: &str = "passwd: files systemd\ngroup: files systemd\nshadow: files\n\
+hosts: files dns\nprotocols: files\nservices: files\n";
+
+/// Units nothing in a container needs (the `mask-basic` set): console getty, password agents,
+/// initctl, utmp, the tmpfiles timer.
+const MASKED_UNITS: [&str; 7] = [
+    "console-getty.service",
+    "getty.target",
+    "systemd-ask-password-console.path",
+    "systemd-ask-password-wall.path",
+    "systemd-initctl.socket",
+    "systemd-tmpfiles-clean.timer",
+    "systemd-update-utmp.service",
+];
+
+/// Host files copied into the private `/etc` when the host has them.
+const HOST_ETC_FILES: [&str; 3] = ["protocols", "services", "mime.types"];
+
+fn write(root: &Path, rel: &str, contents: &str, mode: u32) -> Result<()> {
+    let path = root.join(rel);
+    fs::write(&path, contents).context(|| format!("writing {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+        .context(|| format!("setting the mode of {}", path.display()))
+}
+
+fn link(target: &str, root: &Path, rel: &str) -> Result<()> {
+    let path = root.join(rel);
+    match fs::symlink_metadata(&path) {
+        Ok(_) => Ok(()),
+        Err(_) => symlink(target, &path).context(|| format!("creating the link {}", path.display())),
+    }
+}
+
+fn mkdir(root: &Path, rel: &str, mode: u32) -> Result<()> {
+    let path = root.join(rel);
+    fs::create_dir_all(&path).context(|| format!("creating {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+        .context(|| format!("setting the mode of {}", path.display()))
+}
+
+/// The skeleton every start needs (nixos-container's start script makes the same), plus the
+/// current container init. Idempotent and cheap.
+pub fn ensure_skeleton(root: &Path) -> Result<()> {
+    for (dir, mode) in [
+        ("", 0o755),
+        ("usr", 0o755),
+        ("etc", 0o755),
+        ("etc/ncsh", 0o755),
+        ("var", 0o755),
+        ("var/lib", 0o755),
+        ("root", 0o700),
+        ("tmp", 0o1777),
+    ] {
+        mkdir(root, dir, mode)?;
+    }
+    for dir in ["bin", "sbin", "lib", "lib64"] {
+        link(&format!("usr/{dir}"), root, dir)?;
+    }
+    for file in ["etc/os-release", "etc/machine-id"] {
+        if fs::symlink_metadata(root.join(file)).is_err() {
+            write(root, file, "", 0o644)?;
+        }
+    }
+    write(root, CONTAINER_INIT_PATH.trim_start_matches('/'), CONTAINER_INIT, 0o755)
+}
+
+/// Write the whole base system of container `name` into `root`.
+pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
+    ensure_skeleton(root)?;
+    for dir in ["etc/pam.d", "etc/systemd/system", "etc/systemd/system-generators", "etc/nixos", "home"] {
+        mkdir(root, dir, 0o755)?;
+    }
+    let os_release = fs::read_to_string("/usr/lib/os-release")
+        .or_else(|_| fs::read_to_string("/etc/os-release"))
+        .unwrap_or_default();
+    write(root, "etc/os-release", &os_release, 0o644)?;
+    write(root, "etc/hostname", &format!("{name}\n"), 0o644)?;
+    write(root, "etc/hosts", &format!("127.0.0.1 localhost\n::1 localhost\n127.0.0.2 {name}\n"), 0o644)?;
+    write(root, "etc/nsswitch.conf", NSSWITCH, 0o644)?;
+    write(root, "etc/passwd", PASSWD, 0o644)?;
+    write(root, "etc/group", GROUP, 0o644)?;
+    write(root, "etc/shadow", SHADOW, 0o600)?;
+    for (service, text) in [
+        ("login", PAM_LOGIN),
+        ("su", PAM_SU),
+        ("su-l", PAM_SU),
+        ("other", PAM_OTHER),
+        ("systemd-user", PAM_SYSTEMD_USER),
+    ] {
+        write(root, &format!("etc/pam.d/{service}"), text, 0o644)?;
+    }
+    for file in HOST_ETC_FILES {
+        if let Ok(text) = fs::read(Path::new("/etc").join(file)) {
+            let path = root.join("etc").join(file);
+            fs::write(&path, text).context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    copy_alternatives(root)?;
+    for unit in MASKED_UNITS {
+        link("/dev/null", root, &format!("etc/systemd/system/{unit}"))?;
+    }
+    link("/usr/lib/systemd/system/multi-user.target", root, "etc/systemd/system/default.target")?;
+    // Generators have nothing to do in these containers; masking them saves ~40 ms per boot.
+    if let Ok(entries) = fs::read_dir("/usr/lib/systemd/system-generators") {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            link("/dev/null", root, &format!("etc/systemd/system-generators/{}", name.to_string_lossy()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `/etc/alternatives` holds the links that many `/usr/bin` commands go through (awk, which, vi).
+fn copy_alternatives(root: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir("/etc/alternatives") else { return Ok(()) };
+    mkdir(root, "etc/alternatives", 0o755)?;
+    for entry in entries.flatten() {
+        if let Ok(target) = fs::read_link(entry.path()) {
+            let dest = root.join("etc/alternatives").join(entry.file_name());
+            if fs::symlink_metadata(&dest).is_err() {
+                symlink(&target, &dest).context(|| format!("creating the link {}", dest.display()))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! The command line: nixos-container's grammar (options anywhere, `--` ends them, the same flags
+//! for every action), verbs dispatched to their Rhai scripts, `ncsh FILE.rhai ARGS` for scripts.
+//! Invoked as `nixos-container`, messages and exit codes follow the original (reference §1, §3).
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use clap::Parser;
+use rhai::{Dynamic, Map};
+
+use crate::container::Paths;
+use crate::engine::{self, error::describe};
+use crate::error::Error;
+use crate::manager::{Manager, Personality};
+
+/// nixos-container's flags, accepted by every verb (irrelevant ones are ignored, as there).
+#[derive(Debug, Parser)]
+#[command(name = "ncsh", disable_help_flag = true, disable_version_flag = true)]
+struct Flags {
+    #[arg(long)]
+    help: bool,
+    #[arg(long)]
+    version: bool,
+    #[arg(long)]
+    ensure_unique_name: bool,
+    #[arg(long)]
+    auto_start: bool,
+    #[arg(long)]
+    bridge: Option<String>,
+    #[arg(long)]
+    port: Option<String>,
+    #[arg(long)]
+    system_path: Option<String>,
+    #[arg(long)]
+    signal: Option<String>,
+    #[arg(long)]
+    nixos_path: Option<String>,
+    #[arg(long)]
+    config: Option<String>,
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    #[arg(long)]
+    host_address: Option<String>,
+    #[arg(long)]
+    local_address: Option<String>,
+    #[arg(long)]
+    flake: Option<String>,
+    /// Nix pass-through flags: parsed so the grammar matches, refused without Nix.
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+    option: Vec<String>,
+    #[arg(long, num_args = 2, value_names = ["INPUT", "FLAKE"])]
+    override_input: Vec<String>,
+    #[arg(long)]
+    log_format: Option<String>,
+    #[arg(long)]
+    update_input: Option<String>,
+    #[arg(long)]
+    impure: bool,
+    #[arg(long)]
+    commit_lock_file: bool,
+    #[arg(long)]
+    no_registries: bool,
+    #[arg(long)]
+    no_update_lock_file: bool,
+    #[arg(long)]
+    no_write_lock_file: bool,
+    #[arg(long)]
+    no_allow_dirty: bool,
+    #[arg(long)]
+    recreate_lock_file: bool,
+    #[arg(long)]
+    refresh: bool,
+    /// The action and its arguments.
+    #[arg(allow_hyphen_values = false)]
+    words: Vec<String>,
+}
+
+impl Flags {
+    fn uses_nix(&self) -> bool {
+        !self.option.is_empty()
+            || !self.override_input.is_empty()
+            || self.log_format.is_some()
+            || self.update_input.is_some()
+            || self.impure
+            || self.commit_lock_file
+            || self.no_registries
+            || self.no_update_lock_file
+            || self.no_write_lock_file
+            || self.no_allow_dirty
+            || self.recreate_lock_file
+            || self.refresh
+    }
+
+    /// The flags a verb sees as `opts`: only those given, snake_case keys.
+    fn to_map(&self) -> Map {
+        let mut map = Map::new();
+        let mut text = |key: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                map.insert(key.into(), v.clone().into());
+            }
+        };
+        text("bridge", &self.bridge);
+        text("port", &self.port);
+        text("system_path", &self.system_path);
+        text("signal", &self.signal);
+        text("nixos_path", &self.nixos_path);
+        text("config", &self.config);
+        text("host_address", &self.host_address);
+        text("local_address", &self.local_address);
+        text("flake", &self.flake);
+        if let Some(file) = &self.config_file {
+            map.insert("config_file".into(), file.display().to_string().into());
+        }
+        if self.ensure_unique_name {
+            map.insert("ensure_unique_name".into(), true.into());
+        }
+        if self.auto_start {
+            map.insert("auto_start".into(), true.into());
+        }
+        if self.uses_nix() {
+            map.insert("nix_flags".into(), true.into());
+        }
+        map
+    }
+}
+
+/// How one invocation talks to the user.
+struct Ui {
+    program: String,
+    personality: Personality,
+}
+
+impl Ui {
+    fn error(&self, e: &Error) -> i32 {
+        self.message(&e.to_string(), e.hint().as_deref());
+        1
+    }
+
+    fn message(&self, message: &str, hint: Option<&str>) {
+        match (self.personality, hint) {
+            (Personality::Ncsh, Some(hint)) => eprintln!("{}: {message}: {hint}", self.program),
+            _ => eprintln!("{}: {message}", self.program),
+        }
+    }
+}
+
+fn usage(program: &str) -> String {
+    let mut text = format!(
+        "Usage: {program} VERB [NAME] [OPTIONS] [-- ARGS...]\n       {program} SCRIPT.rhai [ARGS...]\n\nVerbs:\n"
+    );
+    for verb in engine::all_verbs() {
+        let summary = engine::find_verb(&verb)
+            .map(|v| engine::doc_comment(&v.source).lines().next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        text.push_str(&format!("  {verb:<15} {summary}\n"));
+    }
+    text.push_str(
+        "\nOptions (nixos-container's, for every verb):\n  --ensure-unique-name  --auto-start  --bridge BRIDGE  --port SPEC\n  \
+         --host-address ADDR  --local-address ADDR  --config TEXT  --config-file FILE\n  --help  --version\n\n\
+         `ncsh VERB --help` describes a verb.\n",
+    );
+    text
+}
+
+/// Is the first argument a script to run rather than a verb?
+fn is_script(arg: &str) -> bool {
+    arg.ends_with(".rhai") || (arg.contains('/') && Path::new(arg).is_file())
+}
+
+pub fn run(argv: Vec<OsString>) -> i32 {
+    let argv: Vec<String> = argv.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let invoked = argv.first().cloned().unwrap_or_else(|| "ncsh".into());
+    let personality = if Path::new(&invoked).file_name().is_some_and(|n| n == "nixos-container") {
+        Personality::NixosContainer
+    } else {
+        Personality::Ncsh
+    };
+    let program = match personality {
+        Personality::NixosContainer => invoked.clone(),
+        Personality::Ncsh => "ncsh".to_string(),
+    };
+    let ui = Ui { program, personality };
+
+    if argv.get(1).map(String::as_str) == Some("__supervise") {
+        return match argv.get(2) {
+            Some(name) => crate::host::standalone::supervise_main(name),
+            None => 2,
+        };
+    }
+    let manager = Rc::new(Manager::new(Paths::from_env(), personality));
+
+    if personality == Personality::Ncsh {
+        match argv.get(1) {
+            Some(first) if is_script(first) => return run_script(&ui, manager, Path::new(first), &argv[2..]),
+            None if !std::io::stdin().is_terminal() => return run_stdin(&ui, manager),
+            _ => {}
+        }
+    }
+
+    let flags = match Flags::try_parse_from(&argv) {
+        Ok(flags) => flags,
+        Err(e) => return clap_error(&ui, &e),
+    };
+    if flags.version {
+        println!("ncsh {} (driver: {})", env!("CARGO_PKG_VERSION"), manager.driver_name());
+        return 0;
+    }
+    let verb_name = flags.words.first().cloned();
+    if flags.help {
+        match verb_name.as_deref().and_then(engine::find_verb) {
+            Some(verb) => println!("{}", engine::doc_comment(&verb.source)),
+            None => print!("{}", usage(&ui.program)),
+        }
+        return 0;
+    }
+    // nixos-container's checks, in its order.
+    if flags.host_address.is_some() != flags.local_address.is_some() {
+        eprintln!("With --host-address set, --local-address is required as well!");
+        return 1;
+    }
+    let Some(verb_name) = verb_name else {
+        if personality == Personality::Ncsh {
+            eprint!("{}", usage(&ui.program));
+        } else {
+            ui.message("no action specified", None);
+        }
+        return 1;
+    };
+    if flags.config.is_some() && flags.config_file.is_some() {
+        eprintln!(
+            "--config and --config-file are mutually incompatible. Please define one or the other, but not both"
+        );
+        return 1;
+    }
+    let args: Vec<String> = flags.words[1..].to_vec();
+    let Some(verb) = engine::find_verb(&verb_name) else {
+        return unknown_verb(&ui, &manager, &verb_name, &args);
+    };
+    let engine = engine::new_engine(manager);
+    match engine::run_source(&engine, &verb.source, args, flags.to_map()) {
+        Ok(()) => 0,
+        Err(err) => {
+            let failure = describe(&err);
+            if let Some(code) = failure.exit {
+                return code;
+            }
+            match (&verb.path, failure.from_ncsh) {
+                // A user verb's own error: show where.
+                (Some(path), false) => {
+                    let (line, col) = (failure.position.line().unwrap_or(0), failure.position.position().unwrap_or(0));
+                    eprintln!("{}:{line}:{col}: {}", path.display(), failure.message);
+                }
+                _ => ui.message(&failure.message, failure.hint.as_deref()),
+            }
+            1
+        }
+    }
+}
+
+/// An unknown action: nixos-container first checks the name and that the container exists.
+fn unknown_verb(ui: &Ui, manager: &Manager, verb: &str, args: &[String]) -> i32 {
+    let result = match args.first().filter(|n| !n.is_empty() && n.as_str() != "0") {
+        None => Err(Error::NoName),
+        Some(name) => manager.conf(name).and(Err(Error::UnknownAction(verb.to_string()))),
+    };
+    match result {
+        Err(e) => ui.error(&e),
+        Ok(()) => 0,
+    }
+}
+
+fn clap_error(ui: &Ui, e: &clap::Error) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.split_whitespace().next().unwrap_or_default().to_string(),
+        _ => String::new(),
+    };
+    match (ui.personality, e.kind()) {
+        (Personality::NixosContainer, ErrorKind::UnknownArgument) => {
+            eprintln!("Unknown option: {}", arg.trim_start_matches('-'));
+        }
+        (Personality::NixosContainer, ErrorKind::InvalidValue | ErrorKind::WrongNumberOfValues) => {
+            eprintln!("Option {} requires an argument", arg.trim_start_matches('-'));
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            ui.message(first, Some("see `ncsh --help`"));
+        }
+    }
+    1
+}
+
+fn report_script_error(path: &str, err: &rhai::EvalAltResult) -> i32 {
+    let failure = describe(err);
+    if let Some(code) = failure.exit {
+        return code;
+    }
+    let (line, col) = (failure.position.line().unwrap_or(0), failure.position.position().unwrap_or(0));
+    match failure.hint {
+        Some(hint) => eprintln!("{path}:{line}:{col}: {}: {hint}", failure.message),
+        None => eprintln!("{path}:{line}:{col}: {}", failure.message),
+    }
+    1
+}
+
+fn run_script(ui: &Ui, manager: Rc<Manager>, path: &Path, args: &[String]) -> i32 {
+    let source = match std::fs::read_to_string(path) {
+        Ok(source) => source,
+        Err(e) => return ui.error(&Error::io(format!("reading {}", path.display()), e)),
+    };
+    let engine = engine::new_engine(manager);
+    let mut opts = Map::new();
+    opts.insert("script".into(), Dynamic::from(path.display().to_string()));
+    match engine::run_source(&engine, &source, args.to_vec(), opts) {
+        Ok(()) => 0,
+        Err(err) => report_script_error(&path.display().to_string(), &err),
+    }
+}
+
+/// `ncsh < script.rhai`: stdin is the script.
+fn run_stdin(ui: &Ui, manager: Rc<Manager>) -> i32 {
+    let mut source = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut source) {
+        return ui.error(&Error::io("reading stdin", e));
+    }
+    let engine = engine::new_engine(manager);
+    match engine::run_source(&engine, &source, Vec::new(), Map::new()) {
+        Ok(()) => 0,
+        Err(err) => report_script_error("<stdin>", &err),
+    }
+}

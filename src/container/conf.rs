@@ -1,0 +1,267 @@
+//! `NAME.conf`: the per-container KEY=VALUE file shared with nixos-container and systemd.
+//!
+//! Reading follows systemd's `EnvironmentFile=` rules, because that is how NixOS itself consumes
+//! these files: leading whitespace is skipped, lines starting with `#` or `;` are comments, values
+//! may be double-quoted (backslash escapes), single-quoted (literal) or bare (backslash escapes
+//! the next character, a trailing backslash continues the line, trailing whitespace is dropped).
+//! Nothing is ever executed. Writing produces exactly the lines `nixos-container create` writes.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The keys in the order nixos-container writes them.
+pub const CREATE_KEYS: [&str; 6] =
+    ["PRIVATE_NETWORK", "HOST_ADDRESS", "LOCAL_ADDRESS", "HOST_BRIDGE", "HOST_PORT", "AUTO_START"];
+
+/// An ordered list of KEY=VALUE assignments; a later assignment of a key wins, as in systemd.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conf {
+    entries: Vec<(String, String)>,
+}
+
+impl Conf {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value of the last assignment of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key`, treating an empty value as unset (as the NixOS scripts do).
+    pub fn non_empty(&self, key: &str) -> Option<&str> {
+        self.get(key).filter(|v| !v.is_empty())
+    }
+
+    /// Append an assignment.
+    pub fn push(&mut self, key: &str, value: impl Into<String>) {
+        self.entries.push((key.to_string(), value.into()));
+    }
+
+    /// Replace the value of `key` in place, or append it.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.entries.iter_mut().rev().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((key.to_string(), value)),
+        }
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Render as nixos-container writes it: `KEY=VALUE\n` per entry, values verbatim.
+    pub fn render(&self) -> String {
+        self.entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+    }
+
+    /// Parse with systemd's EnvironmentFile rules; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Conf> {
+        Parser { chars: text.chars().peekable(), line: 1, path }.run()
+    }
+
+    pub fn read(path: &Path) -> Result<Conf> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        Conf::parse(&text, path)
+    }
+}
+
+struct Parser<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: usize,
+    path: &'a Path,
+}
+
+impl Parser<'_> {
+    fn bump(&mut self) -> Option<char> {
+        let c = self.chars.next();
+        if c == Some('\n') {
+            self.line += 1;
+        }
+        c
+    }
+
+    fn error(&self, reason: &str) -> Error {
+        Error::MalformedConf {
+            path: self.path.to_path_buf(),
+            line: self.line,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn skip_line(&mut self) {
+        while let Some(c) = self.bump() {
+            if c == '\n' {
+                break;
+            }
+        }
+    }
+
+    fn run(mut self) -> Result<Conf> {
+        let mut conf = Conf::new();
+        loop {
+            // Before a key: whitespace and blank lines.
+            while matches!(self.chars.peek(), Some(c) if c.is_whitespace()) {
+                self.bump();
+            }
+            match self.chars.peek() {
+                None => return Ok(conf),
+                Some('#' | ';') => {
+                    self.skip_line();
+                    continue;
+                }
+                _ => {}
+            }
+            let key_line = self.line;
+            let mut key = String::new();
+            loop {
+                match self.chars.peek() {
+                    Some('=') => {
+                        self.bump();
+                        break;
+                    }
+                    Some('\n') | None => {
+                        // systemd ignores a line without '=' (with a warning); so do we.
+                        key.clear();
+                        break;
+                    }
+                    Some(_) => key.extend(self.bump()),
+                }
+            }
+            let key = key.trim_end().to_string();
+            if key.is_empty() {
+                self.skip_line();
+                continue;
+            }
+            if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || key.starts_with(|c: char| c.is_ascii_digit())
+            {
+                self.line = key_line;
+                return Err(self.error(&format!("‘{key}’ is not a valid variable name")));
+            }
+            let value = self.value()?;
+            conf.push(&key, value);
+        }
+    }
+
+    /// A value up to the end of its (possibly continued) line.
+    fn value(&mut self) -> Result<String> {
+        while matches!(self.chars.peek(), Some(' ' | '\t')) {
+            self.bump();
+        }
+        let mut value = String::new();
+        // Length of `value` that must survive trailing-whitespace trimming (quoted parts).
+        let mut protected = 0;
+        while let Some(c) = self.bump() {
+            match c {
+                '\n' => break,
+                '\'' => {
+                    loop {
+                        match self.bump() {
+                            Some('\'') => break,
+                            Some(c) => value.push(c),
+                            None => return Err(self.error("unterminated single quote")),
+                        }
+                    }
+                    protected = value.len();
+                }
+                '"' => {
+                    loop {
+                        match self.bump() {
+                            Some('"') => break,
+                            Some('\\') => match self.bump() {
+                                Some('\n') => {}
+                                Some(c @ ('"' | '\\' | '`' | '$')) => value.push(c),
+                                Some(c) => {
+                                    value.push('\\');
+                                    value.push(c);
+                                }
+                                None => return Err(self.error("unterminated double quote")),
+                            },
+                            Some(c) => value.push(c),
+                            None => return Err(self.error("unterminated double quote")),
+                        }
+                    }
+                    protected = value.len();
+                }
+                '\\' => match self.bump() {
+                    Some('\n') | None => {}
+                    Some(c) => {
+                        value.push(c);
+                        protected = value.len();
+                    }
+                },
+                c => value.push(c),
+            }
+        }
+        let keep = value.trim_end().len().max(protected);
+        value.truncate(keep);
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Conf {
+        Conf::parse(text, Path::new("t.conf")).unwrap()
+    }
+
+    #[test]
+    fn imperative_conf_round_trips() {
+        let text = "PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\n\
+                    HOST_BRIDGE=\nHOST_PORT=\nAUTO_START=0\n";
+        let conf = parse(text);
+        assert_eq!(conf.get("HOST_ADDRESS"), Some("10.233.1.1"));
+        assert_eq!(conf.get("HOST_BRIDGE"), Some(""));
+        assert_eq!(conf.non_empty("HOST_BRIDGE"), None);
+        assert_eq!(conf.render(), text);
+    }
+
+    #[test]
+    fn declarative_style_indentation_quotes_and_comments() {
+        let conf = parse(
+            "\n  # generated\n  ; also a comment\n  SYSTEM_PATH=/nix/store/abc-system\n\
+             \tINTERFACES=\"eth1 eth2\"\n  LOCAL_ADDRESS='10.233.5.2/24'\n  HOST_ADDRESS = 10.233.5.1  \n\
+             EXTRA_NSPAWN_FLAGS=\" --bind-ro=/a:/b\"\n",
+        );
+        assert_eq!(conf.get("SYSTEM_PATH"), Some("/nix/store/abc-system"));
+        assert_eq!(conf.get("INTERFACES"), Some("eth1 eth2"));
+        assert_eq!(conf.get("LOCAL_ADDRESS"), Some("10.233.5.2/24"));
+        assert_eq!(conf.get("HOST_ADDRESS"), Some("10.233.5.1"));
+        assert_eq!(conf.get("EXTRA_NSPAWN_FLAGS"), Some(" --bind-ro=/a:/b"));
+    }
+
+    #[test]
+    fn escapes_continuations_and_last_assignment_wins() {
+        let conf = parse("A=one\\\n two\nB=\"q\\\"uote\\\\\"\nC='lit\\eral'\nA=again\nD=x\\ \n");
+        assert_eq!(conf.get("A"), Some("again"));
+        assert_eq!(conf.get("B"), Some("q\"uote\\"));
+        assert_eq!(conf.get("C"), Some("lit\\eral"));
+        assert_eq!(conf.get("D"), Some("x "));
+    }
+
+    #[test]
+    fn hash_inside_a_value_is_not_a_comment() {
+        assert_eq!(parse("FLAKE=/src#container\n").get("FLAKE"), Some("/src#container"));
+    }
+
+    #[test]
+    fn lines_without_equals_are_ignored() {
+        let conf = parse("garbage line\nA=1\n");
+        assert_eq!(conf.get("A"), Some("1"));
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_with_a_line() {
+        let err = Conf::parse("A=1\nB=\"open\n", Path::new("x.conf")).unwrap_err();
+        assert!(err.to_string().contains("unterminated"), "{err}");
+        let err = Conf::parse("A=1\n9BAD=2\n", Path::new("x.conf")).unwrap_err();
+        assert!(err.to_string().contains("x.conf:2"), "{err}");
+    }
+}

@@ -1,0 +1,13 @@
+//! The domain: container names, `NAME.conf`, addresses, paths and the files a container owns.
+//! Nothing here knows about Rhai or about how a container is run.
+
+pub mod address;
+pub mod conf;
+pub mod lock;
+pub mod name;
+pub mod paths;
+pub mod store;
+
+pub use conf::Conf;
+pub use paths::Paths;
+pub use store::{CreateOptions, Created};

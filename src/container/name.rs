@@ -1,0 +1,65 @@
+//! Container name rules.
+//!
+//! A name must be a valid systemd machine name (machined and nspawn reject anything else,
+//! underscores included) and a valid nixos-container name (`^[a-zA-Z0-9_-]+$`): so letters,
+//! digits and `-`, not starting with `-`. nixos-container's `create` also limits names to 11
+//! characters (its host link is `ve-NAME`); ncsh finds nspawn's shortened link by its altname, so
+//! it allows up to systemd's 64.
+
+use crate::error::{Error, Result};
+
+/// systemd's limit for machine (host) names.
+pub const MAX_NAME_LEN: usize = 64;
+/// nixos-container's limit at create time (IFNAMSIZ minus `ve-`).
+pub const NIXOS_CONTAINER_MAX_LEN: usize = 11;
+
+/// Check a name against the rules above (not the create-time length limit).
+pub fn validate(name: &str) -> Result<()> {
+    let invalid = |reason: &str| {
+        Err(Error::InvalidName { name: name.to_string(), reason: reason.to_string() })
+    };
+    if name.is_empty() {
+        return invalid("the name is empty");
+    }
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        let why = if bad == '_' {
+            "‘_’ is not allowed (systemd rejects it in machine names); use ‘-’".to_string()
+        } else {
+            format!("‘{bad}’ is not allowed; use letters, digits and ‘-’")
+        };
+        return invalid(&why);
+    }
+    if name.starts_with('-') {
+        return invalid("a name cannot start with ‘-’");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return invalid(&format!("at most {MAX_NAME_LEN} characters are allowed"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_names() {
+        for n in ["foo", "a", "web-1", "ABC123", "x".repeat(64).as_str()] {
+            assert!(validate(n).is_ok(), "{n}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_systemd_rejects() {
+        for n in ["", "a_b", "a.b", "a b", "-foo", "föö", "a/b", &"x".repeat(65)] {
+            let err = validate(n).unwrap_err();
+            assert_eq!(err.kind(), "InvalidName", "{n}");
+        }
+    }
+
+    #[test]
+    fn underscore_hint_names_the_reason() {
+        let hint = validate("my_box").unwrap_err().hint().unwrap();
+        assert!(hint.contains("systemd rejects"), "{hint}");
+    }
+}

@@ -1,0 +1,131 @@
+//! The Rhai engine: registers the API, holds the stdlib verbs (compiled into the binary, and
+//! overridable by verb scripts in a user or system directory), and runs verbs and scripts.
+
+pub mod error;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, Map, Scope, AST};
+
+use crate::manager::Manager;
+
+/// The verbs shipped in `stdlib/verbs/`, compiled in.
+pub const BUILTIN_VERBS: &[(&str, &str)] = &[
+    ("create", include_str!("../../stdlib/verbs/create.rhai")),
+    ("destroy", include_str!("../../stdlib/verbs/destroy.rhai")),
+    ("list", include_str!("../../stdlib/verbs/list.rhai")),
+    ("login", include_str!("../../stdlib/verbs/login.rhai")),
+    ("restart", include_str!("../../stdlib/verbs/restart.rhai")),
+    ("root-login", include_str!("../../stdlib/verbs/root-login.rhai")),
+    ("run", include_str!("../../stdlib/verbs/run.rhai")),
+    ("show-host-key", include_str!("../../stdlib/verbs/show-host-key.rhai")),
+    ("show-ip", include_str!("../../stdlib/verbs/show-ip.rhai")),
+    ("start", include_str!("../../stdlib/verbs/start.rhai")),
+    ("status", include_str!("../../stdlib/verbs/status.rhai")),
+    ("stop", include_str!("../../stdlib/verbs/stop.rhai")),
+    ("terminate", include_str!("../../stdlib/verbs/terminate.rhai")),
+];
+
+/// A verb's source and where it came from.
+pub struct Verb {
+    pub name: String,
+    pub source: String,
+    /// The file it was read from; `None` for a builtin.
+    pub path: Option<PathBuf>,
+}
+
+/// Directories searched for verb scripts before the builtins: `NCSH_VERBS_PATH` (colon-separated),
+/// else `$XDG_CONFIG_HOME/ncsh/verbs` (or `~/.config/ncsh/verbs`) and `/etc/ncsh/verbs`.
+pub fn verb_dirs() -> Vec<PathBuf> {
+    if let Some(list) = std::env::var_os("NCSH_VERBS_PATH") {
+        return std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).collect();
+    }
+    let mut dirs = Vec::new();
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")));
+    if let Some(config) = config {
+        dirs.push(config.join("ncsh/verbs"));
+    }
+    dirs.push(PathBuf::from("/etc/ncsh/verbs"));
+    dirs
+}
+
+/// Find a verb: user and system directories first, then the builtins.
+pub fn find_verb(name: &str) -> Option<Verb> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    for dir in verb_dirs() {
+        let path = dir.join(format!("{name}.rhai"));
+        if let Ok(source) = std::fs::read_to_string(&path) {
+            return Some(Verb { name: name.to_string(), source, path: Some(path) });
+        }
+    }
+    BUILTIN_VERBS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, s)| Verb { name: n.to_string(), source: s.to_string(), path: None })
+}
+
+/// Every verb name, builtin or found in a verb directory, sorted.
+pub fn all_verbs() -> Vec<String> {
+    let mut names: Vec<String> = BUILTIN_VERBS.iter().map(|(n, _)| n.to_string()).collect();
+    for dir in verb_dirs() {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            names.extend(entries.flatten().filter_map(|e| {
+                e.file_name().to_str()?.strip_suffix(".rhai").map(str::to_string)
+            }));
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The `//!` doc comment at the top of a script (its --help), without the markers.
+pub fn doc_comment(source: &str) -> String {
+    source
+        .lines()
+        .skip_while(|l| l.starts_with("#!"))
+        .take_while(|l| l.trim_start().starts_with("//!"))
+        .map(|l| {
+            let text = l.trim_start().trim_start_matches("//!");
+            text.strip_prefix(' ').unwrap_or(text)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An engine with the ncsh API registered.
+pub fn new_engine(manager: Rc<Manager>) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_expr_depths(256, 256);
+    crate::api::register(&mut engine, manager);
+    engine
+}
+
+/// Strip a `#!` line, keeping the line count.
+pub fn strip_shebang(source: &str) -> &str {
+    if source.starts_with("#!") {
+        source.find('\n').map_or("", |n| &source[n..])
+    } else {
+        source
+    }
+}
+
+/// Compile `source` and run it with `args` (and `opts`, for verbs) in scope.
+pub fn run_source(
+    engine: &Engine,
+    source: &str,
+    args: Vec<String>,
+    opts: Map,
+) -> Result<(), Box<rhai::EvalAltResult>> {
+    let ast: AST = engine.compile(strip_shebang(source)).map_err(Box::<rhai::EvalAltResult>::from)?;
+    let mut scope = Scope::new();
+    let args: Array = args.into_iter().map(Dynamic::from).collect();
+    scope.push("args", args);
+    scope.push("opts", opts);
+    engine.run_ast_with_scope(&mut scope, &ast)
+}

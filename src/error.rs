@@ -1,0 +1,119 @@
+//! The one error type of the domain and the drivers.
+//!
+//! Every variant renders the message `nixos-container` prints for the same situation (reference
+//! §3), so the CLI can stay byte-compatible; `hint` adds what ncsh says on top of that (what to do).
+//! `kind` is the stable name scripts see in `catch (e) { e.kind }`.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no container name specified")]
+    NoName,
+    #[error("invalid container name")]
+    InvalidName { name: String, reason: String },
+    #[error("container name ‘{0}’ is too long")]
+    NameTooLong(String),
+    #[error("container ‘{0}’ already exists")]
+    AlreadyExists(String),
+    #[error("container ‘{0}’ does not exist")]
+    NotFound(String),
+    #[error("unable to get container's main PID")]
+    NotRunning(String),
+    #[error("out of IP addresses")]
+    OutOfAddresses,
+    #[error("invalid address ‘{value}’ for {flag}: {reason}")]
+    InvalidAddress { flag: &'static str, value: String, reason: String },
+    #[error("address {address} is already used by container ‘{owner}’")]
+    AddressInUse { address: String, owner: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("unknown action ‘{0}’")]
+    UnknownAction(String),
+    #[error("cannot destroy declarative container (remove it from your configuration.nix instead)")]
+    Declarative(String),
+    #[error("cannot get IP address")]
+    NoAddress(String),
+    #[error("{tool} not found: install the Debian package ‘{package}’")]
+    MissingTool { tool: String, package: &'static str },
+    #[error("this operation needs root (run it with sudo)")]
+    NotRoot,
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("failed to start container")]
+    StartFailed { name: String, detail: String },
+    #[error("failed to stop container")]
+    StopFailed { name: String, detail: String },
+    #[error("malformed {path}:{line}: {reason}")]
+    MalformedConf { path: PathBuf, line: usize, reason: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("{context}: {source}")]
+    Sys { context: String, source: nix::Error },
+}
+
+impl Error {
+    /// The stable name of this error for scripts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NoName | Error::Usage(_) | Error::UnknownAction(_) => "Usage",
+            Error::InvalidName { .. } | Error::NameTooLong(_) => "InvalidName",
+            Error::AlreadyExists(_) => "AlreadyExists",
+            Error::NotFound(_) => "NotFound",
+            Error::NotRunning(_) => "NotRunning",
+            Error::OutOfAddresses => "OutOfAddresses",
+            Error::InvalidAddress { .. } => "InvalidAddress",
+            Error::AddressInUse { .. } => "AddressInUse",
+            Error::Declarative(_) => "Declarative",
+            Error::NoAddress(_) => "NoAddress",
+            Error::MissingTool { .. } => "MissingTool",
+            Error::NotRoot => "NotRoot",
+            Error::Unsupported(_) => "Unsupported",
+            Error::StartFailed { .. } => "StartFailed",
+            Error::StopFailed { .. } => "StopFailed",
+            Error::MalformedConf { .. } => "MalformedConf",
+            Error::Io { .. } | Error::Sys { .. } => "System",
+        }
+    }
+
+    /// What ncsh adds after the nixos-container message: the why and what to do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::InvalidName { name, reason } => Some(format!("‘{name}’: {reason}")),
+            Error::NotFound(_) => Some("see `ncsh list` for the containers that exist".into()),
+            Error::NotRunning(name) => Some(format!("container ‘{name}’ is not running; start it with `ncsh start {name}`")),
+            Error::NameTooLong(_) => Some("nixos-container allows at most 11 characters (the host link is ve-NAME); ncsh itself allows up to 64".into()),
+            Error::OutOfAddresses => Some("every 10.233.N.1/10.233.N.2 pair is taken; pass --host-address and --local-address".into()),
+            Error::StartFailed { detail, .. } | Error::StopFailed { detail, .. } => Some(detail.clone()),
+            Error::Declarative(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+
+    pub fn sys(context: impl Into<String>, source: nix::Error) -> Self {
+        Error::Sys { context: context.into(), source }
+    }
+}
+
+/// Attach a context line to I/O and syscall results.
+pub trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(what(), e))
+    }
+}
+
+impl<T> Context<T> for nix::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::sys(what(), e))
+    }
+}

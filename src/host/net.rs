@@ -1,0 +1,94 @@
+//! The host side of a container's veth, configured with iproute2 (`ip`, argv only, no shell).
+//!
+//! nspawn names the host link `ve-NAME`; for names longer than 12 characters it shortens the
+//! name and keeps `ve-NAME` as an altname, which `ip` resolves, so `ve-NAME` always works here.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::container::Conf;
+use crate::error::{Error, Result};
+
+pub const IP: &str = "/usr/sbin/ip";
+const IP_FALLBACK: &str = "/sbin/ip";
+
+pub fn ip_binary() -> Result<&'static str> {
+    [IP, IP_FALLBACK]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .ok_or(Error::MissingTool { tool: "ip".into(), package: "iproute2" })
+}
+
+pub fn host_link(name: &str) -> String {
+    format!("ve-{name}")
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new(ip_binary()?)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running ip", e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Does link `ve-NAME` (by name or altname) exist?
+pub fn link_exists(name: &str) -> bool {
+    let link = host_link(name);
+    if link.len() <= 15 && std::path::Path::new("/sys/class/net").join(&link).exists() {
+        return true;
+    }
+    Command::new(ip_binary().unwrap_or(IP))
+        .args(["link", "show", "dev", &link])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Wait for the host link to appear, then give it HOST_ADDRESS and a route to LOCAL_ADDRESS (and
+/// the IPv6 pair), as NixOS's postStart does — but as soon as the link exists, not after boot.
+pub fn configure_host_side(name: &str, conf: &Conf, timeout: Duration) -> Result<()> {
+    if conf.non_empty("HOST_BRIDGE").is_some() || !super::nspawn::wants_veth(conf) {
+        return Ok(());
+    }
+    let deadline = Instant::now() + timeout;
+    while !link_exists(name) {
+        if Instant::now() > deadline {
+            return Err(Error::Usage(format!("the host link {} did not appear", host_link(name))));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let link = host_link(name);
+    ip(&["link", "set", "dev", &link, "up"])?;
+    if let Some(host) = conf.non_empty("HOST_ADDRESS") {
+        ip(&["addr", "add", host, "dev", &link])?;
+    }
+    if let Some(host6) = conf.non_empty("HOST_ADDRESS6") {
+        ip(&["-6", "addr", "add", host6, "dev", &link])?;
+    }
+    if let Some(local) = conf.non_empty("LOCAL_ADDRESS") {
+        ip(&["route", "add", local, "dev", &link])?;
+    }
+    if let Some(local6) = conf.non_empty("LOCAL_ADDRESS6") {
+        ip(&["-6", "route", "add", local6, "dev", &link])?;
+    }
+    Ok(())
+}
+
+/// Remove a leftover host link (after a killed nspawn); absent links are fine.
+pub fn remove_host_link(name: &str) -> Result<()> {
+    if link_exists(name) {
+        ip(&["link", "del", "dev", &host_link(name)])?;
+    }
+    Ok(())
+}

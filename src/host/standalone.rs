@@ -1,0 +1,530 @@
+//! The standalone driver (DESIGN §2): ncsh supervises `systemd-nspawn --register=no --keep-unit`
+//! itself, from a small detached supervisor process (this binary, `ncsh __supervise NAME`).
+//!
+//! Runtime state lives in `RUN/NAME/`:
+//! - `supervisor.lock`: a POSIX write lock the supervisor holds for its whole life. `F_GETLK`
+//!   tells whether it is alive and its PID, without taking the lock; a killed supervisor releases
+//!   it, so state never lies after a SIGKILL.
+//! - `leader`: the container's PID 1 (from nspawn's `X_NSPAWN_LEADER_PID`).
+//! - `ready`: present once nspawn reported `READY=1` (the container reached multi-user.target).
+//! - `notify`: the NOTIFY_SOCKET nspawn reports to; `console.log`: nspawn's output.
+//!
+//! `start` spawns the supervisor and waits on a pipe for its report: `R` when ready, `E<text>`
+//! when the container could not start. `stop` sends the supervisor SIGTERM (it forwards a clean
+//! poweroff to nspawn, then kills after a timeout); `terminate` kills the leader at once. Whoever
+//! finds a dead supervisor's leftovers (cgroups, host link, nspawn's propagate directory) removes
+//! them before going on.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{self, kill, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::Pid;
+
+use super::cgroup::Cgroups;
+use super::net;
+use super::nspawn::{self, Supervision};
+use super::{Driver, Status};
+use crate::build::base;
+use crate::container::{store, Conf, Paths};
+use crate::error::{Context, Error, Result};
+
+const NSPAWN: &str = "/usr/bin/systemd-nspawn";
+const READY_FD_VAR: &str = "NCSH_READY_FD";
+/// How long a clean poweroff may take before the container is killed (`NCSH_STOP_TIMEOUT`).
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `start` waits for READY (NixOS: `TimeoutStartSec=1min`; `NCSH_START_TIMEOUT`).
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn timeout_from_env(var: &str, default: Duration) -> Duration {
+    std::env::var(var).ok().and_then(|v| v.parse::<f64>().ok()).map_or(default, Duration::from_secs_f64)
+}
+
+/// Files of one container's runtime directory.
+struct Runtime {
+    dir: PathBuf,
+}
+
+impl Runtime {
+    fn new(paths: &Paths, name: &str) -> Runtime {
+        Runtime { dir: paths.runtime(name) }
+    }
+    fn lock(&self) -> PathBuf {
+        self.dir.join("supervisor.lock")
+    }
+    fn leader(&self) -> PathBuf {
+        self.dir.join("leader")
+    }
+    fn ready(&self) -> PathBuf {
+        self.dir.join("ready")
+    }
+    fn notify(&self) -> PathBuf {
+        self.dir.join("notify")
+    }
+    fn console(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+
+    /// The PID of the live supervisor, if any (F_GETLK: no lock is taken).
+    fn supervisor(&self) -> Option<Pid> {
+        let file = File::open(self.lock()).ok()?;
+        let mut probe = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        // SAFETY: F_GETLK only writes into `probe`, a valid flock struct.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) };
+        (rc == 0 && probe.l_type != libc::F_UNLCK as libc::c_short).then(|| Pid::from_raw(probe.l_pid))
+    }
+
+    fn read_leader(&self) -> Option<Pid> {
+        fs::read_to_string(self.leader()).ok()?.trim().parse().ok().map(Pid::from_raw)
+    }
+
+    /// Remove the per-run files (not the lock file, which a new supervisor reuses).
+    fn clear(&self) {
+        for path in [self.leader(), self.ready(), self.notify()] {
+            let _ = fs::remove_file(path);
+        }
+    }
+
+    fn console_tail(&self, lines: usize) -> String {
+        let text = fs::read_to_string(self.console()).unwrap_or_default();
+        let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+fn alive(pid: Pid) -> bool {
+    kill(pid, None).is_ok()
+}
+
+/// Wait until `done` holds or the timeout passes; true if it held.
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Remove what a dead supervisor left: processes and cgroups, the host link, nspawn's
+/// propagate directory, runtime files.
+fn remove_leftovers(paths: &Paths, name: &str) -> Result<()> {
+    let runtime = Runtime::new(paths, name);
+    if let Some(leader) = runtime.read_leader() {
+        // Only trust the recorded leader if it is still in our cgroup.
+        if Cgroups::for_container(name).processes().contains(&leader.as_raw()) {
+            let _ = kill(leader, Signal::SIGKILL);
+        }
+    }
+    let cgroups = Cgroups::for_container(name);
+    if cgroups.exists() {
+        cgroups.kill_and_remove(None, Duration::from_secs(5))?;
+    }
+    net::remove_host_link(name)?;
+    store::remove_path(&Path::new("/run/systemd/nspawn/propagate").join(name))?;
+    runtime.clear();
+    Ok(())
+}
+
+pub struct Standalone {
+    paths: Paths,
+}
+
+impl Standalone {
+    pub fn new(paths: Paths) -> Standalone {
+        Standalone { paths }
+    }
+
+    fn preflight() -> Result<()> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::NotRoot);
+        }
+        if !Path::new(NSPAWN).exists() {
+            return Err(Error::MissingTool { tool: "systemd-nspawn".into(), package: "systemd-container" });
+        }
+        net::ip_binary()?;
+        Ok(())
+    }
+
+    fn wait_for_exit(&self, name: &str, runtime: &Runtime, timeout: Duration) -> Result<()> {
+        if wait_until(timeout, || runtime.supervisor().is_none()) {
+            return remove_leftovers(&self.paths, name);
+        }
+        Err(Error::StopFailed { name: name.into(), detail: format!("the supervisor did not exit within {timeout:?}") })
+    }
+}
+
+impl Driver for Standalone {
+    fn name(&self) -> &'static str {
+        "standalone"
+    }
+
+    fn status(&self, name: &str) -> Status {
+        let runtime = Runtime::new(&self.paths, name);
+        match (runtime.supervisor(), runtime.read_leader()) {
+            (Some(_), Some(leader)) if runtime.ready().exists() && alive(leader) => Status::Up,
+            _ => Status::Down,
+        }
+    }
+
+    fn leader(&self, name: &str) -> Option<i32> {
+        let runtime = Runtime::new(&self.paths, name);
+        runtime.supervisor()?;
+        runtime.read_leader().filter(|p| alive(*p)).map(Pid::as_raw)
+    }
+
+    fn start(&self, name: &str, _conf: &Conf) -> Result<()> {
+        // The supervisor reads the conf itself, so what it runs is what is on disk.
+        Self::preflight()?;
+        let runtime = Runtime::new(&self.paths, name);
+        let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT);
+        if runtime.supervisor().is_some() {
+            // Already running or starting: like `systemctl start` of an active unit, wait for it.
+            if wait_until(timeout, || self.status(name) == Status::Up || runtime.supervisor().is_none())
+                && self.status(name) == Status::Up
+            {
+                return Ok(());
+            }
+            return Err(Error::StartFailed { name: name.into(), detail: "a concurrent start did not finish".into() });
+        }
+        remove_leftovers(&self.paths, name)?;
+        base::ensure_skeleton(&self.paths.root(name))?;
+        fs::create_dir_all(&runtime.dir).context(|| format!("creating {}", runtime.dir.display()))?;
+
+        let (read_end, write_end) = nix::unistd::pipe().context(|| "creating a pipe".into())?;
+        // The supervisor inherits the write end (not close-on-exec) and reports through it.
+        nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
+            .context(|| "preparing the report pipe".into())?;
+        let exe = std::env::current_exe().context(|| "finding the ncsh binary".into())?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("__supervise").arg(name).env(READY_FD_VAR, write_end.as_raw_fd().to_string());
+        for (key, value) in self.paths.to_env() {
+            cmd.env(key, value);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid()?;
+                Ok(())
+            });
+        }
+        let mut first = cmd.spawn().context(|| "starting the supervisor".into())?;
+        drop(write_end);
+        // The first process forks the real supervisor and exits at once.
+        let _ = first.wait();
+
+        let report = read_report(read_end, timeout);
+        match report {
+            Report::Ready => Ok(()),
+            Report::Failed(detail) => {
+                let _ = self.wait_for_exit(name, &runtime, Duration::from_secs(10));
+                Err(Error::StartFailed { name: name.into(), detail })
+            }
+            Report::TimedOut => {
+                if let Some(pid) = runtime.supervisor() {
+                    let _ = kill(pid, Signal::SIGUSR1);
+                }
+                let _ = self.wait_for_exit(name, &runtime, Duration::from_secs(10));
+                Err(Error::StartFailed {
+                    name: name.into(),
+                    detail: format!("not ready after {timeout:?}; last console lines:\n{}", runtime.console_tail(10)),
+                })
+            }
+        }
+    }
+
+    fn stop(&self, name: &str) -> Result<()> {
+        let runtime = Runtime::new(&self.paths, name);
+        let Some(supervisor) = runtime.supervisor() else {
+            return remove_leftovers(&self.paths, name);
+        };
+        let _ = kill(supervisor, Signal::SIGTERM);
+        let timeout = timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT) + Duration::from_secs(10);
+        self.wait_for_exit(name, &runtime, timeout)
+    }
+
+    fn terminate(&self, name: &str) -> Result<()> {
+        let runtime = Runtime::new(&self.paths, name);
+        let Some(supervisor) = runtime.supervisor() else {
+            return Err(Error::NotRunning(name.into()));
+        };
+        if let Some(leader) = runtime.read_leader() {
+            let _ = kill(leader, Signal::SIGKILL);
+        }
+        let _ = kill(supervisor, Signal::SIGUSR1);
+        self.wait_for_exit(name, &runtime, Duration::from_secs(20))
+    }
+
+    fn remove_runtime(&self, name: &str) -> Result<()> {
+        remove_leftovers(&self.paths, name)
+    }
+}
+
+enum Report {
+    Ready,
+    Failed(String),
+    TimedOut,
+}
+
+fn read_report(read_end: OwnedFd, timeout: Duration) -> Report {
+    let deadline = Instant::now() + timeout;
+    let file = File::from(read_end);
+    let mut reader = BufReader::new(file);
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let ms = remaining.as_millis().min(i32::MAX as u128) as i32;
+        let fd = reader.get_ref().as_raw_fd();
+        let mut pfd = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(pfd.as_mut_ptr(), 1, ms) };
+        if n == 0 {
+            return Report::TimedOut;
+        }
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Report::Failed("waiting for the supervisor failed".into());
+        }
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return Report::Failed("the supervisor exited without a report".into()),
+            Ok(_) => {}
+        }
+        match line.chars().next() {
+            Some('R') => return Report::Ready,
+            Some('E') => {
+                let mut rest = line[1..].to_string();
+                let _ = reader.read_to_string(&mut rest);
+                return Report::Failed(rest.trim_end().to_string());
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The supervisor process.
+
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+static KILL_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGUSR1 {
+        KILL_REQUESTED.store(true, Ordering::SeqCst);
+    } else if sig != libc::SIGCHLD {
+        STOP_REQUESTED.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Report to the `start` caller through the inherited pipe.
+struct Reporter(Option<File>);
+
+impl Reporter {
+    fn send(&mut self, msg: &str) {
+        if let Some(f) = self.0.as_mut() {
+            let _ = f.write_all(msg.as_bytes());
+        }
+    }
+    fn ready(&mut self) {
+        self.send("R\n");
+        self.0 = None;
+    }
+    fn failed(&mut self, why: &str) {
+        self.send(&format!("E{why}\n"));
+        self.0 = None;
+    }
+}
+
+/// Entry point of `ncsh __supervise NAME`: fork into the background, then supervise.
+pub fn supervise_main(name: &str) -> i32 {
+    let reporter = std::env::var(READY_FD_VAR)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        // SAFETY: the fd was created for us by `start` and is owned by no one else here.
+        .map(|fd| unsafe { File::from_raw_fd(fd) });
+    // SAFETY: single-threaded at this point; the parent only exits.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
+        Ok(nix::unistd::ForkResult::Child) => {}
+        Err(_) => return 1,
+    }
+    let mut reporter = Reporter(reporter);
+    let paths = Paths::from_env();
+    match Supervisor::new(paths, name).and_then(|s| s.run(&mut reporter)) {
+        Ok(()) => 0,
+        Err(e) => {
+            reporter.failed(&e.to_string());
+            1
+        }
+    }
+}
+
+struct Supervisor {
+    name: String,
+    paths: Paths,
+    runtime: Runtime,
+    conf: Conf,
+    cgroups: Cgroups,
+    _lock: File,
+}
+
+impl Supervisor {
+    fn new(paths: Paths, name: &str) -> Result<Supervisor> {
+        let conf = store::load(&paths, name)?;
+        let runtime = Runtime::new(&paths, name);
+        fs::create_dir_all(&runtime.dir).context(|| format!("creating {}", runtime.dir.display()))?;
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(runtime.lock())
+            .context(|| format!("opening {}", runtime.lock().display()))?;
+        let mut hold = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        // SAFETY: F_SETLK reads a valid flock struct.
+        if unsafe { libc::fcntl(lock.as_raw_fd(), libc::F_SETLK, &mut hold) } != 0 {
+            return Err(Error::Usage(format!("container ‘{name}’ is already being supervised")));
+        }
+        runtime.clear();
+        let cgroups = Cgroups::for_container(name);
+        Ok(Supervisor { name: name.to_string(), paths, runtime, conf, cgroups, _lock: lock })
+    }
+
+    fn install_signal_handlers() -> Result<()> {
+        // No SA_RESTART: a signal interrupts the blocking receive below.
+        let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
+        for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGCHLD] {
+            // SAFETY: the handler only stores to atomics.
+            unsafe { signal::sigaction(sig, &action) }.context(|| format!("installing a {sig} handler"))?;
+        }
+        Ok(())
+    }
+
+    fn run(self, reporter: &mut Reporter) -> Result<()> {
+        Self::install_signal_handlers()?;
+        self.cgroups.create()?;
+        self.cgroups.join(std::process::id())?;
+        let socket = UnixDatagram::bind(self.runtime.notify()).context(|| "binding the notify socket".into())?;
+        socket.set_read_timeout(Some(Duration::from_millis(100))).context(|| "notify socket".into())?;
+        let console = File::create(self.runtime.console()).context(|| "creating console.log".into())?;
+        let console_err = console.try_clone().context(|| "console.log".into())?;
+
+        let mut cmd = Command::new(NSPAWN);
+        cmd.args(nspawn::args(&self.name, &self.paths.root(&self.name), &self.conf, Supervision::Standalone))
+            .env("NOTIFY_SOCKET", self.runtime.notify())
+            .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+            .stdin(Stdio::null())
+            .stdout(console)
+            .stderr(console_err);
+        // SAFETY: prctl is async-signal-safe. If the supervisor dies, nspawn gets SIGTERM and
+        // powers the container off cleanly instead of running unsupervised.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().context(|| format!("running {NSPAWN}"))?;
+        let nspawn_pid = Pid::from_raw(child.id() as i32);
+
+        let stop_timeout = timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT);
+        let mut leader: Option<Pid> = None;
+        let mut stop_deadline: Option<Instant> = None;
+        let mut killed = false;
+        let mut buf = [0u8; 4096];
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status;
+            }
+            let kill_now = KILL_REQUESTED.load(Ordering::SeqCst)
+                || stop_deadline.is_some_and(|d| Instant::now() > d);
+            if kill_now && !killed {
+                // SIGKILL to the leader takes its whole PID namespace with it (caveat C6).
+                if let Some(l) = leader {
+                    let _ = kill(l, Signal::SIGKILL);
+                }
+                let _ = kill(nspawn_pid, Signal::SIGKILL);
+                killed = true;
+            } else if STOP_REQUESTED.load(Ordering::SeqCst) && stop_deadline.is_none() {
+                // nspawn turns SIGTERM into --kill-signal (SIGRTMIN+3): a clean poweroff.
+                let _ = kill(nspawn_pid, Signal::SIGTERM);
+                stop_deadline = Some(Instant::now() + stop_timeout);
+            }
+            let n = match socket.recv(&mut buf) {
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            for field in String::from_utf8_lossy(&buf[..n]).lines() {
+                if let Some(pid) = field.strip_prefix("X_NSPAWN_LEADER_PID=") {
+                    let pid: i32 = pid.trim().parse().unwrap_or(0);
+                    if pid > 0 {
+                        leader = Some(Pid::from_raw(pid));
+                        let _ = fs::write(self.runtime.leader(), pid.to_string());
+                        if let Err(e) = net::configure_host_side(&self.name, &self.conf, Duration::from_secs(5)) {
+                            reporter.failed(&format!("configuring the host side of the veth: {e}"));
+                            STOP_REQUESTED.store(true, Ordering::SeqCst);
+                            KILL_REQUESTED.store(true, Ordering::SeqCst);
+                        }
+                    }
+                } else if field == "READY=1" && !STOP_REQUESTED.load(Ordering::SeqCst) {
+                    let _ = fs::write(self.runtime.ready(), "");
+                    reporter.ready();
+                }
+            }
+        };
+        let _ = fs::remove_file(self.runtime.ready());
+        if let Some(l) = leader.filter(|l| alive(*l)) {
+            let _ = kill(l, Signal::SIGKILL);
+        }
+        let detail = format!(
+            "systemd-nspawn exited ({status}); last console lines:\n{}",
+            self.runtime.console_tail(15)
+        );
+        // Only sent if READY never came: then this is why the start failed.
+        reporter.failed(&detail);
+        self.leave_cgroups();
+        let _ = net::remove_host_link(&self.name);
+        let _ = store::remove_path(&Path::new("/run/systemd/nspawn/propagate").join(&self.name));
+        self.runtime.clear();
+        Ok(())
+    }
+
+    /// Move ourselves back to the root cgroups and remove the container's.
+    fn leave_cgroups(&self) {
+        let own = std::process::id().to_string();
+        for root in ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+            let procs = Path::new(root).join("cgroup.procs");
+            if procs.exists() {
+                let _ = fs::write(procs, &own);
+            }
+        }
+        let _ = self.cgroups.kill_and_remove(None, Duration::from_secs(5));
+    }
+}
