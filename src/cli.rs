@@ -152,7 +152,13 @@ fn usage(program: &str) -> String {
     );
     for verb in engine::all_verbs() {
         let summary = engine::find_verb(&verb)
-            .map(|v| engine::doc_comment(&v.source).lines().next().unwrap_or_default().to_string())
+            .map(|v| {
+                engine::doc_comment(&v.source)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .unwrap_or_default();
         text.push_str(&format!("  {verb:<15} {summary}\n"));
     }
@@ -170,9 +176,15 @@ fn is_script(arg: &str) -> bool {
 }
 
 pub fn run(argv: Vec<OsString>) -> i32 {
-    let argv: Vec<String> = argv.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let argv: Vec<String> = argv
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let invoked = argv.first().cloned().unwrap_or_else(|| "ncsh".into());
-    let personality = if Path::new(&invoked).file_name().is_some_and(|n| n == "nixos-container") {
+    let personality = if Path::new(&invoked)
+        .file_name()
+        .is_some_and(|n| n == "nixos-container")
+    {
         Personality::NixosContainer
     } else {
         Personality::Ncsh
@@ -181,7 +193,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Personality::NixosContainer => invoked.clone(),
         Personality::Ncsh => "ncsh".to_string(),
     };
-    let ui = Ui { program, personality };
+    let ui = Ui {
+        program,
+        personality,
+    };
 
     if argv.get(1).map(String::as_str) == Some("__supervise") {
         return match argv.get(2) {
@@ -193,7 +208,9 @@ pub fn run(argv: Vec<OsString>) -> i32 {
 
     if personality == Personality::Ncsh {
         match argv.get(1) {
-            Some(first) if is_script(first) => return run_script(&ui, manager, Path::new(first), &argv[2..]),
+            Some(first) if is_script(first) => {
+                return run_script(&ui, manager, Path::new(first), &argv[2..]);
+            }
             None if !std::io::stdin().is_terminal() => return run_stdin(&ui, manager),
             _ => {}
         }
@@ -204,7 +221,11 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Err(e) => return clap_error(&ui, &e),
     };
     if flags.version {
-        println!("ncsh {} (driver: {})", env!("CARGO_PKG_VERSION"), manager.driver_name());
+        println!(
+            "ncsh {} (driver: {})",
+            env!("CARGO_PKG_VERSION"),
+            manager.driver_name()
+        );
         return 0;
     }
     let verb_name = flags.words.first().cloned();
@@ -249,7 +270,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             match (&verb.path, failure.from_ncsh) {
                 // A user verb's own error: show where.
                 (Some(path), false) => {
-                    let (line, col) = (failure.position.line().unwrap_or(0), failure.position.position().unwrap_or(0));
+                    let (line, col) = (
+                        failure.position.line().unwrap_or(0),
+                        failure.position.position().unwrap_or(0),
+                    );
                     eprintln!("{}:{line}:{col}: {}", path.display(), failure.message);
                 }
                 _ => ui.message(&failure.message, failure.hint.as_deref()),
@@ -263,7 +287,9 @@ pub fn run(argv: Vec<OsString>) -> i32 {
 fn unknown_verb(ui: &Ui, manager: &Manager, verb: &str, args: &[String]) -> i32 {
     let result = match args.first().filter(|n| !n.is_empty() && n.as_str() != "0") {
         None => Err(Error::NoName),
-        Some(name) => manager.conf(name).and(Err(Error::UnknownAction(verb.to_string()))),
+        Some(name) => manager
+            .conf(name)
+            .and(Err(Error::UnknownAction(verb.to_string()))),
     };
     match result {
         Err(e) => ui.error(&e),
@@ -274,7 +300,9 @@ fn unknown_verb(ui: &Ui, manager: &Manager, verb: &str, args: &[String]) -> i32 
 fn clap_error(ui: &Ui, e: &clap::Error) -> i32 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let arg = match e.get(ContextKind::InvalidArg) {
-        Some(ContextValue::String(s)) => s.split_whitespace().next().unwrap_or_default().to_string(),
+        Some(ContextValue::String(s)) => {
+            s.split_whitespace().next().unwrap_or_default().to_string()
+        }
         _ => String::new(),
     };
     match (ui.personality, e.kind()) {
@@ -282,11 +310,18 @@ fn clap_error(ui: &Ui, e: &clap::Error) -> i32 {
             eprintln!("Unknown option: {}", arg.trim_start_matches('-'));
         }
         (Personality::NixosContainer, ErrorKind::InvalidValue | ErrorKind::WrongNumberOfValues) => {
-            eprintln!("Option {} requires an argument", arg.trim_start_matches('-'));
+            eprintln!(
+                "Option {} requires an argument",
+                arg.trim_start_matches('-')
+            );
         }
         _ => {
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
             ui.message(first, Some("see `ncsh --help`"));
         }
     }
@@ -298,7 +333,10 @@ fn report_script_error(path: &str, err: &rhai::EvalAltResult) -> i32 {
     if let Some(code) = failure.exit {
         return code;
     }
-    let (line, col) = (failure.position.line().unwrap_or(0), failure.position.position().unwrap_or(0));
+    let (line, col) = (
+        failure.position.line().unwrap_or(0),
+        failure.position.position().unwrap_or(0),
+    );
     match failure.hint {
         Some(hint) => eprintln!("{path}:{line}:{col}: {}: {hint}", failure.message),
         None => eprintln!("{path}:{line}:{col}: {}", failure.message),

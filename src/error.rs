@@ -25,7 +25,11 @@ pub enum Error {
     #[error("out of IP addresses")]
     OutOfAddresses,
     #[error("invalid address ‘{value}’ for {flag}: {reason}")]
-    InvalidAddress { flag: &'static str, value: String, reason: String },
+    InvalidAddress {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("address {address} is already used by container ‘{owner}’")]
     AddressInUse { address: String, owner: String },
     #[error("{0}")]
@@ -47,9 +51,16 @@ pub enum Error {
     #[error("failed to stop container")]
     StopFailed { name: String, detail: String },
     #[error("malformed {path}:{line}: {reason}")]
-    MalformedConf { path: PathBuf, line: usize, reason: String },
+    MalformedConf {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("{context}: {source}")]
     Sys { context: String, source: nix::Error },
 }
@@ -93,11 +104,17 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     pub fn sys(context: impl Into<String>, source: nix::Error) -> Self {
-        Error::Sys { context: context.into(), source }
+        Error::Sys {
+            context: context.into(),
+            source,
+        }
     }
 }
 

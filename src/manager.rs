@@ -3,10 +3,10 @@
 
 use std::process::Output;
 
-use crate::container::{address, name, store, Conf, CreateOptions, Created, Paths};
+use crate::container::{Conf, CreateOptions, Created, Paths, address, name, store};
 use crate::error::{Error, Result};
 use crate::host::standalone::Standalone;
-use crate::host::{enter, Driver, Status};
+use crate::host::{Driver, Status, enter};
 
 /// Which program ncsh is pretending to be (argv[0]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +14,16 @@ pub enum Personality {
     Ncsh,
     /// Invoked as `nixos-container`: its limits and messages.
     NixosContainer,
+}
+
+/// Changing containers and entering them needs root (nixos-container relies on file modes and
+/// polkit; an explicit check gives a clear message instead of a confusing one).
+fn require_root() -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::NotRoot)
+    }
 }
 
 pub struct Manager {
@@ -25,7 +35,11 @@ pub struct Manager {
 impl Manager {
     pub fn new(paths: Paths, personality: Personality) -> Manager {
         let driver = Box::new(Standalone::new(paths.clone()));
-        Manager { paths, personality, driver }
+        Manager {
+            paths,
+            personality,
+            driver,
+        }
     }
 
     pub fn driver_name(&self) -> &'static str {
@@ -46,6 +60,7 @@ impl Manager {
     }
 
     pub fn create(&self, name: &str, opts: &CreateOptions) -> Result<Created> {
+        require_root()?;
         let mut opts = opts.clone();
         if self.personality == Personality::NixosContainer {
             opts.max_name_len = Some(name::NIXOS_CONTAINER_MAX_LEN);
@@ -54,11 +69,13 @@ impl Manager {
     }
 
     pub fn start(&self, name: &str) -> Result<()> {
+        require_root()?;
         let conf = self.conf(name)?;
         self.driver.start(name, &conf)
     }
 
     pub fn stop(&self, name: &str) -> Result<()> {
+        require_root()?;
         self.conf(name)?;
         self.driver.stop(name)
     }
@@ -69,6 +86,7 @@ impl Manager {
     }
 
     pub fn terminate(&self, name: &str) -> Result<()> {
+        require_root()?;
         self.conf(name)?;
         self.driver.terminate(name)
     }
@@ -80,7 +98,9 @@ impl Manager {
 
     pub fn leader(&self, name: &str) -> Result<i32> {
         self.conf(name)?;
-        self.driver.leader(name).ok_or_else(|| Error::NotRunning(name.to_string()))
+        self.driver
+            .leader(name)
+            .ok_or_else(|| Error::NotRunning(name.to_string()))
     }
 
     /// The container's address as `show-ip` prints it: LOCAL_ADDRESS without its prefix, else
@@ -105,6 +125,7 @@ impl Manager {
     /// Kill a running container, then remove everything it owns. A missing container is fine.
     pub fn destroy(&self, name: &str) -> Result<()> {
         name::validate(name)?;
+        require_root()?;
         if !self.exists(name) {
             return Ok(());
         }
@@ -117,10 +138,17 @@ impl Manager {
     }
 
     pub fn run_attached(&self, name: &str, argv: &[String]) -> Result<i32> {
+        require_root()?;
         enter::run_attached(self.leader(name)?, argv)
     }
 
-    pub fn run_captured(&self, name: &str, argv: &[String], stdin: Option<&[u8]>) -> Result<Output> {
+    pub fn run_captured(
+        &self,
+        name: &str,
+        argv: &[String],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output> {
+        require_root()?;
         enter::run_captured(self.leader(name)?, argv, stdin)
     }
 

@@ -25,7 +25,11 @@ pub struct Container {
 
 impl Container {
     fn describe(&self) -> String {
-        let status = self.manager.status(&self.name).map(|s| s.as_str()).unwrap_or("gone");
+        let status = self
+            .manager
+            .status(&self.name)
+            .map(|s| s.as_str())
+            .unwrap_or("gone");
         let ip = self.manager.ip(&self.name).unwrap_or_default();
         format!("{} ({status}, {ip})", self.name)
     }
@@ -35,9 +39,10 @@ fn strings(array: &Array, what: &str) -> RhaiResult<Vec<String>> {
     array
         .iter()
         .map(|v| {
-            v.clone().into_immutable_string().map(|s| s.to_string()).map_err(|t| {
-                to_rhai(Error::Usage(format!("{what} must be strings, found a {t}")))
-            })
+            v.clone()
+                .into_immutable_string()
+                .map(|s| s.to_string())
+                .map_err(|t| to_rhai(Error::Usage(format!("{what} must be strings, found a {t}"))))
         })
         .collect()
 }
@@ -47,12 +52,22 @@ fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
     let mut out = CreateOptions::default();
     for (key, value) in opts {
         let text = || -> RhaiResult<String> {
-            value.clone().into_immutable_string().map(|s| s.to_string()).map_err(|t| {
-                to_rhai(Error::Usage(format!("option ‘{key}’ must be a string, found a {t}")))
-            })
+            value
+                .clone()
+                .into_immutable_string()
+                .map(|s| s.to_string())
+                .map_err(|t| {
+                    to_rhai(Error::Usage(format!(
+                        "option ‘{key}’ must be a string, found a {t}"
+                    )))
+                })
         };
         let flag = || -> RhaiResult<bool> {
-            value.as_bool().map_err(|t| to_rhai(Error::Usage(format!("option ‘{key}’ must be true or false, found a {t}"))))
+            value.as_bool().map_err(|t| {
+                to_rhai(Error::Usage(format!(
+                    "option ‘{key}’ must be true or false, found a {t}"
+                )))
+            })
         };
         match key.as_str() {
             "host_address" => out.host_address = Some(text()?),
@@ -84,9 +99,18 @@ fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
 
 fn output_map(out: std::process::Output) -> Map {
     let mut map = Map::new();
-    map.insert("status".into(), (crate::host::enter::exit_code(out.status) as i64).into());
-    map.insert("stdout".into(), String::from_utf8_lossy(&out.stdout).into_owned().into());
-    map.insert("stderr".into(), String::from_utf8_lossy(&out.stderr).into_owned().into());
+    map.insert(
+        "status".into(),
+        (crate::host::enter::exit_code(out.status) as i64).into(),
+    );
+    map.insert(
+        "stdout".into(),
+        String::from_utf8_lossy(&out.stdout).into_owned().into(),
+    );
+    map.insert(
+        "stderr".into(),
+        String::from_utf8_lossy(&out.stderr).into_owned().into(),
+    );
     map
 }
 
@@ -97,22 +121,42 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     let m = manager.clone();
     engine.register_fn("create", move |name: &str| -> RhaiResult<Container> {
         let created = m.create(name, &CreateOptions::default()).map_err(to_rhai)?;
-        Ok(Container { name: created.name, manager: m.clone() })
+        Ok(Container {
+            name: created.name,
+            manager: m.clone(),
+        })
     });
     let m = manager.clone();
-    engine.register_fn("create", move |name: &str, opts: Map| -> RhaiResult<Container> {
-        let created = m.create(name, &create_options(&opts)?).map_err(to_rhai)?;
-        Ok(Container { name: created.name, manager: m.clone() })
-    });
+    engine.register_fn(
+        "create",
+        move |name: &str, opts: Map| -> RhaiResult<Container> {
+            let created = m.create(name, &create_options(&opts)?).map_err(to_rhai)?;
+            Ok(Container {
+                name: created.name,
+                manager: m.clone(),
+            })
+        },
+    );
     let m = manager.clone();
     engine.register_fn("container", move |name: &str| -> RhaiResult<Container> {
         m.conf(name).map_err(to_rhai)?;
-        Ok(Container { name: name.to_string(), manager: m.clone() })
+        Ok(Container {
+            name: name.to_string(),
+            manager: m.clone(),
+        })
     });
     let m = manager.clone();
     engine.register_fn("containers", move || -> RhaiResult<Array> {
         let names = m.list().map_err(to_rhai)?;
-        Ok(names.into_iter().map(|name| Dynamic::from(Container { name, manager: m.clone() })).collect())
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                Dynamic::from(Container {
+                    name,
+                    manager: m.clone(),
+                })
+            })
+            .collect())
     });
     let m = manager.clone();
     engine.register_fn("exists", move |name: &str| m.exists(name));
@@ -121,7 +165,9 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
 
     // The container name argument of a verb, checked as nixos-container checks it.
     engine.register_fn("name_arg", |args: Array| -> RhaiResult<String> {
-        let name = args.first().and_then(|v| v.clone().into_immutable_string().ok());
+        let name = args
+            .first()
+            .and_then(|v| v.clone().into_immutable_string().ok());
         match name {
             Some(n) if !n.is_empty() && n.as_str() != "0" => {
                 crate::container::name::validate(&n).map_err(to_rhai)?;
@@ -131,7 +177,9 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         }
     });
     engine.register_fn("eprint", |s: &str| eprintln!("{s}"));
-    engine.register_fn("exit", |code: i64| -> RhaiResult<()> { Err(exit_request(code)) });
+    engine.register_fn("exit", |code: i64| -> RhaiResult<()> {
+        Err(exit_request(code))
+    });
     engine.register_fn("exit", || -> RhaiResult<()> { Err(exit_request(0)) });
     engine.register_fn("sleep", |seconds: f64| {
         std::thread::sleep(std::time::Duration::from_secs_f64(seconds.max(0.0)));
@@ -145,41 +193,81 @@ fn register_container_type(engine: &mut Engine) {
     engine
         .register_type_with_name::<Container>("Container")
         .register_get("name", |c: &mut Container| c.name.clone())
-        .register_get("ip", |c: &mut Container| -> RhaiResult<String> { c.manager.ip(&c.name).map_err(to_rhai) })
+        .register_get("ip", |c: &mut Container| -> RhaiResult<String> {
+            c.manager.ip(&c.name).map_err(to_rhai)
+        })
         .register_get("host_ip", |c: &mut Container| -> RhaiResult<Dynamic> {
-            Ok(c.manager.host_ip(&c.name).map_err(to_rhai)?.map_or(Dynamic::UNIT, Dynamic::from))
+            Ok(c.manager
+                .host_ip(&c.name)
+                .map_err(to_rhai)?
+                .map_or(Dynamic::UNIT, Dynamic::from))
         })
         .register_get("status", |c: &mut Container| -> RhaiResult<String> {
-            Ok(c.manager.status(&c.name).map_err(to_rhai)?.as_str().to_string())
+            Ok(c.manager
+                .status(&c.name)
+                .map_err(to_rhai)?
+                .as_str()
+                .to_string())
         })
         .register_get("leader", |c: &mut Container| -> RhaiResult<Dynamic> {
             c.manager.conf(&c.name).map_err(to_rhai)?;
-            Ok(c.manager.leader(&c.name).map_or(Dynamic::UNIT, |p| Dynamic::from(p as i64)))
+            Ok(c.manager
+                .leader(&c.name)
+                .map_or(Dynamic::UNIT, |p| Dynamic::from(p as i64)))
         })
         .register_get("host_key", |c: &mut Container| -> RhaiResult<Dynamic> {
-            Ok(c.manager.host_key(&c.name).map_err(to_rhai)?.map_or(Dynamic::UNIT, Dynamic::from))
+            Ok(c.manager
+                .host_key(&c.name)
+                .map_err(to_rhai)?
+                .map_or(Dynamic::UNIT, Dynamic::from))
         })
-        .register_fn("start", |c: &mut Container| c.manager.start(&c.name).map_err(to_rhai))
-        .register_fn("stop", |c: &mut Container| c.manager.stop(&c.name).map_err(to_rhai))
-        .register_fn("restart", |c: &mut Container| c.manager.restart(&c.name).map_err(to_rhai))
-        .register_fn("terminate", |c: &mut Container| c.manager.terminate(&c.name).map_err(to_rhai))
-        .register_fn("destroy", |c: &mut Container| c.manager.destroy(&c.name).map_err(to_rhai))
+        .register_fn("start", |c: &mut Container| {
+            c.manager.start(&c.name).map_err(to_rhai)
+        })
+        .register_fn("stop", |c: &mut Container| {
+            c.manager.stop(&c.name).map_err(to_rhai)
+        })
+        .register_fn("restart", |c: &mut Container| {
+            c.manager.restart(&c.name).map_err(to_rhai)
+        })
+        .register_fn("terminate", |c: &mut Container| {
+            c.manager.terminate(&c.name).map_err(to_rhai)
+        })
+        .register_fn("destroy", |c: &mut Container| {
+            c.manager.destroy(&c.name).map_err(to_rhai)
+        })
         .register_fn("run", |c: &mut Container, argv: Array| -> RhaiResult<Map> {
             let argv = strings(&argv, "command arguments")?;
-            Ok(output_map(c.manager.run_captured(&c.name, &argv, None).map_err(to_rhai)?))
+            Ok(output_map(
+                c.manager
+                    .run_captured(&c.name, &argv, None)
+                    .map_err(to_rhai)?,
+            ))
         })
-        .register_fn("run", |c: &mut Container, argv: Array, stdin: ImmutableString| -> RhaiResult<Map> {
-            let argv = strings(&argv, "command arguments")?;
-            Ok(output_map(c.manager.run_captured(&c.name, &argv, Some(stdin.as_bytes())).map_err(to_rhai)?))
-        })
-        .register_fn("attach", |c: &mut Container, argv: Array| -> RhaiResult<i64> {
-            let argv = strings(&argv, "command arguments")?;
-            Ok(c.manager.run_attached(&c.name, &argv).map_err(to_rhai)? as i64)
-        })
+        .register_fn(
+            "run",
+            |c: &mut Container, argv: Array, stdin: ImmutableString| -> RhaiResult<Map> {
+                let argv = strings(&argv, "command arguments")?;
+                Ok(output_map(
+                    c.manager
+                        .run_captured(&c.name, &argv, Some(stdin.as_bytes()))
+                        .map_err(to_rhai)?,
+                ))
+            },
+        )
+        .register_fn(
+            "attach",
+            |c: &mut Container, argv: Array| -> RhaiResult<i64> {
+                let argv = strings(&argv, "command arguments")?;
+                Ok(c.manager.run_attached(&c.name, &argv).map_err(to_rhai)? as i64)
+            },
+        )
         .register_fn("root_login", |c: &mut Container| -> RhaiResult<i64> {
             let argv = ["/bin/su".to_string(), "-l".into(), "root".into()];
             Ok(c.manager.run_attached(&c.name, &argv).map_err(to_rhai)? as i64)
         })
         .register_fn("to_string", |c: &mut Container| c.describe())
-        .register_fn("to_debug", |c: &mut Container| format!("Container({})", c.describe()));
+        .register_fn("to_debug", |c: &mut Container| {
+            format!("Container({})", c.describe())
+        });
 }

@@ -13,12 +13,18 @@ fn socket_addr(host: &str, port: i64) -> Result<SocketAddr, Box<EvalAltResult>> 
     let ip: IpAddr = host
         .parse()
         .map_err(|_| to_rhai(Error::Usage(format!("‘{host}’ is not an IP address"))))?;
-    let port = u16::try_from(port).map_err(|_| to_rhai(Error::Usage(format!("{port} is not a TCP port"))))?;
+    let port = u16::try_from(port)
+        .map_err(|_| to_rhai(Error::Usage(format!("{port} is not a TCP port"))))?;
     Ok(SocketAddr::new(ip, port))
 }
 
 /// Send `request` to host:port and return everything the peer sends back until it closes.
-fn tcp_exchange(host: &str, port: i64, request: &str, timeout: Duration) -> Result<String, Box<EvalAltResult>> {
+fn tcp_exchange(
+    host: &str,
+    port: i64,
+    request: &str,
+    timeout: Duration,
+) -> Result<String, Box<EvalAltResult>> {
     let addr = socket_addr(host, port)?;
     let io = |e: std::io::Error| to_rhai(Error::io(format!("talking to {addr}"), e));
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
@@ -31,24 +37,32 @@ fn tcp_exchange(host: &str, port: i64, request: &str, timeout: Duration) -> Resu
 
 pub(super) fn register(engine: &mut Engine) {
     // Is something listening at host:port? Retries until `seconds` pass.
-    engine.register_fn("wait_tcp", |host: &str, port: i64, seconds: f64| -> Result<bool, Box<EvalAltResult>> {
-        let addr = socket_addr(host, port)?;
-        let deadline = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
-                return Ok(true);
+    engine.register_fn(
+        "wait_tcp",
+        |host: &str, port: i64, seconds: f64| -> Result<bool, Box<EvalAltResult>> {
+            let addr = socket_addr(host, port)?;
+            let deadline = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
+            loop {
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+                    return Ok(true);
+                }
+                if Instant::now() > deadline {
+                    return Ok(false);
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            if Instant::now() > deadline {
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
+        },
+    );
     engine.register_fn("tcp_request", |host: &str, port: i64, request: &str| {
         tcp_exchange(host, port, request, Duration::from_secs(5))
     });
     // A minimal HTTP/1.0 GET: the whole response, headers included.
     engine.register_fn("http_get", |host: &str, port: i64, path: &str| {
-        tcp_exchange(host, port, &format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n"), Duration::from_secs(5))
+        tcp_exchange(
+            host,
+            port,
+            &format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n"),
+            Duration::from_secs(5),
+        )
     });
 }

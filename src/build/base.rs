@@ -5,7 +5,7 @@
 //! `native-services-here.md` §6 for what each mask saves and why it is safe).
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
 use crate::error::{Context, Result};
@@ -98,7 +98,9 @@ fn link(target: &str, root: &Path, rel: &str) -> Result<()> {
     let path = root.join(rel);
     match fs::symlink_metadata(&path) {
         Ok(_) => Ok(()),
-        Err(_) => symlink(target, &path).context(|| format!("creating the link {}", path.display())),
+        Err(_) => {
+            symlink(target, &path).context(|| format!("creating the link {}", path.display()))
+        }
     }
 }
 
@@ -132,13 +134,24 @@ pub fn ensure_skeleton(root: &Path) -> Result<()> {
             write(root, file, "", 0o644)?;
         }
     }
-    write(root, CONTAINER_INIT_PATH.trim_start_matches('/'), CONTAINER_INIT, 0o755)
+    write(
+        root,
+        CONTAINER_INIT_PATH.trim_start_matches('/'),
+        CONTAINER_INIT,
+        0o755,
+    )
 }
 
 /// Write the whole base system of container `name` into `root`.
 pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
     ensure_skeleton(root)?;
-    for dir in ["etc/pam.d", "etc/systemd/system", "etc/systemd/system-generators", "etc/nixos", "home"] {
+    for dir in [
+        "etc/pam.d",
+        "etc/systemd/system",
+        "etc/systemd/system-generators",
+        "etc/nixos",
+        "home",
+    ] {
         mkdir(root, dir, 0o755)?;
     }
     let os_release = fs::read_to_string("/usr/lib/os-release")
@@ -146,7 +159,12 @@ pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
         .unwrap_or_default();
     write(root, "etc/os-release", &os_release, 0o644)?;
     write(root, "etc/hostname", &format!("{name}\n"), 0o644)?;
-    write(root, "etc/hosts", &format!("127.0.0.1 localhost\n::1 localhost\n127.0.0.2 {name}\n"), 0o644)?;
+    write(
+        root,
+        "etc/hosts",
+        &format!("127.0.0.1 localhost\n::1 localhost\n127.0.0.2 {name}\n"),
+        0o644,
+    )?;
     write(root, "etc/nsswitch.conf", NSSWITCH, 0o644)?;
     write(root, "etc/passwd", PASSWD, 0o644)?;
     write(root, "etc/group", GROUP, 0o644)?;
@@ -170,12 +188,20 @@ pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
     for unit in MASKED_UNITS {
         link("/dev/null", root, &format!("etc/systemd/system/{unit}"))?;
     }
-    link("/usr/lib/systemd/system/multi-user.target", root, "etc/systemd/system/default.target")?;
+    link(
+        "/usr/lib/systemd/system/multi-user.target",
+        root,
+        "etc/systemd/system/default.target",
+    )?;
     // Generators have nothing to do in these containers; masking them saves ~40 ms per boot.
     if let Ok(entries) = fs::read_dir("/usr/lib/systemd/system-generators") {
         for entry in entries.flatten() {
             let name = entry.file_name();
-            link("/dev/null", root, &format!("etc/systemd/system-generators/{}", name.to_string_lossy()))?;
+            link(
+                "/dev/null",
+                root,
+                &format!("etc/systemd/system-generators/{}", name.to_string_lossy()),
+            )?;
         }
     }
     Ok(())
@@ -183,13 +209,16 @@ pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
 
 /// `/etc/alternatives` holds the links that many `/usr/bin` commands go through (awk, which, vi).
 fn copy_alternatives(root: &Path) -> Result<()> {
-    let Ok(entries) = fs::read_dir("/etc/alternatives") else { return Ok(()) };
+    let Ok(entries) = fs::read_dir("/etc/alternatives") else {
+        return Ok(());
+    };
     mkdir(root, "etc/alternatives", 0o755)?;
     for entry in entries.flatten() {
         if let Ok(target) = fs::read_link(entry.path()) {
             let dest = root.join("etc/alternatives").join(entry.file_name());
             if fs::symlink_metadata(&dest).is_err() {
-                symlink(&target, &dest).context(|| format!("creating the link {}", dest.display()))?;
+                symlink(&target, &dest)
+                    .context(|| format!("creating the link {}", dest.display()))?;
             }
         }
     }

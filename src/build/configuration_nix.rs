@@ -34,7 +34,10 @@ mod tests {
             "{ config, lib, pkgs, ... }:\n\n{\n  boot.isContainer = true;\n  networking.hostName = \
              lib.mkDefault \"foo\";\n  networking.useDHCP = false;\n  services.openssh.enable = true;\n}\n"
         );
-        assert!(render("foo", Extra::Import(Path::new("/x/t.nix"))).contains("  imports = [ /x/t.nix ];\n}"));
+        assert!(
+            render("foo", Extra::Import(Path::new("/x/t.nix")))
+                .contains("  imports = [ /x/t.nix ];\n}")
+        );
         assert!(render("foo", Extra::None).ends_with("networking.useDHCP = false;\n  \n}\n"));
     }
 }

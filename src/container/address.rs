@@ -14,7 +14,12 @@ use super::conf::Conf;
 use crate::error::{Error, Result};
 
 /// The conf keys that hold addresses.
-pub const ADDRESS_KEYS: [&str; 4] = ["HOST_ADDRESS", "LOCAL_ADDRESS", "HOST_ADDRESS6", "LOCAL_ADDRESS6"];
+pub const ADDRESS_KEYS: [&str; 4] = [
+    "HOST_ADDRESS",
+    "LOCAL_ADDRESS",
+    "HOST_ADDRESS6",
+    "LOCAL_ADDRESS6",
+];
 
 /// The addresses taken by existing containers, with the owner of each.
 #[derive(Debug, Default)]
@@ -38,7 +43,9 @@ impl UsedAddresses {
     }
 
     fn add(&mut self, value: &str, owner: &str) {
-        let Ok(parsed) = parse_address(value) else { return };
+        let Ok(parsed) = parse_address(value) else {
+            return;
+        };
         self.exact.insert(parsed.addr(), owner.to_string());
         if parsed.prefix_len() < parsed.max_prefix_len() {
             self.networks.push((parsed.trunc(), owner.to_string()));
@@ -92,22 +99,33 @@ pub fn check_explicit(host: &str, local: &str, used: &UsedAddresses) -> Result<(
         reason: reason.to_string(),
     };
     if h.addr().is_ipv4() != l.addr().is_ipv4() {
-        return Err(invalid("the host and local addresses must be of the same family"));
+        return Err(invalid(
+            "the host and local addresses must be of the same family",
+        ));
     }
     if h.addr() == l.addr() {
-        return Err(invalid("the local address must differ from the host address"));
+        return Err(invalid(
+            "the local address must differ from the host address",
+        ));
     }
     for net in [h, l] {
         let addr = net.addr();
         if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
             return Err(Error::InvalidAddress {
-                flag: if net == h { "--host-address" } else { "--local-address" },
+                flag: if net == h {
+                    "--host-address"
+                } else {
+                    "--local-address"
+                },
                 value: net.to_string(),
                 reason: "not a unicast address a container can use".to_string(),
             });
         }
         if let Some(owner) = used.owner_of(addr) {
-            return Err(Error::AddressInUse { address: addr.to_string(), owner: owner.to_string() });
+            return Err(Error::AddressInUse {
+                address: addr.to_string(),
+                owner: owner.to_string(),
+            });
         }
     }
     Ok(())
@@ -130,7 +148,10 @@ mod tests {
     #[test]
     fn first_pair_when_nothing_is_used() {
         let used = UsedAddresses::default();
-        assert_eq!(used.allocate().unwrap(), ("10.233.1.1".parse().unwrap(), "10.233.1.2".parse().unwrap()));
+        assert_eq!(
+            used.allocate().unwrap(),
+            ("10.233.1.1".parse().unwrap(), "10.233.1.2".parse().unwrap())
+        );
     }
 
     #[test]
@@ -140,13 +161,22 @@ mod tests {
         let c = conf("HOST_ADDRESS=10.233.3.1/24\n");
         let d = conf("LOCAL_ADDRESS=10.233.4.0/23\n"); // covers 4 and 5
         let used = UsedAddresses::from_confs([("a", &a), ("b", &b), ("c", &c), ("d", &d)]);
-        assert_eq!(used.allocate().unwrap().0, "10.233.6.1".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(
+            used.allocate().unwrap().0,
+            "10.233.6.1".parse::<Ipv4Addr>().unwrap()
+        );
     }
 
     #[test]
     fn out_of_addresses() {
-        let confs: Vec<(String, Conf)> =
-            (1..=254).map(|n| (format!("c{n}"), conf(&format!("HOST_ADDRESS=10.233.{n}.1\n")))).collect();
+        let confs: Vec<(String, Conf)> = (1..=254)
+            .map(|n| {
+                (
+                    format!("c{n}"),
+                    conf(&format!("HOST_ADDRESS=10.233.{n}.1\n")),
+                )
+            })
+            .collect();
         let used = UsedAddresses::from_confs(confs.iter().map(|(n, c)| (n.as_str(), c)));
         assert_eq!(used.allocate().unwrap_err().kind(), "OutOfAddresses");
     }
@@ -168,7 +198,11 @@ mod tests {
             ("127.0.0.1", "10.235.9.2", "InvalidAddress"),
             ("10.235.9.1;rm", "10.235.9.2", "InvalidAddress"),
         ] {
-            assert_eq!(check_explicit(h, l, &used).unwrap_err().kind(), kind, "{h} {l}");
+            assert_eq!(
+                check_explicit(h, l, &used).unwrap_err().kind(),
+                kind,
+                "{h} {l}"
+            );
         }
     }
 

@@ -11,8 +11,14 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// The keys in the order nixos-container writes them.
-pub const CREATE_KEYS: [&str; 6] =
-    ["PRIVATE_NETWORK", "HOST_ADDRESS", "LOCAL_ADDRESS", "HOST_BRIDGE", "HOST_PORT", "AUTO_START"];
+pub const CREATE_KEYS: [&str; 6] = [
+    "PRIVATE_NETWORK",
+    "HOST_ADDRESS",
+    "LOCAL_ADDRESS",
+    "HOST_BRIDGE",
+    "HOST_PORT",
+    "AUTO_START",
+];
 
 /// An ordered list of KEY=VALUE assignments; a later assignment of a key wins, as in systemd.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,7 +33,11 @@ impl Conf {
 
     /// The value of the last assignment of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of `key`, treating an empty value as unset (as the NixOS scripts do).
@@ -55,12 +65,20 @@ impl Conf {
 
     /// Render as nixos-container writes it: `KEY=VALUE\n` per entry, values verbatim.
     pub fn render(&self) -> String {
-        self.entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+        self.entries
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect()
     }
 
     /// Parse with systemd's EnvironmentFile rules; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Conf> {
-        Parser { chars: text.chars().peekable(), line: 1, path }.run()
+        Parser {
+            chars: text.chars().peekable(),
+            line: 1,
+            path,
+        }
+        .run()
     }
 
     pub fn read(path: &Path) -> Result<Conf> {
@@ -248,7 +266,10 @@ mod tests {
 
     #[test]
     fn hash_inside_a_value_is_not_a_comment() {
-        assert_eq!(parse("FLAKE=/src#container\n").get("FLAKE"), Some("/src#container"));
+        assert_eq!(
+            parse("FLAKE=/src#container\n").get("FLAKE"),
+            Some("/src#container")
+        );
     }
 
     #[test]

@@ -16,12 +16,18 @@ pub const NIXOS_CONTAINER_MAX_LEN: usize = 11;
 /// Check a name against the rules above (not the create-time length limit).
 pub fn validate(name: &str) -> Result<()> {
     let invalid = |reason: &str| {
-        Err(Error::InvalidName { name: name.to_string(), reason: reason.to_string() })
+        Err(Error::InvalidName {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
     };
     if name.is_empty() {
         return invalid("the name is empty");
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
         let why = if bad == '_' {
             "‘_’ is not allowed (systemd rejects it in machine names); use ‘-’".to_string()
         } else {
@@ -51,7 +57,16 @@ mod tests {
 
     #[test]
     fn rejects_what_systemd_rejects() {
-        for n in ["", "a_b", "a.b", "a b", "-foo", "föö", "a/b", &"x".repeat(65)] {
+        for n in [
+            "",
+            "a_b",
+            "a.b",
+            "a b",
+            "-foo",
+            "föö",
+            "a/b",
+            &"x".repeat(65),
+        ] {
             let err = validate(n).unwrap_err();
             assert_eq!(err.kind(), "InvalidName", "{n}");
         }

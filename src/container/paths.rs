@@ -37,7 +37,11 @@ impl Paths {
 
     /// From the environment (see the module docs).
     pub fn from_env() -> Paths {
-        Self::from_vars(|k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from))
+        Self::from_vars(|k| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
     }
 
     fn from_vars(var: impl Fn(&str) -> Option<PathBuf>) -> Paths {
@@ -97,7 +101,10 @@ mod tests {
         assert_eq!(p.conf("foo"), Path::new("/etc/nixos-containers/foo.conf"));
         assert_eq!(p.root("foo"), Path::new("/var/lib/nixos-containers/foo"));
         assert_eq!(p.lock_file, Path::new("/run/lock/nixos-container"));
-        assert_eq!(p.profile("foo"), Path::new("/nix/var/nix/profiles/per-container/foo"));
+        assert_eq!(
+            p.profile("foo"),
+            Path::new("/nix/var/nix/profiles/per-container/foo")
+        );
     }
 
     #[test]

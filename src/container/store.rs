@@ -45,13 +45,25 @@ pub fn list(paths: &Paths) -> Result<Vec<String>> {
     let entries = match fs::read_dir(&paths.conf_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(format!("reading {}", paths.conf_dir.display()), e)),
+        Err(e) => {
+            return Err(Error::io(
+                format!("reading {}", paths.conf_dir.display()),
+                e,
+            ));
+        }
     };
     let mut names: Vec<String> = entries
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".conf").map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".conf")
+                .map(str::to_string)
+        })
         // podman's files in the legacy /etc/containers are not containers.
-        .filter(|n| !matches!(n.as_str(), "libpod" | "containers" | "registries") && !n.starts_with('.'))
+        .filter(|n| {
+            !matches!(n.as_str(), "libpod" | "containers" | "registries") && !n.starts_with('.')
+        })
         .collect();
     names.sort();
     Ok(names)
@@ -67,7 +79,9 @@ pub fn load(paths: &Paths, name: &str) -> Result<Conf> {
     let path = paths.conf(name);
     match fs::read_to_string(&path) {
         Ok(text) => Conf::parse(&text, &path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound(name.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::NotFound(name.to_string()))
+        }
         Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
     }
 }
@@ -85,7 +99,11 @@ fn all_confs(paths: &Paths) -> Result<Vec<(String, Conf)>> {
 
 /// A value written verbatim into the conf must not break its line format.
 fn check_conf_value(flag: &'static str, value: &str) -> Result<()> {
-    if value.is_empty() || value.chars().any(|c| c.is_whitespace() || "\"'\\#;$`".contains(c)) {
+    if value.is_empty()
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || "\"'\\#;$`".contains(c))
+    {
         return Err(Error::Usage(format!(
             "invalid value ‘{value}’ for {flag}: it must be non-empty, without spaces, quotes or shell characters"
         )));
@@ -101,7 +119,10 @@ fn check_options(opts: &CreateOptions) -> Result<()> {
     }
     if let Some(file) = &opts.config_file {
         if !file.is_file() {
-            return Err(Error::Usage(format!("--config-file {}: no such file", file.display())));
+            return Err(Error::Usage(format!(
+                "--config-file {}: no such file",
+                file.display()
+            )));
         }
     }
     if opts.config_file.is_some() || opts.config.as_deref().is_some_and(|c| !c.trim().is_empty()) {
@@ -114,7 +135,9 @@ fn check_options(opts: &CreateOptions) -> Result<()> {
     if let Some(bridge) = &opts.bridge {
         check_conf_value("--bridge", bridge)?;
         if bridge.len() > 15 || bridge.contains('/') || bridge.contains(':') {
-            return Err(Error::Usage(format!("invalid value ‘{bridge}’ for --bridge: not an interface name")));
+            return Err(Error::Usage(format!(
+                "invalid value ‘{bridge}’ for --bridge: not an interface name"
+            )));
         }
     }
     if let Some(port) = &opts.port {
@@ -128,11 +151,23 @@ fn check_options(opts: &CreateOptions) -> Result<()> {
 
 /// nspawn's `--port` syntax: `[tcp|udp:]HOST[:CONTAINER]`.
 fn check_port(item: &str) -> Result<()> {
-    let bad = || Error::Usage(format!("invalid --port item ‘{item}’: expected [tcp|udp:]HOSTPORT[:CONTAINERPORT]"));
-    let rest = item.strip_prefix("tcp:").or_else(|| item.strip_prefix("udp:")).unwrap_or(item);
+    let bad = || {
+        Error::Usage(format!(
+            "invalid --port item ‘{item}’: expected [tcp|udp:]HOSTPORT[:CONTAINERPORT]"
+        ))
+    };
+    let rest = item
+        .strip_prefix("tcp:")
+        .or_else(|| item.strip_prefix("udp:"))
+        .unwrap_or(item);
     let mut parts = rest.split(':');
     let ports: Vec<&str> = parts.by_ref().take(2).collect();
-    if parts.next().is_some() || ports.is_empty() || ports.iter().any(|p| p.parse::<u16>().map_or(true, |n| n == 0)) {
+    if parts.next().is_some()
+        || ports.is_empty()
+        || ports
+            .iter()
+            .any(|p| p.parse::<u16>().map_or(true, |n| n == 0))
+    {
         return Err(bad());
     }
     Ok(())
@@ -152,13 +187,21 @@ pub(crate) fn remove_path(path: &Path) -> Result<()> {
 /// Write `contents` to `path` atomically (a temporary file in the same directory, then rename).
 pub(crate) fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut file = fs::File::create(&tmp).context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(contents.as_bytes()).context(|| format!("writing {}", tmp.display()))?;
-        file.set_permissions(fs::Permissions::from_mode(mode)).context(|| format!("chmod {}", tmp.display()))?;
-        file.sync_all().context(|| format!("syncing {}", tmp.display()))?;
-        fs::rename(&tmp, path).context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        file.write_all(contents.as_bytes())
+            .context(|| format!("writing {}", tmp.display()))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .context(|| format!("chmod {}", tmp.display()))?;
+        file.sync_all()
+            .context(|| format!("syncing {}", tmp.display()))?;
+        fs::rename(&tmp, path)
+            .context(|| format!("renaming {} to {}", tmp.display(), path.display()))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -169,7 +212,8 @@ pub(crate) fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<()>
 fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
     if !dir.is_dir() {
         fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode)).context(|| format!("chmod {}", dir.display()))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+            .context(|| format!("chmod {}", dir.display()))?;
     }
     Ok(())
 }
@@ -209,7 +253,11 @@ pub fn create(paths: &Paths, requested: &str, opts: &CreateOptions) -> Result<Cr
             let (h, l) = used.allocate()?;
             (h.to_string(), l.to_string())
         }
-        _ => return Err(Error::Usage("With --host-address set, --local-address is required as well!".into())),
+        _ => {
+            return Err(Error::Usage(
+                "With --host-address set, --local-address is required as well!".into(),
+            ));
+        }
     };
 
     let mut conf = Conf::new();
@@ -224,11 +272,14 @@ pub fn create(paths: &Paths, requested: &str, opts: &CreateOptions) -> Result<Cr
     let fresh_root = !root.exists();
     let build = || -> Result<()> {
         if fresh_root {
-            let tmp = paths.state_dir.join(format!(".{name}.creating-{}", std::process::id()));
+            let tmp = paths
+                .state_dir
+                .join(format!(".{name}.creating-{}", std::process::id()));
             let made = (|| {
                 base::write_base_system(&tmp, &name)?;
                 write_configuration(&tmp, &name)?;
-                fs::rename(&tmp, &root).context(|| format!("renaming {} to {}", tmp.display(), root.display()))
+                fs::rename(&tmp, &root)
+                    .context(|| format!("renaming {} to {}", tmp.display(), root.display()))
             })();
             if made.is_err() {
                 let _ = remove_path(&tmp);
@@ -247,13 +298,20 @@ pub fn create(paths: &Paths, requested: &str, opts: &CreateOptions) -> Result<Cr
         }
         return Err(e);
     }
-    Ok(Created { name, host_address, local_address })
+    Ok(Created {
+        name,
+        host_address,
+        local_address,
+    })
 }
 
 fn write_configuration(root: &Path, name: &str) -> Result<()> {
     let path = root.join("etc/nixos/configuration.nix");
-    fs::write(&path, configuration_nix::render(name, configuration_nix::Extra::None))
-        .context(|| format!("writing {}", path.display()))
+    fs::write(
+        &path,
+        configuration_nix::render(name, configuration_nix::Extra::None),
+    )
+    .context(|| format!("writing {}", path.display()))
 }
 
 /// Refuse to destroy a declarative container (its conf is not writable, e.g. in the Nix store).
@@ -272,7 +330,12 @@ pub fn check_destroyable(paths: &Paths, name: &str) -> Result<()> {
 pub fn remove_files(paths: &Paths, name: &str) -> Result<()> {
     let root = paths.root(name);
     unmount_below(&root)?;
-    for path in [paths.profile(name), paths.gcroots(name), root, paths.runtime(name)] {
+    for path in [
+        paths.profile(name),
+        paths.gcroots(name),
+        root,
+        paths.runtime(name),
+    ] {
         remove_path(&path)?;
     }
     remove_path(&paths.conf(name))
@@ -280,7 +343,9 @@ pub fn remove_files(paths: &Paths, name: &str) -> Result<()> {
 
 /// Lazily unmount every mount point at or below `dir` (deepest first).
 fn unmount_below(dir: &Path) -> Result<()> {
-    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else { return Ok(()) };
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Ok(());
+    };
     let mut points: Vec<PathBuf> = mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
@@ -315,8 +380,18 @@ mod tests {
             text,
             "PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=0\n"
         );
-        assert!(paths.root("foo").join("etc/nixos/configuration.nix").is_file());
-        assert_eq!(create(&paths, "bar", &CreateOptions::default()).unwrap().local_address, "10.233.2.2");
+        assert!(
+            paths
+                .root("foo")
+                .join("etc/nixos/configuration.nix")
+                .is_file()
+        );
+        assert_eq!(
+            create(&paths, "bar", &CreateOptions::default())
+                .unwrap()
+                .local_address,
+            "10.233.2.2"
+        );
         assert_eq!(list(&paths).unwrap(), ["bar", "foo"]);
     }
 
@@ -328,15 +403,62 @@ mod tests {
         let bad = [
             ("foo", CreateOptions::default(), "AlreadyExists"),
             ("a_b", CreateOptions::default(), "InvalidName"),
-            ("x", CreateOptions { config: Some("a = 1;".into()), ..Default::default() }, "Unsupported"),
-            ("x", CreateOptions { host_address: Some("10.233.1.1".into()), local_address: Some("10.233.9.2".into()), ..Default::default() }, "AddressInUse"),
-            ("x", CreateOptions { host_address: Some("10.0.0.1".into()), ..Default::default() }, "Usage"),
-            ("x", CreateOptions { port: Some("80;rm".into()), ..Default::default() }, "Usage"),
-            ("x", CreateOptions { port: Some("tcp:99999".into()), ..Default::default() }, "Usage"),
-            ("abcdefghijkl", CreateOptions { max_name_len: Some(11), ..Default::default() }, "InvalidName"),
+            (
+                "x",
+                CreateOptions {
+                    config: Some("a = 1;".into()),
+                    ..Default::default()
+                },
+                "Unsupported",
+            ),
+            (
+                "x",
+                CreateOptions {
+                    host_address: Some("10.233.1.1".into()),
+                    local_address: Some("10.233.9.2".into()),
+                    ..Default::default()
+                },
+                "AddressInUse",
+            ),
+            (
+                "x",
+                CreateOptions {
+                    host_address: Some("10.0.0.1".into()),
+                    ..Default::default()
+                },
+                "Usage",
+            ),
+            (
+                "x",
+                CreateOptions {
+                    port: Some("80;rm".into()),
+                    ..Default::default()
+                },
+                "Usage",
+            ),
+            (
+                "x",
+                CreateOptions {
+                    port: Some("tcp:99999".into()),
+                    ..Default::default()
+                },
+                "Usage",
+            ),
+            (
+                "abcdefghijkl",
+                CreateOptions {
+                    max_name_len: Some(11),
+                    ..Default::default()
+                },
+                "InvalidName",
+            ),
         ];
         for (name, opts, kind) in bad {
-            assert_eq!(create(&paths, name, &opts).unwrap_err().kind(), kind, "{name}");
+            assert_eq!(
+                create(&paths, name, &opts).unwrap_err().kind(),
+                kind,
+                "{name}"
+            );
         }
         assert_eq!(snapshot(dir.path()), before);
     }
@@ -344,7 +466,10 @@ mod tests {
     #[test]
     fn ensure_unique_name_counts_from_zero() {
         let (_dir, paths) = paths();
-        let unique = CreateOptions { ensure_unique_name: true, ..Default::default() };
+        let unique = CreateOptions {
+            ensure_unique_name: true,
+            ..Default::default()
+        };
         assert_eq!(create(&paths, "web", &unique).unwrap().name, "web");
         assert_eq!(create(&paths, "web", &unique).unwrap().name, "web-0");
         assert_eq!(create(&paths, "web", &unique).unwrap().name, "web-1");
@@ -353,7 +478,14 @@ mod tests {
     #[test]
     fn ports_follow_nspawn_syntax() {
         for ok in ["80", "8080:80", "tcp:8080:80", "udp:53", "80,tcp:443:8443"] {
-            assert!(check_options(&CreateOptions { port: Some(ok.into()), ..Default::default() }).is_ok(), "{ok}");
+            assert!(
+                check_options(&CreateOptions {
+                    port: Some(ok.into()),
+                    ..Default::default()
+                })
+                .is_ok(),
+                "{ok}"
+            );
         }
     }
 
@@ -363,7 +495,12 @@ mod tests {
         create(&paths, "foo", &CreateOptions::default()).unwrap();
         remove_files(&paths, "foo").unwrap();
         assert!(!paths.conf("foo").exists() && !paths.root("foo").exists());
-        assert_eq!(create(&paths, "bar", &CreateOptions::default()).unwrap().host_address, "10.233.1.1");
+        assert_eq!(
+            create(&paths, "bar", &CreateOptions::default())
+                .unwrap()
+                .host_address,
+            "10.233.1.1"
+        );
     }
 
     fn snapshot(dir: &Path) -> Vec<PathBuf> {

@@ -37,7 +37,9 @@ pub struct Failure {
 pub fn describe(err: &EvalAltResult) -> Failure {
     let mut position = err.position();
     let mut inner = err;
-    while let EvalAltResult::ErrorInFunctionCall(_, _, e, _) | EvalAltResult::ErrorInModule(_, e, _) = inner {
+    while let EvalAltResult::ErrorInFunctionCall(_, _, e, _)
+    | EvalAltResult::ErrorInModule(_, e, _) = inner
+    {
         inner = e;
         if position.is_none() {
             position = inner.position();
@@ -46,21 +48,43 @@ pub fn describe(err: &EvalAltResult) -> Failure {
     if position.is_none() {
         position = inner.position();
     }
-    let mut failure = Failure { exit: None, message: String::new(), hint: None, position, from_ncsh: false };
+    let mut failure = Failure {
+        exit: None,
+        message: String::new(),
+        hint: None,
+        position,
+        from_ncsh: false,
+    };
     match inner {
         EvalAltResult::ErrorTerminated(value, _) => {
-            let code = value.clone().try_cast::<Map>().and_then(|m| m.get("exit")?.as_int().ok());
+            let code = value
+                .clone()
+                .try_cast::<Map>()
+                .and_then(|m| m.get("exit")?.as_int().ok());
             failure.exit = Some(code.map_or(1, |c| c.clamp(0, 255) as i32));
         }
         EvalAltResult::ErrorRuntime(value, _) => match value.clone().try_cast::<Map>() {
             Some(map) if map.contains_key("kind") && map.contains_key("message") => {
-                failure.message = map.get("message").map(|m| m.to_string()).unwrap_or_default();
-                failure.hint = map.get("hint").filter(|h| !h.is_unit()).map(|h| h.to_string());
+                failure.message = map
+                    .get("message")
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                failure.hint = map
+                    .get("hint")
+                    .filter(|h| !h.is_unit())
+                    .map(|h| h.to_string());
                 failure.from_ncsh = true;
             }
             _ => failure.message = value.to_string(),
         },
-        other => failure.message = other.to_string().split(" (line ").next().unwrap_or_default().to_string(),
+        other => {
+            failure.message = other
+                .to_string()
+                .split(" (line ")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        }
     }
     failure
 }

@@ -6,7 +6,7 @@ pub mod error;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use rhai::{Array, Dynamic, Engine, Map, Scope, AST};
+use rhai::{AST, Array, Dynamic, Engine, Map, Scope};
 
 use crate::manager::Manager;
 
@@ -17,14 +17,23 @@ pub const BUILTIN_VERBS: &[(&str, &str)] = &[
     ("list", include_str!("../../stdlib/verbs/list.rhai")),
     ("login", include_str!("../../stdlib/verbs/login.rhai")),
     ("restart", include_str!("../../stdlib/verbs/restart.rhai")),
-    ("root-login", include_str!("../../stdlib/verbs/root-login.rhai")),
+    (
+        "root-login",
+        include_str!("../../stdlib/verbs/root-login.rhai"),
+    ),
     ("run", include_str!("../../stdlib/verbs/run.rhai")),
-    ("show-host-key", include_str!("../../stdlib/verbs/show-host-key.rhai")),
+    (
+        "show-host-key",
+        include_str!("../../stdlib/verbs/show-host-key.rhai"),
+    ),
     ("show-ip", include_str!("../../stdlib/verbs/show-ip.rhai")),
     ("start", include_str!("../../stdlib/verbs/start.rhai")),
     ("status", include_str!("../../stdlib/verbs/status.rhai")),
     ("stop", include_str!("../../stdlib/verbs/stop.rhai")),
-    ("terminate", include_str!("../../stdlib/verbs/terminate.rhai")),
+    (
+        "terminate",
+        include_str!("../../stdlib/verbs/terminate.rhai"),
+    ),
 ];
 
 /// A verb's source and where it came from.
@@ -39,7 +48,9 @@ pub struct Verb {
 /// else `$XDG_CONFIG_HOME/ncsh/verbs` (or `~/.config/ncsh/verbs`) and `/etc/ncsh/verbs`.
 pub fn verb_dirs() -> Vec<PathBuf> {
     if let Some(list) = std::env::var_os("NCSH_VERBS_PATH") {
-        return std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).collect();
+        return std::env::split_paths(&list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
     }
     let mut dirs = Vec::new();
     let config = std::env::var_os("XDG_CONFIG_HOME")
@@ -60,13 +71,21 @@ pub fn find_verb(name: &str) -> Option<Verb> {
     for dir in verb_dirs() {
         let path = dir.join(format!("{name}.rhai"));
         if let Ok(source) = std::fs::read_to_string(&path) {
-            return Some(Verb { name: name.to_string(), source, path: Some(path) });
+            return Some(Verb {
+                name: name.to_string(),
+                source,
+                path: Some(path),
+            });
         }
     }
     BUILTIN_VERBS
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(n, s)| Verb { name: n.to_string(), source: s.to_string(), path: None })
+        .map(|(n, s)| Verb {
+            name: n.to_string(),
+            source: s.to_string(),
+            path: None,
+        })
 }
 
 /// Every verb name, builtin or found in a verb directory, sorted.
@@ -75,7 +94,10 @@ pub fn all_verbs() -> Vec<String> {
     for dir in verb_dirs() {
         if let Ok(entries) = std::fs::read_dir(dir) {
             names.extend(entries.flatten().filter_map(|e| {
-                e.file_name().to_str()?.strip_suffix(".rhai").map(str::to_string)
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".rhai")
+                    .map(str::to_string)
             }));
         }
     }
@@ -122,7 +144,9 @@ pub fn run_source(
     args: Vec<String>,
     opts: Map,
 ) -> Result<(), Box<rhai::EvalAltResult>> {
-    let ast: AST = engine.compile(strip_shebang(source)).map_err(Box::<rhai::EvalAltResult>::from)?;
+    let ast: AST = engine
+        .compile(strip_shebang(source))
+        .map_err(Box::<rhai::EvalAltResult>::from)?;
     let mut scope = Scope::new();
     let args: Array = args.into_iter().map(Dynamic::from).collect();
     scope.push("args", args);

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::error::{Context, Result};
@@ -26,9 +26,15 @@ impl Cgroups {
         let hierarchies: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
             vec![root.to_path_buf()]
         } else {
-            ["systemd", "unified"].iter().map(|h| root.join(h)).filter(|p| p.join("cgroup.procs").exists()).collect()
+            ["systemd", "unified"]
+                .iter()
+                .map(|h| root.join(h))
+                .filter(|p| p.join("cgroup.procs").exists())
+                .collect()
         };
-        Cgroups { dirs: hierarchies.into_iter().map(|h| h.join(&leaf)).collect() }
+        Cgroups {
+            dirs: hierarchies.into_iter().map(|h| h.join(&leaf)).collect(),
+        }
     }
 
     pub fn create(&self) -> Result<()> {
@@ -42,7 +48,8 @@ impl Cgroups {
     pub fn join(&self, pid: u32) -> Result<()> {
         for dir in &self.dirs {
             let procs = dir.join("cgroup.procs");
-            fs::write(&procs, pid.to_string()).context(|| format!("writing {}", procs.display()))?;
+            fs::write(&procs, pid.to_string())
+                .context(|| format!("writing {}", procs.display()))?;
         }
         Ok(())
     }
@@ -71,7 +78,11 @@ impl Cgroups {
     pub fn kill_and_remove(&self, spare: Option<u32>, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            let left: Vec<i32> = self.processes().into_iter().filter(|p| Some(*p as u32) != spare).collect();
+            let left: Vec<i32> = self
+                .processes()
+                .into_iter()
+                .filter(|p| Some(*p as u32) != spare)
+                .collect();
             if left.is_empty() {
                 break;
             }
@@ -106,7 +117,9 @@ fn subtree(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else { continue };
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
         out.push(d);
         for e in entries.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {

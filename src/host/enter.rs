@@ -8,9 +8,9 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use nix::sched::{setns, CloneFlags};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::{fork, ForkResult};
+use nix::sched::{CloneFlags, setns};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, fork};
 
 use super::nspawn::CONTAINER_PATH;
 use crate::error::{Context, Error, Result};
@@ -93,7 +93,10 @@ pub fn command(leader: i32, argv: &[String]) -> Result<Command> {
 /// The exit code of a finished command (128+N for a signal, as shells report it).
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(255)
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(255)
 }
 
 fn spawn_error(program: &str, e: std::io::Error) -> Error {
@@ -115,7 +118,11 @@ pub fn run_attached(leader: i32, argv: &[String]) -> Result<i32> {
 pub fn run_captured(leader: i32, argv: &[String], stdin: Option<&[u8]>) -> Result<Output> {
     let mut cmd = command(leader, argv)?;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     let mut child = cmd.spawn().map_err(|e| spawn_error(&argv[0], e))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let input = input.to_vec();
@@ -124,5 +131,7 @@ pub fn run_captured(leader: i32, argv: &[String], stdin: Option<&[u8]>) -> Resul
             let _ = pipe.write_all(&input);
         });
     }
-    child.wait_with_output().map_err(|e| spawn_error(&argv[0], e))
+    child
+        .wait_with_output()
+        .map_err(|e| spawn_error(&argv[0], e))
 }

@@ -16,7 +16,10 @@ pub fn ip_binary() -> Result<&'static str> {
     [IP, IP_FALLBACK]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
-        .ok_or(Error::MissingTool { tool: "ip".into(), package: "iproute2" })
+        .ok_or(Error::MissingTool {
+            tool: "ip".into(),
+            package: "iproute2",
+        })
 }
 
 pub fn host_link(name: &str) -> String {
@@ -64,7 +67,10 @@ pub fn configure_host_side(name: &str, conf: &Conf, timeout: Duration) -> Result
     let deadline = Instant::now() + timeout;
     while !link_exists(name) {
         if Instant::now() > deadline {
-            return Err(Error::Usage(format!("the host link {} did not appear", host_link(name))));
+            return Err(Error::Usage(format!(
+                "the host link {} did not appear",
+                host_link(name)
+            )));
         }
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -35,9 +35,15 @@ pub enum Supervision {
 
 /// Does this conf give the container a veth (nixos-container's rule)?
 pub fn wants_veth(conf: &Conf) -> bool {
-    ["HOST_ADDRESS", "LOCAL_ADDRESS", "HOST_ADDRESS6", "LOCAL_ADDRESS6", "LOCAL_MAC_ADDRESS"]
-        .iter()
-        .any(|k| conf.non_empty(k).is_some())
+    [
+        "HOST_ADDRESS",
+        "LOCAL_ADDRESS",
+        "HOST_ADDRESS6",
+        "LOCAL_ADDRESS6",
+        "LOCAL_MAC_ADDRESS",
+    ]
+    .iter()
+    .any(|k| conf.non_empty(k).is_some())
 }
 
 /// The arguments after `systemd-nspawn`.
@@ -66,7 +72,10 @@ pub fn args(name: &str, root: &Path, conf: &Conf, supervision: Supervision) -> V
             push(format!("--port={port}"));
         }
     }
-    for (key, flag) in [("INTERFACES", "--network-interface"), ("MACVLANS", "--network-macvlan")] {
+    for (key, flag) in [
+        ("INTERFACES", "--network-interface"),
+        ("MACVLANS", "--network-macvlan"),
+    ] {
         for item in conf.non_empty(key).unwrap_or_default().split_whitespace() {
             push(format!("{flag}={item}"));
         }
@@ -76,7 +85,10 @@ pub fn args(name: &str, root: &Path, conf: &Conf, supervision: Supervision) -> V
     push("--bind-ro=/usr".into());
     push("--link-journal=no".into());
     for key in SETENV_KEYS {
-        push(format!("--setenv={key}={}", conf.get(key).unwrap_or_default()));
+        push(format!(
+            "--setenv={key}={}",
+            conf.get(key).unwrap_or_default()
+        ));
     }
     push(format!("--setenv=PATH={CONTAINER_PATH}"));
     push(CONTAINER_INIT_PATH.into());
@@ -97,9 +109,27 @@ mod tests {
 
     #[test]
     fn imperative_container() {
-        let c = conf("PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=0\n");
-        let a = strings(args("foo", Path::new("/var/lib/nixos-containers/foo"), &c, Supervision::Standalone));
-        assert_eq!(&a[..7], ["--keep-unit", "--register=no", "-M", "foo", "-D", "/var/lib/nixos-containers/foo", "--private-network"]);
+        let c = conf(
+            "PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=0\n",
+        );
+        let a = strings(args(
+            "foo",
+            Path::new("/var/lib/nixos-containers/foo"),
+            &c,
+            Supervision::Standalone,
+        ));
+        assert_eq!(
+            &a[..7],
+            [
+                "--keep-unit",
+                "--register=no",
+                "-M",
+                "foo",
+                "-D",
+                "/var/lib/nixos-containers/foo",
+                "--private-network"
+            ]
+        );
         assert_eq!(a[7], "--network-veth");
         assert!(a.contains(&"--notify-ready=yes".to_string()));
         assert!(a.contains(&"--kill-signal=SIGRTMIN+3".to_string()));
@@ -111,17 +141,30 @@ mod tests {
 
     #[test]
     fn bridge_ports_and_systemd_unit() {
-        let c = conf("PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\nHOST_BRIDGE=br0\nHOST_PORT=tcp:8080:80,udp:53\n");
+        let c = conf(
+            "PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\nHOST_BRIDGE=br0\nHOST_PORT=tcp:8080:80,udp:53\n",
+        );
         let a = strings(args("foo", Path::new("/r"), &c, Supervision::SystemdUnit));
         assert!(!a.contains(&"--register=no".to_string()));
         assert!(a.contains(&"--network-bridge=br0".to_string()));
         assert!(!a.contains(&"--network-veth".to_string()));
-        assert!(a.contains(&"--port=tcp:8080:80".to_string()) && a.contains(&"--port=udp:53".to_string()));
+        assert!(
+            a.contains(&"--port=tcp:8080:80".to_string())
+                && a.contains(&"--port=udp:53".to_string())
+        );
     }
 
     #[test]
     fn no_network_without_addresses() {
-        let a = strings(args("foo", Path::new("/r"), &conf("PRIVATE_NETWORK=0\n"), Supervision::Standalone));
-        assert!(!a.iter().any(|x| x.starts_with("--network") || x == "--private-network"));
+        let a = strings(args(
+            "foo",
+            Path::new("/r"),
+            &conf("PRIVATE_NETWORK=0\n"),
+            Supervision::Standalone,
+        ));
+        assert!(
+            !a.iter()
+                .any(|x| x.starts_with("--network") || x == "--private-network")
+        );
     }
 }

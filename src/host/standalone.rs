@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{self, kill, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal, kill};
 use nix::unistd::Pid;
 
 use super::cgroup::Cgroups;
@@ -33,10 +33,14 @@ use super::net;
 use super::nspawn::{self, Supervision};
 use super::{Driver, Status};
 use crate::build::base;
-use crate::container::{store, Conf, Paths};
+use crate::container::{Conf, Paths, store};
 use crate::error::{Context, Error, Result};
 
-const NSPAWN: &str = "/usr/bin/systemd-nspawn";
+/// The nspawn binary; `NCSH_NSPAWN` overrides it (tests use it to simulate a missing one).
+fn nspawn_binary() -> PathBuf {
+    std::env::var_os("NCSH_NSPAWN")
+        .map_or_else(|| PathBuf::from("/usr/bin/systemd-nspawn"), PathBuf::from)
+}
 const READY_FD_VAR: &str = "NCSH_READY_FD";
 /// How long a clean poweroff may take before the container is killed (`NCSH_STOP_TIMEOUT`).
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,7 +48,10 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn timeout_from_env(var: &str, default: Duration) -> Duration {
-    std::env::var(var).ok().and_then(|v| v.parse::<f64>().ok()).map_or(default, Duration::from_secs_f64)
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(default, Duration::from_secs_f64)
 }
 
 /// Files of one container's runtime directory.
@@ -54,7 +61,9 @@ struct Runtime {
 
 impl Runtime {
     fn new(paths: &Paths, name: &str) -> Runtime {
-        Runtime { dir: paths.runtime(name) }
+        Runtime {
+            dir: paths.runtime(name),
+        }
     }
     fn lock(&self) -> PathBuf {
         self.dir.join("supervisor.lock")
@@ -84,11 +93,17 @@ impl Runtime {
         };
         // SAFETY: F_GETLK only writes into `probe`, a valid flock struct.
         let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) };
-        (rc == 0 && probe.l_type != libc::F_UNLCK as libc::c_short).then(|| Pid::from_raw(probe.l_pid))
+        (rc == 0 && probe.l_type != libc::F_UNLCK as libc::c_short)
+            .then(|| Pid::from_raw(probe.l_pid))
     }
 
     fn read_leader(&self) -> Option<Pid> {
-        fs::read_to_string(self.leader()).ok()?.trim().parse().ok().map(Pid::from_raw)
+        fs::read_to_string(self.leader())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+            .map(Pid::from_raw)
     }
 
     /// Remove the per-run files (not the lock file, which a new supervisor reuses).
@@ -129,7 +144,10 @@ fn remove_leftovers(paths: &Paths, name: &str) -> Result<()> {
     let runtime = Runtime::new(paths, name);
     if let Some(leader) = runtime.read_leader() {
         // Only trust the recorded leader if it is still in our cgroup.
-        if Cgroups::for_container(name).processes().contains(&leader.as_raw()) {
+        if Cgroups::for_container(name)
+            .processes()
+            .contains(&leader.as_raw())
+        {
             let _ = kill(leader, Signal::SIGKILL);
         }
     }
@@ -138,8 +156,26 @@ fn remove_leftovers(paths: &Paths, name: &str) -> Result<()> {
         cgroups.kill_and_remove(None, Duration::from_secs(5))?;
     }
     net::remove_host_link(name)?;
-    store::remove_path(&Path::new("/run/systemd/nspawn/propagate").join(name))?;
+    remove_nspawn_files(paths, name)?;
     runtime.clear();
+    Ok(())
+}
+
+/// nspawn's own files for a container: on a systemd host they live on a tmpfs `/run`; here
+/// nothing would ever remove them. The propagate directory, and the image locks: `.#NAME.lck`
+/// beside the root and `locks/inode-DEV:INO` of the root directory.
+fn remove_nspawn_files(paths: &Paths, name: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let nspawn_run = Path::new("/run/systemd/nspawn");
+    store::remove_path(&nspawn_run.join("propagate").join(name))?;
+    store::remove_path(&paths.state_dir.join(format!(".#{name}.lck")))?;
+    if let Ok(meta) = fs::metadata(paths.root(name)) {
+        store::remove_path(&nspawn_run.join("locks").join(format!(
+            "inode-{}:{}",
+            meta.dev(),
+            meta.ino()
+        )))?;
+    }
     Ok(())
 }
 
@@ -153,11 +189,11 @@ impl Standalone {
     }
 
     fn preflight() -> Result<()> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err(Error::NotRoot);
-        }
-        if !Path::new(NSPAWN).exists() {
-            return Err(Error::MissingTool { tool: "systemd-nspawn".into(), package: "systemd-container" });
+        if !nspawn_binary().exists() {
+            return Err(Error::MissingTool {
+                tool: "systemd-nspawn".into(),
+                package: "systemd-container",
+            });
         }
         net::ip_binary()?;
         Ok(())
@@ -167,7 +203,10 @@ impl Standalone {
         if wait_until(timeout, || runtime.supervisor().is_none()) {
             return remove_leftovers(&self.paths, name);
         }
-        Err(Error::StopFailed { name: name.into(), detail: format!("the supervisor did not exit within {timeout:?}") })
+        Err(Error::StopFailed {
+            name: name.into(),
+            detail: format!("the supervisor did not exit within {timeout:?}"),
+        })
     }
 }
 
@@ -197,28 +236,43 @@ impl Driver for Standalone {
         let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT);
         if runtime.supervisor().is_some() {
             // Already running or starting: like `systemctl start` of an active unit, wait for it.
-            if wait_until(timeout, || self.status(name) == Status::Up || runtime.supervisor().is_none())
-                && self.status(name) == Status::Up
+            if wait_until(timeout, || {
+                self.status(name) == Status::Up || runtime.supervisor().is_none()
+            }) && self.status(name) == Status::Up
             {
                 return Ok(());
             }
-            return Err(Error::StartFailed { name: name.into(), detail: "a concurrent start did not finish".into() });
+            return Err(Error::StartFailed {
+                name: name.into(),
+                detail: "a concurrent start did not finish".into(),
+            });
         }
         remove_leftovers(&self.paths, name)?;
         base::ensure_skeleton(&self.paths.root(name))?;
-        fs::create_dir_all(&runtime.dir).context(|| format!("creating {}", runtime.dir.display()))?;
+        fs::create_dir_all(&runtime.dir)
+            .context(|| format!("creating {}", runtime.dir.display()))?;
 
         let (read_end, write_end) = nix::unistd::pipe().context(|| "creating a pipe".into())?;
         // The supervisor inherits the write end (not close-on-exec) and reports through it.
-        nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
-            .context(|| "preparing the report pipe".into())?;
+        nix::fcntl::fcntl(
+            &write_end,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .context(|| "preparing the report pipe".into())?;
         let exe = std::env::current_exe().context(|| "finding the ncsh binary".into())?;
         let mut cmd = Command::new(exe);
-        cmd.arg("__supervise").arg(name).env(READY_FD_VAR, write_end.as_raw_fd().to_string());
+        cmd.arg("__supervise")
+            .arg(name)
+            .env(READY_FD_VAR, write_end.as_raw_fd().to_string());
+        if let Some(nspawn) = std::env::var_os("NCSH_NSPAWN") {
+            cmd.env("NCSH_NSPAWN", nspawn);
+        }
         for (key, value) in self.paths.to_env() {
             cmd.env(key, value);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal.
         unsafe {
             cmd.pre_exec(|| {
@@ -236,7 +290,10 @@ impl Driver for Standalone {
             Report::Ready => Ok(()),
             Report::Failed(detail) => {
                 let _ = self.wait_for_exit(name, &runtime, Duration::from_secs(10));
-                Err(Error::StartFailed { name: name.into(), detail })
+                Err(Error::StartFailed {
+                    name: name.into(),
+                    detail,
+                })
             }
             Report::TimedOut => {
                 if let Some(pid) = runtime.supervisor() {
@@ -245,7 +302,10 @@ impl Driver for Standalone {
                 let _ = self.wait_for_exit(name, &runtime, Duration::from_secs(10));
                 Err(Error::StartFailed {
                     name: name.into(),
-                    detail: format!("not ready after {timeout:?}; last console lines:\n{}", runtime.console_tail(10)),
+                    detail: format!(
+                        "not ready after {timeout:?}; last console lines:\n{}",
+                        runtime.console_tail(10)
+                    ),
                 })
             }
         }
@@ -257,7 +317,8 @@ impl Driver for Standalone {
             return remove_leftovers(&self.paths, name);
         };
         let _ = kill(supervisor, Signal::SIGTERM);
-        let timeout = timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT) + Duration::from_secs(10);
+        let timeout =
+            timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT) + Duration::from_secs(10);
         self.wait_for_exit(name, &runtime, timeout)
     }
 
@@ -292,7 +353,11 @@ fn read_report(read_end: OwnedFd, timeout: Duration) -> Report {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let ms = remaining.as_millis().min(i32::MAX as u128) as i32;
         let fd = reader.get_ref().as_raw_fd();
-        let mut pfd = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+        let mut pfd = [libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
         // SAFETY: one valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(pfd.as_mut_ptr(), 1, ms) };
         if n == 0 {
@@ -306,7 +371,9 @@ fn read_report(read_end: OwnedFd, timeout: Duration) -> Report {
         }
         let mut line = String::new();
         match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return Report::Failed("the supervisor exited without a report".into()),
+            Ok(0) | Err(_) => {
+                return Report::Failed("the supervisor exited without a report".into());
+            }
             Ok(_) => {}
         }
         match line.chars().next() {
@@ -391,7 +458,8 @@ impl Supervisor {
     fn new(paths: Paths, name: &str) -> Result<Supervisor> {
         let conf = store::load(&paths, name)?;
         let runtime = Runtime::new(&paths, name);
-        fs::create_dir_all(&runtime.dir).context(|| format!("creating {}", runtime.dir.display()))?;
+        fs::create_dir_all(&runtime.dir)
+            .context(|| format!("creating {}", runtime.dir.display()))?;
         let lock = OpenOptions::new()
             .read(true)
             .write(true)
@@ -408,19 +476,39 @@ impl Supervisor {
         };
         // SAFETY: F_SETLK reads a valid flock struct.
         if unsafe { libc::fcntl(lock.as_raw_fd(), libc::F_SETLK, &mut hold) } != 0 {
-            return Err(Error::Usage(format!("container ‘{name}’ is already being supervised")));
+            return Err(Error::Usage(format!(
+                "container ‘{name}’ is already being supervised"
+            )));
         }
         runtime.clear();
         let cgroups = Cgroups::for_container(name);
-        Ok(Supervisor { name: name.to_string(), paths, runtime, conf, cgroups, _lock: lock })
+        Ok(Supervisor {
+            name: name.to_string(),
+            paths,
+            runtime,
+            conf,
+            cgroups,
+            _lock: lock,
+        })
     }
 
     fn install_signal_handlers() -> Result<()> {
         // No SA_RESTART: a signal interrupts the blocking receive below.
-        let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
-        for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGCHLD] {
+        let action = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        for sig in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+            Signal::SIGCHLD,
+        ] {
             // SAFETY: the handler only stores to atomics.
-            unsafe { signal::sigaction(sig, &action) }.context(|| format!("installing a {sig} handler"))?;
+            unsafe { signal::sigaction(sig, &action) }
+                .context(|| format!("installing a {sig} handler"))?;
         }
         Ok(())
     }
@@ -429,18 +517,28 @@ impl Supervisor {
         Self::install_signal_handlers()?;
         self.cgroups.create()?;
         self.cgroups.join(std::process::id())?;
-        let socket = UnixDatagram::bind(self.runtime.notify()).context(|| "binding the notify socket".into())?;
-        socket.set_read_timeout(Some(Duration::from_millis(100))).context(|| "notify socket".into())?;
-        let console = File::create(self.runtime.console()).context(|| "creating console.log".into())?;
+        let socket = UnixDatagram::bind(self.runtime.notify())
+            .context(|| "binding the notify socket".into())?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .context(|| "notify socket".into())?;
+        let console =
+            File::create(self.runtime.console()).context(|| "creating console.log".into())?;
         let console_err = console.try_clone().context(|| "console.log".into())?;
 
-        let mut cmd = Command::new(NSPAWN);
-        cmd.args(nspawn::args(&self.name, &self.paths.root(&self.name), &self.conf, Supervision::Standalone))
-            .env("NOTIFY_SOCKET", self.runtime.notify())
-            .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
-            .stdin(Stdio::null())
-            .stdout(console)
-            .stderr(console_err);
+        let nspawn = nspawn_binary();
+        let mut cmd = Command::new(&nspawn);
+        cmd.args(nspawn::args(
+            &self.name,
+            &self.paths.root(&self.name),
+            &self.conf,
+            Supervision::Standalone,
+        ))
+        .env("NOTIFY_SOCKET", self.runtime.notify())
+        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+        .stdin(Stdio::null())
+        .stdout(console)
+        .stderr(console_err);
         // SAFETY: prctl is async-signal-safe. If the supervisor dies, nspawn gets SIGTERM and
         // powers the container off cleanly instead of running unsupervised.
         unsafe {
@@ -451,7 +549,9 @@ impl Supervisor {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().context(|| format!("running {NSPAWN}"))?;
+        let mut child = cmd
+            .spawn()
+            .context(|| format!("running {}", nspawn.display()))?;
         let nspawn_pid = Pid::from_raw(child.id() as i32);
 
         let stop_timeout = timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT);
@@ -487,7 +587,9 @@ impl Supervisor {
                     if pid > 0 {
                         leader = Some(Pid::from_raw(pid));
                         let _ = fs::write(self.runtime.leader(), pid.to_string());
-                        if let Err(e) = net::configure_host_side(&self.name, &self.conf, Duration::from_secs(5)) {
+                        if let Err(e) =
+                            net::configure_host_side(&self.name, &self.conf, Duration::from_secs(5))
+                        {
                             reporter.failed(&format!("configuring the host side of the veth: {e}"));
                             STOP_REQUESTED.store(true, Ordering::SeqCst);
                             KILL_REQUESTED.store(true, Ordering::SeqCst);
@@ -511,7 +613,7 @@ impl Supervisor {
         reporter.failed(&detail);
         self.leave_cgroups();
         let _ = net::remove_host_link(&self.name);
-        let _ = store::remove_path(&Path::new("/run/systemd/nspawn/propagate").join(&self.name));
+        let _ = remove_nspawn_files(&self.paths, &self.name);
         self.runtime.clear();
         Ok(())
     }
@@ -519,7 +621,11 @@ impl Supervisor {
     /// Move ourselves back to the root cgroups and remove the container's.
     fn leave_cgroups(&self) {
         let own = std::process::id().to_string();
-        for root in ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"] {
+        for root in [
+            "/sys/fs/cgroup/systemd",
+            "/sys/fs/cgroup/unified",
+            "/sys/fs/cgroup",
+        ] {
             let procs = Path::new(root).join("cgroup.procs");
             if procs.exists() {
                 let _ = fs::write(procs, &own);
