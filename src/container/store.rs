@@ -117,13 +117,11 @@ fn check_options(opts: &CreateOptions) -> Result<()> {
             "--config and --config-file are mutually incompatible. Please define one or the other, but not both".into(),
         ));
     }
-    if let Some(file) = &opts.config_file {
-        if !file.is_file() {
-            return Err(Error::Usage(format!(
-                "--config-file {}: no such file",
-                file.display()
-            )));
-        }
+    if let Some(file) = opts.config_file.as_ref().filter(|f| !f.is_file()) {
+        return Err(Error::Usage(format!(
+            "--config-file {}: no such file",
+            file.display()
+        )));
     }
     if opts.config_file.is_some() || opts.config.as_deref().is_some_and(|c| !c.trim().is_empty()) {
         return Err(Error::Unsupported(
@@ -317,9 +315,7 @@ fn write_configuration(root: &Path, name: &str) -> Result<()> {
 /// Refuse to destroy a declarative container (its conf is not writable, e.g. in the Nix store).
 pub fn check_destroyable(paths: &Paths, name: &str) -> Result<()> {
     let conf = paths.conf(name);
-    let meta = fs::symlink_metadata(&conf).context(|| format!("reading {}", conf.display()))?;
-    let read_only = nix::unistd::access(&conf, nix::unistd::AccessFlags::W_OK).is_err();
-    if meta.file_type().is_symlink() && read_only || read_only {
+    if nix::unistd::access(&conf, nix::unistd::AccessFlags::W_OK).is_err() {
         return Err(Error::Declarative(name.to_string()));
     }
     Ok(())

@@ -72,6 +72,10 @@ pub fn command(leader: i32, argv: &[String]) -> Result<Command> {
                     Ok(())
                 }
                 ForkResult::Parent { child } => {
+                    // Drop every inherited descriptor above stdio, above all std's exec-status
+                    // pipe: while this process holds it, the caller's spawn() would not return
+                    // until the command ended (and a command reading a pipe would never end).
+                    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
                     // Like a shell waiting for a foreground job: ^C is for the command.
                     libc::signal(libc::SIGINT, libc::SIG_IGN);
                     libc::signal(libc::SIGQUIT, libc::SIG_IGN);

@@ -235,17 +235,22 @@ impl Driver for Standalone {
         let runtime = Runtime::new(&self.paths, name);
         let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT);
         if runtime.supervisor().is_some() {
-            // Already running or starting: like `systemctl start` of an active unit, wait for it.
-            if wait_until(timeout, || {
+            // Already running, starting or stopping: like `systemctl start`, wait for it to be
+            // up, or for it to go away and then start afresh.
+            wait_until(timeout, || {
                 self.status(name) == Status::Up || runtime.supervisor().is_none()
-            }) && self.status(name) == Status::Up
-            {
+            });
+            if self.status(name) == Status::Up {
                 return Ok(());
             }
-            return Err(Error::StartFailed {
-                name: name.into(),
-                detail: "a concurrent start did not finish".into(),
-            });
+            if runtime.supervisor().is_some() {
+                return Err(Error::StartFailed {
+                    name: name.into(),
+                    detail: format!(
+                        "another start or stop of it did not finish within {timeout:?}"
+                    ),
+                });
+            }
         }
         remove_leftovers(&self.paths, name)?;
         base::ensure_skeleton(&self.paths.root(name))?;

@@ -1,1 +1,10 @@
+//! The one integration test binary: it runs the real `ncsh`. Tests that boot containers need
+//! root and systemd-nspawn (CI has both); each cleans up after itself, even on failure.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+mod lifecycle;
+mod parallel;
+mod scripts;
+mod verbs;

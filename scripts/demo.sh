@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Install what is needed, build ncsh, and run the demo walkthrough (scripts/demo.rhai). As root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup-debian.sh
+cargo build --release --locked
+./target/release/ncsh scripts/demo.rhai "$@"

@@ -1,0 +1,251 @@
+//! The test harness: a private state tree per test, the real `ncsh` binary, unique container
+//! names, and a guard that destroys what a test created and checks nothing is left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ncsh");
+
+/// Address ranges test containers use; traffic to them must never leave the machine.
+const TEST_RANGES: [&str; 2] = ["10.233.0.0/16", "10.235.0.0/16"];
+
+/// Add `unreachable` routes for the test ranges (DESIGN §6), once per test run.
+pub fn ensure_unreachable_routes() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for range in TEST_RANGES {
+            let shown = Command::new("ip")
+                .args(["route", "show", "type", "unreachable", range])
+                .output();
+            let present = shown.is_ok_and(|o| !o.stdout.is_empty());
+            if !present {
+                let status = Command::new("ip")
+                    .args(["route", "add", "unreachable", range])
+                    .status();
+                assert!(
+                    status.is_ok_and(|s| s.success()),
+                    "could not add the unreachable route {range}"
+                );
+            }
+        }
+    });
+}
+
+/// Tests that boot containers need root and systemd-nspawn; say so instead of passing vacuously.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test boots containers: run the test suite as root"
+    );
+    assert!(
+        Path::new("/usr/bin/systemd-nspawn").exists(),
+        "install systemd-container to run this test"
+    );
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A short name unique to this test process (≤ 11 characters, so nixos-container accepts it).
+pub fn unique_name(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!(
+        "{}{}{n}",
+        &tag[..tag.len().min(3)],
+        std::process::id() % 100_000
+    )
+}
+
+/// A distinct address pair for a booting test (10.233.200+ so a real user's 10.233.1.x are safe).
+pub fn test_addresses() -> (String, String) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let third = 200 + NEXT.fetch_add(1, Ordering::SeqCst) % 55;
+    (format!("10.233.{third}.1"), format!("10.233.{third}.2"))
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    created: std::cell::RefCell<Vec<String>>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+            created: Default::default(),
+        }
+    }
+
+    pub fn prefix(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn conf_path(&self, name: &str) -> PathBuf {
+        self.prefix()
+            .join("etc/nixos-containers")
+            .join(format!("{name}.conf"))
+    }
+
+    pub fn root_path(&self, name: &str) -> PathBuf {
+        self.prefix().join("var/lib/nixos-containers").join(name)
+    }
+
+    /// `ncsh ARGS` in this environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_as(BIN, args)
+    }
+
+    /// Run `program` (ncsh or a symlink to it) with this environment and nothing else of ours.
+    pub fn command_as(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env_remove("NCSH_CONF_DIR")
+            .env_remove("NCSH_STATE_DIR")
+            .env_remove("NCSH_RUN_DIR")
+            .env_remove("NCSH_LOCK_FILE")
+            .env_remove("NCSH_NSPAWN")
+            .env("NCSH_PREFIX", self.prefix())
+            .env("NCSH_VERBS_PATH", self.prefix().join("no-user-verbs"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("running ncsh")
+    }
+
+    /// Remember a container for the clean-up guard.
+    pub fn track(&self, name: &str) {
+        self.created.borrow_mut().push(name.to_string());
+    }
+
+    /// `ncsh create NAME ARGS…`, expecting success; tracked for clean-up.
+    pub fn create(&self, name: &str, extra: &[&str]) {
+        self.track(name);
+        let mut args = vec!["create", name];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        assert_ok(&out, "create");
+    }
+
+    /// Create with distinct test addresses; returns (host, local).
+    pub fn create_booting(&self, name: &str) -> (String, String) {
+        ensure_unreachable_routes();
+        let (host, local) = test_addresses();
+        self.create(name, &["--host-address", &host, "--local-address", &local]);
+        (host, local)
+    }
+
+    /// Everything below the prefix, for "nothing changed" checks.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.prefix().to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                let meta = std::fs::symlink_metadata(&p).expect("metadata");
+                if meta.is_dir() {
+                    stack.push(p.clone());
+                    out.push((p, Vec::new()));
+                } else {
+                    out.push((p.clone(), std::fs::read(&p).unwrap_or_default()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for name in self.created.borrow().iter() {
+            let _ = self.run(&["destroy", name]);
+            if !std::thread::panicking() {
+                assert_no_debris(self, name);
+            }
+        }
+    }
+}
+
+/// No process, cgroup, link, nspawn file or state of container `name` is left.
+pub fn assert_no_debris(env: &Env, name: &str) {
+    let mut left = Vec::new();
+    for hierarchy in [
+        "/sys/fs/cgroup/systemd",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ] {
+        let cg = Path::new(hierarchy).join(format!("ncsh-{name}"));
+        if cg.exists() {
+            left.push(format!("cgroup {}", cg.display()));
+        }
+    }
+    let link = Command::new("ip")
+        .args(["link", "show", "dev", &format!("ve-{name}")])
+        .output();
+    if link.is_ok_and(|o| o.status.success()) {
+        left.push(format!("link ve-{name}"));
+    }
+    for path in [
+        PathBuf::from("/run/systemd/nspawn/propagate").join(name),
+        env.conf_path(name),
+        env.root_path(name),
+        env.prefix().join("run/ncsh").join(name),
+        env.prefix()
+            .join("var/lib/nixos-containers")
+            .join(format!(".#{name}.lck")),
+    ] {
+        if path.exists() {
+            left.push(path.display().to_string());
+        }
+    }
+    let supervisors = Command::new("pgrep")
+        .args(["-f", &format!("__supervise {name}$")])
+        .output();
+    if supervisors.is_ok_and(|o| !o.stdout.is_empty()) {
+        left.push("a supervisor process".into());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if mounts.contains(&env.root_path(name).display().to_string()) {
+        left.push("a mount below the root".into());
+    }
+    assert!(left.is_empty(), "container {name} left debris: {left:?}");
+}
+
+#[track_caller]
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?})\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Poll until `f` holds (for things that settle asynchronously).
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}

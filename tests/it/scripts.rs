@@ -1,0 +1,186 @@
+//! The script runner: args, exit codes, error positions, shebang, catchable errors, user verbs.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::*;
+
+fn script(env: &Env, name: &str, text: &str) -> String {
+    let path = env.prefix().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn args_and_exit_codes() {
+    let env = Env::new();
+    let path = script(
+        &env,
+        "args.rhai",
+        "print(args.len()); for a in args { print(a) }\nexit(args.len() + 2);\n",
+    );
+    let out = env.run(&[&path, "web", "3", "--flag"]);
+    assert_eq!(stdout(&out), "3\nweb\n3\n--flag\n");
+    assert_eq!(out.status.code(), Some(5));
+}
+
+#[test]
+fn errors_report_file_line_and_column() {
+    let env = Env::new();
+    let path = script(&env, "bad.rhai", "let x = 1;\nlet y = x +* 2;\n");
+    let out = env.run(&[&path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!("{path}:2:")),
+        "{}",
+        stderr(&out)
+    );
+
+    let path = script(
+        &env,
+        "throw.rhai",
+        "print(\"before\");\n\n   throw \"boom\";\n",
+    );
+    let out = env.run(&[&path]);
+    assert_eq!(stdout(&out), "before\n");
+    assert_eq!(stderr(&out), format!("{path}:3:4: boom\n"));
+
+    let path = script(&env, "api.rhai", "let c = container(\"nosuch\");\n");
+    let out = env.run(&[&path]);
+    assert!(
+        stderr(&out).starts_with(&format!("{path}:1:9: container ‘nosuch’ does not exist")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn errors_are_catchable_with_a_kind() {
+    let env = Env::new();
+    let path = script(
+        &env,
+        "catch.rhai",
+        r#"
+        for bad in ["nosuch", "a_b"] {
+            try { container(bad); } catch (e) { print(`${e.kind}: ${e.message}`); }
+        }
+        try { create("x", #{ colour: "red" }); } catch (e) { print(e.kind); }
+        "#,
+    );
+    let out = env.run(&[&path]);
+    assert_ok(&out, "script");
+    assert_eq!(
+        stdout(&out),
+        "NotFound: container ‘nosuch’ does not exist\nInvalidName: invalid container name\nUsage\n"
+    );
+}
+
+#[test]
+fn shebang_scripts_run_directly() {
+    let env = Env::new();
+    let dir = env.prefix().join("bin");
+    std::fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::symlink(BIN, dir.join("ncsh")).unwrap();
+    let path = script(
+        &env,
+        "hello",
+        "#!/usr/bin/env ncsh\nprint(`hello ${args[0]}`);\nthrow \"line three\";\n",
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path_var = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .command_as(&path, &["world"])
+        .env("PATH", path_var)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "hello world\n");
+    assert!(
+        stderr(&out).starts_with(&format!("{path}:3:")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn scripts_create_and_list_containers() {
+    let env = Env::new();
+    let a = unique_name("scr");
+    let b = unique_name("scr");
+    env.track(&a);
+    env.track(&b);
+    let path = script(
+        &env,
+        "fleet.rhai",
+        r#"
+        for n in args { let c = create(n, #{}); print(`${c.name} ${c.ip} ${c.host_ip} ${c.status}`); }
+        print(containers().len());
+        print(container(args[0]).leader == ());
+        "#,
+    );
+    let out = env.run(&[&path, &a, &b]);
+    assert_ok(&out, "script");
+    assert_eq!(
+        stdout(&out),
+        format!("{a} 10.233.1.2 10.233.1.1 down\n{b} 10.233.2.2 10.233.2.1 down\n2\ntrue\n")
+    );
+}
+
+#[test]
+fn stdin_is_a_script() {
+    let env = Env::new();
+    let mut child = env
+        .command(&[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"let x = 20;\nprint(x + 1);\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "21\n");
+}
+
+#[test]
+fn user_verbs_add_and_override() {
+    let env = Env::new();
+    let verbs = env.prefix().join("verbs");
+    std::fs::create_dir(&verbs).unwrap();
+    std::fs::write(
+        verbs.join("hello.rhai"),
+        "//! Say hello.\nprint(`hello ${args[0]}`);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        verbs.join("list.rhai"),
+        "//! Overridden list.\nprint(\"mine\");\n",
+    )
+    .unwrap();
+    std::fs::write(
+        verbs.join("oops.rhai"),
+        "//! Fails.\n\nlet x = undefined_thing;\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        env.command(args)
+            .env("NCSH_VERBS_PATH", &verbs)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(stdout(&run(&["hello", "you"])), "hello you\n");
+    assert_eq!(stdout(&run(&["list"])), "mine\n");
+    assert!(stdout(&run(&["--help"])).contains("hello           Say hello."));
+    let out = run(&["oops"]);
+    assert!(
+        stderr(&out).starts_with(&format!("{}:3:9: ", verbs.join("oops.rhai").display())),
+        "{}",
+        stderr(&out)
+    );
+}
