@@ -198,13 +198,14 @@ fn parse_error(map: &SourceMap, e: &rnix::ParseError, len: usize) -> EvalError {
             usize::from(r.start()),
             "unexpected input after the expression".to_string(),
         ),
+        P::UnexpectedWanted(SyntaxKind::TOKEN_ERROR, r, wanted)
+            if wanted.contains(&SyntaxKind::TOKEN_STRING_END) =>
+        {
+            (usize::from(r.start()), "unterminated string".to_string())
+        }
         P::UnexpectedWanted(got, r, wanted) => (
             usize::from(r.start()),
-            format!(
-                "unexpected {}, expected {}",
-                describe_kind(*got),
-                kinds(wanted)
-            ),
+            format!("found {}, expected {}", describe_kind(*got), kinds(wanted)),
         ),
         P::UnexpectedDoubleBind(r) => (usize::from(r.start()), "double '@' binding".to_string()),
         P::UnexpectedEOF => (len, "unexpected end of file".to_string()),
@@ -253,7 +254,8 @@ fn describe_kind(k: SyntaxKind) -> String {
             return format!("{other:?}")
                 .to_lowercase()
                 .replace("token_", "")
-                .replace("node_", "");
+                .replace("node_", "")
+                .replace('_', " ");
         }
     };
     s.to_string()
@@ -354,7 +356,15 @@ impl Module<'_> {
                         }
                         for entry in p.pat_entries() {
                             if let Some(id) = entry.ident() {
-                                self.bound.insert(id.syntax().text().to_string());
+                                let name = id.syntax().text().to_string();
+                                if !self.bound.insert(name.clone()) {
+                                    return Err(self.err(
+                                        id.syntax(),
+                                        format!(
+                                            "syntax error: duplicate formal function argument '{name}'"
+                                        ),
+                                    ));
+                                }
                             }
                         }
                         if let Some(id) = p.pat_bind().and_then(|b| b.ident()) {

@@ -384,10 +384,10 @@ fn merge_rec(
         (d, s) => is_leaf(d) && is_leaf(s) && *d == *s,
     };
     if agree {
-        if let Some(sm) = smeta.remove(path.as_slice()) {
-            if let Some(dm) = dmeta.get_mut(path.as_slice()) {
-                dm.locations.extend(sm.locations);
-            }
+        if let Some(sm) = smeta.remove(path.as_slice())
+            && let Some(dm) = dmeta.get_mut(path.as_slice())
+        {
+            dm.locations.extend(sm.locations);
         }
         return Ok(());
     }
