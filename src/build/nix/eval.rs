@@ -560,6 +560,11 @@ impl Module<'_> {
         };
         let names = self.attrpath(&path)?;
         let loc = self.loc(path.syntax());
+        // Every name nests the value one level deeper: count them against the same limit.
+        let depth = depth + names.len();
+        if depth > MAX_DEPTH {
+            return Err(EvalError::at(&loc, "attribute set nested too deeply"));
+        }
         let sub = match self.eval(&value, depth + 1, false)? {
             Evaluated::Tree(t) => t.nest(&names, &loc),
             Evaluated::Leaf(v, prio) => OptionTree::leaf(&names, v, prio, &loc),

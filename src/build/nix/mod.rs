@@ -58,6 +58,8 @@ pub fn eval_file(path: &Path) -> Result<OptionTree, EvalError> {
 /// are read as the body of `{ config, lib, pkgs, ... }: { … }`, the way nixos-container
 /// inserts them.
 pub fn eval_str(text: &str, origin: &Path, base_dir: &Path) -> Result<OptionTree, EvalError> {
+    let base_dir = absolute(base_dir, origin)?;
+    let base_dir = base_dir.as_path();
     let shape = if looks_like_bindings(text) {
         Shape::Bindings
     } else {
@@ -68,7 +70,19 @@ pub fn eval_str(text: &str, origin: &Path, base_dir: &Path) -> Result<OptionTree
 
 /// Like [`eval_str`], always reading `text` as bindings (a `--config` snippet).
 pub fn eval_snippet(text: &str, origin: &Path, base_dir: &Path) -> Result<OptionTree, EvalError> {
+    let base_dir = absolute(base_dir, origin)?;
+    let base_dir = base_dir.as_path();
     Loader::default().module(origin, text, base_dir, Shape::Bindings)
+}
+
+/// `dir` made absolute against the current directory.
+fn absolute(dir: &Path, origin: &Path) -> Result<PathBuf, EvalError> {
+    if dir.is_absolute() {
+        return Ok(dir.to_path_buf());
+    }
+    let cwd = std::env::current_dir()
+        .map_err(|e| EvalError::at(&Location::file_only(origin), format!("cannot resolve: {e}")))?;
+    Ok(cwd.join(dir))
 }
 
 /// Evaluates a [`Source`]: relative to its file's directory, or to the current directory for

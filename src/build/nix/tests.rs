@@ -884,6 +884,99 @@ fn deep_nesting_is_an_error_not_a_crash() {
 }
 
 #[test]
+fn long_attribute_paths_are_bounded() {
+    let long = format!("a{} = 1;", ".a".repeat(1_000));
+    assert_err(&long, 1, 1, &["nested too deeply"]);
+    let nested = format!("a = {}1{};", "{ a.a.a.a = ".repeat(60), "; }".repeat(60));
+    assert!(err(&nested).message.contains("nested too deeply"));
+    let ok_depth = format!("a{} = 1;", ".a".repeat(100));
+    assert_eq!(ok(&ok_depth).leaves().len(), 1);
+}
+
+#[test]
+fn no_panic_on_token_soup() {
+    let pieces = [
+        "{",
+        "}",
+        "[",
+        "]",
+        "(",
+        ")",
+        "a",
+        "b.c",
+        "=",
+        ";",
+        ":",
+        "...",
+        ",",
+        "\"",
+        "''",
+        "${",
+        "1",
+        "-",
+        "lib.mkDefault",
+        "lib.mkOverride",
+        "./x",
+        "/y",
+        "<n>",
+        "rec",
+        "let",
+        "in",
+        "with",
+        "inherit",
+        "if",
+        "then",
+        "else",
+        "or",
+        "?",
+        "@",
+        "//",
+        "++",
+        "#c\n",
+        "/*",
+        "*/",
+        "\n",
+        " ",
+        "imports",
+        "config",
+        "\\",
+        "'",
+        "$",
+        "1.5",
+        "~/h",
+        "true",
+        "null",
+        "é",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..3000 {
+        let mut text = String::new();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let len = (seed % 24) as usize;
+        for _ in 0..len {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            text.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            if seed % 3 == 0 {
+                text.push(' ');
+            }
+        }
+        let _ = cfg(&text);
+        let _ = cfg(&format!("{{ lib, ... }}: {{ {text} }}"));
+    }
+}
+
+#[test]
+fn relative_base_dir_is_made_absolute() {
+    let t = eval_str("a = ./x;", Path::new("<config>"), Path::new("rel")).unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(t.get("a"), Some(&Value::Path(cwd.join("rel/x"))));
+}
+
+#[test]
 fn no_panic_on_any_prefix_or_mangling() {
     let sample = "{ config, lib, pkgs, ... }:\n{\n  imports = [ ./x.nix ];\n  a.\"b c\" = \
                   lib.mkOverride 10 { d = [ 1 -2 \"e\\n\" ''\n    f ''$ '''\n  '' ./g null ]; };\n  \
