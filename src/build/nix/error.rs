@@ -91,26 +91,45 @@ pub(crate) struct SourceMap {
     pub text: String,
     /// How many bytes were put before `text` to parse it (a snippet wrapped in `{ … }`).
     pub shift: usize,
+    /// The byte offset where each line starts.
+    line_starts: Vec<usize>,
 }
 
 impl SourceMap {
+    pub fn new(file: &Path, text: &str, shift: usize) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        SourceMap {
+            file: file.to_path_buf(),
+            text: text.to_string(),
+            shift,
+            line_starts,
+        }
+    }
+
     pub fn loc(&self, parsed_offset: usize) -> Location {
-        let off = parsed_offset
+        let mut off = parsed_offset
             .saturating_sub(self.shift)
             .min(self.text.len());
-        let mut line = 1;
-        let mut column = 1;
-        for (i, c) in self.text.char_indices() {
-            if i >= off {
-                break;
-            }
-            if c == '\n' {
-                line += 1;
-                column = 1;
-            } else {
-                column += 1;
-            }
+        while !self.text.is_char_boundary(off) {
+            off -= 1;
         }
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= off)
+            .max(1);
+        let start = self
+            .line_starts
+            .get(line - 1)
+            .copied()
+            .unwrap_or(0)
+            .min(off);
+        let column = self
+            .text
+            .get(start..off)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
         Location {
             file: self.file.clone(),
             line,
@@ -120,5 +139,31 @@ impl SourceMap {
 
     pub fn err(&self, parsed_offset: usize, message: impl Into<String>) -> EvalError {
         EvalError::at(&self.loc(parsed_offset), message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_columns() {
+        let m = SourceMap::new(Path::new("f"), "ab\nçd\n\nx", 0);
+        let at = |o| {
+            let l = m.loc(o);
+            (l.line, l.column)
+        };
+        assert_eq!(at(0), (1, 1));
+        assert_eq!(at(2), (1, 3));
+        assert_eq!(at(3), (2, 1));
+        assert_eq!(at(5), (2, 2)); // after the two-byte ç
+        assert_eq!(at(4), (2, 1)); // inside ç: its start
+        assert_eq!(at(7), (3, 1));
+        assert_eq!(at(8), (4, 1));
+        assert_eq!(at(100), (4, 2));
+        let shifted = SourceMap::new(Path::new("f"), "ab", 1);
+        assert_eq!(shifted.loc(0).column, 1);
+        assert_eq!(shifted.loc(2).column, 2);
+        assert_eq!(EvalError::at(&shifted.loc(2), "m").to_string(), "f:1:2: m");
     }
 }

@@ -95,11 +95,7 @@ impl Loader {
             Shape::Expr => (text.to_string(), 0),
             Shape::Bindings => (format!("{{{text}\n}}"), 1),
         };
-        let map = SourceMap {
-            file: file.to_path_buf(),
-            text: text.to_string(),
-            shift,
-        };
+        let map = SourceMap::new(file, text, shift);
         let parse = rnix::Root::parse(&parsed);
         if let Some(e) = parse.errors().first() {
             return Err(parse_error(&map, e, parsed.len()));
