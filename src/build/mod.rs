@@ -3,3 +3,4 @@
 
 pub mod base;
 pub mod configuration_nix;
+pub mod nix;
