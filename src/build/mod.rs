@@ -3,4 +3,4 @@
 
 pub mod base;
 pub mod configuration_nix;
-pub mod nix;
+pub mod nixexpr;
