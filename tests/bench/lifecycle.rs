@@ -107,17 +107,16 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path();
     let name = format!("bench{}", std::process::id() % 10000);
-    for range in ["10.233.0.0/16"] {
-        let shown = Command::new("ip")
-            .args(["route", "show", "type", "unreachable", range])
-            .output()
+    let range = "10.233.0.0/16";
+    let shown = Command::new("ip")
+        .args(["route", "show", "type", "unreachable", range])
+        .output()
+        .unwrap();
+    if shown.stdout.is_empty() {
+        Command::new("ip")
+            .args(["route", "add", "unreachable", range])
+            .status()
             .unwrap();
-        if shown.stdout.is_empty() {
-            Command::new("ip")
-                .args(["route", "add", "unreachable", range])
-                .status()
-                .unwrap();
-        }
     }
     let created = ncsh(
         prefix,
