@@ -149,6 +149,24 @@ pub const API_DOCS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The documented signature of an ncsh API function (its parameters have names there).
+pub fn doc_signature(sig: &super::helper::Signature) -> Option<&'static str> {
+    API_DOCS.iter().map(|d| d.1).find(|doc| {
+        let (receiver, rest) = match doc.strip_prefix("c.") {
+            Some(rest) => (1, rest),
+            None => (0, *doc),
+        };
+        let name_end = rest.find(['(', ':']).unwrap_or(rest.len());
+        let params = match (rest.find('('), rest.find(')')) {
+            (Some(open), Some(close)) if close > open + 1 => {
+                rest[open + 1..close].split(',').count()
+            }
+            _ => 0,
+        };
+        rest[..name_end] == sig.name && receiver + params == sig.params
+    })
+}
+
 pub fn run(session: &mut Session, command: &str) -> Step {
     let (name, rest) = command
         .trim()
@@ -176,7 +194,7 @@ pub fn run(session: &mut Session, command: &str) -> Step {
             super::say(scope_text(session));
             Step::Done
         }
-        "quit" | "q" | "exit" => Step::Exit(0),
+        "quit" | "q" | "exit" => Step::Quit,
         "" => usage(session, "a command name follows `:` (see :help)"),
         verb => match engine::find_verb(verb) {
             Some(v) => run_verb(session, &v, rest),

@@ -37,8 +37,10 @@ pub enum Step {
     Done,
     /// An error was reported; the session goes on.
     Failed,
-    /// `exit(code)` or `:quit`.
+    /// `exit(code)`.
     Exit(i32),
+    /// `:quit`: piped input then exits as at its end.
+    Quit,
 }
 
 /// The state that persists from one input to the next.
@@ -82,6 +84,12 @@ impl Session {
             .gen_fn_signatures(true)
             .iter()
             .filter_map(|s| Signature::parse(s))
+            .map(|mut s| {
+                if let Some(doc) = commands::doc_signature(&s) {
+                    s.display = doc.to_string();
+                }
+                s
+            })
             .collect();
     }
 
@@ -386,8 +394,10 @@ pub fn interactive(manager: Rc<Manager>) -> i32 {
                         eprintln!("ncsh: history {}: {e}", path.display());
                     }
                 }
-                if let Step::Exit(code) = session.execute(&line, 1) {
-                    return code;
+                match session.execute(&line, 1) {
+                    Step::Exit(code) => return code,
+                    Step::Quit => return 0,
+                    Step::Done | Step::Failed => {}
                 }
             }
             // Ctrl-C while editing: the input is dropped; a fresh prompt.
@@ -433,6 +443,7 @@ pub fn piped(manager: Rc<Manager>, input: impl BufRead) -> i32 {
         }
         match session.execute(&entry, first_line) {
             Step::Exit(code) => return code,
+            Step::Quit => return i32::from(failed),
             Step::Failed => failed = true,
             Step::Done => {}
         }
@@ -443,7 +454,7 @@ pub fn piped(manager: Rc<Manager>, input: impl BufRead) -> i32 {
         match session.execute(&entry, first_line) {
             Step::Exit(code) => return code,
             Step::Failed => failed = true,
-            Step::Done => {}
+            Step::Done | Step::Quit => {}
         }
     }
     i32::from(failed)
