@@ -345,3 +345,100 @@ fn pty_ctrl_d_exits_cleanly() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// A raw pty for timing (rexpect's reader polls every 100 ms, too coarse to time with).
+struct RawPty {
+    master: std::fs::File,
+    child: std::process::Child,
+}
+
+impl RawPty {
+    fn spawn(mut cmd: Command) -> RawPty {
+        use std::os::unix::process::CommandExt;
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let slave = std::fs::File::from(pty.slave);
+        cmd.stdin(slave.try_clone().expect("dup"))
+            .stdout(slave.try_clone().expect("dup"))
+            .stderr(slave);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn on a pty");
+        RawPty {
+            master: std::fs::File::from(pty.master),
+            child,
+        }
+    }
+
+    /// Read until `needle` shows up (5 s at most).
+    fn wait_for(&mut self, needle: &str) {
+        use std::os::fd::AsFd;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 65536];
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timeout waiting for {needle:?}");
+            let mut fds = [nix::poll::PollFd::new(
+                self.master.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            if nix::poll::poll(&mut fds, ms).expect("poll") > 0 {
+                let n = self.master.read(&mut buf).expect("read pty");
+                seen.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        self.master.write_all(text.as_bytes()).expect("write pty");
+    }
+}
+
+/// The two speed figures, on a pty with 200 containers defined. Timing depends on the build and
+/// the machine, so it is not run by default:
+/// `cargo test --release --test integration repl_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn repl_speed() {
+    let sb = Sandbox::new();
+    for i in 0..200 {
+        sb.conf(&format!("ct{i:03}"), i);
+    }
+    let mut starts = Vec::new();
+    let mut tabs = Vec::new();
+    for _ in 0..10 {
+        let mut cmd = sb.command();
+        cmd.env("NO_COLOR", "1");
+        let t0 = Instant::now();
+        let mut p = RawPty::spawn(cmd);
+        p.wait_for("ncsh> ");
+        starts.push(t0.elapsed());
+        p.write("container(\"ct19");
+        p.wait_for("ct19");
+        let t1 = Instant::now();
+        p.write("9\t");
+        p.wait_for("ct199\"");
+        tabs.push(t1.elapsed());
+        p.write("\x03");
+        p.wait_for("\x1b[?2004h");
+        p.write("\x04");
+        let status = p.child.wait().expect("wait");
+        assert!(status.success());
+    }
+    starts.sort();
+    tabs.sort();
+    println!(
+        "prompt appears: median {:?}, max {:?}; Tab on a container name (200 confs): median {:?}, max {:?}",
+        starts[5], starts[9], tabs[5], tabs[9]
+    );
+    assert!(starts[5] < Duration::from_millis(20) || cfg!(debug_assertions));
+    assert!(tabs[5] < Duration::from_millis(10) || cfg!(debug_assertions));
+}
