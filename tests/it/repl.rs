@@ -442,3 +442,11 @@ fn repl_speed() {
     assert!(starts[5] < Duration::from_millis(20) || cfg!(debug_assertions));
     assert!(tabs[5] < Duration::from_millis(10) || cfg!(debug_assertions));
 }
+
+#[test]
+fn piped_imports_outlive_their_line() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.dir.path().join("mymod.rhai"), "fn five() { 5 }\n").expect("module");
+    let (code, out, err) = sb.pipe("import \"mymod\" as m;\nprint(m::five());\n");
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "5\n", ""));
+}
