@@ -211,7 +211,8 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             Some(first) if is_script(first) => {
                 return run_script(&ui, manager, Path::new(first), &argv[2..]);
             }
-            None if !std::io::stdin().is_terminal() => return run_stdin(&ui, manager),
+            None if std::io::stdin().is_terminal() => return crate::repl::interactive(manager),
+            None => return crate::repl::piped(manager, std::io::stdin().lock()),
             _ => {}
         }
     }
@@ -355,18 +356,5 @@ fn run_script(ui: &Ui, manager: Rc<Manager>, path: &Path, args: &[String]) -> i3
     match engine::run_source(&engine, &source, args.to_vec(), opts) {
         Ok(()) => 0,
         Err(err) => report_script_error(&path.display().to_string(), &err),
-    }
-}
-
-/// `ncsh < script.rhai`: stdin is the script.
-fn run_stdin(ui: &Ui, manager: Rc<Manager>) -> i32 {
-    let mut source = String::new();
-    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut source) {
-        return ui.error(&Error::io("reading stdin", e));
-    }
-    let engine = engine::new_engine(manager);
-    match engine::run_source(&engine, &source, Vec::new(), Map::new()) {
-        Ok(()) => 0,
-        Err(err) => report_script_error("<stdin>", &err),
     }
 }

@@ -11,3 +11,4 @@ pub mod engine;
 pub mod error;
 pub mod host;
 pub mod manager;
+pub mod repl;

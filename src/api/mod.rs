@@ -6,6 +6,8 @@ mod net;
 
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map};
 
@@ -16,6 +18,24 @@ use crate::manager::Manager;
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
+/// Set by the REPL's SIGINT handler: long waits in the API (`sleep`) give up early, and the
+/// REPL's `on_progress` hook ends the evaluation.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Sleep, waking early when [`INTERRUPTED`] is set.
+fn sleep_for(duration: Duration) {
+    let end = Instant::now().checked_add(duration);
+    while !INTERRUPTED.load(Ordering::Relaxed) {
+        let left = end.map_or(Duration::MAX, |end| {
+            end.saturating_duration_since(Instant::now())
+        });
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(20)));
+    }
+}
+
 /// A container as scripts see it: a name and the manager; every property reads fresh state.
 #[derive(Clone)]
 pub struct Container {
@@ -23,7 +43,32 @@ pub struct Container {
     manager: Rc<Manager>,
 }
 
+/// What the REPL shows for a container (one status read per call).
+pub struct Summary {
+    pub name: String,
+    pub status: String,
+    pub ip: Option<String>,
+    pub host_ip: Option<String>,
+}
+
 impl Container {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            name: self.name.clone(),
+            status: self
+                .manager
+                .status(&self.name)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| "gone".into()),
+            ip: self.manager.ip(&self.name).ok(),
+            host_ip: self.manager.host_ip(&self.name).ok().flatten(),
+        }
+    }
+
     fn describe(&self) -> String {
         let status = self
             .manager
@@ -182,10 +227,10 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     });
     engine.register_fn("exit", || -> RhaiResult<()> { Err(exit_request(0)) });
     engine.register_fn("sleep", |seconds: f64| {
-        std::thread::sleep(std::time::Duration::from_secs_f64(seconds.max(0.0)));
+        sleep_for(Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX));
     });
     engine.register_fn("sleep", |seconds: i64| {
-        std::thread::sleep(std::time::Duration::from_secs(seconds.max(0) as u64));
+        sleep_for(Duration::from_secs(seconds.max(0) as u64));
     });
 }
 

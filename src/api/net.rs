@@ -41,7 +41,9 @@ pub(super) fn register(engine: &mut Engine) {
         "wait_tcp",
         |host: &str, port: i64, seconds: f64| -> Result<bool, Box<EvalAltResult>> {
             let addr = socket_addr(host, port)?;
-            let deadline = Instant::now() + Duration::from_secs_f64(seconds.max(0.0));
+            let deadline = Instant::now()
+                + Duration::try_from_secs_f64(seconds.max(0.0))
+                    .unwrap_or(Duration::from_secs(86_400));
             loop {
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
                     return Ok(true);

@@ -6,5 +6,6 @@
 mod common;
 mod lifecycle;
 mod parallel;
+mod repl;
 mod scripts;
 mod verbs;
