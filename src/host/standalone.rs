@@ -51,7 +51,8 @@ fn timeout_from_env(var: &str, default: Duration) -> Duration {
     std::env::var(var)
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
-        .map_or(default, Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(default)
 }
 
 /// Files of one container's runtime directory.
