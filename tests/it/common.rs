@@ -58,16 +58,49 @@ pub fn unique_name(tag: &str) -> String {
     )
 }
 
-/// A distinct address pair for a booting test (10.233.200+ so a real user's 10.233.1.x are safe).
-pub fn test_addresses() -> (String, String) {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let third = 200 + NEXT.fetch_add(1, Ordering::SeqCst) % 55;
-    (format!("10.233.{third}.1"), format!("10.233.{third}.2"))
+/// Where test processes claim address pairs, so concurrent test runs never share one.
+const CLAIMS: &str = "/run/ncsh-test-addresses";
+
+/// A distinct address pair for a booting test (10.233.200+ so a real user's 10.233.1.x are
+/// safe). Pairs are claimed machine-wide (a directory per pair holding the claimer's PID);
+/// claims of dead processes are taken over.
+fn claim_addresses() -> (PathBuf, String, String) {
+    std::fs::create_dir_all(CLAIMS).unwrap();
+    let me = std::process::id();
+    for third in 200..255u32 {
+        let dir = Path::new(CLAIMS).join(third.to_string());
+        let claimed = std::fs::create_dir(&dir).is_ok() || {
+            let owner = std::fs::read_to_string(dir.join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok());
+            match owner {
+                Some(pid)
+                    if pid as u32 != me
+                        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                            .is_ok() =>
+                {
+                    false
+                }
+                Some(pid) if pid as u32 == me => false,
+                _ => true,
+            }
+        };
+        if claimed {
+            std::fs::write(dir.join("pid"), me.to_string()).unwrap();
+            return (
+                dir,
+                format!("10.233.{third}.1"),
+                format!("10.233.{third}.2"),
+            );
+        }
+    }
+    panic!("no free test address pair in 10.233.200-254 (see {CLAIMS})");
 }
 
 pub struct Env {
     pub dir: tempfile::TempDir,
     created: std::cell::RefCell<Vec<String>>,
+    claims: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Env {
@@ -75,6 +108,7 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
             created: Default::default(),
+            claims: Default::default(),
         }
     }
 
@@ -131,10 +165,17 @@ impl Env {
         assert_ok(&out, "create");
     }
 
+    /// A host/local address pair no other test uses (released when the Env is dropped).
+    pub fn test_addresses(&self) -> (String, String) {
+        ensure_unreachable_routes();
+        let (claim, host, local) = claim_addresses();
+        self.claims.borrow_mut().push(claim);
+        (host, local)
+    }
+
     /// Create with distinct test addresses; returns (host, local).
     pub fn create_booting(&self, name: &str) -> (String, String) {
-        ensure_unreachable_routes();
-        let (host, local) = test_addresses();
+        let (host, local) = self.test_addresses();
         self.create(name, &["--host-address", &host, "--local-address", &local]);
         (host, local)
     }
@@ -171,6 +212,10 @@ impl Drop for Env {
                 assert_no_debris(self, name);
             }
         }
+        for claim in self.claims.borrow().iter() {
+            let _ = std::fs::remove_dir_all(claim);
+        }
+        let _ = std::fs::remove_dir(CLAIMS);
     }
 }
 

@@ -212,8 +212,7 @@ fn the_rhai_api_drives_a_real_container() {
     let env = Env::new();
     let name = unique_name("api");
     env.track(&name);
-    ensure_unreachable_routes();
-    let (host, local) = test_addresses();
+    let (host, local) = env.test_addresses();
     let script = env.prefix().join("api.rhai");
     std::fs::write(
         &script,
