@@ -204,7 +204,8 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             None => 2,
         };
     }
-    let manager = Rc::new(Manager::new(Paths::from_env(), personality));
+    let builder = Box::<crate::engine::nixos::NativeBuilder>::default();
+    let manager = Rc::new(Manager::new(Paths::from_env(), personality, builder));
 
     if personality == Personality::Ncsh {
         match argv.get(1) {

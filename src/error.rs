@@ -56,6 +56,11 @@ pub enum Error {
         line: usize,
         reason: String,
     },
+    /// A configuration that cannot be built (with its file:line:column when it has one).
+    #[error("{0}")]
+    Build(String),
+    #[error("failed to switch the running container: {0}")]
+    Switch(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -85,6 +90,8 @@ impl Error {
             Error::StartFailed { .. } => "StartFailed",
             Error::StopFailed { .. } => "StopFailed",
             Error::MalformedConf { .. } => "MalformedConf",
+            Error::Build(_) => "BuildFailed",
+            Error::Switch(_) => "SwitchFailed",
             Error::Io { .. } | Error::Sys { .. } => "System",
         }
     }

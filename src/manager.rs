@@ -1,8 +1,12 @@
 //! The operations on containers, as one place the CLI verbs, scripts and the REPL all go
-//! through: the domain (`container`) plus a host driver. No Rhai here.
+//! through: the domain (`container`), a host driver and a builder. No Rhai here: the native
+//! builder (whose option modules are Rhai) is handed in by the caller.
 
+use std::path::Path;
 use std::process::Output;
 
+use crate::build::generation::{Generation, Store};
+use crate::build::{BuildRequest, Builder, ConfigSource, activate};
 use crate::container::{Conf, CreateOptions, Created, Paths, address, name, store};
 use crate::error::{Error, Result};
 use crate::host::standalone::Standalone;
@@ -14,6 +18,55 @@ pub enum Personality {
     Ncsh,
     /// Invoked as `nixos-container`: its limits and messages.
     NixosContainer,
+}
+
+/// Make a running container's systemd follow an applied generation, as
+/// `switch-to-configuration test` does: stop removed units, reload, restart changed ones, start
+/// new ones that a target wants.
+fn switch(leader: i32, generation: &Generation, changes: &activate::UnitChanges) -> Result<()> {
+    let systemctl = |verb: &str, units: &[String]| -> Result<()> {
+        if units.is_empty() && verb != "daemon-reload" {
+            return Ok(());
+        }
+        let mut argv = vec!["systemctl".to_string(), verb.to_string()];
+        if !units.is_empty() {
+            argv.push("--".into());
+            argv.extend(units.iter().cloned());
+        }
+        let out = enter::run_captured(leader, &argv, None)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let mut detail = format!(
+            "`{}` failed: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        for unit in units {
+            let log = ["journalctl", "--no-pager", "-q", "-n", "8", "-u", unit].map(String::from);
+            if let Ok(log) = enter::run_captured(leader, &log, None) {
+                detail.push_str(&format!(
+                    "\n{unit}:\n{}",
+                    String::from_utf8_lossy(&log.stdout).trim_end()
+                ));
+            }
+        }
+        Err(Error::Switch(detail))
+    };
+    let wanted = |u: &&String| {
+        generation
+            .units
+            .get(*u)
+            .is_some_and(|unit| !unit.wanted_by.is_empty())
+    };
+    systemctl("stop", &changes.removed)?;
+    systemctl("daemon-reload", &[])?;
+    let (restart, try_restart): (Vec<String>, Vec<String>) =
+        changes.changed.iter().cloned().partition(|u| wanted(&u));
+    systemctl("restart", &restart)?;
+    systemctl("try-restart", &try_restart)?;
+    let start: Vec<String> = changes.added.iter().filter(wanted).cloned().collect();
+    systemctl("start", &start)
 }
 
 /// Changing containers and entering them needs root (nixos-container relies on file modes and
@@ -30,15 +83,34 @@ pub struct Manager {
     pub paths: Paths,
     pub personality: Personality,
     driver: Box<dyn Driver>,
+    builder: Box<dyn Builder>,
+}
+
+/// What a create or update builds from: the `--config`/`--config-file` options.
+fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Option<ConfigSource>> {
+    match (config, config_file) {
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "--config and --config-file are mutually incompatible. Please define one or the other, but not both".into(),
+        )),
+        (Some(text), None) => Ok(Some(ConfigSource::Snippet(text.to_string()))),
+        (None, Some(file)) => {
+            // nixos-container imports the file by its absolute path, symlinks resolved.
+            let abs = std::fs::canonicalize(file)
+                .map_err(|e| Error::Usage(format!("--config-file {}: {e}", file.display())))?;
+            Ok(Some(ConfigSource::File(abs)))
+        }
+        (None, None) => Ok(None),
+    }
 }
 
 impl Manager {
-    pub fn new(paths: Paths, personality: Personality) -> Manager {
+    pub fn new(paths: Paths, personality: Personality, builder: Box<dyn Builder>) -> Manager {
         let driver = Box::new(Standalone::new(paths.clone()));
         Manager {
             paths,
             personality,
             driver,
+            builder,
         }
     }
 
@@ -65,7 +137,93 @@ impl Manager {
         if self.personality == Personality::NixosContainer {
             opts.max_name_len = Some(name::NIXOS_CONTAINER_MAX_LEN);
         }
-        store::create(&self.paths, name, &opts)
+        let source = config_source(opts.config.as_deref(), opts.config_file.as_deref())?
+            .unwrap_or(ConfigSource::Snippet(String::new()));
+        if let ConfigSource::File(abs) = &source {
+            opts.config_file = Some(abs.clone());
+        }
+        // The first generation is built and applied into the new root before the conf exists.
+        let realize = |building: &Path, name: &str| -> Result<()> {
+            let request = BuildRequest {
+                name: name.to_string(),
+                root: self.paths.root(name),
+                source: source.clone(),
+            };
+            let mut generation = self.builder.build(&request)?;
+            activate::apply(building, &generation, None)?;
+            let store = Store::new(building);
+            store.save_next(&mut generation)?;
+            store.set_current(generation.number)
+        };
+        store::create(&self.paths, name, &opts, &realize)
+    }
+
+    /// Rebuild a container's system from `--config`, `--config-file` or (neither) its
+    /// `configuration.nix`, make it the new generation and, when it runs, switch it live. A
+    /// failure leaves the previous generation active and running, and the configuration as it was.
+    pub fn update(
+        &self,
+        name: &str,
+        config: Option<&str>,
+        config_file: Option<&Path>,
+    ) -> Result<()> {
+        require_root()?;
+        self.conf(name)?;
+        let source = config_source(config, config_file)?.unwrap_or(ConfigSource::Existing);
+        let root = self.paths.root(name);
+        let request = BuildRequest {
+            name: name.to_string(),
+            root: root.clone(),
+            source: source.clone(),
+        };
+        let mut generation = self.builder.build(&request)?;
+        let store = Store::new(&root);
+        let old = store.current()?;
+        let config_path = root.join("etc/nixos/configuration.nix");
+        let old_config = std::fs::read_to_string(&config_path).ok();
+        match &source {
+            ConfigSource::Snippet(text) => store::write_configuration(
+                &root,
+                name,
+                crate::build::configuration_nix::Extra::Snippet(text),
+            )?,
+            ConfigSource::File(file) => store::write_configuration(
+                &root,
+                name,
+                crate::build::configuration_nix::Extra::Import(file),
+            )?,
+            ConfigSource::Existing => {}
+        }
+        store.save_next(&mut generation)?;
+        let leader = self
+            .driver
+            .leader(name)
+            .filter(|_| self.driver.status(name) == Status::Up);
+        let applied = activate::apply(&root, &generation, old.as_ref())
+            .and_then(|changes| leader.map_or(Ok(()), |l| switch(l, &generation, &changes)));
+        if let Err(e) = applied {
+            // Back to the previous generation: its files, and its units in the running container.
+            let previous = old.clone().unwrap_or_default();
+            let reverted = activate::apply(&root, &previous, Some(&generation));
+            if let (Ok(changes), Some(l)) = (reverted, leader) {
+                let _ = switch(l, &previous, &changes);
+            }
+            store.discard(generation.number);
+            if let Some(text) = old_config {
+                let _ = store::write_atomic(&config_path, &text, 0o644);
+            }
+            return Err(e);
+        }
+        store.set_current(generation.number)
+    }
+
+    /// The options of the container's active generation (defaults included).
+    pub fn options(&self, name: &str) -> Result<serde_json::Value> {
+        self.conf(name)?;
+        Ok(Store::new(&self.paths.root(name))
+            .current()?
+            .map(|g| g.options)
+            .unwrap_or_default())
     }
 
     pub fn start(&self, name: &str) -> Result<()> {

@@ -266,6 +266,38 @@ fn register_container_type(engine: &mut Engine) {
                 .map_err(to_rhai)?
                 .map_or(Dynamic::UNIT, Dynamic::from))
         })
+        .register_fn("update", |c: &mut Container| c.manager.update(&c.name, None, None).map_err(to_rhai))
+        .register_fn("update", |c: &mut Container, opts: Map| -> RhaiResult<()> {
+            let mut config = None;
+            let mut config_file = None;
+            for (key, value) in &opts {
+                let text = value.clone().into_immutable_string().map_err(|t| {
+                    to_rhai(Error::Usage(format!("option ‘{key}’ must be a string, found a {t}")))
+                })?;
+                match key.as_str() {
+                    "config" => config = Some(text.to_string()),
+                    "config_file" => config_file = Some(PathBuf::from(text.as_str())),
+                    // Accepted by nixos-container for every action and never used here.
+                    "signal" | "bridge" | "port" | "host_address" | "local_address" => {}
+                    "system_path" | "nixos_path" | "flake" | "nix_flags" => {
+                        return Err(to_rhai(Error::Unsupported(format!(
+                            "--{} needs a Nix host (nix-env and <nixpkgs/nixos>); this host has no Nix",
+                            key.replace('_', "-")
+                        ))));
+                    }
+                    other => {
+                        return Err(to_rhai(Error::Usage(format!(
+                            "unknown update option ‘{other}’ (known: config, config_file)"
+                        ))));
+                    }
+                }
+            }
+            c.manager.update(&c.name, config.as_deref(), config_file.as_deref()).map_err(to_rhai)
+        })
+        .register_get("options", |c: &mut Container| -> RhaiResult<Dynamic> {
+            let options = c.manager.options(&c.name).map_err(to_rhai)?;
+            rhai::serde::to_dynamic(options)
+        })
         .register_fn("start", |c: &mut Container| {
             c.manager.start(&c.name).map_err(to_rhai)
         })

@@ -123,13 +123,6 @@ fn check_options(opts: &CreateOptions) -> Result<()> {
             file.display()
         )));
     }
-    if opts.config_file.is_some() || opts.config.as_deref().is_some_and(|c| !c.trim().is_empty()) {
-        return Err(Error::Unsupported(
-            "this ncsh cannot realize NixOS options yet: create the container without --config/--config-file \
-             (NixOS options arrive with the native builder; a Nix host builds them with nix-env)"
-                .into(),
-        ));
-    }
     if let Some(bridge) = &opts.bridge {
         check_conf_value("--bridge", bridge)?;
         if bridge.len() > 15 || bridge.contains('/') || bridge.contains(':') {
@@ -216,8 +209,26 @@ fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Create container `requested` (see the module docs).
-pub fn create(paths: &Paths, requested: &str, opts: &CreateOptions) -> Result<Created> {
+/// Builds the system of a new container into its root (given the root being built, which is not
+/// yet at its final place, and the container name); a failure undoes the create.
+pub type Realize<'a> = &'a dyn Fn(&Path, &str) -> Result<()>;
+
+/// The extra line of `configuration.nix` for these options, as nixos-container writes it.
+pub fn config_extra(opts: &CreateOptions) -> configuration_nix::Extra<'_> {
+    match (&opts.config, &opts.config_file) {
+        (Some(text), _) => configuration_nix::Extra::Snippet(text),
+        (None, Some(file)) => configuration_nix::Extra::Import(file),
+        (None, None) => configuration_nix::Extra::None,
+    }
+}
+
+/// Create container `requested` (see the module docs); `realize` builds its system.
+pub fn create(
+    paths: &Paths,
+    requested: &str,
+    opts: &CreateOptions,
+    realize: Realize<'_>,
+) -> Result<Created> {
     name::validate(requested)?;
     check_options(opts)?;
     ensure_dir(&paths.conf_dir, 0o755)?;
@@ -275,7 +286,8 @@ pub fn create(paths: &Paths, requested: &str, opts: &CreateOptions) -> Result<Cr
                 .join(format!(".{name}.creating-{}", std::process::id()));
             let made = (|| {
                 base::write_base_system(&tmp, &name)?;
-                write_configuration(&tmp, &name)?;
+                write_configuration(&tmp, &name, config_extra(opts))?;
+                realize(&tmp, &name)?;
                 fs::rename(&tmp, &root)
                     .context(|| format!("renaming {} to {}", tmp.display(), root.display()))
             })();
@@ -286,7 +298,8 @@ pub fn create(paths: &Paths, requested: &str, opts: &CreateOptions) -> Result<Cr
         } else {
             // nixos-container reuses a root left without a conf; so do we, filling in the base.
             base::write_base_system(&root, &name)?;
-            write_configuration(&root, &name)
+            write_configuration(&root, &name, config_extra(opts))?;
+            realize(&root, &name)
         }
     };
     build()?;
@@ -303,13 +316,14 @@ pub fn create(paths: &Paths, requested: &str, opts: &CreateOptions) -> Result<Cr
     })
 }
 
-fn write_configuration(root: &Path, name: &str) -> Result<()> {
+/// Write `etc/nixos/configuration.nix` of a container root.
+pub fn write_configuration(
+    root: &Path,
+    name: &str,
+    extra: configuration_nix::Extra<'_>,
+) -> Result<()> {
     let path = root.join("etc/nixos/configuration.nix");
-    fs::write(
-        &path,
-        configuration_nix::render(name, configuration_nix::Extra::None),
-    )
-    .context(|| format!("writing {}", path.display()))
+    write_atomic(&path, &configuration_nix::render(name, extra), 0o644)
 }
 
 /// Refuse to destroy a declarative container (its conf is not writable, e.g. in the Nix store).
@@ -369,7 +383,7 @@ mod tests {
     #[test]
     fn create_writes_the_conf_in_nixos_container_order() {
         let (_dir, paths) = paths();
-        let created = create(&paths, "foo", &CreateOptions::default()).unwrap();
+        let created = create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
         assert_eq!(created.host_address, "10.233.1.1");
         let text = fs::read_to_string(paths.conf("foo")).unwrap();
         assert_eq!(
@@ -383,7 +397,7 @@ mod tests {
                 .is_file()
         );
         assert_eq!(
-            create(&paths, "bar", &CreateOptions::default())
+            create(&paths, "bar", &CreateOptions::default(), &|_, _| Ok(()))
                 .unwrap()
                 .local_address,
             "10.233.2.2"
@@ -394,7 +408,7 @@ mod tests {
     #[test]
     fn failed_creates_change_nothing() {
         let (dir, paths) = paths();
-        create(&paths, "foo", &CreateOptions::default()).unwrap();
+        create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
         let before = snapshot(dir.path());
         let bad = [
             ("foo", CreateOptions::default(), "AlreadyExists"),
@@ -403,9 +417,10 @@ mod tests {
                 "x",
                 CreateOptions {
                     config: Some("a = 1;".into()),
+                    config_file: Some("/etc/hostname".into()),
                     ..Default::default()
                 },
-                "Unsupported",
+                "Usage",
             ),
             (
                 "x",
@@ -451,11 +466,31 @@ mod tests {
         ];
         for (name, opts, kind) in bad {
             assert_eq!(
-                create(&paths, name, &opts).unwrap_err().kind(),
+                create(&paths, name, &opts, &|_, _| Ok(()))
+                    .unwrap_err()
+                    .kind(),
                 kind,
                 "{name}"
             );
         }
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn a_failing_build_undoes_the_create() {
+        let (dir, paths) = paths();
+        create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
+        let before = snapshot(dir.path());
+        let fail: Realize<'_> = &|root, _| {
+            assert!(root.join("etc/nixos/configuration.nix").is_file());
+            Err(Error::Build("broken.nix:1:1: no".into()))
+        };
+        assert_eq!(
+            create(&paths, "bork", &CreateOptions::default(), fail)
+                .unwrap_err()
+                .kind(),
+            "BuildFailed"
+        );
         assert_eq!(snapshot(dir.path()), before);
     }
 
@@ -466,9 +501,18 @@ mod tests {
             ensure_unique_name: true,
             ..Default::default()
         };
-        assert_eq!(create(&paths, "web", &unique).unwrap().name, "web");
-        assert_eq!(create(&paths, "web", &unique).unwrap().name, "web-0");
-        assert_eq!(create(&paths, "web", &unique).unwrap().name, "web-1");
+        assert_eq!(
+            create(&paths, "web", &unique, &|_, _| Ok(())).unwrap().name,
+            "web"
+        );
+        assert_eq!(
+            create(&paths, "web", &unique, &|_, _| Ok(())).unwrap().name,
+            "web-0"
+        );
+        assert_eq!(
+            create(&paths, "web", &unique, &|_, _| Ok(())).unwrap().name,
+            "web-1"
+        );
     }
 
     #[test]
@@ -488,11 +532,11 @@ mod tests {
     #[test]
     fn remove_files_leaves_nothing() {
         let (_dir, paths) = paths();
-        create(&paths, "foo", &CreateOptions::default()).unwrap();
+        create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
         remove_files(&paths, "foo").unwrap();
         assert!(!paths.conf("foo").exists() && !paths.root("foo").exists());
         assert_eq!(
-            create(&paths, "bar", &CreateOptions::default())
+            create(&paths, "bar", &CreateOptions::default(), &|_, _| Ok(()))
                 .unwrap()
                 .host_address,
             "10.233.1.1"

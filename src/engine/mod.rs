@@ -2,6 +2,7 @@
 //! overridable by verb scripts in a user or system directory), and runs verbs and scripts.
 
 pub mod error;
+pub mod nixos;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -34,6 +35,7 @@ pub const BUILTIN_VERBS: &[(&str, &str)] = &[
         "terminate",
         include_str!("../../stdlib/verbs/terminate.rhai"),
     ),
+    ("update", include_str!("../../stdlib/verbs/update.rhai")),
 ];
 
 /// A verb's source and where it came from.

@@ -1,0 +1,540 @@
+//! Applying a generation to a container root (the file part of NixOS's activation): managed
+//! files written or removed, units and their `.wants` links, users and groups merged into the
+//! container's own `/etc/passwd`, `group` and `shadow` (lines the container added itself, e.g.
+//! by systemd-sysusers, are kept). What changed for units is returned, so a running container
+//! can be switched live.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use super::generation::{Generation, ManagedFile, check_container_path};
+use crate::container::store::{remove_path, write_atomic};
+use crate::error::{Context, Error, Result};
+
+/// Units a switch has to act on.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct UnitChanges {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+fn host_path(root: &Path, container_path: &str) -> Result<PathBuf> {
+    check_container_path(container_path)?;
+    Ok(root.join(container_path.trim_start_matches('/')))
+}
+
+fn ensure_parent(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn write_file(root: &Path, container_path: &str, file: &ManagedFile) -> Result<()> {
+    let path = host_path(root, container_path)?;
+    ensure_parent(&path)?;
+    match file {
+        ManagedFile::Text { text, mode } => {
+            let same = fs::read_to_string(&path).is_ok_and(|t| t == *text)
+                && fs::symlink_metadata(&path)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o7777 == *mode);
+            if !same {
+                if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                    return Err(Error::Usage(format!(
+                        "{container_path} is a directory in the container"
+                    )));
+                }
+                write_atomic(&path, text, *mode)?;
+            }
+        }
+        ManagedFile::Symlink { target } => {
+            if fs::read_link(&path).ok().as_deref() != Some(Path::new(target)) {
+                remove_path(&path)?;
+                symlink(target, &path).context(|| format!("linking {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const UNIT_DIR: &str = "/etc/systemd/system";
+
+fn wants_link(target: &str, unit: &str) -> String {
+    format!("{UNIT_DIR}/{target}.wants/{unit}")
+}
+
+/// Apply `new` to `root`, replacing what `old` (the active generation, if any) put there.
+pub fn apply(root: &Path, new: &Generation, old: Option<&Generation>) -> Result<UnitChanges> {
+    let empty = Generation::default();
+    let old = old.unwrap_or(&empty);
+    for (path, file) in &new.files {
+        write_file(root, path, file)?;
+    }
+    for path in old.files.keys().filter(|p| !new.files.contains_key(*p)) {
+        remove_path(&host_path(root, path)?)?;
+    }
+
+    let mut changes = UnitChanges::default();
+    for (name, unit) in &new.units {
+        let unit_path = format!("{UNIT_DIR}/{name}");
+        write_file(
+            root,
+            &unit_path,
+            &ManagedFile::Text {
+                text: unit.text.clone(),
+                mode: 0o644,
+            },
+        )?;
+        for target in &unit.wanted_by {
+            write_file(
+                root,
+                &wants_link(target, name),
+                &ManagedFile::Symlink {
+                    target: format!("../{name}"),
+                },
+            )?;
+        }
+        match old.units.get(name) {
+            None => changes.added.push(name.clone()),
+            Some(before) if before.text != unit.text => changes.changed.push(name.clone()),
+            Some(before) => {
+                // Same unit, maybe wanted by fewer targets now.
+                for target in before
+                    .wanted_by
+                    .iter()
+                    .filter(|t| !unit.wanted_by.contains(t))
+                {
+                    remove_path(&host_path(root, &wants_link(target, name))?)?;
+                }
+            }
+        }
+    }
+    for (name, unit) in old
+        .units
+        .iter()
+        .filter(|(n, _)| !new.units.contains_key(*n))
+    {
+        for target in &unit.wanted_by {
+            remove_path(&host_path(root, &wants_link(target, name))?)?;
+        }
+        remove_path(&host_path(root, &format!("{UNIT_DIR}/{name}"))?)?;
+        changes.removed.push(name.clone());
+    }
+
+    apply_users(root, new, old)?;
+    Ok(changes)
+}
+
+/// `/etc/passwd`-style file as (name, fields) lines, in order.
+struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn read(path: &Path) -> Table {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        Table {
+            rows: text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| l.split(':').map(String::from).collect())
+                .collect(),
+        }
+    }
+
+    fn get(&mut self, name: &str) -> Option<&mut Vec<String>> {
+        self.rows
+            .iter_mut()
+            .find(|r| r.first().is_some_and(|n| n == name))
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.rows.retain(|r| r.first().is_none_or(|n| n != name));
+    }
+
+    fn ids(&self, column: usize) -> BTreeSet<u32> {
+        self.rows
+            .iter()
+            .filter_map(|r| r.get(column)?.parse().ok())
+            .collect()
+    }
+
+    fn render(&self) -> String {
+        self.rows
+            .iter()
+            .map(|r| format!("{}\n", r.join(":")))
+            .collect()
+    }
+}
+
+/// A free id: system ones counting down from 999, normal ones up from 1000.
+fn allocate(used: &BTreeSet<u32>, system: bool) -> Result<u32> {
+    let found = if system {
+        (400..=999).rev().find(|i| !used.contains(i))
+    } else {
+        (1000..60000).find(|i| !used.contains(i))
+    };
+    found.ok_or_else(|| Error::Usage("no free user or group id left".into()))
+}
+
+fn check_field(what: &str, value: &str) -> Result<()> {
+    if value.contains([':', '\n']) {
+        return Err(Error::Usage(format!(
+            "{what} ‘{value}’ may not contain ‘:’ or a newline"
+        )));
+    }
+    Ok(())
+}
+
+fn apply_users(root: &Path, new: &Generation, old: &Generation) -> Result<()> {
+    if new.users.is_empty()
+        && new.groups.is_empty()
+        && old.users.is_empty()
+        && old.groups.is_empty()
+    {
+        return Ok(());
+    }
+    let etc = root.join("etc");
+    let mut passwd = Table::read(&etc.join("passwd"));
+    let mut group = Table::read(&etc.join("group"));
+    let mut shadow = Table::read(&etc.join("shadow"));
+
+    for name in old
+        .users
+        .keys()
+        .filter(|n| !new.users.contains_key(*n) && n.as_str() != "root")
+    {
+        passwd.remove(name);
+        shadow.remove(name);
+        for row in &mut group.rows {
+            if let Some(members) = row.get_mut(3) {
+                *members = members
+                    .split(',')
+                    .filter(|m| !m.is_empty() && m != name)
+                    .collect::<Vec<_>>()
+                    .join(",");
+            }
+        }
+    }
+    for name in old.groups.keys().filter(|n| !new.groups.contains_key(*n)) {
+        group.remove(name);
+    }
+
+    // Groups: the declared ones, plus any a user names.
+    let mut wanted: BTreeMap<String, (Option<u32>, bool)> = new
+        .groups
+        .iter()
+        .map(|(n, g)| (n.clone(), (g.gid, g.system)))
+        .collect();
+    for user in new.users.values() {
+        for g in std::iter::once(&user.group).chain(&user.extra_groups) {
+            wanted.entry(g.clone()).or_insert((None, true));
+        }
+    }
+    for (name, (gid, system)) in &wanted {
+        check_field("group name", name)?;
+        let used = group.ids(2);
+        match group.get(name) {
+            Some(row) => {
+                if let Some(gid) = gid {
+                    row[2] = gid.to_string();
+                }
+            }
+            None => {
+                let gid = match gid {
+                    Some(g) => *g,
+                    None => allocate(&used, *system)?,
+                };
+                group.rows.push(vec![
+                    name.clone(),
+                    "x".into(),
+                    gid.to_string(),
+                    String::new(),
+                ]);
+            }
+        }
+    }
+
+    let mut homes: Vec<(String, u32, u32)> = Vec::new();
+    for (name, user) in &new.users {
+        for (what, value) in [
+            ("user name", name),
+            ("description", &user.description),
+            ("home", &user.home),
+            ("shell", &user.shell),
+        ] {
+            check_field(what, value)?;
+        }
+        let gid: u32 = group
+            .get(&user.group)
+            .and_then(|r| r.get(2)?.parse().ok())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "group ‘{}’ of user ‘{name}’ does not exist",
+                    user.group
+                ))
+            })?;
+        let used = passwd.ids(2);
+        let existed = passwd.get(name).is_some();
+        if name == "root" {
+            // root keeps its identity; only its password can be set.
+        } else {
+            let uid = match (
+                user.uid,
+                passwd.get(name).and_then(|r| r.get(2)?.parse::<u32>().ok()),
+            ) {
+                (Some(uid), _) | (None, Some(uid)) => uid,
+                (None, None) => allocate(&used, user.system)?,
+            };
+            let row = vec![
+                name.clone(),
+                "x".into(),
+                uid.to_string(),
+                gid.to_string(),
+                user.description.clone(),
+                user.home.clone(),
+                user.shell.clone(),
+            ];
+            match passwd.get(name) {
+                Some(existing) => *existing = row,
+                None => passwd.rows.push(row),
+            }
+            if user.create_home {
+                homes.push((user.home.clone(), uid, gid));
+            }
+        }
+        let password = match (&user.hashed_password, existed || shadow.get(name).is_some()) {
+            (Some(hash), _) => Some(hash.clone()),
+            (None, false) => Some(
+                user.initial_hashed_password
+                    .clone()
+                    .unwrap_or_else(|| "*".into()),
+            ),
+            (None, true) => None,
+        };
+        if let Some(hash) = password {
+            check_field("password hash", &hash)?;
+            match shadow.get(name) {
+                Some(row) if row.len() > 1 => row[1] = hash,
+                _ => shadow.rows.push(vec![
+                    name.clone(),
+                    hash,
+                    "19000".into(),
+                    "0".into(),
+                    "99999".into(),
+                    "7".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]),
+            }
+        }
+        for g in &user.extra_groups {
+            if let Some(row) = group.get(g) {
+                while row.len() < 4 {
+                    row.push(String::new());
+                }
+                let mut members: Vec<String> = row[3]
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(String::from)
+                    .collect();
+                if !members.contains(name) {
+                    members.push(name.clone());
+                }
+                row[3] = members.join(",");
+            }
+        }
+    }
+    write_atomic(&etc.join("group"), &group.render(), 0o644)?;
+    write_atomic(&etc.join("passwd"), &passwd.render(), 0o644)?;
+    write_atomic(&etc.join("shadow"), &shadow.render(), 0o600)?;
+    for (home, uid, gid) in homes {
+        let path = host_path(root, &home)?;
+        if !path.exists() {
+            fs::create_dir_all(&path).context(|| format!("creating {}", path.display()))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
+                .context(|| format!("chmod {}", path.display()))?;
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .context(|| format!("chown {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::generation::{Group, Unit, User};
+
+    fn root() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("etc")).unwrap();
+        fs::write(dir.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\nmessagebus:x:100:102::/nonexistent:/usr/sbin/nologin\n").unwrap();
+        fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nmessagebus:x:102:\n",
+        )
+        .unwrap();
+        fs::write(dir.path().join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+        dir
+    }
+
+    fn alice() -> User {
+        User {
+            uid: None,
+            group: "users".into(),
+            extra_groups: vec!["wheel".into()],
+            description: "Alice".into(),
+            home: "/home/alice".into(),
+            create_home: true,
+            shell: "/bin/bash".into(),
+            hashed_password: None,
+            initial_hashed_password: Some("$6$salt$hash".into()),
+            system: false,
+        }
+    }
+
+    #[test]
+    fn files_units_and_their_removal() {
+        let dir = root();
+        let mut g1 = Generation::default();
+        g1.files.insert(
+            "/etc/motd".into(),
+            ManagedFile::Text {
+                text: "hi\n".into(),
+                mode: 0o644,
+            },
+        );
+        g1.files.insert(
+            "/etc/localtime".into(),
+            ManagedFile::Symlink {
+                target: "/usr/share/zoneinfo/UTC".into(),
+            },
+        );
+        g1.units.insert(
+            "a.service".into(),
+            Unit {
+                text: "[Service]\n".into(),
+                wanted_by: vec!["multi-user.target".into()],
+            },
+        );
+        g1.units.insert(
+            "b.service".into(),
+            Unit {
+                text: "[Service]\n".into(),
+                wanted_by: vec![],
+            },
+        );
+        let changes = apply(dir.path(), &g1, None).unwrap();
+        assert_eq!(changes.added, ["a.service", "b.service"]);
+        let r = dir.path();
+        assert_eq!(fs::read_to_string(r.join("etc/motd")).unwrap(), "hi\n");
+        assert_eq!(
+            fs::read_link(r.join("etc/systemd/system/multi-user.target.wants/a.service")).unwrap(),
+            Path::new("../a.service")
+        );
+
+        let mut g2 = g1.clone();
+        g2.files.remove("/etc/motd");
+        g2.units.remove("a.service");
+        g2.units.get_mut("b.service").unwrap().text = "[Service]\nType=oneshot\n".into();
+        let changes = apply(r, &g2, Some(&g1)).unwrap();
+        assert_eq!(
+            changes,
+            UnitChanges {
+                added: vec![],
+                changed: vec!["b.service".into()],
+                removed: vec!["a.service".into()]
+            }
+        );
+        assert!(!r.join("etc/motd").exists());
+        assert!(!r.join("etc/systemd/system/a.service").exists());
+        assert!(
+            fs::symlink_metadata(r.join("etc/systemd/system/multi-user.target.wants/a.service"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn users_are_merged_and_removed() {
+        let dir = root();
+        let r = dir.path();
+        let mut g = Generation::default();
+        g.users.insert("alice".into(), alice());
+        g.groups.insert(
+            "users".into(),
+            Group {
+                gid: Some(100),
+                system: true,
+            },
+        );
+        apply(r, &g, None).unwrap();
+        let passwd = fs::read_to_string(r.join("etc/passwd")).unwrap();
+        assert!(
+            passwd.contains("alice:x:1000:100:Alice:/home/alice:/bin/bash\n"),
+            "{passwd}"
+        );
+        assert!(passwd.starts_with("root:x:0:0:root:/root:/bin/bash\nmessagebus"));
+        let group = fs::read_to_string(r.join("etc/group")).unwrap();
+        assert!(
+            group.contains("users:x:100:\n") && group.contains("wheel:x:999:alice\n"),
+            "{group}"
+        );
+        assert!(
+            fs::read_to_string(r.join("etc/shadow"))
+                .unwrap()
+                .contains("alice:$6$salt$hash:")
+        );
+        assert!(r.join("home/alice").is_dir());
+
+        // The initial password is not reapplied; a hashed password is.
+        let mut g2 = g.clone();
+        g2.users.get_mut("alice").unwrap().initial_hashed_password = Some("$6$other$x".into());
+        apply(r, &g2, Some(&g)).unwrap();
+        assert!(
+            fs::read_to_string(r.join("etc/shadow"))
+                .unwrap()
+                .contains("alice:$6$salt$hash:")
+        );
+        g2.users.get_mut("alice").unwrap().hashed_password = Some("$6$new$y".into());
+        apply(r, &g2, Some(&g)).unwrap();
+        assert!(
+            fs::read_to_string(r.join("etc/shadow"))
+                .unwrap()
+                .contains("alice:$6$new$y:")
+        );
+
+        let g3 = Generation::default();
+        apply(r, &g3, Some(&g2)).unwrap();
+        let passwd = fs::read_to_string(r.join("etc/passwd")).unwrap();
+        assert!(!passwd.contains("alice"), "{passwd}");
+        assert!(
+            !fs::read_to_string(r.join("etc/group"))
+                .unwrap()
+                .contains("alice")
+        );
+    }
+
+    #[test]
+    fn bad_fields_and_paths_are_refused() {
+        let dir = root();
+        let mut g = Generation::default();
+        let mut bad = alice();
+        bad.description = "a:b".into();
+        g.users.insert("alice".into(), bad);
+        assert!(apply(dir.path(), &g, None).is_err());
+        let mut g = Generation::default();
+        g.files.insert(
+            "/../escape".into(),
+            ManagedFile::Text {
+                text: String::new(),
+                mode: 0o644,
+            },
+        );
+        assert!(apply(dir.path(), &g, None).is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! A generation: everything the native builder decided a container's system is — files under
+//! `/etc` (and elsewhere), systemd units and what wants them, users and groups. Each build is
+//! saved as a new numbered generation beside the previous ones in the container root
+//! (`/var/lib/ncsh/generations/N.json`), and `current` names the active one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::container::store::write_atomic;
+use crate::error::{Context, Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ManagedFile {
+    Text { text: String, mode: u32 },
+    Symlink { target: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unit {
+    pub text: String,
+    /// Targets whose `.wants/` directory links this unit (its `[Install] WantedBy`).
+    pub wanted_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub uid: Option<u32>,
+    pub group: String,
+    pub extra_groups: Vec<String>,
+    pub description: String,
+    pub home: String,
+    pub create_home: bool,
+    pub shell: String,
+    /// Set on every activation.
+    pub hashed_password: Option<String>,
+    /// Set only when the user is first created.
+    pub initial_hashed_password: Option<String>,
+    pub system: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub gid: Option<u32>,
+    pub system: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    pub number: u64,
+    /// Container path (absolute) → contents.
+    pub files: BTreeMap<String, ManagedFile>,
+    pub units: BTreeMap<String, Unit>,
+    pub users: BTreeMap<String, User>,
+    pub groups: BTreeMap<String, Group>,
+    /// The evaluated options, for scripts that ask what a container is configured with.
+    pub options: serde_json::Value,
+}
+
+/// A container path must be absolute, normalized, and stay inside the container.
+pub fn check_container_path(path: &str) -> Result<()> {
+    let p = Path::new(path);
+    let ok = p.is_absolute()
+        && p.components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::RootDir | std::path::Component::Normal(_)
+            )
+        })
+        && p.components().count() > 1;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "‘{path}’ is not a usable path in a container (absolute, no ‘..’)"
+        )))
+    }
+}
+
+/// Where a container's generations live, relative to its root.
+pub const GENERATIONS_DIR: &str = "var/lib/ncsh/generations";
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: &Path) -> Store {
+        Store {
+            dir: root.join(GENERATIONS_DIR),
+        }
+    }
+
+    fn current_file(&self) -> PathBuf {
+        self.dir.join("current")
+    }
+
+    pub fn current_number(&self) -> Option<u64> {
+        fs::read_to_string(self.current_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn load(&self, number: u64) -> Result<Generation> {
+        let path = self.dir.join(format!("{number}.json"));
+        let text = fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Usage(format!("{} is corrupt: {e}", path.display())))
+    }
+
+    pub fn current(&self) -> Result<Option<Generation>> {
+        self.current_number().map(|n| self.load(n)).transpose()
+    }
+
+    /// Save `generation` under the next number (set in it) without making it current.
+    pub fn save_next(&self, generation: &mut Generation) -> Result<()> {
+        fs::create_dir_all(&self.dir).context(|| format!("creating {}", self.dir.display()))?;
+        let highest = fs::read_dir(&self.dir)
+            .context(|| format!("reading {}", self.dir.display()))?
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".json")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0);
+        generation.number = highest + 1;
+        let text = serde_json::to_string_pretty(generation)
+            .map_err(|e| Error::Usage(format!("serializing: {e}")))?;
+        write_atomic(
+            &self.dir.join(format!("{}.json", generation.number)),
+            &text,
+            0o600,
+        )
+    }
+
+    pub fn set_current(&self, number: u64) -> Result<()> {
+        write_atomic(&self.current_file(), &format!("{number}\n"), 0o644)
+    }
+
+    /// Forget a generation that never became current (a failed activation).
+    pub fn discard(&self, number: u64) {
+        let _ = fs::remove_file(self.dir.join(format!("{number}.json")));
+    }
+
+    pub fn numbers(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_unstable();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_grow_and_current_is_explicit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        assert_eq!(store.current().unwrap(), None);
+        let mut g = Generation::default();
+        g.files.insert(
+            "/etc/x".into(),
+            ManagedFile::Text {
+                text: "x".into(),
+                mode: 0o644,
+            },
+        );
+        store.save_next(&mut g).unwrap();
+        assert_eq!(g.number, 1);
+        assert_eq!(store.current_number(), None);
+        store.set_current(1).unwrap();
+        assert_eq!(store.current().unwrap(), Some(g.clone()));
+        store.save_next(&mut g).unwrap();
+        assert_eq!((g.number, store.numbers()), (2, vec![1, 2]));
+        store.discard(2);
+        assert_eq!(store.numbers(), vec![1]);
+    }
+
+    #[test]
+    fn container_paths_stay_inside() {
+        assert!(check_container_path("/etc/ssh/sshd_config").is_ok());
+        for bad in ["etc/x", "/", "/etc/../../x", "/etc/./x", ""] {
+            assert!(check_container_path(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,552 @@
+//! The native builder's Rhai half: option modules (`stdlib/nixos/*.rhai`, compiled in, plus the
+//! user's own) declare options and turn the typed configuration into a [`Generation`].
+//!
+//! A module defines `fn options()` (an array of `#{path, type, default, description}`),
+//! `fn build(config, gen)` and optionally `fn finalize(config, gen)`, which runs after every
+//! module's `build` (the firewall uses it to collect the ports other modules opened).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Map, Scope};
+
+use crate::build::generation::{Generation, Group, ManagedFile, Unit, User, check_container_path};
+use crate::build::nixexpr::{self, OptionTree, Value};
+use crate::build::options::{Declarations, OptType, OptionDecl};
+use crate::build::{BuildRequest, Builder, ConfigSource, configuration_nix};
+use crate::engine::error::{describe, to_rhai};
+use crate::error::{Error, Result};
+
+/// The option modules shipped in `stdlib/nixos/`, in the order they run.
+pub const BUILTIN_MODULES: &[(&str, &str)] = &[
+    ("base", include_str!("../../stdlib/nixos/base.rhai")),
+    ("users", include_str!("../../stdlib/nixos/users.rhai")),
+    ("systemd", include_str!("../../stdlib/nixos/systemd.rhai")),
+    ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
+    ("httpd", include_str!("../../stdlib/nixos/httpd.rhai")),
+    ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
+];
+
+/// Directories of the user's own modules: `NCSH_MODULES_PATH` (colon-separated), else
+/// `$XDG_CONFIG_HOME/ncsh/nixos` (or `~/.config/ncsh/nixos`) and `/etc/ncsh/nixos`.
+pub fn module_dirs() -> Vec<PathBuf> {
+    if let Some(list) = std::env::var_os("NCSH_MODULES_PATH") {
+        return std::env::split_paths(&list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")));
+    config
+        .map(|c| c.join("ncsh/nixos"))
+        .into_iter()
+        .chain([PathBuf::from("/etc/ncsh/nixos")])
+        .collect()
+}
+
+struct Module {
+    name: String,
+    ast: AST,
+}
+
+/// The state a build accumulates; `gen` in a module is a handle on it.
+#[derive(Default)]
+struct GenState {
+    name: String,
+    generation: Generation,
+    tcp: BTreeSet<i64>,
+    udp: BTreeSet<i64>,
+}
+
+#[derive(Clone)]
+pub struct Gen(Rc<RefCell<GenState>>);
+
+type RhaiResult<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+fn usage(message: String) -> Box<EvalAltResult> {
+    to_rhai(Error::Usage(message))
+}
+
+fn to_dynamic(value: &Value) -> Dynamic {
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(n) => (*n).into(),
+        Value::String(s) => s.clone().into(),
+        Value::Path(p) => p.display().to_string().into(),
+        Value::List(items) => items.iter().map(to_dynamic).collect::<Array>().into(),
+        Value::Attrs(map) => map
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), to_dynamic(v)))
+            .collect::<Map>()
+            .into(),
+    }
+}
+
+fn to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(n) => (*n).into(),
+        Value::String(s) => s.clone().into(),
+        Value::Path(p) => p.display().to_string().into(),
+        Value::List(items) => items.iter().map(to_json).collect(),
+        Value::Attrs(map) => map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect(),
+    }
+}
+
+fn from_dynamic(value: &Dynamic) -> std::result::Result<Value, String> {
+    if value.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = value.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(n) = value.as_int() {
+        return Ok(Value::Int(n));
+    }
+    if let Some(s) = value.clone().try_cast::<rhai::ImmutableString>() {
+        return Ok(Value::String(s.to_string()));
+    }
+    if let Some(items) = value.clone().try_cast::<Array>() {
+        return items
+            .iter()
+            .map(from_dynamic)
+            .collect::<std::result::Result<_, _>>()
+            .map(Value::List);
+    }
+    if let Some(map) = value.clone().try_cast::<Map>() {
+        let mut out = BTreeMap::new();
+        for (k, v) in &map {
+            out.insert(k.to_string(), from_dynamic(v)?);
+        }
+        return Ok(Value::Attrs(out));
+    }
+    Err(format!("a {} cannot be an option value", value.type_name()))
+}
+
+fn string_field(map: &Map, key: &str, default: &str) -> RhaiResult<String> {
+    match map.get(key) {
+        None => Ok(default.to_string()),
+        Some(v) if v.is_unit() => Ok(default.to_string()),
+        Some(v) => v
+            .clone()
+            .into_immutable_string()
+            .map(|s| s.to_string())
+            .map_err(|t| usage(format!("‘{key}’ must be a string, found {t}"))),
+    }
+}
+
+fn opt_string(map: &Map, key: &str) -> RhaiResult<Option<String>> {
+    let s = string_field(map, key, "")?;
+    Ok(if map.get(key).is_none_or(Dynamic::is_unit) {
+        None
+    } else {
+        Some(s)
+    })
+}
+
+fn bool_field(map: &Map, key: &str) -> RhaiResult<bool> {
+    map.get(key).map_or(Ok(false), |v| {
+        v.as_bool()
+            .map_err(|t| usage(format!("‘{key}’ must be a boolean, found {t}")))
+    })
+}
+
+fn id_field(map: &Map, key: &str) -> RhaiResult<Option<u32>> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(v) if v.is_unit() => Ok(None),
+        Some(v) => v
+            .as_int()
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| usage(format!("‘{key}’ must be a non-negative integer"))),
+    }
+}
+
+fn strings(array: &Array, what: &str) -> RhaiResult<Vec<String>> {
+    array
+        .iter()
+        .map(|v| {
+            v.clone()
+                .into_immutable_string()
+                .map(|s| s.to_string())
+                .map_err(|t| usage(format!("{what} must be strings, found {t}")))
+        })
+        .collect()
+}
+
+fn port(n: i64) -> RhaiResult<i64> {
+    if (1..=65535).contains(&n) {
+        Ok(n)
+    } else {
+        Err(usage(format!("{n} is not a port")))
+    }
+}
+
+/// SHA-512 crypt of `password` with a random salt, as `mkpasswd -m sha-512` makes.
+pub fn hash_password(password: &str) -> Result<String> {
+    use sha_crypt::PasswordHasher;
+    let mut salt = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut salt))
+        .map_err(|e| Error::io("reading /dev/urandom", e))?;
+    let hash = sha_crypt::ShaCrypt::SHA512
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|e| Error::Usage(format!("hashing a password: {e}")))?;
+    Ok(hash.to_string())
+}
+
+/// A short stable digest (FNV-1a), for restart triggers in unit files.
+fn digest(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn register_gen(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<Gen>("Generation")
+        .register_get("name", |g: &mut Gen| g.0.borrow().name.clone())
+        .register_fn("file", |g: &mut Gen, path: &str, text: &str| {
+            g.file(path, text, 0o644)
+        })
+        .register_fn("file", |g: &mut Gen, path: &str, text: &str, mode: i64| {
+            g.file(path, text, mode)
+        })
+        .register_fn(
+            "symlink",
+            |g: &mut Gen, path: &str, target: &str| -> RhaiResult<()> {
+                check_container_path(path).map_err(to_rhai)?;
+                g.0.borrow_mut().generation.files.insert(
+                    path.into(),
+                    ManagedFile::Symlink {
+                        target: target.into(),
+                    },
+                );
+                Ok(())
+            },
+        )
+        .register_fn("unit", |g: &mut Gen, name: &str, text: &str| {
+            g.unit(name, text, Array::new())
+        })
+        .register_fn(
+            "unit",
+            |g: &mut Gen, name: &str, text: &str, wanted_by: Array| g.unit(name, text, wanted_by),
+        )
+        .register_fn("user", |g: &mut Gen, name: &str, spec: Map| {
+            g.user(name, &spec)
+        })
+        .register_fn(
+            "group",
+            |g: &mut Gen, name: &str, spec: Map| -> RhaiResult<()> {
+                let group = Group {
+                    gid: id_field(&spec, "gid")?,
+                    system: bool_field(&spec, "system")?,
+                };
+                g.0.borrow_mut()
+                    .generation
+                    .groups
+                    .insert(name.into(), group);
+                Ok(())
+            },
+        )
+        .register_fn("has_user", |g: &mut Gen, name: &str| {
+            g.0.borrow().generation.users.contains_key(name)
+        })
+        .register_fn("allow_tcp", |g: &mut Gen, p: i64| -> RhaiResult<()> {
+            g.0.borrow_mut().tcp.insert(port(p)?);
+            Ok(())
+        })
+        .register_fn("allow_udp", |g: &mut Gen, p: i64| -> RhaiResult<()> {
+            g.0.borrow_mut().udp.insert(port(p)?);
+            Ok(())
+        })
+        .register_fn("allowed_tcp", |g: &mut Gen| {
+            g.0.borrow()
+                .tcp
+                .iter()
+                .map(|p| Dynamic::from(*p))
+                .collect::<Array>()
+        })
+        .register_fn("allowed_udp", |g: &mut Gen| {
+            g.0.borrow()
+                .udp
+                .iter()
+                .map(|p| Dynamic::from(*p))
+                .collect::<Array>()
+        });
+    engine.register_fn("hash_password", |p: &str| hash_password(p).map_err(to_rhai));
+    engine.register_fn("digest", |t: &str| digest(t));
+    engine.register_fn("host_has", |path: &str| Path::new(path).exists());
+    // Fail the build with a clear message when a host program is missing.
+    engine.register_fn(
+        "require_host",
+        |path: &str, package: &str, why: &str| -> RhaiResult<()> {
+            if Path::new(path).exists() {
+                return Ok(());
+            }
+            Err(to_rhai(Error::Build(format!(
+                "{why} needs {path}: install the Debian package ‘{package}’ on the host"
+            ))))
+        },
+    );
+    engine.register_fn("read_host_file", |path: &str| -> RhaiResult<String> {
+        std::fs::read_to_string(path).map_err(|e| to_rhai(Error::io(format!("reading {path}"), e)))
+    });
+}
+
+impl Gen {
+    fn file(&mut self, path: &str, text: &str, mode: i64) -> RhaiResult<()> {
+        check_container_path(path).map_err(to_rhai)?;
+        let mode = u32::try_from(mode)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| usage(format!("{mode} is not a file mode")))?;
+        self.0.borrow_mut().generation.files.insert(
+            path.into(),
+            ManagedFile::Text {
+                text: text.into(),
+                mode,
+            },
+        );
+        Ok(())
+    }
+
+    fn unit(&mut self, name: &str, text: &str, wanted_by: Array) -> RhaiResult<()> {
+        let valid = |n: &str| {
+            !n.is_empty()
+                && n.contains('.')
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@._-:\\".contains(c))
+        };
+        if !valid(name) {
+            return Err(usage(format!("‘{name}’ is not a unit name")));
+        }
+        let wanted_by = strings(&wanted_by, "wanted_by targets")?;
+        if let Some(bad) = wanted_by.iter().find(|t| !valid(t)) {
+            return Err(usage(format!("‘{bad}’ is not a unit name")));
+        }
+        self.0.borrow_mut().generation.units.insert(
+            name.into(),
+            Unit {
+                text: text.into(),
+                wanted_by,
+            },
+        );
+        Ok(())
+    }
+
+    fn user(&mut self, name: &str, spec: &Map) -> RhaiResult<()> {
+        let system = bool_field(spec, "system")?;
+        let user = User {
+            uid: id_field(spec, "uid")?,
+            group: string_field(spec, "group", "nogroup")?,
+            extra_groups: match spec.get("extra_groups") {
+                Some(v) => strings(
+                    &v.clone().try_cast::<Array>().unwrap_or_default(),
+                    "extra_groups",
+                )?,
+                None => Vec::new(),
+            },
+            description: string_field(spec, "description", "")?,
+            home: string_field(spec, "home", "/var/empty")?,
+            create_home: bool_field(spec, "create_home")?,
+            shell: string_field(spec, "shell", "/usr/sbin/nologin")?,
+            hashed_password: opt_string(spec, "hashed_password")?,
+            initial_hashed_password: opt_string(spec, "initial_hashed_password")?,
+            system,
+        };
+        self.0
+            .borrow_mut()
+            .generation
+            .users
+            .insert(name.into(), user);
+        Ok(())
+    }
+}
+
+/// The native builder: loads the modules on first use.
+#[derive(Default)]
+pub struct NativeBuilder {
+    loaded: RefCell<Option<Rc<Loaded>>>,
+}
+
+struct Loaded {
+    engine: Engine,
+    modules: Vec<Module>,
+    declarations: Declarations,
+}
+
+fn module_error(module: &str, err: &EvalAltResult) -> Error {
+    let f = describe(err);
+    let at = match (f.position.line(), f.position.position()) {
+        (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+        _ => String::new(),
+    };
+    Error::Build(format!("option module ‘{module}’{at}: {}", f.message))
+}
+
+impl NativeBuilder {
+    fn loaded(&self) -> Result<Rc<Loaded>> {
+        if let Some(l) = self.loaded.borrow().as_ref() {
+            return Ok(l.clone());
+        }
+        let loaded = Rc::new(Self::load()?);
+        *self.loaded.borrow_mut() = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    fn load() -> Result<Loaded> {
+        let mut engine = Engine::new();
+        engine.set_max_expr_depths(256, 256);
+        register_gen(&mut engine);
+        let mut sources: Vec<(String, String)> = BUILTIN_MODULES
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
+        for dir in module_dirs() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+                .collect();
+            files.sort();
+            for file in files {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| Error::io(format!("reading {}", file.display()), e))?;
+                sources.push((file.display().to_string(), text));
+            }
+        }
+        let mut modules = Vec::new();
+        let mut declarations = Declarations::default();
+        for (name, source) in sources {
+            let ast = engine
+                .compile(&source)
+                .map_err(|e| module_error(&name, &EvalAltResult::from(e)))?;
+            let decls: Array = engine
+                .call_fn(&mut Scope::new(), &ast, "options", ())
+                .map_err(|e| module_error(&name, &e))?;
+            for decl in decls {
+                let map = decl.try_cast::<Map>().ok_or_else(|| {
+                    Error::Build(format!(
+                        "option module ‘{name}’: options() must return maps"
+                    ))
+                })?;
+                let field = |k: &str| {
+                    map.get(k)
+                        .and_then(|v| v.clone().into_immutable_string().ok())
+                        .map(|s| s.to_string())
+                };
+                let bad = |why: String| Error::Build(format!("option module ‘{name}’: {why}"));
+                let path = field("path").ok_or_else(|| bad("an option without a path".into()))?;
+                let ty = OptType::parse(&field("type").unwrap_or_default())
+                    .map_err(|e| bad(format!("{path}: {e}")))?;
+                let default = map
+                    .get("default")
+                    .map(from_dynamic)
+                    .transpose()
+                    .map_err(|e| bad(format!("{path}: {e}")))?
+                    .unwrap_or(Value::Null);
+                // A null default means "unset"; any other default must have the option's type.
+                if default != Value::Null && ty.check(&default).is_err() {
+                    return Err(bad(format!("{path}: the default does not have the type")));
+                }
+                declarations
+                    .add(OptionDecl {
+                        path: path.split('.').map(String::from).collect(),
+                        ty,
+                        default,
+                        description: field("description").unwrap_or_default(),
+                        module: name.clone(),
+                    })
+                    .map_err(Error::Build)?;
+            }
+            modules.push(Module { name, ast });
+        }
+        Ok(Loaded {
+            engine,
+            modules,
+            declarations,
+        })
+    }
+
+    /// The declared options (for documentation and the REPL).
+    pub fn declarations(&self) -> Result<Declarations> {
+        Ok(self.loaded()?.declarations.clone())
+    }
+}
+
+fn eval_error(e: nixexpr::EvalError) -> Error {
+    Error::Build(e.to_string())
+}
+
+/// The option tree a request describes (see [`ConfigSource`]).
+fn evaluate(request: &BuildRequest) -> Result<OptionTree> {
+    let config_nix = request.root.join("etc/nixos/configuration.nix");
+    let base_dir = config_nix.parent().unwrap_or(Path::new("/")).to_path_buf();
+    match &request.source {
+        ConfigSource::Existing => nixexpr::eval_file(&config_nix).map_err(eval_error),
+        ConfigSource::Snippet(text) => {
+            let header = configuration_nix::render(&request.name, configuration_nix::Extra::None);
+            let mut tree =
+                nixexpr::eval_str(&header, &config_nix, &base_dir).map_err(eval_error)?;
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            let snippet =
+                nixexpr::eval_snippet(text, Path::new("--config"), &cwd).map_err(eval_error)?;
+            tree.merge(snippet).map_err(eval_error)?;
+            Ok(tree)
+        }
+        ConfigSource::File(file) => {
+            let text =
+                configuration_nix::render(&request.name, configuration_nix::Extra::Import(file));
+            nixexpr::eval_str(&text, &config_nix, &base_dir).map_err(eval_error)
+        }
+    }
+}
+
+impl Builder for NativeBuilder {
+    fn build(&self, request: &BuildRequest) -> Result<Generation> {
+        let tree = evaluate(request)?;
+        let loaded = self.loaded()?;
+        let config = loaded.declarations.configure(&tree).map_err(eval_error)?;
+        let state = Gen(Rc::new(RefCell::new(GenState {
+            name: request.name.clone(),
+            ..Default::default()
+        })));
+        let config_dyn = to_dynamic(&config);
+        for phase in ["build", "finalize"] {
+            for module in &loaded.modules {
+                if !module
+                    .ast
+                    .iter_functions()
+                    .any(|f| f.name == phase && f.params.len() == 2)
+                {
+                    continue;
+                }
+                let _: Dynamic = loaded
+                    .engine
+                    .call_fn::<Dynamic>(
+                        &mut Scope::new(),
+                        &module.ast,
+                        phase,
+                        (config_dyn.clone(), state.clone()),
+                    )
+                    .map_err(|e| module_error(&module.name, &e))?;
+            }
+        }
+        let mut generation = std::mem::take(&mut state.0.borrow_mut().generation);
+        generation.options = to_json(&config);
+        Ok(generation)
+    }
+}
