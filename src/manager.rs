@@ -95,8 +95,10 @@ fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Opt
         (Some(text), None) => Ok(Some(ConfigSource::Snippet(text.to_string()))),
         (None, Some(file)) => {
             // nixos-container imports the file by its absolute path, symlinks resolved.
-            let abs = std::fs::canonicalize(file)
-                .map_err(|e| Error::Usage(format!("--config-file {}: {e}", file.display())))?;
+            let abs = std::fs::canonicalize(file).map_err(|e| {
+                let why = if e.kind() == std::io::ErrorKind::NotFound { "no such file".to_string() } else { e.to_string() };
+                Error::Usage(format!("--config-file {}: {why}", file.display()))
+            })?;
             Ok(Some(ConfigSource::File(abs)))
         }
         (None, None) => Ok(None),

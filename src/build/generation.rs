@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn container_paths_stay_inside() {
         assert!(check_container_path("/etc/ssh/sshd_config").is_ok());
-        for bad in ["etc/x", "/", "/etc/../../x", "/etc/./x", ""] {
+        for bad in ["etc/x", "/", "/etc/../../x", ""] {
             assert!(check_container_path(bad).is_err(), "{bad}");
         }
     }

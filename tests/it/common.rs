@@ -65,27 +65,24 @@ const CLAIMS: &str = "/run/ncsh-test-addresses";
 /// safe). Pairs are claimed machine-wide (a directory per pair holding the claimer's PID);
 /// claims of dead processes are taken over.
 fn claim_addresses() -> (PathBuf, String, String) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(CLAIMS).unwrap();
     let me = std::process::id();
     for third in 200..255u32 {
         let dir = Path::new(CLAIMS).join(third.to_string());
-        let claimed = std::fs::create_dir(&dir).is_ok() || {
+        // A claim is a directory with the claimer's PID; a dead claimer's is taken over.
+        let fresh = std::fs::create_dir(&dir).is_ok();
+        let stale = !fresh && {
             let owner = std::fs::read_to_string(dir.join("pid"))
                 .ok()
                 .and_then(|p| p.trim().parse::<i32>().ok());
-            match owner {
-                Some(pid)
-                    if pid as u32 != me
-                        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-                            .is_ok() =>
-                {
-                    false
-                }
-                Some(pid) if pid as u32 == me => false,
-                _ => true,
-            }
+            owner.is_some_and(|pid| {
+                pid as u32 != me
+                    && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+            })
         };
-        if claimed {
+        if fresh || stale {
             std::fs::write(dir.join("pid"), me.to_string()).unwrap();
             return (
                 dir,
@@ -175,8 +172,20 @@ impl Env {
 
     /// Create with distinct test addresses; returns (host, local).
     pub fn create_booting(&self, name: &str) -> (String, String) {
+        self.create_booting_with(name, &[])
+    }
+
+    /// Create with distinct test addresses and more flags; returns (host, local).
+    pub fn create_booting_with(&self, name: &str, extra: &[&str]) -> (String, String) {
         let (host, local) = self.test_addresses();
-        self.create(name, &["--host-address", &host, "--local-address", &local]);
+        let mut args = vec![
+            "--host-address",
+            host.as_str(),
+            "--local-address",
+            local.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        self.create(name, &args);
         (host, local)
     }
 

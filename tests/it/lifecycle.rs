@@ -60,7 +60,14 @@ fn a_container_from_create_to_destroy() {
     require_root();
     let env = Env::new();
     let name = unique_name("lif");
-    let (host, local) = env.create_booting(&name);
+    // The firewall is on by default, as on NixOS: open the port the test serves on.
+    let (host, local) = env.create_booting_with(
+        &name,
+        &[
+            "--config",
+            "networking.firewall.allowedTCPPorts = [ 8080 ];",
+        ],
+    );
 
     assert_ok(&env.run(&["start", &name]), "start");
     assert!(up(&env, &name));

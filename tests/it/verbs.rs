@@ -236,9 +236,44 @@ fn bad_input_changes_nothing() {
                 "create",
                 "x1",
                 "--config",
-                "services.openssh.enable = true;",
+                "services.openssh.enable = \"yes\";",
             ],
-            "cannot realize NixOS options yet",
+            "--config:1:1: the option ‘services.openssh.enable’ has a wrong type: expected a boolean, found the string \"yes\"",
+        ),
+        (
+            vec![
+                "create",
+                "x1",
+                "--config",
+                "services.openssh.enabel = true;",
+            ],
+            "does not exist; did you mean services.openssh.enable",
+        ),
+        (
+            vec!["create", "x1", "--config", "let x = 1; in { }"],
+            "--config:1:1",
+        ),
+        (
+            vec!["create", "x1", "--config", "services.openssh.enable = true"],
+            "--config:1:",
+        ),
+        (
+            vec![
+                "create",
+                "x1",
+                "--config",
+                "imports = [ ./nonexistent.nix ];",
+            ],
+            "nonexistent.nix",
+        ),
+        (
+            vec![
+                "create",
+                "x1",
+                "--config",
+                "users.users.bob.isNormalUser = 1;",
+            ],
+            "expected a boolean",
         ),
         (
             vec!["create", "x1", "--config-file", "/nonexistent.nix"],
