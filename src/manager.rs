@@ -1,12 +1,13 @@
 //! The operations on containers, as one place the CLI verbs, scripts and the REPL all go
 //! through: the domain (`container`) plus a host driver. No Rhai here.
 
+use std::io::IsTerminal;
 use std::process::Output;
 
 use crate::container::{Conf, CreateOptions, Created, Paths, address, name, store};
 use crate::error::{Error, Result};
 use crate::host::standalone::Standalone;
-use crate::host::{Driver, Status, enter};
+use crate::host::{Driver, Status, enter, pty};
 
 /// Which program ncsh is pretending to be (argv[0]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +141,26 @@ impl Manager {
     pub fn run_attached(&self, name: &str, argv: &[String]) -> Result<i32> {
         require_root()?;
         enter::run_attached(self.leader(name)?, argv)
+    }
+
+    /// `/bin/login` on a terminal allocated inside the container, relayed to the caller's
+    /// terminal (or stdin and stdout); login's exit code.
+    pub fn login(&self, name: &str) -> Result<i32> {
+        require_root()?;
+        pty::login(self.leader(name)?)
+    }
+
+    /// A root login shell: on a terminal inside the container when stdin is a terminal, else
+    /// attached to stdin and stdout (the shell reads its commands from stdin); its exit code.
+    pub fn root_login(&self, name: &str) -> Result<i32> {
+        require_root()?;
+        let leader = self.leader(name)?;
+        if std::io::stdin().is_terminal() {
+            pty::root_shell(leader)
+        } else {
+            let argv = ["/bin/su".to_string(), "-l".into(), "root".into()];
+            enter::run_attached(leader, &argv)
+        }
     }
 
     pub fn run_captured(
