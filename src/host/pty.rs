@@ -335,6 +335,11 @@ impl Session {
         let mut pending: Vec<u8> = Vec::new();
         let mut stdin_open = true;
         let mut buf = vec![0u8; 16 * 1024];
+        // An end before the SIGCHLD handler was there.
+        if self.child_exited() {
+            self.drain(stdout, &mut buf)?;
+            return Ok(End::Done);
+        }
         loop {
             let mut master_events = PollFlags::POLLIN;
             if !pending.is_empty() {
