@@ -30,6 +30,9 @@ use crate::error::{Context, Error, Result};
 /// PATH for `/bin/login` (login sets the user's own PATH itself).
 const LOGIN_PATH: &str = "/usr/sbin:/usr/bin";
 
+/// How often the EOF character is typed again after the end of stdin (not a terminal).
+const EOF_REPEAT: Duration = Duration::from_millis(500);
+
 /// How long to wait for the command to go once the master is closed, before killing it.
 const HANGUP_GRACE: Duration = Duration::from_secs(5);
 
@@ -334,6 +337,8 @@ impl Session {
             .context(|| "setting the pty non-blocking".into())?;
         let mut pending: Vec<u8> = Vec::new();
         let mut stdin_open = true;
+        // With stdin at its end (not a terminal): when the EOF character is next typed.
+        let mut next_eof: Option<Instant> = None;
         let mut buf = vec![0u8; 16 * 1024];
         // An end before the SIGCHLD handler was there.
         if self.child_exited() {
@@ -341,6 +346,13 @@ impl Session {
             return Ok(End::Done);
         }
         loop {
+            if let Some(at) = next_eof
+                && pending.is_empty()
+                && Instant::now() >= at
+            {
+                pending.push(self.eof_char());
+                next_eof = Some(Instant::now() + EOF_REPEAT);
+            }
             let mut master_events = PollFlags::POLLIN;
             if !pending.is_empty() {
                 master_events |= PollFlags::POLLOUT;
@@ -353,7 +365,14 @@ impl Session {
             if reading_stdin {
                 fds.push(PollFd::new(stdin, PollFlags::POLLIN));
             }
-            match poll(&mut fds, PollTimeout::NONE) {
+            let timeout = match next_eof {
+                Some(at) if pending.is_empty() => {
+                    let left = at.saturating_duration_since(Instant::now()).as_millis();
+                    PollTimeout::from(u16::try_from(left).unwrap_or(u16::MAX))
+                }
+                _ => PollTimeout::NONE,
+            };
+            match poll(&mut fds, timeout) {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("waiting for terminal input", e)),
                 Ok(_) => {}
@@ -417,8 +436,10 @@ impl Session {
                             return Ok(End::Done);
                         }
                         // Pass end-of-input on as the terminal's EOF character (as `script`
-                        // does), then keep showing output until the command ends.
-                        pending.push(self.eof_char());
+                        // does), then keep showing output until the command ends. Typed again
+                        // while it runs: an EOF typed in canonical mode reaches a reader that
+                        // switched to raw mode since (readline) as a NUL, not as an EOF.
+                        next_eof = Some(Instant::now());
                     }
                     Ok(n) => pending.extend_from_slice(&buf[..n]),
                     Err(Errno::EAGAIN | Errno::EINTR) => {}
