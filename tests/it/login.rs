@@ -67,7 +67,13 @@ struct Session {
 impl Session {
     /// `ncsh ARGS` with its stdin, stdout and stderr on a new pty of the test.
     fn on_pty(env: &Env, args: &[&str]) -> Session {
-        let pty = nix::pty::openpty(None, None).unwrap();
+        let size = nix::pty::Winsize {
+            ws_row: 30,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&size), None).unwrap();
         // openpty's descriptors are inherited: no other child may hold this terminal open.
         for fd in [&pty.master, &pty.slave] {
             use nix::fcntl::{FcntlArg, FdFlag, fcntl};
@@ -174,6 +180,25 @@ impl Session {
         let input = self.input.as_mut().expect("input still open");
         input.write_all(text.as_bytes()).unwrap();
         input.flush().unwrap();
+    }
+
+    /// Resize ncsh's terminal and tell it so, as a terminal emulator does.
+    fn resize(&self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize through the pointer, which outlives the call.
+        let rc = unsafe { libc::ioctl(self.output.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(rc, 0);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGWINCH,
+        )
+        .unwrap();
     }
 
     /// Close our end of ncsh's input.
@@ -338,6 +363,13 @@ fn root_login_on_a_terminal() {
     s.send("echo \"$(id -un) on $(tty) answers $((6*7))\"\n");
     s.expect("root on /dev/pts/");
     s.expect("answers 42");
+    // The window size at the start, and after a change.
+    s.send("stty size\n");
+    s.expect("30 100");
+    s.resize(50, 132);
+    std::thread::sleep(Duration::from_millis(100));
+    s.send("stty size\n");
+    s.expect("50 132");
     s.send("exit 5\n");
     assert_eq!(s.finish(), 5, "{}", s.text());
     assert_session_gone(&env, &name);
