@@ -2,6 +2,7 @@
 //! through: the domain (`container`), a host driver and a builder. No Rhai here: the native
 //! builder (whose option modules are Rhai) is handed in by the caller.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::Output;
 
@@ -10,7 +11,7 @@ use crate::build::{BuildRequest, Builder, ConfigSource, activate};
 use crate::container::{Conf, CreateOptions, Created, Paths, address, name, store};
 use crate::error::{Error, Result};
 use crate::host::standalone::Standalone;
-use crate::host::{Driver, Status, enter};
+use crate::host::{Driver, Status, enter, pty};
 
 /// Which program ncsh is pretending to be (argv[0]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,6 +301,26 @@ impl Manager {
     pub fn run_attached(&self, name: &str, argv: &[String]) -> Result<i32> {
         require_root()?;
         enter::run_attached(self.leader(name)?, argv)
+    }
+
+    /// `/bin/login` on a terminal allocated inside the container, relayed to the caller's
+    /// terminal (or stdin and stdout); login's exit code.
+    pub fn login(&self, name: &str) -> Result<i32> {
+        require_root()?;
+        pty::login(self.leader(name)?)
+    }
+
+    /// A root login shell: on a terminal inside the container when stdin is a terminal, else
+    /// attached to stdin and stdout (the shell reads its commands from stdin); its exit code.
+    pub fn root_login(&self, name: &str) -> Result<i32> {
+        require_root()?;
+        let leader = self.leader(name)?;
+        if std::io::stdin().is_terminal() {
+            pty::root_shell(leader)
+        } else {
+            let argv = ["/bin/su".to_string(), "-l".into(), "root".into()];
+            enter::run_attached(leader, &argv)
+        }
     }
 
     pub fn run_captured(

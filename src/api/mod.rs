@@ -340,8 +340,10 @@ fn register_container_type(engine: &mut Engine) {
             },
         )
         .register_fn("root_login", |c: &mut Container| -> RhaiResult<i64> {
-            let argv = ["/bin/su".to_string(), "-l".into(), "root".into()];
-            Ok(c.manager.run_attached(&c.name, &argv).map_err(to_rhai)? as i64)
+            Ok(c.manager.root_login(&c.name).map_err(to_rhai)? as i64)
+        })
+        .register_fn("login", |c: &mut Container| -> RhaiResult<i64> {
+            Ok(c.manager.login(&c.name).map_err(to_rhai)? as i64)
         })
         .register_fn("to_string", |c: &mut Container| c.describe())
         .register_fn("to_debug", |c: &mut Container| {

@@ -25,21 +25,51 @@ fn same_namespace(leader: i32, ns: &str) -> bool {
     matches!((ours, theirs), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
 }
 
-/// A `Command` that runs `argv` inside the container whose PID 1 is `leader`.
-pub fn command(leader: i32, argv: &[String]) -> Result<Command> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err(Error::Usage("no command given to run".into()));
-    };
-    let mut files: Vec<File> = Vec::new();
-    for ns in NAMESPACES {
-        if same_namespace(leader, ns) {
-            continue;
+/// The namespace files of a container's leader, opened before the fork that enters them (the
+/// ones we already share are left out, so entering works without a user namespace too).
+pub struct Namespaces(Vec<File>);
+
+impl Namespaces {
+    pub fn open(leader: i32) -> Result<Namespaces> {
+        let mut files: Vec<File> = Vec::new();
+        for ns in NAMESPACES {
+            if same_namespace(leader, ns) {
+                continue;
+            }
+            let path = format!("/proc/{leader}/ns/{ns}");
+            files.push(File::open(&path).context(|| format!("opening {path}"))?);
         }
-        let path = format!("/proc/{leader}/ns/{ns}");
-        files.push(File::open(&path).context(|| format!("opening {path}"))?);
+        Ok(Namespaces(files))
     }
-    let mut cmd = Command::new(program);
-    cmd.args(args).env_clear();
+}
+
+/// How the process that runs inside is set up after it entered the namespaces.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// The working directory (`/` when it does not exist).
+    pub dir: &'static str,
+    /// Start a new session with stdin (a terminal) as its controlling terminal, as getty does
+    /// for login: the command is then the session leader and gets the terminal's hangup.
+    pub controlling_tty: bool,
+}
+
+/// What `run` uses: root's home, the caller's session.
+pub const ROOT_COMMAND: Setup = Setup {
+    dir: "/root",
+    controlling_tty: false,
+};
+
+/// A `Command` that runs `argv` inside the container whose PID 1 is `leader`, with a clean
+/// root login environment.
+pub fn command(leader: i32, argv: &[String]) -> Result<Command> {
+    let mut cmd = command_with(Namespaces::open(leader)?, argv, ROOT_COMMAND)?;
+    root_environment(&mut cmd);
+    Ok(cmd)
+}
+
+/// Clear the environment and set root's login variables (plus the caller's terminal ones).
+pub fn root_environment(cmd: &mut Command) {
+    cmd.env_clear();
     for (key, value) in [
         ("HOME", "/root"),
         ("USER", "root"),
@@ -54,8 +84,20 @@ pub fn command(leader: i32, argv: &[String]) -> Result<Command> {
             cmd.env(key, value);
         }
     }
+}
+
+/// A `Command` that enters `namespaces` and runs `argv` there, set up as `setup` says; its
+/// environment is the caller's until the caller sets one. stdio is whatever the caller gives
+/// the `Command` (std sets it up before the pre-exec hook runs).
+pub fn command_with(namespaces: Namespaces, argv: &[String], setup: Setup) -> Result<Command> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Error::Usage("no command given to run".into()));
+    };
+    let files = namespaces.0;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
     // SAFETY: between fork and exec this only makes raw syscalls (setns, fork, waitpid, chdir,
-    // prctl, _exit) and allocates nothing.
+    // prctl, setsid, ioctl, _exit) and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             for file in &files {
@@ -66,7 +108,13 @@ pub fn command(leader: i32, argv: &[String]) -> Result<Command> {
             match fork()? {
                 ForkResult::Child => {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if nix::unistd::chdir(Path::new("/root")).is_err() {
+                    if setup.controlling_tty {
+                        nix::unistd::setsid()?;
+                        if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    if nix::unistd::chdir(Path::new(setup.dir)).is_err() {
                         let _ = nix::unistd::chdir(Path::new("/"));
                     }
                     Ok(())
@@ -103,7 +151,7 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(255)
 }
 
-fn spawn_error(program: &str, e: std::io::Error) -> Error {
+pub(super) fn spawn_error(program: &str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::Usage(format!("{program}: command not found in the container"))
     } else {

@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod enter;
 pub mod net;
 pub mod nspawn;
+pub mod pty;
 pub mod standalone;
 
 use crate::container::Conf;

@@ -5,6 +5,7 @@
 
 mod common;
 mod lifecycle;
+mod login;
 mod parallel;
 mod repl;
 mod scripts;

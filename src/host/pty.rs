@@ -1,0 +1,522 @@
+//! Interactive sessions on a pseudo-terminal allocated inside the container
+//! (`native-services-here.md` §4, method (a)).
+//!
+//! nspawn gives a container its own devpts instance (mounted with `ptmxmode=666`, `/dev/ptmx`
+//! links to `pts/ptmx`). The host opens that instance's `ptmx` through
+//! `/proc/LEADER/root/dev/pts/ptmx` and gets the peer with `TIOCGPTPEER`, so there is no path
+//! lookup of the slave: the command sees `/dev/pts/N` of the container as its terminal. The
+//! command enters the namespaces as `run` does ([`super::enter`]), in a new session with that
+//! terminal as its controlling terminal, and this process relays between the caller's terminal
+//! (or pipes) and the master. Closing the master hangs the session up.
+//!
+//! One relay runs at a time per process (the signal self-pipe is process-wide).
+
+use std::fs::OpenOptions;
+use std::io::IsTerminal;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::termios::{self, SetArg, SpecialCharacterIndices, Termios};
+
+use super::enter::{self, Namespaces, Setup};
+use crate::error::{Context, Error, Result};
+
+/// PATH for `/bin/login` (login sets the user's own PATH itself).
+const LOGIN_PATH: &str = "/usr/sbin:/usr/bin";
+
+/// How often the EOF character is typed again after the end of stdin (not a terminal).
+const EOF_REPEAT: Duration = Duration::from_millis(500);
+
+/// How long to wait for the command to go once the master is closed, before killing it.
+const HANGUP_GRACE: Duration = Duration::from_secs(5);
+
+/// `/bin/login` on a terminal inside the container: the `NAME login:` prompt, a user name and
+/// password checked by the container's PAM, then the user's login shell. The exit code is
+/// login's (the shell's when a session ran).
+pub fn login(leader: i32) -> Result<i32> {
+    run(leader, &["/bin/login".to_string()], "/", |cmd| {
+        cmd.env_clear()
+            .env("TERM", terminal_type())
+            .env("PATH", LOGIN_PATH);
+    })
+}
+
+/// A root login shell (`su -l root`: root needs no password) on a terminal inside the
+/// container; the shell's exit code.
+pub fn root_shell(leader: i32) -> Result<i32> {
+    let argv = ["/bin/su".to_string(), "-l".into(), "root".into()];
+    run(leader, &argv, "/root", |cmd| {
+        enter::root_environment(cmd);
+        cmd.env("TERM", terminal_type());
+    })
+}
+
+/// The caller's TERM, else a safe default.
+fn terminal_type() -> String {
+    std::env::var("TERM")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| {
+            if std::io::stdin().is_terminal() {
+                "xterm".into()
+            } else {
+                "dumb".into()
+            }
+        })
+}
+
+/// Run `argv` in the container on a new terminal of its own and relay until it ends; its exit
+/// code (128+N for a signal). `environment` sets the command's environment.
+pub fn run(
+    leader: i32,
+    argv: &[String],
+    dir: &'static str,
+    environment: impl FnOnce(&mut Command),
+) -> Result<i32> {
+    let namespaces = Namespaces::open(leader)?;
+    let (master, slave) = open_in_container(leader)?;
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let size = window_size(stdin.as_raw_fd())
+        .or_else(|| window_size(std::io::stdout().as_raw_fd()))
+        .unwrap_or(libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        });
+    set_window_size(master.as_raw_fd(), &size);
+
+    let mut cmd = enter::command_with(
+        namespaces,
+        argv,
+        Setup {
+            dir,
+            controlling_tty: true,
+        },
+    )?;
+    environment(&mut cmd);
+    let tty = |fd: &OwnedFd| -> Result<Stdio> {
+        Ok(Stdio::from(
+            fd.try_clone().context(|| "duplicating the pty".into())?,
+        ))
+    };
+    cmd.stdin(tty(&slave)?)
+        .stdout(tty(&slave)?)
+        .stderr(tty(&slave)?);
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    let child = cmd.spawn().map_err(|e| enter::spawn_error(program, e))?;
+    // Only the command keeps the terminal open now: its end is the master's EOF.
+    drop(cmd);
+    drop(slave);
+
+    let signals = SignalPipe::install()?;
+    let raw = if interactive {
+        Some(RawMode::enter(stdin.as_fd())?)
+    } else {
+        None
+    };
+    let mut session = Session {
+        master,
+        child,
+        interactive,
+        signals,
+    };
+    let end = session.relay();
+    drop(raw);
+    let status = session.finish();
+    match end {
+        Err(e) => Err(e),
+        Ok(End::Signal(sig)) => Ok(128 + sig),
+        Ok(End::Done) => status.map(enter::exit_code),
+    }
+}
+
+/// The master of a new pty in the container's devpts instance, and its slave.
+fn open_in_container(leader: i32) -> Result<(OwnedFd, OwnedFd)> {
+    let path = format!("/proc/{leader}/root/dev/pts/ptmx");
+    let master: OwnedFd = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Unsupported(format!(
+                    "the container has no devpts instance of its own ({path} is missing)"
+                ))
+            } else {
+                Error::io(format!("opening {path}"), e)
+            }
+        })?
+        .into();
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, which outlives the call.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(Error::io(
+            "unlocking the container's pty",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::io(
+            "opening the container's pty slave (TIOCGPTPEER)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the ioctl just returned this descriptor, and nothing else owns it.
+    let slave = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok((master, slave))
+}
+
+fn window_size(fd: RawFd) -> Option<libc::winsize> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize through the pointer, which outlives the call.
+    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_row > 0 && size.ws_col > 0).then_some(size)
+}
+
+fn set_window_size(fd: RawFd, size: &libc::winsize) {
+    // SAFETY: TIOCSWINSZ reads one winsize through the pointer, which outlives the call.
+    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, size) };
+}
+
+/// The caller's terminal in raw mode; the old mode comes back on drop (every exit path: errors,
+/// the signals [`SignalPipe`] turns into an end of the relay, and unwinding).
+struct RawMode<'a> {
+    fd: BorrowedFd<'a>,
+    saved: Termios,
+}
+
+impl<'a> RawMode<'a> {
+    fn enter(fd: BorrowedFd<'a>) -> Result<RawMode<'a>> {
+        let saved = termios::tcgetattr(fd).context(|| "reading the terminal mode".into())?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(fd, SetArg::TCSADRAIN, &raw)
+            .context(|| "setting the terminal to raw mode".into())?;
+        Ok(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode<'_> {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(self.fd, SetArg::TCSADRAIN, &self.saved);
+    }
+}
+
+/// The write end of the self-pipe the signal handler writes signal numbers to (-1: none).
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Signals the relay handles: window size changes, the child's end, and requests to stop.
+const HANDLED: [libc::c_int; 6] = [
+    libc::SIGWINCH,
+    libc::SIGCHLD,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+];
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // SAFETY: write(2) and errno access are async-signal-safe; errno is restored for the
+    // interrupted code.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let fd = WAKE_FD.load(Ordering::Relaxed);
+        if fd >= 0 {
+            let byte = sig as u8;
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+        *libc::__errno_location() = errno;
+    }
+}
+
+/// Handlers for [`HANDLED`] that wake the poll loop through a pipe; the old handlers come back
+/// on drop.
+struct SignalPipe {
+    read: OwnedFd,
+    _write: OwnedFd,
+    old: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl SignalPipe {
+    fn install() -> Result<SignalPipe> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .context(|| "creating a pipe".into())?;
+        WAKE_FD.store(write.as_raw_fd(), Ordering::SeqCst);
+        let mut pipe = SignalPipe {
+            read,
+            _write: write,
+            old: Vec::new(),
+        };
+        for sig in HANDLED {
+            // SAFETY: a zeroed sigaction is valid (no flags, empty mask); the handler only
+            // makes async-signal-safe calls; `old` is written by the kernel.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as *const () as usize;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &action, &mut old) < 0 {
+                    return Err(Error::io(
+                        "installing a signal handler",
+                        std::io::Error::last_os_error(),
+                    ));
+                }
+                pipe.old.push((sig, old));
+            }
+        }
+        Ok(pipe)
+    }
+
+    /// The signals that arrived since the last call.
+    fn take(&self) -> Vec<libc::c_int> {
+        let mut buf = [0u8; 64];
+        let mut out = Vec::new();
+        while let Ok(n @ 1..) = nix::unistd::read(self.read.as_fd(), &mut buf) {
+            out.extend(buf[..n].iter().map(|&b| libc::c_int::from(b)));
+        }
+        out
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        for (sig, old) in self.old.drain(..) {
+            // SAFETY: `old` is what sigaction returned for this signal.
+            unsafe { libc::sigaction(sig, &old, std::ptr::null_mut()) };
+        }
+        WAKE_FD.store(-1, Ordering::SeqCst);
+        // `write` closes after this, once no handler can write to it.
+    }
+}
+
+enum End {
+    /// The command ended (or its terminal did).
+    Done,
+    /// We were asked to stop by this signal.
+    Signal(i32),
+}
+
+struct Session {
+    master: OwnedFd,
+    child: Child,
+    interactive: bool,
+    signals: SignalPipe,
+}
+
+impl Session {
+    /// Copy stdin to the master and the master to stdout until the command or its terminal
+    /// ends, or a signal asks us to stop.
+    fn relay(&mut self) -> Result<End> {
+        let stdin = std::io::stdin();
+        let stdout = std::io::stdout();
+        let (stdin, stdout) = (stdin.as_fd(), stdout.as_fd());
+        fcntl(&self.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .context(|| "setting the pty non-blocking".into())?;
+        let mut pending: Vec<u8> = Vec::new();
+        let mut stdin_open = true;
+        // With stdin at its end (not a terminal): when the EOF character is next typed.
+        let mut next_eof: Option<Instant> = None;
+        let mut buf = vec![0u8; 16 * 1024];
+        // An end before the SIGCHLD handler was there.
+        if self.child_exited() {
+            self.drain(stdout, &mut buf)?;
+            return Ok(End::Done);
+        }
+        loop {
+            if let Some(at) = next_eof
+                && pending.is_empty()
+                && Instant::now() >= at
+            {
+                pending.push(self.eof_char());
+                next_eof = Some(Instant::now() + EOF_REPEAT);
+            }
+            let mut master_events = PollFlags::POLLIN;
+            if !pending.is_empty() {
+                master_events |= PollFlags::POLLOUT;
+            }
+            let mut fds = vec![
+                PollFd::new(self.signals.read.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.master.as_fd(), master_events),
+            ];
+            let reading_stdin = stdin_open && pending.is_empty();
+            if reading_stdin {
+                fds.push(PollFd::new(stdin, PollFlags::POLLIN));
+            }
+            let timeout = match next_eof {
+                Some(at) if pending.is_empty() => {
+                    let left = at.saturating_duration_since(Instant::now()).as_millis();
+                    PollTimeout::from(u16::try_from(left).unwrap_or(u16::MAX))
+                }
+                _ => PollTimeout::NONE,
+            };
+            match poll(&mut fds, timeout) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("waiting for terminal input", e)),
+                Ok(_) => {}
+            }
+            let ready = |i: usize| {
+                fds.get(i)
+                    .and_then(|f| f.revents())
+                    .unwrap_or(PollFlags::empty())
+            };
+            let (sig_ready, master_ready) = (ready(0), ready(1));
+            let stdin_ready = if reading_stdin {
+                ready(2)
+            } else {
+                PollFlags::empty()
+            };
+            drop(fds);
+
+            if sig_ready.contains(PollFlags::POLLIN) {
+                let mut child_gone = false;
+                for sig in self.signals.take() {
+                    match sig {
+                        libc::SIGWINCH => {
+                            if let Some(size) = window_size(stdin.as_raw_fd()) {
+                                set_window_size(self.master.as_raw_fd(), &size);
+                            }
+                        }
+                        libc::SIGCHLD => child_gone |= self.child_exited(),
+                        other => return Ok(End::Signal(other)),
+                    }
+                }
+                if child_gone {
+                    self.drain(stdout, &mut buf)?;
+                    return Ok(End::Done);
+                }
+            }
+            if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            {
+                match nix::unistd::read(self.master.as_fd(), &mut buf) {
+                    Ok(0) | Err(Errno::EIO) => return Ok(End::Done),
+                    Ok(n) => write_all(stdout, &buf[..n])?,
+                    Err(Errno::EAGAIN | Errno::EINTR) => {}
+                    Err(e) => return Err(Error::sys("reading the pty", e)),
+                }
+            }
+            if master_ready.contains(PollFlags::POLLOUT) && !pending.is_empty() {
+                match nix::unistd::write(&self.master, &pending) {
+                    Ok(n) => {
+                        pending.drain(..n);
+                    }
+                    Err(Errno::EAGAIN | Errno::EINTR) => {}
+                    Err(Errno::EIO) => return Ok(End::Done),
+                    Err(e) => return Err(Error::sys("writing to the pty", e)),
+                }
+            }
+            if !stdin_ready.is_empty() {
+                match nix::unistd::read(stdin, &mut buf) {
+                    Ok(0) | Err(Errno::EIO) => {
+                        stdin_open = false;
+                        if self.interactive {
+                            // The caller's terminal went away: hang the session up.
+                            return Ok(End::Done);
+                        }
+                        // Pass end-of-input on as the terminal's EOF character (as `script`
+                        // does), then keep showing output until the command ends. Typed again
+                        // while it runs: an EOF typed in canonical mode reaches a reader that
+                        // switched to raw mode since (readline) as a NUL, not as an EOF.
+                        next_eof = Some(Instant::now());
+                    }
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    Err(Errno::EAGAIN | Errno::EINTR) => {}
+                    Err(e) => return Err(Error::sys("reading stdin", e)),
+                }
+            }
+        }
+    }
+
+    fn child_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)) | Err(_))
+    }
+
+    fn eof_char(&self) -> u8 {
+        termios::tcgetattr(self.master.as_fd())
+            .map(|t| t.control_chars[SpecialCharacterIndices::VEOF as usize])
+            .ok()
+            .filter(|&c| c != 0)
+            .unwrap_or(4)
+    }
+
+    /// What the command wrote before it ended.
+    fn drain(&self, stdout: BorrowedFd, buf: &mut [u8]) -> Result<()> {
+        loop {
+            match nix::unistd::read(self.master.as_fd(), buf) {
+                Ok(0) | Err(Errno::EIO | Errno::EAGAIN) => return Ok(()),
+                Ok(n) => write_all(stdout, &buf[..n])?,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("reading the pty", e)),
+            }
+        }
+    }
+
+    /// Hang the terminal up (close the master) and reap the command; kill it when it outlives
+    /// the hangup by [`HANGUP_GRACE`].
+    fn finish(self) -> Result<ExitStatus> {
+        let Session {
+            master,
+            mut child,
+            signals,
+            ..
+        } = self;
+        drop(master);
+        let deadline = Instant::now() + HANGUP_GRACE;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    drop(signals);
+                    return Ok(status);
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(None) => {
+                    let _ = child.kill();
+                    drop(signals);
+                    return child
+                        .wait()
+                        .context(|| "waiting for the session to end".into());
+                }
+                Err(e) => return Err(Error::io("waiting for the session to end", e)),
+            }
+        }
+    }
+}
+
+fn write_all(fd: BorrowedFd, mut data: &[u8]) -> Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, PollTimeout::NONE);
+            }
+            Err(e) => return Err(Error::sys("writing the session's output", e)),
+        }
+    }
+    Ok(())
+}
