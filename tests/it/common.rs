@@ -64,13 +64,13 @@ const CLAIMS: &str = "/run/ncsh-test-addresses";
 /// A distinct address pair for a booting test (10.233.200+ so a real user's 10.233.1.x are
 /// safe). Pairs are claimed machine-wide (a directory per pair holding the claimer's PID);
 /// claims of dead processes are taken over.
-fn claim_addresses() -> (PathBuf, String, String) {
+fn claim_addresses(second: u8) -> (PathBuf, String, String) {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(CLAIMS).unwrap();
     let me = std::process::id();
     for third in 200..255u32 {
-        let dir = Path::new(CLAIMS).join(third.to_string());
+        let dir = Path::new(CLAIMS).join(format!("{second}.{third}"));
         // A claim is a directory with the claimer's PID; a dead claimer's is taken over.
         let fresh = std::fs::create_dir(&dir).is_ok();
         let stale = !fresh && {
@@ -164,8 +164,17 @@ impl Env {
 
     /// A host/local address pair no other test uses (released when the Env is dropped).
     pub fn test_addresses(&self) -> (String, String) {
+        self.test_addresses_in(233)
+    }
+
+    /// The same in 10.SECOND.0.0/16 (233 or 235, the ranges with unreachable routes).
+    pub fn test_addresses_in(&self, second: u8) -> (String, String) {
+        assert!(
+            matches!(second, 233 | 235),
+            "10.{second}.0.0/16 has no unreachable route"
+        );
         ensure_unreachable_routes();
-        let (claim, host, local) = claim_addresses();
+        let (claim, host, local) = claim_addresses(second);
         self.claims.borrow_mut().push(claim);
         (host, local)
     }

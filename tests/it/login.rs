@@ -1,12 +1,11 @@
 //! `ncsh login` and `ncsh root-login` on a terminal allocated inside the container, driven from
 //! a pty of the test (as a person at a terminal would) and through pipes.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -18,41 +17,24 @@ const STEP: Duration = Duration::from_secs(20);
 
 const PASSWORD: &str = "wonderland";
 
-/// A container with a user `alice` (password [`PASSWORD`]), started.
+/// A container with a user `alice` (password [`PASSWORD`]) from the users module, started.
 fn container_with_alice(env: &Env, tag: &str) -> String {
     let name = unique_name(tag);
-    env.create_booting(&name);
-    let root = env.root_path(&name);
-    let hash = Command::new("openssl")
-        .args(["passwd", "-6", "-salt", "ncshtestsalt1234", PASSWORD])
-        .output()
-        .expect("openssl (to hash the test password)");
-    assert_ok(&hash, "openssl passwd");
-    let hash = stdout(&hash).trim().to_string();
-    assert!(hash.starts_with("$6$"), "{hash}");
-    let append = |file: &str, line: &str| {
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(root.join(file))
-            .unwrap();
-        writeln!(f, "{line}").unwrap();
-    };
-    append(
-        "etc/passwd",
-        "alice:x:1000:1000:Alice:/home/alice:/bin/bash",
+    let config = format!(
+        "users.users.alice = {{ isNormalUser = true; description = \"Alice\"; password = \"{PASSWORD}\"; }};"
     );
-    append("etc/group", "alice:x:1000:");
-    append("etc/shadow", &format!("alice:{hash}:19000:0:99999:7:::"));
-    let home = root.join("home/alice");
-    std::fs::create_dir_all(&home).unwrap();
-    std::os::unix::fs::chown(&home, Some(1000), Some(1000)).unwrap();
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.create_booting_with(&name, &["--config", &config]);
+    let passwd = std::fs::read_to_string(env.root_path(&name).join("etc/passwd")).unwrap();
+    assert!(
+        passwd.contains("alice:x:1000:100:Alice:/home/alice:/bin/bash"),
+        "{passwd}"
+    );
     assert_ok(&env.run(&["start", &name]), "start");
     name
 }
 
 /// Something that gives ncsh's output and takes its input.
-struct Session {
+pub(crate) struct Session {
     child: Child,
     /// What we read ncsh's output from.
     output: File,
@@ -66,7 +48,7 @@ struct Session {
 
 impl Session {
     /// `ncsh ARGS` with its stdin, stdout and stderr on a new pty of the test.
-    fn on_pty(env: &Env, args: &[&str]) -> Session {
+    pub(crate) fn on_pty(env: &Env, args: &[&str]) -> Session {
         let size = nix::pty::Winsize {
             ws_row: 30,
             ws_col: 100,
@@ -102,7 +84,7 @@ impl Session {
     }
 
     /// `ncsh ARGS` with stdin and stdout pipes (stderr goes along with stdout's checks unseen).
-    fn on_pipes(env: &Env, args: &[&str]) -> Session {
+    pub(crate) fn on_pipes(env: &Env, args: &[&str]) -> Session {
         let started = Instant::now();
         let mut child = env
             .command(args)
@@ -124,7 +106,7 @@ impl Session {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.seen).into_owned()
     }
 
@@ -152,7 +134,7 @@ impl Session {
 
     /// Wait until `what` appears after the previous match; the time since ncsh started.
     #[track_caller]
-    fn expect(&mut self, what: &str) -> Duration {
+    pub(crate) fn expect(&mut self, what: &str) -> Duration {
         let deadline = Instant::now() + STEP;
         loop {
             let from = self.mark.min(self.seen.len());
@@ -176,7 +158,7 @@ impl Session {
         }
     }
 
-    fn send(&mut self, text: &str) {
+    pub(crate) fn send(&mut self, text: &str) {
         let input = self.input.as_mut().expect("input still open");
         input.write_all(text.as_bytes()).unwrap();
         input.flush().unwrap();
@@ -202,7 +184,7 @@ impl Session {
     }
 
     /// Close our end of ncsh's input.
-    fn close_input(&mut self) {
+    pub(crate) fn close_input(&mut self) {
         self.input = None;
     }
 
@@ -222,7 +204,7 @@ impl Session {
 
     /// Read the rest of the output and ncsh's exit code; both within [`STEP`].
     #[track_caller]
-    fn finish(&mut self) -> i32 {
+    pub(crate) fn finish(&mut self) -> i32 {
         let deadline = Instant::now() + STEP;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
