@@ -91,6 +91,8 @@ pub fn args(name: &str, root: &Path, conf: &Conf, supervision: Supervision) -> V
         push(format!("--bind-ro={LD_SO_CACHE}"));
     }
     push("--link-journal=no".into());
+    // /etc/localtime is the container's own (time.timeZone), not a copy of the host's.
+    push("--timezone=off".into());
     for key in SETENV_KEYS {
         push(format!(
             "--setenv={key}={}",

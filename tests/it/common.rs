@@ -86,12 +86,12 @@ fn claim_addresses(second: u8) -> (PathBuf, String, String) {
             std::fs::write(dir.join("pid"), me.to_string()).unwrap();
             return (
                 dir,
-                format!("10.233.{third}.1"),
-                format!("10.233.{third}.2"),
+                format!("10.{second}.{third}.1"),
+                format!("10.{second}.{third}.2"),
             );
         }
     }
-    panic!("no free test address pair in 10.233.200-254 (see {CLAIMS})");
+    panic!("no free test address pair in 10.{second}.200-254 (see {CLAIMS})");
 }
 
 pub struct Env {

@@ -10,3 +10,4 @@ mod parallel;
 mod repl;
 mod scripts;
 mod verbs;
+mod walkthrough;
