@@ -377,6 +377,8 @@ impl Gen {
 #[derive(Default)]
 pub struct NativeBuilder {
     loaded: RefCell<Option<Rc<Loaded>>>,
+    /// Where the user's modules are; `None`: [`module_dirs`].
+    dirs: Option<Vec<PathBuf>>,
 }
 
 struct Loaded {
@@ -399,12 +401,21 @@ impl NativeBuilder {
         if let Some(l) = self.loaded.borrow().as_ref() {
             return Ok(l.clone());
         }
-        let loaded = Rc::new(Self::load()?);
+        let dirs = self.dirs.clone().unwrap_or_else(module_dirs);
+        let loaded = Rc::new(Self::load(&dirs)?);
         *self.loaded.borrow_mut() = Some(loaded.clone());
         Ok(loaded)
     }
 
-    fn load() -> Result<Loaded> {
+    /// A builder that reads the user's modules from `dirs` only.
+    pub fn with_module_dirs(dirs: Vec<PathBuf>) -> NativeBuilder {
+        NativeBuilder {
+            loaded: RefCell::new(None),
+            dirs: Some(dirs),
+        }
+    }
+
+    fn load(dirs: &[PathBuf]) -> Result<Loaded> {
         let mut engine = Engine::new();
         engine.set_max_expr_depths(256, 256);
         register_gen(&mut engine);
@@ -412,8 +423,8 @@ impl NativeBuilder {
             .iter()
             .map(|(n, s)| (n.to_string(), s.to_string()))
             .collect();
-        for dir in module_dirs() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(dir) else {
                 continue;
             };
             let mut files: Vec<PathBuf> = entries
@@ -548,5 +559,329 @@ impl Builder for NativeBuilder {
         let mut generation = std::mem::take(&mut state.0.borrow_mut().generation);
         generation.options = to_json(&config);
         Ok(generation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(snippet: &str) -> Result<Generation> {
+        build_with(&NativeBuilder::with_module_dirs(Vec::new()), snippet)
+    }
+
+    fn build_with(builder: &NativeBuilder, snippet: &str) -> Result<Generation> {
+        let request = BuildRequest {
+            name: "box".into(),
+            root: PathBuf::from("/nonexistent/box"),
+            source: ConfigSource::Snippet(snippet.into()),
+        };
+        builder.build(&request)
+    }
+
+    fn text<'a>(g: &'a Generation, path: &str) -> &'a str {
+        match g.files.get(path) {
+            Some(ManagedFile::Text { text, .. }) => text,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    fn error(snippet: &str) -> String {
+        build(snippet).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_empty_configuration_is_a_named_host_behind_a_firewall() {
+        let g = build("").unwrap();
+        assert_eq!(text(&g, "/etc/hostname"), "box\n");
+        assert!(text(&g, "/etc/hosts").contains("127.0.0.2 box\n"));
+        let rules = text(&g, "/etc/nftables.nft");
+        assert!(
+            rules.contains("policy drop;") && !rules.contains("dport"),
+            "{rules}"
+        );
+        assert_eq!(g.units["nftables.service"].wanted_by, ["sysinit.target"]);
+        assert!(g.users.is_empty());
+        assert_eq!(g.options["networking"]["firewall"]["enable"], true);
+        let g = build("networking.firewall.enable = false;").unwrap();
+        assert!(
+            !g.units.contains_key("nftables.service") && !g.files.contains_key("/etc/nftables.nft")
+        );
+    }
+
+    #[test]
+    fn openssh() {
+        let g = build("services.openssh.enable = true; users.users.root.openssh.authorizedKeys.keys = [ \"ssh-ed25519 AAAA k\" ];").unwrap();
+        let conf = text(&g, "/etc/ssh/sshd_config");
+        assert!(
+            conf.contains("Port 22\n") && conf.contains("PermitRootLogin prohibit-password\n"),
+            "{conf}"
+        );
+        assert!(conf.contains(
+            "AuthorizedKeysFile %h/.ssh/authorized_keys /etc/ssh/authorized_keys.d/%u\n"
+        ));
+        assert_eq!(
+            text(&g, "/etc/ssh/authorized_keys.d/root"),
+            "ssh-ed25519 AAAA k\n"
+        );
+        assert_eq!(g.units["sshd.service"].wanted_by, ["multi-user.target"]);
+        assert!(
+            g.units["sshd.service"]
+                .text
+                .contains("ssh-keygen -q -t ed25519")
+        );
+        assert!(g.users.contains_key("sshd") && g.users["sshd"].system);
+        assert!(text(&g, "/etc/nftables.nft").contains("tcp dport { 22 } accept"));
+        let g = build("services.openssh = { enable = true; ports = [ 2222 ]; openFirewall = false; settings.PermitRootLogin = \"no\"; };").unwrap();
+        assert!(text(&g, "/etc/ssh/sshd_config").contains("Port 2222\nAddressFamily any"));
+        assert!(text(&g, "/etc/ssh/sshd_config").contains("PermitRootLogin no\n"));
+        assert!(!text(&g, "/etc/nftables.nft").contains("dport"));
+        // A changed sshd_config changes the unit, so a switch restarts sshd.
+        let other = build("services.openssh = { enable = true; ports = [ 2223 ]; };").unwrap();
+        assert_ne!(
+            g.units["sshd.service"].text,
+            other.units["sshd.service"].text
+        );
+    }
+
+    #[test]
+    fn httpd() {
+        let g = build("services.httpd.enable = true; services.httpd.adminAddr = \"foo@example.org\"; networking.firewall.allowedTCPPorts = [ 80 ];").unwrap();
+        let conf = text(&g, "/etc/httpd/httpd.conf");
+        assert!(
+            conf.contains("Listen 80\n") && conf.contains("ServerAdmin foo@example.org\n"),
+            "{conf}"
+        );
+        assert!(conf.contains("DocumentRoot /var/www/localhost\n"));
+        assert!(text(&g, "/var/www/localhost/index.html").contains("It works"));
+        assert!(text(&g, "/etc/nftables.nft").contains("tcp dport { 80 } accept"));
+        assert!(g.users.contains_key("wwwrun") && g.groups.contains_key("wwwrun"));
+        let g = build(
+            "services.httpd = { enable = true; virtualHosts.\"example.org\" = { documentRoot = \"/srv/www\"; \
+             listen = [ { port = 8080; } { ip = \"10.0.0.1\"; port = 8443; } ]; serverAliases = [ \"www.example.org\" ]; }; };",
+        )
+        .unwrap();
+        let conf = text(&g, "/etc/httpd/httpd.conf");
+        assert!(
+            conf.contains("Listen 8080\nListen 10.0.0.1:8443\n"),
+            "{conf}"
+        );
+        assert!(conf.contains("<VirtualHost *:8080>\n  ServerName example.org\n  ServerAlias www.example.org\n  DocumentRoot /srv/www\n"));
+        assert!(!g.files.keys().any(|p| p.starts_with("/var/www")));
+        assert!(error("services.httpd = { enable = true; virtualHosts.a.listen = [ { port = 99999; } ]; };").contains("99999 is not a port"));
+    }
+
+    #[test]
+    fn users_and_groups() {
+        let g = build(
+            "users.users.alice = { isNormalUser = true; password = \"wonderland\"; extraGroups = [ \"wheel\" ]; }; \
+             users.users.svc = { isSystemUser = true; group = \"svc\"; }; users.groups.svc.gid = 500; \
+             users.users.carol = { isNormalUser = true; hashedPassword = \"$6$s$h\"; initialPassword = \"x\"; uid = 1234; };",
+        )
+        .unwrap();
+        let alice = &g.users["alice"];
+        assert_eq!(
+            (
+                alice.group.as_str(),
+                alice.home.as_str(),
+                alice.shell.as_str()
+            ),
+            ("users", "/home/alice", "/bin/bash")
+        );
+        assert!(
+            alice.create_home
+                && alice
+                    .hashed_password
+                    .as_deref()
+                    .is_some_and(|h| h.starts_with("$6$"))
+        );
+        assert_eq!(alice.extra_groups, ["wheel"]);
+        assert_eq!(
+            (g.users["svc"].system, g.users["svc"].shell.as_str()),
+            (true, "/usr/sbin/nologin")
+        );
+        assert_eq!(g.groups["svc"].gid, Some(500));
+        assert_eq!(g.users["carol"].hashed_password.as_deref(), Some("$6$s$h"));
+        assert_eq!(g.users["carol"].uid, Some(1234));
+        assert!(g.users["carol"].initial_hashed_password.is_some());
+        assert!(
+            error("users.users.x = { isNormalUser = true; isSystemUser = true; };")
+                .contains("cannot both be true")
+        );
+        assert!(
+            error("users.users.x.description = \"nobody\";")
+                .contains("set isNormalUser, isSystemUser or uid")
+        );
+    }
+
+    #[test]
+    fn own_services_and_etc_files() {
+        let g = build(
+            "systemd.services.hello = { description = \"Say 100% hello\"; script = ''\n  echo hello\n''; \
+             wantedBy = [ \"multi-user.target\" ]; after = [ \"network.target\" \"x.service\" ]; \
+             environment = { GREETING = \"say \\\"hi\\\"\"; }; serviceConfig = { Type = \"oneshot\"; RemainAfterExit = true; ExecStartPost = [ \"/bin/true\" \"/bin/true -x\" ]; }; }; \
+             environment.etc.\"motd\".text = \"hi\\n\"; environment.etc.\"secret\" = { text = \"s\"; mode = \"0600\"; }; \
+             time.timeZone = \"Europe/Amsterdam\";",
+        )
+        .unwrap();
+        let unit = &g.units["hello.service"].text;
+        assert!(unit.contains("Description=Say 100%% hello\n"), "{unit}");
+        assert!(unit.contains("After=network.target x.service\n"));
+        assert!(
+            unit.contains("Environment=\"GREETING=say \\\"hi\\\"\"\n"),
+            "{unit}"
+        );
+        assert!(unit.contains("ExecStart=/etc/ncsh/units/hello-start\n"));
+        assert!(
+            unit.contains("RemainAfterExit=yes\n")
+                && unit.contains("ExecStartPost=/bin/true\nExecStartPost=/bin/true -x\n")
+        );
+        assert_eq!(
+            text(&g, "/etc/ncsh/units/hello-start"),
+            "#!/bin/bash\nset -e\necho hello\n\n"
+        );
+        assert_eq!(text(&g, "/etc/motd"), "hi\n");
+        assert!(matches!(
+            g.files["/etc/secret"],
+            ManagedFile::Text { mode: 0o600, .. }
+        ));
+        assert_eq!(
+            g.files["/etc/localtime"],
+            ManagedFile::Symlink {
+                target: "/usr/share/zoneinfo/Europe/Amsterdam".into()
+            }
+        );
+        assert!(error("time.timeZone = \"../../etc/passwd\";").contains("unknown time zone"));
+        assert!(error("environment.etc.\"../x\".text = \"x\";").contains("not a usable path"));
+        assert!(
+            error("systemd.services.\"bad name\".script = \"true\";")
+                .contains("is not a unit name")
+        );
+    }
+
+    #[test]
+    fn firewall_ports_and_ranges() {
+        let g = build(
+            "networking.firewall = { allowedTCPPorts = [ 80 443 80 ]; allowedUDPPorts = [ 53 ]; \
+             allowedTCPPortRanges = [ { from = 8000; to = 8010; } ]; };",
+        )
+        .unwrap();
+        let rules = text(&g, "/etc/nftables.nft");
+        assert!(
+            rules.contains("tcp dport { 80, 443, 8000-8010 } accept\n"),
+            "{rules}"
+        );
+        assert!(rules.contains("udp dport { 53 } accept\n"));
+        assert!(
+            error("networking.firewall.allowedTCPPortRanges = [ { from = 10; to = 5; } ];")
+                .contains("is empty")
+        );
+    }
+
+    /// Malformed configurations: one clear error each, with where it is.
+    #[test]
+    fn malformed_corpus() {
+        for (snippet, expected) in [
+            (
+                "services.openssh.enable = \"yes\";",
+                "--config:1:1: the option ‘services.openssh.enable’ has a wrong type: expected a boolean",
+            ),
+            (
+                "services.openssh.ports = [ \"22\" ];",
+                "element 1: expected a port",
+            ),
+            (
+                "networking.firewall.allowedTCPPorts = [ 0 ];",
+                "expected a port",
+            ),
+            (
+                "networking.firewall.allowedTCPPortRanges = [ { from = 10; } ];",
+                "expected { from = PORT; to = PORT; }",
+            ),
+            (
+                "users.users.alice.uid = \"x\";",
+                "expected an integer, found the string \"x\"",
+            ),
+            (
+                "services.openssh.settings.PermitRootLogin = \"maybe\";",
+                "one of \"yes\"",
+            ),
+            (
+                "services.opensh.enable = true;",
+                "did you mean services.openssh.enable",
+            ),
+            (
+                "networking.firewall.allowedTCPPort = [ 80 ];",
+                "did you mean networking.firewall.allowedTCPPorts",
+            ),
+            (
+                "services.nginx.enable = true;",
+                "‘services.nginx.enable’ does not exist",
+            ),
+            ("environment.etc.x = { };", "set text or source"),
+            (
+                "services.httpd.enable = true; services.httpd.enable = false;",
+                "already defined",
+            ),
+            ("let a = 1; in { }", "--config:1:1"),
+            ("services.openssh.enable = pkgs.lib.mkForce true;", "Nix"),
+            ("services.openssh.enable = true", "--config:1:"),
+            ("imports = [ ./no-such-file.nix ];", "no-such-file.nix"),
+        ] {
+            let message = error(snippet);
+            assert!(
+                message.contains(expected),
+                "{snippet}\n  expected: {expected}\n  got: {message}"
+            );
+            assert!(
+                !message.contains('\n') || expected.contains('\n'),
+                "one line: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_modules_add_options() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("hello.rhai"),
+            "fn options() { [ #{ path: \"services.hello.greeting\", type: \"str\", \"default\": \"hi\", description: \"\" } ] }\n\
+             fn build(config, gen) { gen.file(\"/etc/hello\", config.services.hello.greeting); }\n",
+        )
+        .unwrap();
+        let builder = NativeBuilder::with_module_dirs(vec![dir.path().to_path_buf()]);
+        let g = build_with(&builder, "services.hello.greeting = \"moin\";").unwrap();
+        assert_eq!(text(&g, "/etc/hello"), "moin");
+        std::fs::write(
+            dir.path().join("clash.rhai"),
+            "fn options() { [ #{ path: \"services.openssh.enable\", type: \"bool\" } ] }\n",
+        )
+        .unwrap();
+        let clash = NativeBuilder::with_module_dirs(vec![dir.path().to_path_buf()]);
+        assert!(
+            build_with(&clash, "")
+                .unwrap_err()
+                .to_string()
+                .contains("declared twice")
+        );
+        std::fs::write(
+            dir.path().join("clash.rhai"),
+            "fn options() { [ #{ path: \"x.y\", type: \"float\" } ] }\n",
+        )
+        .unwrap();
+        let bad = NativeBuilder::with_module_dirs(vec![dir.path().to_path_buf()]);
+        assert!(
+            build_with(&bad, "")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown option type ‘float’")
+        );
+    }
+
+    #[test]
+    fn passwords_hash_as_crypt_sha512() {
+        let hash = hash_password("wonderland").unwrap();
+        assert!(hash.starts_with("$6$") && hash.len() > 50, "{hash}");
+        assert_ne!(hash, hash_password("wonderland").unwrap(), "salted");
     }
 }
