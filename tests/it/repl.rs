@@ -450,3 +450,46 @@ fn piped_imports_outlive_their_line() {
     let (code, out, err) = sb.pipe("import \"mymod\" as m;\nprint(m::five());\n");
     assert_eq!((code, out.as_str(), err.as_str()), (0, "5\n", ""));
 }
+
+#[test]
+fn pty_ctrl_c_interrupts_a_run_in_a_real_container() {
+    use crate::common::{Env, assert_ok, require_root, unique_name};
+    require_root();
+    let env = Env::new();
+    let name = unique_name("rpl");
+    env.create_booting(&name);
+    assert_ok(&env.run(&["start", &name]), "start");
+    // Not `env.command`: that gives stdin /dev/null, and the REPL must see a terminal.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ncsh"));
+    cmd.env("NCSH_PREFIX", env.prefix())
+        .env("NCSH_VERBS_PATH", "")
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("NCSH_HISTORY", env.prefix().join("history"));
+    let mut p = spawn_command(cmd, Some(20_000)).expect("spawn on a pty");
+    p.exp_string("ncsh> ").expect("first prompt");
+    p.send_line(&format!(
+        "let c = container(\"{name}\"); print(\"run\" + \"ning\"); c.run([\"sleep\", \"100\"]); print(\"not \" + \"reached\")"
+    ))
+    .expect("send");
+    p.exp_string("running\r\n").expect("running");
+    // Let `sleep` start inside before interrupting it.
+    let inside = || {
+        let out = env.run(&["run", &name, "--", "pgrep", "-x", "sleep"]);
+        out.status.success()
+    };
+    assert!(crate::common::eventually(Duration::from_secs(10), inside));
+    let started = Instant::now();
+    p.send_control('c').expect("ctrl-c");
+    ready(&mut p);
+    assert!(started.elapsed() < Duration::from_secs(5), "Ctrl-C took {:?}", started.elapsed());
+    assert!(
+        crate::common::eventually(Duration::from_secs(5), || !inside()),
+        "sleep is still running in the container"
+    );
+    p.send_line("print(c.status)").expect("send");
+    p.exp_string("up").expect("the session and the container go on");
+    ready(&mut p);
+    p.send_control('d').expect("ctrl-d");
+    p.exp_eof().expect("exits");
+}
