@@ -211,5 +211,44 @@ fn main() {
         );
         println!("  ncsh {:<28}median {:7.2} ms", verb.join(" "), t * 1e3);
     }
+
+    // The native builder: create with a configuration, and update of the running container.
+    let ssh = "services.openssh.enable = true; users.users.alice = { isNormalUser = true; password = \"x\"; };";
+    let creates: Vec<f64> = (0..rounds * 2)
+        .map(|i| {
+            let other = format!("bc{i}-{}", std::process::id() % 1000);
+            let mut cmd = ncsh(prefix, &["create", &other, "--config", ssh]);
+            cmd.stderr(Stdio::null());
+            let t = timed(cmd);
+            timed(ncsh(prefix, &["destroy", &other]));
+            t
+        })
+        .collect();
+    println!("native builder");
+    println!(
+        "  ncsh create --config (sshd, a user) median {:7.1} ms",
+        median(creates) * 1e3
+    );
+    let configs = [
+        "services.httpd.enable = true; networking.firewall.allowedTCPPorts = [ 80 ];",
+        "services.httpd.enable = true; services.httpd.virtualHosts.a.listen = [ { port = 8080; } ]; networking.firewall.allowedTCPPorts = [ 8080 ];",
+    ];
+    let (mut updates, mut reloads) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let mut cmd = ncsh(prefix, &["update", &name, "--config", configs[i % 2]]);
+        cmd.stderr(Stdio::null());
+        updates.push(timed(cmd));
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["-t", &leader, "-a", "systemctl", "daemon-reload"]);
+        reloads.push(timed(cmd));
+    }
+    println!(
+        "  ncsh update (httpd port change, live) median {:7.1} ms",
+        median(updates) * 1e3
+    );
+    println!(
+        "  systemctl daemon-reload inside       median {:7.1} ms",
+        median(reloads) * 1e3
+    );
     timed(ncsh(prefix, &["destroy", &name]));
 }

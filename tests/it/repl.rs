@@ -482,13 +482,18 @@ fn pty_ctrl_c_interrupts_a_run_in_a_real_container() {
     let started = Instant::now();
     p.send_control('c').expect("ctrl-c");
     ready(&mut p);
-    assert!(started.elapsed() < Duration::from_secs(5), "Ctrl-C took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "Ctrl-C took {:?}",
+        started.elapsed()
+    );
     assert!(
         crate::common::eventually(Duration::from_secs(5), || !inside()),
         "sleep is still running in the container"
     );
     p.send_line("print(c.status)").expect("send");
-    p.exp_string("up").expect("the session and the container go on");
+    p.exp_string("up")
+        .expect("the session and the container go on");
     ready(&mut p);
     p.send_control('d').expect("ctrl-d");
     p.exp_eof().expect("exits");
