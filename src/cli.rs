@@ -151,15 +151,7 @@ fn usage(program: &str) -> String {
         "Usage: {program} VERB [NAME] [OPTIONS] [-- ARGS...]\n       {program} SCRIPT.rhai [ARGS...]\n\nVerbs:\n"
     );
     for verb in engine::all_verbs() {
-        let summary = engine::find_verb(&verb)
-            .map(|v| {
-                engine::doc_comment(&v.source)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .unwrap_or_default();
+        let summary = engine::verb_summary(&verb);
         text.push_str(&format!("  {verb:<15} {summary}\n"));
     }
     text.push_str(

@@ -80,7 +80,8 @@ impl Container {
     }
 }
 
-fn strings(array: &Array, what: &str) -> RhaiResult<Vec<String>> {
+/// An array of strings from a script (argv, lists of names).
+pub(crate) fn strings(array: &Array, what: &str) -> RhaiResult<Vec<String>> {
     array
         .iter()
         .map(|v| {

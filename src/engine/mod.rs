@@ -108,6 +108,19 @@ pub fn all_verbs() -> Vec<String> {
     names
 }
 
+/// The first line of a verb's doc comment, for listings.
+pub fn verb_summary(name: &str) -> String {
+    find_verb(name)
+        .map(|v| {
+            doc_comment(&v.source)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 /// The `//!` doc comment at the top of a script (its --help), without the markers.
 pub fn doc_comment(source: &str) -> String {
     source

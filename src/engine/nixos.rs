@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Map, Scope};
 
+use crate::api::strings;
 use crate::build::generation::{Generation, Group, ManagedFile, Unit, User, check_container_path};
 use crate::build::nixexpr::{self, OptionTree, Value};
 use crate::build::options::{Declarations, OptType, OptionDecl};
@@ -167,18 +168,6 @@ fn id_field(map: &Map, key: &str) -> RhaiResult<Option<u32>> {
             .map(Some)
             .ok_or_else(|| usage(format!("‘{key}’ must be a non-negative integer"))),
     }
-}
-
-fn strings(array: &Array, what: &str) -> RhaiResult<Vec<String>> {
-    array
-        .iter()
-        .map(|v| {
-            v.clone()
-                .into_immutable_string()
-                .map(|s| s.to_string())
-                .map_err(|t| usage(format!("{what} must be strings, found {t}")))
-        })
-        .collect()
 }
 
 fn port(n: i64) -> RhaiResult<i64> {

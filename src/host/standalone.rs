@@ -85,13 +85,7 @@ impl Runtime {
     /// The PID of the live supervisor, if any (F_GETLK: no lock is taken).
     fn supervisor(&self) -> Option<Pid> {
         let file = File::open(self.lock()).ok()?;
-        let mut probe = libc::flock {
-            l_type: libc::F_WRLCK as libc::c_short,
-            l_whence: libc::SEEK_SET as libc::c_short,
-            l_start: 0,
-            l_len: 0,
-            l_pid: 0,
-        };
+        let mut probe = whole_file_write_lock();
         // SAFETY: F_GETLK only writes into `probe`, a valid flock struct.
         let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) };
         (rc == 0 && probe.l_type != libc::F_UNLCK as libc::c_short)
@@ -118,6 +112,17 @@ impl Runtime {
         let text = fs::read_to_string(self.console()).unwrap_or_default();
         let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+/// A POSIX write lock over the whole file (for F_GETLK and F_SETLK).
+fn whole_file_write_lock() -> libc::flock {
+    libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
     }
 }
 
@@ -473,13 +478,7 @@ impl Supervisor {
             .truncate(false)
             .open(runtime.lock())
             .context(|| format!("opening {}", runtime.lock().display()))?;
-        let mut hold = libc::flock {
-            l_type: libc::F_WRLCK as libc::c_short,
-            l_whence: libc::SEEK_SET as libc::c_short,
-            l_start: 0,
-            l_len: 0,
-            l_pid: 0,
-        };
+        let mut hold = whole_file_write_lock();
         // SAFETY: F_SETLK reads a valid flock struct.
         if unsafe { libc::fcntl(lock.as_raw_fd(), libc::F_SETLK, &mut hold) } != 0 {
             return Err(Error::Usage(format!(

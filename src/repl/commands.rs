@@ -297,15 +297,7 @@ fn help_for(session: &Session, topic: &str) -> Step {
 fn verbs_text() -> String {
     let mut out = String::from("Verbs (run as :VERB ARGS; `:help VERB` for details):\n");
     for name in engine::all_verbs() {
-        let summary = engine::find_verb(&name)
-            .map(|v| {
-                engine::doc_comment(&v.source)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .unwrap_or_default();
+        let summary = engine::verb_summary(&name);
         out.push_str(&format!("  :{name:<15} {summary}\n"));
     }
     out.trim_end().to_string()
