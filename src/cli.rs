@@ -253,6 +253,8 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     let Some(verb) = engine::find_verb(&verb_name) else {
         return unknown_verb(&ui, &manager, &verb_name, &args);
     };
+    // A verb is the last thing this process does: `run` may enter the container in place.
+    manager.allow_in_place_entry();
     let engine = engine::new_engine(manager);
     match engine::run_source(&engine, &verb.source, args, flags.to_map()) {
         Ok(()) => 0,

@@ -81,6 +81,8 @@ fn require_root() -> Result<()> {
 }
 
 pub struct Manager {
+    /// `exec` may enter the container in this very process (a CLI verb that ends after it).
+    in_place_entry: std::cell::Cell<bool>,
     pub paths: Paths,
     pub personality: Personality,
     driver: Box<dyn Driver>,
@@ -110,6 +112,7 @@ impl Manager {
     pub fn new(paths: Paths, personality: Personality, builder: Box<dyn Builder>) -> Manager {
         let driver = Box::new(Standalone::new(paths.clone()));
         Manager {
+            in_place_entry: std::cell::Cell::new(false),
             paths,
             personality,
             driver,
@@ -296,6 +299,22 @@ impl Manager {
         }
         self.driver.remove_runtime(name)?;
         store::remove_files(&self.paths, name)
+    }
+
+    /// Let [`Manager::exec`] enter containers in this process: for a CLI verb, which ends
+    /// right after (never for the REPL or a script, which go on on the host).
+    pub fn allow_in_place_entry(&self) {
+        self.in_place_entry.set(true);
+    }
+
+    /// Run `argv` in the container with stdio passed through, as the last thing this
+    /// invocation does; the command's exit code.
+    pub fn exec(&self, name: &str, argv: &[String]) -> Result<i32> {
+        if !self.in_place_entry.get() {
+            return self.run_attached(name, argv);
+        }
+        require_root()?;
+        enter::run_attached_in_place(self.leader(name)?, argv)
     }
 
     pub fn run_attached(&self, name: &str, argv: &[String]) -> Result<i32> {

@@ -333,6 +333,12 @@ fn register_container_type(engine: &mut Engine) {
                 ))
             },
         )
+        .register_fn("exec", |c: &mut Container, argv: Array| -> RhaiResult<()> {
+            // Like a shell's exec: the command's status ends the script.
+            let argv = strings(&argv, "command arguments")?;
+            let code = c.manager.exec(&c.name, &argv).map_err(to_rhai)?;
+            Err(exit_request(i64::from(code)))
+        })
         .register_fn(
             "attach",
             |c: &mut Container, argv: Array| -> RhaiResult<i64> {
