@@ -255,9 +255,10 @@ impl Builder for NixBuilder {
         }
         ensure_dir(&request.profile, 0o755)?;
         let profile = request.profile.join("system");
-        // A flake given now, or the container's own when update has no configuration.
+        // A flake given now, or the container's own when update is given no configuration
+        // (nor a system).
         let flake = flake.clone().or_else(|| {
-            (request.source == ConfigSource::Existing)
+            (request.source == ConfigSource::Existing && system_path.is_none())
                 .then(|| request.conf_flake.clone())
                 .flatten()
         });

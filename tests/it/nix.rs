@@ -371,3 +371,87 @@ fn nix_built_container_boots() {
     assert_no_debris(&t.env, &name);
     t.assert_gone(&name);
 }
+
+/// A flake without inputs (no network) with two NixOS systems, `web` and `container`.
+fn write_flake(dir: &Path) {
+    let system = format!("{}-linux", std::env::consts::ARCH);
+    let toplevel = |greeting: &str| {
+        format!(
+            "{{ config.system.build.toplevel = derivation {{ name = \"nixos-system-flake-{greeting}\"; \
+             system = \"{system}\"; builder = \"/bin/sh\"; \
+             args = [ \"-c\" \"/bin/mkdir -p $out/etc; echo {greeting} > $out/etc/greeting\" ]; }}; }}"
+        )
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("flake.nix"),
+        format!(
+            "{{ outputs = {{ self }}: {{ nixosConfigurations.web = {}; nixosConfigurations.container = {}; }}; }}\n",
+            toplevel("web"),
+            toplevel("container")
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn flakes_build_with_nix_build() {
+    let t = NixEnv::new();
+    let flake = t.env.prefix().join("flake");
+    write_flake(&flake);
+    let name = unique_name("nxk");
+    t.track(&name);
+    let reference = format!("{}#web", flake.display());
+    assert_ok(
+        &t.run(&["create", &name, "--flake", &reference]),
+        "create --flake",
+    );
+    // As nixos-container: FLAKE= holds the reference without its attribute.
+    let conf = read(t.env.conf_path(&name));
+    assert!(
+        conf.lines()
+            .any(|l| l == format!("FLAKE={}", flake.display())),
+        "{conf}"
+    );
+    assert_eq!(t.link(&name, "system"), "system-1-link");
+    assert_eq!(read(t.system(&name, "system").join("etc/greeting")), "web");
+    assert!(
+        !t.profile(&name).join(".system.tmp").exists(),
+        "the out-link is removed"
+    );
+    // A plain update rebuilds from FLAKE, and (nixos-container's quirk) the attribute is lost.
+    assert_ok(&t.run(&["update", &name]), "update");
+    assert_eq!(t.link(&name, "system"), "system-2-link");
+    assert_eq!(
+        read(t.system(&name, "system").join("etc/greeting")),
+        "container"
+    );
+    // The flake source copied to the store goes too.
+    let metadata = Command::new("nix")
+        .args(["--extra-experimental-features", "nix-command flakes"])
+        .args(["flake", "metadata", "--json"])
+        .arg(&flake)
+        .env("NIX_CONF_DIR", t.env.prefix().join("nix-conf"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&metadata.stdout).unwrap_or_default();
+    if let Some(path) = json["path"].as_str() {
+        t.store_paths.borrow_mut().push(PathBuf::from(path));
+    }
+    // A broken flake fails with nixos-container's message and leaves nothing.
+    let broken = unique_name("nxk");
+    t.track(&broken);
+    let out = t.run(&[
+        "create",
+        &broken,
+        "--flake",
+        &format!("{}#nosuch", flake.display()),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("failed to build container from flake"),
+        "{}",
+        stderr(&out)
+    );
+    t.assert_gone(&broken);
+}
