@@ -389,3 +389,52 @@ fn run_script(ui: &Ui, manager: Rc<Manager>, path: &Path, args: &[String]) -> i3
         Err(err) => report_script_error(&path.display().to_string(), &err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nix_flags_keep_pairs() {
+        let flags = Flags::try_parse_from([
+            "ncsh",
+            "create",
+            "foo",
+            "--option",
+            "max-jobs",
+            "1",
+            "--impure",
+            "--override-input",
+            "nixpkgs",
+            "/src",
+            "--option",
+            "cores",
+            "2",
+            "--log-format",
+            "raw",
+            "--refresh",
+        ])
+        .unwrap();
+        assert_eq!(
+            flags.nix_flags(),
+            [
+                "--option",
+                "max-jobs",
+                "1",
+                "--option",
+                "cores",
+                "2",
+                "--override-input",
+                "nixpkgs",
+                "/src",
+                "--log-format",
+                "raw",
+                "--impure"
+            ]
+        );
+        let map = flags.to_map();
+        assert_eq!(map["nix_flags"].clone().into_array().unwrap().len(), 12);
+        assert!(map["refresh"].as_bool().unwrap());
+        assert_eq!(flags.words, ["create", "foo"]);
+    }
+}
