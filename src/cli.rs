@@ -47,7 +47,7 @@ struct Flags {
     local_address: Option<String>,
     #[arg(long)]
     flake: Option<String>,
-    /// Nix pass-through flags: parsed so the grammar matches, refused without Nix.
+    /// Nix pass-through flags, for the Nix builder (refused without Nix).
     #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
     option: Vec<String>,
     #[arg(long, num_args = 2, value_names = ["INPUT", "FLAKE"])]
@@ -78,19 +78,41 @@ struct Flags {
 }
 
 impl Flags {
-    fn uses_nix(&self) -> bool {
-        !self.option.is_empty()
-            || !self.override_input.is_empty()
-            || self.log_format.is_some()
-            || self.update_input.is_some()
-            || self.impure
-            || self.commit_lock_file
-            || self.no_registries
-            || self.no_update_lock_file
-            || self.no_write_lock_file
-            || self.no_allow_dirty
-            || self.recreate_lock_file
-            || self.refresh
+    /// The Nix pass-through flags as nix-env and nix build take them (pairs kept together).
+    fn nix_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (flag, values) in [
+            ("--option", &self.option),
+            ("--override-input", &self.override_input),
+        ] {
+            for pair in values.chunks(2) {
+                flags.push(flag.to_string());
+                flags.extend(pair.iter().cloned());
+            }
+        }
+        for (flag, value) in [
+            ("--log-format", &self.log_format),
+            ("--update-input", &self.update_input),
+        ] {
+            if let Some(v) = value {
+                flags.push(flag.to_string());
+                flags.push(v.clone());
+            }
+        }
+        for (flag, on) in [
+            ("--impure", self.impure),
+            ("--commit-lock-file", self.commit_lock_file),
+            ("--no-registries", self.no_registries),
+            ("--no-update-lock-file", self.no_update_lock_file),
+            ("--no-write-lock-file", self.no_write_lock_file),
+            ("--no-allow-dirty", self.no_allow_dirty),
+            ("--recreate-lock-file", self.recreate_lock_file),
+        ] {
+            if on {
+                flags.push(flag.to_string());
+            }
+        }
+        flags
     }
 
     /// The flags a verb sees as `opts`: only those given, snake_case keys.
@@ -119,8 +141,13 @@ impl Flags {
         if self.auto_start {
             map.insert("auto_start".into(), true.into());
         }
-        if self.uses_nix() {
-            map.insert("nix_flags".into(), true.into());
+        let nix_flags = self.nix_flags();
+        if !nix_flags.is_empty() {
+            let array: rhai::Array = nix_flags.into_iter().map(Dynamic::from).collect();
+            map.insert("nix_flags".into(), array.into());
+        }
+        if self.refresh {
+            map.insert("refresh".into(), true.into());
         }
         map
     }
@@ -196,7 +223,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             None => 2,
         };
     }
-    let builder = Box::<crate::engine::nixos::NativeBuilder>::default();
+    let builder = match crate::engine::nixos::select_builder() {
+        Ok(builder) => builder,
+        Err(e) => return ui.error(&e),
+    };
     let manager = Rc::new(Manager::new(Paths::from_env(), personality, builder));
 
     if personality == Personality::Ncsh {
@@ -351,5 +381,54 @@ fn run_script(ui: &Ui, manager: Rc<Manager>, path: &Path, args: &[String]) -> i3
     match engine::run_source(&engine, &source, args.to_vec(), opts) {
         Ok(()) => 0,
         Err(err) => report_script_error(&path.display().to_string(), &err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nix_flags_keep_pairs() {
+        let flags = Flags::try_parse_from([
+            "ncsh",
+            "create",
+            "foo",
+            "--option",
+            "max-jobs",
+            "1",
+            "--impure",
+            "--override-input",
+            "nixpkgs",
+            "/src",
+            "--option",
+            "cores",
+            "2",
+            "--log-format",
+            "raw",
+            "--refresh",
+        ])
+        .unwrap();
+        assert_eq!(
+            flags.nix_flags(),
+            [
+                "--option",
+                "max-jobs",
+                "1",
+                "--option",
+                "cores",
+                "2",
+                "--override-input",
+                "nixpkgs",
+                "/src",
+                "--log-format",
+                "raw",
+                "--impure"
+            ]
+        );
+        let map = flags.to_map();
+        assert_eq!(map["nix_flags"].clone().into_array().unwrap().len(), 12);
+        assert!(map["refresh"].as_bool().unwrap());
+        assert_eq!(flags.words, ["create", "foo"]);
     }
 }

@@ -59,6 +59,9 @@ pub enum Error {
     /// A configuration that cannot be built (with its file:line:column when it has one).
     #[error("{0}")]
     Build(String),
+    /// A failed Nix build: nixos-container's message, and the command with its last log lines.
+    #[error("{message}")]
+    NixBuild { message: String, log: String },
     #[error("failed to switch the running container: {0}")]
     Switch(String),
     #[error("{context}: {source}")]
@@ -90,7 +93,7 @@ impl Error {
             Error::StartFailed { .. } => "StartFailed",
             Error::StopFailed { .. } => "StopFailed",
             Error::MalformedConf { .. } => "MalformedConf",
-            Error::Build(_) => "BuildFailed",
+            Error::Build(_) | Error::NixBuild { .. } => "BuildFailed",
             Error::Switch(_) => "SwitchFailed",
             Error::Io { .. } | Error::Sys { .. } => "System",
         }
@@ -105,6 +108,7 @@ impl Error {
             Error::NameTooLong(_) => Some("nixos-container allows at most 11 characters (the host link is ve-NAME); ncsh itself allows up to 64".into()),
             Error::OutOfAddresses => Some("every 10.233.N.1/10.233.N.2 pair is taken; pass --host-address and --local-address".into()),
             Error::StartFailed { detail, .. } | Error::StopFailed { detail, .. } => Some(detail.clone()),
+            Error::NixBuild { log, .. } => Some(log.clone()),
             Error::Declarative(_) => None,
             _ => None,
         }

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::build::generation::{Generation, Store};
-use crate::build::{BuildRequest, Builder, ConfigSource, activate};
+use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate};
 use crate::container::{Conf, CreateOptions, Created, Paths, address, name, store};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::host::standalone::Standalone;
 use crate::host::{Driver, Status, enter, pty};
 
@@ -137,8 +137,29 @@ impl Manager {
         store::load(&self.paths, name)
     }
 
+    /// Refuse Nix options unless this builder is Nix's.
+    fn check_nix_options(&self, nix: &NixOptions) -> Result<()> {
+        match nix.first_flag() {
+            Some(flag) if self.builder.kind() != BuilderKind::Nix => {
+                Err(Error::Unsupported(format!(
+                    "{flag} needs a Nix host (nix-env and <nixpkgs/nixos>); this host has no Nix"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A build request for container `name` whose configuration is in `root`.
+    fn request(&self, name: &str, building: &Path, source: ConfigSource) -> BuildRequest {
+        let mut request = BuildRequest::new(name, self.paths.root(name), source);
+        request.config = building.join("etc/nixos/configuration.nix");
+        request.profile = self.paths.profile(name);
+        request
+    }
+
     pub fn create(&self, name: &str, opts: &CreateOptions) -> Result<Created> {
         require_root()?;
+        self.check_nix_options(&opts.nix)?;
         let mut opts = opts.clone();
         if self.personality == Personality::NixosContainer {
             opts.max_name_len = Some(name::NIXOS_CONTAINER_MAX_LEN);
@@ -148,20 +169,32 @@ impl Manager {
         if let ConfigSource::File(abs) = &source {
             opts.config_file = Some(abs.clone());
         }
+        let nix_built = std::cell::Cell::new(None::<String>);
         // The first generation is built and applied into the new root before the conf exists.
         let realize = |building: &Path, name: &str| -> Result<()> {
-            let request = BuildRequest {
-                name: name.to_string(),
-                root: self.paths.root(name),
-                source: source.clone(),
-            };
-            let mut generation = self.builder.build(&request)?;
-            activate::apply(building, &generation, None)?;
-            let store = Store::new(building);
-            store.save_next(&mut generation)?;
-            store.set_current(generation.number)
+            let mut request = self.request(name, building, source.clone());
+            request.initial = true;
+            request.nix = opts.nix.clone();
+            if self.builder.kind() == BuilderKind::Nix {
+                nix_built.set(Some(name.to_string()));
+            }
+            match self.builder.build(&request)? {
+                Built::Generation(mut generation) => {
+                    activate::apply(building, &generation, None)?;
+                    let store = Store::new(building);
+                    store.save_next(&mut generation)?;
+                    store.set_current(generation.number)
+                }
+                Built::NixSystem(_) => Ok(()),
+            }
         };
-        store::create(&self.paths, name, &opts, &realize)
+        let created = store::create(&self.paths, name, &opts, &realize);
+        if let (Err(_), Some(name)) = (&created, nix_built.take()) {
+            // nixos-container's clean-up: the profile and GC roots go with the root and conf.
+            let _ = store::remove_path(&self.paths.profile(&name));
+            let _ = store::remove_path(&self.paths.gcroots(&name));
+        }
+        created
     }
 
     /// Rebuild a container's system from `--config`, `--config-file` or (neither) its
@@ -172,34 +205,62 @@ impl Manager {
         name: &str,
         config: Option<&str>,
         config_file: Option<&Path>,
+        nix: &NixOptions,
     ) -> Result<()> {
         require_root()?;
-        self.conf(name)?;
+        self.check_nix_options(nix)?;
+        let conf = self.conf(name)?;
         let source = config_source(config, config_file)?.unwrap_or(ConfigSource::Existing);
         let root = self.paths.root(name);
-        let request = BuildRequest {
-            name: name.to_string(),
-            root: root.clone(),
-            source: source.clone(),
-        };
-        let mut generation = self.builder.build(&request)?;
-        let store = Store::new(&root);
-        let old = store.current()?;
         let config_path = root.join("etc/nixos/configuration.nix");
         let old_config = std::fs::read_to_string(&config_path).ok();
-        match &source {
+        let write_config = || match &source {
             ConfigSource::Snippet(text) => store::write_configuration(
                 &root,
                 name,
                 crate::build::configuration_nix::Extra::Snippet(text),
-            )?,
+            ),
             ConfigSource::File(file) => store::write_configuration(
                 &root,
                 name,
                 crate::build::configuration_nix::Extra::Import(file),
-            )?,
-            ConfigSource::Existing => {}
+            ),
+            ConfigSource::Existing => Ok(()),
+        };
+        let restore_config = || {
+            if let Some(text) = &old_config {
+                let _ = store::write_atomic(&config_path, text, 0o644);
+            }
+        };
+        if self.builder.kind() == BuilderKind::Nix {
+            // nix-env builds the configuration.nix on disk: write it first (as nixos-container),
+            // and put the old one back if the build fails.
+            if nix.system_path.is_none() && nix.flake.is_none() {
+                std::fs::create_dir_all(root.join("etc/nixos"))
+                    .context(|| format!("creating {}/etc/nixos", root.display()))?;
+                write_config()?;
+            }
+            let mut request = self.request(name, &root, source.clone());
+            request.nix = nix.clone();
+            request.conf_flake = conf.non_empty("FLAKE").map(str::to_string);
+            let system = match self.builder.build(&request) {
+                Ok(Built::NixSystem(system)) => system,
+                Ok(Built::Generation(_)) => return Ok(()),
+                Err(e) => {
+                    restore_config();
+                    return Err(e);
+                }
+            };
+            return self.switch_nix(name, &system);
         }
+        let request = self.request(name, &root, source.clone());
+        let mut generation = match self.builder.build(&request)? {
+            Built::Generation(generation) => generation,
+            Built::NixSystem(_) => return Ok(()),
+        };
+        let store = Store::new(&root);
+        let old = store.current()?;
+        write_config()?;
         store.save_next(&mut generation)?;
         let leader = self
             .driver
@@ -215,12 +276,38 @@ impl Manager {
                 let _ = switch(l, &previous, &changes);
             }
             store.discard(generation.number);
-            if let Some(text) = old_config {
-                let _ = store::write_atomic(&config_path, &text, 0o644);
-            }
+            restore_config();
             return Err(e);
         }
         store.set_current(generation.number)
+    }
+
+    /// A running Nix-built container follows its new system as after nixos-container's reload:
+    /// `switch-to-configuration test` inside, when the system has one. Otherwise the new system
+    /// is used from the next start.
+    fn switch_nix(&self, name: &str, system: &Path) -> Result<()> {
+        let Some(leader) = self
+            .driver
+            .leader(name)
+            .filter(|_| self.driver.status(name) == Status::Up)
+        else {
+            return Ok(());
+        };
+        let switch = system.join("bin/switch-to-configuration");
+        if !switch.exists() {
+            return Ok(());
+        }
+        let argv = [switch.display().to_string(), "test".to_string()];
+        let out = enter::run_captured(leader, &argv, None)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Switch(format!(
+                "`{}` failed: {}",
+                argv.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
     }
 
     /// The options of the container's active generation (defaults included).

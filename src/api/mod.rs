@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map};
 
+use crate::build::NixOptions;
 use crate::container::CreateOptions;
 use crate::engine::error::{exit_request, to_rhai};
 use crate::error::Error;
@@ -124,23 +125,57 @@ fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
             "config_file" => out.config_file = Some(PathBuf::from(text()?)),
             "auto_start" => out.auto_start = flag()?,
             "ensure_unique_name" => out.ensure_unique_name = flag()?,
-            "system_path" | "nixos_path" | "flake" | "nix_flags" => {
-                return Err(to_rhai(Error::Unsupported(format!(
-                    "--{} needs a Nix host (nix-env and <nixpkgs/nixos>); this host has no Nix",
-                    key.replace('_', "-")
-                ))));
+            "system_path" | "nixos_path" | "flake" | "nix_flags" | "refresh" => {
+                nix_option(&mut out.nix, key, value)?
             }
             // Accepted by nixos-container for every action and never used.
             "signal" => {}
             other => {
                 return Err(to_rhai(Error::Usage(format!(
                     "unknown create option ‘{other}’ (known: host_address, local_address, bridge, port, \
-                     auto_start, ensure_unique_name, config, config_file)"
+                     auto_start, ensure_unique_name, config, config_file, system_path, nixos_path, \
+                     flake, nix_flags, refresh)"
                 ))));
             }
         }
     }
     Ok(out)
+}
+
+/// One of the Nix options of a create or update map (`nix_flags` is an array of strings).
+fn nix_option(nix: &mut NixOptions, key: &str, value: &Dynamic) -> RhaiResult<()> {
+    let text = || -> RhaiResult<String> {
+        value
+            .clone()
+            .into_immutable_string()
+            .map(|s| s.to_string())
+            .map_err(|t| {
+                to_rhai(Error::Usage(format!(
+                    "option ‘{key}’ must be a string, found a {t}"
+                )))
+            })
+    };
+    match key {
+        "system_path" => nix.system_path = Some(text()?),
+        "nixos_path" => nix.nixos_path = Some(text()?),
+        "flake" => nix.flake = Some(text()?),
+        "refresh" => {
+            nix.refresh = value.as_bool().map_err(|t| {
+                to_rhai(Error::Usage(format!(
+                    "option ‘refresh’ must be true or false, found a {t}"
+                )))
+            })?
+        }
+        _ => {
+            let array = value.clone().into_array().map_err(|t| {
+                to_rhai(Error::Usage(format!(
+                    "option ‘nix_flags’ must be an array of strings, found a {t}"
+                )))
+            })?;
+            nix.flags = strings(&array, "nix_flags")?;
+        }
+    }
+    Ok(())
 }
 
 fn output_map(out: std::process::Output) -> Map {
@@ -267,33 +302,40 @@ fn register_container_type(engine: &mut Engine) {
                 .map_err(to_rhai)?
                 .map_or(Dynamic::UNIT, Dynamic::from))
         })
-        .register_fn("update", |c: &mut Container| c.manager.update(&c.name, None, None).map_err(to_rhai))
+        .register_fn("update", |c: &mut Container| {
+            c.manager
+                .update(&c.name, None, None, &NixOptions::default())
+                .map_err(to_rhai)
+        })
         .register_fn("update", |c: &mut Container, opts: Map| -> RhaiResult<()> {
             let mut config = None;
             let mut config_file = None;
+            let mut nix = NixOptions::default();
             for (key, value) in &opts {
-                let text = value.clone().into_immutable_string().map_err(|t| {
-                    to_rhai(Error::Usage(format!("option ‘{key}’ must be a string, found a {t}")))
-                })?;
+                let text = || {
+                    value.clone().into_immutable_string().map_err(|t| {
+                        to_rhai(Error::Usage(format!("option ‘{key}’ must be a string, found a {t}")))
+                    })
+                };
                 match key.as_str() {
-                    "config" => config = Some(text.to_string()),
-                    "config_file" => config_file = Some(PathBuf::from(text.as_str())),
+                    "config" => config = Some(text()?.to_string()),
+                    "config_file" => config_file = Some(PathBuf::from(text()?.as_str())),
                     // Accepted by nixos-container for every action and never used here.
                     "signal" | "bridge" | "port" | "host_address" | "local_address" => {}
-                    "system_path" | "nixos_path" | "flake" | "nix_flags" => {
-                        return Err(to_rhai(Error::Unsupported(format!(
-                            "--{} needs a Nix host (nix-env and <nixpkgs/nixos>); this host has no Nix",
-                            key.replace('_', "-")
-                        ))));
+                    "system_path" | "nixos_path" | "flake" | "nix_flags" | "refresh" => {
+                        nix_option(&mut nix, key, value)?
                     }
                     other => {
                         return Err(to_rhai(Error::Usage(format!(
-                            "unknown update option ‘{other}’ (known: config, config_file)"
+                            "unknown update option ‘{other}’ (known: config, config_file, system_path, \
+                             nixos_path, flake, nix_flags, refresh)"
                         ))));
                     }
                 }
             }
-            c.manager.update(&c.name, config.as_deref(), config_file.as_deref()).map_err(to_rhai)
+            c.manager
+                .update(&c.name, config.as_deref(), config_file.as_deref(), &nix)
+                .map_err(to_rhai)
         })
         .register_get("options", |c: &mut Container| -> RhaiResult<Dynamic> {
             let options = c.manager.options(&c.name).map_err(to_rhai)?;

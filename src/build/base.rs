@@ -11,9 +11,12 @@ use std::path::Path;
 use crate::error::{Context, Result};
 
 /// The script nspawn runs as the container's PID 1: it configures the container side of the
-/// veth from the `--setenv` variables, then becomes systemd. It reads only its environment.
+/// veth from the `--setenv` variables, then becomes systemd: the host's, or the init given as
+/// its first argument (a Nix-built system's `init`, as NixOS's container-init). It reads only
+/// its environment and arguments.
 pub const CONTAINER_INIT: &str = r#"#!/bin/bash
-# ncsh container init: the container side of the veth, then the host's systemd as PID 1.
+# ncsh container init: the container side of the veth, then the host's systemd as PID 1
+# (or the init given as the first argument).
 set -e
 trap 'exit 0' RTMIN+3
 if [ -n "$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE" ]; then
@@ -31,6 +34,9 @@ if [ -n "$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE" ]; then
   fi
 fi
 set +e
+case "$1" in
+  /*) init=$1; shift; exec "$init" "$@" ;;
+esac
 exec /usr/lib/systemd/systemd "$@"
 "#;
 

@@ -8,6 +8,7 @@ pub mod activate;
 pub mod base;
 pub mod configuration_nix;
 pub mod generation;
+pub mod nix;
 pub mod nixexpr;
 pub mod options;
 
@@ -26,14 +27,93 @@ pub enum ConfigSource {
     File(PathBuf),
 }
 
+/// The Nix-only options of a create or update (nixos-container's `--system-path`,
+/// `--nixos-path`, `--flake` and pass-through flags). Only the Nix builder accepts them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NixOptions {
+    pub system_path: Option<String>,
+    pub nixos_path: Option<String>,
+    /// `REF` or `REF#attr`.
+    pub flake: Option<String>,
+    /// Pass-through flags for `nix-env`/`nix build`, two-argument flags kept as pairs.
+    pub flags: Vec<String>,
+    /// `--refresh`: passed to `nix build` only.
+    pub refresh: bool,
+}
+
+impl NixOptions {
+    pub fn is_empty(&self) -> bool {
+        *self == NixOptions::default()
+    }
+
+    /// The first option given, as its flag (for "needs a Nix host").
+    pub fn first_flag(&self) -> Option<String> {
+        if self.system_path.is_some() {
+            Some("--system-path".into())
+        } else if self.nixos_path.is_some() {
+            Some("--nixos-path".into())
+        } else if self.flake.is_some() {
+            Some("--flake".into())
+        } else if self.refresh {
+            Some("--refresh".into())
+        } else {
+            self.flags.first().cloned()
+        }
+    }
+}
+
 pub struct BuildRequest {
     pub name: String,
     /// The container root the configuration belongs to (its final place).
     pub root: PathBuf,
     pub source: ConfigSource,
+    /// The `configuration.nix` to build (in the root being built, during a create).
+    pub config: PathBuf,
+    /// The container's profile directory (`…/profiles/per-container/NAME`).
+    pub profile: PathBuf,
+    /// The FLAKE of the container's conf (update without a configuration).
+    pub conf_flake: Option<String>,
+    /// Is this the first build (create)? Only changes the messages.
+    pub initial: bool,
+    pub nix: NixOptions,
 }
 
-/// Turns a configuration into a generation.
+impl BuildRequest {
+    /// A request with the configuration in `root`, no profile and no Nix options.
+    pub fn new(name: &str, root: PathBuf, source: ConfigSource) -> BuildRequest {
+        BuildRequest {
+            name: name.to_string(),
+            config: root.join("etc/nixos/configuration.nix"),
+            root,
+            source,
+            profile: PathBuf::new(),
+            conf_flake: None,
+            initial: false,
+            nix: NixOptions::default(),
+        }
+    }
+}
+
+/// Which kind of builder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuilderKind {
+    /// Options realized without Nix, into generations stored in the root.
+    Native,
+    /// `nix-env` into the per-container profile, as nixos-container.
+    Nix,
+}
+
+/// What a build produced.
+#[derive(Debug)]
+pub enum Built {
+    /// A native generation: the caller applies it into the root and stores it.
+    Generation(generation::Generation),
+    /// A Nix system, already set as the new generation of the container's profile.
+    NixSystem(PathBuf),
+}
+
+/// Turns a configuration into a system.
 pub trait Builder {
-    fn build(&self, request: &BuildRequest) -> Result<generation::Generation>;
+    fn kind(&self) -> BuilderKind;
+    fn build(&self, request: &BuildRequest) -> Result<Built>;
 }

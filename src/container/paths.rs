@@ -1,7 +1,8 @@
 //! Where containers live on disk: nixos-container's paths, all movable.
 //!
 //! `NCSH_PREFIX=/some/dir` moves every path below that directory (tests use it); the individual
-//! variables `NCSH_CONF_DIR`, `NCSH_STATE_DIR`, `NCSH_RUN_DIR` and `NCSH_LOCK_FILE` win over it.
+//! variables `NCSH_CONF_DIR`, `NCSH_STATE_DIR`, `NCSH_RUN_DIR`, `NCSH_LOCK_FILE`,
+//! `NCSH_PROFILES_DIR` and `NCSH_GCROOTS_DIR` win over it.
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,8 @@ impl Paths {
             ("NCSH_STATE_DIR", &mut paths.state_dir),
             ("NCSH_RUN_DIR", &mut paths.run_dir),
             ("NCSH_LOCK_FILE", &mut paths.lock_file),
+            ("NCSH_PROFILES_DIR", &mut paths.profiles_dir),
+            ("NCSH_GCROOTS_DIR", &mut paths.gcroots_dir),
         ] {
             if let Some(v) = var(key) {
                 *slot = v;
@@ -61,12 +64,14 @@ impl Paths {
     }
 
     /// The environment that reproduces these paths in a child process (the supervisor).
-    pub fn to_env(&self) -> [(&'static str, &Path); 4] {
+    pub fn to_env(&self) -> [(&'static str, &Path); 6] {
         [
             ("NCSH_CONF_DIR", &self.conf_dir),
             ("NCSH_STATE_DIR", &self.state_dir),
             ("NCSH_RUN_DIR", &self.run_dir),
             ("NCSH_LOCK_FILE", &self.lock_file),
+            ("NCSH_PROFILES_DIR", &self.profiles_dir),
+            ("NCSH_GCROOTS_DIR", &self.gcroots_dir),
         ]
     }
 

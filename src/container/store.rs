@@ -15,7 +15,7 @@ use super::conf::Conf;
 use super::lock::CreateLock;
 use super::name;
 use super::paths::Paths;
-use crate::build::{base, configuration_nix};
+use crate::build::{NixOptions, base, configuration_nix};
 use crate::error::{Context, Error, Result};
 
 /// What `create` is asked for; the fields mirror nixos-container's flags.
@@ -31,6 +31,8 @@ pub struct CreateOptions {
     pub config_file: Option<PathBuf>,
     /// nixos-container's 11-character limit (its personality) instead of systemd's 64.
     pub max_name_len: Option<usize>,
+    /// `--system-path`, `--nixos-path`, `--flake` and the Nix pass-through flags.
+    pub nix: NixOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,6 +291,10 @@ pub fn create(
     conf.push("HOST_BRIDGE", opts.bridge.clone().unwrap_or_default());
     conf.push("HOST_PORT", opts.port.clone().unwrap_or_default());
     conf.push("AUTO_START", if opts.auto_start { "1" } else { "0" });
+    if let Some(flake) = &opts.nix.flake {
+        // As nixos-container: the reference without its `#attr`.
+        conf.push("FLAKE", crate::build::nix::split_flake(flake).0);
+    }
 
     let root = paths.root(&name);
     let fresh_root = !root.exists();

@@ -14,9 +14,10 @@ use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Map, Scope};
 
 use crate::api::strings;
 use crate::build::generation::{Generation, Group, ManagedFile, Unit, User, check_container_path};
+use crate::build::nix::NixBuilder;
 use crate::build::nixexpr::{self, OptionTree, Value};
 use crate::build::options::{Declarations, OptType, OptionDecl};
-use crate::build::{BuildRequest, Builder, ConfigSource, configuration_nix};
+use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, configuration_nix};
 use crate::engine::error::{describe, to_rhai};
 use crate::error::{Error, Result};
 
@@ -516,7 +517,33 @@ fn evaluate(request: &BuildRequest) -> Result<OptionTree> {
 }
 
 impl Builder for NativeBuilder {
-    fn build(&self, request: &BuildRequest) -> Result<Generation> {
+    fn kind(&self) -> BuilderKind {
+        BuilderKind::Native
+    }
+
+    fn build(&self, request: &BuildRequest) -> Result<Built> {
+        self.build_generation(request).map(Built::Generation)
+    }
+}
+
+/// The builder of this host: `NCSH_BUILDER=nix|native` if set, else Nix when `nix-env` and
+/// `<nixpkgs/nixos>` are available, else native.
+pub fn select_builder() -> Result<Box<dyn Builder>> {
+    let wanted = std::env::var("NCSH_BUILDER").unwrap_or_default();
+    match wanted.as_str() {
+        "nix" => Ok(Box::new(NixBuilder)),
+        "native" => Ok(Box::<NativeBuilder>::default()),
+        "" if crate::build::nix::available() => Ok(Box::new(NixBuilder)),
+        "" => Ok(Box::<NativeBuilder>::default()),
+        other => Err(Error::Usage(format!(
+            "NCSH_BUILDER={other}: expected ‘nix’ or ‘native’"
+        ))),
+    }
+}
+
+impl NativeBuilder {
+    /// Evaluate the request's configuration and realize its options into a generation.
+    pub fn build_generation(&self, request: &BuildRequest) -> Result<Generation> {
         let tree = evaluate(request)?;
         let loaded = self.loaded()?;
         let config = loaded.declarations.configure(&tree).map_err(eval_error)?;
@@ -560,12 +587,12 @@ mod tests {
     }
 
     fn build_with(builder: &NativeBuilder, snippet: &str) -> Result<Generation> {
-        let request = BuildRequest {
-            name: "box".into(),
-            root: PathBuf::from("/nonexistent/box"),
-            source: ConfigSource::Snippet(snippet.into()),
-        };
-        builder.build(&request)
+        let request = BuildRequest::new(
+            "box",
+            PathBuf::from("/nonexistent/box"),
+            ConfigSource::Snippet(snippet.into()),
+        );
+        builder.build_generation(&request)
     }
 
     fn text<'a>(g: &'a Generation, path: &str) -> &'a str {

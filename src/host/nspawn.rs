@@ -4,10 +4,10 @@
 //! then the container init.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::build::base::CONTAINER_INIT_PATH;
-use crate::container::Conf;
+use crate::container::{Conf, Paths};
 
 /// The variables NixOS passes into the container with `--setenv`.
 const SETENV_KEYS: [&str; 8] = [
@@ -48,8 +48,57 @@ pub fn wants_veth(conf: &Conf) -> bool {
     .any(|k| conf.non_empty(k).is_some())
 }
 
-/// The arguments after `systemd-nspawn`.
-pub fn args(name: &str, root: &Path, conf: &Conf, supervision: Supervision) -> Vec<OsString> {
+/// The NixOS start script's view of a Nix-built container: the host's Nix paths it binds and
+/// the system whose `init` it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NixSystem {
+    /// The per-container profile directory, `/nix/var/nix/profiles` inside.
+    pub profile_dir: PathBuf,
+    /// The per-container GC roots directory, `/nix/var/nix/gcroots` inside.
+    pub gcroots_dir: PathBuf,
+    /// Bind the nix-daemon socket directory (when the host has one).
+    pub daemon_socket: bool,
+    /// The conf's SYSTEM_PATH, if any.
+    pub system_path: Option<String>,
+}
+
+impl NixSystem {
+    /// The container's init: `${SYSTEM_PATH:-/nix/var/nix/profiles/system}/init`.
+    pub fn init(&self) -> String {
+        format!(
+            "{}/init",
+            self.system_path
+                .as_deref()
+                .unwrap_or("/nix/var/nix/profiles/system")
+        )
+    }
+}
+
+/// Is container `name` Nix-built (its conf sets SYSTEM_PATH, or its profile has a system)?
+pub fn nix_system(paths: &Paths, name: &str, conf: &Conf) -> Option<NixSystem> {
+    let profile_dir = paths.profile(name);
+    let system_path = conf.non_empty("SYSTEM_PATH").map(str::to_string);
+    if system_path.is_none() && std::fs::symlink_metadata(profile_dir.join("system")).is_err() {
+        return None;
+    }
+    Some(NixSystem {
+        profile_dir,
+        gcroots_dir: paths.gcroots(name),
+        daemon_socket: Path::new(DAEMON_SOCKET).exists(),
+        system_path,
+    })
+}
+
+const DAEMON_SOCKET: &str = "/nix/var/nix/daemon-socket";
+
+/// The arguments after `systemd-nspawn`; `nix` for a Nix-built container.
+pub fn args(
+    name: &str,
+    root: &Path,
+    conf: &Conf,
+    supervision: Supervision,
+    nix: Option<&NixSystem>,
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |s: String| args.push(s.into());
     push("--keep-unit".into());
@@ -84,6 +133,21 @@ pub fn args(name: &str, root: &Path, conf: &Conf, supervision: Supervision) -> V
     }
     push("--notify-ready=yes".into());
     push("--kill-signal=SIGRTMIN+3".into());
+    if let Some(nix) = nix {
+        push("--bind-ro=/nix/store".into());
+        push("--bind-ro=/nix/var/nix/db".into());
+        if nix.daemon_socket {
+            push(format!("--bind-ro={DAEMON_SOCKET}"));
+        }
+        push(format!(
+            "--bind={}:/nix/var/nix/profiles",
+            nix.profile_dir.display()
+        ));
+        push(format!(
+            "--bind={}:/nix/var/nix/gcroots",
+            nix.gcroots_dir.display()
+        ));
+    }
     push("--bind-ro=/usr".into());
     // The host's linker cache describes the host's /usr, which the container shares; without
     // it every exec in the container searches ten library directories.
@@ -101,6 +165,9 @@ pub fn args(name: &str, root: &Path, conf: &Conf, supervision: Supervision) -> V
     }
     push(format!("--setenv=PATH={CONTAINER_PATH}"));
     push(CONTAINER_INIT_PATH.into());
+    if let Some(nix) = nix {
+        push(nix.init());
+    }
     args
 }
 
@@ -126,6 +193,7 @@ mod tests {
             Path::new("/var/lib/nixos-containers/foo"),
             &c,
             Supervision::Standalone,
+            None,
         ));
         assert_eq!(
             &a[..7],
@@ -153,7 +221,13 @@ mod tests {
         let c = conf(
             "PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\nHOST_BRIDGE=br0\nHOST_PORT=tcp:8080:80,udp:53\n",
         );
-        let a = strings(args("foo", Path::new("/r"), &c, Supervision::SystemdUnit));
+        let a = strings(args(
+            "foo",
+            Path::new("/r"),
+            &c,
+            Supervision::SystemdUnit,
+            None,
+        ));
         assert!(!a.contains(&"--register=no".to_string()));
         assert!(a.contains(&"--network-bridge=br0".to_string()));
         assert!(!a.contains(&"--network-veth".to_string()));
@@ -170,10 +244,78 @@ mod tests {
             Path::new("/r"),
             &conf("PRIVATE_NETWORK=0\n"),
             Supervision::Standalone,
+            None,
         ));
         assert!(
             !a.iter()
                 .any(|x| x.starts_with("--network") || x == "--private-network")
         );
+    }
+
+    #[test]
+    fn nix_built_container() {
+        let nix = NixSystem {
+            profile_dir: "/nix/var/nix/profiles/per-container/foo".into(),
+            gcroots_dir: "/nix/var/nix/gcroots/per-container/foo".into(),
+            daemon_socket: true,
+            system_path: None,
+        };
+        let c = conf("PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\n");
+        let a = strings(args(
+            "foo",
+            Path::new("/r"),
+            &c,
+            Supervision::Standalone,
+            Some(&nix),
+        ));
+        let kill = a
+            .iter()
+            .position(|x| x == "--kill-signal=SIGRTMIN+3")
+            .unwrap();
+        assert_eq!(
+            a[kill + 1..kill + 6],
+            [
+                "--bind-ro=/nix/store",
+                "--bind-ro=/nix/var/nix/db",
+                "--bind-ro=/nix/var/nix/daemon-socket",
+                "--bind=/nix/var/nix/profiles/per-container/foo:/nix/var/nix/profiles",
+                "--bind=/nix/var/nix/gcroots/per-container/foo:/nix/var/nix/gcroots",
+            ]
+        );
+        assert_eq!(
+            a[a.len() - 2..],
+            [CONTAINER_INIT_PATH, "/nix/var/nix/profiles/system/init"]
+        );
+        let nix = NixSystem {
+            daemon_socket: false,
+            system_path: Some("/nix/store/abc-system".into()),
+            ..nix
+        };
+        let a = strings(args(
+            "foo",
+            Path::new("/r"),
+            &c,
+            Supervision::Standalone,
+            Some(&nix),
+        ));
+        assert!(!a.iter().any(|x| x.contains("daemon-socket")));
+        assert_eq!(a.last().unwrap(), "/nix/store/abc-system/init");
+    }
+
+    #[test]
+    fn nix_system_is_detected_by_profile_or_system_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
+        assert_eq!(
+            nix_system(&paths, "foo", &conf("PRIVATE_NETWORK=1\n")),
+            None
+        );
+        let with_path = nix_system(&paths, "foo", &conf("SYSTEM_PATH=/nix/store/x\n")).unwrap();
+        assert_eq!(with_path.init(), "/nix/store/x/init");
+        std::fs::create_dir_all(paths.profile("foo")).unwrap();
+        std::os::unix::fs::symlink("system-1-link", paths.profile("foo").join("system")).unwrap();
+        let found = nix_system(&paths, "foo", &conf("")).unwrap();
+        assert_eq!(found.profile_dir, paths.profile("foo"));
+        assert_eq!(found.gcroots_dir, paths.gcroots("foo"));
     }
 }

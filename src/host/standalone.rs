@@ -18,6 +18,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -531,6 +532,15 @@ impl Supervisor {
             File::create(self.runtime.console()).context(|| "creating console.log".into())?;
         let console_err = console.try_clone().context(|| "console.log".into())?;
 
+        let nix = nspawn::nix_system(&self.paths, &self.name, &self.conf);
+        if let Some(nix) = &nix {
+            // As the NixOS start script: the profile and GC roots directories exist, 0755.
+            for dir in [&nix.profile_dir, &nix.gcroots_dir] {
+                fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+                    .context(|| format!("chmod {}", dir.display()))?;
+            }
+        }
         let nspawn = nspawn_binary();
         let mut cmd = Command::new(&nspawn);
         cmd.args(nspawn::args(
@@ -538,6 +548,7 @@ impl Supervisor {
             &self.paths.root(&self.name),
             &self.conf,
             Supervision::Standalone,
+            nix.as_ref(),
         ))
         .env("NOTIFY_SOCKET", self.runtime.notify())
         .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")

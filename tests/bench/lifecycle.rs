@@ -47,6 +47,7 @@ fn bare_boot(prefix: &Path, name: &str) -> f64 {
         &root,
         &conf,
         ncsh::host::nspawn::Supervision::Standalone,
+        None,
     );
     let cgroups = ncsh::host::cgroup::Cgroups::for_container(&format!("{name}-bare"));
     cgroups.create().unwrap();

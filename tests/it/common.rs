@@ -136,7 +136,11 @@ impl Env {
             .env_remove("NCSH_STATE_DIR")
             .env_remove("NCSH_RUN_DIR")
             .env_remove("NCSH_LOCK_FILE")
+            .env_remove("NCSH_PROFILES_DIR")
+            .env_remove("NCSH_GCROOTS_DIR")
             .env_remove("NCSH_NSPAWN")
+            // The native builder whatever this host has; the Nix tests choose theirs.
+            .env("NCSH_BUILDER", "native")
             .env("NCSH_PREFIX", self.prefix())
             .env("NCSH_VERBS_PATH", self.prefix().join("no-user-verbs"))
             .env("NO_COLOR", "1")

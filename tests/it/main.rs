@@ -6,6 +6,7 @@
 mod common;
 mod lifecycle;
 mod login;
+mod nix;
 mod parallel;
 mod repl;
 mod scripts;
