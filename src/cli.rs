@@ -246,9 +246,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     };
     if flags.version {
         println!(
-            "ncsh {} (driver: {})",
+            "ncsh {} (driver: {}, builder: {})",
             env!("CARGO_PKG_VERSION"),
-            manager.driver_name()
+            manager.driver_name(),
+            manager.builder_name()
         );
         return 0;
     }

@@ -120,6 +120,13 @@ impl Manager {
         }
     }
 
+    pub fn builder_name(&self) -> &'static str {
+        match self.builder.kind() {
+            crate::build::BuilderKind::Native => "native",
+            crate::build::BuilderKind::Nix => "nix",
+        }
+    }
+
     pub fn driver_name(&self) -> &'static str {
         self.driver.name()
     }
