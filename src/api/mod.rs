@@ -94,21 +94,24 @@ pub(crate) fn strings(array: &Array, what: &str) -> RhaiResult<Vec<String>> {
         .collect()
 }
 
+/// The string value of option `key` of a script's option map.
+fn option_text(key: &str, value: &Dynamic) -> RhaiResult<String> {
+    value
+        .clone()
+        .into_immutable_string()
+        .map(|s| s.to_string())
+        .map_err(|t| {
+            to_rhai(Error::Usage(format!(
+                "option ‘{key}’ must be a string, found a {t}"
+            )))
+        })
+}
+
 /// Build [`CreateOptions`] from a script's option map; unknown keys are errors, not ignored.
 fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
     let mut out = CreateOptions::default();
     for (key, value) in opts {
-        let text = || -> RhaiResult<String> {
-            value
-                .clone()
-                .into_immutable_string()
-                .map(|s| s.to_string())
-                .map_err(|t| {
-                    to_rhai(Error::Usage(format!(
-                        "option ‘{key}’ must be a string, found a {t}"
-                    )))
-                })
-        };
+        let text = || option_text(key, value);
         let flag = || -> RhaiResult<bool> {
             value.as_bool().map_err(|t| {
                 to_rhai(Error::Usage(format!(
@@ -144,17 +147,7 @@ fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
 
 /// One of the Nix options of a create or update map (`nix_flags` is an array of strings).
 fn nix_option(nix: &mut NixOptions, key: &str, value: &Dynamic) -> RhaiResult<()> {
-    let text = || -> RhaiResult<String> {
-        value
-            .clone()
-            .into_immutable_string()
-            .map(|s| s.to_string())
-            .map_err(|t| {
-                to_rhai(Error::Usage(format!(
-                    "option ‘{key}’ must be a string, found a {t}"
-                )))
-            })
-    };
+    let text = || option_text(key, value);
     match key {
         "system_path" => nix.system_path = Some(text()?),
         "nixos_path" => nix.nixos_path = Some(text()?),
