@@ -305,14 +305,9 @@ fn register_container_type(engine: &mut Engine) {
             let mut config_file = None;
             let mut nix = NixOptions::default();
             for (key, value) in &opts {
-                let text = || {
-                    value.clone().into_immutable_string().map_err(|t| {
-                        to_rhai(Error::Usage(format!("option ‘{key}’ must be a string, found a {t}")))
-                    })
-                };
                 match key.as_str() {
-                    "config" => config = Some(text()?.to_string()),
-                    "config_file" => config_file = Some(PathBuf::from(text()?.as_str())),
+                    "config" => config = Some(option_text(key, value)?),
+                    "config_file" => config_file = Some(PathBuf::from(option_text(key, value)?)),
                     // Accepted by nixos-container for every action and never used here.
                     "signal" | "bridge" | "port" | "host_address" | "local_address" => {}
                     "system_path" | "nixos_path" | "flake" | "nix_flags" | "refresh" => {
