@@ -439,8 +439,6 @@ fn repl_speed() {
         "prompt appears: median {:?}, max {:?}; Tab on a container name (200 confs): median {:?}, max {:?}",
         starts[5], starts[9], tabs[5], tabs[9]
     );
-    assert!(starts[5] < Duration::from_millis(20) || cfg!(debug_assertions));
-    assert!(tabs[5] < Duration::from_millis(10) || cfg!(debug_assertions));
 }
 
 #[test]
