@@ -10,7 +10,6 @@ use crate::build::generation::{Generation, Store};
 use crate::build::{BuildRequest, Builder, ConfigSource, activate};
 use crate::container::{Conf, CreateOptions, Created, Paths, address, name, store};
 use crate::error::{Error, Result};
-use crate::host::standalone::Standalone;
 use crate::host::{Driver, Status, enter, pty};
 
 /// Which program ncsh is pretending to be (argv[0]).
@@ -107,14 +106,20 @@ fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Opt
 }
 
 impl Manager {
-    pub fn new(paths: Paths, personality: Personality, builder: Box<dyn Builder>) -> Manager {
-        let driver = Box::new(Standalone::new(paths.clone()));
-        Manager {
+    /// `driver` is the `--driver` flag, if given (see [`crate::host::select`]).
+    pub fn new(
+        paths: Paths,
+        personality: Personality,
+        builder: Box<dyn Builder>,
+        driver: Option<&str>,
+    ) -> Result<Manager> {
+        let driver = crate::host::select(driver, paths.clone())?;
+        Ok(Manager {
             paths,
             personality,
             driver,
             builder,
-        }
+        })
     }
 
     pub fn driver_name(&self) -> &'static str {
