@@ -221,9 +221,11 @@ async fn run_job(
         .await
         .map_err(|e| bus_error("subscribing to JobRemoved", e))?;
     // systemd only emits job signals once some client subscribed.
-    m.subscribe()
-        .await
-        .map_err(|e| bus_error("subscribing to systemd", e))?;
+    match m.subscribe().await {
+        Ok(()) => {}
+        Err(e) if error_name(&e) == "org.freedesktop.systemd1.AlreadySubscribed" => {}
+        Err(e) => return Err(bus_error("subscribing to systemd", e)),
+    }
     let job = match call(&m).await {
         Ok(job) => job,
         Err(e) => return Ok(Err(e)),

@@ -9,5 +9,7 @@ mod login;
 mod parallel;
 mod repl;
 mod scripts;
+mod systemd;
+mod testhost;
 mod verbs;
 mod walkthrough;
