@@ -265,7 +265,7 @@ impl Manager {
     pub fn leader(&self, name: &str) -> Result<i32> {
         self.conf(name)?;
         self.driver
-            .leader(name)
+            .find_leader(name)?
             .ok_or_else(|| Error::NotRunning(name.to_string()))
     }
 

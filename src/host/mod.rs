@@ -40,6 +40,10 @@ pub trait Driver {
     fn status(&self, name: &str) -> Status;
     /// The PID (in our namespace) of the container's PID 1, when running.
     fn leader(&self, name: &str) -> Option<i32>;
+    /// The same, with the reason when the driver could not find out (e.g. machined is down).
+    fn find_leader(&self, name: &str) -> Result<Option<i32>> {
+        Ok(self.leader(name))
+    }
     /// Remove the runtime state of a stopped container (destroy).
     fn remove_runtime(&self, name: &str) -> Result<()>;
 }

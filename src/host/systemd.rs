@@ -412,7 +412,14 @@ impl Systemd {
             .map_err(|e| bus_error("machine1 manager", e))?;
         let path = match m.get_machine(name.to_string()).await {
             Ok(path) => path,
-            Err(e) if is_service_missing(&e) => return Err(Error::Machined(e.to_string())),
+            // Not an answer of machined's own (machine1 errors): the bus could not reach it
+            // (not running, masked, activation failed).
+            Err(e)
+                if is_service_missing(&e)
+                    || !error_name(&e).starts_with("org.freedesktop.machine1.") =>
+            {
+                return Err(Error::Machined(e.to_string()));
+            }
             Err(e) if error_name(&e) == "org.freedesktop.machine1.NoSuchMachine" => {
                 return Ok(None);
             }
@@ -523,6 +530,10 @@ impl Driver for Systemd {
         self.block_on(async |conn| self.leader_async(&conn, name).await)
             .ok()
             .flatten()
+    }
+
+    fn find_leader(&self, name: &str) -> Result<Option<i32>> {
+        self.block_on(async |conn| self.leader_async(&conn, name).await)
     }
 
     fn remove_runtime(&self, name: &str) -> Result<()> {

@@ -5,7 +5,10 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_ok, eventually, require_root, stdout};
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::common::{Env, assert_ok, eventually, require_root, stderr, stdout, unique_name};
 use crate::testhost::{self, TestHost};
 
 fn text(out: &Output) -> String {
@@ -119,6 +122,25 @@ fn lifecycle(template: bool) {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Connection refused"),
         "{out:?}"
+    );
+
+    // root-login reads stdin when it is not a terminal.
+    let mut child = th
+        .command(&[testhost::NCSH, "root-login", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"id -un; hostname; exit 3\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (stdout(&out).as_str(), out.status.code()),
+        ("root\nfoo\n", Some(3))
     );
 
     assert_ok(&th.ncsh(&["stop", name]), "stop");
@@ -268,4 +290,91 @@ fn systemd_driver_start_speed() {
         n / s
     );
     assert_ok(&th.ncsh(&["destroy", "foo"]), "destroy");
+}
+
+/// Where there is no system bus (this machine), the systemd driver says so; `--driver` and
+/// `NCSH_DRIVER` choose the driver, the flag first.
+#[test]
+fn systemd_driver_without_a_bus_and_driver_selection() {
+    require_root();
+    let env = Env::new();
+    let version = |args: &[&str], var: Option<&str>| {
+        let mut cmd = env.command(args);
+        cmd.env_remove("NCSH_DRIVER");
+        if let Some(v) = var {
+            cmd.env("NCSH_DRIVER", v);
+        }
+        let out = cmd.output().unwrap();
+        (stdout(&out).trim().to_string(), stderr(&out))
+    };
+    // This machine's PID 1 is not systemd: standalone unless asked.
+    assert_eq!(
+        version(&["--version"], None).0,
+        "ncsh 0.1.0 (driver: standalone)"
+    );
+    assert_eq!(
+        version(&["--version"], Some("systemd")).0,
+        "ncsh 0.1.0 (driver: systemd)"
+    );
+    assert_eq!(
+        version(&["--driver", "systemd", "--version"], Some("standalone")).0,
+        "ncsh 0.1.0 (driver: systemd)"
+    );
+    assert_eq!(
+        version(&["--driver=standalone", "--version"], Some("systemd")).0,
+        "ncsh 0.1.0 (driver: standalone)"
+    );
+    let (_, err) = version(&["--driver", "bogus", "--version"], None);
+    assert!(err.contains("unknown driver ‘bogus’"), "{err}");
+
+    let name = unique_name("nob");
+    env.create(&name, &[]);
+    let out = env
+        .command(&["--driver", "systemd", "start", &name])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot talk to systemd over D-Bus: connecting to the system bus"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// With machined stopped, entering a running container fails with a message that says so.
+#[test]
+fn systemd_driver_without_machined() {
+    require_root();
+    let th = TestHost::boot("nom", false);
+    assert_ok(&th.ncsh(&["create", "foo"]), "create");
+    assert_ok(&th.ncsh(&["start", "foo"]), "start");
+    assert_ok(
+        &th.exec(&["systemctl", "mask", "--runtime", "systemd-machined.service"]),
+        "mask",
+    );
+    assert_ok(
+        &th.exec(&["systemctl", "stop", "systemd-machined.service"]),
+        "stop machined",
+    );
+    let out = th.ncsh(&["run", "foo", "--", "true"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("systemd-machined is not available"),
+        "{out:?}"
+    );
+    assert_ok(
+        &th.exec(&[
+            "systemctl",
+            "unmask",
+            "--runtime",
+            "systemd-machined.service",
+        ]),
+        "unmask",
+    );
+    assert_ok(
+        &th.ncsh(&["run", "foo", "--", "true"]),
+        "run with machined back",
+    );
+    assert_ok(&th.ncsh(&["destroy", "foo"]), "destroy");
+    assert_nothing_left(&th, "foo");
 }
