@@ -343,9 +343,13 @@ impl Systemd {
         let template = state
             .as_ref()
             .is_some_and(|s| s.load_state == "loaded" && !s.transient);
-        let running = state
-            .as_ref()
-            .is_some_and(|s| matches!(s.active_state.as_str(), "activating" | "reloading"));
+        // Starting or stopping: a start job joins (or follows) it, with the unit's definition.
+        let running = state.as_ref().is_some_and(|s| {
+            matches!(
+                s.active_state.as_str(),
+                "activating" | "reloading" | "deactivating"
+            )
+        });
         let outcome = if template || running {
             run_job(&conn, &format!("starting {unit}"), timeout, async |m| {
                 m.start_unit(unit.clone(), "replace".into()).await

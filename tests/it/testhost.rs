@@ -177,7 +177,10 @@ impl TestHost {
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let console = std::fs::File::create(base.join("console.log")).unwrap();
-        let bin_dir = Path::new(BIN).parent().unwrap();
+        // NCSH_TESTHOST_BIN_DIR binds another build (e.g. target/release) for measurements.
+        let bin_dir = std::env::var_os("NCSH_TESTHOST_BIN_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(BIN).parent().unwrap().to_path_buf());
         let procs: Vec<CString> = cgroups
             .iter()
             .map(|cg| CString::new(cg.join("cgroup.procs").to_str().unwrap()).unwrap())
