@@ -231,6 +231,7 @@ fn systemd_driver_reports_a_failed_start() {
     let out = th.ncsh(&["start", "bad"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "start succeeded");
+    println!("the failed start says:\n{err}");
     assert!(
         err.contains("failed to start container")
             && err.contains("container@bad.service")
