@@ -5,7 +5,7 @@
 # The services (sshd, Apache, nftables) run inside containers from the host's /usr; installing
 # them must not start them on the host, so a policy-rc.d refuses service starts meanwhile.
 set -euo pipefail
-packages=(systemd-container iproute2 util-linux procps dbus python3 login nix-bin
+packages=(systemd systemd-container iproute2 util-linux procps dbus dbus-daemon python3 login nix-bin
           openssh-server openssh-client apache2 nftables openssl)
 missing=()
 for p in "${packages[@]}"; do

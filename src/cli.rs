@@ -23,6 +23,9 @@ struct Flags {
     help: bool,
     #[arg(long)]
     version: bool,
+    /// The host driver (`systemd` or `standalone`); read before parsing, see `driver_flag`.
+    #[arg(long)]
+    driver: Option<String>,
     #[arg(long)]
     ensure_unique_name: bool,
     #[arg(long)]
@@ -194,6 +197,27 @@ fn is_script(arg: &str) -> bool {
     arg.ends_with(".rhai") || (arg.contains('/') && Path::new(arg).is_file())
 }
 
+/// `--driver NAME` / `--driver=NAME` before `--`, found before the manager exists (scripts'
+/// own arguments are not ncsh's flags).
+fn driver_flag(argv: &[String]) -> Option<String> {
+    if argv.get(1).is_some_and(|a| is_script(a)) {
+        return None;
+    }
+    let mut args = argv.iter().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--driver" {
+            return args.next().cloned();
+        }
+        if let Some(value) = arg.strip_prefix("--driver=") {
+            return Some(value.to_string());
+        }
+    }
+    None
+}
+
 pub fn run(argv: Vec<OsString>) -> i32 {
     let argv: Vec<String> = argv
         .into_iter()
@@ -227,7 +251,14 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Ok(builder) => builder,
         Err(e) => return ui.error(&e),
     };
-    let manager = Rc::new(Manager::new(Paths::from_env(), personality, builder));
+    let driver = driver_flag(&argv);
+    let manager = match Manager::new(Paths::from_env(), personality, builder, driver.as_deref()) {
+        Ok(manager) => Rc::new(manager),
+        Err(e) => {
+            ui.message(&e.to_string(), e.hint().as_deref());
+            return 1;
+        }
+    };
 
     if personality == Personality::Ncsh {
         match argv.get(1) {

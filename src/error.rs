@@ -64,6 +64,12 @@ pub enum Error {
     NixBuild { message: String, log: String },
     #[error("failed to switch the running container: {0}")]
     Switch(String),
+    /// The system bus or systemd could not be reached, or refused a call (systemd driver).
+    #[error("cannot talk to systemd over D-Bus: {0}")]
+    Bus(String),
+    /// systemd-machined is not running (and not activatable) on a systemd host.
+    #[error("systemd-machined is not available: {0}")]
+    Machined(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -95,6 +101,8 @@ impl Error {
             Error::MalformedConf { .. } => "MalformedConf",
             Error::Build(_) | Error::NixBuild { .. } => "BuildFailed",
             Error::Switch(_) => "SwitchFailed",
+            Error::Bus(_) => "Bus",
+            Error::Machined(_) => "Machined",
             Error::Io { .. } | Error::Sys { .. } => "System",
         }
     }

@@ -10,7 +10,6 @@ use crate::build::generation::{Generation, Store};
 use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate};
 use crate::container::{Conf, CreateOptions, Created, Paths, address, name, store};
 use crate::error::{Context, Error, Result};
-use crate::host::standalone::Standalone;
 use crate::host::{Driver, Status, enter, pty};
 
 /// Which program ncsh is pretending to be (argv[0]).
@@ -109,15 +108,21 @@ fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Opt
 }
 
 impl Manager {
-    pub fn new(paths: Paths, personality: Personality, builder: Box<dyn Builder>) -> Manager {
-        let driver = Box::new(Standalone::new(paths.clone()));
-        Manager {
+    /// `driver` is the `--driver` flag, if given (see [`crate::host::select`]).
+    pub fn new(
+        paths: Paths,
+        personality: Personality,
+        builder: Box<dyn Builder>,
+        driver: Option<&str>,
+    ) -> Result<Manager> {
+        let driver = crate::host::select(driver, paths.clone())?;
+        Ok(Manager {
             in_place_entry: std::cell::Cell::new(false),
             paths,
             personality,
             driver,
             builder,
-        }
+        })
     }
 
     pub fn builder_name(&self) -> &'static str {
@@ -357,7 +362,7 @@ impl Manager {
     pub fn leader(&self, name: &str) -> Result<i32> {
         self.conf(name)?;
         self.driver
-            .leader(name)
+            .find_leader(name)?
             .ok_or_else(|| Error::NotRunning(name.to_string()))
     }
 

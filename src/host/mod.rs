@@ -1,5 +1,6 @@
-//! Host drivers: who supervises the container process. Today the standalone driver (ncsh
-//! supervises systemd-nspawn itself); a systemd driver (units over D-Bus) is the other seam.
+//! Host drivers: who supervises the container process. The standalone driver (ncsh supervises
+//! systemd-nspawn itself) and the systemd driver (`container@NAME.service` units over D-Bus);
+//! [`select`] picks one.
 
 pub mod cgroup;
 pub mod enter;
@@ -7,9 +8,10 @@ pub mod net;
 pub mod nspawn;
 pub mod pty;
 pub mod standalone;
+pub mod systemd;
 
-use crate::container::Conf;
-use crate::error::Result;
+use crate::container::{Conf, Paths};
+use crate::error::{Error, Result};
 
 /// What `status` reports, in nixos-container's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,35 @@ pub trait Driver {
     fn status(&self, name: &str) -> Status;
     /// The PID (in our namespace) of the container's PID 1, when running.
     fn leader(&self, name: &str) -> Option<i32>;
+    /// The same, with the reason when the driver could not find out (e.g. machined is down).
+    fn find_leader(&self, name: &str) -> Result<Option<i32>> {
+        Ok(self.leader(name))
+    }
     /// Remove the runtime state of a stopped container (destroy).
     fn remove_runtime(&self, name: &str) -> Result<()>;
+}
+
+/// The environment variable that chooses the driver when no `--driver` flag does.
+pub const DRIVER_ENV: &str = "NCSH_DRIVER";
+
+/// The driver to use: `requested` (the `--driver` flag), else `NCSH_DRIVER`, else systemd when
+/// systemd is PID 1 (`/run/systemd/system` exists) and standalone otherwise.
+pub fn select(requested: Option<&str>, paths: Paths) -> Result<Box<dyn Driver>> {
+    let from_env = std::env::var(DRIVER_ENV).ok().filter(|v| !v.is_empty());
+    let choice = requested.map(str::to_string).or(from_env);
+    let systemd = match choice.as_deref() {
+        Some("systemd") => true,
+        Some("standalone") => false,
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "unknown driver ‘{other}’ (known: systemd, standalone)"
+            )));
+        }
+        None => systemd::systemd_is_pid1(),
+    };
+    if systemd {
+        Ok(Box::new(systemd::Systemd::new(paths)?))
+    } else {
+        Ok(Box::new(standalone::Standalone::new(paths)))
+    }
 }

@@ -74,21 +74,45 @@ pub fn configure_host_side(name: &str, conf: &Conf, timeout: Duration) -> Result
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let link = host_link(name);
-    ip(&["link", "set", "dev", &link, "up"])?;
-    if let Some(host) = conf.non_empty("HOST_ADDRESS") {
-        ip(&["addr", "add", host, "dev", &link])?;
-    }
-    if let Some(host6) = conf.non_empty("HOST_ADDRESS6") {
-        ip(&["-6", "addr", "add", host6, "dev", &link])?;
-    }
-    if let Some(local) = conf.non_empty("LOCAL_ADDRESS") {
-        ip(&["route", "add", local, "dev", &link])?;
-    }
-    if let Some(local6) = conf.non_empty("LOCAL_ADDRESS6") {
-        ip(&["-6", "route", "add", local6, "dev", &link])?;
+    for argv in host_side_commands(name, conf) {
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        ip(&args)?;
     }
     Ok(())
+}
+
+/// The `ip` argument lists that configure the host side of the veth (NixOS's postStart): the
+/// link up, HOST_ADDRESS(6) on it, routes to LOCAL_ADDRESS(6). Empty without a veth.
+pub fn host_side_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
+    if conf.non_empty("HOST_BRIDGE").is_some() || !super::nspawn::wants_veth(conf) {
+        return Vec::new();
+    }
+    let link = host_link(name);
+    let mut commands = vec![vec![
+        "link".into(),
+        "set".into(),
+        "dev".into(),
+        link.clone(),
+        "up".into(),
+    ]];
+    let mut add = |family: Option<&str>, what: &str, key: &str| {
+        if let Some(address) = conf.non_empty(key) {
+            let mut argv: Vec<String> = family.map(String::from).into_iter().collect();
+            argv.extend([
+                what.to_string(),
+                "add".into(),
+                address.to_string(),
+                "dev".into(),
+                link.clone(),
+            ]);
+            commands.push(argv);
+        }
+    };
+    add(None, "addr", "HOST_ADDRESS");
+    add(Some("-6"), "addr", "HOST_ADDRESS6");
+    add(None, "route", "LOCAL_ADDRESS");
+    add(Some("-6"), "route", "LOCAL_ADDRESS6");
+    commands
 }
 
 /// Remove a leftover host link (after a killed nspawn); absent links are fine.

@@ -10,5 +10,7 @@ mod nix;
 mod parallel;
 mod repl;
 mod scripts;
+mod systemd;
+mod testhost;
 mod verbs;
 mod walkthrough;

@@ -1,0 +1,553 @@
+//! The systemd driver: on a host whose PID 1 is systemd, a container runs as the unit
+//! `container@NAME.service`, driven over the system bus (systemd1 and machine1, with zbus).
+//!
+//! Where a `container@.service` template is installed (NixOS), `start` starts its instance as it
+//! is. Elsewhere it starts a transient unit of the same name running the nspawn command the
+//! standalone driver builds (`nspawn::args`, `Supervision::SystemdUnit`), with the host side of
+//! the veth configured by `ExecStartPost` (`ip`, argv only), so the unit is complete on its own:
+//! `systemctl status/stop/restart container@NAME` work on any systemd distribution.
+//!
+//! nspawn registers the container with machined (no `--register=no` under a unit): the leader
+//! comes from machined, `terminate` is machined's TerminateMachine.
+//!
+//! zbus is asynchronous; the driver owns a current-thread tokio runtime and every method blocks
+//! on it, so callers (and Rhai) stay synchronous.
+
+use std::cell::RefCell;
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+use zbus::proxy::CacheProperties;
+use zbus::{Connection, OwnedObjectPath, OwnedVariant, Variant};
+use zbus_systemd::machine1;
+use zbus_systemd::systemd1::{self, ManagerProxy};
+
+use super::nspawn::{self, Supervision};
+use super::{Driver, Status, net};
+use crate::build::base;
+use crate::container::{Conf, Paths};
+use crate::error::{Error, Result};
+
+const NSPAWN: &str = "/usr/bin/systemd-nspawn";
+/// How long `start` waits for the start job (NixOS: `TimeoutStartSec=1min`; `NCSH_START_TIMEOUT`).
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `stop` waits for the stop job (systemd's own TimeoutStopSec applies first).
+const STOP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `terminate` waits for the leader and the unit to go.
+const TERMINATE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The unit of a container.
+pub fn unit_name(name: &str) -> String {
+    format!("container@{name}.service")
+}
+
+/// Is systemd PID 1 here (sd_booted)?
+pub fn systemd_is_pid1() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+}
+
+fn bus_error(what: &str, e: zbus::Error) -> Error {
+    Error::Bus(format!("{what}: {e}"))
+}
+
+/// The D-Bus error name of a method error reply, if it is one.
+fn error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.as_str().to_string(),
+        zbus::Error::FDO(fdo) => match fdo.as_ref() {
+            zbus::fdo::Error::ServiceUnknown(_) => "org.freedesktop.DBus.Error.ServiceUnknown",
+            zbus::fdo::Error::NameHasNoOwner(_) => "org.freedesktop.DBus.Error.NameHasNoOwner",
+            zbus::fdo::Error::UnknownObject(_) => "org.freedesktop.DBus.Error.UnknownObject",
+            _ => "",
+        }
+        .to_string(),
+        _ => String::new(),
+    }
+}
+
+fn is_no_such_unit(e: &zbus::Error) -> bool {
+    matches!(
+        error_name(e).as_str(),
+        "org.freedesktop.systemd1.NoSuchUnit" | "org.freedesktop.DBus.Error.UnknownObject"
+    )
+}
+
+fn is_service_missing(e: &zbus::Error) -> bool {
+    matches!(
+        error_name(e).as_str(),
+        "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner"
+    )
+}
+
+fn timeout_from_env(var: &str, default: Duration) -> Duration {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(default)
+}
+
+fn variant(value: impl Into<Variant<'static>>) -> Result<OwnedVariant> {
+    OwnedVariant::try_from(value.into())
+        .map_err(|e| Error::Bus(format!("encoding a unit property: {e}")))
+}
+
+fn os_strings(args: Vec<OsString>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// What systemd says about a loaded unit.
+struct UnitState {
+    path: OwnedObjectPath,
+    load_state: String,
+    active_state: String,
+    transient: bool,
+}
+
+pub struct Systemd {
+    paths: Paths,
+    runtime: tokio::runtime::Runtime,
+    /// The system bus, connected on first use (`--version` needs no bus).
+    bus: RefCell<Option<Connection>>,
+}
+
+impl Systemd {
+    pub fn new(paths: Paths) -> Result<Systemd> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .enable_io()
+            .build()
+            .map_err(|e| Error::io("creating the D-Bus runtime", e))?;
+        Ok(Systemd {
+            paths,
+            runtime,
+            bus: RefCell::new(None),
+        })
+    }
+
+    fn bus(&self) -> Result<Connection> {
+        if let Some(conn) = self.bus.borrow().as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = self
+            .runtime
+            .block_on(Connection::system())
+            .map_err(|e| Error::Bus(format!("connecting to the system bus: {e}")))?;
+        *self.bus.borrow_mut() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn block_on<T>(&self, f: impl AsyncFnOnce(Connection) -> Result<T>) -> Result<T> {
+        let conn = self.bus()?;
+        self.runtime.block_on(f(conn))
+    }
+}
+
+async fn manager(conn: &Connection) -> Result<ManagerProxy<'static>> {
+    ManagerProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| bus_error("systemd1 manager", e))
+}
+
+async fn unit_proxy(
+    conn: &Connection,
+    path: &OwnedObjectPath,
+) -> Result<systemd1::UnitProxy<'static>> {
+    systemd1::UnitProxy::builder(conn)
+        .path(path.clone())
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| bus_error("unit proxy", e))
+}
+
+/// The unit's state, or None when systemd has not loaded it (never started, or collected).
+async fn unit_state(conn: &Connection, unit: &str, load: bool) -> Result<Option<UnitState>> {
+    let m = manager(conn).await?;
+    let path = if load {
+        m.load_unit(unit.to_string()).await
+    } else {
+        m.get_unit(unit.to_string()).await
+    };
+    let path = match path {
+        Ok(path) => path,
+        Err(e) if is_no_such_unit(&e) => return Ok(None),
+        Err(e) => return Err(bus_error(&format!("looking up {unit}"), e)),
+    };
+    let u = unit_proxy(conn, &path).await?;
+    let read = |e| bus_error(&format!("reading the state of {unit}"), e);
+    let state = UnitState {
+        load_state: u.load_state().await.map_err(read)?,
+        active_state: u.active_state().await.map_err(read)?,
+        transient: u.transient().await.map_err(read)?,
+        path,
+    };
+    Ok(Some(state))
+}
+
+/// Why a unit failed: its service Result and main exit status, for error messages.
+async fn failure_detail(conn: &Connection, path: &OwnedObjectPath) -> String {
+    let service = systemd1::ServiceProxy::builder(conn)
+        .path(path.clone())
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await;
+    let Ok(service) = service else {
+        return String::new();
+    };
+    let result = service.result().await.unwrap_or_default();
+    let status = service.exec_main_status().await.unwrap_or_default();
+    format!("unit result: {result}, main process exit status {status}")
+}
+
+/// Run a job-creating call and wait for its JobRemoved; the job's result ("done", "failed", …).
+/// The signal stream exists before the call, so a fast job cannot be missed.
+async fn run_job(
+    conn: &Connection,
+    what: &str,
+    timeout: Duration,
+    call: impl AsyncFnOnce(&ManagerProxy<'static>) -> zbus::Result<OwnedObjectPath>,
+) -> Result<std::result::Result<String, zbus::Error>> {
+    let m = manager(conn).await?;
+    let mut removed = m
+        .receive_job_removed()
+        .await
+        .map_err(|e| bus_error("subscribing to JobRemoved", e))?;
+    // systemd only emits job signals once some client subscribed.
+    match m.subscribe().await {
+        Ok(()) => {}
+        Err(e) if error_name(&e) == "org.freedesktop.systemd1.AlreadySubscribed" => {}
+        Err(e) => return Err(bus_error("subscribing to systemd", e)),
+    }
+    let job = match call(&m).await {
+        Ok(job) => job,
+        Err(e) => return Ok(Err(e)),
+    };
+    let wait = async {
+        while let Some(signal) = removed.next().await {
+            if let Ok(args) = signal.args()
+                && args.job == job
+            {
+                return Some(args.result);
+            }
+        }
+        None
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(Some(result)) => Ok(Ok(result)),
+        Ok(None) => Err(Error::Bus(format!(
+            "{what}: the bus closed before the job finished"
+        ))),
+        Err(_) => Err(Error::Bus(format!(
+            "{what}: the job did not finish within {timeout:?}"
+        ))),
+    }
+}
+
+async fn reset_failed(conn: &Connection, unit: &str) {
+    if let Ok(m) = manager(conn).await {
+        let _ = m.reset_failed_unit(unit.to_string()).await;
+    }
+}
+
+async fn stop_unit(conn: &Connection, unit: &str, timeout: Duration) -> Result<()> {
+    let outcome = run_job(conn, &format!("stopping {unit}"), timeout, async |m| {
+        m.stop_unit(unit.to_string(), "replace".into()).await
+    })
+    .await?;
+    reset_failed(conn, unit).await;
+    match outcome {
+        Ok(result) if result == "done" => Ok(()),
+        Ok(result) => Err(Error::StopFailed {
+            name: unit.into(),
+            detail: format!("{unit}: the stop job finished with result ‘{result}’"),
+        }),
+        Err(e) if is_no_such_unit(&e) => Ok(()),
+        Err(e) => Err(bus_error(&format!("stopping {unit}"), e)),
+    }
+}
+
+/// The properties of the transient unit: what a NixOS `container@.service` sets, with the
+/// nspawn command of the standalone driver.
+fn transient_properties(
+    name: &str,
+    paths: &Paths,
+    conf: &Conf,
+) -> Result<Vec<(String, OwnedVariant)>> {
+    let mut argv = vec![NSPAWN.to_string()];
+    let nix = nspawn::nix_system(paths, name, conf);
+    argv.extend(os_strings(nspawn::args(
+        name,
+        &paths.root(name),
+        conf,
+        Supervision::SystemdUnit,
+        nix.as_ref(),
+    )));
+    let exec_start = vec![(NSPAWN.to_string(), argv, false)];
+    let ip = net::ip_binary()?;
+    let exec_start_post: Vec<(String, Vec<String>, bool)> = net::host_side_commands(name, conf)
+        .into_iter()
+        .map(|args| {
+            let mut full = vec![ip.to_string()];
+            full.extend(args);
+            (ip.to_string(), full, false)
+        })
+        .collect();
+    let start_timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT);
+    let mut props = vec![
+        (
+            "Description".to_string(),
+            variant(format!("Container '{name}'"))?,
+        ),
+        ("Type".into(), variant("notify")?),
+        ("KillMode".into(), variant("mixed")?),
+        ("Delegate".into(), variant(true)?),
+        ("Slice".into(), variant("machine.slice")?),
+        (
+            "Environment".into(),
+            variant(vec!["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1".to_string()])?,
+        ),
+        (
+            "TimeoutStartUSec".into(),
+            variant(u64::try_from(start_timeout.as_micros()).unwrap_or(u64::MAX))?,
+        ),
+        ("ExecStart".into(), variant(exec_start)?),
+    ];
+    if !exec_start_post.is_empty() {
+        props.push(("ExecStartPost".into(), variant(exec_start_post)?));
+    }
+    Ok(props)
+}
+
+impl Systemd {
+    async fn start_async(&self, conn: Connection, name: &str, conf: &Conf) -> Result<()> {
+        let unit = unit_name(name);
+        let timeout =
+            timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT) + Duration::from_secs(5);
+        let mut state = unit_state(&conn, &unit, true).await?;
+        if let Some(s) = &state {
+            if s.active_state == "active" {
+                return Ok(());
+            }
+            if s.active_state == "failed" {
+                reset_failed(&conn, &unit).await;
+                state = unit_state(&conn, &unit, true).await?;
+            }
+        }
+        // A loaded unit that is not transient has a unit file: the template (NixOS).
+        let template = state
+            .as_ref()
+            .is_some_and(|s| s.load_state == "loaded" && !s.transient);
+        // Starting or stopping: a start job joins (or follows) it, with the unit's definition.
+        let running = state.as_ref().is_some_and(|s| {
+            matches!(
+                s.active_state.as_str(),
+                "activating" | "reloading" | "deactivating"
+            )
+        });
+        let outcome = if template || running {
+            run_job(&conn, &format!("starting {unit}"), timeout, async |m| {
+                m.start_unit(unit.clone(), "replace".into()).await
+            })
+            .await?
+        } else {
+            // A stopped transient unit is collected shortly after its stop job; until then
+            // systemd refuses a new one of the same name (UnitExists): retry for a while.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let props = transient_properties(name, &self.paths, conf)?;
+                let outcome = run_job(&conn, &format!("starting {unit}"), timeout, async |m| {
+                    m.start_transient_unit(unit.clone(), "fail".into(), props, Vec::new())
+                        .await
+                })
+                .await?;
+                match &outcome {
+                    Err(e)
+                        if error_name(e) == "org.freedesktop.systemd1.UnitExists"
+                            && Instant::now() < deadline =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    _ => break outcome,
+                }
+            }
+        };
+        match outcome {
+            Ok(result) if result == "done" => Ok(()),
+            Ok(result) => {
+                let detail = match unit_state(&conn, &unit, false).await {
+                    Ok(Some(s)) => failure_detail(&conn, &s.path).await,
+                    _ => String::new(),
+                };
+                // Leave no half-started unit behind.
+                let _ = stop_unit(&conn, &unit, Duration::from_secs(30)).await;
+                reset_failed(&conn, &unit).await;
+                Err(Error::StartFailed {
+                    name: name.into(),
+                    detail: format!(
+                        "{unit}: the start job finished with result ‘{result}’; {detail} (see `journalctl -u {unit}`)"
+                    ),
+                })
+            }
+            Err(e) => {
+                let _ = stop_unit(&conn, &unit, Duration::from_secs(30)).await;
+                Err(Error::StartFailed {
+                    name: name.into(),
+                    detail: format!("{unit}: systemd refused to start it: {e}"),
+                })
+            }
+        }
+    }
+
+    async fn machine(
+        &self,
+        conn: &Connection,
+        name: &str,
+    ) -> Result<Option<machine1::MachineProxy<'static>>> {
+        let m = machine1::ManagerProxy::builder(conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| bus_error("machine1 manager", e))?;
+        let path = match m.get_machine(name.to_string()).await {
+            Ok(path) => path,
+            // Not an answer of machined's own (machine1 errors): the bus could not reach it
+            // (not running, masked, activation failed).
+            Err(e)
+                if is_service_missing(&e)
+                    || !error_name(&e).starts_with("org.freedesktop.machine1.") =>
+            {
+                return Err(Error::Machined(e.to_string()));
+            }
+            Err(e) if error_name(&e) == "org.freedesktop.machine1.NoSuchMachine" => {
+                return Ok(None);
+            }
+            Err(e) => return Err(bus_error(&format!("looking up machine {name}"), e)),
+        };
+        let proxy = machine1::MachineProxy::builder(conn)
+            .path(path)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| bus_error("machine proxy", e))?;
+        Ok(Some(proxy))
+    }
+
+    async fn leader_async(&self, conn: &Connection, name: &str) -> Result<Option<i32>> {
+        let Some(machine) = self.machine(conn, name).await? else {
+            return Ok(None);
+        };
+        let leader = machine
+            .leader()
+            .await
+            .map_err(|e| bus_error(&format!("reading the leader of {name}"), e))?;
+        Ok(i32::try_from(leader)
+            .ok()
+            .filter(|pid| *pid > 0 && kill(Pid::from_raw(*pid), None).is_ok()))
+    }
+
+    async fn terminate_async(&self, conn: Connection, name: &str) -> Result<()> {
+        let unit = unit_name(name);
+        let leader = self.leader_async(&conn, name).await?;
+        let Some(leader) = leader else {
+            return Err(Error::NotRunning(name.into()));
+        };
+        let m = machine1::ManagerProxy::builder(&conn)
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| bus_error("machine1 manager", e))?;
+        match m.terminate_machine(name.to_string()).await {
+            Ok(()) => {}
+            Err(e) if error_name(&e) == "org.freedesktop.machine1.NoSuchMachine" => {
+                return Err(Error::NotRunning(name.into()));
+            }
+            Err(e) => return Err(bus_error(&format!("terminating machine {name}"), e)),
+        }
+        let deadline = Instant::now() + TERMINATE_TIMEOUT;
+        // The leader first, then the unit (nspawn exits once its container is gone).
+        loop {
+            let leader_gone = kill(Pid::from_raw(leader), None).is_err();
+            let unit_gone = match unit_state(&conn, &unit, false).await? {
+                None => true,
+                Some(s) => !matches!(
+                    s.active_state.as_str(),
+                    "active" | "activating" | "deactivating" | "reloading"
+                ),
+            };
+            if leader_gone && unit_gone {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(Error::StopFailed {
+                    name: name.into(),
+                    detail: format!(
+                        "{unit}: still running {TERMINATE_TIMEOUT:?} after TerminateMachine"
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        reset_failed(&conn, &unit).await;
+        Ok(())
+    }
+}
+
+impl Driver for Systemd {
+    fn name(&self) -> &'static str {
+        "systemd"
+    }
+
+    fn start(&self, name: &str, conf: &Conf) -> Result<()> {
+        base::ensure_skeleton(&self.paths.root(name))?;
+        self.block_on(async |conn| self.start_async(conn, name, conf).await)
+    }
+
+    fn stop(&self, name: &str) -> Result<()> {
+        let unit = unit_name(name);
+        self.block_on(async |conn| match unit_state(&conn, &unit, false).await? {
+            None => Ok(()),
+            Some(s) if s.active_state == "inactive" => Ok(()),
+            Some(_) => stop_unit(&conn, &unit, STOP_TIMEOUT).await,
+        })
+    }
+
+    fn terminate(&self, name: &str) -> Result<()> {
+        self.block_on(async |conn| self.terminate_async(conn, name).await)
+    }
+
+    fn status(&self, name: &str) -> Status {
+        let unit = unit_name(name);
+        let state = self.block_on(async |conn| unit_state(&conn, &unit, false).await);
+        match state {
+            Ok(Some(s)) if s.active_state == "active" => Status::Up,
+            _ => Status::Down,
+        }
+    }
+
+    fn leader(&self, name: &str) -> Option<i32> {
+        self.block_on(async |conn| self.leader_async(&conn, name).await)
+            .ok()
+            .flatten()
+    }
+
+    fn find_leader(&self, name: &str) -> Result<Option<i32>> {
+        self.block_on(async |conn| self.leader_async(&conn, name).await)
+    }
+
+    fn remove_runtime(&self, name: &str) -> Result<()> {
+        let unit = unit_name(name);
+        self.block_on(async |conn| {
+            reset_failed(&conn, &unit).await;
+            Ok(())
+        })?;
+        net::remove_host_link(name)
+    }
+}
