@@ -143,6 +143,27 @@ pub fn new_engine(manager: Rc<Manager>) -> Engine {
     engine
 }
 
+/// An engine for the builtin verbs: the language (its operators are built in) and the string
+/// and array functions they use, without the rest of the standard library. Building the standard
+/// library is most of the work of a read-only verb (memory touched, page faults); user verbs
+/// and scripts get [`new_engine`].
+pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
+    use rhai::packages::{BasicArrayPackage, BasicStringPackage, MoreStringPackage, Package};
+    let mut engine = Engine::new_raw();
+    engine.set_max_expr_depths(256, 256);
+    engine.on_print(|s| println!("{s}"));
+    engine.on_debug(|s, _, _| eprintln!("{s}"));
+    for module in [
+        BasicStringPackage::new().as_shared_module(),
+        MoreStringPackage::new().as_shared_module(),
+        BasicArrayPackage::new().as_shared_module(),
+    ] {
+        engine.register_global_module(module);
+    }
+    crate::api::register(&mut engine, manager);
+    engine
+}
+
 /// Strip a `#!` line, keeping the line count.
 pub fn strip_shebang(source: &str) -> &str {
     if source.starts_with("#!") {
