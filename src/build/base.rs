@@ -190,7 +190,6 @@ pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
             fs::write(&path, text).context(|| format!("writing {}", path.display()))?;
         }
     }
-    copy_alternatives(root)?;
     for unit in MASKED_UNITS {
         link("/dev/null", root, &format!("etc/systemd/system/{unit}"))?;
     }
@@ -208,24 +207,6 @@ pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
                 root,
                 &format!("etc/systemd/system-generators/{}", name.to_string_lossy()),
             )?;
-        }
-    }
-    Ok(())
-}
-
-/// `/etc/alternatives` holds the links that many `/usr/bin` commands go through (awk, which, vi).
-fn copy_alternatives(root: &Path) -> Result<()> {
-    let Ok(entries) = fs::read_dir("/etc/alternatives") else {
-        return Ok(());
-    };
-    mkdir(root, "etc/alternatives", 0o755)?;
-    for entry in entries.flatten() {
-        if let Ok(target) = fs::read_link(entry.path()) {
-            let dest = root.join("etc/alternatives").join(entry.file_name());
-            if fs::symlink_metadata(&dest).is_err() {
-                symlink(&target, &dest)
-                    .context(|| format!("creating the link {}", dest.display()))?;
-            }
         }
     }
     Ok(())

@@ -22,6 +22,7 @@ const SETENV_KEYS: [&str; 8] = [
 ];
 
 const LD_SO_CACHE: &str = "/etc/ld.so.cache";
+const ALTERNATIVES: &str = "/etc/alternatives";
 
 /// PATH inside the container.
 pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -149,10 +150,14 @@ pub fn args(
         ));
     }
     push("--bind-ro=/usr".into());
-    // The host's linker cache describes the host's /usr, which the container shares; without
-    // it every exec in the container searches ten library directories.
-    if Path::new(LD_SO_CACHE).exists() {
-        push(format!("--bind-ro={LD_SO_CACHE}"));
+    // The host's linker cache and alternatives describe the host's /usr, which the container
+    // shares: bound read-only, they stay right when the host's packages change (without the
+    // cache every exec searches ten library directories; without the alternatives awk, vi,
+    // which … dangle).
+    for host_file in [LD_SO_CACHE, ALTERNATIVES] {
+        if Path::new(host_file).exists() {
+            push(format!("--bind-ro={host_file}"));
+        }
     }
     push("--link-journal=no".into());
     // /etc/localtime is the container's own (time.timeZone), not a copy of the host's.
