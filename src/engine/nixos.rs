@@ -248,9 +248,6 @@ fn register_gen(engine: &mut Engine) {
                 Ok(())
             },
         )
-        .register_fn("has_user", |g: &mut Gen, name: &str| {
-            g.0.borrow().generation.users.contains_key(name)
-        })
         .register_fn("allow_tcp", |g: &mut Gen, p: i64| -> RhaiResult<()> {
             g.0.borrow_mut().tcp.insert(port(p)?);
             Ok(())
@@ -480,11 +477,6 @@ impl NativeBuilder {
             modules,
             declarations,
         })
-    }
-
-    /// The declared options (for documentation and the REPL).
-    pub fn declarations(&self) -> Result<Declarations> {
-        Ok(self.loaded()?.declarations.clone())
     }
 }
 

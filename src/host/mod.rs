@@ -72,3 +72,13 @@ pub fn select(requested: Option<&str>, paths: Paths) -> Result<Box<dyn Driver>> 
         Ok(Box::new(standalone::Standalone::new(paths)))
     }
 }
+
+/// A duration in seconds from the environment (`NCSH_START_TIMEOUT`, `NCSH_STOP_TIMEOUT`);
+/// `default` when unset or not a usable number.
+pub(crate) fn timeout_from_env(var: &str, default: std::time::Duration) -> std::time::Duration {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(default)
+}

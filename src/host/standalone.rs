@@ -32,6 +32,7 @@ use nix::unistd::Pid;
 use super::cgroup::Cgroups;
 use super::net;
 use super::nspawn::{self, Supervision};
+use super::timeout_from_env;
 use super::{Driver, Status};
 use crate::build::base;
 use crate::container::{Conf, Paths, store};
@@ -47,14 +48,6 @@ const READY_FD_VAR: &str = "NCSH_READY_FD";
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `start` waits for READY (NixOS: `TimeoutStartSec=1min`; `NCSH_START_TIMEOUT`).
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn timeout_from_env(var: &str, default: Duration) -> Duration {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .unwrap_or(default)
-}
 
 /// Files of one container's runtime directory.
 struct Runtime {

@@ -26,6 +26,7 @@ use zbus_systemd::machine1;
 use zbus_systemd::systemd1::{self, ManagerProxy};
 
 use super::nspawn::{self, Supervision};
+use super::timeout_from_env;
 use super::{Driver, Status, net};
 use crate::build::base;
 use crate::container::{Conf, Paths};
@@ -80,14 +81,6 @@ fn is_service_missing(e: &zbus::Error) -> bool {
         error_name(e).as_str(),
         "org.freedesktop.DBus.Error.ServiceUnknown" | "org.freedesktop.DBus.Error.NameHasNoOwner"
     )
-}
-
-fn timeout_from_env(var: &str, default: Duration) -> Duration {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .unwrap_or(default)
 }
 
 fn variant(value: impl Into<Variant<'static>>) -> Result<OwnedVariant> {
