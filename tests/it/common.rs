@@ -316,3 +316,22 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// The host PID of container `name`'s PID 1, as the standalone supervisor recorded it.
+pub fn leader(env: &Env, name: &str) -> i32 {
+    let text =
+        std::fs::read_to_string(env.prefix().join("run/ncsh").join(name).join("leader")).unwrap();
+    text.trim().parse().unwrap()
+}
+
+/// `GET /` over HTTP/1.0: the whole reply, headers included.
+pub fn http_get(addr: &str, port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let target = format!("{addr}:{port}").parse().unwrap();
+    let mut stream = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}

@@ -1,8 +1,7 @@
 //! Real containers, booted with systemd-nspawn: the whole life of one, kills included, and
 //! nothing left behind.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -12,30 +11,12 @@ fn up(env: &Env, name: &str) -> bool {
     stdout(&env.run(&["status", name])) == "up\n"
 }
 
-fn leader(env: &Env, name: &str) -> i32 {
-    let text =
-        std::fs::read_to_string(env.prefix().join("run/ncsh").join(name).join("leader")).unwrap();
-    text.trim().parse().unwrap()
-}
-
 fn supervisor(name: &str) -> i32 {
     let out = std::process::Command::new("pgrep")
         .args(["-f", &format!("__supervise {name}$")])
         .output()
         .unwrap();
     stdout(&out).trim().parse().expect("one supervisor")
-}
-
-fn http_get(addr: &str, port: u16) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(
-        &format!("{addr}:{port}").parse().unwrap(),
-        Duration::from_secs(2),
-    )?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
-    Ok(reply)
 }
 
 fn run_with_stdin(env: &Env, args: &[&str], input: &str) -> std::process::Output {

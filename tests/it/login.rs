@@ -236,12 +236,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn leader(env: &Env, name: &str) -> i32 {
-    let text =
-        std::fs::read_to_string(env.prefix().join("run/ncsh").join(name).join("leader")).unwrap();
-    text.trim().parse().unwrap()
-}
-
 /// Processes in the container's PID namespace whose name is one of `names`.
 fn processes_in(env: &Env, name: &str, names: &[&str]) -> Vec<String> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();

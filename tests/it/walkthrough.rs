@@ -3,27 +3,11 @@
 //! imports and explicit addresses, password logins, a live update to Apache, the firewall,
 //! stop/start, failed updates that change nothing, destroy.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
 use crate::login::Session;
-
-fn http_get(addr: &str, port: u16) -> std::io::Result<String> {
-    let target = format!("{addr}:{port}").parse().unwrap();
-    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
-    Ok(reply)
-}
-
-fn leader(env: &Env, name: &str) -> String {
-    std::fs::read_to_string(env.prefix().join("run/ncsh").join(name).join("leader")).unwrap()
-}
 
 fn ssh(
     env: &Env,
