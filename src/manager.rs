@@ -421,11 +421,13 @@ impl Manager {
         enter::run_attached(self.leader(name)?, argv)
     }
 
-    /// `/bin/login` on a terminal allocated inside the container, relayed to the caller's
-    /// terminal (or stdin and stdout); login's exit code.
+    /// A login prompt of the container relayed to the caller's terminal (or stdin and stdout):
+    /// `/bin/login` on a terminal allocated inside (login's exit code), or machined's getty
+    /// under the systemd driver.
     pub fn login(&self, name: &str) -> Result<i32> {
         require_root()?;
-        pty::login(self.leader(name)?)
+        let leader = self.leader(name)?;
+        self.driver.login(name, leader)
     }
 
     /// A root login shell: on a terminal inside the container when stdin is a terminal, else

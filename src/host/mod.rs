@@ -46,6 +46,11 @@ pub trait Driver {
     }
     /// Remove the runtime state of a stopped container (destroy).
     fn remove_runtime(&self, name: &str) -> Result<()>;
+    /// A login prompt of the running container on the caller's terminal: by default
+    /// `/bin/login` on a pty inside the leader; the exit code.
+    fn login(&self, _name: &str, leader: i32) -> Result<i32> {
+        pty::login(leader)
+    }
 }
 
 /// The environment variable that chooses the driver when no `--driver` flag does.

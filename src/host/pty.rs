@@ -9,20 +9,26 @@
 //! terminal as its controlling terminal, and this process relays between the caller's terminal
 //! (or pipes) and the master. Closing the master hangs the session up.
 //!
+//! Under the systemd driver, `login` goes through machined instead ([`relay_getty`]): its
+//! OpenMachineLogin opens the pty and starts a getty on it inside the container, and this
+//! process only relays, with machinectl's escape and hangup rules.
+//!
 //! One relay runs at a time per process (the signal self-pipe is process-wide).
 
 use std::fs::OpenOptions;
 use std::io::IsTerminal;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::kill;
 use nix::sys::termios::{self, SetArg, SpecialCharacterIndices, Termios};
+use nix::unistd::Pid;
 
 use super::enter::{self, Namespaces, Setup};
 use crate::error::{Context, Error, Result};
@@ -81,16 +87,8 @@ pub fn run(
 ) -> Result<i32> {
     let namespaces = Namespaces::open(leader)?;
     let (master, slave) = open_in_container(leader)?;
-    let stdin = std::io::stdin();
-    let interactive = stdin.is_terminal();
-    let size = window_size(stdin.as_raw_fd())
-        .or_else(|| window_size(std::io::stdout().as_raw_fd()))
-        .unwrap_or(libc::winsize {
-            ws_row: 24,
-            ws_col: 80,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        });
+    let interactive = std::io::stdin().is_terminal();
+    let size = caller_window_size();
     set_window_size(master.as_raw_fd(), &size);
 
     let mut cmd = enter::command_with(
@@ -116,6 +114,36 @@ pub fn run(
     drop(cmd);
     drop(slave);
 
+    relay_session(master, Peer::Command(child), interactive)
+}
+
+/// A login through machined (the systemd driver): relay `master`, a pty whose getty (from
+/// OpenMachineLogin) runs inside the container, as `machinectl login` does. The session ends
+/// on the escape (^] three times within a second, on a terminal), when the machine is gone
+/// (`leader` exited), or, with stdin not a terminal, at the first hangup after the end of
+/// stdin (the logout). Piped input waits for the getty's first output: a starting getty
+/// flushes what was typed ahead. The exit code is 0, as machinectl's.
+pub fn relay_getty(master: OwnedFd, machine: &str, leader: i32) -> Result<i32> {
+    let interactive = std::io::stdin().is_terminal();
+    set_window_size(master.as_raw_fd(), &caller_window_size());
+    eprint!(
+        "Connected to machine {machine}. Press ^] three times within 1s to exit session.{}",
+        if interactive { "\r\n" } else { "\n" }
+    );
+    let code = relay_session(
+        master,
+        Peer::Getty {
+            leader: Pid::from_raw(leader),
+        },
+        interactive,
+    );
+    eprintln!("\nConnection to machine {machine} terminated.");
+    code
+}
+
+/// Relay between the caller and `master` until the session ends (see [`Peer`]); the exit code.
+fn relay_session(master: OwnedFd, peer: Peer, interactive: bool) -> Result<i32> {
+    let stdin = std::io::stdin();
     let signals = SignalPipe::install()?;
     let raw = if interactive {
         Some(RawMode::enter(stdin.as_fd())?)
@@ -124,7 +152,7 @@ pub fn run(
     };
     let mut session = Session {
         master,
-        child,
+        peer,
         interactive,
         signals,
     };
@@ -134,7 +162,7 @@ pub fn run(
     match end {
         Err(e) => Err(e),
         Ok(End::Signal(sig)) => Ok(128 + sig),
-        Ok(End::Done) => status.map(enter::exit_code),
+        Ok(End::Done | End::Escaped) => status,
     }
 }
 
@@ -181,6 +209,18 @@ fn open_in_container(leader: i32) -> Result<(OwnedFd, OwnedFd)> {
     // SAFETY: the ioctl just returned this descriptor, and nothing else owns it.
     let slave = unsafe { OwnedFd::from_raw_fd(fd) };
     Ok((master, slave))
+}
+
+/// The size of the caller's terminal (stdin's, else stdout's), else 24×80.
+fn caller_window_size() -> libc::winsize {
+    window_size(std::io::stdin().as_raw_fd())
+        .or_else(|| window_size(std::io::stdout().as_raw_fd()))
+        .unwrap_or(libc::winsize {
+            ws_row: 24,
+            ws_col: 80,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        })
 }
 
 fn window_size(fd: RawFd) -> Option<libc::winsize> {
@@ -315,30 +355,89 @@ impl Drop for SignalPipe {
 enum End {
     /// The command ended (or its terminal did).
     Done,
+    /// The person at the terminal typed the escape.
+    Escaped,
     /// We were asked to stop by this signal.
     Signal(i32),
 }
 
+/// The escape out of a getty session: ^] typed three times within [`ESCAPE_WINDOW`].
+const ESCAPE_CHAR: u8 = 0x1d;
+const ESCAPE_WINDOW: Duration = Duration::from_secs(1);
+
+/// How long to leave a hung-up getty terminal alone before looking again (it is reopened by
+/// the next getty).
+const HANGUP_PAUSE: Duration = Duration::from_millis(50);
+
+/// How often a getty session checks that the machine is still there.
+const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+
+/// Who is on the far side of the terminal: it decides when the session ends.
+enum Peer {
+    /// A command of ours: the session ends with it.
+    Command(Child),
+    /// machined's getty, restarted after every logout (see [`relay_getty`]).
+    Getty { leader: Pid },
+}
+
 struct Session {
     master: OwnedFd,
-    child: Child,
+    peer: Peer,
     interactive: bool,
     signals: SignalPipe,
 }
 
+/// Counts ^] typed in a row, as machinectl does.
+#[derive(Default)]
+struct EscapeDetector {
+    count: u8,
+    first: Option<Instant>,
+}
+
+impl EscapeDetector {
+    /// Whether `input` completes the escape.
+    fn feed(&mut self, input: &[u8], now: Instant) -> bool {
+        for &byte in input {
+            if byte != ESCAPE_CHAR {
+                *self = EscapeDetector::default();
+                continue;
+            }
+            match self.first {
+                Some(first) if now.duration_since(first) <= ESCAPE_WINDOW => {
+                    self.count += 1;
+                    if self.count >= 3 {
+                        return true;
+                    }
+                }
+                _ => {
+                    self.first = Some(now);
+                    self.count = 1;
+                }
+            }
+        }
+        false
+    }
+}
+
 impl Session {
-    /// Copy stdin to the master and the master to stdout until the command or its terminal
-    /// ends, or a signal asks us to stop.
+    /// Copy stdin to the master and the master to stdout until the session ends (see
+    /// [`Peer`]), or a signal asks us to stop.
     fn relay(&mut self) -> Result<End> {
         let stdin = std::io::stdin();
         let stdout = std::io::stdout();
         let (stdin, stdout) = (stdin.as_fd(), stdout.as_fd());
         fcntl(&self.master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
             .context(|| "setting the pty non-blocking".into())?;
+        let getty = matches!(self.peer, Peer::Getty { .. });
         let mut pending: Vec<u8> = Vec::new();
         let mut stdin_open = true;
         // With stdin at its end (not a terminal): when the EOF character is next typed.
         let mut next_eof: Option<Instant> = None;
+        // A getty's terminal hung up (a logout, a getty starting): when to look again.
+        let mut hung_until: Option<Instant> = None;
+        // Piped input for a getty waits for its first output.
+        let mut peer_spoke = !getty || self.interactive;
+        let mut escape = EscapeDetector::default();
         let mut buf = vec![0u8; 16 * 1024];
         // An end before the SIGCHLD handler was there.
         if self.child_exited() {
@@ -346,31 +445,45 @@ impl Session {
             return Ok(End::Done);
         }
         loop {
+            let now = Instant::now();
             if let Some(at) = next_eof
                 && pending.is_empty()
-                && Instant::now() >= at
+                && now >= at
             {
                 pending.push(self.eof_char());
-                next_eof = Some(Instant::now() + EOF_REPEAT);
+                next_eof = Some(now + EOF_REPEAT);
             }
+            if hung_until.is_some_and(|at| now >= at) {
+                hung_until = None;
+            }
+            let watch_master = hung_until.is_none();
             let mut master_events = PollFlags::POLLIN;
             if !pending.is_empty() {
                 master_events |= PollFlags::POLLOUT;
             }
-            let mut fds = vec![
-                PollFd::new(self.signals.read.as_fd(), PollFlags::POLLIN),
-                PollFd::new(self.master.as_fd(), master_events),
-            ];
-            let reading_stdin = stdin_open && pending.is_empty();
+            let mut fds = vec![PollFd::new(self.signals.read.as_fd(), PollFlags::POLLIN)];
+            if watch_master {
+                fds.push(PollFd::new(self.master.as_fd(), master_events));
+            }
+            let reading_stdin = stdin_open && pending.is_empty() && peer_spoke;
             if reading_stdin {
                 fds.push(PollFd::new(stdin, PollFlags::POLLIN));
             }
-            let timeout = match next_eof {
-                Some(at) if pending.is_empty() => {
-                    let left = at.saturating_duration_since(Instant::now()).as_millis();
+            let mut wake: Option<Instant> = match next_eof {
+                Some(at) if pending.is_empty() => Some(at),
+                _ => None,
+            };
+            if getty {
+                let check = now + LIVENESS_CHECK;
+                let earliest = hung_until.map_or(check, |at| at.min(check));
+                wake = Some(wake.map_or(earliest, |w| w.min(earliest)));
+            }
+            let timeout = match wake {
+                Some(at) => {
+                    let left = at.saturating_duration_since(now).as_millis();
                     PollTimeout::from(u16::try_from(left).unwrap_or(u16::MAX))
                 }
-                _ => PollTimeout::NONE,
+                None => PollTimeout::NONE,
             };
             match poll(&mut fds, timeout) {
                 Err(Errno::EINTR) => continue,
@@ -382,9 +495,14 @@ impl Session {
                     .and_then(|f| f.revents())
                     .unwrap_or(PollFlags::empty())
             };
-            let (sig_ready, master_ready) = (ready(0), ready(1));
+            let sig_ready = ready(0);
+            let (master_ready, stdin_index) = if watch_master {
+                (ready(1), 2)
+            } else {
+                (PollFlags::empty(), 1)
+            };
             let stdin_ready = if reading_stdin {
-                ready(2)
+                ready(stdin_index)
             } else {
                 PollFlags::empty()
             };
@@ -408,11 +526,21 @@ impl Session {
                     return Ok(End::Done);
                 }
             }
+            if let Peer::Getty { leader } = self.peer
+                && kill(leader, None).is_err()
+            {
+                self.drain(stdout, &mut buf)?;
+                return Ok(End::Done);
+            }
+            let mut hung_up = false;
             if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
             {
                 match nix::unistd::read(self.master.as_fd(), &mut buf) {
-                    Ok(0) | Err(Errno::EIO) => return Ok(End::Done),
-                    Ok(n) => write_all(stdout, &buf[..n])?,
+                    Ok(0) | Err(Errno::EIO) => hung_up = true,
+                    Ok(n) => {
+                        peer_spoke = true;
+                        write_all(stdout, &buf[..n])?;
+                    }
                     Err(Errno::EAGAIN | Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("reading the pty", e)),
                 }
@@ -423,9 +551,17 @@ impl Session {
                         pending.drain(..n);
                     }
                     Err(Errno::EAGAIN | Errno::EINTR) => {}
-                    Err(Errno::EIO) => return Ok(End::Done),
+                    Err(Errno::EIO) => hung_up = true,
                     Err(e) => return Err(Error::sys("writing to the pty", e)),
                 }
+            }
+            if hung_up {
+                // A command's terminal ends with it. A getty's hangs up at every logout and
+                // every getty start: only the logout after piped input ended ends the session.
+                if !getty || (!self.interactive && !stdin_open) {
+                    return Ok(End::Done);
+                }
+                hung_until = Some(Instant::now() + HANGUP_PAUSE);
             }
             if !stdin_ready.is_empty() {
                 match nix::unistd::read(stdin, &mut buf) {
@@ -441,7 +577,12 @@ impl Session {
                         // switched to raw mode since (readline) as a NUL, not as an EOF.
                         next_eof = Some(Instant::now());
                     }
-                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    Ok(n) => {
+                        if getty && self.interactive && escape.feed(&buf[..n], Instant::now()) {
+                            return Ok(End::Escaped);
+                        }
+                        pending.extend_from_slice(&buf[..n]);
+                    }
                     Err(Errno::EAGAIN | Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("reading stdin", e)),
                 }
@@ -450,7 +591,10 @@ impl Session {
     }
 
     fn child_exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)) | Err(_))
+        match &mut self.peer {
+            Peer::Command(child) => matches!(child.try_wait(), Ok(Some(_)) | Err(_)),
+            Peer::Getty { .. } => false,
+        }
     }
 
     fn eof_char(&self) -> u8 {
@@ -473,36 +617,37 @@ impl Session {
         }
     }
 
-    /// Hang the terminal up (close the master) and reap the command; kill it when it outlives
-    /// the hangup by [`HANGUP_GRACE`].
-    fn finish(self) -> Result<ExitStatus> {
+    /// Hang the terminal up (close the master) and the exit code: our command's, reaped (and
+    /// killed when it outlives the hangup by [`HANGUP_GRACE`]); 0 for a getty, which goes on.
+    fn finish(self) -> Result<i32> {
         let Session {
             master,
-            mut child,
+            peer,
             signals,
             ..
         } = self;
         drop(master);
+        let Peer::Command(mut child) = peer else {
+            return Ok(0);
+        };
         let deadline = Instant::now() + HANGUP_GRACE;
-        loop {
+        let status = loop {
             match child.try_wait() {
-                Ok(Some(status)) => {
-                    drop(signals);
-                    return Ok(status);
-                }
+                Ok(Some(status)) => break status,
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5))
                 }
                 Ok(None) => {
                     let _ = child.kill();
-                    drop(signals);
-                    return child
+                    break child
                         .wait()
-                        .context(|| "waiting for the session to end".into());
+                        .context(|| "waiting for the session to end".into())?;
                 }
                 Err(e) => return Err(Error::io("waiting for the session to end", e)),
             }
-        }
+        };
+        drop(signals);
+        Ok(enter::exit_code(status))
     }
 }
 
@@ -519,4 +664,30 @@ fn write_all(fd: BorrowedFd, mut data: &[u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_is_three_carets_within_a_second() {
+        let t0 = Instant::now();
+        let mut e = EscapeDetector::default();
+        assert!(!e.feed(b"\x1d\x1d", t0));
+        assert!(e.feed(b"\x1d", t0 + Duration::from_millis(900)));
+
+        // Split across reads, with other input between: counting starts again.
+        let mut e = EscapeDetector::default();
+        assert!(!e.feed(b"\x1d\x1dx\x1d", t0));
+        assert!(!e.feed(b"\x1d", t0));
+        assert!(e.feed(b"\x1d", t0));
+
+        // Too slow: the second window starts at the late caret.
+        let mut e = EscapeDetector::default();
+        assert!(!e.feed(b"\x1d\x1d", t0));
+        assert!(!e.feed(b"\x1d", t0 + Duration::from_millis(1500)));
+        assert!(!e.feed(b"\x1d", t0 + Duration::from_millis(1600)));
+        assert!(e.feed(b"\x1d", t0 + Duration::from_millis(1700)));
+    }
 }

@@ -27,7 +27,7 @@ use zbus_systemd::systemd1::{self, ManagerProxy};
 
 use super::nspawn::{self, Supervision};
 use super::timeout_from_env;
-use super::{Driver, Status, net};
+use super::{Driver, Status, net, pty};
 use crate::build::base;
 use crate::container::{Conf, Paths};
 use crate::error::{Error, Result};
@@ -533,6 +533,27 @@ impl Driver for Systemd {
 
     fn find_leader(&self, name: &str) -> Result<Option<i32>> {
         self.block_on(async |conn| self.leader_async(&conn, name).await)
+    }
+
+    /// machined's OpenMachineLogin (as `machinectl login`): it opens a pty in the container
+    /// and starts `container-getty@N.service` on it through the container's own bus.
+    fn login(&self, name: &str, leader: i32) -> Result<i32> {
+        let master = self.block_on(async |conn| {
+            let m = machine1::ManagerProxy::builder(&conn)
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+                .map_err(|e| bus_error("machine1 manager", e))?;
+            match m.open_machine_login(name.to_string()).await {
+                Ok((master, _pty)) => Ok(std::os::fd::OwnedFd::from(master)),
+                Err(e) if is_service_missing(&e) => Err(Error::Machined(e.to_string())),
+                Err(e) => Err(Error::Bus(format!(
+                    "machined could not open a login on {name}: {e} (it starts a getty through \
+                     the container's own D-Bus, which must be running in it)"
+                ))),
+            }
+        })?;
+        pty::relay_getty(master, name, leader)
     }
 
     fn remove_runtime(&self, name: &str) -> Result<()> {

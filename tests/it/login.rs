@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -49,6 +49,11 @@ pub(crate) struct Session {
 impl Session {
     /// `ncsh ARGS` with its stdin, stdout and stderr on a new pty of the test.
     pub(crate) fn on_pty(env: &Env, args: &[&str]) -> Session {
+        Session::command_on_pty(env.command(args))
+    }
+
+    /// `cmd` with its stdin, stdout and stderr on a new pty of the test.
+    pub(crate) fn command_on_pty(mut cmd: Command) -> Session {
         let size = nix::pty::Winsize {
             ws_row: 30,
             ws_col: 100,
@@ -63,8 +68,7 @@ impl Session {
         }
         let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
         let started = Instant::now();
-        let child = env
-            .command(args)
+        let child = cmd
             .env("TERM", "xterm")
             .stdin(slave(&pty.slave))
             .stdout(slave(&pty.slave))
@@ -85,10 +89,15 @@ impl Session {
 
     /// `ncsh ARGS` with stdin and stdout pipes (stderr goes along with stdout's checks unseen).
     pub(crate) fn on_pipes(env: &Env, args: &[&str]) -> Session {
+        let mut cmd = env.command(args);
+        cmd.env_remove("TERM");
+        Session::command_on_pipes(cmd)
+    }
+
+    /// `cmd` with stdin and stdout pipes (stderr goes to the test's).
+    pub(crate) fn command_on_pipes(mut cmd: Command) -> Session {
         let started = Instant::now();
-        let mut child = env
-            .command(args)
-            .env_remove("TERM")
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use crate::common::{Env, assert_ok, eventually, require_root, stderr, stdout, unique_name};
+use crate::login::Session;
 use crate::testhost::{self, TestHost};
 
 fn text(out: &Output) -> String {
@@ -378,4 +379,102 @@ fn systemd_driver_without_machined() {
     );
     assert_ok(&th.ncsh(&["destroy", "foo"]), "destroy");
     assert_nothing_left(&th, "foo");
+}
+
+/// `login` goes through machined's OpenMachineLogin, as `machinectl login`: a getty of the
+/// container (`container-getty@N.service`, started by machined through the container's bus)
+/// on a terminal, which comes back after a logout; ^] three times ends the session, and so
+/// does the machine's end. Through pipes, the session ends with the logout.
+#[test]
+fn systemd_driver_login_through_machined() {
+    require_root();
+    let th = TestHost::boot("lgn", false);
+    let host_name = th.name.clone();
+    let password = "wonderland";
+    let config =
+        format!("users.users.alice = {{ isNormalUser = true; password = \"{password}\"; }};");
+    assert_ok(
+        &th.ncsh(&[
+            "create",
+            "foo",
+            "--host-address",
+            "10.233.0.1",
+            "--local-address",
+            "10.233.0.2",
+            "--config",
+            &config,
+        ]),
+        "create",
+    );
+    assert_ok(&th.ncsh(&["start", "foo"]), "start");
+    let getty_units = || {
+        text(&th.ncsh(&[
+            "run",
+            "foo",
+            "--",
+            "systemctl",
+            "list-units",
+            "--state=active",
+            "--plain",
+            "--no-legend",
+            "container-getty@*",
+        ]))
+    };
+    assert_eq!(getty_units(), "", "no getty before a login");
+
+    // On a terminal: the getty's prompt, a session as alice on /dev/pts/N.
+    let mut s = Session::command_on_pty(th.command(&[testhost::NCSH, "login", "foo"]));
+    s.expect("Connected to machine foo. Press ^] three times within 1s to exit session.");
+    s.expect("foo login: ");
+    s.send("alice\n");
+    s.expect("Password: ");
+    s.send(&format!("{password}\n"));
+    s.expect("$ ");
+    s.send("echo \"user=$(id -un) tty=$(tty)\"\n");
+    s.expect("user=alice tty=/dev/pts/");
+    assert!(
+        getty_units().starts_with("container-getty@"),
+        "machined's getty runs the session: {:?}",
+        getty_units()
+    );
+    // A logout brings the getty back (machinectl's session goes on) ...
+    s.send("exit\n");
+    s.expect("foo login: ");
+    // ... until the escape.
+    s.send("\x1d\x1d\x1d");
+    assert_eq!(s.finish(), 0, "{}", s.text());
+    assert!(s.text().contains("Connection to machine foo terminated."));
+
+    // Through pipes: input typed ahead waits for the getty's prompt (a starting getty
+    // flushes its terminal), and the logout after the end of input ends the session.
+    let mut s = Session::command_on_pipes(th.command(&[testhost::NCSH, "login", "foo"]));
+    s.send("alice\n");
+    s.expect("Password: ");
+    // PAM flushes typeahead as it turns echo off, so the password follows its prompt.
+    s.send(&format!("{password}\n"));
+    s.expect("$ ");
+    s.send("echo \"piped-$((6 * 7))\"\n");
+    s.expect("piped-42");
+    s.close_input();
+    s.expect("logout");
+    assert_eq!(s.finish(), 0, "{}", s.text());
+
+    // The machine going away ends a session too.
+    let mut s = Session::command_on_pty(th.command(&[testhost::NCSH, "login", "foo"]));
+    s.expect("foo login: ");
+    assert_ok(&th.ncsh(&["stop", "foo"]), "stop");
+    assert_eq!(s.finish(), 0, "{}", s.text());
+    assert!(s.text().contains("Connection to machine foo terminated."));
+
+    // Without a running container: a clear error.
+    let out = th.ncsh(&["login", "foo"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("foo"),
+        "{out:?}"
+    );
+
+    assert_ok(&th.ncsh(&["destroy", "foo"]), "destroy");
+    assert_nothing_left(&th, "foo");
+    drop(th);
+    testhost::assert_gone(&host_name);
 }
