@@ -459,6 +459,17 @@ fn systemd_driver_login_through_machined() {
     s.expect("logout");
     assert_eq!(s.finish(), 0, "{}", s.text());
 
+    // machined's other way in works too: `machinectl shell`.
+    let out = th.exec(&[
+        "machinectl",
+        "shell",
+        "foo",
+        "/bin/sh",
+        "-c",
+        "echo shell-$((6 * 7)) on $(hostname)",
+    ]);
+    assert!(stdout(&out).contains("shell-42 on foo"), "{out:?}");
+
     // The machine going away ends a session too.
     let mut s = Session::command_on_pty(th.command(&[testhost::NCSH, "login", "foo"]));
     s.expect("foo login: ");
