@@ -291,6 +291,42 @@ fn systemd_driver_start_speed() {
         s * 1e3,
         n / s
     );
+
+    // Read-only verbs on a running container against the tools underneath, alternated.
+    assert_ok(&th.ncsh(&["start", "foo"]), "start");
+    let leader = machine_leader(&th, "foo");
+    let pairs: [(&str, Vec<&str>, Vec<&str>); 2] = [
+        (
+            "status",
+            vec![testhost::NCSH, "status", "foo"],
+            vec!["systemctl", "is-active", "container@foo.service"],
+        ),
+        (
+            "run -- true",
+            vec![testhost::NCSH, "run", "foo", "--", "true"],
+            vec!["nsenter", "-t", &leader, "-a", "true"],
+        ),
+    ];
+    for (what, ours, theirs) in pairs {
+        let once = |argv: &[&str]| {
+            let t = Instant::now();
+            assert_ok(&th.exec(argv), what);
+            t.elapsed().as_secs_f64()
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for _ in 0..20 {
+            a.push(once(&ours));
+            b.push(once(&theirs));
+        }
+        let (a, b) = (median(&mut a), median(&mut b));
+        println!(
+            "{what} medians over 20 (nsenter into the test host included): ncsh {:.2} ms, {} {:.2} ms, ratio {:.3}",
+            a * 1e3,
+            theirs[0],
+            b * 1e3,
+            a / b
+        );
+    }
     assert_ok(&th.ncsh(&["destroy", "foo"]), "destroy");
 }
 
