@@ -149,6 +149,14 @@ async fn manager(conn: &Connection) -> Result<ManagerProxy<'static>> {
         .map_err(|e| bus_error("systemd1 manager", e))
 }
 
+async fn machine_manager(conn: &Connection) -> Result<machine1::ManagerProxy<'static>> {
+    machine1::ManagerProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+        .map_err(|e| bus_error("machine1 manager", e))
+}
+
 async fn unit_proxy(
     conn: &Connection,
     path: &OwnedObjectPath,
@@ -404,11 +412,7 @@ impl Systemd {
         conn: &Connection,
         name: &str,
     ) -> Result<Option<machine1::MachineProxy<'static>>> {
-        let m = machine1::ManagerProxy::builder(conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .map_err(|e| bus_error("machine1 manager", e))?;
+        let m = machine_manager(conn).await?;
         let path = match m.get_machine(name.to_string()).await {
             Ok(path) => path,
             // Not an answer of machined's own (machine1 errors): the bus could not reach it
@@ -452,11 +456,7 @@ impl Systemd {
         let Some(leader) = leader else {
             return Err(Error::NotRunning(name.into()));
         };
-        let m = machine1::ManagerProxy::builder(&conn)
-            .cache_properties(CacheProperties::No)
-            .build()
-            .await
-            .map_err(|e| bus_error("machine1 manager", e))?;
+        let m = machine_manager(&conn).await?;
         match m.terminate_machine(name.to_string()).await {
             Ok(()) => {}
             Err(e) if error_name(&e) == "org.freedesktop.machine1.NoSuchMachine" => {
@@ -539,11 +539,7 @@ impl Driver for Systemd {
     /// and starts `container-getty@N.service` on it through the container's own bus.
     fn login(&self, name: &str, leader: i32) -> Result<i32> {
         let master = self.block_on(async |conn| {
-            let m = machine1::ManagerProxy::builder(&conn)
-                .cache_properties(CacheProperties::No)
-                .build()
-                .await
-                .map_err(|e| bus_error("machine1 manager", e))?;
+            let m = machine_manager(&conn).await?;
             match m.open_machine_login(name.to_string()).await {
                 Ok((master, _pty)) => Ok(std::os::fd::OwnedFd::from(master)),
                 Err(e) if is_service_missing(&e) => Err(Error::Machined(e.to_string())),
