@@ -64,14 +64,24 @@ pub struct NixSystem {
 }
 
 impl NixSystem {
+    /// The system as the container sees it: `${SYSTEM_PATH:-/nix/var/nix/profiles/system}`.
+    pub fn system(&self) -> &str {
+        self.system_path
+            .as_deref()
+            .unwrap_or("/nix/var/nix/profiles/system")
+    }
+
+    /// The same system seen from the host (the store is shared, the profile is bound).
+    pub fn host_system(&self) -> PathBuf {
+        match &self.system_path {
+            Some(path) => PathBuf::from(path),
+            None => self.profile_dir.join("system"),
+        }
+    }
+
     /// The container's init: `${SYSTEM_PATH:-/nix/var/nix/profiles/system}/init`.
     pub fn init(&self) -> String {
-        format!(
-            "{}/init",
-            self.system_path
-                .as_deref()
-                .unwrap_or("/nix/var/nix/profiles/system")
-        )
+        format!("{}/init", self.system())
     }
 }
 
@@ -317,10 +327,13 @@ mod tests {
         );
         let with_path = nix_system(&paths, "foo", &conf("SYSTEM_PATH=/nix/store/x\n")).unwrap();
         assert_eq!(with_path.init(), "/nix/store/x/init");
+        assert_eq!(with_path.host_system(), Path::new("/nix/store/x"));
         std::fs::create_dir_all(paths.profile("foo")).unwrap();
         std::os::unix::fs::symlink("system-1-link", paths.profile("foo").join("system")).unwrap();
         let found = nix_system(&paths, "foo", &conf("")).unwrap();
         assert_eq!(found.profile_dir, paths.profile("foo"));
         assert_eq!(found.gcroots_dir, paths.gcroots("foo"));
+        assert_eq!(found.system(), "/nix/var/nix/profiles/system");
+        assert_eq!(found.host_system(), paths.profile("foo").join("system"));
     }
 }

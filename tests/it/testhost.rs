@@ -24,7 +24,9 @@ const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 pub const NCSH: &str = "/opt/ncsh/ncsh";
 
 /// A NixOS-like `container@.service` (reference §6): the conf as EnvironmentFile, nspawn with
-/// the container init, the host side of the veth in ExecStartPost.
+/// the container init, the host side of the veth in ExecStartPost. On NixOS the template's
+/// ExecReload runs `switch-to-configuration test` through `nixos-container run`; this one boots
+/// native containers, whose switch is ncsh's (`ncsh __reload NAME`).
 const TEMPLATE: &str = "\
 [Unit]
 Description=Container '%i'
@@ -42,6 +44,7 @@ ExecStart=/usr/bin/systemd-nspawn --keep-unit -M %i -D /var/lib/nixos-containers
 ExecStartPost=/usr/sbin/ip link set dev ve-%i up
 ExecStartPost=/usr/sbin/ip addr add ${HOST_ADDRESS} dev ve-%i
 ExecStartPost=/usr/sbin/ip route add ${LOCAL_ADDRESS} dev ve-%i
+ExecReload=/opt/ncsh/ncsh __reload %i
 KillMode=mixed
 Slice=machine.slice
 Delegate=yes
