@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::build::base::CONTAINER_INIT_PATH;
 use crate::container::{Conf, Paths};
+use crate::error::{Context, Result};
 
 /// The variables NixOS passes into the container with `--setenv`.
 const SETENV_KEYS: [&str; 8] = [
@@ -82,6 +83,17 @@ impl NixSystem {
     /// The container's init: `${SYSTEM_PATH:-/nix/var/nix/profiles/system}/init`.
     pub fn init(&self) -> String {
         format!("{}/init", self.system())
+    }
+
+    /// Make the profile and GC roots directories nspawn binds, 0755, as the NixOS start script.
+    pub fn create_dirs(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [&self.profile_dir, &self.gcroots_dir] {
+            std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .context(|| format!("chmod {}", dir.display()))?;
+        }
+        Ok(())
     }
 }
 
@@ -335,5 +347,8 @@ mod tests {
         assert_eq!(found.gcroots_dir, paths.gcroots("foo"));
         assert_eq!(found.system(), "/nix/var/nix/profiles/system");
         assert_eq!(found.host_system(), paths.profile("foo").join("system"));
+        std::fs::remove_dir_all(paths.profile("foo")).unwrap();
+        found.create_dirs().unwrap();
+        assert!(paths.profile("foo").is_dir() && paths.gcroots("foo").is_dir());
     }
 }

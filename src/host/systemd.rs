@@ -388,6 +388,10 @@ impl Systemd {
             })
             .await?
         } else {
+            // What the NixOS start script does first: the directories nspawn binds exist.
+            if let Some(nix) = nspawn::nix_system(&self.paths, name, conf) {
+                nix.create_dirs()?;
+            }
             // A stopped transient unit is collected shortly after its stop job; until then
             // systemd refuses a new one of the same name (UnitExists): retry for a while.
             let deadline = Instant::now() + Duration::from_secs(5);

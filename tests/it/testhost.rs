@@ -141,6 +141,11 @@ fn make_root(root: &Path, hostname: &str) {
 impl TestHost {
     /// Boot a test host; with `template`, a NixOS-like `container@.service` is installed.
     pub fn boot(tag: &str, template: bool) -> TestHost {
+        Self::boot_with(tag, template, &[])
+    }
+
+    /// The same, with more nspawn `--bind` options (e.g. `--bind=/nix` for a Nix host).
+    pub fn boot_with(tag: &str, template: bool, binds: &[&str]) -> TestHost {
         let name = crate::common::unique_name(tag);
         let base = std::env::temp_dir().join(format!("sdh-{name}"));
         let _ = std::fs::remove_dir_all(&base);
@@ -199,6 +204,7 @@ impl TestHost {
                 "-b",
             ])
             .arg(format!("--bind-ro={}:/opt/ncsh", bin_dir.display()))
+            .args(binds)
             .env("NOTIFY_SOCKET", &notify_path)
             // cgroup2 inside, like a NixOS host (caveat C3).
             .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
