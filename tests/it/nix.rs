@@ -365,6 +365,25 @@ fn nix_built_container_boots() {
     );
     let out = t.run(&["run", &name, "--", "ip", "-4", "addr", "show", "eth0"]);
     assert!(stdout(&out).contains(&local), "{}", stdout(&out));
+    // An update of the running container runs the new system's switch-to-configuration test.
+    assert_ok(
+        &t.run(&["update", &name, "--config", &greeting("switched")]),
+        "update",
+    );
+    t.system(&name, "system");
+    let out = t.run(&["run", &name, "--", "cat", "/run/switched"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "/nix/var/nix/profiles/system/bin/switch-to-configuration test"
+    );
+    let out = t.run(&[
+        "run",
+        &name,
+        "--",
+        "cat",
+        "/nix/var/nix/profiles/system/etc/greeting",
+    ]);
+    assert_eq!(stdout(&out).trim(), "switched");
     assert_ok(&t.run(&["destroy", &name]), "destroy");
     assert!(eventually(Duration::from_secs(5), || {
         !t.env.conf_path(&name).exists()
@@ -571,6 +590,20 @@ fn systemd_driver_makes_the_nix_directories() {
         "under systemd"
     );
     assert_eq!(cat("/proc/1/comm"), "systemd");
+    // An update reloads the unit, whose ExecReload runs switch-to-configuration test inside.
+    assert_ok(
+        &ncsh(&["update", &name, "--system-path", &system]),
+        "update",
+    );
+    assert_eq!(
+        cat("/run/switched"),
+        "/nix/var/nix/profiles/system/bin/switch-to-configuration test"
+    );
+    let exec_reload = text_of(&th.exec(&["systemctl", "show", "-p", "ExecReload", &unit]));
+    assert!(
+        exec_reload.contains("code=exited ; status=0"),
+        "the unit's reload ran: {exec_reload}"
+    );
     assert_ok(&ncsh(&["stop", &name]), "stop");
 
     // A conf with SYSTEM_PATH needs no profile: both directories are made.
