@@ -258,7 +258,8 @@ impl Manager {
     /// reload's error carries what the switch inside said.
     fn reload(&self, name: &str, plan: Option<&Plan>) -> Result<()> {
         let root = self.paths.root(name);
-        let _stale = switch::take_error(&root);
+        // An error left by an earlier reload is not this one's.
+        let _ = switch::take_error(&root);
         if let Some(plan) = plan {
             plan.write(&root)?;
         }
