@@ -247,6 +247,13 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             None => 2,
         };
     }
+    // The ExecReload of `container@NAME.service` (systemd driver): switch the container.
+    if argv.get(1).map(String::as_str) == Some("__reload") {
+        return match argv.get(2) {
+            Some(name) => crate::host::systemd::reload_main(name),
+            None => 2,
+        };
+    }
     let builder = match crate::engine::nixos::select_builder() {
         Ok(builder) => builder,
         Err(e) => return ui.error(&e),

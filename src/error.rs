@@ -50,6 +50,9 @@ pub enum Error {
     StartFailed { name: String, detail: String },
     #[error("failed to stop container")]
     StopFailed { name: String, detail: String },
+    /// The unit's reload (and so the switch inside) failed (systemd driver).
+    #[error("failed to reload container")]
+    ReloadFailed { name: String, detail: String },
     #[error("malformed {path}:{line}: {reason}")]
     MalformedConf {
         path: PathBuf,
@@ -98,6 +101,7 @@ impl Error {
             Error::Unsupported(_) => "Unsupported",
             Error::StartFailed { .. } => "StartFailed",
             Error::StopFailed { .. } => "StopFailed",
+            Error::ReloadFailed { .. } => "ReloadFailed",
             Error::MalformedConf { .. } => "MalformedConf",
             Error::Build(_) | Error::NixBuild { .. } => "BuildFailed",
             Error::Switch(_) => "SwitchFailed",
@@ -115,7 +119,9 @@ impl Error {
             Error::NotRunning(name) => Some(format!("container ‘{name}’ is not running; start it with `ncsh start {name}`")),
             Error::NameTooLong(_) => Some("nixos-container allows at most 11 characters (the host link is ve-NAME); ncsh itself allows up to 64".into()),
             Error::OutOfAddresses => Some("every 10.233.N.1/10.233.N.2 pair is taken; pass --host-address and --local-address".into()),
-            Error::StartFailed { detail, .. } | Error::StopFailed { detail, .. } => Some(detail.clone()),
+            Error::StartFailed { detail, .. }
+            | Error::StopFailed { detail, .. }
+            | Error::ReloadFailed { detail, .. } => Some(detail.clone()),
             Error::NixBuild { log, .. } => Some(log.clone()),
             Error::Declarative(_) => None,
             _ => None,

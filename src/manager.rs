@@ -6,7 +6,8 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::Output;
 
-use crate::build::generation::{Generation, Store};
+use crate::build::generation::Store;
+use crate::build::switch::{self, Plan};
 use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate};
 use crate::container::{Conf, CreateOptions, Created, Paths, address, name, store};
 use crate::error::{Context, Error, Result};
@@ -18,55 +19,6 @@ pub enum Personality {
     Ncsh,
     /// Invoked as `nixos-container`: its limits and messages.
     NixosContainer,
-}
-
-/// Make a running container's systemd follow an applied generation, as
-/// `switch-to-configuration test` does: stop removed units, reload, restart changed ones, start
-/// new ones that a target wants.
-fn switch(leader: i32, generation: &Generation, changes: &activate::UnitChanges) -> Result<()> {
-    let systemctl = |verb: &str, units: &[String]| -> Result<()> {
-        if units.is_empty() && verb != "daemon-reload" {
-            return Ok(());
-        }
-        let mut argv = vec!["systemctl".to_string(), verb.to_string()];
-        if !units.is_empty() {
-            argv.push("--".into());
-            argv.extend(units.iter().cloned());
-        }
-        let out = enter::run_captured(leader, &argv, None)?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let mut detail = format!(
-            "`{}` failed: {}",
-            argv.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        for unit in units {
-            let log = ["journalctl", "--no-pager", "-q", "-n", "8", "-u", unit].map(String::from);
-            if let Ok(log) = enter::run_captured(leader, &log, None) {
-                detail.push_str(&format!(
-                    "\n{unit}:\n{}",
-                    String::from_utf8_lossy(&log.stdout).trim_end()
-                ));
-            }
-        }
-        Err(Error::Switch(detail))
-    };
-    let wanted = |u: &&String| {
-        generation
-            .units
-            .get(*u)
-            .is_some_and(|unit| !unit.wanted_by.is_empty())
-    };
-    systemctl("stop", &changes.removed)?;
-    systemctl("daemon-reload", &[])?;
-    let (restart, try_restart): (Vec<String>, Vec<String>) =
-        changes.changed.iter().cloned().partition(|u| wanted(&u));
-    systemctl("restart", &restart)?;
-    systemctl("try-restart", &try_restart)?;
-    let start: Vec<String> = changes.added.iter().filter(wanted).cloned().collect();
-    systemctl("start", &start)
 }
 
 /// Changing containers and entering them needs root (nixos-container relies on file modes and
@@ -255,15 +207,20 @@ impl Manager {
             let mut request = self.request(name, &root, source.clone());
             request.nix = nix.clone();
             request.conf_flake = conf.non_empty("FLAKE").map(str::to_string);
-            let system = match self.builder.build(&request) {
-                Ok(Built::NixSystem(system)) => system,
+            match self.builder.build(&request) {
+                Ok(Built::NixSystem(_)) => {}
                 Ok(Built::Generation(_)) => return Ok(()),
                 Err(e) => {
                     restore_config();
                     return Err(e);
                 }
-            };
-            return self.switch_nix(name, &system);
+            }
+            // As nixos-container: the new system is the profile's; a running container is
+            // reloaded, which runs its `switch-to-configuration test`.
+            if self.driver.status(name) == Status::Up {
+                return self.reload(name, None);
+            }
+            return Ok(());
         }
         let request = self.request(name, &root, source.clone());
         let mut generation = match self.builder.build(&request)? {
@@ -274,18 +231,20 @@ impl Manager {
         let old = store.current()?;
         write_config()?;
         store.save_next(&mut generation)?;
-        let leader = self
-            .driver
-            .leader(name)
-            .filter(|_| self.driver.status(name) == Status::Up);
-        let applied = activate::apply(&root, &generation, old.as_ref())
-            .and_then(|changes| leader.map_or(Ok(()), |l| switch(l, &generation, &changes)));
+        let running = self.driver.status(name) == Status::Up;
+        let applied = activate::apply(&root, &generation, old.as_ref()).and_then(|changes| {
+            if running {
+                self.reload(name, Some(&Plan::new(&generation, &changes)))
+            } else {
+                Ok(())
+            }
+        });
         if let Err(e) = applied {
             // Back to the previous generation: its files, and its units in the running container.
             let previous = old.clone().unwrap_or_default();
             let reverted = activate::apply(&root, &previous, Some(&generation));
-            if let (Ok(changes), Some(l)) = (reverted, leader) {
-                let _ = switch(l, &previous, &changes);
+            if let (Ok(changes), true) = (reverted, running) {
+                let _ = self.reload(name, Some(&Plan::new(&previous, &changes)));
             }
             store.discard(generation.number);
             restore_config();
@@ -294,31 +253,29 @@ impl Manager {
         store.set_current(generation.number)
     }
 
-    /// A running Nix-built container follows its new system as after nixos-container's reload:
-    /// `switch-to-configuration test` inside, when the system has one. Otherwise the new system
-    /// is used from the next start.
-    fn switch_nix(&self, name: &str, system: &Path) -> Result<()> {
-        let Some(leader) = self
-            .driver
-            .leader(name)
-            .filter(|_| self.driver.status(name) == Status::Up)
-        else {
-            return Ok(());
-        };
-        let switch = system.join("bin/switch-to-configuration");
-        if !switch.exists() {
-            return Ok(());
+    /// Have running container `name` switch to its new system through the driver (under
+    /// systemd, the reload of its unit), with `plan` pending for a native-built one. A failed
+    /// reload's error carries what the switch inside said.
+    fn reload(&self, name: &str, plan: Option<&Plan>) -> Result<()> {
+        let root = self.paths.root(name);
+        // An error left by an earlier reload is not this one's.
+        let _ = switch::take_error(&root);
+        if let Some(plan) = plan {
+            plan.write(&root)?;
         }
-        let argv = [switch.display().to_string(), "test".to_string()];
-        let out = enter::run_captured(leader, &argv, None)?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::Switch(format!(
-                "`{}` failed: {}",
-                argv.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
+        let reloaded = self.driver.reload(name, &|| {
+            switch::run_pending(&self.paths, name, self.leader(name)?)
+        });
+        Plan::discard(&root);
+        match reloaded {
+            Err(Error::ReloadFailed { name, detail }) => Err(Error::ReloadFailed {
+                name,
+                detail: match switch::take_error(&root) {
+                    Some(why) => format!("{detail}\n{why}"),
+                    None => detail,
+                },
+            }),
+            other => other,
         }
     }
 

@@ -2,7 +2,7 @@
 //! `/usr` read-only, a private `/etc`, the host's systemd as PID 1) and realizes NixOS options
 //! into generations: `nixexpr` evaluates the configuration as plain data, `options` types it
 //! against the declarations of the option modules (Rhai, in `engine::nixos`), `generation` and
-//! `activate` store and apply the result.
+//! `activate` store and apply the result, `switch` makes a running container follow it.
 
 pub mod activate;
 pub mod base;
@@ -11,6 +11,7 @@ pub mod generation;
 pub mod nix;
 pub mod nixexpr;
 pub mod options;
+pub mod switch;
 
 use std::path::PathBuf;
 

@@ -38,6 +38,12 @@ pub trait Driver {
     /// Kill at once; an error when it is not running.
     fn terminate(&self, name: &str) -> Result<()>;
     fn status(&self, name: &str) -> Status;
+    /// Make a running container follow its new system (`update`): `switch` does it in place;
+    /// the systemd driver reloads `container@NAME.service` instead, whose ExecReload switches.
+    fn reload(&self, name: &str, switch: &dyn Fn() -> Result<()>) -> Result<()> {
+        let _ = name;
+        switch()
+    }
     /// The PID (in our namespace) of the container's PID 1, when running.
     fn leader(&self, name: &str) -> Option<i32>;
     /// The same, with the reason when the driver could not find out (e.g. machined is down).

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::build::base::CONTAINER_INIT_PATH;
 use crate::container::{Conf, Paths};
+use crate::error::{Context, Result};
 
 /// The variables NixOS passes into the container with `--setenv`.
 const SETENV_KEYS: [&str; 8] = [
@@ -64,14 +65,35 @@ pub struct NixSystem {
 }
 
 impl NixSystem {
+    /// The system as the container sees it: `${SYSTEM_PATH:-/nix/var/nix/profiles/system}`.
+    pub fn system(&self) -> &str {
+        self.system_path
+            .as_deref()
+            .unwrap_or("/nix/var/nix/profiles/system")
+    }
+
+    /// The same system seen from the host (the store is shared, the profile is bound).
+    pub fn host_system(&self) -> PathBuf {
+        match &self.system_path {
+            Some(path) => PathBuf::from(path),
+            None => self.profile_dir.join("system"),
+        }
+    }
+
     /// The container's init: `${SYSTEM_PATH:-/nix/var/nix/profiles/system}/init`.
     pub fn init(&self) -> String {
-        format!(
-            "{}/init",
-            self.system_path
-                .as_deref()
-                .unwrap_or("/nix/var/nix/profiles/system")
-        )
+        format!("{}/init", self.system())
+    }
+
+    /// Make the profile and GC roots directories nspawn binds, 0755, as the NixOS start script.
+    pub fn create_dirs(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [&self.profile_dir, &self.gcroots_dir] {
+            std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .context(|| format!("chmod {}", dir.display()))?;
+        }
+        Ok(())
     }
 }
 
@@ -317,10 +339,16 @@ mod tests {
         );
         let with_path = nix_system(&paths, "foo", &conf("SYSTEM_PATH=/nix/store/x\n")).unwrap();
         assert_eq!(with_path.init(), "/nix/store/x/init");
+        assert_eq!(with_path.host_system(), Path::new("/nix/store/x"));
         std::fs::create_dir_all(paths.profile("foo")).unwrap();
         std::os::unix::fs::symlink("system-1-link", paths.profile("foo").join("system")).unwrap();
         let found = nix_system(&paths, "foo", &conf("")).unwrap();
         assert_eq!(found.profile_dir, paths.profile("foo"));
         assert_eq!(found.gcroots_dir, paths.gcroots("foo"));
+        assert_eq!(found.system(), "/nix/var/nix/profiles/system");
+        assert_eq!(found.host_system(), paths.profile("foo").join("system"));
+        std::fs::remove_dir_all(paths.profile("foo")).unwrap();
+        found.create_dirs().unwrap();
+        assert!(paths.profile("foo").is_dir() && paths.gcroots("foo").is_dir());
     }
 }

@@ -18,7 +18,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -527,12 +526,7 @@ impl Supervisor {
 
         let nix = nspawn::nix_system(&self.paths, &self.name, &self.conf);
         if let Some(nix) = &nix {
-            // As the NixOS start script: the profile and GC roots directories exist, 0755.
-            for dir in [&nix.profile_dir, &nix.gcroots_dir] {
-                fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-                fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
-                    .context(|| format!("chmod {}", dir.display()))?;
-            }
+            nix.create_dirs()?;
         }
         let nspawn = nspawn_binary();
         let mut cmd = Command::new(&nspawn);

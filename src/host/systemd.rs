@@ -10,6 +10,9 @@
 //! nspawn registers the container with machined (no `--register=no` under a unit): the leader
 //! comes from machined, `terminate` is machined's TerminateMachine.
 //!
+//! `update` of a running container reloads the unit, as NixOS does; the transient unit's
+//! ExecReload is `ncsh __reload NAME` ([`reload_main`]), which runs the switch inside.
+//!
 //! zbus is asynchronous; the driver owns a current-thread tokio runtime and every method blocks
 //! on it, so callers (and Rhai) stay synchronous.
 
@@ -28,7 +31,7 @@ use zbus_systemd::systemd1::{self, ManagerProxy};
 use super::nspawn::{self, Supervision};
 use super::timeout_from_env;
 use super::{Driver, Status, net, pty};
-use crate::build::base;
+use crate::build::{base, switch};
 use crate::container::{Conf, Paths};
 use crate::error::{Error, Result};
 
@@ -208,6 +211,25 @@ async fn failure_detail(conn: &Connection, path: &OwnedObjectPath) -> String {
     format!("unit result: {result}, main process exit status {status}")
 }
 
+/// Why a reload failed: the service's ReloadResult, for error messages.
+async fn reload_detail(conn: &Connection, unit: &str) -> String {
+    let Ok(Some(state)) = unit_state(conn, unit, false).await else {
+        return String::new();
+    };
+    let service = systemd1::ServiceProxy::builder(conn)
+        .path(state.path)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await;
+    match service {
+        Ok(service) => match service.reload_result().await {
+            Ok(result) => format!("; reload result: {result}"),
+            Err(_) => String::new(),
+        },
+        Err(_) => String::new(),
+    }
+}
+
 /// Run a job-creating call and wait for its JobRemoved; the job's result ("done", "failed", …).
 /// The signal stream exists before the call, so a fast job cannot be missed.
 async fn run_job(
@@ -301,6 +323,23 @@ fn transient_properties(
             (ip.to_string(), full, false)
         })
         .collect();
+    // The reload runs this very binary, with the same paths, to switch the container.
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::io("finding the ncsh executable for ExecReload", e))?
+        .display()
+        .to_string();
+    let exec_reload = vec![(
+        exe.clone(),
+        vec![exe, "__reload".to_string(), name.to_string()],
+        false,
+    )];
+    let mut environment = vec!["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1".to_string()];
+    environment.extend(
+        paths
+            .to_env()
+            .iter()
+            .map(|(key, value)| format!("{key}={}", value.display())),
+    );
     let start_timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT);
     let mut props = vec![
         (
@@ -311,15 +350,13 @@ fn transient_properties(
         ("KillMode".into(), variant("mixed")?),
         ("Delegate".into(), variant(true)?),
         ("Slice".into(), variant("machine.slice")?),
-        (
-            "Environment".into(),
-            variant(vec!["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1".to_string()])?,
-        ),
+        ("Environment".into(), variant(environment)?),
         (
             "TimeoutStartUSec".into(),
             variant(u64::try_from(start_timeout.as_micros()).unwrap_or(u64::MAX))?,
         ),
         ("ExecStart".into(), variant(exec_start)?),
+        ("ExecReload".into(), variant(exec_reload)?),
     ];
     if !exec_start_post.is_empty() {
         props.push(("ExecStartPost".into(), variant(exec_start_post)?));
@@ -359,6 +396,10 @@ impl Systemd {
             })
             .await?
         } else {
+            // What the NixOS start script does first: the directories nspawn binds exist.
+            if let Some(nix) = nspawn::nix_system(&self.paths, name, conf) {
+                nix.create_dirs()?;
+            }
             // A stopped transient unit is collected shortly after its stop job; until then
             // systemd refuses a new one of the same name (UnitExists): retry for a while.
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -493,6 +534,58 @@ impl Systemd {
     }
 }
 
+impl Systemd {
+    async fn reload_async(&self, conn: Connection, name: &str) -> Result<()> {
+        let unit = unit_name(name);
+        // The reload runs within the unit's start timeout (TimeoutStartSec).
+        let timeout =
+            timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT) + Duration::from_secs(5);
+        let outcome = run_job(&conn, &format!("reloading {unit}"), timeout, async |m| {
+            m.reload_unit(unit.clone(), "replace".into()).await
+        })
+        .await?;
+        match outcome {
+            Ok(result) if result == "done" => Ok(()),
+            Ok(result) => Err(Error::ReloadFailed {
+                name: name.into(),
+                detail: format!(
+                    "{unit}: the reload job finished with result ‘{result}’{} (see `journalctl -u {unit}`)",
+                    reload_detail(&conn, &unit).await
+                ),
+            }),
+            Err(e) => Err(Error::ReloadFailed {
+                name: name.into(),
+                detail: format!("{unit}: systemd refused to reload it: {e}"),
+            }),
+        }
+    }
+}
+
+/// `ncsh __reload NAME`, the ExecReload of `container@NAME.service`: switch the running
+/// container to its new system ([`switch::run_pending`]). A failure is printed (to the unit's
+/// journal) and kept for the `update` waiting on the reload job; the exit code fails the job.
+pub fn reload_main(name: &str) -> i32 {
+    let paths = Paths::from_env();
+    let switched = crate::container::name::validate(name).and_then(|()| {
+        let driver = Systemd::new(paths.clone())?;
+        let leader = driver
+            .find_leader(name)?
+            .ok_or_else(|| Error::NotRunning(name.to_string()))?;
+        switch::run_pending(&paths, name, leader)
+    });
+    match switched {
+        Ok(()) => 0,
+        Err(e) => {
+            match e.hint() {
+                Some(hint) => eprintln!("ncsh __reload {name}: {e}: {hint}"),
+                None => eprintln!("ncsh __reload {name}: {e}"),
+            }
+            switch::record_error(&paths, name, &e);
+            1
+        }
+    }
+}
+
 impl Driver for Systemd {
     fn name(&self) -> &'static str {
         "systemd"
@@ -523,6 +616,10 @@ impl Driver for Systemd {
             Ok(Some(s)) if s.active_state == "active" => Status::Up,
             _ => Status::Down,
         }
+    }
+
+    fn reload(&self, name: &str, _switch: &dyn Fn() -> Result<()>) -> Result<()> {
+        self.block_on(async |conn| self.reload_async(conn, name).await)
     }
 
     fn leader(&self, name: &str) -> Option<i32> {

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::common::*;
+use crate::testhost::{self, TestHost};
 
 /// An [`Env`] whose `ncsh` runs choose their builder by themselves, on a Nix host.
 struct NixEnv {
@@ -364,6 +365,25 @@ fn nix_built_container_boots() {
     );
     let out = t.run(&["run", &name, "--", "ip", "-4", "addr", "show", "eth0"]);
     assert!(stdout(&out).contains(&local), "{}", stdout(&out));
+    // An update of the running container runs the new system's switch-to-configuration test.
+    assert_ok(
+        &t.run(&["update", &name, "--config", &greeting("switched")]),
+        "update",
+    );
+    t.system(&name, "system");
+    let out = t.run(&["run", &name, "--", "cat", "/run/switched"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "/nix/var/nix/profiles/system/bin/switch-to-configuration test"
+    );
+    let out = t.run(&[
+        "run",
+        &name,
+        "--",
+        "cat",
+        "/nix/var/nix/profiles/system/etc/greeting",
+    ]);
+    assert_eq!(stdout(&out).trim(), "switched");
     assert_ok(&t.run(&["destroy", &name]), "destroy");
     assert!(eventually(Duration::from_secs(5), || {
         !t.env.conf_path(&name).exists()
@@ -454,4 +474,167 @@ fn flakes_build_with_nix_build() {
         stderr(&out)
     );
     t.assert_gone(&broken);
+}
+
+const PER_CONTAINER: [&str; 2] = [
+    "/nix/var/nix/profiles/per-container",
+    "/nix/var/nix/gcroots/per-container",
+];
+
+/// Removes what a test host's Nix-built container left in this machine's `/nix` (the test host
+/// binds it), also when the test failed: its profile, its GC roots, auto roots pointing there,
+/// and the `per-container` directories when they did not exist before.
+struct PerContainerNix {
+    name: String,
+    made: Vec<&'static str>,
+}
+
+impl PerContainerNix {
+    fn new(name: &str) -> PerContainerNix {
+        PerContainerNix {
+            name: name.to_string(),
+            made: PER_CONTAINER
+                .into_iter()
+                .filter(|d| !Path::new(d).exists())
+                .collect(),
+        }
+    }
+
+    fn profile(&self) -> PathBuf {
+        Path::new(PER_CONTAINER[0]).join(&self.name)
+    }
+
+    fn gcroots(&self) -> PathBuf {
+        Path::new(PER_CONTAINER[1]).join(&self.name)
+    }
+}
+
+impl Drop for PerContainerNix {
+    fn drop(&mut self) {
+        let profile = self.profile();
+        let _ = std::fs::remove_dir_all(&profile);
+        let _ = std::fs::remove_dir_all(self.gcroots());
+        for dir in &self.made {
+            let _ = std::fs::remove_dir(dir);
+        }
+        if let Ok(entries) = std::fs::read_dir("/nix/var/nix/gcroots/auto") {
+            for entry in entries.flatten() {
+                if std::fs::read_link(entry.path()).is_ok_and(|t| t.starts_with(&profile)) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// The systemd driver with transient units on a Nix host: the start makes the profile and GC
+/// roots directories nspawn binds (as NixOS's start script), and the container boots its
+/// system's init. The system is built here, the container runs in a test host sharing `/nix`.
+#[test]
+fn systemd_driver_makes_the_nix_directories() {
+    let t = NixEnv::new();
+    let source = unique_name("nxd");
+    t.track(&source);
+    assert_ok(
+        &t.run(&["create", &source, "--config", &greeting("under systemd")]),
+        "create the system",
+    );
+    let system = t.system(&source, "system").display().to_string();
+
+    let name = unique_name("nxd");
+    // Declared before the test host, so dropped after it.
+    let nix = PerContainerNix::new(&name);
+    let th = TestHost::boot_with("nxd", false, &["--bind=/nix"]);
+    // The test host has its own /etc: Nix's settings for a root without build users.
+    let nix_conf = th.path("/etc/nix/nix.conf");
+    std::fs::create_dir_all(nix_conf.parent().unwrap()).unwrap();
+    std::fs::write(
+        &nix_conf,
+        "sandbox = false\nsubstituters =\nbuild-users-group =\n",
+    )
+    .unwrap();
+    let ncsh = |args: &[&str]| {
+        let mut argv = vec!["env", "NCSH_BUILDER=nix", testhost::NCSH];
+        argv.extend_from_slice(args);
+        th.exec(&argv)
+    };
+    assert_ok(
+        &ncsh(&[
+            "create",
+            &name,
+            "--system-path",
+            &system,
+            "--host-address",
+            "10.233.0.1",
+            "--local-address",
+            "10.233.0.2",
+        ]),
+        "create --system-path in the test host",
+    );
+    let profile_link = std::fs::read_link(nix.profile().join("system")).unwrap();
+    assert_eq!(profile_link, Path::new("system-1-link"));
+    let cat = |path: &str| text_of(&ncsh(&["run", &name, "--", "cat", path]));
+
+    // Without its GC roots directory, nspawn could not bind it: the start makes it.
+    let _ = std::fs::remove_dir_all(nix.gcroots());
+    assert_ok(&ncsh(&["start", &name]), "start");
+    let unit = format!("container@{name}.service");
+    assert_eq!(
+        text_of(&th.exec(&["systemctl", "show", "--value", "-p", "Transient", &unit])),
+        "yes"
+    );
+    assert_dir_0755(&nix.gcroots());
+    assert_eq!(cat("/run/nix-init"), "/nix/var/nix/profiles/system/init");
+    assert_eq!(
+        cat("/nix/var/nix/profiles/system/etc/greeting"),
+        "under systemd"
+    );
+    assert_eq!(cat("/proc/1/comm"), "systemd");
+    // An update reloads the unit, whose ExecReload runs switch-to-configuration test inside.
+    assert_ok(
+        &ncsh(&["update", &name, "--system-path", &system]),
+        "update",
+    );
+    assert_eq!(
+        cat("/run/switched"),
+        "/nix/var/nix/profiles/system/bin/switch-to-configuration test"
+    );
+    let exec_reload = text_of(&th.exec(&["systemctl", "show", "-p", "ExecReload", &unit]));
+    assert!(
+        exec_reload.contains("code=exited ; status=0"),
+        "the unit's reload ran: {exec_reload}"
+    );
+    assert_ok(&ncsh(&["stop", &name]), "stop");
+
+    // A conf with SYSTEM_PATH needs no profile: both directories are made.
+    let conf = th.path(&format!("/etc/nixos-containers/{name}.conf"));
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!("SYSTEM_PATH={system}\n"));
+    std::fs::write(&conf, text).unwrap();
+    std::fs::remove_dir_all(nix.profile()).unwrap();
+    std::fs::remove_dir_all(nix.gcroots()).unwrap();
+    assert_ok(&ncsh(&["start", &name]), "start with SYSTEM_PATH");
+    assert_dir_0755(&nix.profile());
+    assert_dir_0755(&nix.gcroots());
+    assert_eq!(cat("/run/nix-init"), format!("{system}/init"));
+
+    assert_ok(&ncsh(&["destroy", &name]), "destroy");
+    assert!(!nix.profile().exists() && !nix.gcroots().exists());
+}
+
+fn text_of(out: &Output) -> String {
+    stdout(out).trim().to_string()
+}
+
+#[track_caller]
+fn assert_dir_0755(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(meta.is_dir(), "{} is not a directory", path.display());
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o755,
+        "{}",
+        path.display()
+    );
 }

@@ -525,3 +525,111 @@ fn systemd_driver_login_through_machined() {
     drop(th);
     testhost::assert_gone(&host_name);
 }
+
+/// `update` of a running container reloads its unit, as NixOS does: the unit's ExecReload
+/// (`ncsh __reload NAME`) switches the container in place. A switch that fails is reported
+/// through the reload and rolled back: the previous generation keeps serving.
+fn live_update(template: bool) {
+    require_root();
+    let th = TestHost::boot(if template { "upt" } else { "upn" }, template);
+    let name = "foo";
+    assert_ok(
+        &th.ncsh(&[
+            "create",
+            name,
+            "--host-address",
+            "10.233.0.1",
+            "--local-address",
+            "10.233.0.2",
+        ]),
+        "create",
+    );
+    assert_ok(&th.ncsh(&["start", name]), "start");
+    let exec_reload = unit_property(&th, name, "ExecReload");
+    assert!(
+        exec_reload.contains("argv[]=/opt/ncsh/ncsh __reload foo ;")
+            && exec_reload.contains("start_time=[n/a]"),
+        "the unit's reload, not run yet: {exec_reload}"
+    );
+    let leader = machine_leader(&th, name);
+    let root = th.path("/var/lib/nixos-containers/foo");
+    let generation = || std::fs::read_to_string(root.join("var/lib/ncsh/generations/current"));
+    let is_active =
+        |unit: &str| text(&th.ncsh(&["run", name, "--", "systemctl", "is-active", unit]));
+
+    let hello = "systemd.services.hello = { script = \"exec sleep infinity\"; wantedBy = [ \"multi-user.target\" ]; };";
+    let out = th.ncsh(&["update", name, "--config", hello]);
+    assert_ok(&out, "update");
+    assert_eq!(stderr(&out), "reloading container...\n");
+    assert_eq!(is_active("hello.service"), "active");
+    assert_eq!(
+        machine_leader(&th, name),
+        leader,
+        "update switches live, it does not reboot"
+    );
+    // The switch ran as the unit's reload: its ExecReload ran and succeeded, systemd logged it.
+    let exec_reload = unit_property(&th, name, "ExecReload");
+    assert!(
+        !exec_reload.contains("start_time=[n/a]") && exec_reload.contains("code=exited ; status=0"),
+        "ExecReload did not run: {exec_reload}"
+    );
+    let journal = text(&th.exec(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "cat",
+        "-u",
+        "container@foo.service",
+    ]));
+    assert!(
+        journal.contains("Reloading") && journal.contains("Reloaded"),
+        "{journal}"
+    );
+    assert!(!root.join("var/lib/ncsh/switch-pending.json").exists());
+    let serving = generation().unwrap();
+
+    // A reload by hand, without a pending switch, changes nothing.
+    assert_ok(
+        &th.exec(&["systemctl", "reload", "container@foo.service"]),
+        "systemctl reload",
+    );
+    assert_eq!(is_active("hello.service"), "active");
+
+    // A unit that fails to start fails the reload: update says so and rolls back.
+    let config = root.join("etc/nixos/configuration.nix");
+    let written = std::fs::read_to_string(&config).unwrap();
+    let failing = format!(
+        "{hello} systemd.services.broken = {{ script = \"exit 3\"; wantedBy = [ \"multi-user.target\" ]; serviceConfig.Type = \"oneshot\"; }};"
+    );
+    let out = th.ncsh(&["update", name, "--config", &failing]);
+    let err = stderr(&out);
+    println!("the failed update says:\n{err}");
+    assert!(!out.status.success(), "the failing update succeeded");
+    assert!(
+        err.contains("failed to reload container")
+            && err.contains("container@foo.service: the reload job finished with result ‘failed’")
+            && err.contains("broken.service"),
+        "{err}"
+    );
+    assert_eq!(generation().unwrap(), serving, "the generation is kept");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), written);
+    assert!(!root.join("etc/systemd/system/broken.service").exists());
+    assert!(!root.join("var/lib/ncsh/switch-pending.json").exists());
+    assert!(!root.join("var/lib/ncsh/switch-error").exists());
+    assert_eq!(is_active("hello.service"), "active");
+    assert_eq!(status(&th, name), "up");
+    assert_eq!(machine_leader(&th, name), leader);
+
+    assert_ok(&th.ncsh(&["destroy", name]), "destroy");
+    assert_nothing_left(&th, name);
+}
+
+#[test]
+fn systemd_driver_updates_through_the_template_reload() {
+    live_update(true);
+}
+
+#[test]
+fn systemd_driver_updates_through_the_transient_reload() {
+    live_update(false);
+}

@@ -24,7 +24,9 @@ const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 pub const NCSH: &str = "/opt/ncsh/ncsh";
 
 /// A NixOS-like `container@.service` (reference §6): the conf as EnvironmentFile, nspawn with
-/// the container init, the host side of the veth in ExecStartPost.
+/// the container init, the host side of the veth in ExecStartPost. On NixOS the template's
+/// ExecReload runs `switch-to-configuration test` through `nixos-container run`; this one boots
+/// native containers, whose switch is ncsh's (`ncsh __reload NAME`).
 const TEMPLATE: &str = "\
 [Unit]
 Description=Container '%i'
@@ -42,6 +44,7 @@ ExecStart=/usr/bin/systemd-nspawn --keep-unit -M %i -D /var/lib/nixos-containers
 ExecStartPost=/usr/sbin/ip link set dev ve-%i up
 ExecStartPost=/usr/sbin/ip addr add ${HOST_ADDRESS} dev ve-%i
 ExecStartPost=/usr/sbin/ip route add ${LOCAL_ADDRESS} dev ve-%i
+ExecReload=/opt/ncsh/ncsh __reload %i
 KillMode=mixed
 Slice=machine.slice
 Delegate=yes
@@ -138,6 +141,11 @@ fn make_root(root: &Path, hostname: &str) {
 impl TestHost {
     /// Boot a test host; with `template`, a NixOS-like `container@.service` is installed.
     pub fn boot(tag: &str, template: bool) -> TestHost {
+        Self::boot_with(tag, template, &[])
+    }
+
+    /// The same, with more nspawn `--bind` options (e.g. `--bind=/nix` for a Nix host).
+    pub fn boot_with(tag: &str, template: bool, binds: &[&str]) -> TestHost {
         let name = crate::common::unique_name(tag);
         let base = std::env::temp_dir().join(format!("sdh-{name}"));
         let _ = std::fs::remove_dir_all(&base);
@@ -196,6 +204,7 @@ impl TestHost {
                 "-b",
             ])
             .arg(format!("--bind-ro={}:/opt/ncsh", bin_dir.display()))
+            .args(binds)
             .env("NOTIFY_SOCKET", &notify_path)
             // cgroup2 inside, like a NixOS host (caveat C3).
             .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")

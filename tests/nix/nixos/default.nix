@@ -1,6 +1,7 @@
 # A stand-in for <nixpkgs/nixos> in ncsh's tests: evaluates the container's configuration.nix
 # with a tiny `lib` and builds a real derivation whose `init` execs the host's systemd (the
-# container binds the host's /usr). Any `throw` in the configuration fails the build.
+# container binds the host's /usr) and whose `bin/switch-to-configuration` notes its call in
+# /run/switched. Any `throw` in the configuration fails the build.
 { configuration ? <nixos-config>, system ? builtins.currentSystem, ... }:
 let
   lib = { mkDefault = x: x; mkForce = x: x; };
@@ -26,6 +27,10 @@ in
       echo 'echo "$0" > /run/nix-init' >> $out/init
       echo 'exec /usr/lib/systemd/systemd "$@"' >> $out/init
       /bin/chmod 555 $out/init
+      /bin/mkdir -p $out/bin
+      echo '#!/bin/sh' > $out/bin/switch-to-configuration
+      echo 'echo "$0 $1" > /run/switched' >> $out/bin/switch-to-configuration
+      /bin/chmod 555 $out/bin/switch-to-configuration
     '' ];
   };
 }

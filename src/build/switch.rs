@@ -1,0 +1,238 @@
+//! Switching a running container to its new system: the part of NixOS's
+//! `switch-to-configuration test` that acts on the container's running systemd.
+//!
+//! For a native-built container, `update` applies the new generation's files and writes a
+//! pending [`Plan`] (which units to stop, restart and start) into the container root; the reload
+//! then runs it inside with [`run_pending`]: at once under the standalone driver, and through
+//! `container@NAME.service`'s ExecReload (`ncsh __reload NAME`) under the systemd driver, as
+//! NixOS reloads a container. A Nix-built container runs its system's own
+//! `switch-to-configuration test` instead.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::activate::UnitChanges;
+use super::generation::Generation;
+use crate::container::store::{self, remove_path, write_atomic};
+use crate::container::{Paths, name};
+use crate::error::{Context, Error, Result};
+use crate::host::enter;
+use crate::host::nspawn::{self, NixSystem};
+
+/// The pending plan, relative to the container root.
+pub const PLAN_PATH: &str = "var/lib/ncsh/switch-pending.json";
+/// Why the last reload's switch failed, for the `update` waiting on the unit's reload job.
+pub const ERROR_PATH: &str = "var/lib/ncsh/switch-error";
+
+/// What a switch does, in order: stop, `daemon-reload`, restart, try-restart, start.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The generation switched to (0: none, the empty system).
+    pub generation: u64,
+    pub stop: Vec<String>,
+    pub restart: Vec<String>,
+    pub try_restart: Vec<String>,
+    pub start: Vec<String>,
+}
+
+impl Plan {
+    /// The switch to `generation` once its files are applied with `changes`: removed units
+    /// stop; changed ones restart (when a target wants them; otherwise only if running); new
+    /// ones that a target wants start.
+    pub fn new(generation: &Generation, changes: &UnitChanges) -> Plan {
+        let wanted = |u: &&String| {
+            generation
+                .units
+                .get(*u)
+                .is_some_and(|unit| !unit.wanted_by.is_empty())
+        };
+        let (restart, try_restart) = changes.changed.iter().cloned().partition(|u| wanted(&u));
+        Plan {
+            generation: generation.number,
+            stop: changes.removed.clone(),
+            restart,
+            try_restart,
+            start: changes.added.iter().filter(wanted).cloned().collect(),
+        }
+    }
+
+    /// Leave the plan in `root` for the next reload.
+    pub fn write(&self, root: &Path) -> Result<()> {
+        let path = root.join(PLAN_PATH);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Usage(format!("serializing the switch plan: {e}")))?;
+        write_atomic(&path, &text, 0o600)
+    }
+
+    /// The pending plan of `root`, removed from it; None when there is none.
+    pub fn take(root: &Path) -> Result<Option<Plan>> {
+        let path = root.join(PLAN_PATH);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        remove_path(&path)?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("{} is corrupt: {e}", path.display())))
+    }
+
+    /// Drop a plan no reload ran.
+    pub fn discard(root: &Path) {
+        let _ = remove_path(&root.join(PLAN_PATH));
+    }
+}
+
+/// Run `plan` with `systemctl` inside the container whose PID 1 is `leader`. A failing unit's
+/// last journal lines go into the error.
+fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
+    let systemctl = |verb: &str, units: &[String]| -> Result<()> {
+        if units.is_empty() && verb != "daemon-reload" {
+            return Ok(());
+        }
+        let mut argv = vec!["systemctl".to_string(), verb.to_string()];
+        if !units.is_empty() {
+            argv.push("--".into());
+            argv.extend(units.iter().cloned());
+        }
+        let out = enter::run_captured(leader, &argv, None)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let mut detail = format!(
+            "`{}` failed: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        for unit in units {
+            let log = ["journalctl", "--no-pager", "-q", "-n", "8", "-u", unit].map(String::from);
+            if let Ok(log) = enter::run_captured(leader, &log, None) {
+                detail.push_str(&format!(
+                    "\n{unit}:\n{}",
+                    String::from_utf8_lossy(&log.stdout).trim_end()
+                ));
+            }
+        }
+        Err(Error::Switch(detail))
+    };
+    systemctl("stop", &plan.stop)?;
+    systemctl("daemon-reload", &[])?;
+    systemctl("restart", &plan.restart)?;
+    systemctl("try-restart", &plan.try_restart)?;
+    systemctl("start", &plan.start)
+}
+
+/// `${SYSTEM_PATH:-/nix/var/nix/profiles/system}/bin/switch-to-configuration test` inside, as
+/// NixOS's ExecReload; nothing when the system has none (the new system is used from the next
+/// start).
+fn run_nix(leader: i32, nix: &NixSystem) -> Result<()> {
+    const SWITCH: &str = "bin/switch-to-configuration";
+    if !nix.host_system().join(SWITCH).exists() {
+        return Ok(());
+    }
+    let argv = [format!("{}/{SWITCH}", nix.system()), "test".to_string()];
+    let out = enter::run_captured(leader, &argv, None)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Switch(format!(
+            "`{}` failed: {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Switch running container `name` (PID 1 `leader`) to its new system: a Nix-built one with
+/// its `switch-to-configuration test`, a native one with the pending plan (which is then
+/// removed); without a plan, only `systemctl daemon-reload`, so a reload by hand is harmless.
+pub fn run_pending(paths: &Paths, name: &str, leader: i32) -> Result<()> {
+    let conf = store::load(paths, name)?;
+    let root = paths.root(name);
+    if let Some(nix) = nspawn::nix_system(paths, name, &conf) {
+        Plan::discard(&root);
+        return run_nix(leader, &nix);
+    }
+    let plan = Plan::take(&root)?.unwrap_or_default();
+    run_plan(leader, &plan)
+}
+
+/// Keep the error of a switch run by the unit's reload, for the `update` that asked for it.
+pub fn record_error(paths: &Paths, name: &str, error: &Error) {
+    if name::validate(name).is_err() {
+        return;
+    }
+    let text = match error.hint() {
+        Some(hint) => format!("{error}: {hint}"),
+        None => error.to_string(),
+    };
+    let path = paths.root(name).join(ERROR_PATH);
+    if path.parent().is_some_and(Path::is_dir) {
+        let _ = write_atomic(&path, &text, 0o600);
+    }
+}
+
+/// The error [`record_error`] kept, removed from the container root.
+pub fn take_error(root: &Path) -> Option<String> {
+    let path = root.join(ERROR_PATH);
+    let text = std::fs::read_to_string(&path).ok();
+    let _ = remove_path(&path);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::generation::Unit;
+
+    fn unit(wanted: bool) -> Unit {
+        Unit {
+            text: "[Service]\n".into(),
+            wanted_by: if wanted {
+                vec!["multi-user.target".into()]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn plan_from_changes_and_back_from_the_root() {
+        let mut generation = Generation {
+            number: 4,
+            ..Generation::default()
+        };
+        for (name, wanted) in [("a.service", true), ("b.service", false)] {
+            generation.units.insert(name.into(), unit(wanted));
+            generation
+                .units
+                .insert(name.replace(".service", "2.service"), unit(wanted));
+        }
+        let changes = UnitChanges {
+            added: vec!["a.service".into(), "b.service".into()],
+            changed: vec!["a2.service".into(), "b2.service".into()],
+            removed: vec!["gone.service".into()],
+        };
+        let plan = Plan::new(&generation, &changes);
+        assert_eq!(
+            plan,
+            Plan {
+                generation: 4,
+                stop: vec!["gone.service".into()],
+                restart: vec!["a2.service".into()],
+                try_restart: vec!["b2.service".into()],
+                start: vec!["a.service".into()],
+            }
+        );
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(Plan::take(root.path()).unwrap(), None);
+        plan.write(root.path()).unwrap();
+        assert_eq!(Plan::take(root.path()).unwrap(), Some(plan));
+        assert_eq!(Plan::take(root.path()).unwrap(), None, "taken once");
+    }
+}
