@@ -29,6 +29,21 @@ fn machine_leader(th: &TestHost, name: &str) -> String {
     text(&th.exec(&["machinectl", "show", "--value", "-p", "Leader", name]))
 }
 
+/// `ncsh create NAME --host-address 10.233.0.1 --local-address 10.233.0.2 EXTRA…` in the test
+/// host (its network is its own: the same pair in every test host).
+fn create(th: &TestHost, name: &str, extra: &[&str]) {
+    let mut args = vec![
+        "create",
+        name,
+        "--host-address",
+        "10.233.0.1",
+        "--local-address",
+        "10.233.0.2",
+    ];
+    args.extend_from_slice(extra);
+    assert_ok(&th.ncsh(&args), "create");
+}
+
 /// Neither a unit, nor a machine, nor a host link of `name` in the test host.
 fn assert_nothing_left(th: &TestHost, name: &str) {
     let units = text(&th.exec(&[
@@ -57,17 +72,7 @@ fn lifecycle(template: bool) {
         text(&th.ncsh(&["--version"])),
         "ncsh 0.1.0 (driver: systemd, builder: native)"
     );
-    assert_ok(
-        &th.ncsh(&[
-            "create",
-            name,
-            "--host-address",
-            "10.233.0.1",
-            "--local-address",
-            "10.233.0.2",
-        ]),
-        "create",
-    );
+    create(&th, name, &[]);
     assert_eq!(status(&th, name), "down");
     assert_ok(&th.ncsh(&["start", name]), "start");
     assert_eq!(status(&th, name), "up");
@@ -203,17 +208,7 @@ fn systemd_driver_with_transient_units() {
 fn systemd_driver_reports_a_failed_start() {
     require_root();
     let th = TestHost::boot("bad", false);
-    assert_ok(
-        &th.ncsh(&[
-            "create",
-            "bad",
-            "--host-address",
-            "10.233.0.1",
-            "--local-address",
-            "10.233.0.2",
-        ]),
-        "create",
-    );
+    create(&th, "bad", &[]);
     // nspawn refuses the port specification, so the unit's main process fails.
     let conf = th.path("/etc/nixos-containers/bad.conf");
     let text_conf = std::fs::read_to_string(&conf).unwrap();
@@ -251,17 +246,7 @@ fn systemd_driver_reports_a_failed_start() {
 fn systemd_driver_start_speed() {
     require_root();
     let th = TestHost::boot("spd", true);
-    assert_ok(
-        &th.ncsh(&[
-            "create",
-            "foo",
-            "--host-address",
-            "10.233.0.1",
-            "--local-address",
-            "10.233.0.2",
-        ]),
-        "create",
-    );
+    create(&th, "foo", &[]);
     let time = |argv: &[&str]| {
         let t = Instant::now();
         assert_ok(&th.exec(argv), "start");
@@ -429,19 +414,7 @@ fn systemd_driver_login_through_machined() {
     let password = "wonderland";
     let config =
         format!("users.users.alice = {{ isNormalUser = true; password = \"{password}\"; }};");
-    assert_ok(
-        &th.ncsh(&[
-            "create",
-            "foo",
-            "--host-address",
-            "10.233.0.1",
-            "--local-address",
-            "10.233.0.2",
-            "--config",
-            &config,
-        ]),
-        "create",
-    );
+    create(&th, "foo", &["--config", &config]);
     assert_ok(&th.ncsh(&["start", "foo"]), "start");
     let getty_units = || {
         text(&th.ncsh(&[
@@ -533,17 +506,7 @@ fn live_update(template: bool) {
     require_root();
     let th = TestHost::boot(if template { "upt" } else { "upn" }, template);
     let name = "foo";
-    assert_ok(
-        &th.ncsh(&[
-            "create",
-            name,
-            "--host-address",
-            "10.233.0.1",
-            "--local-address",
-            "10.233.0.2",
-        ]),
-        "create",
-    );
+    create(&th, name, &[]);
     assert_ok(&th.ncsh(&["start", name]), "start");
     let exec_reload = unit_property(&th, name, "ExecReload");
     assert!(
