@@ -153,10 +153,12 @@ pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
     engine.set_max_expr_depths(256, 256);
     engine.on_print(|s| println!("{s}"));
     engine.on_debug(|s, _, _| eprintln!("{s}"));
+    // Lazy packages: a verb calls a handful of their functions, which are looked up in the
+    // manifests when called instead of all being registered up front (half of engine creation).
     for module in [
-        BasicStringPackage::new().as_shared_module(),
-        MoreStringPackage::new().as_shared_module(),
-        BasicArrayPackage::new().as_shared_module(),
+        BasicStringPackage::new_lazy().as_shared_module(),
+        MoreStringPackage::new_lazy().as_shared_module(),
+        BasicArrayPackage::new_lazy().as_shared_module(),
     ] {
         engine.register_global_module(module);
     }
