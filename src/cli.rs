@@ -254,12 +254,14 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             None => 2,
         };
     }
-    let builder = match crate::engine::nixos::select_builder() {
-        Ok(builder) => builder,
-        Err(e) => return ui.error(&e),
-    };
     let driver = driver_flag(&argv);
-    let manager = match Manager::new(Paths::from_env(), personality, builder, driver.as_deref()) {
+    let choose_builder = Box::new(crate::engine::nixos::select_builder);
+    let manager = match Manager::new(
+        Paths::from_env(),
+        personality,
+        choose_builder,
+        driver.as_deref(),
+    ) {
         Ok(manager) => Rc::new(manager),
         Err(e) => {
             ui.message(&e.to_string(), e.hint().as_deref());
@@ -283,11 +285,14 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Err(e) => return clap_error(&ui, &e),
     };
     if flags.version {
+        let builder = match manager.builder_name() {
+            Ok(builder) => builder,
+            Err(e) => return ui.error(&e),
+        };
         println!(
-            "ncsh {} (driver: {}, builder: {})",
+            "ncsh {} (driver: {}, builder: {builder})",
             env!("CARGO_PKG_VERSION"),
             manager.driver_name(),
-            manager.builder_name()
         );
         return 0;
     }

@@ -37,8 +37,14 @@ pub struct Manager {
     pub paths: Paths,
     pub personality: Personality,
     driver: Box<dyn Driver>,
-    builder: Box<dyn Builder>,
+    /// Chosen on first use: only create and update build, and finding out whether this is a
+    /// Nix host costs a PATH search that every other verb can do without.
+    builder: std::cell::OnceCell<Box<dyn Builder>>,
+    choose_builder: BuilderChoice,
 }
+
+/// How the manager picks its builder, when it first needs one.
+pub type BuilderChoice = Box<dyn Fn() -> Result<Box<dyn Builder>>>;
 
 /// What a create or update builds from: the `--config`/`--config-file` options.
 fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Option<ConfigSource>> {
@@ -64,7 +70,7 @@ impl Manager {
     pub fn new(
         paths: Paths,
         personality: Personality,
-        builder: Box<dyn Builder>,
+        choose_builder: BuilderChoice,
         driver: Option<&str>,
     ) -> Result<Manager> {
         let driver = crate::host::select(driver, paths.clone())?;
@@ -73,15 +79,24 @@ impl Manager {
             paths,
             personality,
             driver,
-            builder,
+            builder: std::cell::OnceCell::new(),
+            choose_builder,
         })
     }
 
-    pub fn builder_name(&self) -> &'static str {
-        match self.builder.kind() {
+    fn builder(&self) -> Result<&dyn Builder> {
+        if let Some(builder) = self.builder.get() {
+            return Ok(builder.as_ref());
+        }
+        let chosen = (self.choose_builder)()?;
+        Ok(self.builder.get_or_init(|| chosen).as_ref())
+    }
+
+    pub fn builder_name(&self) -> Result<&'static str> {
+        Ok(match self.builder()?.kind() {
             crate::build::BuilderKind::Native => "native",
             crate::build::BuilderKind::Nix => "nix",
-        }
+        })
     }
 
     pub fn driver_name(&self) -> &'static str {
@@ -104,7 +119,7 @@ impl Manager {
     /// Refuse Nix options unless this builder is Nix's.
     fn check_nix_options(&self, nix: &NixOptions) -> Result<()> {
         match nix.first_flag() {
-            Some(flag) if self.builder.kind() != BuilderKind::Nix => {
+            Some(flag) if self.builder()?.kind() != BuilderKind::Nix => {
                 Err(Error::Unsupported(format!(
                     "{flag} needs a Nix host (nix-env and <nixpkgs/nixos>); this host has no Nix"
                 )))
@@ -139,10 +154,10 @@ impl Manager {
             let mut request = self.request(name, building, source.clone());
             request.initial = true;
             request.nix = opts.nix.clone();
-            if self.builder.kind() == BuilderKind::Nix {
+            if self.builder()?.kind() == BuilderKind::Nix {
                 nix_built.set(Some(name.to_string()));
             }
-            match self.builder.build(&request)? {
+            match self.builder()?.build(&request)? {
                 Built::Generation(mut generation) => {
                     activate::apply(building, &generation, None)?;
                     let store = Store::new(building);
@@ -196,7 +211,7 @@ impl Manager {
                 let _ = store::write_atomic(&config_path, text, 0o644);
             }
         };
-        if self.builder.kind() == BuilderKind::Nix {
+        if self.builder()?.kind() == BuilderKind::Nix {
             // nix-env builds the configuration.nix on disk: write it first (as nixos-container),
             // and put the old one back if the build fails.
             if nix.system_path.is_none() && nix.flake.is_none() {
@@ -207,7 +222,7 @@ impl Manager {
             let mut request = self.request(name, &root, source.clone());
             request.nix = nix.clone();
             request.conf_flake = conf.non_empty("FLAKE").map(str::to_string);
-            match self.builder.build(&request) {
+            match self.builder()?.build(&request) {
                 Ok(Built::NixSystem(_)) => {}
                 Ok(Built::Generation(_)) => return Ok(()),
                 Err(e) => {
@@ -223,7 +238,7 @@ impl Manager {
             return Ok(());
         }
         let request = self.request(name, &root, source.clone());
-        let mut generation = match self.builder.build(&request)? {
+        let mut generation = match self.builder()?.build(&request)? {
             Built::Generation(generation) => generation,
             Built::NixSystem(_) => return Ok(()),
         };

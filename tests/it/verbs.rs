@@ -453,3 +453,33 @@ fn declarative_containers_cannot_be_destroyed() {
     std::fs::remove_file(&conf).unwrap();
     std::fs::copy(ro.join("x.conf"), &conf).unwrap();
 }
+
+/// The builder is chosen only when something is built: a bad `NCSH_BUILDER` fails `create`
+/// (changing nothing) and `--version` with a clear message, and verbs that build nothing work.
+#[test]
+fn a_bad_builder_choice_fails_only_what_builds() {
+    let env = Env::new();
+    let name = unique_name("bld");
+    env.create(&name, &[]);
+    let before = env.snapshot();
+    let with_bad_builder = |args: &[&str]| {
+        env.command(args)
+            .env("NCSH_BUILDER", "bogus")
+            .output()
+            .unwrap()
+    };
+    for args in [vec!["create", "other"], vec!["--version"]] {
+        let out = with_bad_builder(&args);
+        assert!(
+            !out.status.success()
+                && stderr(&out).contains("NCSH_BUILDER=bogus: expected ‘nix’ or ‘native’"),
+            "{args:?}: {out:?}"
+        );
+    }
+    assert_ok(&with_bad_builder(&["list"]), "list");
+    assert_ok(&with_bad_builder(&["show-ip", &name]), "show-ip");
+    assert!(
+        env.snapshot() == before,
+        "a failed create changed something"
+    );
+}
