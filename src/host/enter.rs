@@ -18,11 +18,11 @@ use crate::error::{Context, Error, Result};
 /// Namespaces entered, user namespace first (as nsenter does), mount namespace last.
 const NAMESPACES: [&str; 7] = ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt"];
 
-fn same_namespace(leader: i32, ns: &str) -> bool {
-    let ours = std::fs::metadata(format!("/proc/self/ns/{ns}"));
-    let theirs = std::fs::metadata(format!("/proc/{leader}/ns/{ns}"));
+/// Is `theirs` (an open namespace file) the namespace `ns` of this process?
+fn is_ours(theirs: &File, ns: &str) -> bool {
     use std::os::unix::fs::MetadataExt;
-    matches!((ours, theirs), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
+    let ours = std::fs::metadata(format!("/proc/self/ns/{ns}"));
+    matches!((ours, theirs.metadata()), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
 }
 
 /// The namespace files of a container's leader, opened before the fork that enters them (the
@@ -33,11 +33,11 @@ impl Namespaces {
     pub fn open(leader: i32) -> Result<Namespaces> {
         let mut files: Vec<File> = Vec::new();
         for ns in NAMESPACES {
-            if same_namespace(leader, ns) {
-                continue;
-            }
             let path = format!("/proc/{leader}/ns/{ns}");
-            files.push(File::open(&path).context(|| format!("opening {path}"))?);
+            let file = File::open(&path).context(|| format!("opening {path}"))?;
+            if !is_ours(&file, ns) {
+                files.push(file);
+            }
         }
         Ok(Namespaces(files))
     }
