@@ -73,6 +73,9 @@ pub enum Error {
     /// systemd-machined is not running (and not activatable) on a systemd host.
     #[error("systemd-machined is not available: {0}")]
     Machined(String),
+    /// machined could not open a login (it starts a getty through the container's own bus).
+    #[error("machined could not open a login on ‘{name}’: {detail}")]
+    Login { name: String, detail: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -107,6 +110,7 @@ impl Error {
             Error::Switch(_) => "SwitchFailed",
             Error::Bus(_) => "Bus",
             Error::Machined(_) => "Machined",
+            Error::Login { .. } => "LoginFailed",
             Error::Io { .. } | Error::Sys { .. } => "System",
         }
     }
@@ -117,6 +121,7 @@ impl Error {
             Error::InvalidName { name, reason } => Some(format!("‘{name}’: {reason}")),
             Error::NotFound(_) => Some("see `ncsh list` for the containers that exist".into()),
             Error::NotRunning(name) => Some(format!("container ‘{name}’ is not running; start it with `ncsh start {name}`")),
+            Error::Login { name, .. } => Some(format!("machined starts the getty through the container's own D-Bus, which must be running in it: see `ncsh run {name} -- systemctl status dbus.socket`")),
             Error::NameTooLong(_) => Some("nixos-container allows at most 11 characters (the host link is ve-NAME); ncsh itself allows up to 64".into()),
             Error::OutOfAddresses => Some("every 10.233.N.1/10.233.N.2 pair is taken; pass --host-address and --local-address".into()),
             Error::StartFailed { detail, .. }

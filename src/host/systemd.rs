@@ -640,10 +640,10 @@ impl Driver for Systemd {
             match m.open_machine_login(name.to_string()).await {
                 Ok((master, _pty)) => Ok(std::os::fd::OwnedFd::from(master)),
                 Err(e) if is_service_missing(&e) => Err(Error::Machined(e.to_string())),
-                Err(e) => Err(Error::Bus(format!(
-                    "machined could not open a login on {name}: {e} (it starts a getty through \
-                     the container's own D-Bus, which must be running in it)"
-                ))),
+                Err(e) => Err(Error::Login {
+                    name: name.into(),
+                    detail: e.to_string(),
+                }),
             }
         })?;
         pty::relay_getty(master, name, leader)

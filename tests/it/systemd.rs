@@ -479,6 +479,34 @@ fn systemd_driver_login_through_machined() {
     ]);
     assert!(stdout(&out).contains("shell-42 on foo"), "{out:?}");
 
+    // machined starts the getty through the container's own bus: without one, a clear error.
+    let dbus = ["dbus.socket", "dbus.service"];
+    let mut argv = vec![
+        "run",
+        "foo",
+        "--",
+        "systemctl",
+        "mask",
+        "--runtime",
+        "--now",
+    ];
+    argv.extend(dbus);
+    assert_ok(&th.ncsh(&argv), "stop the container's bus");
+    let out = th.ncsh(&["login", "foo"]);
+    assert!(
+        !out.status.success()
+            && stderr(&out).contains("machined could not open a login on ‘foo’")
+            && stderr(&out).contains("systemctl status dbus.socket"),
+        "{out:?}"
+    );
+    let mut argv = vec!["run", "foo", "--", "systemctl", "unmask", "--runtime"];
+    argv.extend(dbus);
+    assert_ok(&th.ncsh(&argv), "unmask the container's bus");
+    assert_ok(
+        &th.ncsh(&["run", "foo", "--", "systemctl", "start", "dbus.socket"]),
+        "start the container's bus",
+    );
+
     // The machine going away ends a session too.
     let mut s = Session::command_on_pty(th.command(&[testhost::NCSH, "login", "foo"]));
     s.expect("foo login: ");
