@@ -171,8 +171,9 @@ pub fn record_error(paths: &Paths, name: &str, error: &Error) {
         Some(hint) => format!("{error}: {hint}"),
         None => error.to_string(),
     };
-    let path = paths.root(name).join(ERROR_PATH);
-    if path.parent().is_some_and(Path::is_dir) {
+    let root = paths.root(name);
+    let path = root.join(ERROR_PATH);
+    if root.is_dir() && path.parent().is_some_and(|dir| std::fs::create_dir_all(dir).is_ok()) {
         let _ = write_atomic(&path, &text, 0o600);
     }
 }
