@@ -173,7 +173,11 @@ pub fn record_error(paths: &Paths, name: &str, error: &Error) {
     };
     let root = paths.root(name);
     let path = root.join(ERROR_PATH);
-    if root.is_dir() && path.parent().is_some_and(|dir| std::fs::create_dir_all(dir).is_ok()) {
+    if root.is_dir()
+        && path
+            .parent()
+            .is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
+    {
         let _ = write_atomic(&path, &text, 0o600);
     }
 }
