@@ -13,6 +13,26 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ncsh");
 const TEST_RANGES: [&str; 2] = ["10.233.0.0/16", "10.235.0.0/16"];
 
 /// Add `unreachable` routes for the test ranges (DESIGN §6), once per test run.
+/// `cmd` with `input` on its stdin (a pipe, closed after it) and its output captured.
+pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A writer of its own: a command that does not read all of stdin cannot block the test.
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    out
+}
+
 pub fn ensure_unreachable_routes() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {

@@ -1,8 +1,6 @@
 //! Real containers, booted with systemd-nspawn: the whole life of one, kills included, and
 //! nothing left behind.
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::common::*;
@@ -20,20 +18,7 @@ fn supervisor(name: &str) -> i32 {
 }
 
 fn run_with_stdin(env: &Env, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = env
-        .command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    output_with_stdin(env.command(args), input.as_bytes())
 }
 
 #[test]

@@ -131,20 +131,7 @@ fn scripts_create_and_list_containers() {
 #[test]
 fn stdin_is_a_script() {
     let env = Env::new();
-    let mut child = env
-        .command(&[])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"let x = 20;\nprint(x + 1);\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(env.command(&[]), b"let x = 20;\nprint(x + 1);\n");
     assert_eq!(stdout(&out), "21\n");
 }
 

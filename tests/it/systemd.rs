@@ -5,10 +5,9 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use std::io::Write;
-use std::process::Stdio;
-
-use crate::common::{Env, assert_ok, eventually, require_root, stderr, stdout, unique_name};
+use crate::common::{
+    Env, assert_ok, eventually, output_with_stdin, require_root, stderr, stdout, unique_name,
+};
 use crate::login::Session;
 use crate::testhost::{self, TestHost};
 
@@ -131,19 +130,10 @@ fn lifecycle(template: bool) {
     );
 
     // root-login reads stdin when it is not a terminal.
-    let mut child = th
-        .command(&[testhost::NCSH, "root-login", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"id -un; hostname; exit 3\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        th.command(&[testhost::NCSH, "root-login", name]),
+        b"id -un; hostname; exit 3\n",
+    );
     assert_eq!(
         (stdout(&out).as_str(), out.status.code()),
         ("root\nfoo\n", Some(3))
