@@ -187,10 +187,13 @@ async fn unit_state(conn: &Connection, unit: &str, load: bool) -> Result<Option<
     };
     let u = unit_proxy(conn, &path).await?;
     let read = |e| bus_error(&format!("reading the state of {unit}"), e);
+    // Asked together: one round trip to systemd instead of three.
+    let (load_state, active_state, transient) =
+        futures_util::future::join3(u.load_state(), u.active_state(), u.transient()).await;
     let state = UnitState {
-        load_state: u.load_state().await.map_err(read)?,
-        active_state: u.active_state().await.map_err(read)?,
-        transient: u.transient().await.map_err(read)?,
+        load_state: load_state.map_err(read)?,
+        active_state: active_state.map_err(read)?,
+        transient: transient.map_err(read)?,
         path,
     };
     Ok(Some(state))
