@@ -241,17 +241,23 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         personality,
     };
 
-    if argv.get(1).map(String::as_str) == Some("__supervise") {
+    // Internal entry points, run by ncsh itself: the standalone driver's supervisor, and the
+    // ExecReload of `container@NAME.service` (systemd driver), which switches the container.
+    let internal: Option<fn(&str) -> i32> = match argv.get(1).map(String::as_str) {
+        Some("__supervise") => Some(crate::host::standalone::supervise_main),
+        Some("__reload") => Some(crate::host::systemd::reload_main),
+        _ => None,
+    };
+    if let Some(entry) = internal {
         return match argv.get(2) {
-            Some(name) => crate::host::standalone::supervise_main(name),
-            None => 2,
-        };
-    }
-    // The ExecReload of `container@NAME.service` (systemd driver): switch the container.
-    if argv.get(1).map(String::as_str) == Some("__reload") {
-        return match argv.get(2) {
-            Some(name) => crate::host::systemd::reload_main(name),
-            None => 2,
+            Some(name) => entry(name),
+            None => {
+                ui.message(
+                    &format!("{} NAME: internal, run by ncsh itself", argv[1]),
+                    None,
+                );
+                2
+            }
         };
     }
     let driver = driver_flag(&argv);
