@@ -614,3 +614,42 @@ fn systemd_driver_updates_through_the_template_reload() {
 fn systemd_driver_updates_through_the_transient_reload() {
     live_update(false);
 }
+
+/// The README's walkthrough script (`scripts/demo.rhai`: create, start, run, serve a page and
+/// fetch it at `show-ip`, stop, destroy) works unchanged on the systemd driver.
+#[test]
+fn systemd_driver_runs_the_walkthrough_script() {
+    require_root();
+    let th = TestHost::boot("demo", false);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.rhai");
+    std::fs::copy(&script, th.path("/root/demo.rhai")).unwrap();
+    let out = th.ncsh(&["/root/demo.rhai", "web"]);
+    assert_ok(&out, "demo.rhai");
+    let printed = stdout(&out);
+    for expected in [
+        "created web: host 10.233.1.1, container 10.233.1.2",
+        "uname -a: Linux web ",
+        "GET http://10.233.1.2/ -> HTTP/1.0 200 OK: hello from web",
+        "stopped: down",
+        "destroyed: exists = false",
+    ] {
+        assert!(
+            printed.contains(expected),
+            "{expected:?} not in:\n{printed}"
+        );
+    }
+    // It ran as the unit, started and stopped by systemd.
+    let journal = text(&th.exec(&[
+        "journalctl",
+        "-q",
+        "--no-pager",
+        "-u",
+        "container@web.service",
+    ]));
+    assert!(
+        journal.contains("Started container@web.service")
+            && journal.contains("Stopped container@web.service"),
+        "{journal}"
+    );
+    assert_nothing_left(&th, "web");
+}
