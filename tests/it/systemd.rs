@@ -616,11 +616,11 @@ fn systemd_driver_updates_through_the_transient_reload() {
 }
 
 /// The README's walkthrough script (`scripts/demo.rhai`: create, start, run, serve a page and
-/// fetch it at `show-ip`, stop, destroy) works unchanged on the systemd driver.
-#[test]
-fn systemd_driver_runs_the_walkthrough_script() {
+/// fetch it at `show-ip`, stop, destroy) works unchanged on the systemd driver, with transient
+/// units and with the template.
+fn walkthrough_script(template: bool) {
     require_root();
-    let th = TestHost::boot("demo", false);
+    let th = TestHost::boot("demo", template);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.rhai");
     std::fs::copy(&script, th.path("/root/demo.rhai")).unwrap();
     let out = th.ncsh(&["/root/demo.rhai", "web"]);
@@ -652,4 +652,14 @@ fn systemd_driver_runs_the_walkthrough_script() {
         "{journal}"
     );
     assert_nothing_left(&th, "web");
+}
+
+#[test]
+fn systemd_driver_runs_the_walkthrough_script() {
+    walkthrough_script(false);
+}
+
+#[test]
+fn systemd_driver_runs_the_walkthrough_script_with_the_template() {
+    walkthrough_script(true);
 }
