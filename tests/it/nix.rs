@@ -604,6 +604,20 @@ fn systemd_driver_makes_the_nix_directories() {
         exec_reload.contains("code=exited ; status=0"),
         "the unit's reload ran: {exec_reload}"
     );
+    // A switch that fails inside fails the reload, and update says why.
+    let fail_switch = th.path(&format!("/var/lib/nixos-containers/{name}/etc/fail-switch"));
+    std::fs::write(&fail_switch, "").unwrap();
+    let out = ncsh(&["update", &name, "--system-path", &system]);
+    let err = stderr(&out);
+    println!("the failed reload says:\n{err}");
+    assert!(
+        !out.status.success()
+            && err.contains("failed to reload container")
+            && err.contains(&format!("container@{name}.service"))
+            && err.contains("switch refused: /etc/fail-switch"),
+        "{out:?}"
+    );
+    std::fs::remove_file(&fail_switch).unwrap();
     assert_ok(&ncsh(&["stop", &name]), "stop");
 
     // A conf with SYSTEM_PATH needs no profile: both directories are made.

@@ -1,7 +1,8 @@
 # A stand-in for <nixpkgs/nixos> in ncsh's tests: evaluates the container's configuration.nix
 # with a tiny `lib` and builds a real derivation whose `init` execs the host's systemd (the
 # container binds the host's /usr) and whose `bin/switch-to-configuration` notes its call in
-# /run/switched. Any `throw` in the configuration fails the build.
+# /run/switched (or fails while /etc/fail-switch exists in the container). Any `throw` in the
+# configuration fails the build.
 { configuration ? <nixos-config>, system ? builtins.currentSystem, ... }:
 let
   lib = { mkDefault = x: x; mkForce = x: x; };
@@ -29,6 +30,7 @@ in
       /bin/chmod 555 $out/init
       /bin/mkdir -p $out/bin
       echo '#!/bin/sh' > $out/bin/switch-to-configuration
+      echo 'if [ -e /etc/fail-switch ]; then echo "switch refused: /etc/fail-switch" >&2; exit 1; fi' >> $out/bin/switch-to-configuration
       echo 'echo "$0 $1" > /run/switched' >> $out/bin/switch-to-configuration
       /bin/chmod 555 $out/bin/switch-to-configuration
     '' ];
