@@ -84,6 +84,25 @@ const CLAIMS: &str = "/run/ncsh-test-addresses";
 /// A distinct address pair for a booting test (10.233.200+ so a real user's 10.233.1.x are
 /// safe). Pairs are claimed machine-wide (a directory per pair holding the claimer's PID);
 /// claims of dead processes are taken over.
+/// Is `host` an address of an interface here, or `local` the destination of a route?
+fn in_use_on_this_machine(host: &str, local: &str) -> bool {
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let host_prefix = format!("{host}/");
+    let addressed = ip(&["-o", "addr", "show"])
+        .split_whitespace()
+        .any(|word| word.starts_with(&host_prefix));
+    let routed = ip(&["route", "show"])
+        .lines()
+        .any(|line| line.split_whitespace().next() == Some(local));
+    addressed || routed
+}
+
 fn claim_addresses(second: u8) -> (PathBuf, String, String) {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -102,14 +121,22 @@ fn claim_addresses(second: u8) -> (PathBuf, String, String) {
                     && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
             })
         };
-        if fresh || stale {
-            std::fs::write(dir.join("pid"), me.to_string()).unwrap();
-            return (
-                dir,
-                format!("10.{second}.{third}.1"),
-                format!("10.{second}.{third}.2"),
-            );
+        if !(fresh || stale) {
+            continue;
         }
+        let (host, local) = (
+            format!("10.{second}.{third}.1"),
+            format!("10.{second}.{third}.2"),
+        );
+        // Something outside the claims (a container made by hand) may hold the pair.
+        if in_use_on_this_machine(&host, &local) {
+            if fresh {
+                let _ = std::fs::remove_dir(&dir);
+            }
+            continue;
+        }
+        std::fs::write(dir.join("pid"), me.to_string()).unwrap();
+        return (dir, host, local);
     }
     panic!("no free test address pair in 10.{second}.200-254 (see {CLAIMS})");
 }
