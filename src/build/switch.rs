@@ -64,7 +64,7 @@ impl Plan {
             std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         }
         let text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::Usage(format!("serializing the switch plan: {e}")))?;
+            .map_err(|e| Error::Switch(format!("serializing the switch plan: {e}")))?;
         write_atomic(&path, &text, 0o600)
     }
 
@@ -79,7 +79,7 @@ impl Plan {
         remove_path(&path)?;
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| Error::Usage(format!("{} is corrupt: {e}", path.display())))
+            .map_err(|e| Error::Switch(format!("{} is corrupt: {e}", path.display())))
     }
 
     /// Drop a plan no reload ran.

@@ -40,8 +40,7 @@ pub trait Driver {
     fn status(&self, name: &str) -> Status;
     /// Make a running container follow its new system (`update`): `switch` does it in place;
     /// the systemd driver reloads `container@NAME.service` instead, whose ExecReload switches.
-    fn reload(&self, name: &str, switch: &dyn Fn() -> Result<()>) -> Result<()> {
-        let _ = name;
+    fn reload(&self, _name: &str, switch: &dyn Fn() -> Result<()>) -> Result<()> {
         switch()
     }
     /// The PID (in our namespace) of the container's PID 1, when running.

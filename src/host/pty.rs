@@ -126,10 +126,8 @@ pub fn run(
 pub fn relay_getty(master: OwnedFd, machine: &str, leader: i32) -> Result<i32> {
     let interactive = std::io::stdin().is_terminal();
     set_window_size(master.as_raw_fd(), &caller_window_size());
-    eprint!(
-        "Connected to machine {machine}. Press ^] three times within 1s to exit session.{}",
-        if interactive { "\r\n" } else { "\n" }
-    );
+    // Still in the terminal's own mode here: raw mode starts with the relay.
+    eprintln!("Connected to machine {machine}. Press ^] three times within 1s to exit session.");
     let code = relay_session(
         master,
         Peer::Getty {

@@ -507,7 +507,9 @@ fn systemd_driver_login_through_machined() {
     // Without a running container: a clear error.
     let out = th.ncsh(&["login", "foo"]);
     assert!(
-        !out.status.success() && stderr(&out).contains("foo"),
+        !out.status.success()
+            && stderr(&out).contains("unable to get container's main PID")
+            && stderr(&out).contains("container ‘foo’ is not running"),
         "{out:?}"
     );
 
