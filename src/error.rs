@@ -128,7 +128,6 @@ impl Error {
             | Error::StopFailed { detail, .. }
             | Error::ReloadFailed { detail, .. } => Some(detail.clone()),
             Error::NixBuild { log, .. } => Some(log.clone()),
-            Error::Declarative(_) => None,
             _ => None,
         }
     }

@@ -10,16 +10,6 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// The keys in the order nixos-container writes them.
-pub const CREATE_KEYS: [&str; 6] = [
-    "PRIVATE_NETWORK",
-    "HOST_ADDRESS",
-    "LOCAL_ADDRESS",
-    "HOST_BRIDGE",
-    "HOST_PORT",
-    "AUTO_START",
-];
-
 /// An ordered list of KEY=VALUE assignments; a later assignment of a key wins, as in systemd.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Conf {
@@ -48,19 +38,6 @@ impl Conf {
     /// Append an assignment.
     pub fn push(&mut self, key: &str, value: impl Into<String>) {
         self.entries.push((key.to_string(), value.into()));
-    }
-
-    /// Replace the value of `key` in place, or append it.
-    pub fn set(&mut self, key: &str, value: impl Into<String>) {
-        let value = value.into();
-        match self.entries.iter_mut().rev().find(|(k, _)| k == key) {
-            Some(entry) => entry.1 = value,
-            None => self.entries.push((key.to_string(), value)),
-        }
-    }
-
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// Render as nixos-container writes it: `KEY=VALUE\n` per entry, values verbatim.

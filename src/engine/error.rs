@@ -45,9 +45,6 @@ pub fn describe(err: &EvalAltResult) -> Failure {
             position = inner.position();
         }
     }
-    if position.is_none() {
-        position = inner.position();
-    }
     let mut failure = Failure {
         exit: None,
         message: String::new(),

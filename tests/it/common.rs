@@ -12,7 +12,6 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ncsh");
 /// Address ranges test containers use; traffic to them must never leave the machine.
 const TEST_RANGES: [&str; 2] = ["10.233.0.0/16", "10.235.0.0/16"];
 
-/// Add `unreachable` routes for the test ranges (DESIGN §6), once per test run.
 /// `cmd` with `input` on its stdin (a pipe, closed after it) and its output captured.
 pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     let mut child = cmd
@@ -33,6 +32,7 @@ pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     out
 }
 
+/// Add `unreachable` routes for the test ranges (DESIGN §6), once per test run.
 pub fn ensure_unreachable_routes() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -81,9 +81,6 @@ pub fn unique_name(tag: &str) -> String {
 /// Where test processes claim address pairs, so concurrent test runs never share one.
 const CLAIMS: &str = "/run/ncsh-test-addresses";
 
-/// A distinct address pair for a booting test (10.233.200+ so a real user's 10.233.1.x are
-/// safe). Pairs are claimed machine-wide (a directory per pair holding the claimer's PID);
-/// claims of dead processes are taken over.
 /// Is `host` an address of an interface here, or `local` the destination of a route?
 fn in_use_on_this_machine(host: &str, local: &str) -> bool {
     let ip = |args: &[&str]| {
@@ -103,6 +100,9 @@ fn in_use_on_this_machine(host: &str, local: &str) -> bool {
     addressed || routed
 }
 
+/// A distinct address pair for a booting test (10.233.200+ so a real user's 10.233.1.x are
+/// safe). Pairs are claimed machine-wide (a directory per pair holding the claimer's PID);
+/// claims of dead processes are taken over.
 fn claim_addresses(second: u8) -> (PathBuf, String, String) {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());

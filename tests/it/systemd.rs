@@ -45,18 +45,24 @@ fn create(th: &TestHost, name: &str, extra: &[&str]) {
 
 /// Neither a unit, nor a machine, nor a host link of `name` in the test host.
 fn assert_nothing_left(th: &TestHost, name: &str) {
-    let units = text(&th.exec(&[
+    // Each query must succeed: an empty answer of a failed command would prove nothing.
+    let answer = |argv: &[&str]| {
+        let out = th.exec(argv);
+        assert_ok(&out, &argv.join(" "));
+        text(&out)
+    };
+    let units = answer(&[
         "systemctl",
         "list-units",
         "--all",
         "--plain",
         "--no-legend",
         &format!("container@{name}.service"),
-    ]));
+    ]);
     assert_eq!(units, "", "a unit is left");
-    let machines = text(&th.exec(&["machinectl", "list", "--no-legend"]));
+    let machines = answer(&["machinectl", "list", "--no-legend"]);
     assert!(!machines.contains(name), "a machine is left: {machines}");
-    let links = text(&th.exec(&["ip", "-o", "link"]));
+    let links = answer(&["ip", "-o", "link"]);
     assert!(!links.contains("ve-"), "a host link is left: {links}");
 }
 
