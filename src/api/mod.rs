@@ -283,11 +283,13 @@ fn register_container_type(engine: &mut Engine) {
                 .as_str()
                 .to_string())
         })
+        // () when the container is not running; other failures (a bus error) are errors.
         .register_get("leader", |c: &mut Container| -> RhaiResult<Dynamic> {
-            c.manager.conf(&c.name).map_err(to_rhai)?;
-            Ok(c.manager
-                .leader(&c.name)
-                .map_or(Dynamic::UNIT, |p| Dynamic::from(p as i64)))
+            match c.manager.leader(&c.name) {
+                Ok(pid) => Ok(Dynamic::from(i64::from(pid))),
+                Err(Error::NotRunning(_)) => Ok(Dynamic::UNIT),
+                Err(e) => Err(to_rhai(e)),
+            }
         })
         .register_get("host_key", |c: &mut Container| -> RhaiResult<Dynamic> {
             Ok(c.manager

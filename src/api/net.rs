@@ -36,19 +36,22 @@ fn tcp_exchange(
 }
 
 pub(super) fn register(engine: &mut Engine) {
-    // Is something listening at host:port? Retries until `seconds` pass.
+    // Is something listening at host:port? Retries until `seconds` pass (false), or until
+    // Ctrl-C in the REPL.
     engine.register_fn(
         "wait_tcp",
         |host: &str, port: i64, seconds: f64| -> Result<bool, Box<EvalAltResult>> {
             let addr = socket_addr(host, port)?;
-            let deadline = Instant::now()
-                + Duration::try_from_secs_f64(seconds.max(0.0))
-                    .unwrap_or(Duration::from_secs(86_400));
+            let wait = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
+            // None: so far away that it never comes.
+            let deadline = Instant::now().checked_add(wait);
             loop {
                 if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
                     return Ok(true);
                 }
-                if Instant::now() > deadline {
+                if deadline.is_some_and(|d| Instant::now() > d)
+                    || super::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+                {
                     return Ok(false);
                 }
                 std::thread::sleep(Duration::from_millis(20));

@@ -171,3 +171,23 @@ fn user_verbs_add_and_override() {
         stderr(&out)
     );
 }
+
+/// `wait_tcp` takes any number of seconds, however large, without panicking; it answers as
+/// soon as something listens (here a listener of the test's own on loopback).
+#[test]
+fn wait_tcp_takes_any_timeout() {
+    let env = Env::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let path = script(
+        &env,
+        "wait.rhai",
+        &format!("print(wait_tcp(\"127.0.0.1\", {port}, 1.5e19));\n"),
+    );
+    let out = env.run(&[&path]);
+    assert_eq!(
+        (stdout(&out).as_str(), out.status.code()),
+        ("true\n", Some(0)),
+        "{out:?}"
+    );
+}

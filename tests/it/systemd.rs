@@ -381,6 +381,17 @@ fn systemd_driver_without_machined() {
         !out.status.success() && stderr(&out).contains("systemd-machined is not available"),
         "{out:?}"
     );
+    // Scripts see the failure too, not a container that merely is not running.
+    std::fs::write(
+        th.path("/root/leader.rhai"),
+        "print(container(\"foo\").leader);\n",
+    )
+    .unwrap();
+    let out = th.ncsh(&["/root/leader.rhai"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("systemd-machined is not available"),
+        "{out:?}"
+    );
     assert_ok(
         &th.exec(&[
             "systemctl",
