@@ -97,19 +97,20 @@ pub fn apply(root: &Path, new: &Generation, old: Option<&Generation>) -> Result<
                 },
             )?;
         }
-        match old.units.get(name) {
-            None => changes.added.push(name.clone()),
-            Some(before) if before.text != unit.text => changes.changed.push(name.clone()),
-            Some(before) => {
-                // Same unit, maybe wanted by fewer targets now.
-                for target in before
-                    .wanted_by
-                    .iter()
-                    .filter(|t| !unit.wanted_by.contains(t))
-                {
-                    remove_path(&host_path(root, &wants_link(target, name))?)?;
-                }
-            }
+        let Some(before) = old.units.get(name) else {
+            changes.added.push(name.clone());
+            continue;
+        };
+        if before.text != unit.text {
+            changes.changed.push(name.clone());
+        }
+        // The unit may be wanted by fewer targets now, whether its text changed or not.
+        for target in before
+            .wanted_by
+            .iter()
+            .filter(|t| !unit.wanted_by.contains(t))
+        {
+            remove_path(&host_path(root, &wants_link(target, name))?)?;
         }
     }
     for (name, unit) in old
@@ -456,6 +457,25 @@ mod tests {
         assert!(
             fs::symlink_metadata(r.join("etc/systemd/system/multi-user.target.wants/a.service"))
                 .is_err()
+        );
+
+        // A unit whose text and targets both change loses the link of the target it left.
+        let mut g3 = g2.clone();
+        let b = g3.units.get_mut("b.service").unwrap();
+        b.wanted_by = vec!["multi-user.target".into()];
+        let changes = apply(r, &g3, Some(&g2)).unwrap();
+        assert!(changes.changed.is_empty());
+        let b_link = r.join("etc/systemd/system/multi-user.target.wants/b.service");
+        assert!(fs::symlink_metadata(&b_link).is_ok());
+        let mut g4 = g3.clone();
+        let b = g4.units.get_mut("b.service").unwrap();
+        b.text = "[Service]\nType=simple\n".into();
+        b.wanted_by = vec![];
+        let changes = apply(r, &g4, Some(&g3)).unwrap();
+        assert_eq!(changes.changed, ["b.service"]);
+        assert!(
+            fs::symlink_metadata(&b_link).is_err(),
+            "the old .wants link stays"
         );
     }
 
