@@ -709,6 +709,11 @@ mod tests {
             (true, "/usr/sbin/nologin")
         );
         assert_eq!(g.groups["svc"].gid, Some(500));
+        assert_eq!(g.groups["users"].gid, Some(100), "NixOS's users group");
+        // A declared `users` group keeps its gid, normal users or not.
+        let own =
+            build("users.groups.users.gid = 500; users.users.dave.isNormalUser = true;").unwrap();
+        assert_eq!(own.groups["users"].gid, Some(500));
         assert_eq!(g.users["carol"].hashed_password.as_deref(), Some("$6$s$h"));
         assert_eq!(g.users["carol"].uid, Some(1234));
         assert!(g.users["carol"].initial_hashed_password.is_some());
