@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::nixexpr::{EvalError, Location, OptionTree, Value};
+use super::nixexpr::{EvalError, Location, OptionTree, Value, parse_path};
 
 /// The types an option can have (a small subset of NixOS's `lib.types`).
 #[derive(Debug, Clone, PartialEq)]
@@ -200,28 +200,7 @@ pub fn error_at(tree: &OptionTree, path: &str, message: String) -> EvalError {
         line: 0,
         column: 0,
     });
-    EvalError {
-        file: loc.file,
-        line: loc.line,
-        column: loc.column,
-        message,
-    }
-}
-
-fn split(path: &str) -> Vec<String> {
-    // Leaf paths from the tree may contain quoted names (`users.users."a.b"`).
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in path.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '.' if !quoted => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
+    EvalError::at(&loc, message)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -311,7 +290,8 @@ impl Declarations {
         // 1. Every leaf belongs to a declaration.
         let mut checked: Vec<(Vec<String>, &OptionDecl)> = Vec::new();
         for (dotted, value) in tree.leaves() {
-            let leaf = split(&dotted);
+            // Leaf paths are shown with quoted names (`users.users."a.b"`): split them back.
+            let leaf = parse_path(&dotted).unwrap_or_else(|| vec![dotted.clone()]);
             // `users.users.root = { };` defines a name with every default: fine if options exist below.
             if matches!(value, Value::Attrs(m) if m.is_empty()) && self.has_below(&leaf) {
                 continue;

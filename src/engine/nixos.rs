@@ -680,6 +680,12 @@ mod tests {
     }
 
     #[test]
+    fn quoted_names_keep_their_quotes_and_dots() {
+        let etc = build("environment.etc.\"a\\\"b.c\".text = \"x\";").unwrap();
+        assert_eq!(text(&etc, "/etc/a\"b.c"), "x");
+    }
+
+    #[test]
     fn users_and_groups() {
         let g = build(
             "users.users.alice = { isNormalUser = true; password = \"wonderland\"; extraGroups = [ \"wheel\" ]; }; \

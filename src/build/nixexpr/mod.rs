@@ -26,6 +26,7 @@ pub use tree::{
     OptionTree, PRIORITY_DEFAULT, PRIORITY_FORCE, PRIORITY_OPTION_DEFAULT, PRIORITY_PLAIN,
 };
 pub use value::Value;
+pub(crate) use value::parse_path;
 
 use eval::{Loader, Shape, looks_like_bindings};
 
