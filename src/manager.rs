@@ -9,7 +9,7 @@ use std::process::Output;
 use crate::build::generation::Store;
 use crate::build::switch::{self, Plan};
 use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate};
-use crate::container::{Conf, CreateOptions, Created, Paths, address, name, store};
+use crate::container::{Conf, CreateOptions, Created, Paths, name, store};
 use crate::error::{Context, Error, Result};
 use crate::host::{Driver, Status, enter, pty};
 
@@ -114,6 +114,11 @@ impl Manager {
     /// The conf of an existing container (validates the name, NotFound otherwise).
     pub fn conf(&self, name: &str) -> Result<Conf> {
         store::load(&self.paths, name)
+    }
+
+    /// The same check without reading the conf, for operations that do not need it.
+    pub fn require_exists(&self, name: &str) -> Result<()> {
+        store::require(&self.paths, name)
     }
 
     /// Refuse Nix options unless this builder is Nix's.
@@ -296,7 +301,7 @@ impl Manager {
 
     /// The options of the container's active generation (defaults included).
     pub fn options(&self, name: &str) -> Result<serde_json::Value> {
-        self.conf(name)?;
+        self.require_exists(name)?;
         Ok(Store::new(&self.paths.root(name))
             .current()?
             .map(|g| g.options)
@@ -311,7 +316,7 @@ impl Manager {
 
     pub fn stop(&self, name: &str) -> Result<()> {
         require_root()?;
-        self.conf(name)?;
+        self.require_exists(name)?;
         self.driver.stop(name)
     }
 
@@ -322,39 +327,31 @@ impl Manager {
 
     pub fn terminate(&self, name: &str) -> Result<()> {
         require_root()?;
-        self.conf(name)?;
+        self.require_exists(name)?;
         self.driver.terminate(name)
     }
 
     pub fn status(&self, name: &str) -> Result<Status> {
-        self.conf(name)?;
+        self.require_exists(name)?;
         Ok(self.driver.status(name))
     }
 
     pub fn leader(&self, name: &str) -> Result<i32> {
-        self.conf(name)?;
+        self.require_exists(name)?;
         self.driver
             .find_leader(name)?
             .ok_or_else(|| Error::NotRunning(name.to_string()))
     }
 
-    /// The container's address as `show-ip` prints it: LOCAL_ADDRESS without its prefix, else
-    /// LOCAL_ADDRESS6.
+    /// The container's address as `show-ip` prints it ([`Conf::local_ip`]).
     pub fn ip(&self, name: &str) -> Result<String> {
-        let conf = self.conf(name)?;
-        ["LOCAL_ADDRESS", "LOCAL_ADDRESS6"]
-            .iter()
-            .find_map(|k| conf.non_empty(k).and_then(address::bare))
-            .map(|a| a.to_string())
+        self.conf(name)?
+            .local_ip()
             .ok_or_else(|| Error::NoAddress(name.to_string()))
     }
 
     pub fn host_ip(&self, name: &str) -> Result<Option<String>> {
-        let conf = self.conf(name)?;
-        Ok(["HOST_ADDRESS", "HOST_ADDRESS6"]
-            .iter()
-            .find_map(|k| conf.non_empty(k).and_then(address::bare))
-            .map(|a| a.to_string()))
+        Ok(self.conf(name)?.host_ip())
     }
 
     /// Kill a running container, then remove everything it owns. A missing container is fine.
@@ -427,7 +424,7 @@ impl Manager {
 
     /// `ssh_host_ed25519_key.pub`, else the ECDSA one, of the container.
     pub fn host_key(&self, name: &str) -> Result<Option<String>> {
-        self.conf(name)?;
+        self.require_exists(name)?;
         let ssh = self.paths.root(name).join("etc/ssh");
         Ok(["ssh_host_ed25519_key.pub", "ssh_host_ecdsa_key.pub"]
             .iter()

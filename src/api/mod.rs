@@ -58,6 +58,7 @@ impl Container {
     }
 
     pub fn summary(&self) -> Summary {
+        let conf = self.manager.conf(&self.name).ok();
         Summary {
             name: self.name.clone(),
             status: self
@@ -65,8 +66,8 @@ impl Container {
                 .status(&self.name)
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_else(|_| "gone".into()),
-            ip: self.manager.ip(&self.name).ok(),
-            host_ip: self.manager.host_ip(&self.name).ok().flatten(),
+            ip: conf.as_ref().and_then(|c| c.local_ip()),
+            host_ip: conf.as_ref().and_then(|c| c.host_ip()),
         }
     }
 
@@ -213,7 +214,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     );
     let m = manager.clone();
     engine.register_fn("container", move |name: &str| -> RhaiResult<Container> {
-        m.conf(name).map_err(to_rhai)?;
+        m.require_exists(name).map_err(to_rhai)?;
         Ok(Container {
             name: name.to_string(),
             manager: m.clone(),

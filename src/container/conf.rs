@@ -35,6 +35,23 @@ impl Conf {
         self.get(key).filter(|v| !v.is_empty())
     }
 
+    /// The container's address as `show-ip` prints it: LOCAL_ADDRESS without its prefix, else
+    /// LOCAL_ADDRESS6.
+    pub fn local_ip(&self) -> Option<String> {
+        self.first_address(["LOCAL_ADDRESS", "LOCAL_ADDRESS6"])
+    }
+
+    /// The host side's address: HOST_ADDRESS without its prefix, else HOST_ADDRESS6.
+    pub fn host_ip(&self) -> Option<String> {
+        self.first_address(["HOST_ADDRESS", "HOST_ADDRESS6"])
+    }
+
+    fn first_address(&self, keys: [&str; 2]) -> Option<String> {
+        keys.iter()
+            .find_map(|k| self.non_empty(k).and_then(super::address::bare))
+            .map(|a| a.to_string())
+    }
+
     /// Append an assignment.
     pub fn push(&mut self, key: &str, value: impl Into<String>) {
         self.entries.push((key.to_string(), value.into()));

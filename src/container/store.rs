@@ -75,6 +75,16 @@ pub fn exists(paths: &Paths, name: &str) -> bool {
     paths.conf(name).exists()
 }
 
+/// An error unless container `name` exists (a valid name with a conf); reads nothing.
+pub fn require(paths: &Paths, name: &str) -> Result<()> {
+    name::validate(name)?;
+    if exists(paths, name) {
+        Ok(())
+    } else {
+        Err(Error::NotFound(name.to_string()))
+    }
+}
+
 /// The conf of an existing container.
 pub fn load(paths: &Paths, name: &str) -> Result<Conf> {
     name::validate(name)?;
