@@ -39,7 +39,8 @@ pub const API_DOCS: &[(&str, &str, &str)] = &[
         "create",
         "create(name: string, opts: map) -> Container",
         "Create with options: host_address, local_address, bridge, port, auto_start, \
-         ensure_unique_name, config, config_file.",
+         ensure_unique_name, config, config_file; on a Nix host also system_path, nixos_path, \
+         flake, nix_flags, refresh.",
     ),
     (
         "container",
@@ -143,9 +144,35 @@ pub const API_DOCS: &[(&str, &str, &str)] = &[
         "Run a command inside on this terminal; returns its exit status.",
     ),
     (
+        "exec",
+        "c.exec(argv: array)",
+        "Run a command inside with this terminal, then end the script with its exit status.",
+    ),
+    (
         "root_login",
         "c.root_login() -> int",
         "A root shell inside (su -l root).",
+    ),
+    (
+        "login",
+        "c.login() -> int",
+        "A login prompt inside (user name and password), on this terminal.",
+    ),
+    (
+        "update",
+        "c.update()",
+        "Rebuild from its configuration.nix; a running container switches live.",
+    ),
+    (
+        "update",
+        "c.update(opts: map)",
+        "The same from config or config_file (and, on a Nix host, system_path, nixos_path, \
+         flake, nix_flags, refresh).",
+    ),
+    (
+        "options",
+        "c.options: map",
+        "The NixOS options of its active generation, defaults included.",
     ),
 ];
 
@@ -501,5 +528,39 @@ mod tests {
         );
         assert!(verb_args(w("web --bogus")).is_err());
         assert!(verb_args(w("web --port")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod api_doc_tests {
+    use std::rc::Rc;
+
+    use super::API_DOCS;
+    use crate::container::Paths;
+    use crate::manager::{Manager, Personality};
+
+    /// `:help` documents every function and property the API registers.
+    #[test]
+    fn every_api_function_is_documented() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = Manager::new(
+            Paths::under(dir.path()),
+            Personality::Ncsh,
+            Box::new(crate::engine::nixos::select_builder),
+            Some("standalone"),
+        )
+        .unwrap();
+        let engine = crate::engine::new_engine(Rc::new(manager));
+        let mut missing: Vec<String> = engine
+            .gen_fn_signatures(false)
+            .iter()
+            .filter_map(|sig| sig.split('(').next())
+            .map(|name| name.trim_start_matches("get$").to_string())
+            .filter(|name| !["to_string", "to_debug"].contains(&name.as_str()))
+            .filter(|name| !API_DOCS.iter().any(|d| d.0 == name))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        assert!(missing.is_empty(), "undocumented in API_DOCS: {missing:?}");
     }
 }
