@@ -394,17 +394,32 @@ fn clap_error(ui: &Ui, e: &clap::Error) -> i32 {
                 arg.trim_start_matches('-')
             );
         }
-        _ => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ");
-            ui.message(first, Some("see `ncsh --help`"));
-        }
+        _ => ui.message(&clap_message(e), Some("see `ncsh --help`")),
     }
     1
+}
+
+/// The first line of clap's message, without its `error: `.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// A verb's words (those after the verb) read as the command line reads them: the positional
+/// arguments and the `opts` map the verb sees, with `help` in it for `--help`. The REPL's
+/// `:VERB ARGS` uses it, so both accept the same flags.
+pub fn verb_args(words: Vec<String>) -> Result<(Vec<String>, Map), String> {
+    let argv = std::iter::once("ncsh".to_string()).chain(words);
+    let flags = Flags::try_parse_from(argv).map_err(|e| clap_message(&e))?;
+    let mut opts = flags.to_map();
+    if flags.help {
+        opts.insert("help".into(), true.into());
+    }
+    Ok((flags.words, opts))
 }
 
 fn report_script_error(path: &str, err: &rhai::EvalAltResult) -> i32 {

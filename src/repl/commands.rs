@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use rhai::Map;
-
 use super::{Session, Step};
 use crate::engine::{self, error::describe};
 
@@ -352,54 +350,6 @@ fn scope_text(session: &Session) -> String {
     }
 }
 
-/// nixos-container's option flags: the boolean ones, and those that take a value.
-const BOOL_FLAGS: &[&str] = &["ensure-unique-name", "auto-start", "help"];
-const VALUE_FLAGS: &[&str] = &[
-    "bridge",
-    "port",
-    "system-path",
-    "signal",
-    "nixos-path",
-    "config",
-    "config-file",
-    "host-address",
-    "local-address",
-    "flake",
-];
-
-/// A verb's words split into positional arguments and the `opts` map it sees from the CLI.
-pub fn verb_args(words: Vec<String>) -> Result<(Vec<String>, Map), String> {
-    let mut args = Vec::new();
-    let mut opts = Map::new();
-    let mut words = words.into_iter();
-    while let Some(word) = words.next() {
-        if word == "--" {
-            args.extend(words.by_ref());
-            break;
-        }
-        let Some(flag) = word.strip_prefix("--") else {
-            args.push(word);
-            continue;
-        };
-        let (flag, inline) = match flag.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (flag.to_string(), None),
-        };
-        let key = flag.replace('-', "_");
-        if BOOL_FLAGS.contains(&flag.as_str()) && inline.is_none() {
-            opts.insert(key.into(), true.into());
-        } else if VALUE_FLAGS.contains(&flag.as_str()) {
-            let value = inline
-                .or_else(|| words.next())
-                .ok_or_else(|| format!("option --{flag} needs a value"))?;
-            opts.insert(key.into(), value.into());
-        } else {
-            return Err(format!("unknown option --{flag}"));
-        }
-    }
-    Ok((args, opts))
-}
-
 /// Shell-like words: whitespace separates, '…' and "…" quote, \ escapes outside single quotes.
 pub fn words(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
@@ -452,7 +402,7 @@ pub fn words(text: &str) -> Result<Vec<String>, String> {
 }
 
 fn run_verb(session: &mut Session, verb: &engine::Verb, rest: &str) -> Step {
-    let parsed = words(rest).and_then(verb_args);
+    let parsed = words(rest).and_then(crate::cli::verb_args);
     let (args, opts) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => return usage(session, &e),
@@ -511,6 +461,7 @@ mod tests {
     #[test]
     fn verb_flags_become_opts() {
         let w = |s: &str| words(s).expect("words");
+        let verb_args = crate::cli::verb_args;
         let (args, opts) = verb_args(w(
             "web --auto-start --host-address 10.0.0.1 --local-address=10.0.0.2",
         ))
@@ -521,6 +472,7 @@ mod tests {
             opts.get("local_address").map(|v| v.to_string()),
             Some("10.0.0.2".into())
         );
+        let verb_args = crate::cli::verb_args;
         let (args, opts) = verb_args(w("web -- ls --all")).expect("parses");
         assert_eq!(
             (args, opts.len()),
@@ -528,6 +480,9 @@ mod tests {
         );
         assert!(verb_args(w("web --bogus")).is_err());
         assert!(verb_args(w("web --port")).is_err());
+        // The same flags as the command line, Nix's pass-through ones included.
+        let (_, opts) = verb_args(w("web --impure --help")).expect("parses");
+        assert!(opts.contains_key("nix_flags") && opts.contains_key("help"));
     }
 }
 
