@@ -10,7 +10,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use super::generation::{Generation, ManagedFile, check_container_path};
-use crate::container::store::{remove_path, write_atomic};
+use crate::container::store::{ensure_dir, remove_path, write_atomic};
 use crate::error::{Context, Error, Result};
 
 /// Units a switch has to act on.
@@ -356,9 +356,7 @@ fn apply_users(root: &Path, new: &Generation, old: &Generation) -> Result<()> {
     for (home, uid, gid) in homes {
         let path = host_path(root, &home)?;
         if !path.exists() {
-            fs::create_dir_all(&path).context(|| format!("creating {}", path.display()))?;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
-                .context(|| format!("chmod {}", path.display()))?;
+            ensure_dir(&path, 0o700)?;
             std::os::unix::fs::chown(&path, Some(uid), Some(gid))
                 .context(|| format!("chown {}", path.display()))?;
         }

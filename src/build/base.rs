@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
+use crate::container::store::ensure_dir;
 use crate::error::{Context, Result};
 
 /// The script nspawn runs as the container's PID 1: it configures the container side of the
@@ -111,10 +112,7 @@ fn link(target: &str, root: &Path, rel: &str) -> Result<()> {
 }
 
 fn mkdir(root: &Path, rel: &str, mode: u32) -> Result<()> {
-    let path = root.join(rel);
-    fs::create_dir_all(&path).context(|| format!("creating {}", path.display()))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-        .context(|| format!("setting the mode of {}", path.display()))
+    ensure_dir(&root.join(rel), mode)
 }
 
 /// The skeleton every start needs (nixos-container's start script makes the same), plus the

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions};
+use crate::container::store::ensure_dir;
 use crate::error::{Context, Error, Result};
 
 /// How many lines of a failed build's log the error carries.
@@ -214,12 +215,6 @@ fn run(program: &str, argv: &[OsString], message: &str) -> Result<()> {
         message: message.to_string(),
         log,
     })
-}
-
-fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
-    std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-        .context(|| format!("chmod {}", dir.display()))
 }
 
 /// Build `flake` into a temporary out-link and return the system it points to.

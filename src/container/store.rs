@@ -225,13 +225,11 @@ fn write_replacing(path: &Path, contents: &str, mode: u32, durable: bool) -> Res
     result
 }
 
-fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
-    if !dir.is_dir() {
-        fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-            .context(|| format!("chmod {}", dir.display()))?;
-    }
-    Ok(())
+/// `mkdir -p DIR` with `mode` set on DIR (also when it existed).
+pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
+    fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+        .context(|| format!("chmod {}", dir.display()))
 }
 
 /// Builds the system of a new container into its root (given the root being built, which is not
@@ -256,8 +254,12 @@ pub fn create(
 ) -> Result<Created> {
     name::validate(requested)?;
     check_options(opts)?;
-    ensure_dir(&paths.conf_dir, 0o755)?;
-    ensure_dir(&paths.state_dir, 0o700)?;
+    // Directories that exist keep the mode their owner gave them.
+    for (dir, mode) in [(&paths.conf_dir, 0o755), (&paths.state_dir, 0o700)] {
+        if !dir.is_dir() {
+            ensure_dir(dir, mode)?;
+        }
+    }
     let _lock = CreateLock::acquire(&paths.lock_file)?;
 
     let mut name = requested.to_string();

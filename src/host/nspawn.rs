@@ -7,8 +7,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::build::base::CONTAINER_INIT_PATH;
+use crate::container::store::ensure_dir;
 use crate::container::{Conf, Paths};
-use crate::error::{Context, Result};
+use crate::error::Result;
 
 /// The variables NixOS passes into the container with `--setenv`.
 const SETENV_KEYS: [&str; 8] = [
@@ -87,13 +88,8 @@ impl NixSystem {
 
     /// Make the profile and GC roots directories nspawn binds, 0755, as the NixOS start script.
     pub fn create_dirs(&self) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        for dir in [&self.profile_dir, &self.gcroots_dir] {
-            std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-                .context(|| format!("chmod {}", dir.display()))?;
-        }
-        Ok(())
+        ensure_dir(&self.profile_dir, 0o755)?;
+        ensure_dir(&self.gcroots_dir, 0o755)
     }
 }
 
