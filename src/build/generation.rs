@@ -120,19 +120,7 @@ impl Store {
     /// Save `generation` under the next number (set in it) without making it current.
     pub fn save_next(&self, generation: &mut Generation) -> Result<()> {
         fs::create_dir_all(&self.dir).context(|| format!("creating {}", self.dir.display()))?;
-        let highest = fs::read_dir(&self.dir)
-            .context(|| format!("reading {}", self.dir.display()))?
-            .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_suffix(".json")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .max()
-            .unwrap_or(0);
-        generation.number = highest + 1;
+        generation.number = self.numbers()?.last().copied().unwrap_or(0) + 1;
         let text = serde_json::to_string_pretty(generation)
             .map_err(|e| Error::Usage(format!("serializing: {e}")))?;
         write_atomic(
@@ -151,17 +139,14 @@ impl Store {
         let _ = fs::remove_file(self.dir.join(format!("{number}.json")));
     }
 
-    pub fn numbers(&self) -> Vec<u64> {
+    pub fn numbers(&self) -> Result<Vec<u64>> {
         let mut out: Vec<u64> = fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+            .context(|| format!("reading {}", self.dir.display()))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+            .collect();
         out.sort_unstable();
-        out
+        Ok(out)
     }
 }
 
@@ -188,9 +173,9 @@ mod tests {
         store.set_current(1).unwrap();
         assert_eq!(store.current().unwrap(), Some(g.clone()));
         store.save_next(&mut g).unwrap();
-        assert_eq!((g.number, store.numbers()), (2, vec![1, 2]));
+        assert_eq!((g.number, store.numbers().unwrap()), (2, vec![1, 2]));
         store.discard(2);
-        assert_eq!(store.numbers(), vec![1]);
+        assert_eq!(store.numbers().unwrap(), vec![1]);
     }
 
     #[test]

@@ -46,23 +46,29 @@ pub struct Verb {
     pub path: Option<PathBuf>,
 }
 
-/// Directories searched for verb scripts before the builtins: `NCSH_VERBS_PATH` (colon-separated),
-/// else `$XDG_CONFIG_HOME/ncsh/verbs` (or `~/.config/ncsh/verbs`) and `/etc/ncsh/verbs`.
-pub fn verb_dirs() -> Vec<PathBuf> {
-    if let Some(list) = std::env::var_os("NCSH_VERBS_PATH") {
+/// Where user and system scripts of one kind (`sub`: "verbs", "nixos") are looked for: the
+/// colon-separated list in `env_var`, else `$XDG_CONFIG_HOME/ncsh/SUB` (or
+/// `~/.config/ncsh/SUB`) and `/etc/ncsh/SUB`.
+pub fn search_dirs(env_var: &str, sub: &str) -> Vec<PathBuf> {
+    if let Some(list) = std::env::var_os(env_var) {
         return std::env::split_paths(&list)
             .filter(|p| !p.as_os_str().is_empty())
             .collect();
     }
-    let mut dirs = Vec::new();
     let config = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")));
-    if let Some(config) = config {
-        dirs.push(config.join("ncsh/verbs"));
-    }
-    dirs.push(PathBuf::from("/etc/ncsh/verbs"));
-    dirs
+    config
+        .map(|c| c.join("ncsh").join(sub))
+        .into_iter()
+        .chain([Path::new("/etc/ncsh").join(sub)])
+        .collect()
+}
+
+/// Directories searched for verb scripts before the builtins (`NCSH_VERBS_PATH`, see
+/// [`search_dirs`]).
+pub fn verb_dirs() -> Vec<PathBuf> {
+    search_dirs("NCSH_VERBS_PATH", "verbs")
 }
 
 /// Find a verb: user and system directories first, then the builtins.

@@ -34,19 +34,7 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
 /// Directories of the user's own modules: `NCSH_MODULES_PATH` (colon-separated), else
 /// `$XDG_CONFIG_HOME/ncsh/nixos` (or `~/.config/ncsh/nixos`) and `/etc/ncsh/nixos`.
 pub fn module_dirs() -> Vec<PathBuf> {
-    if let Some(list) = std::env::var_os("NCSH_MODULES_PATH") {
-        return std::env::split_paths(&list)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect();
-    }
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")));
-    config
-        .map(|c| c.join("ncsh/nixos"))
-        .into_iter()
-        .chain([PathBuf::from("/etc/ncsh/nixos")])
-        .collect()
+    super::search_dirs("NCSH_MODULES_PATH", "nixos")
 }
 
 struct Module {
