@@ -396,16 +396,22 @@ impl Module<'_> {
 
     /// The module's own definitions, and its imports (absolute paths with where they are
     /// written).
+    /// `rec { … }` needs a real evaluator.
+    fn refuse_rec(&self, set: &ast::AttrSet) -> Result<(), EvalError> {
+        match set.rec_token() {
+            Some(rec) => Err(self.map.err(
+                usize::from(rec.text_range().start()),
+                format!("a recursive attribute set (rec {{ … }}) is not supported: {NEEDS_NIX}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn module_set(
         &mut self,
         set: &ast::AttrSet,
     ) -> Result<(OptionTree, Vec<(PathBuf, Location)>), EvalError> {
-        if let Some(rec) = set.rec_token() {
-            return Err(self.map.err(
-                usize::from(rec.text_range().start()),
-                format!("a recursive attribute set (rec {{ … }}) is not supported: {NEEDS_NIX}"),
-            ));
-        }
+        self.refuse_rec(set)?;
         let mut imports = Vec::new();
         let mut imports_at: Option<Location> = None;
         let mut tree = OptionTree::new();
@@ -646,14 +652,7 @@ impl Module<'_> {
                 None => Err(self.err(p.syntax(), "syntax error: empty parentheses")),
             },
             ast::Expr::AttrSet(set) => {
-                if let Some(rec) = set.rec_token() {
-                    return Err(self.map.err(
-                        usize::from(rec.text_range().start()),
-                        format!(
-                            "a recursive attribute set (rec {{ … }}) is not supported: {NEEDS_NIX}"
-                        ),
-                    ));
-                }
+                self.refuse_rec(set)?;
                 let mut tree = OptionTree::new();
                 for entry in set.entries() {
                     self.entry(&mut tree, &entry, depth + 1)?;

@@ -51,13 +51,6 @@ impl Value {
         }
     }
 
-    pub fn as_list(&self) -> Option<&[Value]> {
-        match self {
-            Value::List(l) => Some(l),
-            _ => None,
-        }
-    }
-
     pub fn as_attrs(&self) -> Option<&BTreeMap<String, Value>> {
         match self {
             Value::Attrs(a) => Some(a),
