@@ -324,9 +324,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         return 1;
     };
     if flags.config.is_some() && flags.config_file.is_some() {
-        eprintln!(
-            "--config and --config-file are mutually incompatible. Please define one or the other, but not both"
-        );
+        eprintln!("{}", crate::error::CONFIG_AND_CONFIG_FILE);
         return 1;
     }
     let args: Vec<String> = flags.words[1..].to_vec();

@@ -85,6 +85,9 @@ pub enum Error {
     Sys { context: String, source: nix::Error },
 }
 
+/// nixos-container's words when both `--config` and `--config-file` are given.
+pub const CONFIG_AND_CONFIG_FILE: &str = "--config and --config-file are mutually incompatible. Please define one or the other, but not both";
+
 impl Error {
     /// The stable name of this error for scripts.
     pub fn kind(&self) -> &'static str {

@@ -49,14 +49,16 @@ pub type BuilderChoice = Box<dyn Fn() -> Result<Box<dyn Builder>>>;
 /// What a create or update builds from: the `--config`/`--config-file` options.
 fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Option<ConfigSource>> {
     match (config, config_file) {
-        (Some(_), Some(_)) => Err(Error::Usage(
-            "--config and --config-file are mutually incompatible. Please define one or the other, but not both".into(),
-        )),
+        (Some(_), Some(_)) => Err(Error::Usage(crate::error::CONFIG_AND_CONFIG_FILE.into())),
         (Some(text), None) => Ok(Some(ConfigSource::Snippet(text.to_string()))),
         (None, Some(file)) => {
             // nixos-container imports the file by its absolute path, symlinks resolved.
             let abs = std::fs::canonicalize(file).map_err(|e| {
-                let why = if e.kind() == std::io::ErrorKind::NotFound { "no such file".to_string() } else { e.to_string() };
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    "no such file".to_string()
+                } else {
+                    e.to_string()
+                };
                 Error::Usage(format!("--config-file {}: {why}", file.display()))
             })?;
             Ok(Some(ConfigSource::File(abs)))

@@ -125,9 +125,7 @@ fn check_conf_value(flag: &'static str, value: &str) -> Result<()> {
 
 fn check_options(opts: &CreateOptions) -> Result<()> {
     if opts.config.is_some() && opts.config_file.is_some() {
-        return Err(Error::Usage(
-            "--config and --config-file are mutually incompatible. Please define one or the other, but not both".into(),
-        ));
+        return Err(Error::Usage(crate::error::CONFIG_AND_CONFIG_FILE.into()));
     }
     if let Some(file) = opts.config_file.as_ref().filter(|f| !f.is_file()) {
         return Err(Error::Usage(format!(
