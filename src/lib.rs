@@ -9,6 +9,7 @@ pub mod cli;
 pub mod container;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod host;
 pub mod manager;
 pub mod repl;

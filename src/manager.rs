@@ -10,7 +10,8 @@ use crate::build::generation::Store;
 use crate::build::switch::{self, Plan};
 use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate};
 use crate::container::{Conf, CreateOptions, Created, Paths, name, store};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use crate::files::Root;
 use crate::host::{Driver, Status, enter, pty};
 
 /// Which program ncsh is pretending to be (argv[0]).
@@ -136,9 +137,9 @@ impl Manager {
     }
 
     /// A build request for container `name` whose configuration is in `root`.
-    fn request(&self, name: &str, building: &Path, source: ConfigSource) -> BuildRequest {
+    fn request(&self, name: &str, building: &Root, source: ConfigSource) -> BuildRequest {
         let mut request = BuildRequest::new(name, self.paths.root(name), source);
-        request.config = building.join("etc/nixos/configuration.nix");
+        request.config = building.host_path(store::CONFIGURATION_NIX);
         request.profile = self.paths.profile(name);
         request
     }
@@ -157,7 +158,7 @@ impl Manager {
         }
         let nix_built = std::cell::Cell::new(None::<String>);
         // The first generation is built and applied into the new root before the conf exists.
-        let realize = |building: &Path, name: &str| -> Result<()> {
+        let realize = |building: &Root, name: &str| -> Result<()> {
             let mut request = self.request(name, building, source.clone());
             request.initial = true;
             request.nix = opts.nix.clone();
@@ -177,8 +178,8 @@ impl Manager {
         let created = store::create(&self.paths, name, &opts, &realize);
         if let (Err(_), Some(name)) = (&created, nix_built.take()) {
             // nixos-container's clean-up: the profile and GC roots go with the root and conf.
-            let _ = store::remove_path(&self.paths.profile(&name));
-            let _ = store::remove_path(&self.paths.gcroots(&name));
+            let _ = crate::files::remove_path(&self.paths.profile(&name));
+            let _ = crate::files::remove_path(&self.paths.gcroots(&name));
         }
         created
     }
@@ -197,9 +198,8 @@ impl Manager {
         self.check_nix_options(nix)?;
         let conf = self.conf(name)?;
         let source = config_source(config, config_file)?.unwrap_or(ConfigSource::Existing);
-        let root = self.paths.root(name);
-        let config_path = root.join("etc/nixos/configuration.nix");
-        let old_config = std::fs::read_to_string(&config_path).ok();
+        let root = Root::open(&self.paths.root(name))?;
+        let old_config = root.read_string(store::CONFIGURATION_NIX)?;
         let write_config = || match &source {
             ConfigSource::Snippet(text) => store::write_configuration(
                 &root,
@@ -215,15 +215,13 @@ impl Manager {
         };
         let restore_config = || {
             if let Some(text) = &old_config {
-                let _ = store::write_atomic(&config_path, text, 0o644);
+                let _ = root.write(store::CONFIGURATION_NIX, text.as_bytes(), 0o644);
             }
         };
         if self.builder()?.kind() == BuilderKind::Nix {
             // nix-env builds the configuration.nix on disk: write it first (as nixos-container),
             // and put the old one back if the build fails.
             if nix.system_path.is_none() && nix.flake.is_none() {
-                std::fs::create_dir_all(root.join("etc/nixos"))
-                    .context(|| format!("creating {}/etc/nixos", root.display()))?;
                 write_config()?;
             }
             let mut request = self.request(name, &root, source.clone());
@@ -279,7 +277,7 @@ impl Manager {
     /// systemd, the reload of its unit), with `plan` pending for a native-built one. A failed
     /// reload's error carries what the switch inside said.
     fn reload(&self, name: &str, plan: Option<&Plan>) -> Result<()> {
-        let root = self.paths.root(name);
+        let root = Root::open(&self.paths.root(name))?;
         // An error left by an earlier reload is not this one's.
         let _ = switch::take_error(&root);
         if let Some(plan) = plan {
@@ -304,7 +302,7 @@ impl Manager {
     /// The options of the container's active generation (defaults included).
     pub fn options(&self, name: &str) -> Result<serde_json::Value> {
         self.require_exists(name)?;
-        Ok(Store::new(&self.paths.root(name))
+        Ok(Store::new(&Root::open(&self.paths.root(name))?)
             .current()?
             .map(|g| g.options)
             .unwrap_or_default())
@@ -427,11 +425,12 @@ impl Manager {
     /// `ssh_host_ed25519_key.pub`, else the ECDSA one, of the container.
     pub fn host_key(&self, name: &str) -> Result<Option<String>> {
         self.require_exists(name)?;
-        let ssh = self.paths.root(name).join("etc/ssh");
-        Ok(["ssh_host_ed25519_key.pub", "ssh_host_ecdsa_key.pub"]
-            .iter()
-            .map(|f| ssh.join(f))
-            .find(|p| p.is_file())
-            .and_then(|p| std::fs::read_to_string(p).ok()))
+        let root = Root::open(&self.paths.root(name))?;
+        for key in ["ssh_host_ed25519_key.pub", "ssh_host_ecdsa_key.pub"] {
+            if let Some(text) = root.read_string(Path::new("etc/ssh").join(key))? {
+                return Ok(Some(text));
+            }
+        }
+        Ok(None)
     }
 }

@@ -5,13 +5,10 @@
 //! can be switched live.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
 
 use super::generation::{Generation, ManagedFile, check_container_path};
-use crate::container::store::{ensure_dir, remove_path, write_atomic};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use crate::files::{Entry, Root};
 
 /// Units a switch has to act on.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -21,43 +18,35 @@ pub struct UnitChanges {
     pub removed: Vec<String>,
 }
 
-fn host_path(root: &Path, container_path: &str) -> Result<PathBuf> {
+fn write_file(root: &Root, container_path: &str, file: &ManagedFile) -> Result<()> {
     check_container_path(container_path)?;
-    Ok(root.join(container_path.trim_start_matches('/')))
-}
-
-fn ensure_parent(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    }
-    Ok(())
-}
-
-fn write_file(root: &Path, container_path: &str, file: &ManagedFile) -> Result<()> {
-    let path = host_path(root, container_path)?;
-    ensure_parent(&path)?;
     match file {
         ManagedFile::Text { text, mode } => {
-            let same = fs::read_to_string(&path).is_ok_and(|t| t == *text)
-                && fs::symlink_metadata(&path)
-                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o7777 == *mode);
+            let entry = root.entry(container_path)?;
+            if entry == Some(Entry::Dir) {
+                return Err(Error::Usage(format!(
+                    "{container_path} is a directory in the container"
+                )));
+            }
+            let same = entry == Some(Entry::File { mode: *mode })
+                && root
+                    .read(container_path)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|t| t == text.as_bytes());
             if !same {
-                if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-                    return Err(Error::Usage(format!(
-                        "{container_path} is a directory in the container"
-                    )));
-                }
-                write_atomic(&path, text, *mode)?;
+                root.write(container_path, text.as_bytes(), *mode)?;
             }
         }
-        ManagedFile::Symlink { target } => {
-            if fs::read_link(&path).ok().as_deref() != Some(Path::new(target)) {
-                remove_path(&path)?;
-                symlink(target, &path).context(|| format!("linking {}", path.display()))?;
-            }
-        }
+        ManagedFile::Symlink { target } => root.symlink(target, container_path)?,
     }
     Ok(())
+}
+
+/// Remove a path a generation managed.
+fn remove(root: &Root, container_path: &str) -> Result<()> {
+    check_container_path(container_path)?;
+    root.remove(container_path)
 }
 
 const UNIT_DIR: &str = "/etc/systemd/system";
@@ -67,14 +56,14 @@ fn wants_link(target: &str, unit: &str) -> String {
 }
 
 /// Apply `new` to `root`, replacing what `old` (the active generation, if any) put there.
-pub fn apply(root: &Path, new: &Generation, old: Option<&Generation>) -> Result<UnitChanges> {
+pub fn apply(root: &Root, new: &Generation, old: Option<&Generation>) -> Result<UnitChanges> {
     let empty = Generation::default();
     let old = old.unwrap_or(&empty);
     for (path, file) in &new.files {
         write_file(root, path, file)?;
     }
     for path in old.files.keys().filter(|p| !new.files.contains_key(*p)) {
-        remove_path(&host_path(root, path)?)?;
+        remove(root, path)?;
     }
 
     let mut changes = UnitChanges::default();
@@ -110,7 +99,7 @@ pub fn apply(root: &Path, new: &Generation, old: Option<&Generation>) -> Result<
             .iter()
             .filter(|t| !unit.wanted_by.contains(t))
         {
-            remove_path(&host_path(root, &wants_link(target, name))?)?;
+            remove(root, &wants_link(target, name))?;
         }
     }
     for (name, unit) in old
@@ -119,9 +108,9 @@ pub fn apply(root: &Path, new: &Generation, old: Option<&Generation>) -> Result<
         .filter(|(n, _)| !new.units.contains_key(*n))
     {
         for target in &unit.wanted_by {
-            remove_path(&host_path(root, &wants_link(target, name))?)?;
+            remove(root, &wants_link(target, name))?;
         }
-        remove_path(&host_path(root, &format!("{UNIT_DIR}/{name}"))?)?;
+        remove(root, &format!("{UNIT_DIR}/{name}"))?;
         changes.removed.push(name.clone());
     }
 
@@ -135,15 +124,15 @@ struct Table {
 }
 
 impl Table {
-    fn read(path: &Path) -> Table {
-        let text = fs::read_to_string(path).unwrap_or_default();
-        Table {
+    fn read(root: &Root, path: &str) -> Result<Table> {
+        let text = root.read_string(path)?.unwrap_or_default();
+        Ok(Table {
             rows: text
                 .lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| l.split(':').map(String::from).collect())
                 .collect(),
-        }
+        })
     }
 
     fn get(&mut self, name: &str) -> Option<&mut Vec<String>> {
@@ -190,7 +179,7 @@ fn check_field(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-fn apply_users(root: &Path, new: &Generation, old: &Generation) -> Result<()> {
+fn apply_users(root: &Root, new: &Generation, old: &Generation) -> Result<()> {
     if new.users.is_empty()
         && new.groups.is_empty()
         && old.users.is_empty()
@@ -198,10 +187,9 @@ fn apply_users(root: &Path, new: &Generation, old: &Generation) -> Result<()> {
     {
         return Ok(());
     }
-    let etc = root.join("etc");
-    let mut passwd = Table::read(&etc.join("passwd"));
-    let mut group = Table::read(&etc.join("group"));
-    let mut shadow = Table::read(&etc.join("shadow"));
+    let mut passwd = Table::read(root, "/etc/passwd")?;
+    let mut group = Table::read(root, "/etc/group")?;
+    let mut shadow = Table::read(root, "/etc/shadow")?;
 
     for name in old
         .users
@@ -350,16 +338,12 @@ fn apply_users(root: &Path, new: &Generation, old: &Generation) -> Result<()> {
             }
         }
     }
-    write_atomic(&etc.join("group"), &group.render(), 0o644)?;
-    write_atomic(&etc.join("passwd"), &passwd.render(), 0o644)?;
-    write_atomic(&etc.join("shadow"), &shadow.render(), 0o600)?;
+    root.write("/etc/group", group.render().as_bytes(), 0o644)?;
+    root.write("/etc/passwd", passwd.render().as_bytes(), 0o644)?;
+    root.write("/etc/shadow", shadow.render().as_bytes(), 0o600)?;
     for (home, uid, gid) in homes {
-        let path = host_path(root, &home)?;
-        if !path.exists() {
-            ensure_dir(&path, 0o700)?;
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
-                .context(|| format!("chown {}", path.display()))?;
-        }
+        check_container_path(&home)?;
+        root.create_dir_owned(&home, 0o700, (uid, gid))?;
     }
     Ok(())
 }
@@ -368,6 +352,8 @@ fn apply_users(root: &Path, new: &Generation, old: &Generation) -> Result<()> {
 mod tests {
     use super::*;
     use crate::build::generation::{Group, Unit, User};
+    use std::fs;
+    use std::path::Path;
 
     fn root() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -428,7 +414,7 @@ mod tests {
                 wanted_by: vec![],
             },
         );
-        let changes = apply(dir.path(), &g1, None).unwrap();
+        let changes = apply(&Root::open(dir.path()).unwrap(), &g1, None).unwrap();
         assert_eq!(changes.added, ["a.service", "b.service"]);
         let r = dir.path();
         assert_eq!(fs::read_to_string(r.join("etc/motd")).unwrap(), "hi\n");
@@ -441,7 +427,7 @@ mod tests {
         g2.files.remove("/etc/motd");
         g2.units.remove("a.service");
         g2.units.get_mut("b.service").unwrap().text = "[Service]\nType=oneshot\n".into();
-        let changes = apply(r, &g2, Some(&g1)).unwrap();
+        let changes = apply(&Root::open(r).unwrap(), &g2, Some(&g1)).unwrap();
         assert_eq!(
             changes,
             UnitChanges {
@@ -461,7 +447,7 @@ mod tests {
         let mut g3 = g2.clone();
         let b = g3.units.get_mut("b.service").unwrap();
         b.wanted_by = vec!["multi-user.target".into()];
-        let changes = apply(r, &g3, Some(&g2)).unwrap();
+        let changes = apply(&Root::open(r).unwrap(), &g3, Some(&g2)).unwrap();
         assert!(changes.changed.is_empty());
         let b_link = r.join("etc/systemd/system/multi-user.target.wants/b.service");
         assert!(fs::symlink_metadata(&b_link).is_ok());
@@ -469,7 +455,7 @@ mod tests {
         let b = g4.units.get_mut("b.service").unwrap();
         b.text = "[Service]\nType=simple\n".into();
         b.wanted_by = vec![];
-        let changes = apply(r, &g4, Some(&g3)).unwrap();
+        let changes = apply(&Root::open(r).unwrap(), &g4, Some(&g3)).unwrap();
         assert_eq!(changes.changed, ["b.service"]);
         assert!(
             fs::symlink_metadata(&b_link).is_err(),
@@ -490,7 +476,7 @@ mod tests {
                 system: true,
             },
         );
-        apply(r, &g, None).unwrap();
+        apply(&Root::open(r).unwrap(), &g, None).unwrap();
         let passwd = fs::read_to_string(r.join("etc/passwd")).unwrap();
         assert!(
             passwd.contains("alice:x:1000:100:Alice:/home/alice:/bin/bash\n"),
@@ -512,14 +498,14 @@ mod tests {
         // The initial password is not reapplied; a hashed password is.
         let mut g2 = g.clone();
         g2.users.get_mut("alice").unwrap().initial_hashed_password = Some("$6$other$x".into());
-        apply(r, &g2, Some(&g)).unwrap();
+        apply(&Root::open(r).unwrap(), &g2, Some(&g)).unwrap();
         assert!(
             fs::read_to_string(r.join("etc/shadow"))
                 .unwrap()
                 .contains("alice:$6$salt$hash:")
         );
         g2.users.get_mut("alice").unwrap().hashed_password = Some("$6$new$y".into());
-        apply(r, &g2, Some(&g)).unwrap();
+        apply(&Root::open(r).unwrap(), &g2, Some(&g)).unwrap();
         assert!(
             fs::read_to_string(r.join("etc/shadow"))
                 .unwrap()
@@ -527,7 +513,7 @@ mod tests {
         );
 
         let g3 = Generation::default();
-        apply(r, &g3, Some(&g2)).unwrap();
+        apply(&Root::open(r).unwrap(), &g3, Some(&g2)).unwrap();
         let passwd = fs::read_to_string(r.join("etc/passwd")).unwrap();
         assert!(!passwd.contains("alice"), "{passwd}");
         assert!(
@@ -544,7 +530,7 @@ mod tests {
         let mut bad = alice();
         bad.description = "a:b".into();
         g.users.insert("alice".into(), bad);
-        assert!(apply(dir.path(), &g, None).is_err());
+        assert!(apply(&Root::open(dir.path()).unwrap(), &g, None).is_err());
         let mut g = Generation::default();
         g.files.insert(
             "/../escape".into(),
@@ -553,6 +539,6 @@ mod tests {
                 mode: 0o644,
             },
         );
-        assert!(apply(dir.path(), &g, None).is_err());
+        assert!(apply(&Root::open(dir.path()).unwrap(), &g, None).is_err());
     }
 }

@@ -5,11 +5,10 @@
 //! `native-services-here.md` §6 for what each mask saves and why it is safe).
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
-use crate::container::store::ensure_dir;
-use crate::error::{Context, Result};
+use crate::error::Result;
+use crate::files::Root;
 
 /// The script nspawn runs as the container's PID 1: it configures the container side of the
 /// veth from the `--setenv` variables, then becomes systemd: the host's, or the init given as
@@ -94,30 +93,9 @@ const MASKED_UNITS: [&str; 7] = [
 /// Host files copied into the private `/etc` when the host has them.
 const HOST_ETC_FILES: [&str; 3] = ["protocols", "services", "mime.types"];
 
-fn write(root: &Path, rel: &str, contents: &str, mode: u32) -> Result<()> {
-    let path = root.join(rel);
-    fs::write(&path, contents).context(|| format!("writing {}", path.display()))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-        .context(|| format!("setting the mode of {}", path.display()))
-}
-
-fn link(target: &str, root: &Path, rel: &str) -> Result<()> {
-    let path = root.join(rel);
-    match fs::symlink_metadata(&path) {
-        Ok(_) => Ok(()),
-        Err(_) => {
-            symlink(target, &path).context(|| format!("creating the link {}", path.display()))
-        }
-    }
-}
-
-fn mkdir(root: &Path, rel: &str, mode: u32) -> Result<()> {
-    ensure_dir(&root.join(rel), mode)
-}
-
 /// The skeleton every start needs (nixos-container's start script makes the same), plus the
 /// current container init. Idempotent and cheap.
-pub fn ensure_skeleton(root: &Path) -> Result<()> {
+pub fn ensure_skeleton(root: &Root) -> Result<()> {
     for (dir, mode) in [
         ("", 0o755),
         ("usr", 0o755),
@@ -128,26 +106,21 @@ pub fn ensure_skeleton(root: &Path) -> Result<()> {
         ("root", 0o700),
         ("tmp", 0o1777),
     ] {
-        mkdir(root, dir, mode)?;
+        root.ensure_dir(dir, mode)?;
     }
     for dir in ["bin", "sbin", "lib", "lib64"] {
-        link(&format!("usr/{dir}"), root, dir)?;
+        root.symlink_if_missing(format!("usr/{dir}"), dir)?;
     }
     for file in ["etc/os-release", "etc/machine-id"] {
-        if fs::symlink_metadata(root.join(file)).is_err() {
-            write(root, file, "", 0o644)?;
+        if root.entry(file)?.is_none() {
+            root.write(file, b"", 0o644)?;
         }
     }
-    write(
-        root,
-        CONTAINER_INIT_PATH.trim_start_matches('/'),
-        CONTAINER_INIT,
-        0o755,
-    )
+    root.write(CONTAINER_INIT_PATH, CONTAINER_INIT.as_bytes(), 0o755)
 }
 
 /// Write the whole base system of container `name` into `root`.
-pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
+pub fn write_base_system(root: &Root, name: &str) -> Result<()> {
     ensure_skeleton(root)?;
     for dir in [
         "etc/pam.d",
@@ -156,23 +129,19 @@ pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
         "etc/nixos",
         "home",
     ] {
-        mkdir(root, dir, 0o755)?;
+        root.ensure_dir(dir, 0o755)?;
     }
     let os_release = fs::read_to_string("/usr/lib/os-release")
         .or_else(|_| fs::read_to_string("/etc/os-release"))
         .unwrap_or_default();
-    write(root, "etc/os-release", &os_release, 0o644)?;
-    write(root, "etc/hostname", &format!("{name}\n"), 0o644)?;
-    write(
-        root,
-        "etc/hosts",
-        &format!("127.0.0.1 localhost\n::1 localhost\n127.0.0.2 {name}\n"),
-        0o644,
-    )?;
-    write(root, "etc/nsswitch.conf", NSSWITCH, 0o644)?;
-    write(root, "etc/passwd", PASSWD, 0o644)?;
-    write(root, "etc/group", GROUP, 0o644)?;
-    write(root, "etc/shadow", SHADOW, 0o600)?;
+    root.write("etc/os-release", os_release.as_bytes(), 0o644)?;
+    root.write("etc/hostname", format!("{name}\n").as_bytes(), 0o644)?;
+    let hosts = format!("127.0.0.1 localhost\n::1 localhost\n127.0.0.2 {name}\n");
+    root.write("etc/hosts", hosts.as_bytes(), 0o644)?;
+    root.write("etc/nsswitch.conf", NSSWITCH.as_bytes(), 0o644)?;
+    root.write("etc/passwd", PASSWD.as_bytes(), 0o644)?;
+    root.write("etc/group", GROUP.as_bytes(), 0o644)?;
+    root.write("etc/shadow", SHADOW.as_bytes(), 0o600)?;
     for (service, text) in [
         ("login", PAM_LOGIN),
         ("su", PAM_SU),
@@ -180,31 +149,25 @@ pub fn write_base_system(root: &Path, name: &str) -> Result<()> {
         ("other", PAM_OTHER),
         ("systemd-user", PAM_SYSTEMD_USER),
     ] {
-        write(root, &format!("etc/pam.d/{service}"), text, 0o644)?;
+        root.write(format!("etc/pam.d/{service}"), text.as_bytes(), 0o644)?;
     }
     for file in HOST_ETC_FILES {
         if let Ok(text) = fs::read(Path::new("/etc").join(file)) {
-            let path = root.join("etc").join(file);
-            fs::write(&path, text).context(|| format!("writing {}", path.display()))?;
+            root.write(Path::new("etc").join(file), &text, 0o644)?;
         }
     }
     for unit in MASKED_UNITS {
-        link("/dev/null", root, &format!("etc/systemd/system/{unit}"))?;
+        root.symlink_if_missing("/dev/null", format!("etc/systemd/system/{unit}"))?;
     }
-    link(
+    root.symlink_if_missing(
         "/usr/lib/systemd/system/multi-user.target",
-        root,
         "etc/systemd/system/default.target",
     )?;
     // Generators have nothing to do in these containers; masking them saves ~40 ms per boot.
     if let Ok(entries) = fs::read_dir("/usr/lib/systemd/system-generators") {
         for entry in entries.flatten() {
-            let name = entry.file_name();
-            link(
-                "/dev/null",
-                root,
-                &format!("etc/systemd/system-generators/{}", name.to_string_lossy()),
-            )?;
+            let masked = Path::new("etc/systemd/system-generators").join(entry.file_name());
+            root.symlink_if_missing("/dev/null", masked)?;
         }
     }
     Ok(())

@@ -4,13 +4,12 @@
 //! (`/var/lib/ncsh/generations/N.json`), and `current` names the active one.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::container::store::write_atomic;
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use crate::files::Root;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -83,34 +82,38 @@ pub fn check_container_path(path: &str) -> Result<()> {
 /// Where a container's generations live, relative to its root.
 pub const GENERATIONS_DIR: &str = "var/lib/ncsh/generations";
 
-pub struct Store {
-    dir: PathBuf,
+/// The generations of one container, read and written through its [`Root`].
+pub struct Store<'r> {
+    root: &'r Root,
 }
 
-impl Store {
-    pub fn new(root: &Path) -> Store {
-        Store {
-            dir: root.join(GENERATIONS_DIR),
-        }
+impl<'r> Store<'r> {
+    pub fn new(root: &'r Root) -> Store<'r> {
+        Store { root }
     }
 
-    fn current_file(&self) -> PathBuf {
-        self.dir.join("current")
+    fn file(name: &str) -> PathBuf {
+        Path::new(GENERATIONS_DIR).join(name)
     }
 
     pub fn current_number(&self) -> Option<u64> {
-        fs::read_to_string(self.current_file())
-            .ok()?
+        self.root
+            .read_string(Self::file("current"))
+            .ok()??
             .trim()
             .parse()
             .ok()
     }
 
     pub fn load(&self, number: u64) -> Result<Generation> {
-        let path = self.dir.join(format!("{number}.json"));
-        let text = fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
+        let path = Self::file(&format!("{number}.json"));
+        let shown = || self.root.host_path(&path).display().to_string();
+        let text = self
+            .root
+            .read_string(&path)?
+            .ok_or_else(|| Error::Usage(format!("{} is missing", shown())))?;
         serde_json::from_str(&text)
-            .map_err(|e| Error::Usage(format!("{} is corrupt: {e}", path.display())))
+            .map_err(|e| Error::Usage(format!("{} is corrupt: {e}", shown())))
     }
 
     pub fn current(&self) -> Result<Option<Generation>> {
@@ -119,31 +122,36 @@ impl Store {
 
     /// Save `generation` under the next number (set in it) without making it current.
     pub fn save_next(&self, generation: &mut Generation) -> Result<()> {
-        fs::create_dir_all(&self.dir).context(|| format!("creating {}", self.dir.display()))?;
+        self.root.ensure_dir(GENERATIONS_DIR, 0o755)?;
         generation.number = self.numbers()?.last().copied().unwrap_or(0) + 1;
         let text = serde_json::to_string_pretty(generation)
             .map_err(|e| Error::Usage(format!("serializing: {e}")))?;
-        write_atomic(
-            &self.dir.join(format!("{}.json", generation.number)),
-            &text,
+        self.root.write(
+            Self::file(&format!("{}.json", generation.number)),
+            text.as_bytes(),
             0o600,
         )
     }
 
     pub fn set_current(&self, number: u64) -> Result<()> {
-        write_atomic(&self.current_file(), &format!("{number}\n"), 0o644)
+        self.root.write(
+            Self::file("current"),
+            format!("{number}\n").as_bytes(),
+            0o644,
+        )
     }
 
     /// Forget a generation that never became current (a failed activation).
     pub fn discard(&self, number: u64) {
-        let _ = fs::remove_file(self.dir.join(format!("{number}.json")));
+        let _ = self.root.remove(Self::file(&format!("{number}.json")));
     }
 
     pub fn numbers(&self) -> Result<Vec<u64>> {
-        let mut out: Vec<u64> = fs::read_dir(&self.dir)
-            .context(|| format!("reading {}", self.dir.display()))?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
+        let mut out: Vec<u64> = self
+            .root
+            .list(GENERATIONS_DIR)?
+            .iter()
+            .filter_map(|n| n.to_str()?.strip_suffix(".json")?.parse().ok())
             .collect();
         out.sort_unstable();
         Ok(out)
@@ -157,7 +165,8 @@ mod tests {
     #[test]
     fn numbers_grow_and_current_is_explicit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::new(dir.path());
+        let root = Root::open(dir.path()).unwrap();
+        let store = Store::new(&root);
         assert_eq!(store.current().unwrap(), None);
         let mut g = Generation::default();
         g.files.insert(

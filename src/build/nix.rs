@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions};
-use crate::container::store::ensure_dir;
 use crate::error::{Context, Error, Result};
+use crate::files::ensure_dir;
 
 /// How many lines of a failed build's log the error carries.
 const LOG_TAIL: usize = 20;

@@ -8,15 +8,14 @@
 //! NixOS reloads a container. A Nix-built container runs its system's own
 //! `switch-to-configuration test` instead.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use super::activate::UnitChanges;
 use super::generation::Generation;
-use crate::container::store::{self, remove_path, write_atomic};
+use crate::container::store;
 use crate::container::{Paths, name};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use crate::files::Root;
 use crate::host::enter;
 use crate::host::nspawn::{self, NixSystem};
 
@@ -58,33 +57,29 @@ impl Plan {
     }
 
     /// Leave the plan in `root` for the next reload.
-    pub fn write(&self, root: &Path) -> Result<()> {
-        let path = root.join(PLAN_PATH);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-        }
+    pub fn write(&self, root: &Root) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::Switch(format!("serializing the switch plan: {e}")))?;
-        write_atomic(&path, &text, 0o600)
+        root.write(PLAN_PATH, text.as_bytes(), 0o600)
     }
 
     /// The pending plan of `root`, removed from it; None when there is none.
-    pub fn take(root: &Path) -> Result<Option<Plan>> {
-        let path = root.join(PLAN_PATH);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+    pub fn take(root: &Root) -> Result<Option<Plan>> {
+        let Some(text) = root.read_string(PLAN_PATH)? else {
+            return Ok(None);
         };
-        remove_path(&path)?;
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::Switch(format!("{} is corrupt: {e}", path.display())))
+        root.remove(PLAN_PATH)?;
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::Switch(format!(
+                "{} is corrupt: {e}",
+                root.host_path(PLAN_PATH).display()
+            ))
+        })
     }
 
     /// Drop a plan no reload ran.
-    pub fn discard(root: &Path) {
-        let _ = remove_path(&root.join(PLAN_PATH));
+    pub fn discard(root: &Root) {
+        let _ = root.remove(PLAN_PATH);
     }
 }
 
@@ -153,7 +148,7 @@ fn run_nix(leader: i32, nix: &NixSystem) -> Result<()> {
 /// removed); without a plan, only `systemctl daemon-reload`, so a reload by hand is harmless.
 pub fn run_pending(paths: &Paths, name: &str, leader: i32) -> Result<()> {
     let conf = store::load(paths, name)?;
-    let root = paths.root(name);
+    let root = Root::open(&paths.root(name))?;
     if let Some(nix) = nspawn::nix_system(paths, name, &conf) {
         Plan::discard(&root);
         return run_nix(leader, &nix);
@@ -171,22 +166,15 @@ pub fn record_error(paths: &Paths, name: &str, error: &Error) {
         Some(hint) => format!("{error}: {hint}"),
         None => error.to_string(),
     };
-    let root = paths.root(name);
-    let path = root.join(ERROR_PATH);
-    if root.is_dir()
-        && path
-            .parent()
-            .is_some_and(|dir| std::fs::create_dir_all(dir).is_ok())
-    {
-        let _ = write_atomic(&path, &text, 0o600);
+    if let Ok(root) = Root::open(&paths.root(name)) {
+        let _ = root.write(ERROR_PATH, text.as_bytes(), 0o600);
     }
 }
 
 /// The error [`record_error`] kept, removed from the container root.
-pub fn take_error(root: &Path) -> Option<String> {
-    let path = root.join(ERROR_PATH);
-    let text = std::fs::read_to_string(&path).ok();
-    let _ = remove_path(&path);
+pub fn take_error(root: &Root) -> Option<String> {
+    let text = root.read_string(ERROR_PATH).ok().flatten();
+    let _ = root.remove(ERROR_PATH);
     text
 }
 
@@ -234,10 +222,11 @@ mod tests {
                 start: vec!["a.service".into()],
             }
         );
-        let root = tempfile::tempdir().unwrap();
-        assert_eq!(Plan::take(root.path()).unwrap(), None);
-        plan.write(root.path()).unwrap();
-        assert_eq!(Plan::take(root.path()).unwrap(), Some(plan));
-        assert_eq!(Plan::take(root.path()).unwrap(), None, "taken once");
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        assert_eq!(Plan::take(&root).unwrap(), None);
+        plan.write(&root).unwrap();
+        assert_eq!(Plan::take(&root).unwrap(), Some(plan));
+        assert_eq!(Plan::take(&root).unwrap(), None, "taken once");
     }
 }

@@ -6,8 +6,6 @@
 //! leaves no conf, no root and no address taken.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::address::{self, UsedAddresses};
@@ -17,6 +15,7 @@ use super::name;
 use super::paths::Paths;
 use crate::build::{NixOptions, base, configuration_nix};
 use crate::error::{Context, Error, Result};
+use crate::files::{Root, ensure_dir, remove_path, write_durable};
 
 /// What `create` is asked for; the fields mirror nixos-container's flags.
 #[derive(Debug, Clone, Default)]
@@ -174,65 +173,9 @@ fn check_port(item: &str) -> Result<()> {
     Ok(())
 }
 
-/// Remove a path whatever it is, ignoring "not found".
-pub(crate) fn remove_path(path: &Path) -> Result<()> {
-    let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    };
-    result.context(|| format!("removing {}", path.display()))
-}
-
-/// Write `contents` to `path` atomically (a temporary file in the same directory, then rename):
-/// readers see the old or the new file, never a part. Not synced to disk; see [`write_durable`].
-pub(crate) fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<()> {
-    write_replacing(path, contents, mode, false)
-}
-
-/// [`write_atomic`], and on disk before it returns: for the conf, which makes a container exist.
-/// (Syncing every file of a generation made `create` take 200 ms here for no gain.)
-pub(crate) fn write_durable(path: &Path, contents: &str, mode: u32) -> Result<()> {
-    write_replacing(path, contents, mode, true)
-}
-
-fn write_replacing(path: &Path, contents: &str, mode: u32, durable: bool) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp).context(|| format!("creating {}", tmp.display()))?;
-        file.write_all(contents.as_bytes())
-            .context(|| format!("writing {}", tmp.display()))?;
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .context(|| format!("chmod {}", tmp.display()))?;
-        if durable {
-            file.sync_all()
-                .context(|| format!("syncing {}", tmp.display()))?;
-        }
-        fs::rename(&tmp, path)
-            .context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// `mkdir -p DIR` with `mode` set on DIR (also when it existed).
-pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
-    fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-        .context(|| format!("chmod {}", dir.display()))
-}
-
 /// Builds the system of a new container into its root (given the root being built, which is not
 /// yet at its final place, and the container name); a failure undoes the create.
-pub type Realize<'a> = &'a dyn Fn(&Path, &str) -> Result<()>;
+pub type Realize<'a> = &'a dyn Fn(&Root, &str) -> Result<()>;
 
 /// The extra line of `configuration.nix` for these options, as nixos-container writes it.
 pub fn config_extra(opts: &CreateOptions) -> configuration_nix::Extra<'_> {
@@ -314,9 +257,10 @@ pub fn create(
                 .state_dir
                 .join(format!(".{name}.creating-{}", std::process::id()));
             let made = (|| {
-                base::write_base_system(&tmp, &name)?;
-                write_configuration(&tmp, &name, config_extra(opts))?;
-                realize(&tmp, &name)?;
+                let building = Root::create(&tmp, 0o755)?;
+                base::write_base_system(&building, &name)?;
+                write_configuration(&building, &name, config_extra(opts))?;
+                realize(&building, &name)?;
                 fs::rename(&tmp, &root)
                     .context(|| format!("renaming {} to {}", tmp.display(), root.display()))
             })();
@@ -326,9 +270,10 @@ pub fn create(
             made
         } else {
             // nixos-container reuses a root left without a conf; so do we, filling in the base.
-            base::write_base_system(&root, &name)?;
-            write_configuration(&root, &name, config_extra(opts))?;
-            realize(&root, &name)
+            let existing = Root::open(&root)?;
+            base::write_base_system(&existing, &name)?;
+            write_configuration(&existing, &name, config_extra(opts))?;
+            realize(&existing, &name)
         }
     };
     build()?;
@@ -347,13 +292,16 @@ pub fn create(
 
 /// Write `etc/nixos/configuration.nix` of a container root.
 pub fn write_configuration(
-    root: &Path,
+    root: &Root,
     name: &str,
     extra: configuration_nix::Extra<'_>,
 ) -> Result<()> {
-    let path = root.join("etc/nixos/configuration.nix");
-    write_atomic(&path, &configuration_nix::render(name, extra), 0o644)
+    let text = configuration_nix::render(name, extra);
+    root.write(CONFIGURATION_NIX, text.as_bytes(), 0o644)
 }
+
+/// Where a container's `configuration.nix` is, relative to its root.
+pub const CONFIGURATION_NIX: &str = "etc/nixos/configuration.nix";
 
 /// Refuse to destroy a declarative container (its conf is not writable, e.g. in the Nix store).
 pub fn check_destroyable(paths: &Paths, name: &str) -> Result<()> {
@@ -511,7 +459,7 @@ mod tests {
         create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
         let before = snapshot(dir.path());
         let fail: Realize<'_> = &|root, _| {
-            assert!(root.join("etc/nixos/configuration.nix").is_file());
+            assert!(root.host_path(CONFIGURATION_NIX).is_file());
             Err(Error::Build("broken.nix:1:1: no".into()))
         };
         assert_eq!(

@@ -18,8 +18,10 @@ use crate::build::nix::NixBuilder;
 use crate::build::nixexpr::{self, OptionTree, Value};
 use crate::build::options::{Declarations, OptType, OptionDecl};
 use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, configuration_nix};
+use crate::container::store;
 use crate::engine::error::{describe, to_rhai};
 use crate::error::{Error, Result};
+use crate::files::Root;
 
 /// The option modules shipped in `stdlib/nixos/`, in the order they run.
 pub const BUILTIN_MODULES: &[(&str, &str)] = &[
@@ -474,10 +476,17 @@ fn eval_error(e: nixexpr::EvalError) -> Error {
 
 /// The option tree a request describes (see [`ConfigSource`]).
 fn evaluate(request: &BuildRequest) -> Result<OptionTree> {
-    let config_nix = request.root.join("etc/nixos/configuration.nix");
+    let config_nix = request.root.join(store::CONFIGURATION_NIX);
     let base_dir = config_nix.parent().unwrap_or(Path::new("/")).to_path_buf();
     match &request.source {
-        ConfigSource::Existing => nixexpr::eval_file(&config_nix).map_err(eval_error),
+        ConfigSource::Existing => {
+            // The container's root controls this file: read it inside the root, never through
+            // a link out of it.
+            let text = Root::open(&request.root)?
+                .read_string(store::CONFIGURATION_NIX)?
+                .ok_or_else(|| Error::Build(format!("{}: no such file", config_nix.display())))?;
+            nixexpr::eval_file_text(&text, &config_nix).map_err(eval_error)
+        }
         ConfigSource::Snippet(text) => {
             let header = configuration_nix::render(&request.name, configuration_nix::Extra::None);
             let mut tree =

@@ -7,9 +7,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::build::base::CONTAINER_INIT_PATH;
-use crate::container::store::ensure_dir;
 use crate::container::{Conf, Paths};
 use crate::error::Result;
+use crate::files::ensure_dir;
 
 /// The variables NixOS passes into the container with `--setenv`.
 const SETENV_KEYS: [&str; 8] = [

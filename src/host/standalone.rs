@@ -36,6 +36,7 @@ use super::{Driver, Status};
 use crate::build::base;
 use crate::container::{Conf, Paths, store};
 use crate::error::{Context, Error, Result};
+use crate::files::Root;
 
 /// The nspawn binary; `NCSH_NSPAWN` overrides it (tests use it to simulate a missing one).
 fn nspawn_binary() -> PathBuf {
@@ -166,10 +167,10 @@ fn remove_leftovers(paths: &Paths, name: &str) -> Result<()> {
 fn remove_nspawn_files(paths: &Paths, name: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let nspawn_run = Path::new("/run/systemd/nspawn");
-    store::remove_path(&nspawn_run.join("propagate").join(name))?;
-    store::remove_path(&paths.state_dir.join(format!(".#{name}.lck")))?;
+    crate::files::remove_path(&nspawn_run.join("propagate").join(name))?;
+    crate::files::remove_path(&paths.state_dir.join(format!(".#{name}.lck")))?;
     if let Ok(meta) = fs::metadata(paths.root(name)) {
-        store::remove_path(&nspawn_run.join("locks").join(format!(
+        crate::files::remove_path(&nspawn_run.join("locks").join(format!(
             "inode-{}:{}",
             meta.dev(),
             meta.ino()
@@ -252,7 +253,7 @@ impl Driver for Standalone {
             }
         }
         remove_leftovers(&self.paths, name)?;
-        base::ensure_skeleton(&self.paths.root(name))?;
+        base::ensure_skeleton(&Root::open(&self.paths.root(name))?)?;
         fs::create_dir_all(&runtime.dir)
             .context(|| format!("creating {}", runtime.dir.display()))?;
 

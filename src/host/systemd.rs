@@ -34,6 +34,7 @@ use super::{Driver, Status, net, pty};
 use crate::build::{base, switch};
 use crate::container::{Conf, Paths};
 use crate::error::{Error, Result};
+use crate::files::Root;
 
 const NSPAWN: &str = "/usr/bin/systemd-nspawn";
 /// How long `start` waits for the start job (NixOS: `TimeoutStartSec=1min`; `NCSH_START_TIMEOUT`).
@@ -595,7 +596,7 @@ impl Driver for Systemd {
     }
 
     fn start(&self, name: &str, conf: &Conf) -> Result<()> {
-        base::ensure_skeleton(&self.paths.root(name))?;
+        base::ensure_skeleton(&Root::open(&self.paths.root(name))?)?;
         self.block_on(async |conn| self.start_async(conn, name, conf).await)
     }
 

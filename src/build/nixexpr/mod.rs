@@ -53,6 +53,13 @@ pub fn eval_file(path: &Path) -> Result<OptionTree, EvalError> {
     Loader::default().file(&path, None)
 }
 
+/// Evaluates `text`, the contents of the file at absolute `path` that the caller read (through
+/// the root-relative file layer, for a file in a container), as [`eval_file`] evaluates a file.
+pub fn eval_file_text(text: &str, path: &Path) -> Result<OptionTree, EvalError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    Loader::default().module(path, text, dir, Shape::Expr)
+}
+
 /// Evaluates `text`, named `origin` in messages, with relative paths and imports resolved
 /// against `base_dir`. The text is either a module (`{ … }` or `{ config, lib, ... }: { … }`)
 /// or bindings as a `--config` snippet holds them (`services.openssh.enable = true; …`), which
