@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::Output;
 
-use crate::build::generation::Store;
+use crate::build::generation::{Activation, Generation, Store};
 use crate::build::switch::{self, Plan};
 use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate};
 use crate::container::{Conf, CreateOptions, Created, Paths, name, store};
@@ -199,6 +199,7 @@ impl Manager {
         let conf = self.conf(name)?;
         let source = config_source(config, config_file)?.unwrap_or(ConfigSource::Existing);
         let root = Root::open(&self.paths.root(name))?;
+        self.recover_activation(name, &root)?;
         let old_config = root.read_string(store::CONFIGURATION_NIX)?;
         let write_config = || match &source {
             ConfigSource::Snippet(text) => store::write_configuration(
@@ -249,8 +250,15 @@ impl Manager {
         };
         let store = Store::new(&root);
         let old = store.current()?;
-        write_config()?;
+        // Recorded before anything changes, so that a crash from here on is undone next time.
+        store.begin(&Activation {
+            from: old.as_ref().map(|g| g.number),
+            to: store.numbers()?.last().copied().unwrap_or(0) + 1,
+            config: old_config.clone(),
+            pid: std::process::id(),
+        })?;
         store.save_next(&mut generation)?;
+        write_config()?;
         let running = self.driver.status(name) == Status::Up;
         let applied = activate::apply(&root, &generation, old.as_ref()).and_then(|changes| {
             if running {
@@ -268,9 +276,41 @@ impl Manager {
             }
             store.discard(generation.number);
             restore_config();
+            store.finish()?;
             return Err(e);
         }
-        store.set_current(generation.number)
+        store.set_current(generation.number)?;
+        store.finish()
+    }
+
+    /// Undo an activation a crash cut short (see [`Activation`]): the previous generation's
+    /// files back (and switched to, when the container runs), the new generation and the
+    /// temporary files gone, `configuration.nix` as it was.
+    fn recover_activation(&self, name: &str, root: &Root) -> Result<()> {
+        let store = Store::new(root);
+        let Some(activation) = store.interrupted()? else {
+            return Ok(());
+        };
+        if store.current_number() == Some(activation.to) {
+            // It had become current: only the record was left.
+            return store.finish();
+        }
+        let interrupted = store.load(activation.to).ok();
+        let previous = activation.from.map(|n| store.load(n)).transpose()?;
+        let previous_or_empty = previous.clone().unwrap_or_default();
+        if let Some(new) = &interrupted {
+            let changes = activate::apply(root, &previous_or_empty, Some(new))?;
+            if self.driver.status(name) == Status::Up {
+                self.reload(name, Some(&Plan::new(&previous_or_empty, &changes)))?;
+            }
+        }
+        let all: Vec<&Generation> = interrupted.iter().chain(previous.iter()).collect();
+        activate::remove_temporaries(root, &all)?;
+        store.discard(activation.to);
+        if let Some(text) = &activation.config {
+            root.write(store::CONFIGURATION_NIX, text.as_bytes(), 0o644)?;
+        }
+        store.finish()
     }
 
     /// Have running container `name` switch to its new system through the driver (under
@@ -311,6 +351,7 @@ impl Manager {
     pub fn start(&self, name: &str) -> Result<()> {
         require_root()?;
         let conf = self.conf(name)?;
+        self.recover_activation(name, &Root::open(&self.paths.root(name))?)?;
         self.driver.start(name, &conf)
     }
 

@@ -118,6 +118,25 @@ pub fn apply(root: &Root, new: &Generation, old: Option<&Generation>) -> Result<
     Ok(changes)
 }
 
+/// Remove the temporary files an interrupted [`apply`] of these generations may have left.
+pub fn remove_temporaries(root: &Root, generations: &[&Generation]) -> Result<()> {
+    let mut paths: BTreeSet<String> = ["/etc/passwd", "/etc/group", "/etc/shadow"]
+        .map(String::from)
+        .into();
+    for generation in generations {
+        paths.extend(generation.files.keys().cloned());
+        for (name, unit) in &generation.units {
+            paths.insert(format!("{UNIT_DIR}/{name}"));
+            paths.extend(unit.wanted_by.iter().map(|t| wants_link(t, name)));
+        }
+    }
+    for path in paths {
+        check_container_path(&path)?;
+        root.remove_temporaries(&path)?;
+    }
+    Ok(())
+}
+
 /// `/etc/passwd`-style file as (name, fields) lines, in order.
 struct Table {
     rows: Vec<Vec<String>>,

@@ -82,6 +82,24 @@ pub fn check_container_path(path: &str) -> Result<()> {
 /// Where a container's generations live, relative to its root.
 pub const GENERATIONS_DIR: &str = "var/lib/ncsh/generations";
 
+/// Where an activation in progress is recorded, relative to the root (see [`Activation`]).
+pub const ACTIVATING: &str = "var/lib/ncsh/activating.json";
+
+/// An activation in progress: written before the first file of generation `to` is applied and
+/// removed once `to` is current (or rolled back), so an activation a crash cut short is undone
+/// by the next `update` or `start` instead of leaving a half-applied system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    /// The generation that was current (None: the empty system).
+    pub from: Option<u64>,
+    /// The generation being applied.
+    pub to: u64,
+    /// `configuration.nix` as it was before the update, to put back.
+    pub config: Option<String>,
+    /// The process applying it: while it lives, the activation is not interrupted but running.
+    pub pid: u32,
+}
+
 /// The generations of one container, read and written through its [`Root`].
 pub struct Store<'r> {
     root: &'r Root,
@@ -144,6 +162,44 @@ impl<'r> Store<'r> {
     /// Forget a generation that never became current (a failed activation).
     pub fn discard(&self, number: u64) {
         let _ = self.root.remove(Self::file(&format!("{number}.json")));
+    }
+
+    /// Record that `activation` starts (see [`Activation`]).
+    pub fn begin(&self, activation: &Activation) -> Result<()> {
+        let text = serde_json::to_string(activation)
+            .map_err(|e| Error::Usage(format!("serializing: {e}")))?;
+        self.root.write(ACTIVATING, text.as_bytes(), 0o600)
+    }
+
+    /// The activation a crash cut short, if any; one whose process still runs is an error.
+    pub fn interrupted(&self) -> Result<Option<Activation>> {
+        let Some(text) = self.root.read_string(ACTIVATING)? else {
+            return Ok(None);
+        };
+        let activation: Activation = serde_json::from_str(&text).map_err(|e| {
+            Error::Usage(format!(
+                "{} is corrupt: {e}; remove it to go on",
+                self.root.host_path(ACTIVATING).display()
+            ))
+        })?;
+        let pid = nix::unistd::Pid::from_raw(activation.pid as i32);
+        let alive = activation.pid != std::process::id()
+            && !matches!(
+                nix::sys::signal::kill(pid, None),
+                Err(nix::errno::Errno::ESRCH)
+            );
+        if alive {
+            return Err(Error::Usage(format!(
+                "generation {} is being activated by process {}; wait for it to finish",
+                activation.to, activation.pid
+            )));
+        }
+        Ok(Some(activation))
+    }
+
+    /// The activation is over (done or rolled back).
+    pub fn finish(&self) -> Result<()> {
+        self.root.remove(ACTIVATING)
     }
 
     pub fn numbers(&self) -> Result<Vec<u64>> {

@@ -171,7 +171,15 @@ impl Root {
                             return Err(Error::sys(format!("creating {}", shown(&prefix)), e));
                         }
                     }
-                    let fd = open(&prefix).context(|| format!("opening {}", shown(&prefix)))?;
+                    let fd = open(&prefix).map_err(|e| match e {
+                        // mkdir found something that does not resolve inside the root.
+                        Errno::ENOENT => Error::Usage(format!(
+                            "{} is a link to a path that does not exist in the container; \
+                             remove the link (inside the container) and try again",
+                            shown(&prefix)
+                        )),
+                        e => Error::sys(format!("opening {}", shown(&prefix)), e),
+                    })?;
                     if made {
                         fchmod(&fd, Mode::from_bits_truncate(mode))
                             .context(|| format!("chmod {}", shown(&prefix)))?;
@@ -350,6 +358,26 @@ impl Root {
             Some((dir, name)) => remove_at(&dir, &name, &self.host_path(path)),
             None => Ok(()),
         }
+    }
+
+    /// Remove the temporary files a crash may have left beside `path` (while it was replaced).
+    pub fn remove_temporaries(&self, path: impl AsRef<Path>) -> Result<()> {
+        let Some((dir, name)) = self.parent(path.as_ref())? else {
+            return Ok(());
+        };
+        let parent = relative(path.as_ref())?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut prefix = OsString::from(".");
+        prefix.push(&name);
+        prefix.push(".ncsh-");
+        for entry in self.list(&parent)? {
+            if entry.as_bytes().starts_with(prefix.as_bytes()) {
+                remove_at(&dir, &entry, &self.host_path(parent.join(&entry)))?;
+            }
+        }
+        Ok(())
     }
 
     /// The names in the directory at `path` (links followed inside the root); empty when there

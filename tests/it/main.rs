@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+mod hostile;
 mod lifecycle;
 mod login;
 mod nix;
 mod parallel;
+mod recovery;
 mod repl;
 mod scripts;
 mod systemd;
