@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what ncsh and its tests need on Debian (run as root), and make sure traffic to container
-# addresses can never leave the machine: an unreachable route covers the ranges (DESIGN §6).
+# addresses can never leave the machine: an unreachable route covers the ranges (ARCHITECTURE.md, "Traffic from tests").
 #
 # The services (sshd, Apache, nftables) run inside containers from the host's /usr; installing
 # them must not start them on the host, so a policy-rc.d refuses service starts meanwhile.

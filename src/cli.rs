@@ -1,6 +1,6 @@
 //! The command line: nixos-container's grammar (options anywhere, `--` ends them, the same flags
 //! for every action), verbs dispatched to their Rhai scripts, `ncsh FILE.rhai ARGS` for scripts.
-//! Invoked as `nixos-container`, messages and exit codes follow the original (reference §1, §3).
+//! Invoked as `nixos-container`, messages and exit codes are the original's.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;

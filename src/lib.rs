@@ -1,5 +1,5 @@
 //! ncsh: a scriptable shell for NixOS-style imperative containers, and a drop-in
-//! `nixos-container`. See DESIGN.md in the repository for the layers:
+//! `nixos-container`. See ARCHITECTURE.md in the repository for the layers:
 //! `container` (the domain), `host` (drivers), `build` (what runs inside), `manager` (the
 //! operations), `api` + `engine` (Rhai), `cli` (the command line).
 

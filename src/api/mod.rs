@@ -1,5 +1,5 @@
-//! The Rhai surface (DESIGN §4), a thin skin over [`Manager`]: the `Container` type with its
-//! properties and methods, the functions `create`, `container`, `containers`, `exists`, and a few
+//! The Rhai surface (ARCHITECTURE.md, "Layers"), a thin skin over [`Manager`]: the `Container`
+//! type with its properties and methods, the functions `create`, `container`, `containers`, `exists`, and a few
 //! helpers for scripts and verbs. Every error goes through [`crate::engine::error::to_rhai`].
 
 mod net;

@@ -1,8 +1,8 @@
-//! The base system of a native container (DESIGN §2, "native"): an empty `usr/` that nspawn binds
-//! the host's `/usr` onto read-only, `bin sbin lib lib64` links into it, and a private `/etc`
-//! written here: identity files, users, a minimal PAM setup (so `su` and root-login work), the
-//! host files `/usr` programs expect, and unit masks that cut boot time (see
-//! `native-services-here.md` §6 for what each mask saves and why it is safe).
+//! The base system of a native container (ARCHITECTURE.md, "The native base system"): an empty
+//! `usr/` that nspawn binds the host's `/usr` onto read-only, `bin sbin lib lib64` links into it,
+//! and a private `/etc` written here: identity files, users, a minimal PAM setup (so `su` and
+//! root-login work), the host files `/usr` programs expect, and unit masks that cut boot time.
+//! Everything is written through [`Root`], inside the container's root.
 
 use std::fs;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! `etc/nixos/configuration.nix` exactly as nixos-container writes it (reference §4.4).
+//! `etc/nixos/configuration.nix` exactly as nixos-container writes it (ARCHITECTURE.md, "NixOS's start script and the conf").
 
 use std::path::Path;
 

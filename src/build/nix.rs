@@ -1,5 +1,5 @@
-//! The Nix builder: builds a container's system exactly as nixos-container does (reference §2.2,
-//! §2.3), with `nix-env` (or `nix build` for flakes) into the per-container profile
+//! The Nix builder: builds a container's system exactly as nixos-container's `create` and
+//! `update` do, with `nix-env` (or `nix build` for flakes) into the per-container profile
 //! `…/profiles/per-container/NAME/system`. Commands run from argv, never through a shell.
 
 use std::collections::VecDeque;

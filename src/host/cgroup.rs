@@ -1,5 +1,5 @@
-//! The private cgroup of a standalone container (caveat C2 of systemd-nspawn-here.md): nspawn
-//! with `--keep-unit` splits the cgroup it starts in into `payload/` and `supervisor/`, so every
+//! The private cgroup of a standalone container (ARCHITECTURE.md, "nspawn without systemd as
+//! PID 1"): nspawn with `--keep-unit` splits the cgroup it starts in into `payload/` and `supervisor/`, so every
 //! container needs its own, `ncsh-NAME`, in each hierarchy the machine has (v1 `name=systemd`
 //! and the unified one on hybrid machines, the single one on pure cgroup v2).
 

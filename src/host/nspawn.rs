@@ -1,5 +1,5 @@
 //! The systemd-nspawn command line, built in one place for every driver. It follows the NixOS
-//! start script (reference §6.3): `--keep-unit -M NAME -D ROOT`, the network flags from the conf,
+//! start script (ARCHITECTURE.md, "NixOS's start script and the conf"): `--keep-unit -M NAME -D ROOT`, the network flags from the conf,
 //! `--notify-ready=yes --kill-signal=SIGRTMIN+3`, the binds, `--setenv` of the address variables,
 //! then the container init.
 

@@ -1,5 +1,5 @@
 //! Interactive sessions on a pseudo-terminal allocated inside the container
-//! (`native-services-here.md` §4, method (a)).
+//! (ARCHITECTURE.md, "Entering a container").
 //!
 //! nspawn gives a container its own devpts instance (mounted with `ptmxmode=666`, `/dev/ptmx`
 //! links to `pts/ptmx`). The host opens that instance's `ptmx` through

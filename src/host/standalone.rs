@@ -1,5 +1,6 @@
-//! The standalone driver (DESIGN §2): ncsh supervises `systemd-nspawn --register=no --keep-unit`
-//! itself, from a small detached supervisor process (this binary, `ncsh __supervise NAME`).
+//! The standalone driver (ARCHITECTURE.md, "nspawn without systemd as PID 1"): ncsh supervises
+//! `systemd-nspawn --register=no --keep-unit` itself, from a small detached supervisor process
+//! (this binary, `ncsh __supervise NAME`).
 //!
 //! Runtime state lives in `RUN/NAME/`:
 //! - `supervisor.lock`: a POSIX write lock the supervisor holds for its whole life. `F_GETLK`

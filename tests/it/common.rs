@@ -32,7 +32,7 @@ pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     out
 }
 
-/// Add `unreachable` routes for the test ranges (DESIGN §6), once per test run.
+/// Add `unreachable` routes for the test ranges (ARCHITECTURE.md, "Traffic from tests"), once per test run.
 pub fn ensure_unreachable_routes() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {

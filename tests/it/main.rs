@@ -5,6 +5,7 @@
 
 mod common;
 mod hostile;
+mod layering;
 mod lifecycle;
 mod login;
 mod nix;

@@ -23,7 +23,7 @@ const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 /// Where the ncsh binary is inside the test host.
 pub const NCSH: &str = "/opt/ncsh/ncsh";
 
-/// A NixOS-like `container@.service` (reference §6): the conf as EnvironmentFile, nspawn with
+/// A NixOS-like `container@.service` (ARCHITECTURE.md, "NixOS's start script and the conf"): the conf as EnvironmentFile, nspawn with
 /// the container init, the host side of the veth in ExecStartPost. On NixOS the template's
 /// ExecReload runs `switch-to-configuration test` through `nixos-container run`; this one boots
 /// native containers, whose switch is ncsh's (`ncsh __reload NAME`).
