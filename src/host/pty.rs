@@ -30,7 +30,7 @@ use nix::sys::signal::kill;
 use nix::sys::termios::{self, SetArg, SpecialCharacterIndices, Termios};
 use nix::unistd::Pid;
 
-use super::enter::{self, Namespaces, Setup};
+use super::enter::{self, Entry, Setup};
 use crate::error::{Context, Error, Result};
 
 /// PATH for `/bin/login` (login sets the user's own PATH itself).
@@ -85,14 +85,14 @@ pub fn run(
     dir: &'static str,
     environment: impl FnOnce(&mut Command),
 ) -> Result<i32> {
-    let namespaces = Namespaces::open(leader)?;
+    let entry = Entry::open(leader)?;
     let (master, slave) = open_in_container(leader)?;
     let interactive = std::io::stdin().is_terminal();
     let size = caller_window_size();
     set_window_size(master.as_raw_fd(), &size);
 
     let mut cmd = enter::command_with(
-        namespaces,
+        entry,
         argv,
         Setup {
             dir,
