@@ -6,7 +6,8 @@
 //! What is and is not confined, compared with the leader (the container's PID 1):
 //! - cgroup: the command joins the leader's own cgroup in every hierarchy the host mounts
 //!   (nspawn's `payload` or the container's `init.scope`), so it is counted, limited and killed
-//!   with the container.
+//!   with the container. A hierarchy the host does not mount (a v1 `name=systemd` one left over
+//!   in a nested host) cannot be joined and stays as it is.
 //! - capabilities: the bounding set is the leader's, and the effective, permitted and inheritable
 //!   sets are cut down to it (the ambient set follows: the kernel keeps it within permitted and
 //!   inheritable), so neither the command nor what it execs has capabilities the container lacks.
