@@ -253,7 +253,13 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     });
     engine.register_fn("eprint", |s: &str| eprintln!("{s}"));
     engine.register_fn("exit", |code: i64| -> RhaiResult<()> {
-        Err(exit_request(code))
+        Err(exit_request(exit_status(code).map_err(to_rhai)?))
+    });
+    // Rhai's own exit(value) would end the script with status 0 whatever the value.
+    engine.register_fn("exit", |value: Dynamic| -> RhaiResult<()> {
+        Err(to_rhai(Error::Usage(format!(
+            "exit takes an integer exit status (0 to 255), not {value:?}"
+        ))))
     });
     engine.register_fn("exit", || -> RhaiResult<()> { Err(exit_request(0)) });
     engine.register_fn("sleep", |seconds: f64| {
@@ -262,6 +268,19 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     engine.register_fn("sleep", |seconds: i64| {
         sleep_for(Duration::from_secs(seconds.max(0) as u64));
     });
+}
+
+/// The process exit status for `exit(code)`: 0 to 255 as they are, -1 to -255 counted back from
+/// 256 as a shell does (`exit(-1)` is 255); anything else is refused rather than wrapped, so that
+/// no failure code can turn into success.
+fn exit_status(code: i64) -> Result<i64, Error> {
+    match code {
+        0..=255 => Ok(code),
+        -255..=-1 => Ok(256 + code),
+        _ => Err(Error::Usage(format!(
+            "exit({code}): an exit status is 0 to 255 (or -1 to -255, counted back from 256)"
+        ))),
+    }
 }
 
 fn register_container_type(engine: &mut Engine) {

@@ -1,11 +1,25 @@
-//! Running a command inside a running container without nsenter: `setns` into each namespace of
-//! the container's leader, fork once more so the command is inside the PID namespace too, and
-//! exec it with a clean root login environment. No shell is involved: argv goes to execvp as is.
+//! Running a command inside a running container without nsenter: join the cgroup of the
+//! container's leader, `setns` into each of its namespaces, drop to its capability bounding set,
+//! fork once more so the command is inside the PID namespace too, and exec it with a clean root
+//! login environment. No shell is involved: argv goes to execvp as is.
+//!
+//! What is and is not confined, compared with the leader (the container's PID 1):
+//! - cgroup: the command joins the leader's own cgroup in every hierarchy the host mounts
+//!   (nspawn's `payload` or the container's `init.scope`), so it is counted, limited and killed
+//!   with the container. A hierarchy the host does not mount (a v1 `name=systemd` one left over
+//!   in a nested host) cannot be joined and stays as it is.
+//! - capabilities: the bounding set is the leader's, and the effective, permitted and inheritable
+//!   sets are cut down to it (the ambient set follows: the kernel keeps it within permitted and
+//!   inheritable), so neither the command nor what it execs has capabilities the container lacks.
+//! - no_new_privs is not set: `root-login` runs `su -l`, and sessions inside must keep setuid
+//!   programs (`su`, `passwd`, `sudo`) working, as on the container's own terminals.
+//! - seccomp: not applied. nspawn installs its filters on PID 1 only, and a filter cannot be
+//!   copied from another process; the command runs without the leader's system call filter.
 
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use nix::sched::{CloneFlags, setns};
@@ -25,22 +39,259 @@ fn is_ours(theirs: &File, ns: &str) -> bool {
     matches!((ours, theirs.metadata()), (Ok(a), Ok(b)) if a.ino() == b.ino() && a.dev() == b.dev())
 }
 
-/// The namespace files of a container's leader, opened before the fork that enters them (the
-/// ones we already share are left out, so entering works without a user namespace too).
-pub struct Namespaces(Vec<File>);
+/// Everything entering a container's leader takes, gathered before the fork that enters it (so
+/// the child only makes system calls): its namespace files (the ones we already share left out,
+/// so entering works without a user namespace too), the `cgroup.procs` of its cgroups, opened
+/// for writing, and its capability bounding set.
+pub struct Entry {
+    namespaces: Vec<File>,
+    cgroups: Vec<File>,
+    bounding: u64,
+    last_cap: u32,
+}
 
-impl Namespaces {
-    pub fn open(leader: i32) -> Result<Namespaces> {
-        let mut files: Vec<File> = Vec::new();
+impl Entry {
+    pub fn open(leader: i32) -> Result<Entry> {
+        let mut namespaces: Vec<File> = Vec::new();
         for ns in NAMESPACES {
             let path = format!("/proc/{leader}/ns/{ns}");
             let file = File::open(&path).context(|| format!("opening {path}"))?;
             if !is_ours(&file, ns) {
-                files.push(file);
+                namespaces.push(file);
             }
         }
-        Ok(Namespaces(files))
+        let mut cgroups = Vec::new();
+        for dir in leader_cgroups(leader)? {
+            let procs = dir.join("cgroup.procs");
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&procs)
+                .context(|| {
+                    format!("opening {} to join the container's cgroup", procs.display())
+                })?;
+            cgroups.push(file);
+        }
+        let status_path = format!("/proc/{leader}/status");
+        let status =
+            std::fs::read_to_string(&status_path).context(|| format!("reading {status_path}"))?;
+        let bounding = cap_bounding(&status).ok_or_else(|| {
+            Error::io(
+                format!("reading CapBnd in {status_path}"),
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            )
+        })?;
+        Ok(Entry {
+            namespaces,
+            cgroups,
+            bounding,
+            last_cap: last_cap()?,
+        })
     }
+
+    /// Join the leader's cgroups, enter its namespaces, and drop to its capabilities. Only
+    /// system calls, no allocation: for a child between fork and exec, or for a single-threaded
+    /// process that stays inside.
+    fn enter(&self) -> std::io::Result<()> {
+        // Before the cgroup and user namespaces are entered: the move is checked against this
+        // process's view and host credentials.
+        for file in &self.cgroups {
+            // SAFETY: write(2) of one byte from a static buffer; "0" means the writer.
+            if unsafe { libc::write(file.as_raw_fd(), b"0".as_ptr().cast(), 1) } != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        for file in &self.namespaces {
+            setns(file.as_fd(), CloneFlags::empty())?;
+        }
+        // After the user namespace: entering one gives a full bounding set.
+        drop_capabilities(self.bounding, self.last_cap)
+    }
+}
+
+/// The capability bounding set in the text of `/proc/PID/status`.
+fn cap_bounding(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+}
+
+/// The highest capability number this kernel knows.
+fn last_cap() -> Result<u32> {
+    const PATH: &str = "/proc/sys/kernel/cap_last_cap";
+    let text = std::fs::read_to_string(PATH).context(|| format!("reading {PATH}"))?;
+    text.trim().parse().map_err(|_| {
+        Error::io(
+            format!("reading {PATH}"),
+            std::io::Error::from(std::io::ErrorKind::InvalidData),
+        )
+    })
+}
+
+/// Drop every capability not in `bounding` from the bounding set, and cut the effective,
+/// permitted and inheritable sets down to it. Only system calls.
+fn drop_capabilities(bounding: u64, last_cap: u32) -> std::io::Result<()> {
+    for cap in 0..=last_cap.min(63) {
+        if bounding & (1 << cap) == 0 {
+            // SAFETY: prctl with integer arguments only.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capget(2) with a v3 header writes two data structs, which `data` holds.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for (i, d) in data.iter_mut().enumerate() {
+        let mask = (bounding >> (32 * i)) as u32;
+        d.effective &= mask;
+        d.permitted &= mask;
+        d.inheritable &= mask;
+    }
+    // SAFETY: capset(2) reads the header and two data structs.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The host directories of the leader's own cgroups, one per hierarchy mounted here in which it
+/// is not in our cgroup (under nspawn that is its `payload` cgroup, or the container's
+/// `init.scope` once its systemd moved itself there).
+fn leader_cgroups(leader: i32) -> Result<Vec<PathBuf>> {
+    let read = |path: &str| std::fs::read_to_string(path).context(|| format!("reading {path}"));
+    let theirs = read(&format!("/proc/{leader}/cgroup"))?;
+    let ours = read("/proc/self/cgroup")?;
+    let mounts = cgroup_mounts(&read("/proc/self/mountinfo")?);
+    let mut dirs = Vec::new();
+    for line in theirs.lines() {
+        let Some((hierarchy, path)) = hierarchy_and_path(line) else {
+            continue;
+        };
+        let same = ours
+            .lines()
+            .filter_map(hierarchy_and_path)
+            .any(|(h, p)| h == hierarchy && p == path);
+        if same {
+            continue;
+        }
+        let found = mounts.iter().find_map(|m| {
+            let within = path.strip_prefix(m.root.trim_end_matches('/'))?;
+            (m.serves(hierarchy) && (within.is_empty() || within.starts_with('/')))
+                .then(|| m.point.join(within.trim_start_matches('/')))
+        });
+        if let Some(dir) = found {
+            dirs.push(dir);
+        }
+    }
+    Ok(dirs)
+}
+
+/// `(controllers, path)` of a `/proc/PID/cgroup` line `ID:CONTROLLERS:PATH` (empty controllers
+/// for the unified hierarchy).
+fn hierarchy_and_path(line: &str) -> Option<(&str, &str)> {
+    let (_, rest) = line.split_once(':')?;
+    rest.split_once(':')
+}
+
+/// A cgroup file system mounted here: the unified one (no controllers) or a v1 one.
+#[derive(Debug, PartialEq)]
+struct CgroupMount {
+    point: PathBuf,
+    /// The cgroup the mount shows at its mount point.
+    root: String,
+    /// `None` for cgroup2; a v1 hierarchy's controllers and `name=` option.
+    options: Option<Vec<String>>,
+}
+
+impl CgroupMount {
+    /// Does this mount show `hierarchy` (the controllers field of a `/proc/PID/cgroup` line)?
+    fn serves(&self, hierarchy: &str) -> bool {
+        match &self.options {
+            None => hierarchy.is_empty(),
+            Some(options) => {
+                !hierarchy.is_empty()
+                    && hierarchy.split(',').all(|c| options.iter().any(|o| o == c))
+            }
+        }
+    }
+}
+
+/// The cgroup mounts in the text of `/proc/self/mountinfo`.
+fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let fields: Vec<&str> = left.split(' ').collect();
+        let mut right = right.split(' ');
+        let (Some(fstype), Some(_source), Some(super_options)) =
+            (right.next(), right.next(), right.next())
+        else {
+            continue;
+        };
+        let (Some(root), Some(point)) = (fields.get(3), fields.get(4)) else {
+            continue;
+        };
+        let options = match fstype {
+            "cgroup2" => None,
+            "cgroup" => Some(super_options.split(',').map(str::to_string).collect()),
+            _ => continue,
+        };
+        out.push(CgroupMount {
+            point: PathBuf::from(unescape(point)),
+            root: unescape(root),
+            options,
+        });
+    }
+    out
+}
+
+/// A mountinfo field with its octal escapes (`\040` for a space) undone.
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |n, b| n.wrapping_mul(8) + (b - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How the process that runs inside is set up after it entered the namespaces.
@@ -62,7 +313,7 @@ pub const ROOT_COMMAND: Setup = Setup {
 /// A `Command` that runs `argv` inside the container whose PID 1 is `leader`, with a clean
 /// root login environment.
 pub fn command(leader: i32, argv: &[String]) -> Result<Command> {
-    let mut cmd = command_with(Namespaces::open(leader)?, argv, ROOT_COMMAND)?;
+    let mut cmd = command_with(Entry::open(leader)?, argv, ROOT_COMMAND)?;
     root_environment(&mut cmd);
     Ok(cmd)
 }
@@ -86,23 +337,20 @@ pub fn root_environment(cmd: &mut Command) {
     }
 }
 
-/// A `Command` that enters `namespaces` and runs `argv` there, set up as `setup` says; its
+/// A `Command` that enters the container (see [`Entry`]) and runs `argv` there, set up as `setup` says; its
 /// environment is the caller's until the caller sets one. stdio is whatever the caller gives
 /// the `Command` (std sets it up before the pre-exec hook runs).
-pub fn command_with(namespaces: Namespaces, argv: &[String], setup: Setup) -> Result<Command> {
+pub fn command_with(entry: Entry, argv: &[String], setup: Setup) -> Result<Command> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::Usage("no command given to run".into()));
     };
-    let files = namespaces.0;
     let mut cmd = Command::new(program);
     cmd.args(args);
-    // SAFETY: between fork and exec this only makes raw syscalls (setns, fork, waitpid, chdir,
-    // prctl, setsid, ioctl, _exit) and allocates nothing.
+    // SAFETY: between fork and exec this only makes raw syscalls (write, setns, capget, capset,
+    // fork, waitpid, chdir, prctl, setsid, ioctl, _exit) and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            for file in &files {
-                setns(file.as_fd(), CloneFlags::empty())?;
-            }
+            entry.enter()?;
             // setns(pid) applies to children only: fork so the command is inside the container's
             // PID namespace. This process stays outside, waits, and passes the status on.
             match fork()? {
@@ -199,11 +447,9 @@ pub fn run_attached_in_place(leader: i32, argv: &[String]) -> Result<i32> {
     if !single_threaded() {
         return run_attached(leader, argv);
     }
-    let namespaces = Namespaces::open(leader)?;
-    for file in &namespaces.0 {
-        setns(file.as_fd(), CloneFlags::empty())
-            .context(|| "entering the container's namespaces".into())?;
-    }
+    Entry::open(leader)?
+        .enter()
+        .map_err(|e| Error::io("entering the container", e))?;
     // Looked up here: with a PATH of its own in the environment, std would fork and search
     // in the child; with a path it spawns with vfork (posix_spawn), which does not copy this
     // big process's page tables.
@@ -250,4 +496,57 @@ pub fn run_captured(leader: i32, argv: &[String], stdin: Option<&[u8]>) -> Resul
     child
         .wait_with_output()
         .map_err(|e| spawn_error(&argv[0], e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+25 30 0:22 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,mode=755
+26 25 0:23 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+27 25 0:24 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+28 25 0:25 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+29 30 0:26 /sub /mnt/my\\040cg rw - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn cgroup_mounts_are_found_and_matched_to_hierarchies() {
+        let mounts = cgroup_mounts(MOUNTINFO);
+        let points: Vec<_> = mounts
+            .iter()
+            .map(|m| m.point.display().to_string())
+            .collect();
+        assert_eq!(
+            points,
+            [
+                "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/systemd",
+                "/sys/fs/cgroup/unified",
+                "/mnt/my cg"
+            ]
+        );
+        assert_eq!(mounts[3].root, "/sub");
+        assert!(mounts[0].serves("cpu,cpuacct") && mounts[0].serves("cpu"));
+        assert!(!mounts[0].serves("memory") && !mounts[0].serves(""));
+        assert!(mounts[1].serves("name=systemd") && !mounts[1].serves("cpu"));
+        assert!(mounts[2].serves("") && !mounts[2].serves("name=systemd"));
+    }
+
+    #[test]
+    fn cgroup_lines_and_the_bounding_set_parse() {
+        assert_eq!(
+            hierarchy_and_path("0::/ncsh-c/payload/init.scope"),
+            Some(("", "/ncsh-c/payload/init.scope"))
+        );
+        assert_eq!(
+            hierarchy_and_path("9:name=systemd:/a:b"),
+            Some(("name=systemd", "/a:b"))
+        );
+        assert_eq!(hierarchy_and_path("garbage"), None);
+        let status = "Name:\tsystemd\nCapEff:\t0000000000000000\nCapBnd:\t00000000fdecafff\n";
+        assert_eq!(cap_bounding(status), Some(0xfdec_afff));
+        assert_eq!(cap_bounding("CapBnd:\tzz\n"), None);
+        assert_eq!(cap_bounding(""), None);
+    }
 }

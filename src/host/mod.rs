@@ -58,6 +58,15 @@ pub trait Driver {
     }
 }
 
+/// Does process `pid` exist? `kill(pid, 0)` fails with EPERM for another user's live process,
+/// so only ESRCH means it is gone (non-root `status` must see root's containers up).
+pub(crate) fn alive(pid: nix::unistd::Pid) -> bool {
+    !matches!(
+        nix::sys::signal::kill(pid, None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
 /// The environment variable that chooses the driver when no `--driver` flag does.
 pub const DRIVER_ENV: &str = "NCSH_DRIVER";
 

@@ -30,7 +30,7 @@ use nix::sys::signal::kill;
 use nix::sys::termios::{self, SetArg, SpecialCharacterIndices, Termios};
 use nix::unistd::Pid;
 
-use super::enter::{self, Namespaces, Setup};
+use super::enter::{self, Entry, Setup};
 use crate::error::{Context, Error, Result};
 
 /// PATH for `/bin/login` (login sets the user's own PATH itself).
@@ -44,9 +44,11 @@ const HANGUP_GRACE: Duration = Duration::from_secs(5);
 
 /// `/bin/login` on a terminal inside the container: the `NAME login:` prompt, a user name and
 /// password checked by the container's PAM, then the user's login shell. The exit code is
-/// login's (the shell's when a session ran).
+/// login's, except that it is 1 when no session ran: shadow's login exits 0 after the last
+/// refused try too. A session ran when login started a child (the user's shell), which
+/// [`Session::relay`] watches for.
 pub fn login(leader: i32) -> Result<i32> {
-    run(leader, &["/bin/login".to_string()], "/", |cmd| {
+    run(leader, &["/bin/login".to_string()], "/", true, |cmd| {
         cmd.env_clear()
             .env("TERM", terminal_type())
             .env("PATH", LOGIN_PATH);
@@ -57,7 +59,7 @@ pub fn login(leader: i32) -> Result<i32> {
 /// container; the shell's exit code.
 pub fn root_shell(leader: i32) -> Result<i32> {
     let argv = ["/bin/su".to_string(), "-l".into(), "root".into()];
-    run(leader, &argv, "/root", |cmd| {
+    run(leader, &argv, "/root", false, |cmd| {
         enter::root_environment(cmd);
         cmd.env("TERM", terminal_type());
     })
@@ -78,21 +80,23 @@ fn terminal_type() -> String {
 }
 
 /// Run `argv` in the container on a new terminal of its own and relay until it ends; its exit
-/// code (128+N for a signal). `environment` sets the command's environment.
-pub fn run(
+/// code (128+N for a signal). `environment` sets the command's environment. With `login`, the
+/// command is a login program whose 0 counts only when it started a session.
+fn run(
     leader: i32,
     argv: &[String],
     dir: &'static str,
+    login: bool,
     environment: impl FnOnce(&mut Command),
 ) -> Result<i32> {
-    let namespaces = Namespaces::open(leader)?;
+    let entry = Entry::open(leader)?;
     let (master, slave) = open_in_container(leader)?;
     let interactive = std::io::stdin().is_terminal();
     let size = caller_window_size();
     set_window_size(master.as_raw_fd(), &size);
 
     let mut cmd = enter::command_with(
-        namespaces,
+        entry,
         argv,
         Setup {
             dir,
@@ -114,7 +118,15 @@ pub fn run(
     drop(cmd);
     drop(slave);
 
-    relay_session(master, Peer::Command(child), interactive)
+    let session_seen = login.then_some(false);
+    relay_session(
+        master,
+        Peer::Command {
+            child,
+            session_seen,
+        },
+        interactive,
+    )
 }
 
 /// A login through machined (the systemd driver): relay `master`, a pty whose getty (from
@@ -367,13 +379,20 @@ const ESCAPE_WINDOW: Duration = Duration::from_secs(1);
 /// the next getty).
 const HANGUP_PAUSE: Duration = Duration::from_millis(50);
 
+/// How often a login is checked for a session, besides whenever there is output.
+const SESSION_CHECK: Duration = Duration::from_millis(50);
+
 /// How often a getty session checks that the machine is still there.
 const LIVENESS_CHECK: Duration = Duration::from_millis(250);
 
 /// Who is on the far side of the terminal: it decides when the session ends.
 enum Peer {
-    /// A command of ours: the session ends with it.
-    Command(Child),
+    /// A command of ours: the session ends with it. `session_seen` is `Some` for a login
+    /// program: whether it was seen with a child (a session) yet.
+    Command {
+        child: Child,
+        session_seen: Option<bool>,
+    },
     /// machined's getty, restarted after every logout (see [`relay_getty`]).
     Getty { leader: Pid },
 }
@@ -471,6 +490,10 @@ impl Session {
                 Some(at) if pending.is_empty() => Some(at),
                 _ => None,
             };
+            if self.watching_for_a_session() {
+                let check = now + SESSION_CHECK;
+                wake = Some(wake.map_or(check, |w| w.min(check)));
+            }
             if getty {
                 let check = now + LIVENESS_CHECK;
                 let earliest = hung_until.map_or(check, |at| at.min(check));
@@ -505,6 +528,7 @@ impl Session {
                 PollFlags::empty()
             };
             drop(fds);
+            self.look_for_a_session();
 
             if sig_ready.contains(PollFlags::POLLIN) {
                 let mut child_gone = false;
@@ -590,8 +614,43 @@ impl Session {
 
     fn child_exited(&mut self) -> bool {
         match &mut self.peer {
-            Peer::Command(child) => matches!(child.try_wait(), Ok(Some(_)) | Err(_)),
+            Peer::Command { child, .. } => matches!(child.try_wait(), Ok(Some(_)) | Err(_)),
             Peer::Getty { .. } => false,
+        }
+    }
+
+    fn watching_for_a_session(&self) -> bool {
+        matches!(
+            self.peer,
+            Peer::Command {
+                session_seen: Some(false),
+                ..
+            }
+        )
+    }
+
+    /// Has the login program a child now? Our child is the process that entered the container
+    /// and waits; its one child is the login program.
+    fn look_for_a_session(&mut self) {
+        if !self.watching_for_a_session() {
+            return;
+        }
+        let Peer::Command {
+            child,
+            session_seen,
+        } = &mut self.peer
+        else {
+            return;
+        };
+        let children = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+        };
+        let waiter = child.id().to_string();
+        let seen = children(&waiter)
+            .split_whitespace()
+            .any(|login| !children(login).trim().is_empty());
+        if seen {
+            *session_seen = Some(true);
         }
     }
 
@@ -625,7 +684,11 @@ impl Session {
             ..
         } = self;
         drop(master);
-        let Peer::Command(mut child) = peer else {
+        let Peer::Command {
+            mut child,
+            session_seen,
+        } = peer
+        else {
             return Ok(0);
         };
         let deadline = Instant::now() + HANGUP_GRACE;
@@ -645,7 +708,14 @@ impl Session {
             }
         };
         drop(signals);
-        Ok(enter::exit_code(status))
+        let code = enter::exit_code(status);
+        if code == 0 && session_seen == Some(false) {
+            eprintln!(
+                "ncsh: login: no session was started (every try was refused, or it timed out)"
+            );
+            return Ok(1);
+        }
+        Ok(code)
     }
 }
 

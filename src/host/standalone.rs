@@ -33,7 +33,7 @@ use super::cgroup::Cgroups;
 use super::net;
 use super::nspawn::{self, Supervision};
 use super::timeout_from_env;
-use super::{Driver, Status};
+use super::{Driver, Status, alive};
 use crate::build::base;
 use crate::container::{Conf, Paths, store};
 use crate::error::{Context, Error, Result};
@@ -119,10 +119,6 @@ fn whole_file_write_lock() -> libc::flock {
         l_len: 0,
         l_pid: 0,
     }
-}
-
-fn alive(pid: Pid) -> bool {
-    kill(pid, None).is_ok()
 }
 
 /// Wait until `done` holds or the timeout passes; true if it held.

@@ -21,7 +21,6 @@ use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use zbus::proxy::CacheProperties;
 use zbus::{Connection, OwnedObjectPath, OwnedVariant, Variant};
@@ -492,7 +491,7 @@ impl Systemd {
             .map_err(|e| bus_error(&format!("reading the leader of {name}"), e))?;
         Ok(i32::try_from(leader)
             .ok()
-            .filter(|pid| *pid > 0 && kill(Pid::from_raw(*pid), None).is_ok()))
+            .filter(|pid| *pid > 0 && super::alive(Pid::from_raw(*pid))))
     }
 
     async fn terminate_async(&self, conn: Connection, name: &str) -> Result<()> {
@@ -512,7 +511,7 @@ impl Systemd {
         let deadline = Instant::now() + TERMINATE_TIMEOUT;
         // The leader first, then the unit (nspawn exits once its container is gone).
         loop {
-            let leader_gone = kill(Pid::from_raw(leader), None).is_err();
+            let leader_gone = !super::alive(Pid::from_raw(leader));
             let unit_gone = match unit_state(&conn, &unit, false).await? {
                 None => true,
                 Some(s) => !matches!(

@@ -214,3 +214,30 @@ fn the_rhai_api_drives_a_real_container() {
     );
     assert_no_debris(&env, &name);
 }
+
+#[test]
+fn status_of_a_running_container_is_up_for_a_user_too() {
+    require_root();
+    let env = Env::new();
+    // The state tree readable by others, as /etc and /run are.
+    std::fs::set_permissions(
+        env.prefix(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let name = unique_name("sta");
+    env.create_booting(&name);
+    assert_ok(&env.run(&["start", &name]), "start");
+    // `nobody` may not signal root's leader: that is no sign it is gone.
+    let as_nobody = || {
+        let setpriv = ["--reuid=65534", "--regid=65534", "--clear-groups", BIN];
+        let mut args = setpriv.to_vec();
+        args.extend(["status", name.as_str()]);
+        let out = env.command_as("setpriv", &args).output().unwrap();
+        assert_ok(&out, "status as nobody");
+        stdout(&out)
+    };
+    assert_eq!(as_nobody(), "up\n");
+    assert_ok(&env.run(&["stop", &name]), "stop");
+    assert_eq!(as_nobody(), "down\n");
+}

@@ -368,6 +368,28 @@ fn root_login_on_a_terminal() {
 }
 
 #[test]
+fn login_fails_after_three_refused_tries() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("lgf");
+    env.create_booting(&name);
+    assert_ok(&env.run(&["start", &name]), "start");
+
+    let mut s = Session::on_pty(&env, &["login", &name]);
+    for _ in 0..3 {
+        s.expect(&format!("{name} login: "));
+        s.send("nosuchuser\n");
+        s.expect("Password: ");
+        s.send("not-the-password\n");
+    }
+    s.expect("Maximum number of tries exceeded (3)");
+    // login itself exits 0 here; no session ran, so that is no success.
+    assert_eq!(s.finish(), 1, "{}", s.text());
+    s.expect("no session was started");
+    assert_session_gone(&env, &name);
+}
+
+#[test]
 fn login_needs_a_running_container() {
     require_root();
     let env = Env::new();

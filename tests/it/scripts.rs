@@ -24,6 +24,38 @@ fn args_and_exit_codes() {
 }
 
 #[test]
+fn exit_codes_out_of_range_or_not_integers_are_not_success() {
+    let env = Env::new();
+    // As a shell counts: exit(-1) is 255.
+    for (code, status) in [("-1", 255), ("-255", 1), ("0", 0), ("255", 255)] {
+        let path = script(&env, "exit.rhai", &format!("exit({code});\n"));
+        let out = env.run(&[&path]);
+        assert_eq!(out.status.code(), Some(status), "exit({code})");
+        assert_eq!(stderr(&out), "", "exit({code})");
+    }
+    for (arg, says) in [
+        (
+            "\"abc\"",
+            "exit takes an integer exit status (0 to 255), not \"abc\"",
+        ),
+        ("3.5", "not 3.5"),
+        ("()", "not ()"),
+        ("256", "exit(256): an exit status is 0 to 255"),
+        ("-256", "exit(-256): an exit status is 0 to 255"),
+    ] {
+        let path = script(
+            &env,
+            "exit.rhai",
+            &format!("exit({arg});\nprint(\"after\");\n"),
+        );
+        let out = env.run(&[&path]);
+        assert_eq!(out.status.code(), Some(1), "exit({arg})");
+        assert!(stderr(&out).contains(says), "exit({arg}): {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "exit({arg})");
+    }
+}
+
+#[test]
 fn errors_report_file_line_and_column() {
     let env = Env::new();
     let path = script(&env, "bad.rhai", "let x = 1;\nlet y = x +* 2;\n");

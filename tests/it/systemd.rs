@@ -110,6 +110,30 @@ fn lifecycle(template: bool) {
         (stdout(&out).as_str(), out.status.code()),
         ("foo\nsystemd\n", Some(5))
     );
+    // Confined as the container's own processes: in its leader's cgroup (as seen inside, and
+    // not above the container's cgroup namespace), with the leader's bounding set. The unified
+    // hierarchy only: the test host does not mount this machine's v1 name=systemd one.
+    let unified = |path: &str| {
+        let out = th.ncsh(&["run", name, "--", "cat", path]);
+        stdout(&out)
+            .lines()
+            .find(|l| l.starts_with("0::"))
+            .map(str::to_string)
+    };
+    let own = unified("/proc/self/cgroup");
+    assert_eq!(own, unified("/proc/1/cgroup"));
+    assert!(own.as_ref().is_some_and(|c| !c.contains("/..")), "{own:?}");
+    let bounding = |out: Output| {
+        stdout(&out)
+            .lines()
+            .find(|l| l.starts_with("CapBnd:"))
+            .map(str::to_string)
+    };
+    let leader_status = format!("/proc/{}/status", machine_leader(&th, name));
+    assert_eq!(
+        bounding(th.ncsh(&["run", name, "--", "cat", "/proc/self/status"])),
+        bounding(th.exec(&["cat", &leader_status]))
+    );
     let machines = text(&th.exec(&["machinectl", "list", "--no-legend"]));
     assert!(machines.contains(name), "machinectl list: {machines}");
     assert_eq!(

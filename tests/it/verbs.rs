@@ -483,3 +483,34 @@ fn a_bad_builder_choice_fails_only_what_builds() {
         "a failed create changed something"
     );
 }
+
+#[test]
+fn show_host_key_says_why_there_is_none() {
+    let env = Env::new();
+    let plain = unique_name("hk");
+    env.create(&plain, &[]);
+    let out = env.run(&["show-host-key", &plain]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let says = stderr(&out);
+    for part in [
+        format!("container ‘{plain}’ has no SSH host key"),
+        "/etc/ssh/ssh_host_ed25519_key.pub".into(),
+        "sshd is not enabled: set services.openssh.enable = true;".into(),
+    ] {
+        assert!(says.contains(&part), "{part:?} not in {says}");
+    }
+
+    // With sshd enabled, before the first start (the key is made then).
+    let sshd = unique_name("hk");
+    env.create(&sshd, &["--config", "services.openssh.enable = true;"]);
+    let out = env.run(&["show-host-key", &sshd]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "sshd creates it when it first starts: start the container (ncsh start {sshd})"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
