@@ -4,7 +4,7 @@
 //! operations), `api` + `engine` (Rhai), `cli` (the command line).
 
 pub mod api;
-pub mod build;
+pub mod builder;
 pub mod cli;
 pub mod container;
 pub mod engine;

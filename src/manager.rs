@@ -6,9 +6,11 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::Output;
 
-use crate::build::generation::{Activation, Generation, Store};
-use crate::build::switch::{self, Plan};
-use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate};
+use crate::builder::generation::{Activation, Generation, Store};
+use crate::builder::switch::{self, Plan};
+use crate::builder::{
+    BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate,
+};
 use crate::container::{Conf, CreateOptions, Created, Paths, name, store};
 use crate::error::{Error, Result};
 use crate::files::Root;
@@ -97,8 +99,8 @@ impl Manager {
 
     pub fn builder_name(&self) -> Result<&'static str> {
         Ok(match self.builder()?.kind() {
-            crate::build::BuilderKind::Native => "native",
-            crate::build::BuilderKind::Nix => "nix",
+            crate::builder::BuilderKind::Native => "native",
+            crate::builder::BuilderKind::Nix => "nix",
         })
     }
 
@@ -205,12 +207,12 @@ impl Manager {
             ConfigSource::Snippet(text) => store::write_configuration(
                 &root,
                 name,
-                crate::build::configuration_nix::Extra::Snippet(text),
+                crate::builder::configuration_nix::Extra::Snippet(text),
             ),
             ConfigSource::File(file) => store::write_configuration(
                 &root,
                 name,
-                crate::build::configuration_nix::Extra::Import(file),
+                crate::builder::configuration_nix::Extra::Import(file),
             ),
             ConfigSource::Existing => Ok(()),
         };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map};
 
-use crate::build::NixOptions;
+use crate::builder::NixOptions;
 use crate::container::CreateOptions;
 use crate::engine::error::{exit_request, to_rhai};
 use crate::error::Error;

@@ -13,7 +13,7 @@ use super::conf::Conf;
 use super::lock::CreateLock;
 use super::name;
 use super::paths::Paths;
-use crate::build::{NixOptions, base, configuration_nix};
+use crate::builder::{NixOptions, base, configuration_nix};
 use crate::error::{Context, Error, Result};
 use crate::files::{Root, ensure_dir, remove_path, write_durable};
 
@@ -246,7 +246,7 @@ pub fn create(
     conf.push("AUTO_START", if opts.auto_start { "1" } else { "0" });
     if let Some(flake) = &opts.nix.flake {
         // As nixos-container: the reference without its `#attr`.
-        conf.push("FLAKE", crate::build::nix::split_flake(flake).0);
+        conf.push("FLAKE", crate::builder::nix::split_flake(flake).0);
     }
 
     let root = paths.root(&name);

@@ -13,15 +13,15 @@ use std::rc::Rc;
 use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Map, Scope};
 
 use crate::api::strings;
-use crate::build::generation::{Generation, Group, ManagedFile, Unit, User, check_container_path};
-use crate::build::nix::NixBuilder;
-use crate::build::nixexpr::{self, OptionTree, Value};
-use crate::build::options::{Declarations, OptType, OptionDecl};
-use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, configuration_nix};
-use crate::container::store;
+use crate::builder::Builder;
+use crate::builder::generation::{
+    Generation, Group, ManagedFile, Unit, User, check_container_path,
+};
+use crate::builder::native::{self, OptionModules};
+use crate::builder::nixexpr::{self, OptionTree, Value};
+use crate::builder::options::{Declarations, OptType, OptionDecl};
 use crate::engine::error::{describe, to_rhai};
 use crate::error::{Error, Result};
-use crate::files::Root;
 
 /// The option modules shipped in `stdlib/nixos/`, in the order they run.
 pub const BUILTIN_MODULES: &[(&str, &str)] = &[
@@ -350,9 +350,10 @@ impl Gen {
     }
 }
 
-/// The native builder: loads the modules on first use.
+/// The option modules (`stdlib/nixos/*.rhai` and the user's), loaded on first use, that the
+/// native builder realizes options with.
 #[derive(Default)]
-pub struct NativeBuilder {
+pub struct RhaiModules {
     loaded: RefCell<Option<Rc<Loaded>>>,
     /// Where the user's modules are; `None`: [`module_dirs`].
     dirs: Option<Vec<PathBuf>>,
@@ -373,7 +374,7 @@ fn module_error(module: &str, err: &EvalAltResult) -> Error {
     Error::Build(format!("option module ‘{module}’{at}: {}", f.message))
 }
 
-impl NativeBuilder {
+impl RhaiModules {
     fn loaded(&self) -> Result<Rc<Loaded>> {
         if let Some(l) = self.loaded.borrow().as_ref() {
             return Ok(l.clone());
@@ -384,9 +385,9 @@ impl NativeBuilder {
         Ok(loaded)
     }
 
-    /// A builder that reads the user's modules from `dirs` only.
-    pub fn with_module_dirs(dirs: Vec<PathBuf>) -> NativeBuilder {
-        NativeBuilder {
+    /// The built-in modules and the user's from `dirs` only.
+    pub fn with_module_dirs(dirs: Vec<PathBuf>) -> RhaiModules {
+        RhaiModules {
             loaded: RefCell::new(None),
             dirs: Some(dirs),
         }
@@ -474,70 +475,17 @@ fn eval_error(e: nixexpr::EvalError) -> Error {
     Error::Build(e.to_string())
 }
 
-/// The option tree a request describes (see [`ConfigSource`]).
-fn evaluate(request: &BuildRequest) -> Result<OptionTree> {
-    let config_nix = request.root.join(store::CONFIGURATION_NIX);
-    let base_dir = config_nix.parent().unwrap_or(Path::new("/")).to_path_buf();
-    match &request.source {
-        ConfigSource::Existing => {
-            // The container's root controls this file: read it inside the root, never through
-            // a link out of it.
-            let text = Root::open(&request.root)?
-                .read_string(store::CONFIGURATION_NIX)?
-                .ok_or_else(|| Error::Build(format!("{}: no such file", config_nix.display())))?;
-            nixexpr::eval_file_text(&text, &config_nix).map_err(eval_error)
-        }
-        ConfigSource::Snippet(text) => {
-            let header = configuration_nix::render(&request.name, configuration_nix::Extra::None);
-            let mut tree =
-                nixexpr::eval_str(&header, &config_nix, &base_dir).map_err(eval_error)?;
-            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-            let snippet =
-                nixexpr::eval_snippet(text, Path::new("--config"), &cwd).map_err(eval_error)?;
-            tree.merge(snippet).map_err(eval_error)?;
-            Ok(tree)
-        }
-        ConfigSource::File(file) => {
-            let text =
-                configuration_nix::render(&request.name, configuration_nix::Extra::Import(file));
-            nixexpr::eval_str(&text, &config_nix, &base_dir).map_err(eval_error)
-        }
-    }
-}
-
-impl Builder for NativeBuilder {
-    fn kind(&self) -> BuilderKind {
-        BuilderKind::Native
-    }
-
-    fn build(&self, request: &BuildRequest) -> Result<Built> {
-        self.build_generation(request).map(Built::Generation)
-    }
-}
-
-/// The builder of this host: `NCSH_BUILDER=nix|native` if set, else Nix when `nix-env` and
-/// `<nixpkgs/nixos>` are available, else native.
+/// The builder of this host with these option modules (see [`native::select`]).
 pub fn select_builder() -> Result<Box<dyn Builder>> {
-    let wanted = std::env::var("NCSH_BUILDER").unwrap_or_default();
-    match wanted.as_str() {
-        "nix" => Ok(Box::new(NixBuilder)),
-        "native" => Ok(Box::<NativeBuilder>::default()),
-        "" if crate::build::nix::available() => Ok(Box::new(NixBuilder)),
-        "" => Ok(Box::<NativeBuilder>::default()),
-        other => Err(Error::Usage(format!(
-            "NCSH_BUILDER={other}: expected ‘nix’ or ‘native’"
-        ))),
-    }
+    native::select(|| Box::<RhaiModules>::default())
 }
 
-impl NativeBuilder {
-    /// Evaluate the request's configuration and realize its options into a generation.
-    pub fn build_generation(&self, request: &BuildRequest) -> Result<Generation> {
-        let tree = evaluate(request)?;
+impl OptionModules for RhaiModules {
+    fn realize(&self, name: &str, tree: &OptionTree) -> Result<Generation> {
         let loaded = self.loaded()?;
-        let config = loaded.declarations.configure(&tree).map_err(eval_error)?;
+        let config = loaded.declarations.configure(tree).map_err(eval_error)?;
         let state = Gen(Rc::new(RefCell::new(GenState {
-            name: request.name.clone(),
+            name: name.to_string(),
             ..Default::default()
         })));
         let config_dyn = to_dynamic(&config);
@@ -570,9 +518,15 @@ impl NativeBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builder::native::NativeBuilder;
+    use crate::builder::{BuildRequest, ConfigSource};
 
     fn build(snippet: &str) -> Result<Generation> {
-        build_with(&NativeBuilder::with_module_dirs(Vec::new()), snippet)
+        build_with(&native_builder(Vec::new()), snippet)
+    }
+
+    fn native_builder(dirs: Vec<PathBuf>) -> NativeBuilder {
+        NativeBuilder::new(Box::new(RhaiModules::with_module_dirs(dirs)))
     }
 
     fn build_with(builder: &NativeBuilder, snippet: &str) -> Result<Generation> {
@@ -865,7 +819,7 @@ mod tests {
              fn build(config, gen) { gen.file(\"/etc/hello\", config.services.hello.greeting); }\n",
         )
         .unwrap();
-        let builder = NativeBuilder::with_module_dirs(vec![dir.path().to_path_buf()]);
+        let builder = native_builder(vec![dir.path().to_path_buf()]);
         let g = build_with(&builder, "services.hello.greeting = \"moin\";").unwrap();
         assert_eq!(text(&g, "/etc/hello"), "moin");
         std::fs::write(
@@ -873,7 +827,7 @@ mod tests {
             "fn options() { [ #{ path: \"services.openssh.enable\", type: \"bool\" } ] }\n",
         )
         .unwrap();
-        let clash = NativeBuilder::with_module_dirs(vec![dir.path().to_path_buf()]);
+        let clash = native_builder(vec![dir.path().to_path_buf()]);
         assert!(
             build_with(&clash, "")
                 .unwrap_err()
@@ -885,7 +839,7 @@ mod tests {
             "fn options() { [ #{ path: \"x.y\", type: \"float\" } ] }\n",
         )
         .unwrap();
-        let bad = NativeBuilder::with_module_dirs(vec![dir.path().to_path_buf()]);
+        let bad = native_builder(vec![dir.path().to_path_buf()]);
         assert!(
             build_with(&bad, "")
                 .unwrap_err()

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::build::base::CONTAINER_INIT_PATH;
+use crate::builder::base::CONTAINER_INIT_PATH;
 use crate::container::{Conf, Paths};
 use crate::error::Result;
 use crate::files::ensure_dir;

@@ -34,7 +34,7 @@ use super::net;
 use super::nspawn::{self, Supervision};
 use super::timeout_from_env;
 use super::{Driver, Status, alive};
-use crate::build::base;
+use crate::builder::base;
 use crate::container::{Conf, Paths, store};
 use crate::error::{Context, Error, Result};
 use crate::files::Root;

@@ -30,7 +30,7 @@ use zbus_systemd::systemd1::{self, ManagerProxy};
 use super::nspawn::{self, Supervision};
 use super::timeout_from_env;
 use super::{Driver, Status, net, pty};
-use crate::build::{base, switch};
+use crate::builder::{base, switch};
 use crate::container::{Conf, Paths};
 use crate::error::{Error, Result};
 use crate::files::Root;

@@ -9,7 +9,7 @@ const LAYERS: [&[&str]; 8] = [
     &["error"],
     &["files"],
     &["container"],
-    &["build"],
+    &["builder"],
     &["host"],
     &["manager"],
     &["engine", "api"],
@@ -19,9 +19,9 @@ const LAYERS: [&[&str]; 8] = [
 /// Upward uses still to be untangled (ARCHITECTURE.md, "Layers").
 const KNOWN_EXCEPTIONS: [(&str, &str); 2] = [
     // The store writes the base system and configuration.nix of a new root.
-    ("container", "build"),
+    ("container", "builder"),
     // The switch plan runs inside through host::enter.
-    ("build", "host"),
+    ("builder", "host"),
 ];
 
 fn layer(module: &str) -> Option<usize> {

@@ -8,6 +8,7 @@ pub mod activate;
 pub mod base;
 pub mod configuration_nix;
 pub mod generation;
+pub mod native;
 pub mod nix;
 pub mod nixexpr;
 pub mod options;

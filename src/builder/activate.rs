@@ -370,7 +370,7 @@ fn apply_users(root: &Root, new: &Generation, old: &Generation) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::generation::{Group, Unit, User};
+    use crate::builder::generation::{Group, Unit, User};
     use std::fs;
     use std::path::Path;
 

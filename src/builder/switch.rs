@@ -181,7 +181,7 @@ pub fn take_error(root: &Root) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::generation::Unit;
+    use crate::builder::generation::Unit;
 
     fn unit(wanted: bool) -> Unit {
         Unit {

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use super::*;
-use crate::build::configuration_nix::{Extra, render};
+use crate::builder::configuration_nix::{Extra, render};
 
 fn cfg(text: &str) -> Result<OptionTree, EvalError> {
     eval_str(text, Path::new("<config>"), Path::new("/base"))

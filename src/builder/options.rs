@@ -385,7 +385,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::build::nixexpr;
+    use crate::builder::nixexpr;
 
     fn decls() -> Declarations {
         let mut d = Declarations::default();
