@@ -260,20 +260,16 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             }
         };
     }
-    let driver = driver_flag(&argv);
-    let choose_builder = Box::new(crate::engine::nixos::select_builder);
-    let manager = match Manager::new(
-        Paths::from_env(),
-        personality,
-        choose_builder,
-        driver.as_deref(),
-    ) {
-        Ok(manager) => Rc::new(manager),
+    let paths = Paths::from_env();
+    let driver = match crate::host::select(driver_flag(&argv).as_deref(), paths.clone()) {
+        Ok(driver) => driver,
         Err(e) => {
             ui.message(&e.to_string(), e.hint().as_deref());
             return 1;
         }
     };
+    let choose_builder = Box::new(crate::engine::nixos::select_builder);
+    let manager = Rc::new(Manager::new(paths, personality, choose_builder, driver));
 
     if personality == Personality::Ncsh {
         match argv.get(1) {

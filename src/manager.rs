@@ -71,22 +71,22 @@ fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Opt
 }
 
 impl Manager {
-    /// `driver` is the `--driver` flag, if given (see [`crate::host::select`]).
+    /// A manager of the containers below `paths`, run by `driver` (the front end chooses it,
+    /// see [`crate::host::select`]), building with the builder `choose_builder` returns.
     pub fn new(
         paths: Paths,
         personality: Personality,
         choose_builder: BuilderChoice,
-        driver: Option<&str>,
-    ) -> Result<Manager> {
-        let driver = crate::host::select(driver, paths.clone())?;
-        Ok(Manager {
+        driver: Box<dyn Driver>,
+    ) -> Manager {
+        Manager {
             in_place_entry: std::cell::Cell::new(false),
             paths,
             personality,
             driver,
             builder: std::cell::OnceCell::new(),
             choose_builder,
-        })
+        }
     }
 
     fn builder(&self) -> Result<&dyn Builder> {
@@ -475,5 +475,198 @@ impl Manager {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::builder::generation::{ManagedFile, Unit};
+    use crate::builder::native::{NativeBuilder, OptionModules};
+    use crate::builder::nixexpr::OptionTree;
+    use crate::host::fake::{FakeDriver, Log};
+
+    /// Option modules for tests: each option `x = v` becomes a file `/etc/test/x` and a unit
+    /// `x.service` holding `v`; an option `fail` fails the build.
+    struct Modules;
+
+    impl OptionModules for Modules {
+        fn realize(&self, _name: &str, tree: &OptionTree) -> Result<Generation> {
+            let mut generation = Generation::default();
+            for (path, value) in tree.leaves() {
+                if path == "fail" {
+                    return Err(Error::Build("the test configuration fails".into()));
+                }
+                let text = format!("{value:?}\n");
+                generation.files.insert(
+                    format!("/etc/test/{path}"),
+                    ManagedFile::Text {
+                        text: text.clone(),
+                        mode: 0o644,
+                    },
+                );
+                generation.units.insert(
+                    format!("{path}.service"),
+                    Unit {
+                        text,
+                        wanted_by: vec!["multi-user.target".into()],
+                    },
+                );
+            }
+            Ok(generation)
+        }
+    }
+
+    /// A manager over a fresh state tree with the fake driver, or None when not root (the
+    /// operations refuse non-root callers; CI runs the tests as root).
+    fn manager() -> Option<(tempfile::TempDir, Manager, Rc<Log>)> {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: the manager's operations need root");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (driver, log) = FakeDriver::new();
+        let manager = Manager::new(
+            Paths::under(dir.path()),
+            Personality::Ncsh,
+            Box::new(|| Ok(Box::new(NativeBuilder::new(Box::new(Modules))) as Box<dyn Builder>)),
+            Box::new(driver),
+        );
+        Some((dir, manager, log))
+    }
+
+    fn current(manager: &Manager, name: &str) -> (Option<u64>, Vec<u64>) {
+        let root = Root::open(&manager.paths.root(name)).unwrap();
+        let store = Store::new(&root);
+        (store.current_number(), store.numbers().unwrap())
+    }
+
+    #[test]
+    fn start_hands_the_conf_to_the_driver() {
+        let Some((_dir, m, log)) = manager() else {
+            return;
+        };
+        m.create("foo", &CreateOptions::default()).unwrap();
+        assert!(log.calls().is_empty(), "create does not touch the driver");
+        m.start("foo").unwrap();
+        assert_eq!(log.calls(), ["start foo 10.233.1.2"]);
+        assert_eq!(m.status("foo").unwrap(), Status::Up);
+        assert_eq!(m.start("nope").unwrap_err().kind(), "NotFound");
+        assert_eq!(
+            log.calls().len(),
+            1,
+            "no driver call for a missing container"
+        );
+    }
+
+    #[test]
+    fn update_of_a_running_container_reloads_it_and_then_makes_the_generation_current() {
+        let Some((_dir, m, log)) = manager() else {
+            return;
+        };
+        m.create("foo", &CreateOptions::default()).unwrap();
+        m.update("foo", Some("motd = \"a\";"), None, &NixOptions::default())
+            .unwrap();
+        assert!(
+            log.calls().is_empty(),
+            "a stopped container is not reloaded"
+        );
+        m.start("foo").unwrap();
+        m.update("foo", Some("motd = \"b\";"), None, &NixOptions::default())
+            .unwrap();
+        assert_eq!(log.calls(), ["start foo 10.233.1.2", "reload foo"]);
+        assert_eq!(current(&m, "foo"), (Some(3), vec![1, 2, 3]));
+        let root = Root::open(&m.paths.root("foo")).unwrap();
+        assert_eq!(
+            root.read_string("/etc/test/motd").unwrap().as_deref(),
+            Some("String(\"b\")\n")
+        );
+        assert!(
+            root.read("var/lib/ncsh/switch-pending.json")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_failed_reload_puts_the_previous_generation_back() {
+        let Some((_dir, m, log)) = manager() else {
+            return;
+        };
+        m.create("foo", &CreateOptions::default()).unwrap();
+        m.update("foo", Some("motd = \"a\";"), None, &NixOptions::default())
+            .unwrap();
+        m.start("foo").unwrap();
+        let root = Root::open(&m.paths.root("foo")).unwrap();
+        let config = root.read_string(store::CONFIGURATION_NIX).unwrap();
+        log.fail_reload.set(true);
+        let err = m
+            .update("foo", Some("motd = \"b\";"), None, &NixOptions::default())
+            .unwrap_err();
+        assert_eq!(err.kind(), "ReloadFailed");
+        // The failed switch, then the switch back to the previous generation.
+        assert_eq!(
+            log.calls(),
+            ["start foo 10.233.1.2", "reload foo", "reload foo"]
+        );
+        assert_eq!(current(&m, "foo"), (Some(2), vec![1, 2]));
+        assert_eq!(
+            root.read_string("/etc/test/motd").unwrap().as_deref(),
+            Some("String(\"a\")\n")
+        );
+        assert_eq!(root.read_string(store::CONFIGURATION_NIX).unwrap(), config);
+        assert!(
+            root.read(crate::builder::generation::ACTIVATING)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_failed_build_changes_nothing_and_never_reaches_the_driver() {
+        let Some((dir, m, log)) = manager() else {
+            return;
+        };
+        let opts = CreateOptions {
+            config: Some("fail = true;".into()),
+            ..Default::default()
+        };
+        assert_eq!(m.create("foo", &opts).unwrap_err().kind(), "BuildFailed");
+        assert!(!m.exists("foo") && !m.paths.root("foo").exists());
+        m.create("bar", &CreateOptions::default()).unwrap();
+        let err = m
+            .update("bar", Some("fail = true;"), None, &NixOptions::default())
+            .unwrap_err();
+        assert_eq!(err.kind(), "BuildFailed");
+        assert_eq!(current(&m, "bar"), (Some(1), vec![1]));
+        assert!(log.calls().is_empty());
+        drop(dir);
+    }
+
+    #[test]
+    fn destroy_terminates_a_running_container_then_removes_it() {
+        let Some((_dir, m, log)) = manager() else {
+            return;
+        };
+        m.create("foo", &CreateOptions::default()).unwrap();
+        m.start("foo").unwrap();
+        m.destroy("foo").unwrap();
+        assert_eq!(
+            log.calls(),
+            [
+                "start foo 10.233.1.2",
+                "terminate foo",
+                "remove_runtime foo"
+            ]
+        );
+        assert!(!m.exists("foo") && !m.paths.root("foo").exists());
+        m.destroy("foo").unwrap();
+        assert_eq!(
+            log.calls().len(),
+            3,
+            "destroying nothing asks the driver nothing"
+        );
     }
 }

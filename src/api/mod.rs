@@ -3,6 +3,8 @@
 //! helpers for scripts and verbs. Every error goes through [`crate::engine::error::to_rhai`].
 
 mod net;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::rc::Rc;

@@ -4,6 +4,8 @@
 
 pub mod cgroup;
 pub mod enter;
+#[cfg(test)]
+pub mod fake;
 pub mod net;
 pub mod nspawn;
 pub mod pty;

@@ -498,13 +498,13 @@ mod api_doc_tests {
     #[test]
     fn every_api_function_is_documented() {
         let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::under(dir.path());
         let manager = Manager::new(
-            Paths::under(dir.path()),
+            paths.clone(),
             Personality::Ncsh,
             Box::new(crate::engine::nixos::select_builder),
-            Some("standalone"),
-        )
-        .unwrap();
+            Box::new(crate::host::standalone::Standalone::new(paths)),
+        );
         let engine = crate::engine::new_engine(Rc::new(manager));
         let mut missing: Vec<String> = engine
             .gen_fn_signatures(false)
