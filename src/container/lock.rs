@@ -2,8 +2,9 @@
 //! and one lock per container (`RUN/.NAME.lock`) that start, stop, terminate, update and destroy
 //! hold, so that they run one after the other.
 //!
-//! A lock file is opened with `O_NOFOLLOW` and must be a regular file: a link planted at its path
-//! never makes ncsh create or lock its target.
+//! A lock file is opened with `O_NOFOLLOW` and must be a regular file of ours: a link planted at
+//! its path never makes ncsh create or lock its target. It is made mode 0600, so that no other
+//! user can open it to hold the lock.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -120,12 +121,26 @@ fn open_lock_file(path: &Path) -> Result<File> {
     if !meta.file_type().is_file() {
         return Err(not_a_regular_file(path, "not a regular file"));
     }
+    // Another user's file they could chmod back: they could hold the lock at will.
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(not_a_regular_file(
+            path,
+            &format!("owned by uid {}, not by uid {me}", meta.uid()),
+        ));
+    }
+    // Only the owner may open it, hence lock it (an old lock file may be world-readable).
+    if meta.mode() & 0o077 != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(format!("chmod 0600 {}", path.display()), e))?;
+    }
     Ok(file)
 }
 
 fn not_a_regular_file(path: &Path, what: &str) -> Error {
     Error::Usage(format!(
-        "the lock file {} is {what}; remove it (ncsh only locks a regular file it may create)",
+        "the lock file {} is {what}; remove it (ncsh only locks a regular file of its own)",
         path.display()
     ))
 }

@@ -183,6 +183,19 @@ fn a_root_without_its_generation_does_not_start() {
     );
     assert_eq!(stdout(&env.run(&["status", &name])), "down\n");
     assert!(!env.prefix().join("run/ncsh").join(&name).exists());
+    // What a destroy killed between its two renames leaves: a conf without a root.
+    std::fs::remove_dir_all(env.root_path(&name)).unwrap();
+    let out = env.run(&["start", &name]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "its root {} is missing",
+            env.root_path(&name).display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.root_path(&name).exists(), "start made a root");
 }
 
 #[test]
@@ -295,6 +308,7 @@ fn create_reading_stderr(env: &Env, name: &str) -> (Child, std::sync::mpsc::Rece
 
 #[test]
 fn a_held_create_lock_is_reported_with_its_holder() {
+    require_root();
     let env = Env::new();
     let lock = env.prefix().join("run/lock/nixos-container");
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
@@ -344,6 +358,10 @@ fn a_held_create_lock_is_reported_with_its_holder() {
     holder.wait().unwrap();
     let out = create.wait_with_output().unwrap();
     assert_ok(&out, "create after the wait");
+    // Now only its owner can open it.
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&lock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
     let more: Vec<String> = lines.try_iter().collect();
     assert!(
         !more.iter().any(|l| l.contains("waiting")),
@@ -353,6 +371,7 @@ fn a_held_create_lock_is_reported_with_its_holder() {
 
 #[test]
 fn a_symlink_at_the_create_lock_is_refused() {
+    require_root();
     let env = Env::new();
     let lock = env.prefix().join("run/lock/nixos-container");
     let target = env.prefix().join("victim");
@@ -364,9 +383,21 @@ fn a_symlink_at_the_create_lock_is_refused() {
     assert_eq!(
         stderr(&out),
         format!(
-            "ncsh: the lock file {} is a symbolic link; remove it (ncsh only locks a regular file it may create)\n",
+            "ncsh: the lock file {} is a symbolic link; remove it (ncsh only locks a regular file of its own)\n",
             lock.display()
         )
     );
     assert!(!target.exists() && !env.conf_path(&name).exists());
+    // Nor does ncsh lock another user's file there (they could hold it whenever they like).
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::write(&lock, "").unwrap();
+    std::os::unix::fs::chown(&lock, Some(65534), Some(65534)).unwrap();
+    let out = env.run(&["create", &name]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is owned by uid 65534, not by uid 0; remove it"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.conf_path(&name).exists());
 }
