@@ -76,6 +76,8 @@ fn parallel_starts_of_one_container_all_succeed() {
     );
 }
 
+/// Start, update and destroy at once: each waits for the other, none fails but for the
+/// container being gone, and nothing is left.
 #[test]
 fn destroy_racing_start_ends_consistent() {
     require_root();
@@ -84,6 +86,15 @@ fn destroy_racing_start_ends_consistent() {
         let name = unique_name("rac");
         env.create_booting(&name);
         let start = spawn(&env, &["start", &name]);
+        let update = spawn(
+            &env,
+            &[
+                "update",
+                &name,
+                "--config",
+                "environment.etc.x.text = \"y\";",
+            ],
+        );
         if round > 0 {
             std::thread::sleep(Duration::from_millis(150 * round));
         }
@@ -97,6 +108,12 @@ fn destroy_racing_start_ends_consistent() {
             stderr(&started)
         );
         assert!(!stderr(&started).contains("Cannot find device"));
+        let updated = update.wait_with_output().unwrap();
+        assert!(
+            updated.status.success() || stderr(&updated).contains("does not exist"),
+            "update: {}",
+            stderr(&updated)
+        );
         assert!(!env.conf_path(&name).exists());
         assert_no_debris(&env, &name);
         assert!(!env.prefix().join(format!("run/ncsh/.{name}.lock")).exists());
