@@ -11,6 +11,7 @@ use crate::builder::switch::{self, Plan};
 use crate::builder::{
     BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate,
 };
+use crate::container::lock::ContainerLock;
 use crate::container::{Conf, CreateOptions, Created, Paths, name, store};
 use crate::error::{Error, Result};
 use crate::files::Root;
@@ -198,6 +199,8 @@ impl Manager {
     ) -> Result<()> {
         require_root()?;
         self.check_nix_options(nix)?;
+        name::validate(name)?;
+        let _lock = self.lock(name)?;
         let conf = self.conf(name)?;
         let source = config_source(config, config_file)?.unwrap_or(ConfigSource::Existing);
         let root = Root::open(&self.paths.root(name))?;
@@ -350,26 +353,79 @@ impl Manager {
             .unwrap_or_default())
     }
 
+    /// Wait until no other ncsh starts, stops, updates or destroys container `name`; crash
+    /// debris of dead processes is removed on the way.
+    fn lock(&self, name: &str) -> Result<ContainerLock> {
+        let lock = ContainerLock::acquire(&self.paths, name)?;
+        store::remove_debris(&self.paths)?;
+        Ok(lock)
+    }
+
     pub fn start(&self, name: &str) -> Result<()> {
         require_root()?;
+        name::validate(name)?;
+        let _lock = self.lock(name)?;
+        self.start_locked(name)
+    }
+
+    fn start_locked(&self, name: &str) -> Result<()> {
         let conf = self.conf(name)?;
-        self.recover_activation(name, &Root::open(&self.paths.root(name))?)?;
+        // A missing root is check_generation's to report.
+        let root = Root::open(&self.paths.root(name)).ok();
+        if let Some(root) = &root {
+            self.recover_activation(name, root)?;
+        }
+        self.check_generation(name, &conf, root.as_ref())?;
         self.driver.start(name, &conf)
+    }
+
+    /// A native container boots its current generation: a root without one (a create or destroy
+    /// that did not finish) would boot without its system, so it is refused.
+    fn check_generation(&self, name: &str, conf: &Conf, opened: Option<&Root>) -> Result<()> {
+        if crate::host::nspawn::nix_system(&self.paths, name, conf).is_some()
+            || opened.is_some_and(|r| Store::new(r).current_number().is_some())
+        {
+            return Ok(());
+        }
+        let root = self.paths.root(name);
+        let what = if root.is_dir() {
+            format!(
+                "its root {} has no current generation ({}/current is missing)",
+                root.display(),
+                crate::builder::generation::GENERATIONS_DIR
+            )
+        } else {
+            format!("its root {} is missing", root.display())
+        };
+        Err(Error::StartFailed {
+            name: name.into(),
+            detail: format!(
+                "{what}: its create or destroy did not finish; run `ncsh destroy {name}` and create it again"
+            ),
+        })
     }
 
     pub fn stop(&self, name: &str) -> Result<()> {
         require_root()?;
         self.require_exists(name)?;
+        let _lock = self.lock(name)?;
+        self.require_exists(name)?;
         self.driver.stop(name)
     }
 
     pub fn restart(&self, name: &str) -> Result<()> {
-        self.stop(name)?;
-        self.start(name)
+        require_root()?;
+        self.require_exists(name)?;
+        let _lock = self.lock(name)?;
+        self.require_exists(name)?;
+        self.driver.stop(name)?;
+        self.start_locked(name)
     }
 
     pub fn terminate(&self, name: &str) -> Result<()> {
         require_root()?;
+        self.require_exists(name)?;
+        let _lock = self.lock(name)?;
         self.require_exists(name)?;
         self.driver.terminate(name)
     }
@@ -397,14 +453,17 @@ impl Manager {
         Ok(self.conf(name)?.host_ip())
     }
 
-    /// Kill a running container, then remove everything it owns. A missing container is fine.
+    /// Kill a running container, then remove everything it owns. A missing container is fine; a
+    /// root left without a conf is removed too.
     pub fn destroy(&self, name: &str) -> Result<()> {
         name::validate(name)?;
         require_root()?;
-        if !self.exists(name) {
+        let _lock = self.lock(name)?;
+        if self.exists(name) {
+            store::check_destroyable(&self.paths, name)?;
+        } else if !self.paths.root(name).exists() && !self.paths.runtime(name).exists() {
             return Ok(());
         }
-        store::check_destroyable(&self.paths, name)?;
         if self.driver.status(name) == Status::Up || self.driver.leader(name).is_some() {
             self.driver.terminate(name)?;
         }

@@ -237,6 +237,11 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     });
     let m = manager.clone();
     engine.register_fn("exists", move |name: &str| m.exists(name));
+    // Also for what is left of a container without its conf (a root, runtime state).
+    let m = manager.clone();
+    engine.register_fn("destroy", move |name: &str| {
+        m.destroy(name).map_err(to_rhai)
+    });
     let m = manager;
     engine.register_fn("driver", move || m.driver_name());
 

@@ -61,6 +61,17 @@ impl UsedAddresses {
         self.exact.contains_key(&addr) || self.networks.iter().any(|(net, _)| net.contains(&addr))
     }
 
+    /// Count what the host holds or routes (see [`host_claims`]) as taken.
+    pub fn add_host_claims(&mut self) {
+        for net in host_claims() {
+            if net.prefix_len() == net.max_prefix_len() {
+                self.exact.insert(net.addr(), "the host".into());
+            } else {
+                self.networks.push((net, "the host".into()));
+            }
+        }
+    }
+
     /// The first free 10.233.N.1 / 10.233.N.2 pair.
     pub fn allocate(&self) -> Result<(Ipv4Addr, Ipv4Addr)> {
         (1..=254u8)
@@ -68,6 +79,69 @@ impl UsedAddresses {
             .find(|(h, l)| !self.is_taken(IpAddr::V4(*h)) && !self.is_taken(IpAddr::V4(*l)))
             .ok_or(Error::OutOfAddresses)
     }
+}
+
+/// The host's own IPv4 addresses and the networks it routes somewhere (not its default route,
+/// nor `unreachable`/`prohibit` routes, which only keep traffic in): addresses there are in use.
+/// None in unit tests, whose creates must not depend on what runs on the machine.
+pub fn host_claims() -> Vec<IpNet> {
+    if cfg!(test) {
+        return Vec::new();
+    }
+    let mut claims: Vec<IpNet> = interface_addresses()
+        .into_iter()
+        .map(|ip| IpNet::from(IpAddr::V4(ip)))
+        .collect();
+    claims.extend(routed_networks(
+        &std::fs::read_to_string("/proc/net/route").unwrap_or_default(),
+    ));
+    claims
+}
+
+/// The IPv4 addresses of the host's interfaces (getifaddrs).
+fn interface_addresses() -> Vec<Ipv4Addr> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list`, which is walked read-only and freed once below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let entry = unsafe { &*cur };
+        let addr = entry.ifa_addr;
+        // SAFETY: an AF_INET ifa_addr points to a sockaddr_in.
+        if !addr.is_null() && i32::from(unsafe { (*addr).sa_family }) == libc::AF_INET {
+            let sin = unsafe { &*(addr as *const libc::sockaddr_in) };
+            out.push(Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()));
+        }
+        cur = entry.ifa_next;
+    }
+    // SAFETY: the list from getifaddrs above, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
+}
+
+/// The routed networks of `/proc/net/route` (network-order words printed as native `u32`s in
+/// hex), default and reject routes left out.
+fn routed_networks(table: &str) -> Vec<IpNet> {
+    const RTF_REJECT: u32 = 0x0200;
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let hex = |i: usize| u32::from_str_radix(f.get(i)?, 16).ok();
+            let (dest, flags, mask) = (hex(1)?, hex(3)?, hex(7)?);
+            if mask == 0 || flags & RTF_REJECT != 0 {
+                return None;
+            }
+            let dest = Ipv4Addr::from(dest.to_ne_bytes());
+            let len = u32::from_be_bytes(mask.to_ne_bytes()).leading_ones() as u8;
+            ipnet::Ipv4Net::new(dest, len).ok().map(IpNet::V4)
+        })
+        .collect()
 }
 
 /// Parse `1.2.3.4`, `1.2.3.4/24`, `fc00::2` or `fc00::2/7`; a bare address gets the host length.
@@ -143,6 +217,22 @@ mod tests {
 
     fn conf(text: &str) -> Conf {
         Conf::parse(text, Path::new("t")).unwrap()
+    }
+
+    #[test]
+    fn routes_are_read_from_proc_net_route() {
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                     eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                     *\t0000E90A\t00000000\t0201\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+                     ve-x\t0201E90A\t00000000\t0005\t0\t0\t0\tFFFFFFFF\t0\t0\t0\n\
+                     eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let nets: Vec<String> = routed_networks(table)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        if cfg!(target_endian = "little") {
+            assert_eq!(nets, ["10.233.1.2/32", "192.0.2.0/24"]);
+        }
     }
 
     #[test]

@@ -202,6 +202,7 @@ pub fn create(
         }
     }
     let _lock = CreateLock::acquire(&paths.lock_file)?;
+    remove_debris(paths)?;
 
     let mut name = requested.to_string();
     if opts.ensure_unique_name {
@@ -220,13 +221,14 @@ pub fn create(
     name::validate(&name)?;
 
     let confs = all_confs(paths)?;
-    let used = UsedAddresses::from_confs(confs.iter().map(|(n, c)| (n.as_str(), c)));
+    let mut used = UsedAddresses::from_confs(confs.iter().map(|(n, c)| (n.as_str(), c)));
     let (host_address, local_address) = match (&opts.host_address, &opts.local_address) {
         (Some(h), Some(l)) => {
             address::check_explicit(h, l, &used)?;
             (h.trim().to_string(), l.trim().to_string())
         }
         (None, None) => {
+            used.add_host_claims();
             let (h, l) = used.allocate()?;
             (h.to_string(), l.to_string())
         }
@@ -253,9 +255,7 @@ pub fn create(
     let fresh_root = !root.exists();
     let build = || -> Result<()> {
         if fresh_root {
-            let tmp = paths
-                .state_dir
-                .join(format!(".{name}.creating-{}", std::process::id()));
+            let tmp = debris_path(&paths.state_dir, &name, CREATING);
             let made = (|| {
                 let building = Root::create(&tmp, 0o755)?;
                 base::write_base_system(&building, &name)?;
@@ -313,19 +313,81 @@ pub fn check_destroyable(paths: &Paths, name: &str) -> Result<()> {
 }
 
 /// Remove everything a stopped container owns on disk: root, profile, GC roots, runtime state and
-/// finally the conf. Mount points below the root are unmounted first, never followed.
+/// the conf. Mount points below the root are unmounted first, never followed.
 pub fn remove_files(paths: &Paths, name: &str) -> Result<()> {
     let root = paths.root(name);
     unmount_below(&root)?;
+    // Root, then conf, renamed away before anything is deleted: an interrupted destroy leaves
+    // debris (removed by the next command) and at worst a conf whose start refuses its missing
+    // root, never a half-deleted root that boots.
+    let (doomed_root, doomed_conf) = (
+        debris_path(&paths.state_dir, name, DESTROYING),
+        debris_path(&paths.conf_dir, &format!("{name}.conf"), DESTROYING),
+    );
+    rename_if_present(&root, &doomed_root)?;
+    rename_if_present(&paths.conf(name), &doomed_conf)?;
     for path in [
         paths.profile(name),
         paths.gcroots(name),
-        root,
+        doomed_root,
         paths.runtime(name),
     ] {
         remove_path(&path)?;
     }
-    remove_path(&paths.conf(name))
+    remove_path(&doomed_conf)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crash debris: what a killed create or destroy leaves, named after the dead process.
+
+const CREATING: &str = "creating";
+const DESTROYING: &str = "destroying";
+
+/// `DIR/.NAME.WHAT-PID` of this process.
+fn debris_path(dir: &Path, name: &str, what: &str) -> PathBuf {
+    dir.join(format!(".{name}.{what}-{}", std::process::id()))
+}
+
+fn rename_if_present(from: &Path, to: &Path) -> Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(
+            format!("renaming {} to {}", from.display(), to.display()),
+            e,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The PID of a debris name (`.NAME.creating-PID`, `.NAME.conf.destroying-PID`, or a
+/// temporary file `.FILE.tmp-PID`), if it is one.
+fn debris_pid(file_name: &str) -> Option<i32> {
+    let rest = file_name.strip_prefix('.')?;
+    [CREATING, DESTROYING, "tmp"].iter().find_map(|what| {
+        let (_, pid) = rest.rsplit_once(&format!(".{what}-"))?;
+        pid.parse().ok().filter(|p| *p > 0)
+    })
+}
+
+/// Remove the debris of dead processes from the state and conf directories (a live process's
+/// is its work in progress).
+pub fn remove_debris(paths: &Paths) -> Result<()> {
+    for dir in [&paths.state_dir, &paths.conf_dir] {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(debris_pid) else {
+                continue;
+            };
+            let dead = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::errno::Errno::ESRCH);
+            if dead {
+                unmount_below(&entry.path())?;
+                remove_path(&entry.path())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Lazily unmount every mount point at or below `dir` (deepest first).

@@ -115,10 +115,14 @@ pub fn host_side_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
     commands
 }
 
-/// Remove a leftover host link (after a killed nspawn); absent links are fine.
+/// Remove a leftover host link (after a killed nspawn); absent links are fine, also one the
+/// kernel removed between the check and the delete (it goes with the container's namespace).
 pub fn remove_host_link(name: &str) -> Result<()> {
-    if link_exists(name) {
-        ip(&["link", "del", "dev", &host_link(name)])?;
+    if !link_exists(name) {
+        return Ok(());
     }
-    Ok(())
+    match ip(&["link", "del", "dev", &host_link(name)]) {
+        Err(e) if link_exists(name) => Err(e),
+        _ => Ok(()),
+    }
 }

@@ -15,6 +15,10 @@
 //! poweroff to nspawn, then kills after a timeout); `terminate` kills the leader at once. Whoever
 //! finds a dead supervisor's leftovers (cgroups, host link, nspawn's propagate directory) removes
 //! them before going on.
+//!
+//! The cgroup `ncsh-NAME`, the link `ve-NAME` and nspawn's `propagate/NAME` are host-wide, shared
+//! by every `NCSH_PREFIX`: a supervisor records in `/run/ncsh-owners/NAME` which conf it runs
+//! (see [`Owner`]), and no other conf's ncsh kills, deletes or reuses them while it lives.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -139,6 +143,11 @@ fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 /// propagate directory, runtime files.
 fn remove_leftovers(paths: &Paths, name: &str) -> Result<()> {
     let runtime = Runtime::new(paths, name);
+    if Owner::elsewhere(paths, name).is_some() {
+        // Those host-wide names are another conf's running container: only our files go.
+        runtime.clear();
+        return remove_image_locks(paths, name);
+    }
     if let Some(leader) = runtime.read_leader() {
         // Only trust the recorded leader if it is still in our cgroup.
         if Cgroups::for_container(name)
@@ -154,17 +163,83 @@ fn remove_leftovers(paths: &Paths, name: &str) -> Result<()> {
     }
     net::remove_host_link(name)?;
     remove_nspawn_files(paths, name)?;
+    Owner::release(paths, name);
     runtime.clear();
     Ok(())
+}
+
+/// Who uses the host-wide names of container `name`: a record `PID CONF` written by the
+/// supervisor that runs it.
+struct Owner;
+
+const OWNERS_DIR: &str = "/run/ncsh-owners";
+
+impl Owner {
+    fn file(name: &str) -> PathBuf {
+        Path::new(OWNERS_DIR).join(name)
+    }
+
+    fn read(name: &str) -> Option<(Pid, String)> {
+        let text = fs::read_to_string(Self::file(name)).ok()?;
+        let (pid, conf) = text.trim_end_matches('\n').split_once(' ')?;
+        Some((Pid::from_raw(pid.parse().ok()?), conf.to_string()))
+    }
+
+    /// "the container of CONF (supervisor PID N)" when a live supervisor of another conf than
+    /// ours holds the names.
+    fn elsewhere(paths: &Paths, name: &str) -> Option<String> {
+        let (pid, conf) = Self::read(name)?;
+        let ours = paths.conf(name).display().to_string();
+        let supervising = fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.windows(2)
+                .any(|w| w[0] == b"__supervise" && w[1] == name.as_bytes())
+        });
+        (conf != ours && supervising)
+            .then(|| format!("the container of {conf} (supervisor PID {pid})"))
+    }
+
+    /// Record that this supervisor runs `name` from our conf; refused while another lives.
+    fn claim(paths: &Paths, name: &str) -> Result<()> {
+        if let Some(other) = Self::elsewhere(paths, name) {
+            return Err(in_use_elsewhere(name, &other));
+        }
+        crate::files::ensure_dir(Path::new(OWNERS_DIR), 0o755)?;
+        let record = format!("{} {}\n", std::process::id(), paths.conf(name).display());
+        crate::files::write_atomic(&Self::file(name), &record, 0o644)
+    }
+
+    /// Drop the record if it is ours or its supervisor is gone.
+    fn release(paths: &Paths, name: &str) {
+        if Self::elsewhere(paths, name).is_none() {
+            let _ = fs::remove_file(Self::file(name));
+        }
+    }
+}
+
+fn in_use_elsewhere(name: &str, other: &str) -> Error {
+    Error::StartFailed {
+        name: name.into(),
+        detail: format!(
+            "the host-wide cgroup ncsh-{name} and link ve-{name} belong to {other}: stop that one \
+             or give this container another name"
+        ),
+    }
 }
 
 /// nspawn's own files for a container: on a systemd host they live on a tmpfs `/run`; here
 /// nothing would ever remove them. The propagate directory, and the image locks: `.#NAME.lck`
 /// beside the root and `locks/inode-DEV:INO` of the root directory.
 fn remove_nspawn_files(paths: &Paths, name: &str) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let nspawn_run = Path::new("/run/systemd/nspawn");
     crate::files::remove_path(&nspawn_run.join("propagate").join(name))?;
+    remove_image_locks(paths, name)
+}
+
+/// nspawn's image locks of our root (its own, whatever else uses the name).
+fn remove_image_locks(paths: &Paths, name: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let nspawn_run = Path::new("/run/systemd/nspawn");
     crate::files::remove_path(&paths.state_dir.join(format!(".#{name}.lck")))?;
     if let Ok(meta) = fs::metadata(paths.root(name)) {
         crate::files::remove_path(&nspawn_run.join("locks").join(format!(
@@ -194,6 +269,17 @@ impl Standalone {
         }
         net::ip_binary()?;
         Ok(())
+    }
+
+    /// After a failed start: once the supervisor is gone, nothing of the run stays (its console
+    /// lines are in the error).
+    fn clean_failed_start(&self, name: &str, runtime: &Runtime) {
+        if self
+            .wait_for_exit(name, runtime, Duration::from_secs(10))
+            .is_ok()
+        {
+            let _ = crate::files::remove_path(&runtime.dir);
+        }
     }
 
     fn wait_for_exit(&self, name: &str, runtime: &Runtime, timeout: Duration) -> Result<()> {
@@ -249,6 +335,9 @@ impl Driver for Standalone {
                 });
             }
         }
+        if let Some(other) = Owner::elsewhere(&self.paths, name) {
+            return Err(in_use_elsewhere(name, &other));
+        }
         remove_leftovers(&self.paths, name)?;
         base::ensure_skeleton(&Root::open(&self.paths.root(name))?)?;
         fs::create_dir_all(&runtime.dir)
@@ -291,7 +380,7 @@ impl Driver for Standalone {
         match report {
             Report::Ready => Ok(()),
             Report::Failed(detail) => {
-                let _ = self.wait_for_exit(name, &runtime, Duration::from_secs(10));
+                self.clean_failed_start(name, &runtime);
                 Err(Error::StartFailed {
                     name: name.into(),
                     detail,
@@ -301,13 +390,11 @@ impl Driver for Standalone {
                 if let Some(pid) = runtime.supervisor() {
                     let _ = kill(pid, Signal::SIGUSR1);
                 }
-                let _ = self.wait_for_exit(name, &runtime, Duration::from_secs(10));
+                let tail = runtime.console_tail(10);
+                self.clean_failed_start(name, &runtime);
                 Err(Error::StartFailed {
                     name: name.into(),
-                    detail: format!(
-                        "not ready after {timeout:?}; last console lines:\n{}",
-                        runtime.console_tail(10)
-                    ),
+                    detail: format!("not ready after {timeout:?}; last console lines:\n{tail}"),
                 })
             }
         }
@@ -477,6 +564,7 @@ impl Supervisor {
             )));
         }
         runtime.clear();
+        Owner::claim(&paths, name)?;
         let cgroups = Cgroups::for_container(name);
         Ok(Supervisor {
             name: name.to_string(),
@@ -615,6 +703,7 @@ impl Supervisor {
         self.leave_cgroups();
         let _ = net::remove_host_link(&self.name);
         let _ = remove_nspawn_files(&self.paths, &self.name);
+        Owner::release(&self.paths, &self.name);
         self.runtime.clear();
         Ok(())
     }
