@@ -481,10 +481,40 @@ impl Systemd {
         Ok(Some(proxy))
     }
 
+    /// The root directory of machine `name` when it is not ours: a container of another conf
+    /// directory (another `NCSH_PREFIX`) runs under the same unit and machine name, and is never
+    /// ours to stop, kill, reload or unlink. None when it is ours, not running, or machined
+    /// cannot tell.
+    async fn foreign_root(&self, conn: &Connection, name: &str) -> Option<String> {
+        let machine = self.machine(conn, name).await.ok()??;
+        let theirs = machine.root_directory().await.ok()?;
+        let ours = self.paths.root(name);
+        let ours = std::fs::canonicalize(&ours).unwrap_or(ours);
+        (!theirs.is_empty() && std::path::Path::new(&theirs) != ours).then_some(theirs)
+    }
+
+    /// An error when `container@NAME` runs another conf directory's container (see
+    /// [`Systemd::foreign_root`]).
+    fn refuse_foreign(&self, name: &str) -> Result<()> {
+        let foreign = self.block_on(async |conn| Ok(self.foreign_root(&conn, name).await))?;
+        match foreign {
+            Some(root) => Err(Error::Usage(format!(
+                "{} runs another container named ‘{name}’ (root {root}, not {}): it belongs to \
+                 another conf directory; act on it there, or give this container another name",
+                unit_name(name),
+                self.paths.root(name).display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     async fn leader_async(&self, conn: &Connection, name: &str) -> Result<Option<i32>> {
         let Some(machine) = self.machine(conn, name).await? else {
             return Ok(None);
         };
+        if self.foreign_root(conn, name).await.is_some() {
+            return Ok(None);
+        }
         let leader = machine
             .leader()
             .await
@@ -595,11 +625,13 @@ impl Driver for Systemd {
     }
 
     fn start(&self, name: &str, conf: &Conf) -> Result<()> {
+        self.refuse_foreign(name)?;
         base::ensure_skeleton(&Root::open(&self.paths.root(name))?)?;
         self.block_on(async |conn| self.start_async(conn, name, conf).await)
     }
 
     fn stop(&self, name: &str) -> Result<()> {
+        self.refuse_foreign(name)?;
         let unit = unit_name(name);
         self.block_on(async |conn| match unit_state(&conn, &unit, false).await? {
             None => Ok(()),
@@ -609,19 +641,27 @@ impl Driver for Systemd {
     }
 
     fn terminate(&self, name: &str) -> Result<()> {
+        self.refuse_foreign(name)?;
         self.block_on(async |conn| self.terminate_async(conn, name).await)
     }
 
     fn status(&self, name: &str) -> Status {
         let unit = unit_name(name);
-        let state = self.block_on(async |conn| unit_state(&conn, &unit, false).await);
+        let state = self.block_on(async |conn| {
+            let active = unit_state(&conn, &unit, false)
+                .await?
+                .is_some_and(|s| s.active_state == "active");
+            // Another conf directory's container of that name is not this one.
+            Ok(active && self.foreign_root(&conn, name).await.is_none())
+        });
         match state {
-            Ok(Some(s)) if s.active_state == "active" => Status::Up,
+            Ok(true) => Status::Up,
             _ => Status::Down,
         }
     }
 
     fn reload(&self, name: &str, _switch: &dyn Fn() -> Result<()>) -> Result<()> {
+        self.refuse_foreign(name)?;
         self.block_on(async |conn| self.reload_async(conn, name).await)
     }
 
@@ -638,6 +678,7 @@ impl Driver for Systemd {
     /// machined's OpenMachineLogin (as `machinectl login`): it opens a pty in the container
     /// and starts `container-getty@N.service` on it through the container's own bus.
     fn login(&self, name: &str, leader: i32) -> Result<i32> {
+        self.refuse_foreign(name)?;
         let master = self.block_on(async |conn| {
             let m = machine_manager(&conn).await?;
             match m.open_machine_login(name.to_string()).await {
@@ -654,10 +695,17 @@ impl Driver for Systemd {
 
     fn remove_runtime(&self, name: &str) -> Result<()> {
         let unit = unit_name(name);
-        self.block_on(async |conn| {
-            reset_failed(&conn, &unit).await;
-            Ok(())
+        let foreign = self.block_on(async |conn| {
+            let foreign = self.foreign_root(&conn, name).await;
+            if foreign.is_none() {
+                reset_failed(&conn, &unit).await;
+            }
+            Ok(foreign)
         })?;
-        net::remove_host_link(name)
+        // The unit and the link of another conf directory's running container stay.
+        match foreign {
+            Some(_) => Ok(()),
+            None => net::remove_host_link(name),
+        }
     }
 }

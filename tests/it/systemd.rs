@@ -706,3 +706,61 @@ fn systemd_driver_runs_the_walkthrough_script() {
 fn systemd_driver_runs_the_walkthrough_script_with_the_template() {
     walkthrough_script(true);
 }
+
+/// Under the systemd driver, `container@NAME` and `ve-NAME` are host-wide: a second conf
+/// directory (another `NCSH_PREFIX`) with a container of the same name sees the running one as
+/// not its own, refuses to start, stop or kill it, and its destroy leaves it running.
+#[test]
+fn systemd_driver_a_prefix_never_touches_another_prefixs_container() {
+    require_root();
+    let th = TestHost::boot("pfx", false);
+    let ncsh_in = |prefix: &str, args: &[&str]| {
+        let env = format!("NCSH_PREFIX={prefix}");
+        let mut argv = vec!["env", env.as_str(), testhost::NCSH];
+        argv.extend_from_slice(args);
+        th.exec(&argv)
+    };
+    let (a, b) = ("/srv/a", "/srv/b");
+    for (prefix, host, local) in [
+        (a, "10.233.0.1", "10.233.0.2"),
+        (b, "10.233.0.5", "10.233.0.6"),
+    ] {
+        let out = ncsh_in(
+            prefix,
+            &[
+                "create",
+                "x",
+                "--host-address",
+                host,
+                "--local-address",
+                local,
+            ],
+        );
+        assert_ok(&out, "create");
+    }
+    assert_ok(&ncsh_in(a, &["start", "x"]), "start in a");
+    let leader = text(&ncsh_in(a, &["run", "x", "--", "cat", "/proc/1/stat"]));
+    assert_eq!(text(&ncsh_in(b, &["status", "x"])), "down");
+    for verb in ["start", "stop", "terminate"] {
+        let out = ncsh_in(b, &[verb, "x"]);
+        assert!(!out.status.success(), "{verb} in b succeeded");
+        assert!(
+            stderr(&out).contains("another conf directory"),
+            "{verb}: {}",
+            stderr(&out)
+        );
+    }
+    assert_ok(&ncsh_in(b, &["destroy", "x"]), "destroy in b");
+    assert_eq!(text(&ncsh_in(a, &["status", "x"])), "up");
+    assert_eq!(
+        text(&ncsh_in(a, &["run", "x", "--", "cat", "/proc/1/stat"])),
+        leader,
+        "a's container was restarted"
+    );
+    assert_ok(
+        &th.exec(&["ip", "link", "show", "ve-x"]),
+        "a's link is gone",
+    );
+    assert_ok(&ncsh_in(a, &["destroy", "x"]), "destroy in a");
+    assert_nothing_left(&th, "x");
+}
