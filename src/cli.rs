@@ -10,8 +10,9 @@ use std::rc::Rc;
 use clap::Parser;
 use rhai::{Dynamic, Map};
 
+use crate::api::error::describe;
 use crate::container::Paths;
-use crate::engine::{self, error::describe};
+use crate::engine;
 use crate::error::Error;
 use crate::manager::{Manager, Personality};
 

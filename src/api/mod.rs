@@ -1,7 +1,8 @@
 //! The Rhai surface (ARCHITECTURE.md, "Layers"), a thin skin over [`Manager`]: the `Container`
 //! type with its properties and methods, the functions `create`, `container`, `containers`, `exists`, and a few
-//! helpers for scripts and verbs. Every error goes through [`crate::engine::error::to_rhai`].
+//! helpers for scripts and verbs. Every error goes through [`error::to_rhai`].
 
+pub mod error;
 mod net;
 
 use std::path::PathBuf;
@@ -13,9 +14,9 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map};
 
 use crate::build::NixOptions;
 use crate::container::CreateOptions;
-use crate::engine::error::{exit_request, to_rhai};
 use crate::error::Error;
 use crate::manager::Manager;
+use error::{exit_request, to_rhai};
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 

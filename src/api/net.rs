@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Engine, EvalAltResult};
 
-use crate::engine::error::to_rhai;
+use super::error::to_rhai;
 use crate::error::Error;
 
 fn socket_addr(host: &str, port: i64) -> Result<SocketAddr, Box<EvalAltResult>> {

@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Map, Scope};
 
+use crate::api::error::{describe, to_rhai};
 use crate::api::strings;
 use crate::build::generation::{Generation, Group, ManagedFile, Unit, User, check_container_path};
 use crate::build::nix::NixBuilder;
@@ -19,7 +20,6 @@ use crate::build::nixexpr::{self, OptionTree, Value};
 use crate::build::options::{Declarations, OptType, OptionDecl};
 use crate::build::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, configuration_nix};
 use crate::container::store;
-use crate::engine::error::{describe, to_rhai};
 use crate::error::{Error, Result};
 use crate::files::Root;
 

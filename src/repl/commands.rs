@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use super::{Session, Step};
-use crate::engine::{self, error::describe};
+use crate::api::error::describe;
+use crate::engine;
 
 /// (name, arguments, what it does).
 pub const COMMANDS: &[(&str, &str, &str)] = &[

@@ -24,7 +24,8 @@ use rustyline::history::FileHistory;
 use rustyline::{Editor, KeyCode, KeyEvent, Modifiers};
 
 use crate::api::INTERRUPTED;
-use crate::engine::{self, error::describe};
+use crate::api::error::describe;
+use crate::engine;
 use crate::manager::Manager;
 use helper::{Catalog, Input, ReplHelper, Signature};
 use render::Style;
