@@ -10,6 +10,7 @@ pub mod container;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod flags;
 pub mod host;
 pub mod manager;
 pub mod repl;

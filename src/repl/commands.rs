@@ -403,7 +403,7 @@ pub fn words(text: &str) -> Result<Vec<String>, String> {
 }
 
 fn run_verb(session: &mut Session, verb: &engine::Verb, rest: &str) -> Step {
-    let parsed = words(rest).and_then(crate::cli::verb_args);
+    let parsed = words(rest).and_then(crate::flags::verb_args);
     let (args, opts) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => return usage(session, &e),
@@ -462,7 +462,7 @@ mod tests {
     #[test]
     fn verb_flags_become_opts() {
         let w = |s: &str| words(s).expect("words");
-        let verb_args = crate::cli::verb_args;
+        let verb_args = crate::flags::verb_args;
         let (args, opts) = verb_args(w(
             "web --auto-start --host-address 10.0.0.1 --local-address=10.0.0.2",
         ))
@@ -473,7 +473,7 @@ mod tests {
             opts.get("local_address").map(|v| v.to_string()),
             Some("10.0.0.2".into())
         );
-        let verb_args = crate::cli::verb_args;
+        let verb_args = crate::flags::verb_args;
         let (args, opts) = verb_args(w("web -- ls --all")).expect("parses");
         assert_eq!(
             (args, opts.len()),
