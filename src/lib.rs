@@ -1,7 +1,8 @@
 //! ncsh: a scriptable shell for NixOS-style imperative containers, and a drop-in
 //! `nixos-container`. See ARCHITECTURE.md in the repository for the layers:
 //! `container` (the domain), `host` (drivers), `build` (what runs inside), `manager` (the
-//! operations), `api` + `engine` (Rhai), `cli` (the command line).
+//! operations), `api` + `engine` (Rhai), `flags` (nixos-container's flags), `cli` (the command
+//! line) and `repl`.
 
 pub mod api;
 pub mod build;

@@ -93,7 +93,7 @@ const ORDER: &[&str] = &[
 ];
 
 /// Every documented function of the engine, one per registration: functions first, then
-/// `Container`'s properties and methods, each in [`ORDER`] and by number of parameters.
+/// `Container`'s properties and methods, each in `ORDER` and by number of parameters.
 pub fn docs(engine: &Engine) -> Vec<Doc> {
     let mut docs: Vec<Doc> = registered(engine)
         .into_iter()
