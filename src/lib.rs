@@ -1,7 +1,8 @@
 //! ncsh: a scriptable shell for NixOS-style imperative containers, and a drop-in
 //! `nixos-container`. See ARCHITECTURE.md in the repository for the layers:
 //! `container` (the domain), `host` (drivers), `build` (what runs inside), `manager` (the
-//! operations), `api` + `engine` (Rhai), `cli` (the command line).
+//! operations), `api` + `engine` (Rhai), `flags` (nixos-container's flags), `cli` (the command
+//! line) and `repl`.
 
 pub mod api;
 pub mod builder;
@@ -10,6 +11,7 @@ pub mod container;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod flags;
 pub mod host;
 pub mod manager;
 pub mod repl;

@@ -1,7 +1,10 @@
 //! The Rhai surface (ARCHITECTURE.md, "Layers"), a thin skin over [`Manager`]: the `Container`
 //! type with its properties and methods, the functions `create`, `container`, `containers`, `exists`, and a few
-//! helpers for scripts and verbs. Every error goes through [`crate::engine::error::to_rhai`].
+//! helpers for scripts and verbs. Each is registered with its doc ([`docs`]); every error goes
+//! through [`error::to_rhai`].
 
+pub mod docs;
+pub mod error;
 mod net;
 #[cfg(test)]
 mod tests;
@@ -11,13 +14,14 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Map};
+use rhai::{Array, CustomType, Dynamic, Engine, EvalAltResult, ImmutableString, Map, TypeBuilder};
 
 use crate::builder::NixOptions;
 use crate::container::CreateOptions;
-use crate::engine::error::{exit_request, to_rhai};
 use crate::error::Error;
 use crate::manager::Manager;
+use docs::{api_doc, function};
+use error::{exit_request, to_rhai};
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -192,11 +196,18 @@ fn output_map(out: std::process::Output) -> Map {
 }
 
 pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
-    register_container_type(engine);
+    engine.build_type::<Container>();
     net::register(engine);
 
     let m = manager.clone();
-    engine.register_fn("create", move |name: &str| -> RhaiResult<Container> {
+    function(
+        "create",
+        api_doc!(
+            "create(name: string) -> Container",
+            "Create a container (needs root). It is not started."
+        ),
+    )
+    .register_into_engine(engine, move |name: &str| -> RhaiResult<Container> {
         let created = m.create(name, &CreateOptions::default()).map_err(to_rhai)?;
         Ok(Container {
             name: created.name,
@@ -204,8 +215,17 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         })
     });
     let m = manager.clone();
-    engine.register_fn(
+    function(
         "create",
+        api_doc!(
+            "create(name: string, opts: map) -> Container",
+            "Create with options: host_address, local_address, bridge, port, auto_start,",
+            "ensure_unique_name, config, config_file; on a Nix host also system_path, nixos_path,",
+            "flake, nix_flags, refresh."
+        ),
+    )
+    .register_into_engine(
+        engine,
         move |name: &str, opts: Map| -> RhaiResult<Container> {
             let created = m.create(name, &create_options(&opts)?).map_err(to_rhai)?;
             Ok(Container {
@@ -215,7 +235,14 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         },
     );
     let m = manager.clone();
-    engine.register_fn("container", move |name: &str| -> RhaiResult<Container> {
+    function(
+        "container",
+        api_doc!(
+            "container(name: string) -> Container",
+            "An existing container; an error if there is none by that name."
+        ),
+    )
+    .register_into_engine(engine, move |name: &str| -> RhaiResult<Container> {
         m.require_exists(name).map_err(to_rhai)?;
         Ok(Container {
             name: name.to_string(),
@@ -223,7 +250,14 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         })
     });
     let m = manager.clone();
-    engine.register_fn("containers", move || -> RhaiResult<Array> {
+    function(
+        "containers",
+        api_doc!(
+            "containers() -> array",
+            "Every container (shown as a table)."
+        ),
+    )
+    .register_into_engine(engine, move || -> RhaiResult<Array> {
         let names = m.list().map_err(to_rhai)?;
         Ok(names
             .into_iter()
@@ -236,17 +270,39 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
             .collect())
     });
     let m = manager.clone();
-    engine.register_fn("exists", move |name: &str| m.exists(name));
+    function(
+        "exists",
+        api_doc!(
+            "exists(name: string) -> bool",
+            "Whether a container by that name exists."
+        ),
+    )
+    .register_into_engine(engine, move |name: &str| m.exists(name));
     // Also for what is left of a container without its conf (a root, runtime state).
     let m = manager.clone();
-    engine.register_fn("destroy", move |name: &str| {
-        m.destroy(name).map_err(to_rhai)
-    });
+    function(
+        "destroy",
+        api_doc!(
+            "destroy(name: string)",
+            "Destroy a stopped or running container: its conf, root and runtime state; also what a create or destroy that did not finish left."
+        ),
+    )
+    .register_into_engine(engine, move |name: &str| m.destroy(name).map_err(to_rhai));
     let m = manager;
-    engine.register_fn("driver", move || m.driver_name());
+    function(
+        "driver",
+        api_doc!("driver() -> string", "The host driver in use."),
+    )
+    .register_into_engine(engine, move || m.driver_name());
 
-    // The container name argument of a verb, checked as nixos-container checks it.
-    engine.register_fn("name_arg", |args: Array| -> RhaiResult<String> {
+    function(
+        "name_arg",
+        api_doc!(
+            "name_arg(args: array) -> string",
+            "A verb's container-name argument, checked as nixos-container checks it."
+        ),
+    )
+    .register_into_engine(engine, |args: Array| -> RhaiResult<String> {
         let name = args
             .first()
             .and_then(|v| v.clone().into_immutable_string().ok());
@@ -258,21 +314,38 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
             _ => Err(to_rhai(Error::NoName)),
         }
     });
-    engine.register_fn("eprint", |s: &str| eprintln!("{s}"));
-    engine.register_fn("exit", |code: i64| -> RhaiResult<()> {
+    function(
+        "eprint",
+        api_doc!("eprint(text: string)", "Print to stderr."),
+    )
+    .register_into_engine(engine, |s: &str| eprintln!("{s}"));
+    const EXIT: &str = api_doc!(
+        "exit(code: int)",
+        "End the script, or the REPL, with that exit status (exit() is 0)."
+    );
+    function("exit", EXIT).register_into_engine(engine, |code: i64| -> RhaiResult<()> {
         Err(exit_request(exit_status(code).map_err(to_rhai)?))
     });
     // Rhai's own exit(value) would end the script with status 0 whatever the value.
-    engine.register_fn("exit", |value: Dynamic| -> RhaiResult<()> {
+    function("exit", EXIT).register_into_engine(engine, |value: Dynamic| -> RhaiResult<()> {
         Err(to_rhai(Error::Usage(format!(
             "exit takes an integer exit status (0 to 255), not {value:?}"
         ))))
     });
-    engine.register_fn("exit", || -> RhaiResult<()> { Err(exit_request(0)) });
-    engine.register_fn("sleep", |seconds: f64| {
+    // The same description as exit(code), so that listings show them as one.
+    function(
+        "exit",
+        api_doc!(
+            "exit()",
+            "End the script, or the REPL, with that exit status (exit() is 0)."
+        ),
+    )
+    .register_into_engine(engine, || -> RhaiResult<()> { Err(exit_request(0)) });
+    const SLEEP: &str = api_doc!("sleep(seconds: int|float)", "Wait; Ctrl-C interrupts it.");
+    function("sleep", SLEEP).register_into_engine(engine, |seconds: f64| {
         sleep_for(Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX));
     });
-    engine.register_fn("sleep", |seconds: i64| {
+    function("sleep", SLEEP).register_into_engine(engine, |seconds: i64| {
         sleep_for(Duration::from_secs(seconds.max(0) as u64));
     });
 }
@@ -290,129 +363,204 @@ fn exit_status(code: i64) -> Result<i64, Error> {
     }
 }
 
-fn register_container_type(engine: &mut Engine) {
-    engine
-        .register_type_with_name::<Container>("Container")
-        .register_get("name", |c: &mut Container| c.name.clone())
-        .register_get("ip", |c: &mut Container| -> RhaiResult<String> {
-            c.manager.ip(&c.name).map_err(to_rhai)
-        })
-        .register_get("host_ip", |c: &mut Container| -> RhaiResult<Dynamic> {
-            Ok(c.manager
-                .host_ip(&c.name)
-                .map_err(to_rhai)?
-                .map_or(Dynamic::UNIT, Dynamic::from))
-        })
-        .register_get("status", |c: &mut Container| -> RhaiResult<String> {
-            Ok(c.manager
-                .status(&c.name)
-                .map_err(to_rhai)?
-                .as_str()
-                .to_string())
-        })
-        // () when the container is not running; other failures (a bus error) are errors.
-        .register_get("leader", |c: &mut Container| -> RhaiResult<Dynamic> {
-            match c.manager.leader(&c.name) {
-                Ok(pid) => Ok(Dynamic::from(i64::from(pid))),
-                Err(Error::NotRunning(_)) => Ok(Dynamic::UNIT),
-                Err(e) => Err(to_rhai(e)),
-            }
-        })
-        .register_get("host_key", |c: &mut Container| -> RhaiResult<Dynamic> {
-            Ok(c.manager
-                .host_key(&c.name)
-                .map_err(to_rhai)?
-                .map_or(Dynamic::UNIT, Dynamic::from))
-        })
-        .register_fn("update", |c: &mut Container| {
-            c.manager
-                .update(&c.name, None, None, &NixOptions::default())
-                .map_err(to_rhai)
-        })
-        .register_fn("update", |c: &mut Container, opts: Map| -> RhaiResult<()> {
-            let mut config = None;
-            let mut config_file = None;
-            let mut nix = NixOptions::default();
-            for (key, value) in &opts {
-                match key.as_str() {
-                    "config" => config = Some(option_text(key, value)?),
-                    "config_file" => config_file = Some(PathBuf::from(option_text(key, value)?)),
-                    // Accepted by nixos-container for every action and never used here.
-                    "signal" | "bridge" | "port" | "host_address" | "local_address" => {}
-                    "system_path" | "nixos_path" | "flake" | "nix_flags" | "refresh" => {
-                        nix_option(&mut nix, key, value)?
-                    }
-                    other => {
-                        return Err(to_rhai(Error::Usage(format!(
-                            "unknown update option ‘{other}’ (known: config, config_file, system_path, \
-                             nixos_path, flake, nix_flags, refresh)"
-                        ))));
+impl CustomType for Container {
+    fn build(mut builder: TypeBuilder<Self>) {
+        builder
+            .with_name("Container")
+            .with_comments(&[api_doc!(
+                "c = container(\"NAME\")",
+                "A container: its name and the manager; every property reads fresh state."
+            )])
+            .with_get("name", |c: &mut Container| c.name.clone())
+            .and_comments(&[api_doc!("c.name: string", "The container's name.")])
+            .with_get("ip", |c: &mut Container| -> RhaiResult<String> {
+                c.manager.ip(&c.name).map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!(
+                "c.ip: string",
+                "Its address (LOCAL_ADDRESS without prefix); an error if it has none."
+            )])
+            .with_get("host_ip", |c: &mut Container| -> RhaiResult<Dynamic> {
+                Ok(c.manager
+                    .host_ip(&c.name)
+                    .map_err(to_rhai)?
+                    .map_or(Dynamic::UNIT, Dynamic::from))
+            })
+            .and_comments(&[api_doc!(
+                "c.host_ip: string or ()",
+                "The host side's address, if any."
+            )])
+            .with_get("status", |c: &mut Container| -> RhaiResult<String> {
+                Ok(c.manager
+                    .status(&c.name)
+                    .map_err(to_rhai)?
+                    .as_str()
+                    .to_string())
+            })
+            .and_comments(&[api_doc!(
+                "c.status: string",
+                "\"up\" or \"down\", read fresh each time."
+            )])
+            // () when the container is not running; other failures (a bus error) are errors.
+            .with_get("leader", |c: &mut Container| -> RhaiResult<Dynamic> {
+                match c.manager.leader(&c.name) {
+                    Ok(pid) => Ok(Dynamic::from(i64::from(pid))),
+                    Err(Error::NotRunning(_)) => Ok(Dynamic::UNIT),
+                    Err(e) => Err(to_rhai(e)),
+                }
+            })
+            .and_comments(&[api_doc!(
+                "c.leader: int or ()",
+                "The PID of its init process, when running."
+            )])
+            .with_get("host_key", |c: &mut Container| -> RhaiResult<Dynamic> {
+                Ok(c.manager
+                    .host_key(&c.name)
+                    .map_err(to_rhai)?
+                    .map_or(Dynamic::UNIT, Dynamic::from))
+            })
+            .and_comments(&[api_doc!(
+                "c.host_key: string or ()",
+                "Its SSH host public key, if generated."
+            )])
+            .with_fn("update", |c: &mut Container| {
+                c.manager
+                    .update(&c.name, None, None, &NixOptions::default())
+                    .map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!(
+                "c.update()",
+                "Rebuild from its configuration.nix; a running container switches live."
+            )])
+            .with_fn("update", |c: &mut Container, opts: Map| -> RhaiResult<()> {
+                let mut config = None;
+                let mut config_file = None;
+                let mut nix = NixOptions::default();
+                for (key, value) in &opts {
+                    match key.as_str() {
+                        "config" => config = Some(option_text(key, value)?),
+                        "config_file" => {
+                            config_file = Some(PathBuf::from(option_text(key, value)?))
+                        }
+                        // Accepted by nixos-container for every action and never used here.
+                        "signal" | "bridge" | "port" | "host_address" | "local_address" => {}
+                        "system_path" | "nixos_path" | "flake" | "nix_flags" | "refresh" => {
+                            nix_option(&mut nix, key, value)?
+                        }
+                        other => {
+                            return Err(to_rhai(Error::Usage(format!(
+                                "unknown update option ‘{other}’ (known: config, config_file, \
+                                 system_path, nixos_path, flake, nix_flags, refresh)"
+                            ))));
+                        }
                     }
                 }
-            }
-            c.manager
-                .update(&c.name, config.as_deref(), config_file.as_deref(), &nix)
-                .map_err(to_rhai)
-        })
-        .register_get("options", |c: &mut Container| -> RhaiResult<Dynamic> {
-            let options = c.manager.options(&c.name).map_err(to_rhai)?;
-            rhai::serde::to_dynamic(options)
-        })
-        .register_fn("start", |c: &mut Container| {
-            c.manager.start(&c.name).map_err(to_rhai)
-        })
-        .register_fn("stop", |c: &mut Container| {
-            c.manager.stop(&c.name).map_err(to_rhai)
-        })
-        .register_fn("restart", |c: &mut Container| {
-            c.manager.restart(&c.name).map_err(to_rhai)
-        })
-        .register_fn("terminate", |c: &mut Container| {
-            c.manager.terminate(&c.name).map_err(to_rhai)
-        })
-        .register_fn("destroy", |c: &mut Container| {
-            c.manager.destroy(&c.name).map_err(to_rhai)
-        })
-        .register_fn("run", |c: &mut Container, argv: Array| -> RhaiResult<Map> {
-            let argv = strings(&argv, "command arguments")?;
-            Ok(output_map(
                 c.manager
-                    .run_captured(&c.name, &argv, None)
-                    .map_err(to_rhai)?,
-            ))
-        })
-        .register_fn(
-            "run",
-            |c: &mut Container, argv: Array, stdin: ImmutableString| -> RhaiResult<Map> {
+                    .update(&c.name, config.as_deref(), config_file.as_deref(), &nix)
+                    .map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!(
+                "c.update(opts: map)",
+                "The same from config or config_file (and, on a Nix host, system_path, nixos_path,",
+                "flake, nix_flags, refresh)."
+            )])
+            .with_get("options", |c: &mut Container| -> RhaiResult<Dynamic> {
+                let options = c.manager.options(&c.name).map_err(to_rhai)?;
+                rhai::serde::to_dynamic(options)
+            })
+            .and_comments(&[api_doc!(
+                "c.options: map",
+                "The NixOS options of its active generation, defaults included."
+            )])
+            .with_fn("start", |c: &mut Container| {
+                c.manager.start(&c.name).map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!(
+                "c.start()",
+                "Start it; returns once it has booted. Ctrl-C interrupts the wait."
+            )])
+            .with_fn("stop", |c: &mut Container| {
+                c.manager.stop(&c.name).map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!("c.stop()", "Stop it cleanly.")])
+            .with_fn("restart", |c: &mut Container| {
+                c.manager.restart(&c.name).map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!("c.restart()", "Stop, then start.")])
+            .with_fn("terminate", |c: &mut Container| {
+                c.manager.terminate(&c.name).map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!("c.terminate()", "Kill it at once.")])
+            .with_fn("destroy", |c: &mut Container| {
+                c.manager.destroy(&c.name).map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!(
+                "c.destroy()",
+                "Kill it if running and remove everything it owns."
+            )])
+            .with_fn("run", |c: &mut Container, argv: Array| -> RhaiResult<Map> {
                 let argv = strings(&argv, "command arguments")?;
                 Ok(output_map(
                     c.manager
-                        .run_captured(&c.name, &argv, Some(stdin.as_bytes()))
+                        .run_captured(&c.name, &argv, None)
                         .map_err(to_rhai)?,
                 ))
-            },
-        )
-        .register_fn("exec", |c: &mut Container, argv: Array| -> RhaiResult<()> {
-            // Like a shell's exec: the command's status ends the script.
-            let argv = strings(&argv, "command arguments")?;
-            let code = c.manager.exec(&c.name, &argv).map_err(to_rhai)?;
-            Err(exit_request(i64::from(code)))
-        })
-        .register_fn(
-            "attach",
-            |c: &mut Container, argv: Array| -> RhaiResult<i64> {
+            })
+            .and_comments(&[api_doc!(
+                "c.run(argv: array) -> map",
+                "Run a command inside; returns #{status, stdout, stderr}."
+            )])
+            .with_fn(
+                "run",
+                |c: &mut Container, argv: Array, stdin: ImmutableString| -> RhaiResult<Map> {
+                    let argv = strings(&argv, "command arguments")?;
+                    Ok(output_map(
+                        c.manager
+                            .run_captured(&c.name, &argv, Some(stdin.as_bytes()))
+                            .map_err(to_rhai)?,
+                    ))
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.run(argv: array, stdin: string) -> map",
+                "The same, feeding `stdin` to the command."
+            )])
+            .with_fn("exec", |c: &mut Container, argv: Array| -> RhaiResult<()> {
+                // Like a shell's exec: the command's status ends the script.
                 let argv = strings(&argv, "command arguments")?;
-                Ok(c.manager.run_attached(&c.name, &argv).map_err(to_rhai)? as i64)
-            },
-        )
-        .register_fn("root_login", |c: &mut Container| -> RhaiResult<i64> {
-            Ok(c.manager.root_login(&c.name).map_err(to_rhai)? as i64)
-        })
-        .register_fn("login", |c: &mut Container| -> RhaiResult<i64> {
-            Ok(c.manager.login(&c.name).map_err(to_rhai)? as i64)
-        })
-        .register_fn("to_string", |c: &mut Container| c.describe())
-        .register_fn("to_debug", |c: &mut Container| {
-            format!("Container({})", c.describe())
-        });
+                let code = c.manager.exec(&c.name, &argv).map_err(to_rhai)?;
+                Err(exit_request(i64::from(code)))
+            })
+            .and_comments(&[api_doc!(
+                "c.exec(argv: array)",
+                "Run a command inside with this terminal, then end the script with its exit status."
+            )])
+            .with_fn(
+                "attach",
+                |c: &mut Container, argv: Array| -> RhaiResult<i64> {
+                    let argv = strings(&argv, "command arguments")?;
+                    Ok(c.manager.run_attached(&c.name, &argv).map_err(to_rhai)? as i64)
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.attach(argv: array) -> int",
+                "Run a command inside on this terminal; returns its exit status."
+            )])
+            .with_fn("root_login", |c: &mut Container| -> RhaiResult<i64> {
+                Ok(c.manager.root_login(&c.name).map_err(to_rhai)? as i64)
+            })
+            .and_comments(&[api_doc!(
+                "c.root_login() -> int",
+                "A root shell inside (su -l root)."
+            )])
+            .with_fn("login", |c: &mut Container| -> RhaiResult<i64> {
+                Ok(c.manager.login(&c.name).map_err(to_rhai)? as i64)
+            })
+            .and_comments(&[api_doc!(
+                "c.login() -> int",
+                "A login prompt inside (user name and password), on this terminal."
+            )])
+            .on_print(|c| c.describe())
+            .on_debug(|c| format!("Container({})", c.describe()));
+    }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use rhai::{Engine, EvalAltResult};
 
-use crate::engine::error::to_rhai;
+use super::docs::{api_doc, function};
+use super::error::to_rhai;
 use crate::error::Error;
 
 fn socket_addr(host: &str, port: i64) -> Result<SocketAddr, Box<EvalAltResult>> {
@@ -38,8 +39,15 @@ fn tcp_exchange(
 pub(super) fn register(engine: &mut Engine) {
     // Is something listening at host:port? Retries until `seconds` pass (false), or until
     // Ctrl-C in the REPL.
-    engine.register_fn(
+    function(
         "wait_tcp",
+        api_doc!(
+            "wait_tcp(host: string, port: int, seconds: float) -> bool",
+            "Whether something listens at host:port within that time."
+        ),
+    )
+    .register_into_engine(
+        engine,
         |host: &str, port: i64, seconds: f64| -> Result<bool, Box<EvalAltResult>> {
             let addr = socket_addr(host, port)?;
             let wait = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
@@ -58,11 +66,24 @@ pub(super) fn register(engine: &mut Engine) {
             }
         },
     );
-    engine.register_fn("tcp_request", |host: &str, port: i64, request: &str| {
+    function(
+        "tcp_request",
+        api_doc!(
+            "tcp_request(host: string, port: int, request: string) -> string",
+            "Send a request, return everything the peer sends until it closes."
+        ),
+    )
+    .register_into_engine(engine, |host: &str, port: i64, request: &str| {
         tcp_exchange(host, port, request, Duration::from_secs(5))
     });
-    // A minimal HTTP/1.0 GET: the whole response, headers included.
-    engine.register_fn("http_get", |host: &str, port: i64, path: &str| {
+    function(
+        "http_get",
+        api_doc!(
+            "http_get(host: string, port: int, path: string) -> string",
+            "A minimal HTTP/1.0 GET: the whole response, headers included."
+        ),
+    )
+    .register_into_engine(engine, |host: &str, port: i64, path: &str| {
         tcp_exchange(
             host,
             port,

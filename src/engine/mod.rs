@@ -1,7 +1,6 @@
 //! The Rhai engine: registers the API, holds the stdlib verbs (compiled into the binary, and
 //! overridable by verb scripts in a user or system directory), and runs verbs and scripts.
 
-pub mod error;
 pub mod nixos;
 
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@ use std::rc::Rc;
 
 use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Map, Scope};
 
+use crate::api::error::{describe, to_rhai};
 use crate::api::strings;
 use crate::builder::Builder;
 use crate::builder::generation::{
@@ -20,7 +21,6 @@ use crate::builder::generation::{
 use crate::builder::native::{self, OptionModules};
 use crate::builder::nixexpr::{self, OptionTree, Value};
 use crate::builder::options::{Declarations, OptType, OptionDecl};
-use crate::engine::error::{describe, to_rhai};
 use crate::error::{Error, Result};
 
 /// The option modules shipped in `stdlib/nixos/`, in the order they run.

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use super::{Session, Step};
-use crate::engine::{self, error::describe};
+use crate::api::{self, error::describe};
+use crate::engine;
 
 /// (name, arguments, what it does).
 pub const COMMANDS: &[(&str, &str, &str)] = &[
@@ -25,172 +26,6 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("scope", "", "the variables and constants defined so far"),
     ("quit", "", "leave the REPL (also Ctrl-D, or exit(code))"),
 ];
-
-/// The ncsh API as users read it (signature, description); the engine only knows types.
-pub const API_DOCS: &[(&str, &str, &str)] = &[
-    (
-        "create",
-        "create(name: string) -> Container",
-        "Create a container (needs root). It is not started.",
-    ),
-    (
-        "create",
-        "create(name: string, opts: map) -> Container",
-        "Create with options: host_address, local_address, bridge, port, auto_start, \
-         ensure_unique_name, config, config_file; on a Nix host also system_path, nixos_path, \
-         flake, nix_flags, refresh.",
-    ),
-    (
-        "container",
-        "container(name: string) -> Container",
-        "An existing container; an error if there is none by that name.",
-    ),
-    (
-        "containers",
-        "containers() -> array",
-        "Every container (shown as a table).",
-    ),
-    (
-        "exists",
-        "exists(name: string) -> bool",
-        "Whether a container by that name exists.",
-    ),
-    ("driver", "driver() -> string", "The host driver in use."),
-    (
-        "sleep",
-        "sleep(seconds: int|float)",
-        "Wait; Ctrl-C interrupts it.",
-    ),
-    (
-        "exit",
-        "exit(code: int)",
-        "End the script, or the REPL, with that exit status (exit() is 0).",
-    ),
-    ("eprint", "eprint(text: string)", "Print to stderr."),
-    (
-        "name_arg",
-        "name_arg(args: array) -> string",
-        "A verb's container-name argument, checked as nixos-container checks it.",
-    ),
-    (
-        "wait_tcp",
-        "wait_tcp(host: string, port: int, seconds: float) -> bool",
-        "Whether something listens at host:port within that time.",
-    ),
-    (
-        "tcp_request",
-        "tcp_request(host: string, port: int, request: string) -> string",
-        "Send a request, return everything the peer sends until it closes.",
-    ),
-    (
-        "http_get",
-        "http_get(host: string, port: int, path: string) -> string",
-        "A minimal HTTP/1.0 GET: the whole response, headers included.",
-    ),
-    ("name", "c.name: string", "The container's name."),
-    (
-        "ip",
-        "c.ip: string",
-        "Its address (LOCAL_ADDRESS without prefix); an error if it has none.",
-    ),
-    (
-        "host_ip",
-        "c.host_ip: string or ()",
-        "The host side's address, if any.",
-    ),
-    (
-        "status",
-        "c.status: string",
-        "\"up\" or \"down\", read fresh each time.",
-    ),
-    (
-        "leader",
-        "c.leader: int or ()",
-        "The PID of its init process, when running.",
-    ),
-    (
-        "host_key",
-        "c.host_key: string or ()",
-        "Its SSH host public key, if generated.",
-    ),
-    (
-        "start",
-        "c.start()",
-        "Start it; returns once it has booted. Ctrl-C interrupts the wait.",
-    ),
-    ("stop", "c.stop()", "Stop it cleanly."),
-    ("restart", "c.restart()", "Stop, then start."),
-    ("terminate", "c.terminate()", "Kill it at once."),
-    (
-        "destroy",
-        "c.destroy()",
-        "Kill it if running and remove everything it owns.",
-    ),
-    (
-        "run",
-        "c.run(argv: array) -> map",
-        "Run a command inside; returns #{status, stdout, stderr}.",
-    ),
-    (
-        "run",
-        "c.run(argv: array, stdin: string) -> map",
-        "The same, feeding `stdin` to the command.",
-    ),
-    (
-        "attach",
-        "c.attach(argv: array) -> int",
-        "Run a command inside on this terminal; returns its exit status.",
-    ),
-    (
-        "exec",
-        "c.exec(argv: array)",
-        "Run a command inside with this terminal, then end the script with its exit status.",
-    ),
-    (
-        "root_login",
-        "c.root_login() -> int",
-        "A root shell inside (su -l root).",
-    ),
-    (
-        "login",
-        "c.login() -> int",
-        "A login prompt inside (user name and password), on this terminal.",
-    ),
-    (
-        "update",
-        "c.update()",
-        "Rebuild from its configuration.nix; a running container switches live.",
-    ),
-    (
-        "update",
-        "c.update(opts: map)",
-        "The same from config or config_file (and, on a Nix host, system_path, nixos_path, \
-         flake, nix_flags, refresh).",
-    ),
-    (
-        "options",
-        "c.options: map",
-        "The NixOS options of its active generation, defaults included.",
-    ),
-];
-
-/// The documented signature of an ncsh API function (its parameters have names there).
-pub fn doc_signature(sig: &super::helper::Signature) -> Option<&'static str> {
-    API_DOCS.iter().map(|d| d.1).find(|doc| {
-        let (receiver, rest) = match doc.strip_prefix("c.") {
-            Some(rest) => (1, rest),
-            None => (0, *doc),
-        };
-        let name_end = rest.find(['(', ':']).unwrap_or(rest.len());
-        let params = match (rest.find('('), rest.find(')')) {
-            (Some(open), Some(close)) if close > open + 1 => {
-                rest[open + 1..close].split(',').count()
-            }
-            _ => 0,
-        };
-        rest[..name_end] == sig.name && receiver + params == sig.params
-    })
-}
 
 pub fn run(session: &mut Session, command: &str) -> Step {
     let (name, rest) = command
@@ -256,16 +91,17 @@ fn general_help(session: &Session) -> String {
         "  {:<14} run a verb, as `ncsh VERB ARGS` would (see :verbs)\n",
         ":VERB ARGS"
     ));
+    let docs = api::docs::listing(&session.engine);
     out.push_str(&format!("\n{}\n", s.bold("Functions:")));
-    for (_, signature, what) in API_DOCS.iter().filter(|d| !d.1.starts_with("c.")) {
-        out.push_str(&format!("  {signature:<45} {what}\n"));
+    for doc in docs.iter().filter(|d| !d.is_member()) {
+        out.push_str(&format!("  {:<45} {}\n", doc.signature, doc.text));
     }
     out.push_str(&format!(
         "\n{}\n",
         s.bold("A Container (c = container(\"NAME\")):")
     ));
-    for (_, signature, what) in API_DOCS.iter().filter(|d| d.1.starts_with("c.")) {
-        out.push_str(&format!("  {signature:<45} {what}\n"));
+    for doc in docs.iter().filter(|d| d.is_member()) {
+        out.push_str(&format!("  {:<45} {}\n", doc.signature, doc.text));
     }
     out.push_str(
         "\nRhai's standard functions are all there too; :help NAME shows a function's signatures.",
@@ -281,8 +117,11 @@ fn help_for(session: &Session, topic: &str) -> Step {
     {
         out.push(format!(":{n} {args}\n  {what}"));
     }
-    for (_, signature, what) in API_DOCS.iter().filter(|d| d.0 == topic) {
-        out.push(format!("{signature}\n  {what}"));
+    for doc in api::docs::listing(&session.engine)
+        .into_iter()
+        .filter(|d| d.name == topic)
+    {
+        out.push(format!("{}\n  {}", doc.signature, doc.text));
     }
     for f in session.ast.iter_functions().filter(|f| f.name == topic) {
         let mut text = format!("fn {}({})", f.name, f.params.join(", "));
@@ -402,7 +241,7 @@ pub fn words(text: &str) -> Result<Vec<String>, String> {
 }
 
 fn run_verb(session: &mut Session, verb: &engine::Verb, rest: &str) -> Step {
-    let parsed = words(rest).and_then(crate::cli::verb_args);
+    let parsed = words(rest).and_then(crate::flags::verb_args);
     let (args, opts) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => return usage(session, &e),
@@ -461,7 +300,7 @@ mod tests {
     #[test]
     fn verb_flags_become_opts() {
         let w = |s: &str| words(s).expect("words");
-        let verb_args = crate::cli::verb_args;
+        let verb_args = crate::flags::verb_args;
         let (args, opts) = verb_args(w(
             "web --auto-start --host-address 10.0.0.1 --local-address=10.0.0.2",
         ))
@@ -472,7 +311,7 @@ mod tests {
             opts.get("local_address").map(|v| v.to_string()),
             Some("10.0.0.2".into())
         );
-        let verb_args = crate::cli::verb_args;
+        let verb_args = crate::flags::verb_args;
         let (args, opts) = verb_args(w("web -- ls --all")).expect("parses");
         assert_eq!(
             (args, opts.len()),
@@ -483,39 +322,5 @@ mod tests {
         // The same flags as the command line, Nix's pass-through ones included.
         let (_, opts) = verb_args(w("web --impure --help")).expect("parses");
         assert!(opts.contains_key("nix_flags") && opts.contains_key("help"));
-    }
-}
-
-#[cfg(test)]
-mod api_doc_tests {
-    use std::rc::Rc;
-
-    use super::API_DOCS;
-    use crate::container::Paths;
-    use crate::manager::{Manager, Personality};
-
-    /// `:help` documents every function and property the API registers.
-    #[test]
-    fn every_api_function_is_documented() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = Paths::under(dir.path());
-        let manager = Manager::new(
-            paths.clone(),
-            Personality::Ncsh,
-            Box::new(crate::engine::nixos::select_builder),
-            Box::new(crate::host::standalone::Standalone::new(paths)),
-        );
-        let engine = crate::engine::new_engine(Rc::new(manager));
-        let mut missing: Vec<String> = engine
-            .gen_fn_signatures(false)
-            .iter()
-            .filter_map(|sig| sig.split('(').next())
-            .map(|name| name.trim_start_matches("get$").to_string())
-            .filter(|name| !["to_string", "to_debug"].contains(&name.as_str()))
-            .filter(|name| !API_DOCS.iter().any(|d| d.0 == name))
-            .collect();
-        missing.sort();
-        missing.dedup();
-        assert!(missing.is_empty(), "undocumented in API_DOCS: {missing:?}");
     }
 }

@@ -108,6 +108,28 @@ impl Signature {
     }
 }
 
+/// What tells overloads apart in a native signature: its name and its parameters' types (the
+/// names of the parameters differ between the API's functions and the standard ones they
+/// override).
+pub fn overload(text: &str) -> (String, Vec<String>) {
+    let (name, rest) = text.split_once('(').unwrap_or((text, ""));
+    let mut depth = 0usize;
+    let close = rest.char_indices().find_map(|(i, c)| {
+        match c {
+            '(' | '<' => depth += 1,
+            ')' | '>' if depth > 0 => depth -= 1,
+            _ => {}
+        }
+        (c == ')' && depth == 0).then_some(i)
+    });
+    let types = rest[..close.unwrap_or(rest.len())]
+        .split(", ")
+        .filter(|p| !p.is_empty())
+        .map(|p| tidy_type(p.split_once(':').map_or(p, |(_, t)| t)))
+        .collect();
+    (name.to_string(), types)
+}
+
 /// Rust type paths in native signatures, as script writers know them.
 fn tidy_type(t: &str) -> String {
     let t = t.trim().trim_start_matches("&mut ");
@@ -683,6 +705,24 @@ mod tests {
         assert_eq!(g.receiver.as_deref(), Some("Container"));
         assert!(Signature::parse("+(a: i64, b: i64) -> i64").is_none());
         assert!(Signature::parse("set$x(_: &mut Container, _: i64)").is_none());
+    }
+
+    #[test]
+    fn overloads_compare_by_types() {
+        assert_eq!(
+            overload("sleep(seconds: i64)"),
+            overload(
+                "sleep(_: i64) -> core::result::Result<(),alloc::boxed::Box<rhai::types::error::EvalAltResult>>"
+            )
+        );
+        assert_eq!(
+            overload("exit(value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>>"),
+            ("exit".to_string(), vec!["Dynamic".to_string()])
+        );
+        assert_ne!(
+            overload("get$start(range: &mut range) -> i64"),
+            overload("get$start(_: &mut Container)")
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod render;
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -24,7 +25,8 @@ use rustyline::history::FileHistory;
 use rustyline::{Editor, KeyCode, KeyEvent, Modifiers};
 
 use crate::api::INTERRUPTED;
-use crate::engine::{self, error::describe};
+use crate::api::error::describe;
+use crate::engine;
 use crate::manager::Manager;
 use helper::{Catalog, Input, ReplHelper, Signature};
 use render::Style;
@@ -74,21 +76,38 @@ impl Session {
         }
     }
 
-    /// Fill the completion catalog with the engine's functions (a few ms; done once).
+    /// Fill the completion catalog with the engine's functions (a few ms; done once). The API's
+    /// own show the signatures of their docs, whose parameters have names.
     fn load_signatures(&self) {
         if !self.catalog.borrow().natives.is_empty() {
             return;
         }
+        let docs = crate::api::docs::docs(&self.engine);
+        // The API's functions, and the standard ones they override (same name and types).
+        let api: HashMap<(String, Vec<String>), &str> = self
+            .engine
+            .gen_fn_signatures(false)
+            .iter()
+            .filter_map(|text| {
+                let s = Signature::parse(text)?;
+                let doc = docs.iter().find(|d| {
+                    d.name == s.name
+                        && d.params == s.params
+                        && d.property == (s.kind == helper::Kind::Getter)
+                })?;
+                Some((helper::overload(text), doc.signature.as_str()))
+            })
+            .collect();
         self.catalog.borrow_mut().natives = self
             .engine
             .gen_fn_signatures(true)
             .iter()
-            .filter_map(|s| Signature::parse(s))
-            .map(|mut s| {
-                if let Some(doc) = commands::doc_signature(&s) {
+            .filter_map(|text| {
+                let mut s = Signature::parse(text)?;
+                if let Some(doc) = api.get(&helper::overload(text)) {
                     s.display = doc.to_string();
                 }
-                s
+                Some(s)
             })
             .collect();
     }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// Top-level modules by layer, bottom first.
-const LAYERS: [&[&str]; 8] = [
+const LAYERS: [&[&str]; 9] = [
     &["error"],
     &["files"],
     &["container"],
@@ -13,6 +13,7 @@ const LAYERS: [&[&str]; 8] = [
     &["host"],
     &["manager"],
     &["engine", "api"],
+    &["flags"],
     &["cli", "repl"],
 ];
 
