@@ -9,10 +9,12 @@ use std::process::Output;
 use crate::builder::generation::{Activation, Generation, Store};
 use crate::builder::switch::{self, Plan};
 use crate::builder::{
-    BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions, activate,
+    BuildRequest, Builder, BuilderKind, Built, activate, base, configuration_nix,
 };
 use crate::container::lock::ContainerLock;
-use crate::container::{Conf, CreateOptions, Created, Paths, name, store};
+use crate::container::{
+    Conf, ConfigSource, CreateOptions, Created, NixOptions, Paths, UpdateOptions, name, store,
+};
 use crate::error::{Error, Result};
 use crate::files::Root;
 use crate::host::{Driver, Status, enter, pty};
@@ -49,27 +51,6 @@ pub struct Manager {
 
 /// How the manager picks its builder, when it first needs one.
 pub type BuilderChoice = Box<dyn Fn() -> Result<Box<dyn Builder>>>;
-
-/// What a create or update builds from: the `--config`/`--config-file` options.
-fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Option<ConfigSource>> {
-    match (config, config_file) {
-        (Some(_), Some(_)) => Err(Error::Usage(crate::error::CONFIG_AND_CONFIG_FILE.into())),
-        (Some(text), None) => Ok(Some(ConfigSource::Snippet(text.to_string()))),
-        (None, Some(file)) => {
-            // nixos-container imports the file by its absolute path, symlinks resolved.
-            let abs = std::fs::canonicalize(file).map_err(|e| {
-                let why = if e.kind() == std::io::ErrorKind::NotFound {
-                    "no such file".to_string()
-                } else {
-                    e.to_string()
-                };
-                Error::Usage(format!("--config-file {}: {why}", file.display()))
-            })?;
-            Ok(Some(ConfigSource::File(abs)))
-        }
-        (None, None) => Ok(None),
-    }
-}
 
 impl Manager {
     /// A manager of the containers below `paths`, run by `driver` (the front end chooses it,
@@ -142,7 +123,7 @@ impl Manager {
     /// A build request for container `name` whose configuration is in `root`.
     fn request(&self, name: &str, building: &Root, source: ConfigSource) -> BuildRequest {
         let mut request = BuildRequest::new(name, self.paths.root(name), source);
-        request.config = building.host_path(store::CONFIGURATION_NIX);
+        request.config = building.host_path(configuration_nix::PATH);
         request.profile = self.paths.profile(name);
         request
     }
@@ -154,14 +135,16 @@ impl Manager {
         if self.personality == Personality::NixosContainer {
             opts.max_name_len = Some(name::NIXOS_CONTAINER_MAX_LEN);
         }
-        let source = config_source(opts.config.as_deref(), opts.config_file.as_deref())?
+        let source = opts
+            .config
+            .clone()
             .unwrap_or(ConfigSource::Snippet(String::new()));
-        if let ConfigSource::File(abs) = &source {
-            opts.config_file = Some(abs.clone());
-        }
         let nix_built = std::cell::Cell::new(None::<String>);
-        // The first generation is built and applied into the new root before the conf exists.
+        // The base system, configuration.nix and the first generation are built into the new
+        // root before the conf exists.
         let realize = |building: &Root, name: &str| -> Result<()> {
+            base::write_base_system(building, name)?;
+            configuration_nix::write(building, name, &source)?;
             let mut request = self.request(name, building, source.clone());
             request.initial = true;
             request.nix = opts.nix.clone();
@@ -190,38 +173,24 @@ impl Manager {
     /// Rebuild a container's system from `--config`, `--config-file` or (neither) its
     /// `configuration.nix`, make it the new generation and, when it runs, switch it live. A
     /// failure leaves the previous generation active and running, and the configuration as it was.
-    pub fn update(
-        &self,
-        name: &str,
-        config: Option<&str>,
-        config_file: Option<&Path>,
-        nix: &NixOptions,
-    ) -> Result<()> {
+    pub fn update(&self, name: &str, opts: &UpdateOptions) -> Result<()> {
         require_root()?;
+        let nix = &opts.nix;
         self.check_nix_options(nix)?;
         name::validate(name)?;
         let _lock = self.lock(name)?;
         let conf = self.conf(name)?;
-        let source = config_source(config, config_file)?.unwrap_or(ConfigSource::Existing);
+        let source = opts.config.clone().unwrap_or(ConfigSource::Existing);
         let root = Root::open(&self.paths.root(name))?;
         self.recover_activation(name, &root)?;
-        let old_config = root.read_string(store::CONFIGURATION_NIX)?;
+        let old_config = root.read_string(configuration_nix::PATH)?;
         let write_config = || match &source {
-            ConfigSource::Snippet(text) => store::write_configuration(
-                &root,
-                name,
-                crate::builder::configuration_nix::Extra::Snippet(text),
-            ),
-            ConfigSource::File(file) => store::write_configuration(
-                &root,
-                name,
-                crate::builder::configuration_nix::Extra::Import(file),
-            ),
             ConfigSource::Existing => Ok(()),
+            source => configuration_nix::write(&root, name, source),
         };
         let restore_config = || {
             if let Some(text) = &old_config {
-                let _ = root.write(store::CONFIGURATION_NIX, text.as_bytes(), 0o644);
+                let _ = root.write(configuration_nix::PATH, text.as_bytes(), 0o644);
             }
         };
         if self.builder()?.kind() == BuilderKind::Nix {
@@ -313,7 +282,7 @@ impl Manager {
         activate::remove_temporaries(root, &all)?;
         store.discard(activation.to);
         if let Some(text) = &activation.config {
-            root.write(store::CONFIGURATION_NIX, text.as_bytes(), 0o644)?;
+            root.write(configuration_nix::PATH, text.as_bytes(), 0o644)?;
         }
         store.finish()
     }
@@ -329,7 +298,7 @@ impl Manager {
             plan.write(&root)?;
         }
         let reloaded = self.driver.reload(name, &|| {
-            switch::run_pending(&self.paths, name, self.leader(name)?)
+            crate::host::switch::run_pending(&self.paths, name, self.leader(name)?)
         });
         Plan::discard(&root);
         match reloaded {
@@ -596,6 +565,13 @@ mod tests {
         Some((dir, manager, log))
     }
 
+    fn snippet(text: &str) -> UpdateOptions {
+        UpdateOptions {
+            config: Some(ConfigSource::Snippet(text.into())),
+            ..Default::default()
+        }
+    }
+
     fn current(manager: &Manager, name: &str) -> (Option<u64>, Vec<u64>) {
         let root = Root::open(&manager.paths.root(name)).unwrap();
         let store = Store::new(&root);
@@ -626,15 +602,13 @@ mod tests {
             return;
         };
         m.create("foo", &CreateOptions::default()).unwrap();
-        m.update("foo", Some("motd = \"a\";"), None, &NixOptions::default())
-            .unwrap();
+        m.update("foo", &snippet("motd = \"a\";")).unwrap();
         assert!(
             log.calls().is_empty(),
             "a stopped container is not reloaded"
         );
         m.start("foo").unwrap();
-        m.update("foo", Some("motd = \"b\";"), None, &NixOptions::default())
-            .unwrap();
+        m.update("foo", &snippet("motd = \"b\";")).unwrap();
         assert_eq!(log.calls(), ["start foo 10.233.1.2", "reload foo"]);
         assert_eq!(current(&m, "foo"), (Some(3), vec![1, 2, 3]));
         let root = Root::open(&m.paths.root("foo")).unwrap();
@@ -655,15 +629,12 @@ mod tests {
             return;
         };
         m.create("foo", &CreateOptions::default()).unwrap();
-        m.update("foo", Some("motd = \"a\";"), None, &NixOptions::default())
-            .unwrap();
+        m.update("foo", &snippet("motd = \"a\";")).unwrap();
         m.start("foo").unwrap();
         let root = Root::open(&m.paths.root("foo")).unwrap();
-        let config = root.read_string(store::CONFIGURATION_NIX).unwrap();
+        let config = root.read_string(configuration_nix::PATH).unwrap();
         log.fail_reload.set(true);
-        let err = m
-            .update("foo", Some("motd = \"b\";"), None, &NixOptions::default())
-            .unwrap_err();
+        let err = m.update("foo", &snippet("motd = \"b\";")).unwrap_err();
         assert_eq!(err.kind(), "ReloadFailed");
         // The failed switch, then the switch back to the previous generation.
         assert_eq!(
@@ -675,7 +646,7 @@ mod tests {
             root.read_string("/etc/test/motd").unwrap().as_deref(),
             Some("String(\"a\")\n")
         );
-        assert_eq!(root.read_string(store::CONFIGURATION_NIX).unwrap(), config);
+        assert_eq!(root.read_string(configuration_nix::PATH).unwrap(), config);
         assert!(
             root.read(crate::builder::generation::ACTIVATING)
                 .unwrap()
@@ -689,15 +660,13 @@ mod tests {
             return;
         };
         let opts = CreateOptions {
-            config: Some("fail = true;".into()),
+            config: Some(ConfigSource::Snippet("fail = true;".into())),
             ..Default::default()
         };
         assert_eq!(m.create("foo", &opts).unwrap_err().kind(), "BuildFailed");
         assert!(!m.exists("foo") && !m.paths.root("foo").exists());
         m.create("bar", &CreateOptions::default()).unwrap();
-        let err = m
-            .update("bar", Some("fail = true;"), None, &NixOptions::default())
-            .unwrap_err();
+        let err = m.update("bar", &snippet("fail = true;")).unwrap_err();
         assert_eq!(err.kind(), "BuildFailed");
         assert_eq!(current(&m, "bar"), (Some(1), vec![1]));
         assert!(log.calls().is_empty());

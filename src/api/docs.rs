@@ -153,13 +153,20 @@ mod tests {
     fn engine() -> (tempfile::TempDir, Engine) {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::under(dir.path());
+        let no_builder = || {
+            Err(crate::error::Error::Unsupported(
+                "no builder in this test".into(),
+            ))
+        };
         let manager = Manager::new(
             paths.clone(),
             Personality::Ncsh,
-            Box::new(crate::engine::nixos::select_builder),
+            Box::new(no_builder),
             Box::new(crate::host::standalone::Standalone::new(paths)),
         );
-        (dir, crate::engine::new_engine(Rc::new(manager)))
+        let mut engine = Engine::new();
+        super::super::register(&mut engine, Rc::new(manager));
+        (dir, engine)
     }
 
     /// The number of parameters a doc's signature shows, the receiver `c` included.

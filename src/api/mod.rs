@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, CustomType, Dynamic, Engine, EvalAltResult, ImmutableString, Map, TypeBuilder};
 
-use crate::builder::NixOptions;
-use crate::container::CreateOptions;
+use crate::container::{ConfigSource, CreateOptions, NixOptions, UpdateOptions};
 use crate::error::Error;
 use crate::manager::Manager;
 use docs::{api_doc, function};
@@ -114,10 +113,40 @@ fn option_text(key: &str, value: &Dynamic) -> RhaiResult<String> {
         })
 }
 
-/// Build [`CreateOptions`] from a script's option map; unknown keys are errors, not ignored.
-fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
+/// The keys of an option map that `update` uses; `create` takes these and [`CREATE_ONLY_KEYS`].
+const UPDATE_KEYS: [&str; 7] = [
+    "config",
+    "config_file",
+    "system_path",
+    "nixos_path",
+    "flake",
+    "nix_flags",
+    "refresh",
+];
+
+/// The keys only `create` uses: what goes into the conf.
+const CREATE_ONLY_KEYS: [&str; 6] = [
+    "host_address",
+    "local_address",
+    "bridge",
+    "port",
+    "auto_start",
+    "ensure_unique_name",
+];
+
+/// A script's option map for `verb`, which takes the keys `keys` (and `signal`, which
+/// nixos-container accepts for every action and never uses): the one parser of create and
+/// update options. A key the verb does not use is an error that lists the ones it does.
+fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOptions> {
     let mut out = CreateOptions::default();
+    let (mut config, mut config_file) = (None, None);
     for (key, value) in opts {
+        if key != "signal" && !keys.contains(&key.as_str()) {
+            return Err(to_rhai(Error::Usage(format!(
+                "unknown {verb} option ‘{key}’ (known: {})",
+                keys.join(", ")
+            ))));
+        }
         let text = || option_text(key, value);
         let flag = || -> RhaiResult<bool> {
             value.as_bool().map_err(|t| {
@@ -131,25 +160,36 @@ fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
             "local_address" => out.local_address = Some(text()?),
             "bridge" => out.bridge = Some(text()?),
             "port" => out.port = Some(text()?),
-            "config" => out.config = Some(text()?),
-            "config_file" => out.config_file = Some(PathBuf::from(text()?)),
+            "config" => config = Some(text()?),
+            "config_file" => config_file = Some(PathBuf::from(text()?)),
             "auto_start" => out.auto_start = flag()?,
             "ensure_unique_name" => out.ensure_unique_name = flag()?,
             "system_path" | "nixos_path" | "flake" | "nix_flags" | "refresh" => {
                 nix_option(&mut out.nix, key, value)?
             }
-            // Accepted by nixos-container for every action and never used.
-            "signal" => {}
-            other => {
-                return Err(to_rhai(Error::Usage(format!(
-                    "unknown create option ‘{other}’ (known: host_address, local_address, bridge, port, \
-                     auto_start, ensure_unique_name, config, config_file, system_path, nixos_path, \
-                     flake, nix_flags, refresh)"
-                ))));
-            }
+            _ => {} // signal
         }
     }
+    out.config =
+        ConfigSource::from_flags(config.as_deref(), config_file.as_deref()).map_err(to_rhai)?;
     Ok(out)
+}
+
+fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
+    let keys: Vec<&str> = CREATE_ONLY_KEYS
+        .iter()
+        .chain(&UPDATE_KEYS)
+        .copied()
+        .collect();
+    parse_options(opts, "create", &keys)
+}
+
+fn update_options(opts: &Map) -> RhaiResult<UpdateOptions> {
+    let parsed = parse_options(opts, "update", &UPDATE_KEYS)?;
+    Ok(UpdateOptions {
+        config: parsed.config,
+        nix: parsed.nix,
+    })
 }
 
 /// One of the Nix options of a create or update map (`nix_flags` is an array of strings).
@@ -425,7 +465,7 @@ impl CustomType for Container {
             )])
             .with_fn("update", |c: &mut Container| {
                 c.manager
-                    .update(&c.name, None, None, &NixOptions::default())
+                    .update(&c.name, &UpdateOptions::default())
                     .map_err(to_rhai)
             })
             .and_comments(&[api_doc!(
@@ -433,31 +473,8 @@ impl CustomType for Container {
                 "Rebuild from its configuration.nix; a running container switches live."
             )])
             .with_fn("update", |c: &mut Container, opts: Map| -> RhaiResult<()> {
-                let mut config = None;
-                let mut config_file = None;
-                let mut nix = NixOptions::default();
-                for (key, value) in &opts {
-                    match key.as_str() {
-                        "config" => config = Some(option_text(key, value)?),
-                        "config_file" => {
-                            config_file = Some(PathBuf::from(option_text(key, value)?))
-                        }
-                        // Accepted by nixos-container for every action and never used here.
-                        "signal" | "bridge" | "port" | "host_address" | "local_address" => {}
-                        "system_path" | "nixos_path" | "flake" | "nix_flags" | "refresh" => {
-                            nix_option(&mut nix, key, value)?
-                        }
-                        other => {
-                            return Err(to_rhai(Error::Usage(format!(
-                                "unknown update option ‘{other}’ (known: config, config_file, \
-                                 system_path, nixos_path, flake, nix_flags, refresh)"
-                            ))));
-                        }
-                    }
-                }
-                c.manager
-                    .update(&c.name, config.as_deref(), config_file.as_deref(), &nix)
-                    .map_err(to_rhai)
+                let opts = update_options(&opts)?;
+                c.manager.update(&c.name, &opts).map_err(to_rhai)
             })
             .and_comments(&[api_doc!(
                 "c.update(opts: map)",

@@ -6,11 +6,22 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic};
 
 use crate::builder::Builder;
-use crate::builder::native::NativeBuilder;
+use crate::builder::generation::Generation;
+use crate::builder::native::{NativeBuilder, OptionModules};
+use crate::builder::nixexpr::OptionTree;
 use crate::container::Paths;
-use crate::engine::nixos::RhaiModules;
+use crate::error::Result;
 use crate::host::fake::{FakeDriver, Log};
 use crate::manager::{Manager, Personality};
+
+/// Option modules that realize every configuration as the empty system.
+struct NoModules;
+
+impl OptionModules for NoModules {
+    fn realize(&self, _name: &str, _tree: &OptionTree) -> Result<Generation> {
+        Ok(Generation::default())
+    }
+}
 
 fn engine() -> Option<(tempfile::TempDir, rhai::Engine, Rc<Log>)> {
     if !nix::unistd::geteuid().is_root() {
@@ -19,17 +30,16 @@ fn engine() -> Option<(tempfile::TempDir, rhai::Engine, Rc<Log>)> {
     }
     let dir = tempfile::tempdir().unwrap();
     let (driver, log) = FakeDriver::new();
-    let builder = || {
-        let modules = RhaiModules::with_module_dirs(Vec::new());
-        Ok(Box::new(NativeBuilder::new(Box::new(modules))) as Box<dyn Builder>)
-    };
+    let builder = || Ok(Box::new(NativeBuilder::new(Box::new(NoModules))) as Box<dyn Builder>);
     let manager = Manager::new(
         Paths::under(dir.path()),
         Personality::Ncsh,
         Box::new(builder),
         Box::new(driver),
     );
-    Some((dir, crate::engine::new_engine(Rc::new(manager)), log))
+    let mut engine = rhai::Engine::new();
+    super::register(&mut engine, Rc::new(manager));
+    Some((dir, engine, log))
 }
 
 #[test]
@@ -75,5 +85,43 @@ fn errors_reach_scripts_as_catchable_messages_and_change_nothing() {
         .eval(r#"let m = "no error"; try { create("bad_name"); } catch (e) { m = `${e}`; } m"#)
         .unwrap();
     assert!(message.contains("bad_name"), "{message}");
+    assert!(log.calls().is_empty());
+}
+
+#[test]
+fn create_and_update_share_one_option_parser_that_refuses_unused_keys() {
+    let Some((_dir, engine, log)) = engine() else {
+        return;
+    };
+    let error = |script: &str| -> String {
+        let wrapped =
+            format!("let m = \"no error\"; try {{ {script} }} catch (e) {{ m = `${{e}}`; }} m");
+        engine.eval::<String>(&wrapped).unwrap()
+    };
+    engine.run(r#"create("web");"#).unwrap();
+    let message = error(r#"container("web").update(#{ bridge: "br0" });"#);
+    assert!(
+        message.contains("unknown update option ‘bridge’")
+            && message.contains("known: config, config_file, system_path"),
+        "{message}"
+    );
+    let message = error(r#"create("other", #{ colour: "red" });"#);
+    assert!(
+        message.contains("unknown create option ‘colour’") && message.contains("host_address"),
+        "{message}"
+    );
+    for verb in [r#"create("third", "#, r#"container("web").update("#] {
+        let message = error(&format!(
+            r#"{verb}#{{ config: "a = 1;", config_file: "/etc/hostname" }});"#
+        ));
+        assert!(message.contains("--config-file"), "{message}");
+    }
+    let message = error(r#"container("web").update(#{ config_file: "/nonexistent.nix" });"#);
+    assert!(message.contains("no such file"), "{message}");
+    assert!(
+        !engine
+            .eval::<bool>(r#"exists("other") || exists("third")"#)
+            .unwrap()
+    );
     assert!(log.calls().is_empty());
 }

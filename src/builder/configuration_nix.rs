@@ -1,21 +1,19 @@
 //! `etc/nixos/configuration.nix` exactly as nixos-container writes it (ARCHITECTURE.md, "NixOS's start script and the conf").
 
-use std::path::Path;
+use crate::container::ConfigSource;
+use crate::error::Result;
+use crate::files::Root;
 
-/// The extra line of the generated file.
-pub enum Extra<'a> {
-    None,
-    /// A `--config` snippet, inserted verbatim.
-    Snippet(&'a str),
-    /// A `--config-file`, already made absolute (symlinks resolved).
-    Import(&'a Path),
-}
+/// Where a container's `configuration.nix` is, relative to its root.
+pub const PATH: &str = "etc/nixos/configuration.nix";
 
-pub fn render(name: &str, extra: Extra<'_>) -> String {
-    let extra = match extra {
-        Extra::None => String::new(),
-        Extra::Snippet(s) => s.to_string(),
-        Extra::Import(p) => format!("imports = [ {} ];", p.display()),
+/// The file for container `name`: a `--config` snippet inserted verbatim, a `--config-file`
+/// imported by its absolute path, nothing more for [`ConfigSource::Existing`].
+pub fn render(name: &str, source: &ConfigSource) -> String {
+    let extra = match source {
+        ConfigSource::Existing => String::new(),
+        ConfigSource::Snippet(s) => s.to_string(),
+        ConfigSource::File(p) => format!("imports = [ {} ];", p.display()),
     };
     format!(
         "{{ config, lib, pkgs, ... }}:\n\n{{\n  boot.isContainer = true;\n  \
@@ -23,21 +21,33 @@ pub fn render(name: &str, extra: Extra<'_>) -> String {
     )
 }
 
+/// Write the file into a container root.
+pub fn write(root: &Root, name: &str, source: &ConfigSource) -> Result<()> {
+    root.write(PATH, render(name, source).as_bytes(), 0o644)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn matches_nixos_container() {
         assert_eq!(
-            render("foo", Extra::Snippet("services.openssh.enable = true;")),
+            render(
+                "foo",
+                &ConfigSource::Snippet("services.openssh.enable = true;".into())
+            ),
             "{ config, lib, pkgs, ... }:\n\n{\n  boot.isContainer = true;\n  networking.hostName = \
              lib.mkDefault \"foo\";\n  networking.useDHCP = false;\n  services.openssh.enable = true;\n}\n"
         );
         assert!(
-            render("foo", Extra::Import(Path::new("/x/t.nix")))
+            render("foo", &ConfigSource::File(Path::new("/x/t.nix").into()))
                 .contains("  imports = [ /x/t.nix ];\n}")
         );
-        assert!(render("foo", Extra::None).ends_with("networking.useDHCP = false;\n  \n}\n"));
+        assert!(
+            render("foo", &ConfigSource::Existing)
+                .ends_with("networking.useDHCP = false;\n  \n}\n")
+        );
     }
 }

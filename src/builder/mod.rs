@@ -16,53 +16,8 @@ pub mod switch;
 
 use std::path::PathBuf;
 
+use crate::container::{ConfigSource, NixOptions};
 use crate::error::Result;
-
-/// Where the configuration of a build comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigSource {
-    /// The container's `etc/nixos/configuration.nix` as it is (`update` without flags).
-    Existing,
-    /// A `--config` snippet (bindings inserted in the generated configuration.nix).
-    Snippet(String),
-    /// A `--config-file`, imported by the generated configuration.nix (absolute path).
-    File(PathBuf),
-}
-
-/// The Nix-only options of a create or update (nixos-container's `--system-path`,
-/// `--nixos-path`, `--flake` and pass-through flags). Only the Nix builder accepts them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NixOptions {
-    pub system_path: Option<String>,
-    pub nixos_path: Option<String>,
-    /// `REF` or `REF#attr`.
-    pub flake: Option<String>,
-    /// Pass-through flags for `nix-env`/`nix build`, two-argument flags kept as pairs.
-    pub flags: Vec<String>,
-    /// `--refresh`: passed to `nix build` only.
-    pub refresh: bool,
-}
-
-impl NixOptions {
-    pub fn is_empty(&self) -> bool {
-        *self == NixOptions::default()
-    }
-
-    /// The first option given, as its flag (for "needs a Nix host").
-    pub fn first_flag(&self) -> Option<String> {
-        if self.system_path.is_some() {
-            Some("--system-path".into())
-        } else if self.nixos_path.is_some() {
-            Some("--nixos-path".into())
-        } else if self.flake.is_some() {
-            Some("--flake".into())
-        } else if self.refresh {
-            Some("--refresh".into())
-        } else {
-            self.flags.first().cloned()
-        }
-    }
-}
 
 pub struct BuildRequest {
     pub name: String,

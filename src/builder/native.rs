@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::configuration_nix::{self, PATH as CONFIGURATION_NIX};
 use super::generation::Generation;
 use super::nix::NixBuilder;
 use super::nixexpr::{self, OptionTree};
-use super::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, configuration_nix};
-use crate::container::store::CONFIGURATION_NIX;
+use super::{BuildRequest, Builder, BuilderKind, Built};
+use crate::container::ConfigSource;
 use crate::error::{Error, Result};
 use crate::files::Root;
 
@@ -78,7 +79,7 @@ fn evaluate(request: &BuildRequest) -> Result<OptionTree> {
             nixexpr::eval_file_text(&text, &config_nix).map_err(eval_error)
         }
         ConfigSource::Snippet(text) => {
-            let header = configuration_nix::render(&request.name, configuration_nix::Extra::None);
+            let header = configuration_nix::render(&request.name, &ConfigSource::Existing);
             let mut tree =
                 nixexpr::eval_str(&header, &config_nix, &base_dir).map_err(eval_error)?;
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
@@ -87,9 +88,8 @@ fn evaluate(request: &BuildRequest) -> Result<OptionTree> {
             tree.merge(snippet).map_err(eval_error)?;
             Ok(tree)
         }
-        ConfigSource::File(file) => {
-            let text =
-                configuration_nix::render(&request.name, configuration_nix::Extra::Import(file));
+        ConfigSource::File(_) => {
+            let text = configuration_nix::render(&request.name, &request.source);
             nixexpr::eval_str(&text, &config_nix, &base_dir).map_err(eval_error)
         }
     }

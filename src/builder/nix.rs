@@ -10,14 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::{BuildRequest, Builder, BuilderKind, Built, ConfigSource, NixOptions};
+use crate::container::options::split_flake;
 use crate::error::{Context, Error, Result};
 use crate::files::ensure_dir;
 
 /// How many lines of a failed build's log the error carries.
 const LOG_TAIL: usize = 20;
-
-/// The attribute of a flake's `nixosConfigurations` built when `--flake` names none.
-pub const DEFAULT_FLAKE_ATTR: &str = "container";
 
 /// Builds with Nix (see the module docs).
 #[derive(Debug, Default, Clone, Copy)]
@@ -88,18 +86,6 @@ pub fn available() -> bool {
         _ => default_nix_path(),
     };
     resolves_nixos(&entries)
-}
-
-/// `REF#attr` split as nixos-container splits it (`^(.*)#([^#"]+)$`; the attribute defaults
-/// to `container`).
-pub fn split_flake(flake: &str) -> (String, String) {
-    if let Some((reference, attr)) = flake.rsplit_once('#')
-        && !attr.is_empty()
-        && !attr.contains('"')
-    {
-        return (reference.to_string(), attr.to_string());
-    }
-    (flake.to_string(), DEFAULT_FLAKE_ATTR.to_string())
 }
 
 fn os(items: &[&dyn AsRef<OsStr>]) -> Vec<OsString> {

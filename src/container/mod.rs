@@ -5,9 +5,11 @@ pub mod address;
 pub mod conf;
 pub mod lock;
 pub mod name;
+pub mod options;
 pub mod paths;
 pub mod store;
 
 pub use conf::Conf;
+pub use options::{ConfigSource, CreateOptions, NixOptions, UpdateOptions};
 pub use paths::Paths;
-pub use store::{CreateOptions, Created};
+pub use store::Created;

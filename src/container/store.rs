@@ -12,27 +12,10 @@ use super::address::{self, UsedAddresses};
 use super::conf::Conf;
 use super::lock::CreateLock;
 use super::name;
+use super::options::CreateOptions;
 use super::paths::Paths;
-use crate::builder::{NixOptions, base, configuration_nix};
 use crate::error::{Context, Error, Result};
 use crate::files::{Root, ensure_dir, remove_path, write_durable};
-
-/// What `create` is asked for; the fields mirror nixos-container's flags.
-#[derive(Debug, Clone, Default)]
-pub struct CreateOptions {
-    pub host_address: Option<String>,
-    pub local_address: Option<String>,
-    pub bridge: Option<String>,
-    pub port: Option<String>,
-    pub auto_start: bool,
-    pub ensure_unique_name: bool,
-    pub config: Option<String>,
-    pub config_file: Option<PathBuf>,
-    /// nixos-container's 11-character limit (its personality) instead of systemd's 64.
-    pub max_name_len: Option<usize>,
-    /// `--system-path`, `--nixos-path`, `--flake` and the Nix pass-through flags.
-    pub nix: NixOptions,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
@@ -123,15 +106,6 @@ fn check_conf_value(flag: &'static str, value: &str) -> Result<()> {
 }
 
 fn check_options(opts: &CreateOptions) -> Result<()> {
-    if opts.config.is_some() && opts.config_file.is_some() {
-        return Err(Error::Usage(crate::error::CONFIG_AND_CONFIG_FILE.into()));
-    }
-    if let Some(file) = opts.config_file.as_ref().filter(|f| !f.is_file()) {
-        return Err(Error::Usage(format!(
-            "--config-file {}: no such file",
-            file.display()
-        )));
-    }
     if let Some(bridge) = &opts.bridge {
         check_conf_value("--bridge", bridge)?;
         if bridge.len() > 15 || bridge.contains('/') || bridge.contains(':') {
@@ -174,17 +148,9 @@ fn check_port(item: &str) -> Result<()> {
 }
 
 /// Builds the system of a new container into its root (given the root being built, which is not
-/// yet at its final place, and the container name); a failure undoes the create.
+/// yet at its final place, and the container name): the base system, `configuration.nix` and
+/// the first generation; a failure undoes the create.
 pub type Realize<'a> = &'a dyn Fn(&Root, &str) -> Result<()>;
-
-/// The extra line of `configuration.nix` for these options, as nixos-container writes it.
-pub fn config_extra(opts: &CreateOptions) -> configuration_nix::Extra<'_> {
-    match (&opts.config, &opts.config_file) {
-        (Some(text), _) => configuration_nix::Extra::Snippet(text),
-        (None, Some(file)) => configuration_nix::Extra::Import(file),
-        (None, None) => configuration_nix::Extra::None,
-    }
-}
 
 /// Create container `requested` (see the module docs); `realize` builds its system.
 pub fn create(
@@ -248,7 +214,7 @@ pub fn create(
     conf.push("AUTO_START", if opts.auto_start { "1" } else { "0" });
     if let Some(flake) = &opts.nix.flake {
         // As nixos-container: the reference without its `#attr`.
-        conf.push("FLAKE", crate::builder::nix::split_flake(flake).0);
+        conf.push("FLAKE", super::options::split_flake(flake).0);
     }
 
     let root = paths.root(&name);
@@ -258,8 +224,6 @@ pub fn create(
             let tmp = debris_path(&paths.state_dir, &name, CREATING);
             let made = (|| {
                 let building = Root::create(&tmp, 0o755)?;
-                base::write_base_system(&building, &name)?;
-                write_configuration(&building, &name, config_extra(opts))?;
                 realize(&building, &name)?;
                 fs::rename(&tmp, &root)
                     .context(|| format!("renaming {} to {}", tmp.display(), root.display()))
@@ -270,10 +234,7 @@ pub fn create(
             made
         } else {
             // nixos-container reuses a root left without a conf; so do we, filling in the base.
-            let existing = Root::open(&root)?;
-            base::write_base_system(&existing, &name)?;
-            write_configuration(&existing, &name, config_extra(opts))?;
-            realize(&existing, &name)
+            realize(&Root::open(&root)?, &name)
         }
     };
     build()?;
@@ -289,19 +250,6 @@ pub fn create(
         local_address,
     })
 }
-
-/// Write `etc/nixos/configuration.nix` of a container root.
-pub fn write_configuration(
-    root: &Root,
-    name: &str,
-    extra: configuration_nix::Extra<'_>,
-) -> Result<()> {
-    let text = configuration_nix::render(name, extra);
-    root.write(CONFIGURATION_NIX, text.as_bytes(), 0o644)
-}
-
-/// Where a container's `configuration.nix` is, relative to its root.
-pub const CONFIGURATION_NIX: &str = "etc/nixos/configuration.nix";
 
 /// Refuse to destroy a declarative container (its conf is not writable, e.g. in the Nix store).
 pub fn check_destroyable(paths: &Paths, name: &str) -> Result<()> {
@@ -429,12 +377,7 @@ mod tests {
             text,
             "PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\nHOST_BRIDGE=\nHOST_PORT=\nAUTO_START=0\n"
         );
-        assert!(
-            paths
-                .root("foo")
-                .join("etc/nixos/configuration.nix")
-                .is_file()
-        );
+        assert!(paths.root("foo").is_dir());
         assert_eq!(
             create(&paths, "bar", &CreateOptions::default(), &|_, _| Ok(()))
                 .unwrap()
@@ -452,15 +395,6 @@ mod tests {
         let bad = [
             ("foo", CreateOptions::default(), "AlreadyExists"),
             ("a_b", CreateOptions::default(), "InvalidName"),
-            (
-                "x",
-                CreateOptions {
-                    config: Some("a = 1;".into()),
-                    config_file: Some("/etc/hostname".into()),
-                    ..Default::default()
-                },
-                "Usage",
-            ),
             (
                 "x",
                 CreateOptions {
@@ -521,7 +455,7 @@ mod tests {
         create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
         let before = snapshot(dir.path());
         let fail: Realize<'_> = &|root, _| {
-            assert!(root.host_path(CONFIGURATION_NIX).is_file());
+            root.write("etc/nixos/configuration.nix", b"{ }", 0o644)?;
             Err(Error::Build("broken.nix:1:1: no".into()))
         };
         assert_eq!(

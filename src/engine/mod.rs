@@ -148,12 +148,14 @@ pub fn new_engine(manager: Rc<Manager>) -> Engine {
     engine
 }
 
-/// An engine for the builtin verbs: the language (its operators are built in) and the string
-/// and array functions they use, without the rest of the standard library. Building the standard
+/// An engine for the builtin verbs: the language (its operators are built in) and the string,
+/// array and map functions they use, without the rest of the standard library. Building the standard
 /// library is most of the work of a read-only verb (memory touched, page faults); user verbs
 /// and scripts get [`new_engine`].
 pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
-    use rhai::packages::{BasicArrayPackage, BasicStringPackage, MoreStringPackage, Package};
+    use rhai::packages::{
+        BasicArrayPackage, BasicMapPackage, BasicStringPackage, MoreStringPackage, Package,
+    };
     let mut engine = Engine::new_raw();
     engine.set_max_expr_depths(256, 256);
     engine.on_print(|s| println!("{s}"));
@@ -164,6 +166,7 @@ pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
         BasicStringPackage::new_lazy().as_shared_module(),
         MoreStringPackage::new_lazy().as_shared_module(),
         BasicArrayPackage::new_lazy().as_shared_module(),
+        BasicMapPackage::new_lazy().as_shared_module(),
     ] {
         engine.register_global_module(module);
     }

@@ -518,8 +518,9 @@ impl OptionModules for RhaiModules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builder::BuildRequest;
     use crate::builder::native::NativeBuilder;
-    use crate::builder::{BuildRequest, ConfigSource};
+    use crate::container::ConfigSource;
 
     fn build(snippet: &str) -> Result<Generation> {
         build_with(&native_builder(Vec::new()), snippet)

@@ -10,6 +10,7 @@ pub mod net;
 pub mod nspawn;
 pub mod pty;
 pub mod standalone;
+pub mod switch;
 pub mod systemd;
 
 use crate::container::{Conf, Paths};

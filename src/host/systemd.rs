@@ -30,7 +30,8 @@ use zbus_systemd::systemd1::{self, ManagerProxy};
 use super::nspawn::{self, Supervision};
 use super::timeout_from_env;
 use super::{Driver, Status, net, pty};
-use crate::builder::{base, switch};
+use crate::builder::base;
+use crate::builder::switch as builder_switch;
 use crate::container::{Conf, Paths};
 use crate::error::{Error, Result};
 use crate::files::Root;
@@ -595,7 +596,7 @@ impl Systemd {
 }
 
 /// `ncsh __reload NAME`, the ExecReload of `container@NAME.service`: switch the running
-/// container to its new system ([`switch::run_pending`]). A failure is printed (to the unit's
+/// container to its new system ([`super::switch::run_pending`]). A failure is printed (to the unit's
 /// journal) and kept for the `update` waiting on the reload job; the exit code fails the job.
 pub fn reload_main(name: &str) -> i32 {
     let paths = Paths::from_env();
@@ -604,7 +605,7 @@ pub fn reload_main(name: &str) -> i32 {
         let leader = driver
             .find_leader(name)?
             .ok_or_else(|| Error::NotRunning(name.to_string()))?;
-        switch::run_pending(&paths, name, leader)
+        super::switch::run_pending(&paths, name, leader)
     });
     match switched {
         Ok(()) => 0,
@@ -613,7 +614,7 @@ pub fn reload_main(name: &str) -> i32 {
                 Some(hint) => eprintln!("ncsh __reload {name}: {e}: {hint}"),
                 None => eprintln!("ncsh __reload {name}: {e}"),
             }
-            switch::record_error(&paths, name, &e);
+            builder_switch::record_error(&paths, name, &e);
             1
         }
     }

@@ -514,3 +514,33 @@ fn show_host_key_says_why_there_is_none() {
         stderr(&out)
     );
 }
+
+/// nixos-container accepts every flag with every action: `update` with create's flags still
+/// updates (and leaves the conf alone), while the Rhai API refuses keys update does not use.
+#[test]
+fn update_takes_create_flags_as_nixos_container_does() {
+    let env = Env::new();
+    let name = unique_name("upf");
+    env.create(&name, &[]);
+    let conf_before = std::fs::read_to_string(env.conf_path(&name)).unwrap();
+    let out = env.run(&[
+        "update",
+        &name,
+        "--bridge",
+        "br0",
+        "--port",
+        "8080",
+        "--auto-start",
+        "--config",
+        "environment.etc.flagged.text = \"yes\";",
+    ]);
+    assert_ok(&out, "update with create flags");
+    assert_eq!(
+        std::fs::read_to_string(env.root_path(&name).join("etc/flagged")).unwrap(),
+        "yes"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.conf_path(&name)).unwrap(),
+        conf_before
+    );
+}

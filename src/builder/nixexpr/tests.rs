@@ -2,7 +2,8 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use super::*;
-use crate::builder::configuration_nix::{Extra, render};
+use crate::builder::configuration_nix::render;
+use crate::container::ConfigSource;
 
 fn cfg(text: &str) -> Result<OptionTree, EvalError> {
     eval_str(text, Path::new("<config>"), Path::new("/base"))
@@ -167,7 +168,7 @@ fn generated_file_as_nixos_container_writes_it() {
     );
     let conf = dir.path().join("configuration.nix");
     fs::write(&conf, &text).unwrap();
-    assert_eq!(text, render("foo", Extra::Import(&extra)));
+    assert_eq!(text, render("foo", &ConfigSource::File(extra.clone())));
     let t = eval_file(&conf).unwrap();
     assert_eq!(t.get("boot.isContainer"), Some(&Value::Bool(true)));
     assert_eq!(t.get("networking.useDHCP"), Some(&Value::Bool(false)));
@@ -188,8 +189,8 @@ fn generated_file_as_nixos_container_writes_it() {
 fn generated_file_with_raw_snippet() {
     let text = render(
         "web",
-        Extra::Snippet(
-            "services.httpd.enable = true; networking.firewall.allowedTCPPorts = [ 80 ];",
+        &ConfigSource::Snippet(
+            "services.httpd.enable = true; networking.firewall.allowedTCPPorts = [ 80 ];".into(),
         ),
     );
     let t = eval_str(
@@ -209,7 +210,10 @@ fn generated_file_with_raw_snippet() {
     assert_eq!(t.leaves().len(), 5);
 
     // the snippet overriding the generated hostName is a duplicate in one set, as in Nix
-    let text = render("web", Extra::Snippet("networking.hostName = \"other\";"));
+    let text = render(
+        "web",
+        &ConfigSource::Snippet("networking.hostName = \"other\";".into()),
+    );
     let e = eval_str(&text, Path::new("/c.nix"), Path::new("/")).unwrap_err();
     assert_eq!((e.line, e.column), (7, 3));
     assert_eq!(
@@ -218,7 +222,7 @@ fn generated_file_with_raw_snippet() {
     );
 
     let t = eval_str(
-        &render("web", Extra::None),
+        &render("web", &ConfigSource::Existing),
         Path::new("/c.nix"),
         Path::new("/"),
     )
