@@ -221,8 +221,8 @@ pub fn run(argv: Vec<OsString>) -> i32 {
 fn unknown_verb(ui: &Ui, manager: &Manager, verb: &str, args: &[String]) -> i32 {
     let result = match args.first().filter(|n| !n.is_empty() && n.as_str() != "0") {
         None => Err(Error::NoName),
-        Some(name) => manager
-            .conf(name)
+        Some(name) => crate::container::ContainerName::parse(name)
+            .and_then(|name| manager.conf(&name))
             .and(Err(Error::UnknownAction(verb.to_string()))),
     };
     match result {

@@ -13,7 +13,8 @@ use crate::builder::{
 };
 use crate::container::lock::ContainerLock;
 use crate::container::{
-    Conf, ConfigSource, CreateOptions, Created, NixOptions, Paths, UpdateOptions, name, store,
+    Conf, ConfigSource, ContainerName, CreateOptions, Created, NixOptions, Paths, UpdateOptions,
+    name, store,
 };
 use crate::error::{Error, Result};
 use crate::files::Root;
@@ -94,17 +95,17 @@ impl Manager {
         store::list(&self.paths)
     }
 
-    pub fn exists(&self, name: &str) -> bool {
+    pub fn exists(&self, name: &ContainerName) -> bool {
         store::exists(&self.paths, name)
     }
 
     /// The conf of an existing container (validates the name, NotFound otherwise).
-    pub fn conf(&self, name: &str) -> Result<Conf> {
+    pub fn conf(&self, name: &ContainerName) -> Result<Conf> {
         store::load(&self.paths, name)
     }
 
     /// The same check without reading the conf, for operations that do not need it.
-    pub fn require_exists(&self, name: &str) -> Result<()> {
+    pub fn require_exists(&self, name: &ContainerName) -> Result<()> {
         store::require(&self.paths, name)
     }
 
@@ -128,7 +129,7 @@ impl Manager {
         request
     }
 
-    pub fn create(&self, name: &str, opts: &CreateOptions) -> Result<Created> {
+    pub fn create(&self, name: &ContainerName, opts: &CreateOptions) -> Result<Created> {
         require_root()?;
         self.check_nix_options(&opts.nix)?;
         let mut opts = opts.clone();
@@ -142,7 +143,7 @@ impl Manager {
         let nix_built = std::cell::Cell::new(None::<String>);
         // The base system, configuration.nix and the first generation are built into the new
         // root before the conf exists.
-        let realize = |building: &Root, name: &str| -> Result<()> {
+        let realize = |building: &Root, name: &ContainerName| -> Result<()> {
             base::write_base_system(building, name)?;
             configuration_nix::write(building, name, &source)?;
             let mut request = self.request(name, building, source.clone());
@@ -173,11 +174,10 @@ impl Manager {
     /// Rebuild a container's system from `--config`, `--config-file` or (neither) its
     /// `configuration.nix`, make it the new generation and, when it runs, switch it live. A
     /// failure leaves the previous generation active and running, and the configuration as it was.
-    pub fn update(&self, name: &str, opts: &UpdateOptions) -> Result<()> {
+    pub fn update(&self, name: &ContainerName, opts: &UpdateOptions) -> Result<()> {
         require_root()?;
         let nix = &opts.nix;
         self.check_nix_options(nix)?;
-        name::validate(name)?;
         let _lock = self.lock(name)?;
         let conf = self.conf(name)?;
         let source = opts.config.clone().unwrap_or(ConfigSource::Existing);
@@ -260,7 +260,7 @@ impl Manager {
     /// Undo an activation a crash cut short (see [`Activation`]): the previous generation's
     /// files back (and switched to, when the container runs), the new generation and the
     /// temporary files gone, `configuration.nix` as it was.
-    fn recover_activation(&self, name: &str, root: &Root) -> Result<()> {
+    fn recover_activation(&self, name: &ContainerName, root: &Root) -> Result<()> {
         let store = Store::new(root);
         let Some(activation) = store.interrupted()? else {
             return Ok(());
@@ -290,7 +290,7 @@ impl Manager {
     /// Have running container `name` switch to its new system through the driver (under
     /// systemd, the reload of its unit), with `plan` pending for a native-built one. A failed
     /// reload's error carries what the switch inside said.
-    fn reload(&self, name: &str, plan: Option<&Plan>) -> Result<()> {
+    fn reload(&self, name: &ContainerName, plan: Option<&Plan>) -> Result<()> {
         let root = Root::open(&self.paths.root(name))?;
         // An error left by an earlier reload is not this one's.
         let _ = switch::take_error(&root);
@@ -314,7 +314,7 @@ impl Manager {
     }
 
     /// The options of the container's active generation (defaults included).
-    pub fn options(&self, name: &str) -> Result<serde_json::Value> {
+    pub fn options(&self, name: &ContainerName) -> Result<serde_json::Value> {
         self.require_exists(name)?;
         Ok(Store::new(&Root::open(&self.paths.root(name))?)
             .current()?
@@ -324,20 +324,19 @@ impl Manager {
 
     /// Wait until no other ncsh starts, stops, updates or destroys container `name`; crash
     /// debris of dead processes is removed on the way.
-    fn lock(&self, name: &str) -> Result<ContainerLock> {
+    fn lock(&self, name: &ContainerName) -> Result<ContainerLock> {
         let lock = ContainerLock::acquire(&self.paths, name)?;
         store::remove_debris(&self.paths)?;
         Ok(lock)
     }
 
-    pub fn start(&self, name: &str) -> Result<()> {
+    pub fn start(&self, name: &ContainerName) -> Result<()> {
         require_root()?;
-        name::validate(name)?;
         let _lock = self.lock(name)?;
         self.start_locked(name)
     }
 
-    fn start_locked(&self, name: &str) -> Result<()> {
+    fn start_locked(&self, name: &ContainerName) -> Result<()> {
         let conf = self.conf(name)?;
         // A missing root is check_generation's to report.
         let root = Root::open(&self.paths.root(name)).ok();
@@ -350,7 +349,12 @@ impl Manager {
 
     /// A native container boots its current generation: a root without one (a create or destroy
     /// that did not finish) would boot without its system, so it is refused.
-    fn check_generation(&self, name: &str, conf: &Conf, opened: Option<&Root>) -> Result<()> {
+    fn check_generation(
+        &self,
+        name: &ContainerName,
+        conf: &Conf,
+        opened: Option<&Root>,
+    ) -> Result<()> {
         if crate::host::nspawn::nix_system(&self.paths, name, conf).is_some()
             || opened.is_some_and(|r| Store::new(r).current_number().is_some())
         {
@@ -367,14 +371,14 @@ impl Manager {
             format!("its root {} is missing", root.display())
         };
         Err(Error::StartFailed {
-            name: name.into(),
+            name: name.to_string(),
             detail: format!(
                 "{what}: its create or destroy did not finish; run `ncsh destroy {name}` and create it again"
             ),
         })
     }
 
-    pub fn stop(&self, name: &str) -> Result<()> {
+    pub fn stop(&self, name: &ContainerName) -> Result<()> {
         require_root()?;
         self.require_exists(name)?;
         let _lock = self.lock(name)?;
@@ -382,7 +386,7 @@ impl Manager {
         self.driver.stop(name)
     }
 
-    pub fn restart(&self, name: &str) -> Result<()> {
+    pub fn restart(&self, name: &ContainerName) -> Result<()> {
         require_root()?;
         self.require_exists(name)?;
         let _lock = self.lock(name)?;
@@ -391,7 +395,7 @@ impl Manager {
         self.start_locked(name)
     }
 
-    pub fn terminate(&self, name: &str) -> Result<()> {
+    pub fn terminate(&self, name: &ContainerName) -> Result<()> {
         require_root()?;
         self.require_exists(name)?;
         let _lock = self.lock(name)?;
@@ -399,12 +403,12 @@ impl Manager {
         self.driver.terminate(name)
     }
 
-    pub fn status(&self, name: &str) -> Result<Status> {
+    pub fn status(&self, name: &ContainerName) -> Result<Status> {
         self.require_exists(name)?;
         Ok(self.driver.status(name))
     }
 
-    pub fn leader(&self, name: &str) -> Result<i32> {
+    pub fn leader(&self, name: &ContainerName) -> Result<i32> {
         self.require_exists(name)?;
         self.driver
             .find_leader(name)?
@@ -412,20 +416,19 @@ impl Manager {
     }
 
     /// The container's address as `show-ip` prints it ([`Conf::local_ip`]).
-    pub fn ip(&self, name: &str) -> Result<String> {
+    pub fn ip(&self, name: &ContainerName) -> Result<String> {
         self.conf(name)?
             .local_ip()
             .ok_or_else(|| Error::NoAddress(name.to_string()))
     }
 
-    pub fn host_ip(&self, name: &str) -> Result<Option<String>> {
+    pub fn host_ip(&self, name: &ContainerName) -> Result<Option<String>> {
         Ok(self.conf(name)?.host_ip())
     }
 
     /// Kill a running container, then remove everything it owns. A missing container is fine; a
     /// root left without a conf is removed too.
-    pub fn destroy(&self, name: &str) -> Result<()> {
-        name::validate(name)?;
+    pub fn destroy(&self, name: &ContainerName) -> Result<()> {
         require_root()?;
         let _lock = self.lock(name)?;
         if self.exists(name) {
@@ -448,7 +451,7 @@ impl Manager {
 
     /// Run `argv` in the container with stdio passed through, as the last thing this
     /// invocation does; the command's exit code.
-    pub fn exec(&self, name: &str, argv: &[String]) -> Result<i32> {
+    pub fn exec(&self, name: &ContainerName, argv: &[String]) -> Result<i32> {
         if !self.in_place_entry.get() {
             return self.run_attached(name, argv);
         }
@@ -456,7 +459,7 @@ impl Manager {
         enter::run_attached_in_place(self.leader(name)?, argv)
     }
 
-    pub fn run_attached(&self, name: &str, argv: &[String]) -> Result<i32> {
+    pub fn run_attached(&self, name: &ContainerName, argv: &[String]) -> Result<i32> {
         require_root()?;
         enter::run_attached(self.leader(name)?, argv)
     }
@@ -464,7 +467,7 @@ impl Manager {
     /// A login prompt of the container relayed to the caller's terminal (or stdin and stdout):
     /// `/bin/login` on a terminal allocated inside (login's exit code), or machined's getty
     /// under the systemd driver.
-    pub fn login(&self, name: &str) -> Result<i32> {
+    pub fn login(&self, name: &ContainerName) -> Result<i32> {
         require_root()?;
         let leader = self.leader(name)?;
         self.driver.login(name, leader)
@@ -472,7 +475,7 @@ impl Manager {
 
     /// A root login shell: on a terminal inside the container when stdin is a terminal, else
     /// attached to stdin and stdout (the shell reads its commands from stdin); its exit code.
-    pub fn root_login(&self, name: &str) -> Result<i32> {
+    pub fn root_login(&self, name: &ContainerName) -> Result<i32> {
         require_root()?;
         let leader = self.leader(name)?;
         if std::io::stdin().is_terminal() {
@@ -485,7 +488,7 @@ impl Manager {
 
     pub fn run_captured(
         &self,
-        name: &str,
+        name: &ContainerName,
         argv: &[String],
         stdin: Option<&[u8]>,
     ) -> Result<Output> {
@@ -494,7 +497,7 @@ impl Manager {
     }
 
     /// `ssh_host_ed25519_key.pub`, else the ECDSA one, of the container.
-    pub fn host_key(&self, name: &str) -> Result<Option<String>> {
+    pub fn host_key(&self, name: &ContainerName) -> Result<Option<String>> {
         self.require_exists(name)?;
         let root = Root::open(&self.paths.root(name))?;
         for key in ["ssh_host_ed25519_key.pub", "ssh_host_ecdsa_key.pub"] {
@@ -511,6 +514,10 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
+
+    fn n(name: &str) -> ContainerName {
+        ContainerName::parse(name).unwrap()
+    }
     use crate::builder::generation::{ManagedFile, Unit};
     use crate::builder::native::{NativeBuilder, OptionModules};
     use crate::builder::nixexpr::OptionTree;
@@ -583,12 +590,12 @@ mod tests {
         let Some((_dir, m, log)) = manager() else {
             return;
         };
-        m.create("foo", &CreateOptions::default()).unwrap();
+        m.create(&n("foo"), &CreateOptions::default()).unwrap();
         assert!(log.calls().is_empty(), "create does not touch the driver");
-        m.start("foo").unwrap();
+        m.start(&n("foo")).unwrap();
         assert_eq!(log.calls(), ["start foo 10.233.1.2"]);
-        assert_eq!(m.status("foo").unwrap(), Status::Up);
-        assert_eq!(m.start("nope").unwrap_err().kind(), "NotFound");
+        assert_eq!(m.status(&n("foo")).unwrap(), Status::Up);
+        assert_eq!(m.start(&n("nope")).unwrap_err().kind(), "NotFound");
         assert_eq!(
             log.calls().len(),
             1,
@@ -601,14 +608,14 @@ mod tests {
         let Some((_dir, m, log)) = manager() else {
             return;
         };
-        m.create("foo", &CreateOptions::default()).unwrap();
-        m.update("foo", &snippet("motd = \"a\";")).unwrap();
+        m.create(&n("foo"), &CreateOptions::default()).unwrap();
+        m.update(&n("foo"), &snippet("motd = \"a\";")).unwrap();
         assert!(
             log.calls().is_empty(),
             "a stopped container is not reloaded"
         );
-        m.start("foo").unwrap();
-        m.update("foo", &snippet("motd = \"b\";")).unwrap();
+        m.start(&n("foo")).unwrap();
+        m.update(&n("foo"), &snippet("motd = \"b\";")).unwrap();
         assert_eq!(log.calls(), ["start foo 10.233.1.2", "reload foo"]);
         assert_eq!(current(&m, "foo"), (Some(3), vec![1, 2, 3]));
         let root = Root::open(&m.paths.root("foo")).unwrap();
@@ -628,13 +635,13 @@ mod tests {
         let Some((_dir, m, log)) = manager() else {
             return;
         };
-        m.create("foo", &CreateOptions::default()).unwrap();
-        m.update("foo", &snippet("motd = \"a\";")).unwrap();
-        m.start("foo").unwrap();
+        m.create(&n("foo"), &CreateOptions::default()).unwrap();
+        m.update(&n("foo"), &snippet("motd = \"a\";")).unwrap();
+        m.start(&n("foo")).unwrap();
         let root = Root::open(&m.paths.root("foo")).unwrap();
         let config = root.read_string(configuration_nix::PATH).unwrap();
         log.fail_reload.set(true);
-        let err = m.update("foo", &snippet("motd = \"b\";")).unwrap_err();
+        let err = m.update(&n("foo"), &snippet("motd = \"b\";")).unwrap_err();
         assert_eq!(err.kind(), "ReloadFailed");
         // The failed switch, then the switch back to the previous generation.
         assert_eq!(
@@ -663,10 +670,13 @@ mod tests {
             config: Some(ConfigSource::Snippet("fail = true;".into())),
             ..Default::default()
         };
-        assert_eq!(m.create("foo", &opts).unwrap_err().kind(), "BuildFailed");
-        assert!(!m.exists("foo") && !m.paths.root("foo").exists());
-        m.create("bar", &CreateOptions::default()).unwrap();
-        let err = m.update("bar", &snippet("fail = true;")).unwrap_err();
+        assert_eq!(
+            m.create(&n("foo"), &opts).unwrap_err().kind(),
+            "BuildFailed"
+        );
+        assert!(!m.exists(&n("foo")) && !m.paths.root("foo").exists());
+        m.create(&n("bar"), &CreateOptions::default()).unwrap();
+        let err = m.update(&n("bar"), &snippet("fail = true;")).unwrap_err();
         assert_eq!(err.kind(), "BuildFailed");
         assert_eq!(current(&m, "bar"), (Some(1), vec![1]));
         assert!(log.calls().is_empty());
@@ -678,9 +688,9 @@ mod tests {
         let Some((_dir, m, log)) = manager() else {
             return;
         };
-        m.create("foo", &CreateOptions::default()).unwrap();
-        m.start("foo").unwrap();
-        m.destroy("foo").unwrap();
+        m.create(&n("foo"), &CreateOptions::default()).unwrap();
+        m.start(&n("foo")).unwrap();
+        m.destroy(&n("foo")).unwrap();
         assert_eq!(
             log.calls(),
             [
@@ -689,8 +699,8 @@ mod tests {
                 "remove_runtime foo"
             ]
         );
-        assert!(!m.exists("foo") && !m.paths.root("foo").exists());
-        m.destroy("foo").unwrap();
+        assert!(!m.exists(&n("foo")) && !m.paths.root("foo").exists());
+        m.destroy(&n("foo")).unwrap();
         assert_eq!(
             log.calls().len(),
             3,

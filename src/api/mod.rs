@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, CustomType, Dynamic, Engine, EvalAltResult, ImmutableString, Map, TypeBuilder};
 
-use crate::container::{ConfigSource, CreateOptions, NixOptions, UpdateOptions};
+use crate::container::{ConfigSource, ContainerName, CreateOptions, NixOptions, UpdateOptions};
 use crate::error::Error;
 use crate::manager::Manager;
 use docs::{api_doc, function};
@@ -45,8 +45,13 @@ fn sleep_for(duration: Duration) {
 /// A container as scripts see it: a name and the manager; every property reads fresh state.
 #[derive(Clone)]
 pub struct Container {
-    name: String,
+    name: ContainerName,
     manager: Rc<Manager>,
+}
+
+/// A name from a script, checked once here (the operations take a [`ContainerName`]).
+fn container_name(name: &str) -> RhaiResult<ContainerName> {
+    ContainerName::parse(name).map_err(to_rhai)
 }
 
 /// What the REPL shows for a container (one status read per call).
@@ -65,7 +70,7 @@ impl Container {
     pub fn summary(&self) -> Summary {
         let conf = self.manager.conf(&self.name).ok();
         Summary {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             status: self
                 .manager
                 .status(&self.name)
@@ -248,7 +253,9 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         ),
     )
     .register_into_engine(engine, move |name: &str| -> RhaiResult<Container> {
-        let created = m.create(name, &CreateOptions::default()).map_err(to_rhai)?;
+        let created = m
+            .create(&container_name(name)?, &CreateOptions::default())
+            .map_err(to_rhai)?;
         Ok(Container {
             name: created.name,
             manager: m.clone(),
@@ -267,7 +274,8 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     .register_into_engine(
         engine,
         move |name: &str, opts: Map| -> RhaiResult<Container> {
-            let created = m.create(name, &create_options(&opts)?).map_err(to_rhai)?;
+            let opts = create_options(&opts)?;
+            let created = m.create(&container_name(name)?, &opts).map_err(to_rhai)?;
             Ok(Container {
                 name: created.name,
                 manager: m.clone(),
@@ -283,9 +291,10 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         ),
     )
     .register_into_engine(engine, move |name: &str| -> RhaiResult<Container> {
-        m.require_exists(name).map_err(to_rhai)?;
+        let name = container_name(name)?;
+        m.require_exists(&name).map_err(to_rhai)?;
         Ok(Container {
-            name: name.to_string(),
+            name,
             manager: m.clone(),
         })
     });
@@ -299,8 +308,10 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     )
     .register_into_engine(engine, move || -> RhaiResult<Array> {
         let names = m.list().map_err(to_rhai)?;
+        // A conf whose file name is not a container name is listed, but no Container.
         Ok(names
-            .into_iter()
+            .iter()
+            .filter_map(|name| ContainerName::parse(name).ok())
             .map(|name| {
                 Dynamic::from(Container {
                     name,
@@ -317,7 +328,9 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
             "Whether a container by that name exists."
         ),
     )
-    .register_into_engine(engine, move |name: &str| m.exists(name));
+    .register_into_engine(engine, move |name: &str| {
+        ContainerName::parse(name).is_ok_and(|name| m.exists(&name))
+    });
     // Also for what is left of a container without its conf (a root, runtime state).
     let m = manager.clone();
     function(
@@ -327,7 +340,9 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
             "Destroy a stopped or running container: its conf, root and runtime state; also what a create or destroy that did not finish left."
         ),
     )
-    .register_into_engine(engine, move |name: &str| m.destroy(name).map_err(to_rhai));
+    .register_into_engine(engine, move |name: &str| {
+        m.destroy(&container_name(name)?).map_err(to_rhai)
+    });
     let m = manager;
     function(
         "driver",
@@ -411,7 +426,7 @@ impl CustomType for Container {
                 "c = container(\"NAME\")",
                 "A container: its name and the manager; every property reads fresh state."
             )])
-            .with_get("name", |c: &mut Container| c.name.clone())
+            .with_get("name", |c: &mut Container| c.name.to_string())
             .and_comments(&[api_doc!("c.name: string", "The container's name.")])
             .with_get("ip", |c: &mut Container| -> RhaiResult<String> {
                 c.manager.ip(&c.name).map_err(to_rhai)

@@ -10,6 +10,7 @@ pub mod paths;
 pub mod store;
 
 pub use conf::Conf;
+pub use name::ContainerName;
 pub use options::{ConfigSource, CreateOptions, NixOptions, UpdateOptions};
 pub use paths::Paths;
 pub use store::Created;

@@ -13,6 +13,37 @@ pub const MAX_NAME_LEN: usize = 64;
 /// nixos-container's limit at create time (IFNAMSIZ minus `ve-`).
 pub const NIXOS_CONTAINER_MAX_LEN: usize = 11;
 
+/// A container name that follows the rules above: the operations take one, so a name is
+/// checked once, where it comes in (the Rhai API, the command line), and never again below.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerName(String);
+
+impl ContainerName {
+    /// `name`, if it follows the rules (see [`validate`]).
+    pub fn parse(name: &str) -> Result<ContainerName> {
+        validate(name)?;
+        Ok(ContainerName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ContainerName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ContainerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Check a name against the rules above (not the create-time length limit).
 pub fn validate(name: &str) -> Result<()> {
     let invalid = |reason: &str| {
@@ -47,6 +78,14 @@ pub fn validate(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_name_is_a_valid_one() {
+        assert_eq!(ContainerName::parse("web-1").unwrap().as_str(), "web-1");
+        for bad in ["", "a_b", "-a", "a b", "a/b"] {
+            assert_eq!(ContainerName::parse(bad).unwrap_err().kind(), "InvalidName");
+        }
+    }
 
     #[test]
     fn accepts_plain_names() {

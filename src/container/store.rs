@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::address::{self, UsedAddresses};
 use super::conf::Conf;
 use super::lock::CreateLock;
-use super::name;
+use super::name::{self, ContainerName};
 use super::options::CreateOptions;
 use super::paths::Paths;
 use crate::error::{Context, Error, Result};
@@ -19,7 +19,7 @@ use crate::files::{Root, ensure_dir, remove_path, write_durable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
-    pub name: String,
+    pub name: ContainerName,
     pub host_address: String,
     pub local_address: String,
 }
@@ -53,13 +53,12 @@ pub fn list(paths: &Paths) -> Result<Vec<String>> {
     Ok(names)
 }
 
-pub fn exists(paths: &Paths, name: &str) -> bool {
+pub fn exists(paths: &Paths, name: &ContainerName) -> bool {
     paths.conf(name).exists()
 }
 
-/// An error unless container `name` exists (a valid name with a conf); reads nothing.
-pub fn require(paths: &Paths, name: &str) -> Result<()> {
-    name::validate(name)?;
+/// An error unless container `name` exists (has a conf); reads nothing.
+pub fn require(paths: &Paths, name: &ContainerName) -> Result<()> {
     if exists(paths, name) {
         Ok(())
     } else {
@@ -68,8 +67,7 @@ pub fn require(paths: &Paths, name: &str) -> Result<()> {
 }
 
 /// The conf of an existing container.
-pub fn load(paths: &Paths, name: &str) -> Result<Conf> {
-    name::validate(name)?;
+pub fn load(paths: &Paths, name: &ContainerName) -> Result<Conf> {
     let path = paths.conf(name);
     match fs::read_to_string(&path) {
         Ok(text) => Conf::parse(&text, &path),
@@ -150,16 +148,15 @@ fn check_port(item: &str) -> Result<()> {
 /// Builds the system of a new container into its root (given the root being built, which is not
 /// yet at its final place, and the container name): the base system, `configuration.nix` and
 /// the first generation; a failure undoes the create.
-pub type Realize<'a> = &'a dyn Fn(&Root, &str) -> Result<()>;
+pub type Realize<'a> = &'a dyn Fn(&Root, &ContainerName) -> Result<()>;
 
 /// Create container `requested` (see the module docs); `realize` builds its system.
 pub fn create(
     paths: &Paths,
-    requested: &str,
+    requested: &ContainerName,
     opts: &CreateOptions,
     realize: Realize<'_>,
 ) -> Result<Created> {
-    name::validate(requested)?;
     check_options(opts)?;
     // Directories that exist keep the mode their owner gave them.
     for (dir, mode) in [(&paths.conf_dir, 0o755), (&paths.state_dir, 0o700)] {
@@ -184,7 +181,7 @@ pub fn create(
     if name.len() > opts.max_name_len.unwrap_or(name::MAX_NAME_LEN) {
         return Err(Error::NameTooLong(name));
     }
-    name::validate(&name)?;
+    let name = ContainerName::parse(&name)?;
 
     let confs = all_confs(paths)?;
     let mut used = UsedAddresses::from_confs(confs.iter().map(|(n, c)| (n.as_str(), c)));
@@ -252,7 +249,7 @@ pub fn create(
 }
 
 /// Refuse to destroy a declarative container (its conf is not writable, e.g. in the Nix store).
-pub fn check_destroyable(paths: &Paths, name: &str) -> Result<()> {
+pub fn check_destroyable(paths: &Paths, name: &ContainerName) -> Result<()> {
     let conf = paths.conf(name);
     if nix::unistd::access(&conf, nix::unistd::AccessFlags::W_OK).is_err() {
         return Err(Error::Declarative(name.to_string()));
@@ -262,7 +259,7 @@ pub fn check_destroyable(paths: &Paths, name: &str) -> Result<()> {
 
 /// Remove everything a stopped container owns on disk: root, profile, GC roots, runtime state and
 /// the conf. Mount points below the root are unmounted first, never followed.
-pub fn remove_files(paths: &Paths, name: &str) -> Result<()> {
+pub fn remove_files(paths: &Paths, name: &ContainerName) -> Result<()> {
     let root = paths.root(name);
     unmount_below(&root)?;
     // Root, then conf, renamed away before anything is deleted: an interrupted destroy leaves
@@ -361,6 +358,10 @@ fn unmount_below(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn n(name: &str) -> ContainerName {
+        ContainerName::parse(name).unwrap()
+    }
+
     fn paths() -> (tempfile::TempDir, Paths) {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::under(dir.path());
@@ -370,7 +371,7 @@ mod tests {
     #[test]
     fn create_writes_the_conf_in_nixos_container_order() {
         let (_dir, paths) = paths();
-        let created = create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
+        let created = create(&paths, &n("foo"), &CreateOptions::default(), &|_, _| Ok(())).unwrap();
         assert_eq!(created.host_address, "10.233.1.1");
         let text = fs::read_to_string(paths.conf("foo")).unwrap();
         assert_eq!(
@@ -379,7 +380,7 @@ mod tests {
         );
         assert!(paths.root("foo").is_dir());
         assert_eq!(
-            create(&paths, "bar", &CreateOptions::default(), &|_, _| Ok(()))
+            create(&paths, &n("bar"), &CreateOptions::default(), &|_, _| Ok(()))
                 .unwrap()
                 .local_address,
             "10.233.2.2"
@@ -390,7 +391,7 @@ mod tests {
     #[test]
     fn failed_creates_change_nothing() {
         let (dir, paths) = paths();
-        create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
+        create(&paths, &n("foo"), &CreateOptions::default(), &|_, _| Ok(())).unwrap();
         let before = snapshot(dir.path());
         let bad = [
             ("foo", CreateOptions::default(), "AlreadyExists"),
@@ -439,7 +440,8 @@ mod tests {
         ];
         for (name, opts, kind) in bad {
             assert_eq!(
-                create(&paths, name, &opts, &|_, _| Ok(()))
+                ContainerName::parse(name)
+                    .and_then(|name| create(&paths, &name, &opts, &|_, _| Ok(())))
                     .unwrap_err()
                     .kind(),
                 kind,
@@ -452,14 +454,14 @@ mod tests {
     #[test]
     fn a_failing_build_undoes_the_create() {
         let (dir, paths) = paths();
-        create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
+        create(&paths, &n("foo"), &CreateOptions::default(), &|_, _| Ok(())).unwrap();
         let before = snapshot(dir.path());
         let fail: Realize<'_> = &|root, _| {
             root.write("etc/nixos/configuration.nix", b"{ }", 0o644)?;
             Err(Error::Build("broken.nix:1:1: no".into()))
         };
         assert_eq!(
-            create(&paths, "bork", &CreateOptions::default(), fail)
+            create(&paths, &n("bork"), &CreateOptions::default(), fail)
                 .unwrap_err()
                 .kind(),
             "BuildFailed"
@@ -475,16 +477,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            create(&paths, "web", &unique, &|_, _| Ok(())).unwrap().name,
-            "web"
+            create(&paths, &n("web"), &unique, &|_, _| Ok(()))
+                .unwrap()
+                .name,
+            n("web")
         );
         assert_eq!(
-            create(&paths, "web", &unique, &|_, _| Ok(())).unwrap().name,
-            "web-0"
+            create(&paths, &n("web"), &unique, &|_, _| Ok(()))
+                .unwrap()
+                .name,
+            n("web-0")
         );
         assert_eq!(
-            create(&paths, "web", &unique, &|_, _| Ok(())).unwrap().name,
-            "web-1"
+            create(&paths, &n("web"), &unique, &|_, _| Ok(()))
+                .unwrap()
+                .name,
+            n("web-1")
         );
     }
 
@@ -505,11 +513,11 @@ mod tests {
     #[test]
     fn remove_files_leaves_nothing() {
         let (_dir, paths) = paths();
-        create(&paths, "foo", &CreateOptions::default(), &|_, _| Ok(())).unwrap();
-        remove_files(&paths, "foo").unwrap();
+        create(&paths, &n("foo"), &CreateOptions::default(), &|_, _| Ok(())).unwrap();
+        remove_files(&paths, &n("foo")).unwrap();
         assert!(!paths.conf("foo").exists() && !paths.root("foo").exists());
         assert_eq!(
-            create(&paths, "bar", &CreateOptions::default(), &|_, _| Ok(()))
+            create(&paths, &n("bar"), &CreateOptions::default(), &|_, _| Ok(()))
                 .unwrap()
                 .host_address,
             "10.233.1.1"

@@ -545,7 +545,7 @@ struct Supervisor {
 
 impl Supervisor {
     fn new(paths: Paths, name: &str) -> Result<Supervisor> {
-        let conf = store::load(&paths, name)?;
+        let conf = store::load(&paths, &crate::container::ContainerName::parse(name)?)?;
         let runtime = Runtime::new(&paths, name);
         fs::create_dir_all(&runtime.dir)
             .context(|| format!("creating {}", runtime.dir.display()))?;

@@ -5,7 +5,7 @@
 use super::enter;
 use super::nspawn::{self, NixSystem};
 use crate::builder::switch::Plan;
-use crate::container::{Paths, store};
+use crate::container::{ContainerName, Paths, store};
 use crate::error::{Error, Result};
 use crate::files::Root;
 
@@ -72,7 +72,7 @@ fn run_nix(leader: i32, nix: &NixSystem) -> Result<()> {
 /// Switch running container `name` (PID 1 `leader`) to its new system: a Nix-built one with
 /// its `switch-to-configuration test`, a native one with the pending plan (which is then
 /// removed); without a plan, only `systemctl daemon-reload`, so a reload by hand is harmless.
-pub fn run_pending(paths: &Paths, name: &str, leader: i32) -> Result<()> {
+pub fn run_pending(paths: &Paths, name: &ContainerName, leader: i32) -> Result<()> {
     let conf = store::load(paths, name)?;
     let root = Root::open(&paths.root(name))?;
     if let Some(nix) = nspawn::nix_system(paths, name, &conf) {

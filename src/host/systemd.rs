@@ -596,16 +596,16 @@ impl Systemd {
 }
 
 /// `ncsh __reload NAME`, the ExecReload of `container@NAME.service`: switch the running
-/// container to its new system ([`super::switch::run_pending`]). A failure is printed (to the unit's
-/// journal) and kept for the `update` waiting on the reload job; the exit code fails the job.
+/// container to its new system ([`super::switch::run_pending`]). A failure is printed (to the
+/// unit's journal) and kept for the `update` waiting on the reload job; the exit code fails the job.
 pub fn reload_main(name: &str) -> i32 {
     let paths = Paths::from_env();
-    let switched = crate::container::name::validate(name).and_then(|()| {
+    let switched = crate::container::ContainerName::parse(name).and_then(|name| {
         let driver = Systemd::new(paths.clone())?;
         let leader = driver
-            .find_leader(name)?
+            .find_leader(&name)?
             .ok_or_else(|| Error::NotRunning(name.to_string()))?;
-        super::switch::run_pending(&paths, name, leader)
+        super::switch::run_pending(&paths, &name, leader)
     });
     match switched {
         Ok(()) => 0,
