@@ -260,6 +260,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             }
         };
     }
+    if let Err(e) = crate::engine::limits::Limits::from_env() {
+        ui.message(&e.to_string(), e.hint().as_deref());
+        return 1;
+    }
     let driver = driver_flag(&argv);
     let choose_builder = Box::new(crate::engine::nixos::select_builder);
     let manager = match Manager::new(
