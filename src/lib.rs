@@ -12,3 +12,6 @@ pub mod error;
 pub mod host;
 pub mod manager;
 pub mod repl;
+
+#[cfg(test)]
+mod fuzz;
