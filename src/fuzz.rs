@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use crate::build::nixexpr::{OptionTree, Value, eval_snippet, eval_str};
 use crate::build::options::{Declarations, OptType, OptionDecl};
 use crate::container::Conf;
-use crate::container::address::{UsedAddresses, bare, check_explicit, parse_address};
+use crate::container::address::{UsedAddresses, bare, check_explicit_with, parse_address};
 
 /// No single input may take this long (a hang shows as a failure, not a stuck run).
 const SLOW: Duration = Duration::from_secs(2);
@@ -306,8 +306,9 @@ proptest! {
             conf.push("HOST_ADDRESS", other.as_str());
             conf.push("LOCAL_ADDRESS6", local.as_str());
             let used = UsedAddresses::from_confs([("o", &conf)]);
-            let _ = check_explicit(&host, &local, &used);
-            let _ = check_explicit(&local, &other, &UsedAddresses::default());
+            let own = [std::net::IpAddr::from([10, 0, 0, 1])];
+            let _ = check_explicit_with(&host, &local, &used, &own);
+            let _ = check_explicit_with(&local, &other, &UsedAddresses::default(), &own);
             let _ = used.allocate();
         });
     }
