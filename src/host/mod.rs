@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod enter;
+pub mod mountinfo;
 pub mod net;
 pub mod nspawn;
 pub mod pty;

@@ -483,3 +483,40 @@ fn a_bad_builder_choice_fails_only_what_builds() {
         "a failed create changed something"
     );
 }
+
+#[test]
+fn destroy_unmounts_points_with_tab_newline_and_backslash() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("mnt");
+    let (host, local) = env.test_addresses();
+    env.create(&name, &["--host-address", &host, "--local-address", &local]);
+    let root = env.root_path(&name);
+    let mut points = Vec::new();
+    for dir in [
+        "tab\there",
+        "new\nline",
+        "back\\slash",
+        "sp ace",
+        "all \t\n\\",
+    ] {
+        let point = root.join("mnt").join(dir);
+        std::fs::create_dir_all(&point).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            &point,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        points.push(point);
+    }
+    let out = env.run(&["destroy", &name]);
+    // Whatever happened, leave no mount behind.
+    for point in &points {
+        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert_ok(&out, "destroy");
+    assert!(!root.exists(), "{} is left", root.display());
+}
