@@ -52,6 +52,7 @@ fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Opt
         (Some(_), Some(_)) => Err(Error::Usage(crate::error::CONFIG_AND_CONFIG_FILE.into())),
         (Some(text), None) => Ok(Some(ConfigSource::Snippet(text.to_string()))),
         (None, Some(file)) => {
+            crate::container::config_file::check(file)?;
             // nixos-container imports the file by its absolute path, symlinks resolved.
             let abs = std::fs::canonicalize(file).map_err(|e| {
                 let why = if e.kind() == std::io::ErrorKind::NotFound {

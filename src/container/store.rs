@@ -127,11 +127,8 @@ fn check_options(opts: &CreateOptions) -> Result<()> {
     if opts.config.is_some() && opts.config_file.is_some() {
         return Err(Error::Usage(crate::error::CONFIG_AND_CONFIG_FILE.into()));
     }
-    if let Some(file) = opts.config_file.as_ref().filter(|f| !f.is_file()) {
-        return Err(Error::Usage(format!(
-            "--config-file {}: no such file",
-            file.display()
-        )));
+    if let Some(file) = &opts.config_file {
+        super::config_file::check(file)?;
     }
     if let Some(bridge) = &opts.bridge {
         check_conf_value("--bridge", bridge)?;
