@@ -67,6 +67,14 @@ impl Conf {
 
     /// Parse with systemd's EnvironmentFile rules; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Conf> {
+        // A NUL cannot reach nspawn or systemd (their arguments and environment are C strings).
+        if let Some(at) = text.find('\0') {
+            return Err(Error::MalformedConf {
+                path: path.to_path_buf(),
+                line: text[..at].matches('\n').count() + 1,
+                reason: "a NUL byte, which no value may hold: remove it".to_string(),
+            });
+        }
         Parser {
             chars: text.chars().peekable(),
             line: 1,
@@ -278,5 +286,17 @@ mod tests {
         assert!(err.to_string().contains("unterminated"), "{err}");
         let err = Conf::parse("A=1\n9BAD=2\n", Path::new("x.conf")).unwrap_err();
         assert!(err.to_string().contains("x.conf:2"), "{err}");
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused_naming_file_and_line() {
+        for text in ["A=1\nB=x\0y\n", "A=1\nB\0=1\n", "A=1\n\0\n"] {
+            let err = Conf::parse(text, Path::new("/etc/x.conf")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "malformed /etc/x.conf:2: a NUL byte, which no value may hold: remove it",
+                "{text:?}"
+            );
+        }
     }
 }
