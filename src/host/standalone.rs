@@ -524,8 +524,18 @@ impl Supervisor {
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .context(|| "notify socket".into())?;
-        let console =
-            File::create(self.runtime.console()).context(|| "creating console.log".into())?;
+        // Only root reads the console (it may show secrets): made 0600, never chmod'ed later.
+        let _ = fs::remove_file(self.runtime.console());
+        let console = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(self.runtime.console())
+                .context(|| "creating console.log".into())?
+        };
         let console_err = console.try_clone().context(|| "console.log".into())?;
 
         let nix = nspawn::nix_system(&self.paths, &self.name, &self.conf);

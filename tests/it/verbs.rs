@@ -520,3 +520,46 @@ fn destroy_unmounts_points_with_tab_newline_and_backslash() {
     assert_ok(&out, "destroy");
     assert!(!root.exists(), "{} is left", root.display());
 }
+
+#[test]
+fn console_log_is_readable_by_root_only() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    require_root();
+    let env = Env::new();
+    let name = unique_name("con");
+    let (host, local) = env.test_addresses();
+    env.create(&name, &["--host-address", &host, "--local-address", &local]);
+    // An "nspawn" that writes and lingers, so the supervisor keeps its console open a while.
+    let fake = env.prefix().join("fake-nspawn");
+    std::fs::write(&fake, "#!/bin/sh\necho secret output\nsleep 2\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let console = env
+        .prefix()
+        .join("run/ncsh")
+        .join(&name)
+        .join("console.log");
+    // An old world-readable log from an earlier run must not keep its mode.
+    std::fs::create_dir_all(console.parent().unwrap()).unwrap();
+    std::fs::write(&console, "old").unwrap();
+    std::fs::set_permissions(&console, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = env
+        .command(&["start", &name])
+        .env("NCSH_NSPAWN", &fake)
+        .env("NCSH_START_TIMEOUT", "5")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut modes = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(4) {
+        if let Ok(m) = std::fs::metadata(&console)
+            && std::fs::read_to_string(&console).is_ok_and(|t| t.contains("secret"))
+        {
+            modes.push(m.mode() & 0o777);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.wait();
+    assert!(!modes.is_empty(), "console.log was never written");
+    assert!(modes.iter().all(|m| *m == 0o600), "modes seen: {modes:?}");
+}
