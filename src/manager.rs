@@ -46,6 +46,19 @@ pub struct Manager {
 /// How the manager picks its builder, when it first needs one.
 pub type BuilderChoice = Box<dyn Fn() -> Result<Box<dyn Builder>>>;
 
+/// Print `warning` on stderr, the first time this process has one for container `name`.
+fn warn_once(name: &str, warning: Option<String>) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Some(warning) = warning else { return };
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.iter().any(|n| n == name) {
+        warned.push(name.to_string());
+        eprintln!("{warning}");
+    }
+}
+
 /// What a create or update builds from: the `--config`/`--config-file` options.
 fn config_source(config: Option<&str>, config_file: Option<&Path>) -> Result<Option<ConfigSource>> {
     match (config, config_file) {
@@ -314,6 +327,7 @@ impl Manager {
     pub fn start(&self, name: &str) -> Result<()> {
         require_root()?;
         let conf = self.conf(name)?;
+        warn_once(name, conf.unsupported_warning(&self.paths.conf(name)));
         self.driver.start(name, &conf)
     }
 

@@ -52,6 +52,17 @@ impl Conf {
             .map(|a| a.to_string())
     }
 
+    /// What this conf asks for that ncsh ignores, as a warning naming `path` (none if nothing).
+    pub fn unsupported_warning(&self, path: &Path) -> Option<String> {
+        let flags = self.get("EXTRA_NSPAWN_FLAGS")?.trim();
+        (!flags.is_empty()).then(|| {
+            format!(
+                "warning: {}: EXTRA_NSPAWN_FLAGS=‘{flags}’ is not supported yet and is ignored",
+                path.display()
+            )
+        })
+    }
+
     /// Append an assignment.
     pub fn push(&mut self, key: &str, value: impl Into<String>) {
         self.entries.push((key.to_string(), value.into()));
@@ -297,6 +308,19 @@ mod tests {
                 "malformed /etc/x.conf:2: a NUL byte, which no value may hold: remove it",
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn extra_nspawn_flags_give_a_warning() {
+        let p = Path::new("/etc/x.conf");
+        let conf = Conf::parse("EXTRA_NSPAWN_FLAGS=\"--bind=/a\"\n", p).unwrap();
+        assert_eq!(
+            conf.unsupported_warning(p).unwrap(),
+            "warning: /etc/x.conf: EXTRA_NSPAWN_FLAGS=‘--bind=/a’ is not supported yet and is ignored"
+        );
+        for quiet in ["", "EXTRA_NSPAWN_FLAGS=\n", "EXTRA_NSPAWN_FLAGS=\"  \"\n"] {
+            assert_eq!(Conf::parse(quiet, p).unwrap().unsupported_warning(p), None);
         }
     }
 }
