@@ -429,11 +429,28 @@ impl Reporter {
     }
 }
 
+/// Is `fd` an open pipe other than stdin, stdout and stderr (what `start` passes)? Anything
+/// else in `NCSH_READY_FD` is ignored rather than taken over.
+fn is_open_pipe(fd: i32) -> bool {
+    if fd <= 2 {
+        return false;
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat only writes `st`; a closed or bad fd makes it fail with EBADF.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: fstat succeeded, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    st.st_mode & libc::S_IFMT == libc::S_IFIFO
+}
+
 /// Entry point of `ncsh __supervise NAME`: fork into the background, then supervise.
 pub fn supervise_main(name: &str) -> i32 {
     let reporter = std::env::var(READY_FD_VAR)
         .ok()
         .and_then(|v| v.parse::<i32>().ok())
+        .filter(|fd| is_open_pipe(*fd))
         // SAFETY: the fd was created for us by `start` and is owned by no one else here.
         .map(|fd| unsafe { File::from_raw_fd(fd) });
     // SAFETY: single-threaded at this point; the parent only exits.

@@ -15,6 +15,9 @@ fn extremes() -> Vec<String> {
         "-inf",
         "",
         "0",
+        "1",
+        "2",
+        "3",
         "1e-300",
         "18446744073709551616",
         "%",
@@ -89,6 +92,23 @@ fn extreme_environment_values_never_panic() {
                 let out = cmd.output().unwrap();
                 let shown: String = value.chars().take(20).collect();
                 assert_no_panic(&out, &format!("{var}={shown} ncsh {args:?}"));
+            }
+            // The supervisor's own variables, read by `ncsh __supervise NAME` (what `start` runs);
+            // its background half keeps stderr open, so a panic there shows too.
+            if matches!(*var, "NCSH_READY_FD" | "NCSH_STOP_TIMEOUT") {
+                let out = env
+                    .command(&["__supervise", &name])
+                    .env("NCSH_NSPAWN", "/bin/false")
+                    .env(var, &value)
+                    .output()
+                    .unwrap();
+                let shown: String = value.chars().take(20).collect();
+                assert_no_panic(&out, &format!("{var}={shown} ncsh __supervise"));
+                assert!(
+                    !stderr(&out).contains("fatal runtime error"),
+                    "{}",
+                    stderr(&out)
+                );
             }
         }
     }
