@@ -168,6 +168,14 @@ impl Loader {
                 "imports nested more than {MAX_IMPORT_DEPTH} deep"
             )));
         }
+        // A device or FIFO would be read forever (`/dev/zero`) or block (a FIFO nobody writes).
+        if !std::fs::metadata(&canonical).is_ok_and(|m| m.is_file()) {
+            return Err(err_at(format!(
+                "cannot import '{}': not a regular file (import a .nix file or a directory \
+                 with default.nix)",
+                target.display()
+            )));
+        }
         let text = std::fs::read_to_string(&canonical)
             .map_err(|e| err_at(format!("cannot read '{}': {e}", target.display())))?;
         let dir = canonical

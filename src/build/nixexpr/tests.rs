@@ -1038,3 +1038,21 @@ fn display_and_locations() {
     assert_eq!(ok("a = 1;").get("a.b"), None);
     assert_eq!(ok("a = 1;").get("a..b"), None);
 }
+
+/// `/dev/zero` was read until memory ran out, a FIFO blocked for ever.
+#[test]
+fn importing_a_device_or_fifo_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for path in [Path::new("/dev/zero"), fifo.as_path()] {
+        let e = err(&format!("imports = [ {} ];", path.display()));
+        assert!(
+            e.message.starts_with(&format!(
+                "cannot import '{}': not a regular file",
+                path.display()
+            )),
+            "{e}"
+        );
+    }
+}
