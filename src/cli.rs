@@ -121,6 +121,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             }
         };
     }
+    if let Err(e) = crate::api::limits::Limits::from_env() {
+        ui.message(&e.to_string(), e.hint().as_deref());
+        return 1;
+    }
     let paths = Paths::from_env();
     let driver = match crate::host::select(driver_flag(&argv).as_deref(), paths.clone()) {
         Ok(driver) => driver,

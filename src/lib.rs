@@ -15,3 +15,6 @@ pub mod flags;
 pub mod host;
 pub mod manager;
 pub mod repl;
+
+#[cfg(test)]
+mod fuzz;

@@ -53,6 +53,19 @@ pub struct Manager {
 /// How the manager picks its builder, when it first needs one.
 pub type BuilderChoice = Box<dyn Fn() -> Result<Box<dyn Builder>>>;
 
+/// Print `warning` on stderr, the first time this process has one for container `name`.
+fn warn_once(name: &str, warning: Option<String>) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Some(warning) = warning else { return };
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.iter().any(|n| n == name) {
+        warned.push(name.to_string());
+        eprintln!("{warning}");
+    }
+}
+
 impl Manager {
     /// A manager of the containers below `paths`, run by `driver` (the front end chooses it,
     /// see [`crate::host::select`]), building with the builder `choose_builder` returns.
@@ -338,6 +351,7 @@ impl Manager {
 
     fn start_locked(&self, name: &ContainerName) -> Result<()> {
         let conf = self.conf(name)?;
+        warn_once(name, conf.unsupported_warning(&self.paths.conf(name)));
         // A missing root is check_generation's to report.
         let root = Root::open(&self.paths.root(name)).ok();
         if let Some(root) = &root {

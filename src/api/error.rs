@@ -80,8 +80,23 @@ pub fn describe(err: &EvalAltResult) -> Failure {
                 .split(" (line ")
                 .next()
                 .unwrap_or_default()
-                .to_string()
+                .to_string();
+            failure.hint = limit_hint(other);
         }
     }
     failure
+}
+
+/// What to set when a script hit one of its limits (see `engine::limits`).
+fn limit_hint(err: &EvalAltResult) -> Option<String> {
+    let (var, zero) = match err {
+        EvalAltResult::ErrorDataTooLarge(what, _) => (super::limits::variable_for(what)?, true),
+        EvalAltResult::ErrorTooManyOperations(_) => ("NCSH_MAX_OPERATIONS", true),
+        EvalAltResult::ErrorStackOverflow(_) => ("NCSH_MAX_CALL_LEVELS", false),
+        _ => return None,
+    };
+    let no_limit = if zero { " (0 for no limit)" } else { "" };
+    Some(format!(
+        "a script limit: raise {var}{no_limit} if this is expected"
+    ))
 }

@@ -5,6 +5,7 @@
 
 pub mod docs;
 pub mod error;
+pub mod limits;
 mod net;
 #[cfg(test)]
 mod tests;

@@ -31,8 +31,19 @@ fn tcp_exchange(
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.write_all(request.as_bytes()).map_err(io)?;
+    let cap = crate::api::limits::Limits::current().response_size;
     let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).map_err(io)?;
+    let wanted = if cap == 0 { u64::MAX } else { cap as u64 + 1 };
+    (&mut stream)
+        .take(wanted)
+        .read_to_end(&mut reply)
+        .map_err(io)?;
+    if cap != 0 && reply.len() > cap {
+        return Err(to_rhai(Error::Usage(format!(
+            "the response from {addr} is larger than {cap} bytes: \
+             raise NCSH_MAX_RESPONSE_SIZE (0 for no limit) to accept it"
+        ))));
+    }
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 

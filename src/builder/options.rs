@@ -30,10 +30,24 @@ pub enum OptType {
     Enum(Vec<String>),
     /// `{ from = PORT; to = PORT; }`.
     PortRange,
+    /// A host name as NixOS's `networking.hostName` takes it: empty, or one DNS label of
+    /// letters, digits, `-` and `_`, at most 63 characters, starting and ending alphanumeric.
+    HostName,
+}
+
+/// Is `name` a [`OptType::HostName`]?
+fn is_host_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let inner = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_';
+    b.is_empty()
+        || (b.len() <= 63
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(inner))
 }
 
 impl OptType {
-    /// Parse `bool`, `int`, `str`, `port`, `path`, `attrs`, `any`, `portRange`, `listOf T`,
+    /// Parse `bool`, `int`, `str`, `port`, `path`, `attrs`, `any`, `portRange`, `hostName`, `listOf T`,
     /// `attrsOf T`, `nullOr T`, `enum(a, b, c)`.
     pub fn parse(text: &str) -> Result<OptType, String> {
         let text = text.trim();
@@ -46,6 +60,7 @@ impl OptType {
             "attrs" => Some(OptType::Attrs),
             "any" => Some(OptType::Any),
             "portRange" => Some(OptType::PortRange),
+            "hostName" => Some(OptType::HostName),
             _ => None,
         };
         if let Some(t) = simple {
@@ -81,6 +96,7 @@ impl OptType {
             | (OptType::Int, Value::Int(_))
             | (OptType::Attrs, Value::Attrs(_)) => true,
             (OptType::Str, Value::String(_)) => true,
+            (OptType::HostName, Value::String(s)) => is_host_name(s),
             (OptType::Path, Value::Path(_)) => true,
             (OptType::Path, Value::String(s)) => s.starts_with('/'),
             (OptType::Port, Value::Int(n)) => (1..=65535).contains(n),
@@ -123,7 +139,7 @@ fn describe(value: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("the boolean {b}"),
         Value::Int(n) => format!("the integer {n}"),
-        Value::String(s) => format!("the string \"{s}\""),
+        Value::String(s) => format!("the string \"{}\"", s.escape_debug()),
         Value::Path(p) => format!("the path {}", p.display()),
         Value::List(_) => "a list".into(),
         Value::Attrs(_) => "an attribute set".into(),
@@ -141,6 +157,11 @@ impl fmt::Display for OptType {
             OptType::Attrs => write!(f, "an attribute set"),
             OptType::Any => write!(f, "anything"),
             OptType::PortRange => write!(f, "a port range {{ from; to; }}"),
+            OptType::HostName => write!(
+                f,
+                "a host name (letters, digits, ‘-’ and ‘_’, at most 63, starting and ending \
+                 with a letter or digit)"
+            ),
             OptType::ListOf(t) => write!(f, "a list of {t}"),
             OptType::AttrsOf(t) => write!(f, "an attribute set of {t}"),
             OptType::NullOr(t) => write!(f, "null or {t}"),

@@ -156,8 +156,19 @@ pub fn parse_address(value: &str) -> std::result::Result<IpNet, String> {
     }
 }
 
-/// Validate an explicit `--host-address`/`--local-address` pair against each other and `used`.
+/// Validate an explicit `--host-address`/`--local-address` pair against each other, `used` and
+/// the addresses this host holds.
 pub fn check_explicit(host: &str, local: &str, used: &UsedAddresses) -> Result<()> {
+    check_explicit_with(host, local, used, &host_own_addresses())
+}
+
+/// [`check_explicit`] with the host's own addresses given.
+pub fn check_explicit_with(
+    host: &str,
+    local: &str,
+    used: &UsedAddresses,
+    own: &[IpAddr],
+) -> Result<()> {
     let parse = |flag: &'static str, value: &str| {
         parse_address(value).map_err(|reason| Error::InvalidAddress {
             flag,
@@ -182,18 +193,20 @@ pub fn check_explicit(host: &str, local: &str, used: &UsedAddresses) -> Result<(
             "the local address must differ from the host address",
         ));
     }
-    for net in [h, l] {
+    for (flag, net, raw) in [("--host-address", h, host), ("--local-address", l, local)] {
+        let refuse = |reason: String| Error::InvalidAddress {
+            flag,
+            value: raw.trim().to_string(),
+            reason,
+        };
         let addr = net.addr();
         if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
-            return Err(Error::InvalidAddress {
-                flag: if net == h {
-                    "--host-address"
-                } else {
-                    "--local-address"
-                },
-                value: net.to_string(),
-                reason: "not a unicast address a container can use".to_string(),
-            });
+            return Err(refuse(
+                "not a unicast address a container can use".to_string(),
+            ));
+        }
+        if let Some(reason) = unusable(net) {
+            return Err(refuse(reason));
         }
         if let Some(owner) = used.owner_of(addr) {
             return Err(Error::AddressInUse {
@@ -201,8 +214,106 @@ pub fn check_explicit(host: &str, local: &str, used: &UsedAddresses) -> Result<(
                 owner: owner.to_string(),
             });
         }
+        if let Some((other, owner)) = used.networks.iter().find(|(n, _)| n.contains(&addr)) {
+            return Err(refuse(format!(
+                "it lies inside {other}, the network of container ‘{owner}’: \
+                 choose an address outside it"
+            )));
+        }
+        if net.prefix_len() < net.max_prefix_len() {
+            let inside = used
+                .exact
+                .iter()
+                .find(|(a, _)| net.contains(*a) && **a != h.addr() && **a != l.addr());
+            if let Some((a, owner)) = inside {
+                return Err(refuse(format!(
+                    "its network {} contains {a}, an address of container ‘{owner}’: \
+                     use a longer prefix or another network",
+                    net.trunc()
+                )));
+            }
+        }
+        if own.contains(&addr) {
+            return Err(refuse(
+                "this host already holds that address: choose one no interface here has \
+                 (see `ip address`)"
+                    .to_string(),
+            ));
+        }
     }
     Ok(())
+}
+
+/// Why `net` cannot name one end of a veth pair, if it cannot: limited broadcast, a network
+/// or broadcast address, or a prefix so short that it covers a large part of the address space.
+fn unusable(net: IpNet) -> Option<String> {
+    let addr = net.addr();
+    let (min_prefix, example) = match addr {
+        IpAddr::V4(_) => (8, "/24"),
+        IpAddr::V6(_) => (16, "/64"),
+    };
+    if let IpAddr::V4(v4) = addr
+        && v4.is_broadcast()
+    {
+        return Some(
+            "the limited broadcast address reaches every host: choose a unicast address".into(),
+        );
+    }
+    if net.prefix_len() < min_prefix {
+        return Some(format!(
+            "a /{} network covers too much of the address space (the container would claim it \
+             all): use a prefix of at least /{min_prefix}, such as {example}",
+            net.prefix_len()
+        ));
+    }
+    let subnet = net.max_prefix_len() - net.prefix_len() >= 2;
+    if subnet && addr == net.network() {
+        return Some(format!(
+            "{addr} is the network address of {}, not a host in it: use a host address of it",
+            net.trunc()
+        ));
+    }
+    if subnet && addr.is_ipv4() && addr == net.broadcast() {
+        return Some(format!(
+            "{addr} is the broadcast address of {}, not a host in it: use a host address of it",
+            net.trunc()
+        ));
+    }
+    None
+}
+
+/// The addresses of this host's interfaces (empty if they cannot be read).
+pub fn host_own_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr of the family it names.
+            let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+            if family == libc::AF_INET {
+                // SAFETY: an AF_INET address is a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))));
+            } else if family == libc::AF_INET6 {
+                // SAFETY: an AF_INET6 address is a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                out.push(IpAddr::V6(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
 }
 
 /// The bare address (no prefix) of a conf value, as `show-ip` prints it.
@@ -217,6 +328,96 @@ mod tests {
 
     fn conf(text: &str) -> Conf {
         Conf::parse(text, Path::new("t")).unwrap()
+    }
+
+    /// The checks without this machine's own addresses.
+    fn check(h: &str, l: &str, used: &UsedAddresses) -> Result<()> {
+        check_explicit_with(h, l, used, &[])
+    }
+
+    /// The reason a pair is refused.
+    fn reason(h: &str, l: &str, used: &UsedAddresses, own: &[IpAddr]) -> String {
+        match check_explicit_with(h, l, used, own).unwrap_err() {
+            Error::InvalidAddress { reason, .. } => reason,
+            other => panic!("{h} {l}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_address_inside_another_containers_network_is_refused() {
+        let a = conf("HOST_ADDRESS=10.235.1.1/24\nLOCAL_ADDRESS=10.235.1.2/24\n");
+        let used = UsedAddresses::from_confs([("a", &a)]);
+        let r = reason("10.235.1.7", "10.235.9.2", &used, &[]);
+        assert!(
+            r.contains("inside 10.235.1.0/24, the network of container ‘a’"),
+            "{r}"
+        );
+        let r = reason("10.235.9.1", "10.235.1.8/24", &used, &[]);
+        assert!(r.contains("the network of container ‘a’"), "{r}");
+        // A new network may not swallow another container's address either.
+        let b = conf("HOST_ADDRESS=10.235.3.1\nLOCAL_ADDRESS=10.235.3.2\n");
+        let used = UsedAddresses::from_confs([("b", &b)]);
+        let r = reason("10.235.2.1/16", "10.235.2.2/16", &used, &[]);
+        assert!(
+            r.contains("contains 10.235.3.1, an address of container ‘b’"),
+            "{r}"
+        );
+        assert!(check("10.235.2.1/24", "10.235.2.2/24", &used).is_ok());
+    }
+
+    #[test]
+    fn very_short_prefixes_are_refused() {
+        let used = UsedAddresses::default();
+        for (h, l) in [
+            ("10.235.9.1/0", "10.235.9.2"),
+            ("10.235.9.1", "10.235.9.2/0"),
+            ("10.235.9.1/7", "10.235.9.2/7"),
+            ("fc00::1/0", "fc00::2"),
+            ("fc00::1/15", "fc00::2/15"),
+        ] {
+            let r = reason(h, l, &used, &[]);
+            assert!(
+                r.contains("covers too much") && r.contains("at least /"),
+                "{h} {l}: {r}"
+            );
+        }
+        assert!(check("10.235.9.1/8", "10.235.9.2/8", &used).is_ok());
+        assert!(check("fc00::1/64", "fc00::2/64", &used).is_ok());
+    }
+
+    #[test]
+    fn network_and_broadcast_addresses_are_refused() {
+        let used = UsedAddresses::default();
+        let r = reason("10.235.9.0/24", "10.235.9.2/24", &used, &[]);
+        assert!(
+            r.contains("10.235.9.0 is the network address of 10.235.9.0/24"),
+            "{r}"
+        );
+        let r = reason("10.235.9.1/24", "10.235.9.255/24", &used, &[]);
+        assert!(
+            r.contains("10.235.9.255 is the broadcast address of 10.235.9.0/24"),
+            "{r}"
+        );
+        let r = reason("10.235.9.1", "255.255.255.255", &used, &[]);
+        assert!(r.contains("limited broadcast"), "{r}");
+        let r = reason("fc00::/64", "fc00::2/64", &used, &[]);
+        assert!(r.contains("network address"), "{r}");
+        // Without a prefix, or in a /31, there is no network or broadcast address.
+        assert!(check("10.235.9.0", "10.235.9.255", &used).is_ok());
+        assert!(check("10.235.9.0/31", "10.235.9.1/31", &used).is_ok());
+    }
+
+    #[test]
+    fn the_hosts_own_address_is_refused() {
+        let used = UsedAddresses::default();
+        let own: Vec<IpAddr> = vec!["192.168.7.5".parse().unwrap()];
+        let r = reason("192.168.7.5", "10.235.9.2", &used, &own);
+        assert!(r.contains("this host already holds that address"), "{r}");
+        let r = reason("10.235.9.1", "192.168.7.5/24", &used, &own);
+        assert!(r.contains("this host already holds"), "{r}");
+        assert!(check("192.168.7.6", "192.168.7.7", &used).is_ok());
+        // The real list holds at least the loopback address.
+        assert!(host_own_addresses().iter().any(IpAddr::is_loopback));
     }
 
     #[test]
@@ -275,9 +476,9 @@ mod tests {
     fn explicit_addresses_are_validated() {
         let a = conf("HOST_ADDRESS=10.235.1.1\nLOCAL_ADDRESS=10.235.1.2/24\n");
         let used = UsedAddresses::from_confs([("a", &a)]);
-        assert!(check_explicit("10.235.2.1", "10.235.2.2", &used).is_ok());
-        assert!(check_explicit("10.235.2.1/24", "10.235.2.2/24", &used).is_ok());
-        assert!(check_explicit("fc00::1", "fc00::2", &used).is_ok());
+        assert!(check("10.235.2.1", "10.235.2.2", &used).is_ok());
+        assert!(check("10.235.2.1/24", "10.235.2.2/24", &used).is_ok());
+        assert!(check("fc00::1", "fc00::2", &used).is_ok());
         for (h, l, kind) in [
             ("10.235.1.1", "10.235.9.2", "AddressInUse"),
             ("10.235.9.1", "10.235.1.2", "AddressInUse"),
@@ -288,11 +489,7 @@ mod tests {
             ("127.0.0.1", "10.235.9.2", "InvalidAddress"),
             ("10.235.9.1;rm", "10.235.9.2", "InvalidAddress"),
         ] {
-            assert_eq!(
-                check_explicit(h, l, &used).unwrap_err().kind(),
-                kind,
-                "{h} {l}"
-            );
+            assert_eq!(check(h, l, &used).unwrap_err().kind(), kind, "{h} {l}");
         }
     }
 

@@ -52,6 +52,17 @@ impl Conf {
             .map(|a| a.to_string())
     }
 
+    /// What this conf asks for that ncsh ignores, as a warning naming `path` (none if nothing).
+    pub fn unsupported_warning(&self, path: &Path) -> Option<String> {
+        let flags = self.get("EXTRA_NSPAWN_FLAGS")?.trim();
+        (!flags.is_empty()).then(|| {
+            format!(
+                "warning: {}: EXTRA_NSPAWN_FLAGS=‘{flags}’ is not supported yet and is ignored",
+                path.display()
+            )
+        })
+    }
+
     /// Append an assignment.
     pub fn push(&mut self, key: &str, value: impl Into<String>) {
         self.entries.push((key.to_string(), value.into()));
@@ -67,6 +78,14 @@ impl Conf {
 
     /// Parse with systemd's EnvironmentFile rules; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Conf> {
+        // A NUL cannot reach nspawn or systemd (their arguments and environment are C strings).
+        if let Some(at) = text.find('\0') {
+            return Err(Error::MalformedConf {
+                path: path.to_path_buf(),
+                line: text[..at].matches('\n').count() + 1,
+                reason: "a NUL byte, which no value may hold: remove it".to_string(),
+            });
+        }
         Parser {
             chars: text.chars().peekable(),
             line: 1,
@@ -278,5 +297,30 @@ mod tests {
         assert!(err.to_string().contains("unterminated"), "{err}");
         let err = Conf::parse("A=1\n9BAD=2\n", Path::new("x.conf")).unwrap_err();
         assert!(err.to_string().contains("x.conf:2"), "{err}");
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused_naming_file_and_line() {
+        for text in ["A=1\nB=x\0y\n", "A=1\nB\0=1\n", "A=1\n\0\n"] {
+            let err = Conf::parse(text, Path::new("/etc/x.conf")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "malformed /etc/x.conf:2: a NUL byte, which no value may hold: remove it",
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn extra_nspawn_flags_give_a_warning() {
+        let p = Path::new("/etc/x.conf");
+        let conf = Conf::parse("EXTRA_NSPAWN_FLAGS=\"--bind=/a\"\n", p).unwrap();
+        assert_eq!(
+            conf.unsupported_warning(p).unwrap(),
+            "warning: /etc/x.conf: EXTRA_NSPAWN_FLAGS=‘--bind=/a’ is not supported yet and is ignored"
+        );
+        for quiet in ["", "EXTRA_NSPAWN_FLAGS=\n", "EXTRA_NSPAWN_FLAGS=\"  \"\n"] {
+            assert_eq!(Conf::parse(quiet, p).unwrap().unsupported_warning(p), None);
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod conf;
+pub mod config_file;
 pub mod lock;
 pub mod name;
 pub mod options;

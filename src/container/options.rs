@@ -51,6 +51,7 @@ impl ConfigSource {
             (Some(_), Some(_)) => Err(Error::Usage(crate::error::CONFIG_AND_CONFIG_FILE.into())),
             (Some(text), None) => Ok(Some(ConfigSource::Snippet(text.to_string()))),
             (None, Some(file)) => {
+                super::config_file::check(file)?;
                 let abs = std::fs::canonicalize(file).map_err(|e| {
                     let why = if e.kind() == std::io::ErrorKind::NotFound {
                         "no such file".to_string()
@@ -59,12 +60,6 @@ impl ConfigSource {
                     };
                     Error::Usage(format!("--config-file {}: {why}", file.display()))
                 })?;
-                if !abs.is_file() {
-                    return Err(Error::Usage(format!(
-                        "--config-file {}: not a regular file",
-                        file.display()
-                    )));
-                }
                 Ok(Some(ConfigSource::File(abs)))
             }
             (None, None) => Ok(None),

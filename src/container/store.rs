@@ -337,13 +337,8 @@ pub fn remove_debris(paths: &Paths) -> Result<()> {
 
 /// Lazily unmount every mount point at or below `dir` (deepest first).
 fn unmount_below(dir: &Path) -> Result<()> {
-    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Ok(());
-    };
-    let mut points: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+    let mut points: Vec<PathBuf> = crate::host::mountinfo::mount_points()
+        .into_iter()
         .filter(|p| p.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));

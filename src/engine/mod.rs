@@ -143,7 +143,7 @@ pub fn doc_comment(source: &str) -> String {
 /// An engine with the ncsh API registered.
 pub fn new_engine(manager: Rc<Manager>) -> Engine {
     let mut engine = Engine::new();
-    engine.set_max_expr_depths(256, 256);
+    crate::api::limits::Limits::current().apply(&mut engine, true);
     crate::api::register(&mut engine, manager);
     engine
 }
@@ -157,7 +157,8 @@ pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
         BasicArrayPackage, BasicMapPackage, BasicStringPackage, MoreStringPackage, Package,
     };
     let mut engine = Engine::new_raw();
-    engine.set_max_expr_depths(256, 256);
+    // Sizes and depths; no operation limit, which is for the user's own scripts.
+    crate::api::limits::Limits::current().apply(&mut engine, false);
     engine.on_print(|s| println!("{s}"));
     engine.on_debug(|s, _, _| eprintln!("{s}"));
     // Lazy packages: a verb calls a handful of their functions, which are looked up in the

@@ -855,4 +855,22 @@ mod tests {
         assert!(hash.starts_with("$6$") && hash.len() > 50, "{hash}");
         assert_ne!(hash, hash_password("wonderland").unwrap(), "salted");
     }
+
+    #[test]
+    fn an_invalid_host_name_is_refused_with_the_option_path() {
+        for bad in ["a\\nb", "a b", "-a", "a.b", "a/b", "x_"] {
+            let e = error(&format!("networking.hostName = \"{bad}\";"));
+            assert!(
+                e.contains(
+                    "the option ‘networking.hostName’ has a wrong type: expected a host name"
+                ),
+                "{bad}: {e}"
+            );
+        }
+        let e = error(&format!("networking.hostName = \"{}\";", "a".repeat(64)));
+        assert!(e.contains("expected a host name"), "{e}");
+        let g = build("networking.hostName = \"web_1-x\";").unwrap();
+        assert_eq!(text(&g, "/etc/hostname"), "web_1-x\n");
+        assert!(text(&g, "/etc/hosts").contains(" web_1-x\n"));
+    }
 }

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod enter;
 #[cfg(test)]
 pub mod fake;
+pub mod mountinfo;
 pub mod net;
 pub mod nspawn;
 pub mod pty;
@@ -95,12 +96,87 @@ pub fn select(requested: Option<&str>, paths: Paths) -> Result<Box<dyn Driver>> 
     }
 }
 
+/// The longest timeout ncsh waits for (about 100 years): larger values mean "forever".
+pub(crate) const MAX_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_secs(100 * 365 * 86400);
+
 /// A duration in seconds from the environment (`NCSH_START_TIMEOUT`, `NCSH_STOP_TIMEOUT`);
-/// `default` when unset or not a usable number.
-pub(crate) fn timeout_from_env(var: &str, default: std::time::Duration) -> std::time::Duration {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
-        .unwrap_or(default)
+/// `default` when unset or empty, capped at [`MAX_TIMEOUT`]. Not a number, negative, NaN or
+/// infinite is an error naming the variable.
+pub(crate) fn timeout_from_env(
+    var: &str,
+    default: std::time::Duration,
+) -> Result<std::time::Duration> {
+    match std::env::var_os(var) {
+        None => Ok(default),
+        Some(v) if v.is_empty() => Ok(default),
+        Some(v) => parse_timeout(var, &v.to_string_lossy()),
+    }
+}
+
+/// `value` (seconds, e.g. `90` or `2.5`) as a duration, capped at [`MAX_TIMEOUT`].
+fn parse_timeout(var: &str, value: &str) -> Result<std::time::Duration> {
+    let bad = |why: &str| {
+        let shown: String = value.chars().take(40).collect();
+        let more = if value.chars().count() > 40 {
+            "…"
+        } else {
+            ""
+        };
+        Error::Usage(format!(
+            "{var}=‘{shown}{more}’: {why}; set it to a number of seconds such as 90, or unset it"
+        ))
+    };
+    let secs: f64 = value.trim().parse().map_err(|_| bad("not a number"))?;
+    if secs.is_nan() {
+        return Err(bad("not a number"));
+    }
+    if secs < 0.0 {
+        return Err(bad("negative"));
+    }
+    if secs.is_infinite() {
+        return Err(bad("infinite"));
+    }
+    Ok(std::time::Duration::try_from_secs_f64(secs)
+        .unwrap_or(MAX_TIMEOUT)
+        .min(MAX_TIMEOUT))
+}
+
+/// The instant `timeout` from now, or `None` when that is too far to represent (never).
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<std::time::Instant> {
+    std::time::Instant::now().checked_add(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_are_capped_and_bad_ones_named() {
+        assert_eq!(
+            parse_timeout("V", "2.5").unwrap(),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(parse_timeout("V", "1e19").unwrap(), MAX_TIMEOUT);
+        assert_eq!(parse_timeout("V", "1e300").unwrap(), MAX_TIMEOUT);
+        assert!(deadline_after(MAX_TIMEOUT.saturating_add(Duration::from_secs(10))).is_some());
+        for (value, why) in [
+            ("NaN", "not a number"),
+            ("-1", "negative"),
+            ("inf", "infinite"),
+        ] {
+            let e = parse_timeout("NCSH_STOP_TIMEOUT", value)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("NCSH_STOP_TIMEOUT=‘{value}’: {why}")),
+                "{e}"
+            );
+        }
+        let e = parse_timeout("V", &"x".repeat(1000))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 200, "{e}");
+    }
 }

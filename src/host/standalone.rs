@@ -36,8 +36,8 @@ use nix::unistd::Pid;
 use super::cgroup::Cgroups;
 use super::net;
 use super::nspawn::{self, Supervision};
-use super::timeout_from_env;
 use super::{Driver, Status, alive};
+use super::{deadline_after, timeout_from_env};
 use crate::builder::base;
 use crate::container::{Conf, Paths, store};
 use crate::error::{Context, Error, Result};
@@ -127,12 +127,12 @@ fn whole_file_write_lock() -> libc::flock {
 
 /// Wait until `done` holds or the timeout passes; true if it held.
 fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     loop {
         if done() {
             return true;
         }
-        if Instant::now() > deadline {
+        if deadline.is_some_and(|d| Instant::now() > d) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -316,7 +316,9 @@ impl Driver for Standalone {
         // The supervisor reads the conf itself, so what it runs is what is on disk.
         Self::preflight()?;
         let runtime = Runtime::new(&self.paths, name);
-        let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT);
+        let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?;
+        // The supervisor reads this one; refuse a bad value now, while someone sees the error.
+        timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?;
         if runtime.supervisor().is_some() {
             // Already running, starting or stopping: like `systemctl start`, wait for it to be
             // up, or for it to go away and then start afresh.
@@ -406,8 +408,8 @@ impl Driver for Standalone {
             return remove_leftovers(&self.paths, name);
         };
         let _ = kill(supervisor, Signal::SIGTERM);
-        let timeout =
-            timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT) + Duration::from_secs(10);
+        let timeout = timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?
+            .saturating_add(Duration::from_secs(10));
         self.wait_for_exit(name, &runtime, timeout)
     }
 
@@ -435,11 +437,13 @@ enum Report {
 }
 
 fn read_report(read_end: OwnedFd, timeout: Duration) -> Report {
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline_after(timeout);
     let file = File::from(read_end);
     let mut reader = BufReader::new(file);
     loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
         let ms = remaining.as_millis().min(i32::MAX as u128) as i32;
         let fd = reader.get_ref().as_raw_fd();
         let mut pfd = [libc::pollfd {
@@ -510,11 +514,28 @@ impl Reporter {
     }
 }
 
+/// Is `fd` an open pipe other than stdin, stdout and stderr (what `start` passes)? Anything
+/// else in `NCSH_READY_FD` is ignored rather than taken over.
+fn is_open_pipe(fd: i32) -> bool {
+    if fd <= 2 {
+        return false;
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat only writes `st`; a closed or bad fd makes it fail with EBADF.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: fstat succeeded, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    st.st_mode & libc::S_IFMT == libc::S_IFIFO
+}
+
 /// Entry point of `ncsh __supervise NAME`: fork into the background, then supervise.
 pub fn supervise_main(name: &str) -> i32 {
     let reporter = std::env::var(READY_FD_VAR)
         .ok()
         .and_then(|v| v.parse::<i32>().ok())
+        .filter(|fd| is_open_pipe(*fd))
         // SAFETY: the fd was created for us by `start` and is owned by no one else here.
         .map(|fd| unsafe { File::from_raw_fd(fd) });
     // SAFETY: single-threaded at this point; the parent only exits.
@@ -606,8 +627,18 @@ impl Supervisor {
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .context(|| "notify socket".into())?;
-        let console =
-            File::create(self.runtime.console()).context(|| "creating console.log".into())?;
+        // Only root reads the console (it may show secrets): made 0600, never chmod'ed later.
+        let _ = fs::remove_file(self.runtime.console());
+        let console = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(self.runtime.console())
+                .context(|| "creating console.log".into())?
+        };
         let console_err = console.try_clone().context(|| "console.log".into())?;
 
         let nix = nspawn::nix_system(&self.paths, &self.name, &self.conf);
@@ -643,9 +674,12 @@ impl Supervisor {
             .context(|| format!("running {}", nspawn.display()))?;
         let nspawn_pid = Pid::from_raw(child.id() as i32);
 
-        let stop_timeout = timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT);
+        // `start` refused a bad value before spawning this supervisor.
+        let stop_timeout = timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
         let mut leader: Option<Pid> = None;
-        let mut stop_deadline: Option<Instant> = None;
+        // Some once the poweroff is sent; inside, None when the deadline is too far to represent.
+        let mut stop_deadline: Option<Option<Instant>> = None;
         let mut killed = false;
         let mut buf = [0u8; 4096];
         let status = loop {
@@ -653,7 +687,7 @@ impl Supervisor {
                 break status;
             }
             let kill_now = KILL_REQUESTED.load(Ordering::SeqCst)
-                || stop_deadline.is_some_and(|d| Instant::now() > d);
+                || stop_deadline.flatten().is_some_and(|d| Instant::now() > d);
             if kill_now && !killed {
                 // SIGKILL to the leader takes its whole PID namespace with it (caveat C6).
                 if let Some(l) = leader {
@@ -664,7 +698,7 @@ impl Supervisor {
             } else if STOP_REQUESTED.load(Ordering::SeqCst) && stop_deadline.is_none() {
                 // nspawn turns SIGTERM into --kill-signal (SIGRTMIN+3): a clean poweroff.
                 let _ = kill(nspawn_pid, Signal::SIGTERM);
-                stop_deadline = Some(Instant::now() + stop_timeout);
+                stop_deadline = Some(deadline_after(stop_timeout));
             }
             let n = match socket.recv(&mut buf) {
                 Ok(n) => n,

@@ -344,7 +344,7 @@ fn transient_properties(
             .iter()
             .map(|(key, value)| format!("{key}={}", value.display())),
     );
-    let start_timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT);
+    let start_timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?;
     let mut props = vec![
         (
             "Description".to_string(),
@@ -371,8 +371,8 @@ fn transient_properties(
 impl Systemd {
     async fn start_async(&self, conn: Connection, name: &str, conf: &Conf) -> Result<()> {
         let unit = unit_name(name);
-        let timeout =
-            timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT) + Duration::from_secs(5);
+        let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?
+            .saturating_add(Duration::from_secs(5));
         let mut state = unit_state(&conn, &unit, true).await?;
         if let Some(s) = &state {
             if s.active_state == "active" {
@@ -572,8 +572,8 @@ impl Systemd {
     async fn reload_async(&self, conn: Connection, name: &str) -> Result<()> {
         let unit = unit_name(name);
         // The reload runs within the unit's start timeout (TimeoutStartSec).
-        let timeout =
-            timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT) + Duration::from_secs(5);
+        let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?
+            .saturating_add(Duration::from_secs(5));
         let outcome = run_job(&conn, &format!("reloading {unit}"), timeout, async |m| {
             m.reload_unit(unit.clone(), "replace".into()).await
         })

@@ -6,6 +6,7 @@
 mod common;
 mod debris;
 mod enter;
+mod extremes;
 mod hostile;
 mod layering;
 mod lifecycle;

@@ -223,3 +223,101 @@ fn wait_tcp_takes_any_timeout() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_growing_string_stops_at_the_size_limit() {
+    let env = Env::new();
+    let path = script(&env, "grow.rhai", "let s = \"x\";\nloop { s += s; }\n");
+    let started = std::time::Instant::now();
+    let out = env.run(&[&path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Length of string")
+            && stderr(&out).contains("raise NCSH_MAX_STRING_SIZE"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // A smaller limit stops it sooner; a bad one is refused before anything runs.
+    let out = env
+        .command(&[&path])
+        .env("NCSH_MAX_STRING_SIZE", "1000")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("Length of string"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .command(&[&path])
+        .env("NCSH_MAX_STRING_SIZE", "-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("NCSH_MAX_STRING_SIZE=‘-1’ is not a whole number"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn max_operations_stops_an_endless_loop() {
+    let env = Env::new();
+    let path = script(&env, "spin.rhai", "loop {}\n");
+    let mut cmd = env.command(&[&path]);
+    cmd.env("NCSH_MAX_OPERATIONS", "100000");
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("loop {{}} still runs with NCSH_MAX_OPERATIONS=100000");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("raise NCSH_MAX_OPERATIONS"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn http_get_refuses_an_endless_response() {
+    let env = Env::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = conn.read(&mut request);
+        let chunk = vec![b'y'; 64 * 1024];
+        // Endless, until the client hangs up.
+        while conn.write_all(&chunk).is_ok() {}
+    });
+    let path = script(
+        &env,
+        "get.rhai",
+        &format!("let r = http_get(\"127.0.0.1\", {port}, \"/\");\nprint(r.len());\n"),
+    );
+    let out = env
+        .command(&[&path])
+        .env("NCSH_MAX_RESPONSE_SIZE", "1000000")
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is larger than 1000000 bytes: raise NCSH_MAX_RESPONSE_SIZE"),
+        "{}",
+        stderr(&out)
+    );
+}

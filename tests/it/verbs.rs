@@ -515,6 +515,127 @@ fn show_host_key_says_why_there_is_none() {
     );
 }
 
+#[test]
+fn destroy_unmounts_points_with_tab_newline_and_backslash() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("mnt");
+    let (host, local) = env.test_addresses();
+    env.create(&name, &["--host-address", &host, "--local-address", &local]);
+    let root = env.root_path(&name);
+    let mut points = Vec::new();
+    for dir in [
+        "tab\there",
+        "new\nline",
+        "back\\slash",
+        "sp ace",
+        "all \t\n\\",
+    ] {
+        let point = root.join("mnt").join(dir);
+        std::fs::create_dir_all(&point).unwrap();
+        nix::mount::mount(
+            Some("tmpfs"),
+            &point,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        points.push(point);
+    }
+    let out = env.run(&["destroy", &name]);
+    // Whatever happened, leave no mount behind.
+    for point in &points {
+        let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert_ok(&out, "destroy");
+    assert!(!root.exists(), "{} is left", root.display());
+}
+
+#[test]
+fn console_log_is_readable_by_root_only() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    require_root();
+    let env = Env::new();
+    let name = unique_name("con");
+    let (host, local) = env.test_addresses();
+    env.create(&name, &["--host-address", &host, "--local-address", &local]);
+    // An "nspawn" that writes and lingers, so the supervisor keeps its console open a while.
+    let fake = env.prefix().join("fake-nspawn");
+    std::fs::write(&fake, "#!/bin/sh\necho secret output\nsleep 2\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let console = env
+        .prefix()
+        .join("run/ncsh")
+        .join(&name)
+        .join("console.log");
+    // An old world-readable log from an earlier run must not keep its mode.
+    std::fs::create_dir_all(console.parent().unwrap()).unwrap();
+    std::fs::write(&console, "old").unwrap();
+    std::fs::set_permissions(&console, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = env
+        .command(&["start", &name])
+        .env("NCSH_NSPAWN", &fake)
+        .env("NCSH_START_TIMEOUT", "5")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut modes = Vec::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(4) {
+        if let Ok(m) = std::fs::metadata(&console)
+            && std::fs::read_to_string(&console).is_ok_and(|t| t.contains("secret"))
+        {
+            modes.push(m.mode() & 0o777);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.wait();
+    assert!(!modes.is_empty(), "console.log was never written");
+    assert!(modes.iter().all(|m| *m == 0o600), "modes seen: {modes:?}");
+}
+
+#[test]
+fn extra_nspawn_flags_are_warned_about_once() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("enf");
+    let (host, local) = env.test_addresses();
+    env.create(&name, &["--host-address", &host, "--local-address", &local]);
+    let conf = env.conf_path(&name);
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("EXTRA_NSPAWN_FLAGS=\"--bind-ro=/srv\"\n");
+    std::fs::write(&conf, text).unwrap();
+    let warning = format!(
+        "warning: {}: EXTRA_NSPAWN_FLAGS=‘--bind-ro=/srv’ is not supported yet and is ignored\n",
+        conf.display()
+    );
+    let out = env
+        .command(&["start", &name])
+        .env("NCSH_NSPAWN", "/bin/false")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).starts_with(&warning), "{}", stderr(&out));
+    // A script starting it twice is told once.
+    let path = env.prefix().join("twice.rhai");
+    std::fs::write(
+        &path,
+        format!("let c = container(\"{name}\");\ntry {{ c.start() }} catch {{}}\ntry {{ c.start() }} catch {{}}\n"),
+    )
+    .unwrap();
+    let out = env
+        .command(&[path.to_str().unwrap()])
+        .env("NCSH_NSPAWN", "/bin/false")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stderr(&out).matches(&warning).count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// nixos-container accepts every flag with every action: `update` with create's flags still
 /// updates (and leaves the conf alone), while the Rhai API refuses keys update does not use.
 #[test]

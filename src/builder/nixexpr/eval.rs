@@ -17,6 +17,9 @@ use super::value::{Value, show_path};
 
 /// How deeply expressions may nest (rnix's parser stops at 512; this keeps the stack small).
 const MAX_DEPTH: usize = 200;
+/// How deeply brackets, strings and interpolations may nest in the source: rnix's parser
+/// recurses without a limit for some of them (lists), which overflows the stack.
+const MAX_PARSE_DEPTH: usize = 500;
 /// How deeply imports may nest.
 const MAX_IMPORT_DEPTH: usize = 100;
 
@@ -96,6 +99,9 @@ impl Loader {
             Shape::Bindings => (format!("{{{text}\n}}"), 1),
         };
         let map = SourceMap::new(file, text, shift);
+        if let Some(offset) = too_deep(&parsed) {
+            return Err(map.err(offset, "syntax error: expression nested too deeply"));
+        }
         let parse = rnix::Root::parse(&parsed);
         if let Some(e) = parse.errors().first() {
             return Err(parse_error(&map, e, parsed.len()));
@@ -162,6 +168,14 @@ impl Loader {
                 "imports nested more than {MAX_IMPORT_DEPTH} deep"
             )));
         }
+        // A device or FIFO would be read forever (`/dev/zero`) or block (a FIFO nobody writes).
+        if !std::fs::metadata(&canonical).is_ok_and(|m| m.is_file()) {
+            return Err(err_at(format!(
+                "cannot import '{}': not a regular file (import a .nix file or a directory \
+                 with default.nix)",
+                target.display()
+            )));
+        }
         let text = std::fs::read_to_string(&canonical)
             .map_err(|e| err_at(format!("cannot read '{}': {e}", target.display())))?;
         let dir = canonical
@@ -178,6 +192,87 @@ impl Loader {
     fn import(&mut self, path: &Path, loc: &Location) -> Result<OptionTree, EvalError> {
         self.file(path, Some(loc))
     }
+}
+
+/// The byte offset where `text` nests deeper than [`MAX_PARSE_DEPTH`], if it does: a lenient
+/// scan of brackets, strings, interpolations and comments (the parser reports real errors).
+fn too_deep(text: &str) -> Option<usize> {
+    #[derive(PartialEq)]
+    enum Ctx {
+        Open,
+        Interp,
+        Str,
+        Ind,
+    }
+    let b = text.as_bytes();
+    let mut stack: Vec<Ctx> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let at = |j: usize| b.get(j).copied();
+        match stack.last() {
+            Some(Ctx::Str) => match b[i] {
+                b'\\' => i += 1,
+                b'"' => {
+                    stack.pop();
+                }
+                b'$' if at(i + 1) == Some(b'{') => {
+                    stack.push(Ctx::Interp);
+                    i += 1;
+                }
+                _ => {}
+            },
+            Some(Ctx::Ind) => match b[i] {
+                b'\'' if at(i + 1) == Some(b'\'') => {
+                    if matches!(at(i + 2), Some(b'$' | b'\'')) {
+                        i += 2;
+                    } else if at(i + 2) == Some(b'\\') {
+                        i += 3;
+                    } else {
+                        stack.pop();
+                        i += 1;
+                    }
+                }
+                b'$' if at(i + 1) == Some(b'{') => {
+                    stack.push(Ctx::Interp);
+                    i += 1;
+                }
+                _ => {}
+            },
+            _ => match b[i] {
+                b'#' => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'/' if at(i + 1) == Some(b'*') => {
+                    i += 2;
+                    while i < b.len() && !(b[i] == b'*' && at(i + 1) == Some(b'/')) {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                b'"' => stack.push(Ctx::Str),
+                b'\'' if at(i + 1) == Some(b'\'') => {
+                    stack.push(Ctx::Ind);
+                    i += 1;
+                }
+                b'$' if at(i + 1) == Some(b'{') => {
+                    stack.push(Ctx::Interp);
+                    i += 1;
+                }
+                b'[' | b'(' | b'{' => stack.push(Ctx::Open),
+                b']' | b')' | b'}' => {
+                    stack.pop();
+                }
+                _ => {}
+            },
+        }
+        if stack.len() > MAX_PARSE_DEPTH {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 fn parse_error(map: &SourceMap, e: &rnix::ParseError, len: usize) -> EvalError {

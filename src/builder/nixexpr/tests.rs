@@ -887,6 +887,28 @@ fn deep_nesting_is_an_error_not_a_crash() {
     assert!(cfg(&sets).is_err());
 }
 
+/// rnix's parser recurses into lists without a limit: 20000 `[` overflowed the stack.
+#[test]
+fn deeply_nested_lists_and_strings_are_refused_before_parsing() {
+    for (open, close) in [("[", "]"), ("\"${", "}\""), ("''${", "}''"), ("(", ")")] {
+        let deep = format!("a = {}1{};", open.repeat(100_000), close.repeat(100_000));
+        let e = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || err(&deep))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(
+            e.message, "syntax error: expression nested too deeply",
+            "{open}"
+        );
+    }
+    // Brackets inside strings and comments are not nesting.
+    let many = "[".repeat(2000);
+    let text = format!("a = \"{many}\"; b = ''{many}''; # {many}\n/* {many} */");
+    assert_eq!(ok(&text).leaves().len(), 2);
+}
+
 #[test]
 fn long_attribute_paths_are_bounded() {
     let long = format!("a{} = 1;", ".a".repeat(1_000));
@@ -1019,4 +1041,22 @@ fn display_and_locations() {
     assert_eq!(ok("a = 1;").location("nope"), None);
     assert_eq!(ok("a = 1;").get("a.b"), None);
     assert_eq!(ok("a = 1;").get("a..b"), None);
+}
+
+/// `/dev/zero` was read until memory ran out, a FIFO blocked for ever.
+#[test]
+fn importing_a_device_or_fifo_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for path in [Path::new("/dev/zero"), fifo.as_path()] {
+        let e = err(&format!("imports = [ {} ];", path.display()));
+        assert!(
+            e.message.starts_with(&format!(
+                "cannot import '{}': not a regular file",
+                path.display()
+            )),
+            "{e}"
+        );
+    }
 }
