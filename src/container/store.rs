@@ -337,14 +337,15 @@ pub fn remove_debris(paths: &Paths) -> Result<()> {
 
 /// Lazily unmount every mount point at or below `dir` (deepest first).
 fn unmount_below(dir: &Path) -> Result<()> {
-    let mut points: Vec<PathBuf> = crate::host::mountinfo::mount_points()
+    let mut points: Vec<PathBuf> = crate::files::mountinfo::mount_points()
         .into_iter()
         .filter(|p| p.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for point in points {
-        nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH)
-            .context(|| format!("unmounting {}", point.display()))?;
+        // The last component is never followed: a link the container put there is not ours.
+        let flags = nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW;
+        nix::mount::umount2(&point, flags).context(|| format!("unmounting {}", point.display()))?;
     }
     Ok(())
 }

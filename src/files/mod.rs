@@ -10,6 +10,7 @@
 //! Removal never follows a link and never crosses a mount point, on either side: removing a
 //! container root cannot delete what a link or a bind mount inside it points to.
 
+pub mod mountinfo;
 mod root;
 
 use std::ffi::OsStr;

@@ -273,25 +273,7 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
 
 /// A mountinfo field with its octal escapes (`\040` for a space) undone.
 fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match octal {
-            Some(d) => {
-                out.push(d.iter().fold(0u8, |n, b| n.wrapping_mul(8) + (b - b'0')));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&crate::files::mountinfo::unescape(field.as_bytes())).into_owned()
 }
 
 /// How the process that runs inside is set up after it entered the namespaces.

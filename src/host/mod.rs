@@ -6,7 +6,7 @@ pub mod cgroup;
 pub mod enter;
 #[cfg(test)]
 pub mod fake;
-pub mod mountinfo;
+
 pub mod net;
 pub mod nspawn;
 pub mod pty;

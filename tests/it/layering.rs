@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// Top-level modules by layer, bottom first.
-const LAYERS: [&[&str]; 9] = [
+const LAYERS: [&[&str]; 10] = [
     &["error"],
     &["files"],
     &["container"],
@@ -15,6 +15,8 @@ const LAYERS: [&[&str]; 9] = [
     &["engine", "api"],
     &["flags"],
     &["cli", "repl"],
+    // Test-only: property tests over the parsers of several layers.
+    &["fuzz"],
 ];
 
 fn layer(module: &str) -> Option<usize> {
