@@ -191,17 +191,7 @@ fn a_hostile_container_cannot_make_the_host_write_systemd() {
     let canary = "/srv/canary";
     make_canary(&th.path(canary));
     let name = "hostile";
-    assert_ok(
-        &th.ncsh(&[
-            "create",
-            name,
-            "--host-address",
-            "10.233.0.1",
-            "--local-address",
-            "10.233.0.2",
-        ]),
-        "create",
-    );
+    crate::systemd::create(&th, name, &[]);
     let ncsh = |args: &[&str]| th.ncsh(args);
     attack(&ncsh, name, canary, &th.path(canary));
 }

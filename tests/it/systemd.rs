@@ -30,7 +30,7 @@ fn machine_leader(th: &TestHost, name: &str) -> String {
 
 /// `ncsh create NAME --host-address 10.233.0.1 --local-address 10.233.0.2 EXTRA…` in the test
 /// host (its network is its own: the same pair in every test host).
-fn create(th: &TestHost, name: &str, extra: &[&str]) {
+pub(crate) fn create(th: &TestHost, name: &str, extra: &[&str]) {
     let mut args = vec![
         "create",
         name,
