@@ -7,14 +7,13 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::rc::Rc;
 
-use clap::Parser;
 use rhai::{Dynamic, Map};
 
 use crate::api::error::describe;
 use crate::container::Paths;
 use crate::engine;
 use crate::error::Error;
-use crate::flags::{Flags, clap_message};
+use crate::flags::{Flags, FlagsError, clap_message, getopt_argv};
 use crate::manager::{Manager, Personality};
 
 /// How one invocation talks to the user.
@@ -58,25 +57,24 @@ fn is_script(arg: &str) -> bool {
     arg.ends_with(".rhai") || (arg.contains('/') && Path::new(arg).is_file())
 }
 
-/// `--driver NAME` / `--driver=NAME` before `--`, found before the manager exists (scripts'
-/// own arguments are not ncsh's flags).
+/// `--driver NAME` (in any form [`getopt_argv`] reads) before `--`, found before the manager
+/// exists (scripts' own arguments are not ncsh's flags). The last one wins.
 fn driver_flag(argv: &[String]) -> Option<String> {
     if argv.get(1).is_some_and(|a| is_script(a)) {
         return None;
     }
-    let mut args = argv.iter().skip(1);
+    let canonical = getopt_argv(argv.get(1..).unwrap_or_default()).ok()?;
+    let mut driver = None;
+    let mut args = canonical.iter();
     while let Some(arg) = args.next() {
         if arg == "--" {
             break;
         }
-        if arg == "--driver" {
-            return args.next().cloned();
-        }
         if let Some(value) = arg.strip_prefix("--driver=") {
-            return Some(value.to_string());
+            driver = Some(value.to_string()).filter(|v| !v.is_empty());
         }
     }
-    None
+    driver
 }
 
 pub fn run(argv: Vec<OsString>) -> i32 {
@@ -147,9 +145,16 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         }
     }
 
-    let flags = match Flags::try_parse_from(&argv) {
+    let flags = match Flags::from_words(&argv[1..]) {
         Ok(flags) => flags,
-        Err(e) => return clap_error(&ui, &e),
+        Err(FlagsError::Clap(e)) => return clap_error(&ui, &e),
+        Err(FlagsError::Getopt(message)) => {
+            match ui.personality {
+                Personality::NixosContainer => eprintln!("{message}"),
+                Personality::Ncsh => ui.message(&message, Some("see `ncsh --help`")),
+            }
+            return 1;
+        }
     };
     if flags.version {
         let builder = match manager.builder_name() {

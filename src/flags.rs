@@ -1,14 +1,17 @@
 //! nixos-container's flags, the same for every verb (options anywhere, `--` ends them), and
 //! the `opts` map a verb sees. The command line and the REPL's `:VERB ARGS` both read them here.
 
-use std::path::PathBuf;
-
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use rhai::{Dynamic, Map};
 
 /// nixos-container's flags, accepted by every verb (irrelevant ones are ignored, as there).
 #[derive(Debug, Parser)]
-#[command(name = "ncsh", disable_help_flag = true, disable_version_flag = true)]
+#[command(
+    name = "ncsh",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    args_override_self = true
+)]
 pub struct Flags {
     #[arg(long)]
     pub help: bool,
@@ -34,7 +37,7 @@ pub struct Flags {
     #[arg(long)]
     pub config: Option<String>,
     #[arg(long)]
-    pub config_file: Option<PathBuf>,
+    pub config_file: Option<String>,
     #[arg(long)]
     pub host_address: Option<String>,
     #[arg(long)]
@@ -42,9 +45,9 @@ pub struct Flags {
     #[arg(long)]
     pub flake: Option<String>,
     /// Nix pass-through flags, for the Nix builder (refused without Nix).
-    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"])]
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append, allow_hyphen_values = true)]
     pub option: Vec<String>,
-    #[arg(long, num_args = 2, value_names = ["INPUT", "FLAKE"])]
+    #[arg(long, num_args = 2, value_names = ["INPUT", "FLAKE"], action = clap::ArgAction::Append, allow_hyphen_values = true)]
     pub override_input: Vec<String>,
     #[arg(long)]
     pub log_format: Option<String>,
@@ -71,7 +74,60 @@ pub struct Flags {
     pub words: Vec<String>,
 }
 
+/// Why a command line's options could not be read.
+#[derive(Debug)]
+pub enum FlagsError {
+    /// Refused by the Getopt::Long grammar ([`getopt_argv`]); the message is the original's
+    /// (`Unknown option: x`, `Option conf is ambiguous (config, config-file)`, …).
+    Getopt(String),
+    /// Refused by clap, on the canonical form.
+    Clap(clap::Error),
+}
+
+impl FlagsError {
+    pub fn message(&self) -> String {
+        match self {
+            FlagsError::Getopt(message) => message.clone(),
+            FlagsError::Clap(e) => clap_message(e),
+        }
+    }
+}
+
 impl Flags {
+    /// The flags of a command line's words (those after the program name), read with
+    /// nixos-container's grammar ([`getopt_argv`]). The last of a repeated option wins, and an
+    /// empty value is "not given", as there.
+    pub fn from_words(words: &[String]) -> Result<Flags, FlagsError> {
+        let canonical = getopt_argv(words).map_err(FlagsError::Getopt)?;
+        let argv = std::iter::once("ncsh".to_string()).chain(canonical);
+        let mut flags = Flags::try_parse_from(argv).map_err(FlagsError::Clap)?;
+        flags.forget_empty();
+        Ok(flags)
+    }
+
+    /// nixos-container tests its values for truth: an empty one is as if not given.
+    fn forget_empty(&mut self) {
+        for value in [
+            &mut self.driver,
+            &mut self.bridge,
+            &mut self.port,
+            &mut self.system_path,
+            &mut self.signal,
+            &mut self.nixos_path,
+            &mut self.config,
+            &mut self.config_file,
+            &mut self.host_address,
+            &mut self.local_address,
+            &mut self.flake,
+            &mut self.log_format,
+            &mut self.update_input,
+        ] {
+            if value.as_deref() == Some("") {
+                *value = None;
+            }
+        }
+    }
+
     /// The Nix pass-through flags as nix-env and nix build take them (pairs kept together).
     fn nix_flags(&self) -> Vec<String> {
         let mut flags = Vec::new();
@@ -126,9 +182,7 @@ impl Flags {
         text("host_address", &self.host_address);
         text("local_address", &self.local_address);
         text("flake", &self.flake);
-        if let Some(file) = &self.config_file {
-            map.insert("config_file".into(), file.display().to_string().into());
-        }
+        text("config_file", &self.config_file);
         if self.ensure_unique_name {
             map.insert("ensure_unique_name".into(), true.into());
         }
@@ -157,12 +211,103 @@ pub fn clap_message(e: &clap::Error) -> String {
         .to_string()
 }
 
+/// nixos-container's option grammar (Perl's Getopt::Long with its defaults: `permute`,
+/// `auto_abbrev`, `ignore_case`, no bundling) turned into the canonical form clap reads.
+///
+/// - An option starts with `--` or `-` (`-auto-start` is `--auto-start`); `-` alone is a word.
+/// - Its name is case-insensitive and may be any unique prefix of a long name (`--ensure`,
+///   `-p 80`); an exact name wins over longer ones (`--config` is not `--config-file`).
+///   An ambiguous prefix is refused with the original's message.
+/// - `--name=value` or `--name value`: a value is the next word whatever it looks like
+///   (`--config --x`, `--port -1`); `--name=` is refused as missing its value, as there.
+/// - `--` ends the options: it and every word after it are passed on untouched.
+///
+/// The result has `--long-name=value` for options with one value, `--long-name V1 V2` for
+/// those with two, `--long-name` for flags, and the other words in their places.
+pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
+    let mut cmd = Flags::command();
+    cmd.build();
+    // Each long name and how many values it takes.
+    let mut names: Vec<(String, usize)> = cmd
+        .get_arguments()
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let values = if arg.get_action().takes_values() {
+                arg.get_num_args().map_or(1, |n| n.min_values())
+            } else {
+                0
+            };
+            Some((long.to_string(), values))
+        })
+        .collect();
+    names.sort();
+    let mut out = Vec::with_capacity(words.len());
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        if word == "--" {
+            out.push(word.clone());
+            out.extend(words.cloned());
+            break;
+        }
+        let body = match word.strip_prefix("--").or_else(|| word.strip_prefix('-')) {
+            Some(body) if !body.is_empty() => body,
+            _ => {
+                out.push(word.clone());
+                continue;
+            }
+        };
+        let (given, inline) = match body.find('=') {
+            Some(at) if at > 0 => (&body[..at], Some(&body[at + 1..])),
+            _ => (body, None),
+        };
+        let given = given.to_lowercase();
+        let (name, values) = match names.iter().find(|(n, _)| *n == given) {
+            Some(exact) => exact.clone(),
+            None => {
+                let hits: Vec<&(String, usize)> = names
+                    .iter()
+                    .filter(|(n, _)| n.starts_with(&given))
+                    .collect();
+                match hits.as_slice() {
+                    [] => return Err(format!("Unknown option: {given}")),
+                    [hit] => (*hit).clone(),
+                    _ => {
+                        let hits: Vec<&str> = hits.iter().map(|(n, _)| n.as_str()).collect();
+                        return Err(format!("Option {given} is ambiguous ({})", hits.join(", ")));
+                    }
+                }
+            }
+        };
+        match (values, inline) {
+            (0, None) => out.push(format!("--{name}")),
+            (0, Some(_)) => return Err(format!("Option {name} does not take an argument")),
+            (_, Some("")) => return Err(format!("Option {name} requires an argument")),
+            (1, Some(value)) => out.push(format!("--{name}={value}")),
+            (1, None) => match words.next() {
+                Some(value) => out.push(format!("--{name}={value}")),
+                None => return Err(format!("Option {name} requires an argument")),
+            },
+            (n, inline) => {
+                out.push(format!("--{name}"));
+                let mut taken: Vec<String> = inline.map(str::to_string).into_iter().collect();
+                while taken.len() < n {
+                    match words.next() {
+                        Some(value) => taken.push(value.clone()),
+                        None => return Err(format!("Option {name} requires an argument")),
+                    }
+                }
+                out.extend(taken);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A verb's words (those after the verb) read as the command line reads them: the positional
 /// arguments and the `opts` map the verb sees, with `help` in it for `--help`. The REPL's
 /// `:VERB ARGS` uses it, so it accepts the same flags as the command line.
 pub fn verb_args(words: Vec<String>) -> Result<(Vec<String>, Map), String> {
-    let argv = std::iter::once("ncsh".to_string()).chain(words);
-    let flags = Flags::try_parse_from(argv).map_err(|e| clap_message(&e))?;
+    let flags = Flags::from_words(&words).map_err(|e| e.message())?;
     let mut opts = flags.to_map();
     if flags.help {
         opts.insert("help".into(), true.into());
@@ -216,5 +361,141 @@ mod tests {
         assert_eq!(map["nix_flags"].clone().into_array().unwrap().len(), 12);
         assert!(map["refresh"].as_bool().unwrap());
         assert_eq!(flags.words, ["create", "foo"]);
+    }
+}
+
+#[cfg(test)]
+mod grammar_tests {
+    use super::*;
+
+    fn canon(words: &[&str]) -> Result<Vec<String>, String> {
+        getopt_argv(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>())
+    }
+
+    fn flags(words: &[&str]) -> Flags {
+        Flags::from_words(&words.iter().map(|w| w.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn unique_prefixes_name_their_option() {
+        assert_eq!(
+            canon(&[
+                "create", "a", "--ensure", "--host", "1", "--local", "2", "--auto"
+            ])
+            .unwrap(),
+            [
+                "create",
+                "a",
+                "--ensure-unique-name",
+                "--host-address=1",
+                "--local-address=2",
+                "--auto-start"
+            ]
+        );
+        assert_eq!(
+            canon(&["--br", "br0", "--po", "8080", "-p", "80"]).unwrap(),
+            ["--bridge=br0", "--port=8080", "--port=80"]
+        );
+        // An exact name wins over a longer one it is a prefix of.
+        assert_eq!(canon(&["--config", "x"]).unwrap(), ["--config=x"]);
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_is_refused_as_the_original_does() {
+        assert_eq!(
+            canon(&["--conf", "x"]).unwrap_err(),
+            "Option conf is ambiguous (config, config-file)"
+        );
+        assert_eq!(canon(&["--bogus"]).unwrap_err(), "Unknown option: bogus");
+        assert_eq!(canon(&["--BOGUS"]).unwrap_err(), "Unknown option: bogus");
+        assert_eq!(
+            canon(&["--port"]).unwrap_err(),
+            "Option port requires an argument"
+        );
+        assert_eq!(
+            canon(&["--port="]).unwrap_err(),
+            "Option port requires an argument"
+        );
+    }
+
+    #[test]
+    fn single_dash_and_any_case() {
+        assert_eq!(
+            canon(&["-auto-start", "-host-address", "a", "-local-address=b"]).unwrap(),
+            ["--auto-start", "--host-address=a", "--local-address=b"]
+        );
+        assert_eq!(
+            canon(&["--ENSURE-unique-name", "--Auto-Start", "--PO", "1"]).unwrap(),
+            ["--ensure-unique-name", "--auto-start", "--port=1"]
+        );
+    }
+
+    #[test]
+    fn values_and_the_end_of_options_are_left_alone() {
+        assert_eq!(
+            canon(&[
+                "run", "-", "--config", "--x", "--port", "-1", "--", "--auto", "-p"
+            ])
+            .unwrap(),
+            [
+                "run",
+                "-",
+                "--config=--x",
+                "--port=-1",
+                "--",
+                "--auto",
+                "-p"
+            ]
+        );
+        assert_eq!(
+            canon(&[
+                "--opt",
+                "max-jobs",
+                "-1",
+                "--override-input=nixpkgs",
+                "/src"
+            ])
+            .unwrap(),
+            [
+                "--option",
+                "max-jobs",
+                "-1",
+                "--override-input",
+                "nixpkgs",
+                "/src"
+            ]
+        );
+        let f = flags(&["run", "a", "--config", "--x", "--", "--auto", "-p"]);
+        assert_eq!(f.config.as_deref(), Some("--x"));
+        assert!(!f.auto_start);
+        assert_eq!(f.words, ["run", "a", "--auto", "-p"]);
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_option_wins() {
+        let f = flags(&["create", "a", "--port", "80", "--port", "81"]);
+        assert_eq!(f.port.as_deref(), Some("81"));
+        let f = flags(&["create", "a", "--auto-start", "--auto-start"]);
+        assert!(f.auto_start);
+        // Options with two values still add up.
+        let f = flags(&["--option", "a", "1", "--option", "b", "2"]);
+        assert_eq!(f.option, ["a", "1", "b", "2"]);
+    }
+
+    #[test]
+    fn an_empty_value_is_not_given() {
+        let f = flags(&[
+            "create",
+            "a",
+            "--bridge",
+            "",
+            "--port",
+            "",
+            "--config-file",
+            "",
+        ]);
+        assert_eq!((f.bridge, f.port, f.config_file), (None, None, None));
+        let map = flags(&["update", "a", "--config", ""]).to_map();
+        assert!(!map.contains_key("config"));
     }
 }
