@@ -24,7 +24,9 @@ pub struct Created {
     pub local_address: String,
 }
 
-/// Container names, sorted, from the conf directory.
+/// Container names from the conf directory, in nixos-container's order: its `glob` sorts the
+/// file names (`NAME.conf`) with ASCII case folded, ties by byte (so `cmpb-0` comes before
+/// `cmpb`, as `-` sorts before `.`).
 pub fn list(paths: &Paths) -> Result<Vec<String>> {
     let entries = match fs::read_dir(&paths.conf_dir) {
         Ok(entries) => entries,
@@ -49,8 +51,16 @@ pub fn list(paths: &Paths) -> Result<Vec<String>> {
             !matches!(n.as_str(), "libpod" | "containers" | "registries") && !n.starts_with('.')
         })
         .collect();
-    names.sort();
+    sort_as_glob(&mut names);
     Ok(names)
+}
+
+/// Sort names as Perl's `glob "DIR/*.conf"` sorts their files (see [`list`]).
+fn sort_as_glob(names: &mut [String]) {
+    names.sort_by_cached_key(|n| {
+        let file = format!("{n}.conf");
+        (file.to_ascii_lowercase(), file)
+    });
 }
 
 pub fn exists(paths: &Paths, name: &ContainerName) -> bool {
@@ -362,6 +372,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths::under(dir.path());
         (dir, paths)
+    }
+
+    #[test]
+    fn list_sorts_as_the_originals_glob() {
+        let (_dir, paths) = paths();
+        std::fs::create_dir_all(&paths.conf_dir).unwrap();
+        for name in ["cmpb", "cmpb-0", "Cmpa", "cmpa", "B", "a"] {
+            std::fs::write(paths.conf_dir.join(format!("{name}.conf")), "").unwrap();
+        }
+        assert_eq!(
+            list(&paths).unwrap(),
+            ["a", "B", "Cmpa", "cmpa", "cmpb-0", "cmpb"]
+        );
     }
 
     #[test]
