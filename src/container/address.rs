@@ -4,8 +4,13 @@
 //! 10.233.N.2 (container side), N = 1…254. Unlike it, every address a conf mentions counts as used,
 //! whatever its form (quoted, indented, with a prefix length, IPv4 or IPv6), and a prefix shorter
 //! than the host length reserves its whole network.
+//!
+//! One use is shared, as in nixos-container: several containers may have the same host address
+//! (the common NixOS pattern of one `hostAddress` and a `localAddress` each), as long as no
+//! container has it as its local address. Containers that share a host address share its
+//! network too: their local addresses may lie in it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
@@ -26,6 +31,10 @@ pub const ADDRESS_KEYS: [&str; 4] = [
 pub struct UsedAddresses {
     exact: BTreeMap<IpAddr, String>,
     networks: Vec<(IpNet, String)>,
+    /// The host addresses (IPv4 and IPv6) of each container (for sharing, see the module's doc).
+    host_of: Vec<(String, IpAddr)>,
+    /// The addresses some container has as its local address (never shared).
+    local: BTreeSet<IpAddr>,
 }
 
 impl UsedAddresses {
@@ -36,6 +45,13 @@ impl UsedAddresses {
             for key in ADDRESS_KEYS {
                 if let Some(value) = conf.non_empty(key) {
                     used.add(value, owner);
+                    if let Ok(parsed) = parse_address(value) {
+                        if key.starts_with("HOST_") {
+                            used.host_of.push((owner.to_string(), parsed.addr()));
+                        } else {
+                            used.local.insert(parsed.addr());
+                        }
+                    }
                 }
             }
         }
@@ -193,6 +209,16 @@ pub fn check_explicit_with(
             "the local address must differ from the host address",
         ));
     }
+    // The containers whose host address this one shares, if it may (no one has it as local).
+    let sharing: BTreeSet<&str> = if used.local.contains(&h.addr()) {
+        BTreeSet::new()
+    } else {
+        used.host_of
+            .iter()
+            .filter(|(_, a)| *a == h.addr())
+            .map(|(owner, _)| owner.as_str())
+            .collect()
+    };
     for (flag, net, raw) in [("--host-address", h, host), ("--local-address", l, local)] {
         let refuse = |reason: String| Error::InvalidAddress {
             flag,
@@ -208,23 +234,30 @@ pub fn check_explicit_with(
         if let Some(reason) = unusable(net) {
             return Err(refuse(reason));
         }
-        if let Some(owner) = used.owner_of(addr) {
+        let shared = flag == "--host-address" && !sharing.is_empty();
+        if let Some(owner) = used.owner_of(addr).filter(|_| !shared) {
             return Err(Error::AddressInUse {
                 address: addr.to_string(),
                 owner: owner.to_string(),
             });
         }
-        if let Some((other, owner)) = used.networks.iter().find(|(n, _)| n.contains(&addr)) {
+        if let Some((other, owner)) = used
+            .networks
+            .iter()
+            .find(|(n, owner)| n.contains(&addr) && !sharing.contains(owner.as_str()))
+        {
             return Err(refuse(format!(
                 "it lies inside {other}, the network of container ‘{owner}’: \
                  choose an address outside it"
             )));
         }
         if net.prefix_len() < net.max_prefix_len() {
-            let inside = used
-                .exact
-                .iter()
-                .find(|(a, _)| net.contains(*a) && **a != h.addr() && **a != l.addr());
+            let inside = used.exact.iter().find(|(a, owner)| {
+                net.contains(*a)
+                    && **a != h.addr()
+                    && **a != l.addr()
+                    && !sharing.contains(owner.as_str())
+            });
             if let Some((a, owner)) = inside {
                 return Err(refuse(format!(
                     "its network {} contains {a}, an address of container ‘{owner}’: \
@@ -233,7 +266,8 @@ pub fn check_explicit_with(
                 )));
             }
         }
-        if own.contains(&addr) {
+        // A running container's host side holds the address it shares.
+        if own.contains(&addr) && !shared {
             return Err(refuse(
                 "this host already holds that address: choose one no interface here has \
                  (see `ip address`)"
@@ -366,6 +400,39 @@ mod tests {
     }
 
     #[test]
+    fn a_host_address_may_be_shared_but_not_a_local_one() {
+        let a = conf("HOST_ADDRESS=10.235.30.1\nLOCAL_ADDRESS=10.235.30.2\n");
+        let b = conf("HOST_ADDRESS=10.235.30.1\nLOCAL_ADDRESS=10.235.30.3\n");
+        let used = UsedAddresses::from_confs([("a", &a), ("b", &b)]);
+        assert!(check("10.235.30.1", "10.235.30.4", &used).is_ok());
+        // While a or b runs, its host side holds the shared address.
+        let own: Vec<IpAddr> = vec!["10.235.30.1".parse().unwrap()];
+        assert!(check_explicit_with("10.235.30.1", "10.235.30.4", &used, &own).is_ok());
+        // A local address is never shared, nor a host address someone has as local.
+        for (h, l) in [
+            ("10.235.30.1", "10.235.30.2"),
+            ("10.235.30.1", "10.235.30.1"),
+            ("10.235.30.2", "10.235.30.9"),
+            ("10.235.31.1", "10.235.30.1"),
+        ] {
+            assert!(check(h, l, &used).is_err(), "{h} {l}");
+        }
+        // A shared host address with a prefix shares its network: the locals lie in it.
+        let c = conf("HOST_ADDRESS=10.235.32.1/24\nLOCAL_ADDRESS=10.235.32.2/24\n");
+        let used = UsedAddresses::from_confs([("c", &c)]);
+        assert!(check("10.235.32.1/24", "10.235.32.3/24", &used).is_ok());
+        assert!(check("10.235.32.1", "10.235.32.3", &used).is_ok());
+        // Not sharing it exactly, the network is still another container's.
+        let r = reason("10.235.32.5/24", "10.235.32.6/24", &used, &[]);
+        assert!(r.contains("the network of container ‘c’"), "{r}");
+        // A host address that some container has as its local one is not shared.
+        let d = conf("HOST_ADDRESS=10.235.33.2\nLOCAL_ADDRESS=10.235.33.1\n");
+        let e = conf("HOST_ADDRESS=10.235.33.1\nLOCAL_ADDRESS=10.235.33.3\n");
+        let used = UsedAddresses::from_confs([("d", &d), ("e", &e)]);
+        assert!(check("10.235.33.1", "10.235.33.4", &used).is_err());
+    }
+
+    #[test]
     fn very_short_prefixes_are_refused() {
         let used = UsedAddresses::default();
         for (h, l) in [
@@ -480,8 +547,9 @@ mod tests {
         assert!(check("10.235.2.1/24", "10.235.2.2/24", &used).is_ok());
         assert!(check("fc00::1", "fc00::2", &used).is_ok());
         for (h, l, kind) in [
-            ("10.235.1.1", "10.235.9.2", "AddressInUse"),
             ("10.235.9.1", "10.235.1.2", "AddressInUse"),
+            ("10.235.9.1", "10.235.1.1", "AddressInUse"),
+            ("10.235.1.2", "10.235.9.2", "AddressInUse"),
             ("10.235.9.1", "nope", "InvalidAddress"),
             ("10.235.9.1", "10.235.9.1", "InvalidAddress"),
             ("10.235.9.1", "fc00::2", "InvalidAddress"),
