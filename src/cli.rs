@@ -230,7 +230,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
 fn unknown_verb(ui: &Ui, manager: &Manager, verb: &str, args: &[String]) -> i32 {
     let result = match args.first().filter(|n| !n.is_empty() && n.as_str() != "0") {
         None => Err(Error::NoName),
-        Some(name) => crate::container::ContainerName::parse(name)
+        Some(name) => crate::container::ContainerName::existing(name)
             .and_then(|name| manager.conf(&name))
             .and(Err(Error::UnknownAction(verb.to_string()))),
     };

@@ -50,8 +50,14 @@ pub struct Container {
     manager: Rc<Manager>,
 }
 
-/// A name from a script, checked once here (the operations take a [`ContainerName`]).
+/// A name from a script, checked once here (the operations take a [`ContainerName`]): any an
+/// existing container may have ([`ContainerName::existing`]).
 fn container_name(name: &str) -> RhaiResult<ContainerName> {
+    ContainerName::existing(name).map_err(to_rhai)
+}
+
+/// The name of a container to create, checked as create checks it ([`ContainerName::parse`]).
+fn new_name(name: &str) -> RhaiResult<ContainerName> {
     ContainerName::parse(name).map_err(to_rhai)
 }
 
@@ -255,7 +261,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     )
     .register_into_engine(engine, move |name: &str| -> RhaiResult<Container> {
         let created = m
-            .create(&container_name(name)?, &CreateOptions::default())
+            .create(&new_name(name)?, &CreateOptions::default())
             .map_err(to_rhai)?;
         Ok(Container {
             name: created.name,
@@ -276,7 +282,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         engine,
         move |name: &str, opts: Map| -> RhaiResult<Container> {
             let opts = create_options(&opts)?;
-            let created = m.create(&container_name(name)?, &opts).map_err(to_rhai)?;
+            let created = m.create(&new_name(name)?, &opts).map_err(to_rhai)?;
             Ok(Container {
                 name: created.name,
                 manager: m.clone(),
@@ -312,7 +318,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         // A conf whose file name is not a container name is listed, but no Container.
         Ok(names
             .iter()
-            .filter_map(|name| ContainerName::parse(name).ok())
+            .filter_map(|name| ContainerName::existing(name).ok())
             .map(|name| {
                 Dynamic::from(Container {
                     name,
@@ -330,7 +336,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         ),
     )
     .register_into_engine(engine, move |name: &str| {
-        ContainerName::parse(name).is_ok_and(|name| m.exists(&name))
+        ContainerName::existing(name).is_ok_and(|name| m.exists(&name))
     });
     // Also for what is left of a container without its conf (a root, runtime state).
     let m = manager.clone();
@@ -364,7 +370,8 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
             .and_then(|v| v.clone().into_immutable_string().ok());
         match name {
             Some(n) if !n.is_empty() && n.as_str() != "0" => {
-                crate::container::name::validate(&n).map_err(to_rhai)?;
+                // Any name an existing conf may have; create checks its own further.
+                ContainerName::existing(&n).map_err(to_rhai)?;
                 Ok(n.to_string())
             }
             _ => Err(to_rhai(Error::NoName)),

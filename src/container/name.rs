@@ -13,14 +13,36 @@ pub const MAX_NAME_LEN: usize = 64;
 /// nixos-container's limit at create time (IFNAMSIZ minus `ve-`).
 pub const NIXOS_CONTAINER_MAX_LEN: usize = 11;
 
-/// A container name that follows the rules above: the operations take one, so a name is
-/// checked once, where it comes in (the Rhai API, the command line), and never again below.
+/// A container name, checked once where it comes in (the Rhai API, the command line) and never
+/// again below: the operations take one. It is made one of two ways:
+///
+/// - [`ContainerName::parse`], for a name to create: the rules above.
+/// - [`ContainerName::existing`], for a name that may be an existing conf's: nixos-container's
+///   own rule, `[A-Za-z0-9_-]+` not starting with `-`, so that a container the original made
+///   with `_` in its name can still be shown, queried and destroyed. It names no path outside
+///   the conf and state directories either.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ContainerName(String);
 
 impl ContainerName {
     /// `name`, if it follows the rules (see [`validate`]).
     pub fn parse(name: &str) -> Result<ContainerName> {
+        validate(name)?;
+        Ok(ContainerName(name.to_string()))
+    }
+
+    /// `name`, if an existing container may have it (see the type's doc); whether a conf
+    /// exists is for the operations to find out.
+    pub fn existing(name: &str) -> Result<ContainerName> {
+        let nixos_container_name = !name.is_empty()
+            && !name.starts_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if nixos_container_name {
+            return Ok(ContainerName(name.to_string()));
+        }
+        // The reason as for a new name (an underscore is no reason here).
         validate(name)?;
         Ok(ContainerName(name.to_string()))
     }
@@ -85,6 +107,21 @@ mod tests {
         for bad in ["", "a_b", "-a", "a b", "a/b"] {
             assert_eq!(ContainerName::parse(bad).unwrap_err().kind(), "InvalidName");
         }
+    }
+
+    #[test]
+    fn an_existing_conf_may_have_an_underscore() {
+        assert_eq!(ContainerName::existing("my_box").unwrap().as_str(), "my_box");
+        assert_eq!(ContainerName::existing("web-1").unwrap().as_str(), "web-1");
+        for bad in ["", "-a", "_x/y", "a b", "a.b", "..", "a/b", "föö"] {
+            assert_eq!(
+                ContainerName::existing(bad).unwrap_err().kind(),
+                "InvalidName",
+                "{bad}"
+            );
+        }
+        // Create still refuses it.
+        assert!(ContainerName::parse("my_box").is_err());
     }
 
     #[test]
