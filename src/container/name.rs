@@ -111,7 +111,10 @@ mod tests {
 
     #[test]
     fn an_existing_conf_may_have_an_underscore() {
-        assert_eq!(ContainerName::existing("my_box").unwrap().as_str(), "my_box");
+        assert_eq!(
+            ContainerName::existing("my_box").unwrap().as_str(),
+            "my_box"
+        );
         assert_eq!(ContainerName::existing("web-1").unwrap().as_str(), "web-1");
         for bad in ["", "-a", "_x/y", "a b", "a.b", "..", "a/b", "föö"] {
             assert_eq!(

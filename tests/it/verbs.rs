@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
+use std::process::Output;
 
 use crate::common::*;
 
@@ -664,4 +665,293 @@ fn update_takes_create_flags_as_nixos_container_does() {
         std::fs::read_to_string(env.conf_path(&name)).unwrap(),
         conf_before
     );
+}
+
+/// nixos-container's own option grammar and list order (issue 13, items 1–9): the same command
+/// sequences as through the original, with its outcomes.
+mod as_the_original {
+    use super::*;
+
+    /// `nixos-container ARGS` (ncsh through a symlink) in `env`.
+    fn nixos_container(env: &Env) -> impl Fn(&[&str]) -> Output + '_ {
+        let link = env.prefix().join("nixos-container");
+        if !link.exists() {
+            symlink(BIN, &link).unwrap();
+        }
+        move |args: &[&str]| env.command_as(&link, args).output().unwrap()
+    }
+
+    fn conf(env: &Env, name: &str) -> String {
+        std::fs::read_to_string(env.conf_path(name)).unwrap()
+    }
+
+    fn expected_conf(host: &str, local: &str, bridge: &str, port: &str, auto: u8) -> String {
+        format!(
+            "PRIVATE_NETWORK=1\nHOST_ADDRESS={host}\nLOCAL_ADDRESS={local}\nHOST_BRIDGE={bridge}\n\
+             HOST_PORT={port}\nAUTO_START={auto}\n"
+        )
+    }
+
+    fn assert_outcome(out: &Output, outcome: (&str, &str, bool), what: &str) {
+        assert_eq!(
+            (
+                stdout(out).as_str(),
+                stderr(out).as_str(),
+                out.status.success()
+            ),
+            outcome,
+            "{what}"
+        );
+    }
+
+    /// Items 1–4: unique prefixes, single-dash long names, any case, the last value wins.
+    #[test]
+    fn option_names_as_getopt_long_reads_them() {
+        let env = Env::new();
+        let nc = nixos_container(&env);
+        let said = |h: &str, l: &str| format!("host IP is {h}, container IP is {l}\n");
+
+        let a = unique_name("gpa");
+        env.track(&a);
+        let (h, l) = env.test_addresses_in(235);
+        let out = nc(&[
+            "create", &a, "--ensure", "--host", &h, "--local", &l, "--auto", "--br", "br0", "--po",
+            "8080",
+        ]);
+        assert_outcome(&out, (&format!("{a}\n"), &said(&h, &l), true), "prefixes");
+        assert_eq!(conf(&env, &a), expected_conf(&h, &l, "br0", "8080", 1));
+
+        let b = unique_name("gpb");
+        env.track(&b);
+        let (h, l) = env.test_addresses_in(235);
+        let out = nc(&[
+            "create",
+            &b,
+            "-p",
+            "80",
+            "-auto-start",
+            "-host-address",
+            &h,
+            "-local-address",
+            &l,
+        ]);
+        assert_outcome(&out, ("", &said(&h, &l), true), "single dash");
+        assert_eq!(conf(&env, &b), expected_conf(&h, &l, "", "80", 1));
+
+        let c = unique_name("gpc");
+        env.track(&c);
+        let out = nc(&["create", &c, "--ENSURE-unique-name", "--Auto-Start"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{c}\n"));
+        assert!(
+            conf(&env, &c).ends_with("AUTO_START=1\n"),
+            "{}",
+            conf(&env, &c)
+        );
+
+        let d = unique_name("gpd");
+        env.track(&d);
+        let out = nc(&[
+            "create",
+            &d,
+            "--port",
+            "80",
+            "--port",
+            "81",
+            "--auto-start",
+            "--auto-start",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            conf(&env, &d).ends_with("HOST_BRIDGE=\nHOST_PORT=81\nAUTO_START=1\n"),
+            "{}",
+            conf(&env, &d)
+        );
+
+        // An ambiguous prefix is refused with the original's message, and creates nothing.
+        let before = env.snapshot();
+        let out = nc(&["create", "gpe", "--conf", "x"]);
+        assert_outcome(
+            &out,
+            (
+                "",
+                "Option conf is ambiguous (config, config-file)\n",
+                false,
+            ),
+            "ambiguous",
+        );
+        let out = nc(&["create", "gpe", "--Bogus"]);
+        assert_outcome(&out, ("", "Unknown option: bogus\n", false), "unknown");
+        assert!(env.snapshot() == before, "a refused command changed files");
+    }
+
+    /// Items 6 and 7: an empty value is "not given".
+    #[test]
+    fn an_empty_value_is_not_given() {
+        let env = Env::new();
+        let nc = nixos_container(&env);
+        let name = unique_name("emp");
+        env.track(&name);
+        let out = nc(&[
+            "create",
+            &name,
+            "--bridge",
+            "",
+            "--port",
+            "",
+            "--config-file",
+            "",
+            "--config",
+            "environment.etc.kept.text = \"yes\";",
+        ]);
+        assert_outcome(
+            &out,
+            (
+                "",
+                "host IP is 10.233.1.1, container IP is 10.233.1.2\n",
+                true,
+            ),
+            "create with empty values",
+        );
+        assert_eq!(
+            conf(&env, &name),
+            expected_conf("10.233.1.1", "10.233.1.2", "", "", 0)
+        );
+        let config_nix = env.root_path(&name).join("etc/nixos/configuration.nix");
+        let before = std::fs::read(&config_nix).unwrap();
+        assert!(String::from_utf8_lossy(&before).contains("environment.etc.kept.text"));
+
+        let out = nc(&["update", &name, "--config", ""]);
+        assert_outcome(&out, ("", "", true), "update --config ''");
+        assert_eq!(std::fs::read(&config_nix).unwrap(), before);
+        assert_eq!(
+            std::fs::read_to_string(env.root_path(&name).join("etc/kept")).unwrap(),
+            "yes"
+        );
+        let out = nc(&["update", &name, "--config-file", ""]);
+        assert_outcome(&out, ("", "", true), "update --config-file ''");
+        assert_eq!(std::fs::read(&config_nix).unwrap(), before);
+    }
+
+    /// Item 5: containers may share a host address, never a local one.
+    #[test]
+    fn containers_may_share_a_host_address() {
+        let env = Env::new();
+        let nc = nixos_container(&env);
+        let prog = env.prefix().join("nixos-container").display().to_string();
+        let (h, l) = env.test_addresses_in(235);
+        let (_, l2) = env.test_addresses_in(235);
+        let (a, b) = (unique_name("sha"), unique_name("shb"));
+        for (name, local) in [(&a, &l), (&b, &l2)] {
+            env.track(name);
+            let out = nc(&[
+                "create",
+                name,
+                "--host-address",
+                &h,
+                "--local-address",
+                local,
+            ]);
+            assert_outcome(
+                &out,
+                (
+                    "",
+                    &format!("host IP is {h}, container IP is {local}\n"),
+                    true,
+                ),
+                "shared host address",
+            );
+            assert_eq!(conf(&env, name), expected_conf(&h, local, "", "", 0));
+        }
+        assert_eq!(stdout(&nc(&["show-ip", &b])), format!("{l2}\n"));
+        let before = env.snapshot();
+        let out = nc(&["create", "shc", "--host-address", &h, "--local-address", &l]);
+        assert_outcome(
+            &out,
+            (
+                "",
+                &format!("{prog}: address {l} is already used by container ‘{a}’\n"),
+                false,
+            ),
+            "a shared local address",
+        );
+        let out = nc(&[
+            "create",
+            "shc",
+            "--host-address",
+            &l2,
+            "--local-address",
+            "10.235.199.9",
+        ]);
+        assert_outcome(
+            &out,
+            (
+                "",
+                &format!("{prog}: address {l2} is already used by container ‘{b}’\n"),
+                false,
+            ),
+            "a host address that is another's local one",
+        );
+        assert!(env.snapshot() == before, "a refused create changed files");
+    }
+
+    /// Item 8: a conf the original made with ‘_’ in its name.
+    #[test]
+    fn a_name_with_an_underscore_can_be_shown_and_destroyed() {
+        let env = Env::new();
+        let nc = nixos_container(&env);
+        let prog = env.prefix().join("nixos-container").display().to_string();
+        let name = format!("{}_x", unique_name("und"));
+        env.track(&name);
+        let conf_dir = env.conf_path(&name).parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&conf_dir).unwrap();
+        let text = expected_conf("10.233.9.1", "10.233.9.2", "", "", 0);
+        std::fs::write(env.conf_path(&name), &text).unwrap();
+        std::fs::create_dir_all(env.root_path(&name).join("etc")).unwrap();
+
+        assert_outcome(
+            &nc(&["show-ip", &name]),
+            ("10.233.9.2\n", "", true),
+            "show-ip",
+        );
+        assert_outcome(&nc(&["status", &name]), ("down\n", "", true), "status");
+        assert_outcome(&nc(&["list"]), (&format!("{name}\n"), "", true), "list");
+        assert_eq!(conf(&env, &name), text);
+        assert_outcome(&nc(&["destroy", &name]), ("", "", true), "destroy");
+        assert!(!env.conf_path(&name).exists() && !env.root_path(&name).exists());
+        // Create still refuses such a name.
+        assert_outcome(
+            &nc(&["create", &name]),
+            ("", &format!("{prog}: invalid container name\n"), false),
+            "create",
+        );
+        assert!(!env.conf_path(&name).exists());
+    }
+
+    /// Item 9: `list` in the original's order.
+    #[test]
+    fn list_sorts_as_the_original() {
+        let env = Env::new();
+        let nc = nixos_container(&env);
+        let name = unique_name("c");
+        let other = format!("{name}-0");
+        env.track(&name);
+        env.track(&other);
+        assert!(nc(&["create", &name]).status.success());
+        let out = nc(&["create", &name, "--ensure-unique-name"]);
+        assert_outcome(
+            &out,
+            (
+                &format!("{other}\n"),
+                "host IP is 10.233.2.1, container IP is 10.233.2.2\n",
+                true,
+            ),
+            "second create",
+        );
+        assert_outcome(
+            &nc(&["list"]),
+            (&format!("{other}\n{name}\n"), "", true),
+            "list",
+        );
+    }
 }
