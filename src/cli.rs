@@ -63,18 +63,15 @@ fn driver_flag(argv: &[String]) -> Option<String> {
     if argv.get(1).is_some_and(|a| is_script(a)) {
         return None;
     }
+    // In the canonical form an option's value is in its own word (`--config=--driver=x`).
     let canonical = getopt_argv(argv.get(1..).unwrap_or_default()).ok()?;
-    let mut driver = None;
-    let mut args = canonical.iter();
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            break;
-        }
-        if let Some(value) = arg.strip_prefix("--driver=") {
-            driver = Some(value.to_string()).filter(|v| !v.is_empty());
-        }
-    }
-    driver
+    canonical
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .filter_map(|arg| arg.strip_prefix("--driver="))
+        .last()
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 pub fn run(argv: Vec<OsString>) -> i32 {
