@@ -417,9 +417,10 @@ mod tests {
             ("a_b", CreateOptions::default(), "InvalidName"),
             (
                 "x",
+                // foo's host address may be shared, but not as a local address.
                 CreateOptions {
-                    host_address: Some("10.233.1.1".into()),
-                    local_address: Some("10.233.9.2".into()),
+                    host_address: Some("10.233.9.1".into()),
+                    local_address: Some("10.233.1.1".into()),
                     ..Default::default()
                 },
                 "AddressInUse",

@@ -92,7 +92,7 @@ fn errors_are_catchable_with_a_kind() {
         &env,
         "catch.rhai",
         r#"
-        for bad in ["nosuch", "a_b"] {
+        for bad in ["nosuch", "a/b"] {
             try { container(bad); } catch (e) { print(`${e.kind}: ${e.message}`); }
         }
         try { create("x", #{ colour: "red" }); } catch (e) { print(e.kind); }

@@ -285,7 +285,7 @@ fn bad_input_changes_nothing() {
             "needs a Nix host",
         ),
         (vec!["create", "x1", "--port", "80;reboot"], "invalid value"),
-        (vec!["create", "x1", "--bounce"], "unexpected argument"),
+        (vec!["create", "x1", "--bounce"], "Unknown option: bounce"),
         (vec!["frobnicate", &existing], "unknown action ‘frobnicate’"),
         (vec!["frobnicate", "nosuch"], "does not exist"),
         (vec!["run", &existing, "--", "true"], "is not running"),
