@@ -146,9 +146,12 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Ok(flags) => flags,
         Err(FlagsError::Clap(e)) => return clap_error(&ui, &e),
         Err(FlagsError::Getopt(message)) => {
-            match ui.personality {
-                Personality::NixosContainer => eprintln!("{message}"),
-                Personality::Ncsh => ui.message(&message, Some("see `ncsh --help`")),
+            // One line per error, as Getopt::Long warns.
+            for line in message.lines() {
+                match ui.personality {
+                    Personality::NixosContainer => eprintln!("{line}"),
+                    Personality::Ncsh => ui.message(line, Some("see `ncsh --help`")),
+                }
             }
             return 1;
         }

@@ -211,19 +211,22 @@ pub fn clap_message(e: &clap::Error) -> String {
         .to_string()
 }
 
-/// nixos-container's option grammar (Perl's Getopt::Long with its defaults: `permute`,
-/// `auto_abbrev`, `ignore_case`, no bundling) turned into the canonical form clap reads.
+/// nixos-container's option grammar turned into the canonical form clap reads. The original
+/// parses with Perl's Getopt::Long configured `gnu_getopt no_bundling`: `permute`,
+/// `auto_abbrev`, `ignore_case`, `gnu_compat`, no bundling, no `getopt_compat`.
 ///
 /// - An option starts with `--` or `-` (`-auto-start` is `--auto-start`); `-` alone is a word.
 /// - Its name is case-insensitive and may be any unique prefix of a long name (`--ensure`,
 ///   `-p 80`); an exact name wins over longer ones (`--config` is not `--config-file`).
 ///   An ambiguous prefix is refused with the original's message.
-/// - `--name=value` or `--name value`: a value is the next word whatever it looks like
-///   (`--config --x`, `--port -1`); `--name=` is refused as missing its value, as there.
+/// - `--name=value` (after `--` only: `-name=value` is an unknown option, as there) or
+///   `--name value`. A value is the next word whatever it looks like (`--config --x`,
+///   `--port -1`); `--name=` gives the empty value.
 /// - `--` ends the options: it and every word after it are passed on untouched.
 ///
 /// The result has `--long-name=value` for options with one value, `--long-name V1 V2` for
-/// those with two, `--long-name` for flags, and the other words in their places.
+/// those with two, `--long-name` for flags, and the other words in their places. Like
+/// Getopt::Long, it reads on after an error; the error is all the messages, one a line.
 pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
     let mut cmd = Flags::command();
     cmd.build();
@@ -242,6 +245,7 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
         .collect();
     names.sort();
     let mut out = Vec::with_capacity(words.len());
+    let mut errors: Vec<String> = Vec::new();
     let mut words = words.iter();
     while let Some(word) = words.next() {
         if word == "--" {
@@ -249,15 +253,19 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
             out.extend(words.cloned());
             break;
         }
-        let body = match word.strip_prefix("--").or_else(|| word.strip_prefix('-')) {
-            Some(body) if !body.is_empty() => body,
-            _ => {
-                out.push(word.clone());
-                continue;
-            }
+        let (body, long_prefix) = match word.strip_prefix("--") {
+            Some(body) => (body, true),
+            None => match word.strip_prefix('-') {
+                Some(body) => (body, false),
+                None => ("", false),
+            },
         };
+        if body.is_empty() {
+            out.push(word.clone());
+            continue;
+        }
         let (given, inline) = match body.find('=') {
-            Some(at) if at > 0 => (&body[..at], Some(&body[at + 1..])),
+            Some(at) if at > 0 && long_prefix => (&body[..at], Some(&body[at + 1..])),
             _ => (body, None),
         };
         let given = given.to_lowercase();
@@ -269,38 +277,44 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
                     .filter(|(n, _)| n.starts_with(&given))
                     .collect();
                 match hits.as_slice() {
-                    [] => return Err(format!("Unknown option: {given}")),
+                    [] => {
+                        errors.push(format!("Unknown option: {given}"));
+                        continue;
+                    }
                     [hit] => (*hit).clone(),
                     _ => {
                         let hits: Vec<&str> = hits.iter().map(|(n, _)| n.as_str()).collect();
-                        return Err(format!("Option {given} is ambiguous ({})", hits.join(", ")));
+                        errors.push(format!("Option {given} is ambiguous ({})", hits.join(", ")));
+                        continue;
                     }
                 }
             }
         };
         match (values, inline) {
             (0, None) => out.push(format!("--{name}")),
-            (0, Some(_)) => return Err(format!("Option {name} does not take an argument")),
-            (_, Some("")) => return Err(format!("Option {name} requires an argument")),
+            (0, Some(_)) => errors.push(format!("Option {name} does not take an argument")),
             (1, Some(value)) => out.push(format!("--{name}={value}")),
             (1, None) => match words.next() {
                 Some(value) => out.push(format!("--{name}={value}")),
-                None => return Err(format!("Option {name} requires an argument")),
+                None => errors.push(format!("Option {name} requires an argument")),
             },
             (n, inline) => {
-                out.push(format!("--{name}"));
                 let mut taken: Vec<String> = inline.map(str::to_string).into_iter().collect();
-                while taken.len() < n {
-                    match words.next() {
-                        Some(value) => taken.push(value.clone()),
-                        None => return Err(format!("Option {name} requires an argument")),
-                    }
+                taken.extend(words.by_ref().take(n - taken.len()).cloned());
+                if taken.len() < n {
+                    errors.push(format!("Option {name} requires an argument"));
+                } else {
+                    out.push(format!("--{name}"));
+                    out.extend(taken);
                 }
-                out.extend(taken);
             }
         }
     }
-    Ok(out)
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 /// A verb's words (those after the verb) read as the command line reads them: the positional
@@ -412,16 +426,24 @@ mod grammar_tests {
             canon(&["--port"]).unwrap_err(),
             "Option port requires an argument"
         );
+        // gnu_compat: `--port=` is the empty value; no bundling: `-port=1` is a name.
+        assert_eq!(canon(&["--port="]).unwrap(), ["--port="]);
+        assert_eq!(canon(&["-port=1"]).unwrap_err(), "Unknown option: port=1");
         assert_eq!(
-            canon(&["--port="]).unwrap_err(),
-            "Option port requires an argument"
+            canon(&["--auto-start=1"]).unwrap_err(),
+            "Option auto-start does not take an argument"
+        );
+        // Like Getopt::Long, every error is reported; an unknown option takes no value.
+        assert_eq!(
+            canon(&["--bogus", "x", "-la", "--conf"]).unwrap_err(),
+            "Unknown option: bogus\nUnknown option: la\nOption conf is ambiguous (config, config-file)"
         );
     }
 
     #[test]
     fn single_dash_and_any_case() {
         assert_eq!(
-            canon(&["-auto-start", "-host-address", "a", "-local-address=b"]).unwrap(),
+            canon(&["-auto-start", "-host-address", "a", "-local-address", "b"]).unwrap(),
             ["--auto-start", "--host-address=a", "--local-address=b"]
         );
         assert_eq!(
@@ -489,8 +511,7 @@ mod grammar_tests {
             "a",
             "--bridge",
             "",
-            "--port",
-            "",
+            "--port=",
             "--config-file",
             "",
         ]);
