@@ -95,37 +95,11 @@ impl FlagsError {
 
 impl Flags {
     /// The flags of a command line's words (those after the program name), read with
-    /// nixos-container's grammar ([`getopt_argv`]). The last of a repeated option wins, and an
-    /// empty value is "not given", as there.
+    /// nixos-container's grammar ([`getopt_argv`]). The last of a repeated option wins.
     pub fn from_words(words: &[String]) -> Result<Flags, FlagsError> {
         let canonical = getopt_argv(words).map_err(FlagsError::Getopt)?;
         let argv = std::iter::once("ncsh".to_string()).chain(canonical);
-        let mut flags = Flags::try_parse_from(argv).map_err(FlagsError::Clap)?;
-        flags.forget_empty();
-        Ok(flags)
-    }
-
-    /// nixos-container tests its values for truth: an empty one is as if not given.
-    fn forget_empty(&mut self) {
-        for value in [
-            &mut self.driver,
-            &mut self.bridge,
-            &mut self.port,
-            &mut self.system_path,
-            &mut self.signal,
-            &mut self.nixos_path,
-            &mut self.config,
-            &mut self.config_file,
-            &mut self.host_address,
-            &mut self.local_address,
-            &mut self.flake,
-            &mut self.log_format,
-            &mut self.update_input,
-        ] {
-            if value.as_deref() == Some("") {
-                *value = None;
-            }
-        }
+        Flags::try_parse_from(argv).map_err(FlagsError::Clap)
     }
 
     /// The Nix pass-through flags as nix-env and nix build take them (pairs kept together).
@@ -165,11 +139,13 @@ impl Flags {
         flags
     }
 
-    /// The flags a verb sees as `opts`: only those given, snake_case keys.
+    /// The flags a verb sees as `opts`: only those given, snake_case keys. An empty value is
+    /// not given: nixos-container tests its values for truth where it uses them (it tests
+    /// them for `defined` only in its checks of the command line, which [`crate::cli`] keeps).
     pub fn to_map(&self) -> Map {
         let mut map = Map::new();
         let mut text = |key: &str, value: &Option<String>| {
-            if let Some(v) = value {
+            if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
                 map.insert(key.into(), v.clone().into());
             }
         };
@@ -487,10 +463,13 @@ mod grammar_tests {
                 "/src"
             ]
         );
-        let f = flags(&["run", "a", "--config", "--x", "--", "--auto", "-p"]);
+        let f = flags(&[
+            "run", "a", "-", "--config", "--x", "--opt", "k", "-1", "--", "--auto", "-p",
+        ]);
         assert_eq!(f.config.as_deref(), Some("--x"));
+        assert_eq!(f.option, ["k", "-1"]);
         assert!(!f.auto_start);
-        assert_eq!(f.words, ["run", "a", "--auto", "-p"]);
+        assert_eq!(f.words, ["run", "a", "-", "--auto", "-p"]);
     }
 
     #[test]
@@ -506,7 +485,7 @@ mod grammar_tests {
 
     #[test]
     fn an_empty_value_is_not_given() {
-        let f = flags(&[
+        let map = flags(&[
             "create",
             "a",
             "--bridge",
@@ -514,8 +493,11 @@ mod grammar_tests {
             "--port=",
             "--config-file",
             "",
-        ]);
-        assert_eq!((f.bridge, f.port, f.config_file), (None, None, None));
+        ])
+        .to_map();
+        for key in ["bridge", "port", "config_file"] {
+            assert!(!map.contains_key(key), "{key}");
+        }
         let map = flags(&["update", "a", "--config", ""]).to_map();
         assert!(!map.contains_key("config"));
     }

@@ -804,8 +804,6 @@ mod as_the_original {
             "",
             "--config-file",
             "",
-            "--config",
-            "environment.etc.kept.text = \"yes\";",
         ]);
         assert_outcome(
             &out,
@@ -820,6 +818,13 @@ mod as_the_original {
             conf(&env, &name),
             expected_conf("10.233.1.1", "10.233.1.2", "", "", 0)
         );
+        let out = nc(&[
+            "update",
+            &name,
+            "--config",
+            "environment.etc.kept.text = \"yes\";",
+        ]);
+        assert_outcome(&out, ("", "", true), "update --config TEXT");
         let config_nix = env.root_path(&name).join("etc/nixos/configuration.nix");
         let before = std::fs::read(&config_nix).unwrap();
         assert!(String::from_utf8_lossy(&before).contains("environment.etc.kept.text"));
