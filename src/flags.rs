@@ -141,7 +141,7 @@ impl Flags {
 
     /// The flags a verb sees as `opts`: only those given, snake_case keys. An empty value is
     /// not given: nixos-container tests its values for truth where it uses them (it tests
-    /// them for `defined` only in its checks of the command line, which [`crate::cli`] keeps).
+    /// them for `defined` only in its checks of the command line, which `cli.rs` keeps).
     pub fn to_map(&self) -> Map {
         let mut map = Map::new();
         let mut text = |key: &str, value: &Option<String>| {
