@@ -317,10 +317,13 @@ fn rename_if_present(from: &Path, to: &Path) -> Result<()> {
 /// temporary file `.FILE.tmp-PID`), if it is one.
 fn debris_pid(file_name: &str) -> Option<i32> {
     let rest = file_name.strip_prefix('.')?;
-    [CREATING, DESTROYING, "tmp"].iter().find_map(|what| {
-        let (_, pid) = rest.rsplit_once(&format!(".{what}-"))?;
-        pid.parse().ok().filter(|p| *p > 0)
-    })
+    // `ncsh-tmp` and `ncsh-link`: the temporaries of crate::files; `tmp`: older versions'.
+    [CREATING, DESTROYING, "ncsh-tmp", "ncsh-link", "tmp"]
+        .iter()
+        .find_map(|what| {
+            let (_, pid) = rest.rsplit_once(&format!(".{what}-"))?;
+            pid.parse().ok().filter(|p| *p > 0)
+        })
 }
 
 /// Remove the debris of dead processes from the state and conf directories (a live process's

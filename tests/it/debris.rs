@@ -287,7 +287,8 @@ fn crash_debris_is_removed_by_the_next_command() {
         "",
     )
     .unwrap();
-    std::fs::write(conf_dir(&env).join(format!(".x.conf.tmp-{dead}")), "").unwrap();
+    // The temporary crate::files writes a conf through before renaming it into place.
+    std::fs::write(conf_dir(&env).join(format!(".x.conf.ncsh-tmp-{dead}")), "").unwrap();
     // A live process's work in progress stays.
     let live = format!(".busy.creating-{}", std::process::id());
     std::fs::create_dir(state_dir(&env).join(&live)).unwrap();
