@@ -40,7 +40,7 @@ impl BuildRequest {
     pub fn new(name: &str, root: PathBuf, source: ConfigSource) -> BuildRequest {
         BuildRequest {
             name: name.to_string(),
-            config: root.join("etc/nixos/configuration.nix"),
+            config: root.join(configuration_nix::PATH),
             root,
             source,
             profile: PathBuf::new(),

@@ -61,7 +61,8 @@ pub fn select(modules: impl FnOnce() -> Box<dyn OptionModules>) -> Result<Box<dy
     }
 }
 
-fn eval_error(e: nixexpr::EvalError) -> Error {
+/// An evaluation error as a build failure (its text has the file:line:column).
+pub(crate) fn eval_error(e: nixexpr::EvalError) -> Error {
     Error::Build(e.to_string())
 }
 

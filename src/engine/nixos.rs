@@ -18,8 +18,8 @@ use crate::builder::Builder;
 use crate::builder::generation::{
     Generation, Group, ManagedFile, Unit, User, check_container_path,
 };
-use crate::builder::native::{self, OptionModules};
-use crate::builder::nixexpr::{self, OptionTree, Value};
+use crate::builder::native::{self, OptionModules, eval_error};
+use crate::builder::nixexpr::{OptionTree, Value};
 use crate::builder::options::{Declarations, OptType, OptionDecl};
 use crate::error::{Error, Result};
 
@@ -469,10 +469,6 @@ impl RhaiModules {
             declarations,
         })
     }
-}
-
-fn eval_error(e: nixexpr::EvalError) -> Error {
-    Error::Build(e.to_string())
 }
 
 /// The builder of this host with these option modules (see [`native::select`]).
