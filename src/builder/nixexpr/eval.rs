@@ -14,12 +14,10 @@ use super::tree::{
     Mode, OptionTree, PRIORITY_DEFAULT, PRIORITY_FORCE, PRIORITY_OPTION_DEFAULT, PRIORITY_PLAIN,
 };
 use super::value::{Value, show_path};
+use crate::nixlang::compile::{parse_error, too_deep};
 
 /// How deeply expressions may nest (rnix's parser stops at 512; this keeps the stack small).
 const MAX_DEPTH: usize = 200;
-/// How deeply brackets, strings and interpolations may nest in the source: rnix's parser
-/// recurses without a limit for some of them (lists), which overflows the stack.
-const MAX_PARSE_DEPTH: usize = 500;
 /// How deeply imports may nest.
 const MAX_IMPORT_DEPTH: usize = 100;
 
@@ -192,164 +190,6 @@ impl Loader {
     fn import(&mut self, path: &Path, loc: &Location) -> Result<OptionTree, EvalError> {
         self.file(path, Some(loc))
     }
-}
-
-/// The byte offset where `text` nests deeper than [`MAX_PARSE_DEPTH`], if it does: a lenient
-/// scan of brackets, strings, interpolations and comments (the parser reports real errors).
-fn too_deep(text: &str) -> Option<usize> {
-    #[derive(PartialEq)]
-    enum Ctx {
-        Open,
-        Interp,
-        Str,
-        Ind,
-    }
-    let b = text.as_bytes();
-    let mut stack: Vec<Ctx> = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let at = |j: usize| b.get(j).copied();
-        match stack.last() {
-            Some(Ctx::Str) => match b[i] {
-                b'\\' => i += 1,
-                b'"' => {
-                    stack.pop();
-                }
-                b'$' if at(i + 1) == Some(b'{') => {
-                    stack.push(Ctx::Interp);
-                    i += 1;
-                }
-                _ => {}
-            },
-            Some(Ctx::Ind) => match b[i] {
-                b'\'' if at(i + 1) == Some(b'\'') => {
-                    if matches!(at(i + 2), Some(b'$' | b'\'')) {
-                        i += 2;
-                    } else if at(i + 2) == Some(b'\\') {
-                        i += 3;
-                    } else {
-                        stack.pop();
-                        i += 1;
-                    }
-                }
-                b'$' if at(i + 1) == Some(b'{') => {
-                    stack.push(Ctx::Interp);
-                    i += 1;
-                }
-                _ => {}
-            },
-            _ => match b[i] {
-                b'#' => {
-                    while i < b.len() && b[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                b'/' if at(i + 1) == Some(b'*') => {
-                    i += 2;
-                    while i < b.len() && !(b[i] == b'*' && at(i + 1) == Some(b'/')) {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                b'"' => stack.push(Ctx::Str),
-                b'\'' if at(i + 1) == Some(b'\'') => {
-                    stack.push(Ctx::Ind);
-                    i += 1;
-                }
-                b'$' if at(i + 1) == Some(b'{') => {
-                    stack.push(Ctx::Interp);
-                    i += 1;
-                }
-                b'[' | b'(' | b'{' => stack.push(Ctx::Open),
-                b']' | b')' | b'}' => {
-                    stack.pop();
-                }
-                _ => {}
-            },
-        }
-        if stack.len() > MAX_PARSE_DEPTH {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
-}
-
-fn parse_error(map: &SourceMap, e: &rnix::ParseError, len: usize) -> EvalError {
-    use rnix::ParseError as P;
-    let kinds = |k: &[SyntaxKind]| {
-        k.iter()
-            .map(|k| describe_kind(*k))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let (offset, what) = match e {
-        P::Unexpected(r) => (usize::from(r.start()), "unexpected input".to_string()),
-        P::UnexpectedExtra(r) => (
-            usize::from(r.start()),
-            "unexpected input after the expression".to_string(),
-        ),
-        P::UnexpectedWanted(SyntaxKind::TOKEN_ERROR, r, wanted)
-            if wanted.contains(&SyntaxKind::TOKEN_STRING_END) =>
-        {
-            (usize::from(r.start()), "unterminated string".to_string())
-        }
-        P::UnexpectedWanted(got, r, wanted) => (
-            usize::from(r.start()),
-            format!("found {}, expected {}", describe_kind(*got), kinds(wanted)),
-        ),
-        P::UnexpectedDoubleBind(r) => (usize::from(r.start()), "double '@' binding".to_string()),
-        P::UnexpectedEOF => (len, "unexpected end of file".to_string()),
-        P::UnexpectedEOFWanted(wanted) => (
-            len,
-            format!("unexpected end of file, expected {}", kinds(wanted)),
-        ),
-        P::DuplicatedArgs(r, name) => (
-            usize::from(r.start()),
-            format!("duplicate formal function argument '{name}'"),
-        ),
-        P::RecursionLimitExceeded => (0, "expression nested too deeply".to_string()),
-        _ => (0, e.to_string()),
-    };
-    map.err(offset, format!("syntax error: {what}"))
-}
-
-fn describe_kind(k: SyntaxKind) -> String {
-    use SyntaxKind::*;
-    let s = match k {
-        TOKEN_ASSIGN => "'='",
-        TOKEN_SEMICOLON => "';'",
-        TOKEN_COLON => "':'",
-        TOKEN_COMMA => "','",
-        TOKEN_DOT => "'.'",
-        TOKEN_L_BRACE => "'{'",
-        TOKEN_R_BRACE => "'}'",
-        TOKEN_L_BRACK => "'['",
-        TOKEN_R_BRACK => "']'",
-        TOKEN_L_PAREN => "'('",
-        TOKEN_R_PAREN => "')'",
-        TOKEN_IDENT => "an identifier",
-        TOKEN_STRING_START => "a string",
-        TOKEN_STRING_END => "the end of a string",
-        TOKEN_INTERPOL_START => "'${'",
-        TOKEN_INTERPOL_END => "'}'",
-        TOKEN_ERROR => "an invalid token",
-        TOKEN_IN => "'in'",
-        TOKEN_THEN => "'then'",
-        TOKEN_ELSE => "'else'",
-        NODE_ATTRPATH => "an attribute path",
-        NODE_IDENT => "an identifier",
-        NODE_STRING => "a string",
-        NODE_DYNAMIC => "'${…}'",
-        other => {
-            return format!("{other:?}")
-                .to_lowercase()
-                .replace("token_", "")
-                .replace("node_", "")
-                .replace('_', " ");
-        }
-    };
-    s.to_string()
 }
 
 /// One module's text being evaluated.

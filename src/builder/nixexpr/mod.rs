@@ -13,9 +13,8 @@
 //! definition 100, `mkDefault` 1000, `mkForce` 50, `mkOverride N` N), lists of equal priority
 //! concatenate and different values of equal priority conflict.
 
-mod error;
+use crate::nixlang::{error, strings};
 mod eval;
-mod strings;
 mod tree;
 mod value;
 
