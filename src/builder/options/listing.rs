@@ -2,6 +2,7 @@
 //! (`ncsh options`, the API's `options()`, the REPL's `:options` and completion).
 
 use super::{Declarations, OptType, OptionDecl, closest, component_distance};
+use crate::builder::nixexpr::parse_path;
 use crate::error::Error;
 
 impl OptType {
@@ -17,7 +18,11 @@ impl OptType {
             OptType::Attrs => "attribute set".into(),
             OptType::Any => "anything".into(),
             OptType::PortRange => "port range { from; to; }".into(),
-            OptType::HostName => "host name".into(),
+            // NixOS's `networking.hostName` is a `strMatching` of this pattern.
+            OptType::HostName => {
+                "string matching the pattern ^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$"
+                    .into()
+            }
             OptType::ListOf(t) => format!("list of {}", t.describe()),
             OptType::AttrsOf(t) => format!("attribute set of {}", t.describe()),
             OptType::NullOr(t) => format!("null or {}", t.describe()),
@@ -33,18 +38,18 @@ impl OptType {
     }
 }
 
-/// The components of a prefix as typed (`services.openssh`); `""` is none.
-fn components(prefix: &str) -> Vec<&str> {
+/// The components of a prefix as typed (`services.openssh`, `users.users."a.b"`); `""` is
+/// none, and a trailing `.` an empty last component.
+fn components(prefix: &str) -> Vec<String> {
     if prefix.is_empty() {
-        Vec::new()
-    } else {
-        prefix.split('.').collect()
+        return Vec::new();
     }
+    parse_path(prefix).unwrap_or_else(|| prefix.split('.').map(String::from).collect())
 }
 
 /// Does the declared `path` start with `typed` at a component boundary, the last typed
 /// component possibly only the start of one (`services.open`)? A `<name>` matches any name.
-pub fn starts_with(path: &[String], typed: &[&str]) -> bool {
+pub fn starts_with(path: &[String], typed: &[String]) -> bool {
     let Some((last, whole)) = typed.split_last() else {
         return true;
     };
@@ -74,7 +79,7 @@ impl Declarations {
     }
 
     /// The declared prefixes as long as `typed` that are close to it in every component.
-    fn suggest_prefix(&self, typed: &[&str]) -> Vec<String> {
+    fn suggest_prefix(&self, typed: &[String]) -> Vec<String> {
         let scored = self
             .options
             .iter()
@@ -121,7 +126,7 @@ pub fn complete(paths: &[String], typed: &str) -> Vec<String> {
                 .iter()
                 .enumerate()
                 .map(|(i, p)| match typed_parts.get(i) {
-                    Some(t) if p == "<name>" => *t,
+                    Some(t) if p == "<name>" => t.as_str(),
                     _ => p.as_str(),
                 })
                 .collect();
@@ -207,6 +212,7 @@ mod tests {
             ["users.users.<name>.isNormalUser", "users.users.<name>.uid"]
         );
         assert_eq!(under("users.users.alice.u"), ["users.users.<name>.uid"]);
+        assert_eq!(under("users.users.\"a.b\".u"), ["users.users.<name>.uid"]);
         assert_eq!(under("").len(), 8);
         // Sorted.
         assert_eq!(under("")[0], "environment.variables");
