@@ -10,6 +10,8 @@ use std::fmt;
 
 use super::nixexpr::{EvalError, Location, OptionTree, Value, parse_path};
 
+pub mod listing;
+
 /// The types an option can have (a small subset of NixOS's `lib.types`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptType {
@@ -224,22 +226,90 @@ pub fn error_at(tree: &OptionTree, path: &str, message: String) -> EvalError {
     EvalError::at(&loc, message)
 }
 
+/// The optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
+/// two neighbours (`enabel` is 1 from `enable`).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
+    // d[i][j]: the distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
+
+/// How far a typed path component is from a declared one, if it is close enough to be what was
+/// meant: the same (0; `<name>` is any name), the same but for case, within an edit distance of
+/// max(1, len/4), or one a prefix of the other that is at least half its length (`isNormal`,
+/// `isNormalUser`). `None`: unrelated.
+pub(crate) fn component_distance(typed: &str, declared: &str) -> Option<usize> {
+    if typed == declared || declared == "<name>" {
+        return Some(0);
+    }
+    let (t, d) = (typed.to_lowercase(), declared.to_lowercase());
+    if t == d {
+        return Some(1);
+    }
+    let distance = edit_distance(typed, declared);
+    if distance <= (typed.chars().count() / 4).max(1) {
+        return Some(distance);
+    }
+    let (short, long) = if t.len() <= d.len() {
+        (&t, &d)
+    } else {
+        (&d, &t)
+    };
+    let (short_n, long_n) = (short.chars().count(), long.chars().count());
+    if long.starts_with(short.as_str()) && short_n >= 3 && 2 * short_n >= long_n {
+        return Some(long_n - short_n);
+    }
+    None
+}
+
+/// The distance between a typed path and a declared one compared component by component, if
+/// every component is close ([`component_distance`]); `None` when the lengths differ.
+pub(crate) fn path_distance(typed: &[String], declared: &[String]) -> Option<usize> {
+    if typed.len() != declared.len() {
+        return None;
+    }
+    typed
+        .iter()
+        .zip(declared)
+        .map(|(t, d)| component_distance(t, d))
+        .sum()
+}
+
+/// The best of `scored` (distance, name): those within one of the closest, at most `n`.
+pub(crate) fn closest(mut scored: Vec<(usize, String)>, n: usize) -> Vec<String> {
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    let best = scored.first().map_or(0, |s| s.0);
+    scored
+        .into_iter()
+        .filter(|(d, _)| *d <= best + 1)
+        .take(n)
+        .map(|s| s.1)
+        .collect()
+}
+
+/// What the unknown-option error says when nothing declared is close.
+pub const HOW_TO_FIND_OPTIONS: &str = "ncsh options PREFIX lists the options there are";
 
 impl Declarations {
     pub fn add(&mut self, decl: OptionDecl) -> Result<(), String> {
@@ -273,37 +343,26 @@ impl Declarations {
         })
     }
 
-    /// The declared options closest to an unknown one, for "did you mean".
+    /// The declared options close to an unknown one, for "did you mean": compared component
+    /// by component, every component must be close ([`component_distance`]); an option whose
+    /// type takes anything below it (`serviceConfig`) is compared on its length. None when
+    /// nothing is close.
     pub fn suggest(&self, unknown: &[String]) -> Vec<String> {
-        let wanted = unknown.join(".");
-        let mut scored: Vec<(usize, String)> = self
+        let scored = self
             .options
             .iter()
-            .map(|o| {
-                // Compare with the `<name>` parts filled in from the unknown path.
-                let concrete: Vec<&str> = o
-                    .path
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        if p == "<name>" {
-                            unknown.get(i).map_or("<name>", String::as_str)
-                        } else {
-                            p
-                        }
-                    })
-                    .collect();
-                (edit_distance(&wanted, &concrete.join(".")), o.dotted())
+            .filter_map(|o| {
+                let below_allowed =
+                    matches!(o.ty, OptType::Attrs | OptType::AttrsOf(_) | OptType::Any);
+                let typed = if below_allowed && unknown.len() > o.path.len() {
+                    &unknown[..o.path.len()]
+                } else {
+                    unknown
+                };
+                path_distance(typed, &o.path).map(|d| (d, o.dotted()))
             })
             .collect();
-        scored.sort();
-        let best = scored.first().map_or(0, |s| s.0);
-        scored
-            .into_iter()
-            .filter(|(d, _)| *d <= best + 2 && *d <= wanted.len() / 2 + 3)
-            .take(3)
-            .map(|s| s.1)
-            .collect()
+        closest(scored, 3)
     }
 
     /// Check every defined leaf of `tree` and build the full configuration.
@@ -320,7 +379,7 @@ impl Declarations {
             let Some(decl) = self.find(&leaf) else {
                 let hint = self.suggest(&leaf);
                 let hint = if hint.is_empty() {
-                    String::new()
+                    format!(" ({HOW_TO_FIND_OPTIONS})")
                 } else {
                     format!("; did you mean {}?", hint.join(", "))
                 };
@@ -438,6 +497,21 @@ mod tests {
                 "enum(yes, no, prohibit-password)",
                 Value::String("prohibit-password".into()),
             ),
+            (
+                "networking.firewall.allowedTCPPorts",
+                "listOf port",
+                Value::List(vec![]),
+            ),
+            (
+                "networking.firewall.allowedUDPPorts",
+                "listOf port",
+                Value::List(vec![]),
+            ),
+            (
+                "networking.firewall.allowedTCPPortRanges",
+                "listOf portRange",
+                Value::List(vec![]),
+            ),
         ] {
             d.add(OptionDecl {
                 path: path.split('.').map(String::from).collect(),
@@ -528,6 +602,71 @@ mod tests {
         );
         let e = configure("\n  services.nginx.enable = true;").unwrap_err();
         assert_eq!((e.line, e.column), (2, 3));
+    }
+
+    fn suggest(path: &str) -> Vec<String> {
+        decls().suggest(&path.split('.').map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn suggestions_are_close_in_every_component() {
+        assert_eq!(
+            suggest("services.openssh.enabel"),
+            ["services.openssh.enable"]
+        );
+        assert_eq!(
+            suggest("services.opensh.enable"),
+            ["services.openssh.enable"]
+        );
+        assert_eq!(
+            suggest("users.users.bob.isNormaluser"),
+            ["users.users.<name>.isNormalUser"]
+        );
+        assert_eq!(
+            suggest("users.users.bob.isNormal"),
+            ["users.users.<name>.isNormalUser"]
+        );
+        assert_eq!(
+            suggest("networking.firewall.allowedTCPPort"),
+            ["networking.firewall.allowedTCPPorts"]
+        );
+        assert_eq!(
+            suggest("systemd.services.web.serviceConfg.Type"),
+            ["systemd.services.<name>.serviceConfig"]
+        );
+        // Nothing close: no suggestion rather than an unrelated one.
+        for unrelated in [
+            "nix.settings.experimental-features",
+            "services.nginx.enable",
+            "services.openssh.listenAddresses",
+            "users.users.bob.shell",
+        ] {
+            assert_eq!(suggest(unrelated), Vec::<String>::new(), "{unrelated}");
+        }
+    }
+
+    #[test]
+    fn unknown_options_without_a_suggestion_say_how_to_find_options() {
+        let e = configure("nix.settings.experimental-features = [ \"flakes\" ];").unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "‘nix.settings.experimental-features’ does not exist \
+                 (ncsh options PREFIX lists the options there are)"
+            ),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn component_distances() {
+        assert_eq!(edit_distance("enabel", "enable"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(component_distance("x", "<name>"), Some(0));
+        assert_eq!(component_distance("Enable", "enable"), Some(1));
+        assert_eq!(component_distance("nix", "nixpkgs"), None);
+        assert_eq!(component_distance("nix", "networking"), None);
+        assert_eq!(component_distance("networ", "networking"), Some(4));
     }
 
     #[test]

@@ -6,13 +6,14 @@
 //! module's `build` (the firewall uses it to collect the ports other modules opened).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Map, Scope};
 
 use crate::api::error::{describe, to_rhai};
+use crate::api::options::{from_dynamic, to_dynamic, to_json};
 use crate::api::strings;
 use crate::builder::Builder;
 use crate::builder::generation::{
@@ -60,64 +61,6 @@ type RhaiResult<T> = std::result::Result<T, Box<EvalAltResult>>;
 
 fn usage(message: String) -> Box<EvalAltResult> {
     to_rhai(Error::Usage(message))
-}
-
-fn to_dynamic(value: &Value) -> Dynamic {
-    match value {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(n) => (*n).into(),
-        Value::String(s) => s.clone().into(),
-        Value::Path(p) => p.display().to_string().into(),
-        Value::List(items) => items.iter().map(to_dynamic).collect::<Array>().into(),
-        Value::Attrs(map) => map
-            .iter()
-            .map(|(k, v)| (k.as_str().into(), to_dynamic(v)))
-            .collect::<Map>()
-            .into(),
-    }
-}
-
-fn to_json(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(n) => (*n).into(),
-        Value::String(s) => s.clone().into(),
-        Value::Path(p) => p.display().to_string().into(),
-        Value::List(items) => items.iter().map(to_json).collect(),
-        Value::Attrs(map) => map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect(),
-    }
-}
-
-fn from_dynamic(value: &Dynamic) -> std::result::Result<Value, String> {
-    if value.is_unit() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = value.as_bool() {
-        return Ok(Value::Bool(b));
-    }
-    if let Ok(n) = value.as_int() {
-        return Ok(Value::Int(n));
-    }
-    if let Some(s) = value.clone().try_cast::<rhai::ImmutableString>() {
-        return Ok(Value::String(s.to_string()));
-    }
-    if let Some(items) = value.clone().try_cast::<Array>() {
-        return items
-            .iter()
-            .map(from_dynamic)
-            .collect::<std::result::Result<_, _>>()
-            .map(Value::List);
-    }
-    if let Some(map) = value.clone().try_cast::<Map>() {
-        let mut out = BTreeMap::new();
-        for (k, v) in &map {
-            out.insert(k.to_string(), from_dynamic(v)?);
-        }
-        return Ok(Value::Attrs(out));
-    }
-    Err(format!("a {} cannot be an option value", value.type_name()))
 }
 
 fn string_field(map: &Map, key: &str, default: &str) -> RhaiResult<String> {
@@ -469,6 +412,12 @@ impl RhaiModules {
             declarations,
         })
     }
+}
+
+/// The declared options of the built-in modules and the user's ([`module_dirs`]), loaded
+/// afresh: what `ncsh options`, the API's `options()` and the REPL's completion list.
+pub fn declarations() -> Result<Declarations> {
+    Ok(RhaiModules::default().loaded()?.declarations.clone())
 }
 
 /// The builder of this host with these option modules (see [`native::select`]).

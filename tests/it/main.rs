@@ -12,6 +12,7 @@ mod layering;
 mod lifecycle;
 mod login;
 mod nix;
+mod options;
 mod parallel;
 mod recovery;
 mod repl;
