@@ -711,11 +711,12 @@ fn hash_string(ev: &mut Evaluator, a: &[Thunk]) -> R {
     let s = ev.force_str(&a[1])?;
     let bytes: Vec<u8> = match &*kind {
         "md5" => md5::Md5::digest(s.as_bytes()).to_vec(),
+        "sha1" => sha1::Sha1::digest(s.as_bytes()).to_vec(),
         "sha256" => sha2::Sha256::digest(s.as_bytes()).to_vec(),
         "sha512" => sha2::Sha512::digest(s.as_bytes()).to_vec(),
         other => {
             return Err(err(format!(
-                "unknown hash algorithm '{other}' (md5, sha256 and sha512 are supported)"
+                "unknown hash algorithm '{other}' (md5, sha1, sha256 and sha512 are supported)"
             )));
         }
     };
@@ -871,6 +872,7 @@ fn compile_regex(re: &str, whole: bool) -> Result<regex::Regex, EvalError> {
         re.to_string()
     };
     regex::RegexBuilder::new(&pattern)
+        .dot_matches_new_line(true)
         .size_limit(1 << 22)
         .build()
         .map_err(|e| err(format!("invalid regular expression '{re}': {e}")))
@@ -902,11 +904,24 @@ fn split(ev: &mut Evaluator, a: &[Thunk]) -> R {
     let re = compile_regex(&re, false)?;
     let mut out: Vec<Thunk> = Vec::new();
     let mut last = 0;
-    for c in re.captures_iter(&s) {
-        let Some(m) = c.get(0) else { continue };
+    let mut at = 0;
+    // As std::regex_iterator: an empty match may follow a non-empty one at the same place.
+    while at <= s.len() {
+        let Some(c) = re.captures_at(&s, at) else {
+            break;
+        };
+        let Some(m) = c.get(0) else { break };
         out.push(Value::string(&s[last..m.start()]).into());
         out.push(Value::list(captures(&c)).into());
         last = m.end();
+        at = if m.is_empty() {
+            match s[m.end()..].chars().next() {
+                Some(ch) => m.end() + ch.len_utf8(),
+                None => break,
+            }
+        } else {
+            m.end()
+        };
     }
     out.push(Value::string(&s[last..]).into());
     Ok(Value::list(out))

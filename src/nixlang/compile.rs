@@ -426,11 +426,16 @@ impl Compiler<'_> {
                 let _ = names;
                 rc(Expr::Let(def, body))
             }
-            E::LegacyLet(_) => {
-                return Err(self.err(
-                    node,
-                    "the legacy 'let { … }' syntax is not supported; write 'let … in …'",
-                ));
+            E::LegacyLet(l) => {
+                // `let { a = 1; body = a; }` is `(rec { a = 1; body = a; }).body`.
+                let def = self.frame_bindings(l, node, false)?.0;
+                self.scopes.pop();
+                rc(Expr::Select(
+                    rc(Expr::RecAttrs(def)),
+                    vec![Key::Static("body".into())],
+                    None,
+                    self.pos(node),
+                ))
             }
             E::Lambda(l) => rc(Expr::Lambda(self.lambda(l, None)?)),
             E::Apply(a) => {
@@ -882,12 +887,23 @@ impl Compiler<'_> {
                                 self.pos(a.syntax()),
                             )),
                             None => {
+                                // `inherit x;` in a `let` or `rec` means the x around it;
+                                // the expression still runs in the frame: one level deeper.
                                 let saved = if in_frame { self.scopes.pop() } else { None };
                                 let r = self.lookup(&name, a.syntax());
                                 if let Some(s) = saved {
                                     self.scopes.push(s);
                                 }
-                                rc(r?)
+                                let shift = u32::from(in_frame);
+                                rc(match r? {
+                                    Expr::Var(d, i) => Expr::Var(d + shift, i),
+                                    Expr::WithVar(n, depths, pos) => Expr::WithVar(
+                                        n,
+                                        depths.into_iter().map(|d| d + shift).collect(),
+                                        pos,
+                                    ),
+                                    other => other,
+                                })
                             }
                         };
                         self.define(

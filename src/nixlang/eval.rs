@@ -288,13 +288,15 @@ impl Evaluator {
             }
             Expr::HasAttr(target, path) => {
                 let mut v = self.eval(target, env)?;
-                for key in path {
+                for (i, key) in path.iter().enumerate() {
                     let name = self.key_name(key, env)?;
                     let found = match &v {
                         Value::Attrs(a) => a.get(&*name).cloned(),
                         _ => None,
                     };
                     match found {
+                        // The last attribute's value is not needed, so not forced.
+                        Some(_) if i + 1 == path.len() => return Ok(Value::Bool(true)),
                         Some(t) => v = self.force(&t)?,
                         None => return Ok(Value::Bool(false)),
                     }
