@@ -31,7 +31,7 @@ let
   # Boolean exclusive or.
   xor = x: y: (!x) != (!y);
   # Bitwise not of an integer.
-  bitNot = builtins.sub (-1);
+  bitNot = x: -1 - x;
   # "true" or "false".
   boolToString = b: if b then "true" else "false";
   # Right-biased union of two attribute sets.
@@ -278,6 +278,46 @@ let
   concatImapStringsSep = sep: f: list: concatStringsSep sep (imap1 f list);
   # Maps each attribute `f name value` to a string and joins with `sep`.
   concatMapAttrsStringSep = sep: f: attrs: concatStringsSep sep (attrValues (builtins.mapAttrs f attrs));
+  # Replaces every occurrence of `from` by `to`.
+  replaceString = from: to: replaceStrings [ from ] [ to ];
+  # The string without repeated slashes ("/a//b" is "/a/b").
+  normalizePath = s: foldl' (x: y: if y == "/" && hasSuffix "/" x then x else x + y) "" (stringToCharacters s);
+  # Length of the longest common prefix of two strings.
+  commonPrefixLength = a: b:
+    let
+      m = min (stringLength a) (stringLength b);
+      go = i: if i >= m then m else if substring i 1 a == substring i 1 b then go (i + 1) else i;
+    in
+    go 0;
+  # Length of the longest common suffix of two strings.
+  commonSuffixLength = a: b:
+    let
+      m = min (stringLength a) (stringLength b);
+      go = i:
+        if i >= m then m
+        else if substring (stringLength a - i - 1) 1 a == substring (stringLength b - i - 1) 1 b then go (i + 1)
+        else i;
+    in
+    go 0;
+  # Whether `toString` accepts the value (strings, paths, numbers, bools, null, lists of those).
+  isConvertibleWithToString = x:
+    isStringLike x || elem (typeOf x) [ "null" "int" "float" "bool" ] || (isList x && all isConvertibleWithToString x);
+  # Splits where `predicate prev curr` holds on adjacent characters, keeping the split character if asked.
+  splitStringBy = predicate: keepSplit: str:
+    let
+      len = stringLength str;
+      go = pos: part: result:
+        if pos == len then result ++ [ part ]
+        else
+          let
+            curr = substring pos 1 str;
+            prev = if pos > 0 then substring (pos - 1) 1 str else "";
+          in
+          if predicate prev curr
+          then go (pos + 1) (if keepSplit then curr else "") (result ++ [ part ])
+          else go (pos + 1) (part + curr) result;
+    in
+    if len == 0 then [ (addContextFrom str "") ] else map (addContextFrom str) (go 0 "" [ ]);
   # Each string followed by a newline, concatenated.
   concatLines = concatMapStrings (s: s + "\n");
   # The string when the condition holds, otherwise "".
@@ -353,7 +393,7 @@ let
   isStorePath = x:
     if isStringLike x then
       let str = toString x;
-      in substring 0 1 str == "/" && builtins.dirOf str == "/nix/store"
+      in substring 0 1 str == "/" && (builtins.dirOf str == "/nix/store" || match "/[0-9a-z]{52}" str != null)
     else false;
   lowerChars = stringToCharacters "abcdefghijklmnopqrstuvwxyz";
   upperChars = stringToCharacters "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -499,7 +539,9 @@ let
       makeBinPath makeLibraryPath makeIncludePath enableFeature enableFeatureAs withFeature
       withFeatureAs fixedWidthString fixedWidthNumber floatToString intersperse trimWith trim
       toInt toIntBase10 fileContents readPathsFromFile nameFromURL cmakeOptionType cmakeBool
-      cmakeFeature mesonOption mesonBool mesonEnable;
+      cmakeFeature mesonOption mesonBool mesonEnable replaceString normalizePath
+      commonPrefixLength commonSuffixLength isConvertibleWithToString splitStringBy;
+    join = concatStringsSep;
     replicate = stringsReplicate;
     inherit (builtins) compareVersions concatStringsSep elem elemAt filter fromJSON genList
       head isInt isList isAttrs isPath isString match parseDrvName readFile replaceStrings
@@ -1012,7 +1054,6 @@ let
     mkOptionType {
       name = "submodule";
       description = if description != null then description else "submodule";
-      descriptionClass = "noun";
       check = x: isAttrs x || isFunction x || types.path.check x;
       inherit modules specialArgs shorthandOnlyDefinesConfig class;
     };
@@ -1126,7 +1167,7 @@ let
       descriptionClass = "nonRestrictiveClause";
     };
     # An attribute set (merged shallowly).
-    attrs = mkOptionType { name = "attrs"; description = "attribute set"; descriptionClass = "noun"; check = isAttrs; };
+    attrs = mkOptionType { name = "attrs"; description = "attribute set"; check = isAttrs; };
     # A package: a derivation, or a string or path naming one.
     package = mkOptionType {
       name = "package";
@@ -1147,6 +1188,7 @@ let
       descriptionClass = "composite";
       check = isList;
       inherit elemType;
+      nestedTypes.elemType = elemType;
     };
     # A list of `elemType` with at least one element.
     nonEmptyListOf = elemType:
@@ -1159,6 +1201,7 @@ let
       descriptionClass = "composite";
       check = isAttrs;
       inherit elemType;
+      nestedTypes.elemType = elemType;
     };
     # attrsOf whose values are evaluated only when used.
     lazyAttrsOf = elemType: mkOptionType {
@@ -1167,6 +1210,7 @@ let
       descriptionClass = "composite";
       check = isAttrs;
       inherit elemType;
+      nestedTypes.elemType = elemType;
     };
     # attrsOf or lazyAttrsOf chosen by `lazy`.
     attrsWith = { elemType, lazy ? false, placeholder ? "name" }:
@@ -1179,6 +1223,7 @@ let
       inherit (type) description check;
       descriptionClass = type.descriptionClass or null;
       elemType = type;
+      nestedTypes.elemType = type;
       inherit message;
     };
     # null or a value of `elemType`.
@@ -1188,6 +1233,7 @@ let
       descriptionClass = "conjunction";
       check = x: x == null || elemType.check x;
       inherit elemType;
+      nestedTypes.elemType = elemType;
     };
     # A function whose result is of `elemType`.
     functionTo = elemType: mkOptionType {
@@ -1196,6 +1242,7 @@ let
       descriptionClass = "composite";
       check = isFunction;
       inherit elemType;
+      nestedTypes.elemType = elemType;
     };
     # One of the listed values.
     enum = values:
@@ -1227,6 +1274,7 @@ let
       check = x: t1.check x || t2.check x;
       left = t1;
       right = t2;
+      nestedTypes = { left = t1; right = t2; };
     };
     # A value of any of the types (a chain of `either`).
     oneOf = ts:
@@ -1303,7 +1351,7 @@ let
   };
 
 in
-# Top level: the sub-sets' functions, lists' `replicate` over strings' (as in nixpkgs).
+# Top level: the sub-sets' functions together, the sub-sets themselves, and a few more.
 strings // attrsets // lists // trivial // asserts // meta // options // modules // {
   inherit strings attrsets lists trivial asserts meta options modules types versions generators
     platforms licenses fix extends release;
@@ -1313,6 +1361,8 @@ strings // attrsets // lists // trivial // asserts // meta // options // modules
     isPath seq deepSeq functionArgs bitAnd bitOr bitXor splitVersion compareVersions
     stringLength substring replaceStrings concatStringsSep match split toJSON;
   inherit mkOptionType isType setType;
+  # The two names two sub-sets share: strings' hasPrefix and lists' replicate, as in nixpkgs.
+  inherit hasPrefix replicate;
   fixedPoints = { inherit fix extends; };
   version = release;
   maintainers = { };
