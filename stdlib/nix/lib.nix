@@ -318,6 +318,32 @@ let
           else go (pos + 1) (part + curr) result;
     in
     if len == 0 then [ (addContextFrom str "") ] else map (addContextFrom str) (go 0 "" [ ]);
+  # The printable ASCII characters with tab, newline and carriage return, mapped to their codes.
+  asciiTable =
+    listToAttrs (imap0 (i: c: nameValuePair c (i + 32))
+      (stringToCharacters " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~"))
+    // { "\t" = 9; "\n" = 10; "\r" = 13; };
+  # The ASCII code of a (printable, tab, newline or CR) character.
+  charToInt = c: builtins.getAttr c asciiTable;
+  # Replaces each character of `list` by "\xHH".
+  escapeC = list: replaceStrings list (map (c: "\\x${fixedWidthString 2 "0" (toLower (toHexString (charToInt c)))}") list);
+  # Percent-encodes everything but unreserved URL characters (A-Z a-z 0-9 - _ . ~).
+  escapeURL =
+    let
+      unreserved = stringToCharacters "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~";
+      toEscape = removeAttrs asciiTable unreserved;
+    in
+    replaceStrings (attrNames toEscape) (mapAttrsToList (_: c: "%${fixedWidthString 2 "0" (toHexString c)}") toEscape);
+  # camelCase of a snake_case, kebab-case, PascalCase or space-separated string.
+  toCamelCase = str:
+    throwIfNot (isString str) "toCamelCase does only accepts string values, but got ${typeOf str}" (
+      let
+        separators = splitStringBy (prev: curr: elem curr [ "-" "_" " " ]) false str;
+        parts = flatten (map (splitStringBy (prev: curr: match "[a-z]" prev != null && match "[A-Z]" curr != null) true) separators);
+        first = if length parts > 0 then toLower (head parts) else "";
+        rest = if length parts > 1 then map toSentenceCase (tail parts) else [ ];
+      in
+      concatStrings (map (addContextFrom str) ([ first ] ++ rest)));
   # Each string followed by a newline, concatenated.
   concatLines = concatMapStrings (s: s + "\n");
   # The string when the condition holds, otherwise "".
@@ -540,7 +566,8 @@ let
       withFeatureAs fixedWidthString fixedWidthNumber floatToString intersperse trimWith trim
       toInt toIntBase10 fileContents readPathsFromFile nameFromURL cmakeOptionType cmakeBool
       cmakeFeature mesonOption mesonBool mesonEnable replaceString normalizePath
-      commonPrefixLength commonSuffixLength isConvertibleWithToString splitStringBy;
+      commonPrefixLength commonSuffixLength isConvertibleWithToString splitStringBy charToInt
+      escapeC escapeURL toCamelCase;
     join = concatStringsSep;
     replicate = stringsReplicate;
     inherit (builtins) compareVersions concatStringsSep elem elemAt filter fromJSON genList
@@ -684,6 +711,14 @@ let
   getDev = getOutput "dev";
   # The `man` output of a package.
   getMan = getOutput "man";
+  # The named attributes of a set (each must exist).
+  getAttrs = names: attrs: genAttrs names (name: attrs.${name});
+  # The `include` output (else `dev`, else `out`) of a package.
+  getInclude = getFirstOutput [ "include" "dev" "out" ];
+  # The `static` output (else `lib`, else `out`) of a package.
+  getStatic = getFirstOutput [ "static" "lib" "out" ];
+  # The `dev` outputs of a list of packages.
+  chooseDevOutputs = map getDev;
   # Marks a set for recursion by nix-env / hydra.
   recurseIntoAttrs = attrs: attrs // { recurseForDerivations = true; };
   # Marks a set to be skipped by nix-env / hydra.
@@ -696,7 +731,11 @@ let
       attrVals zipAttrsWithNames zipAttrs recursiveUpdateUntil recursiveUpdate matchAttrs
       overrideExisting unionOfDisjoint mergeAttrsList getOutput getFirstOutput getBin getLib
       getDev getMan recurseIntoAttrs dontRecurseIntoAttrs isDerivation cartesianProduct
-      mapCartesianProduct;
+      mapCartesianProduct getAttrs getInclude getStatic chooseDevOutputs;
+    # Deprecated alias of cartesianProduct.
+    cartesianProductOfSets = cartesianProduct;
+    # Deprecated alias of mapAttrsToList.
+    mapAttrsFlatten = mapAttrsToList;
     inherit (builtins) attrNames attrValues catAttrs getAttr hasAttr intersectAttrs isAttrs
       listToAttrs mapAttrs removeAttrs zipAttrsWith;
   };
@@ -881,6 +920,9 @@ let
   mkAliasOptionModule = from: to: doRename { inherit from to; visible = true; warn = false; };
   # A module making option `from` a hidden, warned alias of `to`.
   mkRenamedOptionModule = from: to: doRename { inherit from to; visible = false; warn = true; };
+  # mkRenamedOptionModule taking `{ sinceRelease; from; to; }` (the release only decides the warning in nixpkgs).
+  mkRenamedOptionModuleWith = { sinceRelease, from, to }:
+    doRename { inherit from to; visible = false; warn = trivial.isInOldestRelease sinceRelease; };
   # A module declaring `optionName` removed: defining it fails an assertion with the instructions.
   mkRemovedOptionModule = optionName: replacementInstructions:
     { options, ... }:
@@ -899,8 +941,10 @@ let
     inherit mkIf mkMerge mkOverride defaultOverridePriority mkOptionDefault mkDefault
       mkImageMediaOverride mkForce mkVMOverride mkOrder defaultOrderPriority mkBefore mkAfter
       mkFixStrictness mkAliasAndWrapDefinitions mkAliasDefinitions doRename
-      mkAliasOptionModule mkRenamedOptionModule mkRemovedOptionModule;
+      mkAliasOptionModule mkRenamedOptionModule mkRemovedOptionModule mkRenamedOptionModuleWith;
     defaultPriority = defaultOverridePriority;
+    # Deprecated alias of mkAliasOptionModule.
+    mkAliasOptionModuleMD = mkAliasOptionModule;
   };
 
   # ---------------------------------------------------------------- options
@@ -968,16 +1012,44 @@ let
   mergeEqualOption = loc: defs:
     if defs == [ ] then abort "This case should never happen."
     else if length defs == 1 then (head defs).value
-    else foldl' (first: def:
+    else (foldl' (first: def:
       if def.value != first.value
-      then throw "The option `${showOption loc}' has conflicting definition values."
-      else first) (head defs) (tail defs) // { };
+      then throw "The option `${showOption loc}' has conflicting definition values${showFilesIn defs}."
+      else first) (head defs) (tail defs)).value;
+  # The files a list of definitions come from, as an error message shows them.
+  showFiles = files: concatStringsSep " and " (map (f: "`${toString f}'") files);
+  # " in FILES" for the definitions that name a file, "" when none does.
+  showFilesIn = defs:
+    let files = map (d: d.file) (filter (d: d ? file) defs);
+    in optionalString (files != [ ]) " in ${showFiles files}";
+  # The single definition's value; more than one is an error explaining `message`.
+  mergeUniqueOption = { message }: loc: defs:
+    if length defs == 1 then (head defs).value
+    else
+      assert length defs > 1;
+      throw "The option `${showOption loc}' is defined multiple times while it's expected to be unique${showFilesIn defs}.\n${message}";
+  # The single definition's value; more than one is an error.
+  mergeOneOption = mergeUniqueOption { message = ""; };
+  # nixpkgs' default merge: lists concatenated, sets united, bools or-ed, strings joined, else one value.
+  mergeDefaultOption = loc: defs:
+    let list = getValues defs; in
+    if length list == 1 then head list
+    else if all isFunction list then x: mergeDefaultOption loc (map (f: f x) list)
+    else if all isList list then concatLists list
+    else if all isAttrs list then foldl' mergeAttrs { } list
+    else if all isBool list then foldl' or' false list
+    else if all isString list then concatStrings list
+    else if all isInt list && all (x: x == head list) list then head list
+    else throw "Cannot merge definitions of `${showOption loc}'. Definition values:${showFilesIn defs}";
 
   options = {
     inherit mkOption mkEnableOption mkPackageOption mkSinkUndeclaredOptions isOption
-      literalExpression literalMD mdDoc showOption getValues getFiles;
+      literalExpression literalMD mdDoc showOption getValues getFiles mergeEqualOption showFiles
+      mergeUniqueOption mergeOneOption mergeDefaultOption;
     # Deprecated alias of literalExpression.
     literalExample = literalExpression;
+    # Deprecated alias of mkPackageOption.
+    mkPackageOptionMD = mkPackageOption;
   };
 
   # ---------------------------------------------------------------- types
@@ -1156,6 +1228,14 @@ let
     };
     # Strings joined by newlines.
     lines = separatedString "\n" // { name = "lines"; };
+    # Deprecated: strings concatenated without separator (warns, as in nixpkgs).
+    string = warn "The type `types.string` is deprecated. See https://github.com/NixOS/nixpkgs/pull/66346 for better alternative types."
+      (separatedString "" // { name = "string"; });
+    # Deprecated alias of attrsOf.
+    loaOf = elemType: types.attrsOf elemType // {
+      name = "loaOf";
+      deprecationMessage = "Mixing lists with attribute values is no longer possible; please use `types.attrsOf` instead. See https://github.com/NixOS/nixpkgs/issues/1800 for the motivation.";
+    };
     # Strings joined by commas.
     commas = separatedString ",";
     # Strings joined by colons (like PATH).
