@@ -711,6 +711,9 @@ let
   getDev = getOutput "dev";
   # The `man` output of a package.
   getMan = getOutput "man";
+  # An attribute path as Nix writes it: `a."b c"` (the empty path is "<root attribute path>").
+  showAttrPath = path:
+    if path == [ ] then "<root attribute path>" else concatMapStringsSep "." escapeNixIdentifier path;
   # The named attributes of a set (each must exist).
   getAttrs = names: attrs: genAttrs names (name: attrs.${name});
   # The `include` output (else `dev`, else `out`) of a package.
@@ -731,7 +734,7 @@ let
       attrVals zipAttrsWithNames zipAttrs recursiveUpdateUntil recursiveUpdate matchAttrs
       overrideExisting unionOfDisjoint mergeAttrsList getOutput getFirstOutput getBin getLib
       getDev getMan recurseIntoAttrs dontRecurseIntoAttrs isDerivation cartesianProduct
-      mapCartesianProduct getAttrs getInclude getStatic chooseDevOutputs;
+      mapCartesianProduct showAttrPath getAttrs getInclude getStatic chooseDevOutputs;
     # Deprecated alias of cartesianProduct.
     cartesianProductOfSets = cartesianProduct;
     # Deprecated alias of mapAttrsToList.
@@ -885,8 +888,7 @@ let
   showOption = parts:
     let
       escapeOptionPart = part:
-        if part == "*" || match "<.+>" part != null || match "[a-zA-Z0-9_][a-zA-Z0-9_'-]*" part != null
-        then part else escapeNixString part;
+        if part == "*" || match "<(.*)>" part != null then part else escapeNixIdentifier part;
     in
     concatStringsSep "." (map escapeOptionPart parts);
   # Whether the module's `options` argument holds a defined option at `path`.
@@ -969,7 +971,7 @@ let
     let
       name' = if isList name then last name else name;
       default' = if isList default then default else [ default ];
-      defaultText = concatStringsSep "." default';
+      defaultText = showAttrPath default';
       defaultValue = attrByPath default' (throw "${defaultText} cannot be found in ${pkgsText}") pkgs;
       defaults =
         if default != null then {
@@ -981,7 +983,7 @@ let
       description = "The ${name'} package to use." + (if extraDescription == "" then "" else " ") + extraDescription;
       type = (if nullable then types.nullOr else id) types.package;
     } // optionalAttrs (example != null) {
-      example = literalExpression (if isList example then "${pkgsText}." + concatStringsSep "." example else example);
+      example = literalExpression (if isList example then "${pkgsText}.${showAttrPath example}" else example);
     });
   # An option of any type that swallows whatever is defined for it.
   mkSinkUndeclaredOptions = attrs: mkOption ({
@@ -998,6 +1000,8 @@ let
   literalExpression = text:
     if !isString text then throw "literalExpression expects a string."
     else { _type = "literalExpression"; inherit text; };
+  # Documentation: code in a language, as a Markdown code block.
+  literalCode = languageTag: text: literalMD "```${languageTag}\n${text}\n```\n";
   # Documentation: Markdown shown as is.
   literalMD = text:
     if !isString text then throw "literalMD expects a string."
@@ -1023,8 +1027,8 @@ let
     let files = map (d: d.file) (filter (d: d ? file) defs);
     in optionalString (files != [ ]) " in ${showFiles files}";
   # The single definition's value; more than one is an error explaining `message`.
-  mergeUniqueOption = { message }: loc: defs:
-    if length defs == 1 then (head defs).value
+  mergeUniqueOption = { message, merge ? loc: defs: (head defs).value }: loc: defs:
+    if length defs == 1 then merge loc defs
     else
       assert length defs > 1;
       throw "The option `${showOption loc}' is defined multiple times while it's expected to be unique${showFilesIn defs}.\n${message}";
@@ -1044,7 +1048,7 @@ let
 
   options = {
     inherit mkOption mkEnableOption mkPackageOption mkSinkUndeclaredOptions isOption
-      literalExpression literalMD mdDoc showOption getValues getFiles mergeEqualOption showFiles
+      literalExpression literalMD literalCode mdDoc showOption getValues getFiles mergeEqualOption showFiles
       mergeUniqueOption mergeOneOption mergeDefaultOption;
     # Deprecated alias of literalExpression.
     literalExample = literalExpression;
