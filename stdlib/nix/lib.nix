@@ -2,14 +2,15 @@
 #
 # Written for ncsh from the documented behaviour of nixpkgs' lib (no code copied): each function
 # gives the same result as nixpkgs' function of the same name for the same inputs. It takes no
-# arguments, imports nothing, and uses only the builtins ncsh's evaluator implements (see the
-# brief in the commit history). The module system itself (evalModules, nixosSystem) is not here:
+# arguments, imports nothing, and uses only the builtins ncsh's own evaluator implements (no
+# storeDir, getEnv, unsafeDiscardStringContext, fromTOML, …; where nixpkgs needs one, the
+# difference is noted at the function). The module system itself (evalModules, nixosSystem) is not here:
 # ncsh's Rust side interprets the markers this file builds (mkIf, mkMerge, mkOverride, mkOrder,
 # mkOption, option types).
 let
   inherit (builtins)
     attrNames attrValues concatLists concatStringsSep elem elemAt filter foldl' genList head
-    isAttrs isBool isFloat isFunction isInt isList isPath isString length listToAttrs map match
+    isAttrs isBool isFloat isInt isList isPath isString length listToAttrs map match
     replaceStrings split stringLength substring tail toJSON typeOf;
 
   # ---------------------------------------------------------------- trivial
@@ -46,7 +47,7 @@ let
   mod = base: int: base - (int * (builtins.div base int));
   # -1, 0 or 1 as `a` is less than, equal to or greater than `b`.
   compare = a: b: if a < b then -1 else if a > b then 1 else 0;
-  # Compares with `yes` when `p a` and `p b` agree on true, puts p-true values first.
+  # A comparison: values satisfying `p` first, compared by `yes` among them and by `no` among the rest.
   splitByAndCompare = p: yes: no: a: b:
     if p a then (if p b then yes a b else -1) else if p b then 1 else no a b;
   # Reads a JSON file.
@@ -70,13 +71,18 @@ let
     let unexpected = subtractLists valid given;
     in throwIfNot (unexpected == [ ])
       "${msg}: ${concatStringsSep ", " (map toString unexpected)} unexpected; valid ones: ${concatStringsSep ", " (map toString valid)}";
+  # Whether a value can be called: a function, or a set with a `__functor`.
+  isFunction = f: builtins.isFunction f || (f ? __functor && isFunction (f.__functor f));
+  # The formal arguments of a function (`{ a ? 1, b }:` gives { a = true; b = false; }), functors too.
+  functionArgs = f:
+    if f ? __functor then f.__functionArgs or (functionArgs (f.__functor f)) else builtins.functionArgs f;
   # A value that is a function itself, or a constant function returning it.
   toFunction = v: if isFunction v then v else _: v;
   # The fixed point of `f`: the `x` with `x == f x`.
   fix = f: let x = f x; in x;
   # Extends a fixed-point function with an overlay `final: prev: { … }`.
   extends = overlay: f: final: let prev = f final; in prev // overlay final prev;
-  # Lists `v` in the given base (most significant digit first).
+  # The digits of `i` in base `base`, most significant first.
   toBaseDigits = base: i:
     let
       go = i: if i < base then [ i ] else go (builtins.div i base) ++ [ (mod i base) ];
@@ -99,15 +105,16 @@ let
       showWarnings checkListOfEnum toFunction toBaseDigits toHexString release;
     or = or';
     and = and';
-    inherit (builtins) bitAnd bitOr bitXor seq deepSeq functionArgs isFunction isInt isBool
-      isFloat isString isList isAttrs;
+    inherit isFunction functionArgs;
+    inherit (builtins) bitAnd bitOr bitXor seq deepSeq isInt isBool isFloat isString isList
+      isAttrs;
     # The version of this lib, the NixOS release it mimics.
     version = release;
     # The release's code name.
     codeName = "Xantusia";
     # The oldest release this lib's callers may assume.
     oldestSupportedRelease = 2505;
-    # Whether `release` is at least as old as the oldest supported release.
+    # Whether a release (YYMM) is no newer than the oldest supported one.
     isInOldestRelease = r: r <= 2505;
     # Never in a nix-shell here.
     inNixShell = false;
@@ -234,6 +241,8 @@ let
     map (x: elemAt x 1) (builtins.sort less prepared);
   # Groups by `pred x` and folds each group with `op` from `nul`.
   groupBy' = op: nul: pred: lst: builtins.mapAttrs (_: foldl op nul) (builtins.groupBy pred lst);
+  # The distinct strings of a list, sorted.
+  uniqueStrings = list: attrNames (builtins.groupBy id list);
   # Whether the list starts with the elements of `list1`.
   listHasPrefix = list1: list2: take (length list1) list2 == list1;
   # The cartesian product of lists of an attribute set, as a list of attribute sets.
@@ -253,7 +262,7 @@ let
     inherit foldl foldr fold imap0 imap1 ifilter0 optional optionals toList singleton forEach
       flatten remove range replicate last init take drop takeEnd dropEnd sublist reverseList
       count findFirstIndex findFirst findSingle zipListsWith zipLists intersectLists
-      subtractLists mutuallyExclusive unique allUnique compareLists sortOn naturalSort groupBy'
+      subtractLists mutuallyExclusive unique uniqueStrings allUnique compareLists sortOn naturalSort groupBy'
       any all;
     imap = imap1;
     hasPrefix = listHasPrefix;
@@ -415,7 +424,8 @@ let
   toShellVars = vars: concatStringsSep "\n" (mapAttrsToList toShellVar vars);
   # Whether a value can be interpolated into a string without `toString`.
   isStringLike = x: isString x || isPath x || x ? outPath || x ? __toString;
-  # Whether a value is a path in /nix/store (the store path itself, not below it).
+  # Whether a value is a store path itself (not below one). The store is /nix/store here
+  # (nixpkgs reads builtins.storeDir, which ncsh's evaluator does not have).
   isStorePath = x:
     if isStringLike x then
       let str = toString x;
@@ -483,8 +493,10 @@ let
     if strw == width then str else filler + fixedWidthString reqWidth filler str;
   # The number padded with zeros on the left to `width` digits.
   fixedWidthNumber = width: n: fixedWidthString width "0" (toString n);
-  # A float as a string (as `toString` writes it).
-  floatToString = float: toString float;
+  # A float as `toString` writes it, warning when that loses precision.
+  floatToString = float:
+    let result = toString float;
+    in warnIf (float != builtins.fromJSON result) "Imprecise conversion from float to string ${result}" result;
   # The separator between each two elements of the list.
   intersperse = separator: list:
     if list == [ ] || length list == 1 then list
@@ -748,7 +760,7 @@ let
   # The path of a package's `bin/NAME`, NAME being `meta.mainProgram` (or, warned, its name).
   getExe = x:
     getExe' x (x.meta.mainProgram or (warn
-      "getExe: Package ${escapeNixIdentifier x.meta.name or x.pname or x.name} does not have the meta.mainProgram attribute. We'll assume that the main program has the same name for now, but this behavior is deprecated, because it leads to surprising errors when the assumption does not hold. If the package has a main program, please set `meta.mainProgram` in its definition to make this warning go away. Otherwise, if the package does not have a main program, or if you don't control its definition, use getExe' to specify the name to the program, such as lib.getExe' foo \"bar\"."
+      "getExe: package ${escapeNixIdentifier x.meta.name or x.pname or x.name} has no meta.mainProgram; assuming its program is bin/${getName x}. Set meta.mainProgram, or name the program with lib.getExe' PACKAGE \"PROGRAM\"."
       (getName x)));
   # The path of `bin/NAME` in a package's `bin` output.
   getExe' = x: y:
@@ -1252,7 +1264,8 @@ let
     };
     # An attribute set (merged shallowly).
     attrs = mkOptionType { name = "attrs"; description = "attribute set"; check = isAttrs; };
-    # A package: a derivation, or a string or path naming one.
+    # A package: a derivation, or a string or path naming one. (nixpkgs accepts only store
+    # paths among strings; ncsh's builder also takes host paths, so any string or path passes.)
     package = mkOptionType {
       name = "package";
       description = "package";
@@ -1441,10 +1454,10 @@ strings // attrsets // lists // trivial // asserts // meta // options // modules
     platforms licenses fix extends release;
   inherit (builtins) catAttrs zipAttrsWith partition groupBy sort concatMap concatLists elem
     elemAt head tail length filter map genList listToAttrs attrNames attrValues getAttr hasAttr
-    intersectAttrs removeAttrs mapAttrs isAttrs isList isString isInt isBool isFloat isFunction
-    isPath seq deepSeq functionArgs bitAnd bitOr bitXor splitVersion compareVersions
+    intersectAttrs removeAttrs mapAttrs isAttrs isList isString isInt isBool isFloat
+    isPath seq deepSeq bitAnd bitOr bitXor splitVersion compareVersions
     stringLength substring replaceStrings concatStringsSep match split toJSON;
-  inherit mkOptionType isType setType;
+  inherit mkOptionType isType setType isFunction functionArgs;
   # The two names two sub-sets share: strings' hasPrefix and lists' replicate, as in nixpkgs.
   inherit hasPrefix replicate;
   fixedPoints = { inherit fix extends; };
