@@ -10,8 +10,8 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
 use super::docs::{api_doc, function};
 use super::error::to_rhai;
-use crate::builder::nixexpr::Value;
 use crate::builder::options::{Declarations, OptionDecl};
+use crate::builder::plain::Value;
 use crate::error::{Error, Result as CrateResult};
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;

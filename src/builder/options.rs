@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::nixexpr::{EvalError, Location, OptionTree, Value, parse_path};
+use super::plain::{Value, show_path};
 
 pub mod listing;
 
@@ -216,16 +216,6 @@ pub struct Declarations {
     pub options: Vec<OptionDecl>,
 }
 
-/// A configuration error: where, and what.
-pub fn error_at(tree: &OptionTree, path: &str, message: String) -> EvalError {
-    let loc = tree.location(path).unwrap_or(Location {
-        file: "<config>".into(),
-        line: 0,
-        column: 0,
-    });
-    EvalError::at(&loc, message)
-}
-
 /// The optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
 /// two neighbours (`enabel` is 1 from `enable`).
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -365,98 +355,16 @@ impl Declarations {
         closest(scored, 3)
     }
 
-    /// Check every defined leaf of `tree` and build the full configuration.
-    pub fn configure(&self, tree: &OptionTree) -> Result<Value, EvalError> {
-        // 1. Every leaf belongs to a declaration.
-        let mut checked: Vec<(Vec<String>, &OptionDecl)> = Vec::new();
-        for (dotted, value) in tree.leaves() {
-            // Leaf paths are shown with quoted names (`users.users."a.b"`): split them back.
-            let leaf = parse_path(&dotted).unwrap_or_else(|| vec![dotted.clone()]);
-            // `users.users.root = { };` defines a name with every default: fine if options exist below.
-            if matches!(value, Value::Attrs(m) if m.is_empty()) && self.has_below(&leaf) {
-                continue;
-            }
-            let Some(decl) = self.find(&leaf) else {
-                let hint = self.suggest(&leaf);
-                let hint = if hint.is_empty() {
-                    format!(" ({HOW_TO_FIND_OPTIONS})")
-                } else {
-                    format!("; did you mean {}?", hint.join(", "))
-                };
-                return Err(error_at(
-                    tree,
-                    &dotted,
-                    format!("the option ‘{dotted}’ does not exist{hint}"),
-                ));
-            };
-            let at: Vec<String> = leaf[..decl.path.len()].to_vec();
-            if !checked.iter().any(|(p, _)| *p == at) {
-                checked.push((at, decl));
-            }
-        }
-        // 2. Each defined option's value has its type.
-        for (at, decl) in &checked {
-            let value = tree.get_path(at).cloned().unwrap_or(Value::Null);
-            decl.ty.check(&value).map_err(|why| {
-                let dotted = at.join(".");
-                error_at(
-                    tree,
-                    &dotted,
-                    format!("the option ‘{dotted}’ has a wrong type: {why}"),
-                )
-            })?;
-        }
-        // 3. The configuration: defaults, overridden by definitions.
-        let mut config = Value::Attrs(BTreeMap::new());
-        for decl in &self.options {
-            fill(
-                &mut config,
-                &decl.path,
-                &decl.default,
-                tree,
-                &mut Vec::new(),
-            );
-        }
-        Ok(config)
-    }
-}
-
-/// Set the option at `pattern` in `config`: for `<name>` segments, once per name the user
-/// defined there; the value is the user's or the default.
-fn fill(
-    config: &mut Value,
-    pattern: &[String],
-    default: &Value,
-    tree: &OptionTree,
-    at: &mut Vec<String>,
-) {
-    let Some((first, rest)) = pattern.split_first() else {
-        return;
-    };
-    let Value::Attrs(map) = config else { return };
-    let names: Vec<String> = if first == "<name>" {
-        match tree.get_path(at) {
-            Some(Value::Attrs(defined)) => defined.keys().cloned().collect(),
-            _ => Vec::new(),
-        }
-    } else {
-        vec![first.clone()]
-    };
-    for name in names {
-        at.push(name.clone());
-        if rest.is_empty() {
-            let value = tree
-                .get_path(at)
-                .cloned()
-                .unwrap_or_else(|| default.clone());
-            map.insert(name, value);
+    /// What the error about the unknown option `leaf` says: where to look.
+    pub fn unknown_message(&self, leaf: &[String]) -> String {
+        let dotted = show_path(leaf);
+        let hint = self.suggest(leaf);
+        let hint = if hint.is_empty() {
+            format!(" ({HOW_TO_FIND_OPTIONS})")
         } else {
-            let child = map
-                .entry(name)
-                .or_insert_with(|| Value::Attrs(BTreeMap::new()));
-            fill(child, rest, default, tree, at);
-        }
-        at.pop();
+            format!("; did you mean {}?", hint.join(", "))
+        };
+        format!("the option ‘{dotted}’ does not exist{hint}")
     }
 }
 
@@ -465,7 +373,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::builder::nixexpr;
+    use crate::nixlang::{EvalError, Evaluator};
 
     fn decls() -> Declarations {
         let mut d = Declarations::default();
@@ -526,8 +434,18 @@ mod tests {
     }
 
     fn configure(text: &str) -> Result<Value, EvalError> {
-        let tree = nixexpr::eval_str(text, Path::new("<config>"), Path::new("/")).unwrap();
-        decls().configure(&tree)
+        let mut ev = Evaluator::new();
+        ev.track_positions();
+        let args = crate::builder::native::module_args(&mut ev)?;
+        let m = crate::builder::native::snippet_module(
+            &mut ev,
+            text,
+            Path::new("<config>"),
+            Path::new("/"),
+        )?;
+        crate::builder::modules::evaluate(&mut ev, &decls(), vec![(m, "<config>".into())], args)
+            .map(|e| e.config)
+            .map_err(|mut errors| errors.remove(0))
     }
 
     fn get<'a>(v: &'a Value, path: &str) -> &'a Value {

@@ -19,9 +19,9 @@ use crate::builder::Builder;
 use crate::builder::generation::{
     Generation, Group, ManagedFile, Unit, User, check_container_path,
 };
-use crate::builder::native::{self, OptionModules, eval_error};
-use crate::builder::nixexpr::{OptionTree, Value};
+use crate::builder::native::{self, OptionModules};
 use crate::builder::options::{Declarations, OptType, OptionDecl};
+use crate::builder::plain::Value;
 use crate::error::{Error, Result};
 
 /// The option modules shipped in `stdlib/nixos/`, in the order they run.
@@ -426,9 +426,12 @@ pub fn select_builder() -> Result<Box<dyn Builder>> {
 }
 
 impl OptionModules for RhaiModules {
-    fn realize(&self, name: &str, tree: &OptionTree) -> Result<Generation> {
+    fn declarations(&self) -> Result<Declarations> {
+        Ok(self.loaded()?.declarations.clone())
+    }
+
+    fn realize(&self, name: &str, config: &Value) -> Result<Generation> {
         let loaded = self.loaded()?;
-        let config = loaded.declarations.configure(tree).map_err(eval_error)?;
         let state = Gen(Rc::new(RefCell::new(GenState {
             name: name.to_string(),
             ..Default::default()
@@ -731,8 +734,8 @@ mod tests {
                 "did you mean networking.firewall.allowedTCPPorts",
             ),
             (
-                "services.nginx.enable = true;",
-                "‘services.nginx.enable’ does not exist",
+                "services.nonesuch.enable = true;",
+                "‘services.nonesuch.enable’ does not exist",
             ),
             ("environment.etc.x = { };", "set text or source"),
             (
@@ -740,7 +743,10 @@ mod tests {
                 "already defined",
             ),
             ("let a = 1; in { }", "--config:1:1"),
-            ("services.openssh.enable = pkgs.lib.mkForce true;", "Nix"),
+            (
+                "services.openssh.enable = (pkgs.runCommand \"x\" { } \"\").outPath == \"\";",
+                "a Nix host builds it",
+            ),
             ("services.openssh.enable = true", "--config:1:"),
             ("imports = [ ./no-such-file.nix ];", "no-such-file.nix"),
         ] {

@@ -66,6 +66,8 @@ pub enum Key {
 pub struct AttrsDef {
     pub statics: Vec<(Str, AttrValue)>,
     pub dynamics: Vec<(Rc<Expr>, AttrValue, Pos)>,
+    /// Where each static name was (first) defined.
+    pub positions: HashMap<Str, Pos>,
 }
 
 pub enum AttrValue {
@@ -966,6 +968,9 @@ impl Compiler<'_> {
                 Ok(())
             }
             Key::Static(name) => {
+                if !def.positions.contains_key(name) {
+                    def.positions.insert(name.clone(), self.pos(node));
+                }
                 let existing = def.statics.iter_mut().find(|(n, _)| n == name);
                 match existing {
                     None => {
@@ -984,6 +989,9 @@ impl Compiler<'_> {
                                 self.define(merged, &[Key::Static(n)], v, node)?;
                             }
                             merged.dynamics.extend(b.dynamics);
+                            for (n, p) in b.positions {
+                                merged.positions.entry(n).or_insert(p);
+                            }
                             merged.statics.sort_by(|a, b| a.0.cmp(&b.0));
                             Ok(())
                         }

@@ -26,6 +26,12 @@ pub struct Evaluator {
     depth: usize,
     /// Messages of `builtins.trace`, in order (the caller decides where they go).
     pub traces: Vec<String>,
+    /// With [`Evaluator::track_positions`]: the definitions each set literal was made from
+    /// (by the address of its attributes, kept alive here), for [`Evaluator::attr_pos`].
+    origins: Option<HashMap<usize, (Rc<Attrs>, Rc<AttrsDef>)>>,
+    /// Files the evaluated code asks for (`pkgs.writeText` and friends): path → (contents,
+    /// executable). The native builder adds them to the generation.
+    pub written: BTreeMap<String, (String, bool)>,
 }
 
 impl Globals for HashMap<Str, Value> {
@@ -55,7 +61,30 @@ impl Evaluator {
             imports: HashMap::new(),
             depth: 0,
             traces: Vec::new(),
+            origins: None,
+            written: BTreeMap::new(),
         }
+    }
+
+    /// Remember where the attributes of set literals are defined (for messages about them).
+    pub fn track_positions(&mut self) {
+        self.origins.get_or_insert_with(HashMap::new);
+    }
+
+    /// Where attribute `name` of `attrs` was defined, if `attrs` is a set literal (and
+    /// positions are tracked).
+    pub fn attr_pos(&self, attrs: &Rc<Attrs>, name: &str) -> Option<Pos> {
+        let origins = self.origins.as_ref()?;
+        let (_, def) = origins.get(&(Rc::as_ptr(attrs) as usize))?;
+        def.positions.get(name).cloned()
+    }
+
+    fn literal(&mut self, attrs: Attrs, def: &Rc<AttrsDef>) -> Value {
+        let attrs = Rc::new(attrs);
+        if let Some(origins) = &mut self.origins {
+            origins.insert(Rc::as_ptr(&attrs) as usize, (attrs.clone(), def.clone()));
+        }
+        Value::Attrs(attrs)
     }
 
     /// Adds (or replaces) a global name, visible to code compiled afterwards.
@@ -233,7 +262,10 @@ impl Evaluator {
             Expr::List(items) => Ok(Value::list(
                 items.iter().map(|e| self.thunk(e, env)).collect(),
             )),
-            Expr::Attrs(def) => self.attrs(def, env).map(Value::attrs),
+            Expr::Attrs(def) => {
+                let attrs = self.attrs(def, env)?;
+                Ok(self.literal(attrs, def))
+            }
             Expr::RecAttrs(def) => {
                 let inner = self.let_frame(def, env);
                 let mut attrs: Attrs = BTreeMap::new();
@@ -244,7 +276,7 @@ impl Evaluator {
                     }
                 }
                 self.dynamic_attrs(def, &inner, &mut attrs)?;
-                Ok(Value::attrs(attrs))
+                Ok(self.literal(attrs, def))
             }
             Expr::Let(def, body) => {
                 let inner = self.let_frame(def, env);
@@ -900,6 +932,10 @@ fn lambda_name(def: &LambdaDef) -> String {
 fn missing_attr(name: &str, v: &Value) -> String {
     match v {
         Value::Attrs(a) => {
+            // A set may say what a missing attribute means (`pkgs`).
+            if let Some(Value::String(why)) = a.get("__ncshMissing").and_then(Thunk::get) {
+                return format!("attribute '{name}' missing: {why}");
+            }
             let close: Vec<&str> = a
                 .keys()
                 .map(|k| &**k)

@@ -11,7 +11,7 @@ pub(crate) mod error;
 mod eval;
 pub mod json;
 pub(crate) mod strings;
-mod value;
+pub mod value;
 
 use std::path::Path;
 

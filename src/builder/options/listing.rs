@@ -2,7 +2,7 @@
 //! (`ncsh options`, the API's `options()`, the REPL's `:options` and completion).
 
 use super::{Declarations, OptType, OptionDecl, closest, component_distance};
-use crate::builder::nixexpr::parse_path;
+use crate::builder::plain::parse_path;
 use crate::error::Error;
 
 impl OptType {
@@ -141,7 +141,7 @@ pub fn complete(paths: &[String], typed: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builder::nixexpr::Value;
+    use crate::builder::plain::Value;
 
     fn decls() -> Declarations {
         let mut d = Declarations::default();
