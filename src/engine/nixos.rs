@@ -30,6 +30,7 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("systemd", include_str!("../../stdlib/nixos/systemd.rhai")),
     ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
     ("httpd", include_str!("../../stdlib/nixos/httpd.rhai")),
+    ("nginx", include_str!("../../stdlib/nixos/nginx.rhai")),
     ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
 ];
 
@@ -628,6 +629,60 @@ mod tests {
     }
 
     #[test]
+    fn nginx() {
+        let g = build(
+            "services.nginx = { enable = true; recommendedGzipSettings = true; recommendedProxySettings = true; \
+             appendHttpConfig = \"# appended\"; commonHttpConfig = \"# common\"; \
+             virtualHosts.main = { default = true; root = \"/srv/main\"; \
+               locations.\"/\".return = \"200 'hi'\"; locations.\"/api/\".proxyPass = \"http://127.0.0.1:8081/\"; }; \
+             virtualHosts.other = { serverName = \"other.example\"; serverAliases = [ \"www.other.example\" ]; \
+               listen = [ { addr = \"127.0.0.1\"; port = 8081; } ]; locations.\"/x\" = { alias = \"/srv/x\"; index = \"a.html\"; }; }; };",
+        )
+        .unwrap();
+        let conf = text(&g, "/etc/nginx/nginx.conf");
+        assert!(conf.contains("user nginx nginx;\n"), "{conf}");
+        assert!(
+            conf.contains("    listen 0.0.0.0:80 default_server;\n"),
+            "{conf}"
+        );
+        assert!(conf.contains("    server_name main;\n    root /srv/main;\n"));
+        assert!(conf.contains("      return 200 'hi';\n"));
+        assert!(conf.contains(
+            "      proxy_pass http://127.0.0.1:8081/;\n      include /etc/nginx/recommended-proxy-headers.conf;\n"
+        ));
+        assert!(conf.contains(
+            "    listen 127.0.0.1:8081;\n    server_name other.example www.other.example;\n"
+        ));
+        assert!(conf.contains("      alias /srv/x;\n      index a.html;\n"));
+        assert!(conf.contains("  gzip on;\n") && conf.contains("  proxy_http_version 1.1;\n"));
+        assert!(
+            conf.find("# common") < conf.find("gzip on")
+                && conf.find("# appended") > conf.find("server_name")
+        );
+        assert!(
+            !text(&g, "/etc/nftables.nft").contains("dport"),
+            "nginx opens no port"
+        );
+        assert!(g.users.contains_key("nginx") && g.groups.contains_key("nginx"));
+        assert_eq!(g.units["nginx.service"].wanted_by, ["multi-user.target"]);
+        assert!(
+            error(
+                "services.nginx = { enable = true; virtualHosts.a.listen = [ { port = 80; } ]; };"
+            )
+            .contains("each item needs addr")
+        );
+        let plain =
+            build("services.nginx.enable = true; services.nginx.virtualHosts.a = { };").unwrap();
+        let conf = text(&plain, "/etc/nginx/nginx.conf");
+        assert!(
+            !conf.contains("gzip on")
+                && !conf.contains("default_server")
+                && conf.contains("listen 0.0.0.0:80;\n"),
+            "{conf}"
+        );
+    }
+
+    #[test]
     fn quoted_names_keep_their_quotes_and_dots() {
         let etc = build("environment.etc.\"a\\\"b.c\".text = \"x\";").unwrap();
         assert_eq!(text(&etc, "/etc/a\"b.c"), "x");
@@ -782,8 +837,8 @@ mod tests {
                 "did you mean networking.firewall.allowedTCPPorts",
             ),
             (
-                "services.nginx.enable = true;",
-                "‘services.nginx.enable’ does not exist",
+                "services.nginx.enabel = true;",
+                "‘services.nginx.enabel’ does not exist; did you mean services.nginx.enable",
             ),
             ("environment.etc.x = { };", "set text or source"),
             (

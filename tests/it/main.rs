@@ -11,6 +11,7 @@ mod hostile;
 mod layering;
 mod lifecycle;
 mod login;
+mod nginx;
 mod nix;
 mod parallel;
 mod recovery;
