@@ -31,6 +31,7 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
     ("httpd", include_str!("../../stdlib/nixos/httpd.rhai")),
     ("nginx", include_str!("../../stdlib/nixos/nginx.rhai")),
+    ("redis", include_str!("../../stdlib/nixos/redis.rhai")),
     ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
 ];
 
@@ -679,6 +680,62 @@ mod tests {
                 && !conf.contains("default_server")
                 && conf.contains("listen 0.0.0.0:80;\n"),
             "{conf}"
+        );
+    }
+
+    #[test]
+    fn redis() {
+        let g = build(
+            "services.redis = { enable = true; bind = null; }; \
+             services.redis.servers.cache = { enable = true; port = 6380; requirePass = \"pw\"; openFirewall = true; \
+               settings = { maxmemory = \"10mb\"; save = [ \"900 1\" \"300 10\" ]; lazyfree-lazy-eviction = true; }; }; \
+             services.redis.servers.sock.enable = true;",
+        )
+        .unwrap();
+        let main = text(&g, "/etc/redis/redis.conf");
+        assert!(
+            main.contains("port 6379\n") && !main.contains("bind"),
+            "{main}"
+        );
+        assert!(main.contains("unixsocket /run/redis/redis.sock\n"));
+        let cache = text(&g, "/etc/redis/redis-cache.conf");
+        assert!(cache.contains("port 6380\n"), "{cache}");
+        assert!(cache.contains("bind 127.0.0.1\n") && cache.contains("requirepass pw\n"));
+        assert!(
+            cache.contains("save 900 1\nsave 300 10\n")
+                && cache.contains("lazyfree-lazy-eviction yes\n")
+        );
+        assert!(matches!(
+            g.files["/etc/redis/redis-cache.conf"],
+            ManagedFile::Text { mode: 0o600, .. }
+        ));
+        assert!(
+            text(&g, "/etc/redis/redis-sock.conf").contains("port 0\n"),
+            "no TCP unless given a port"
+        );
+        assert!(
+            g.units["redis-cache.service"]
+                .text
+                .contains("User=redis-cache\n")
+        );
+        assert!(g.units.contains_key("redis.service") && g.users.contains_key("redis"));
+        assert!(text(&g, "/etc/nftables.nft").contains("tcp dport { 6380 } accept"));
+        let g = build("services.redis.servers.\"\".enable = true;").unwrap();
+        let main = text(&g, "/etc/redis/redis.conf");
+        assert!(
+            main.contains("port 6379\n") && main.contains("bind 127.0.0.1\n"),
+            "{main}"
+        );
+        assert!(
+            error("services.redis.port = 1; services.redis.servers.\"\".port = 2;")
+                .contains("differ")
+        );
+        assert!(
+            !build("services.redis.servers.x.port = 6390;")
+                .unwrap()
+                .units
+                .keys()
+                .any(|u| u.starts_with("redis"))
         );
     }
 

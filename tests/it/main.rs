@@ -15,6 +15,7 @@ mod nginx;
 mod nix;
 mod parallel;
 mod recovery;
+mod redis;
 mod repl;
 mod scripts;
 mod systemd;
