@@ -740,6 +740,43 @@ mod tests {
     }
 
     #[test]
+    fn units_timers_and_tmpfiles() {
+        let snippet = |post: &str| {
+            format!(
+                "systemd.services.s = {{ startAt = \"daily\"; postStart = \"{post}\"; restartIfChanged = false; \
+                 path = [ \"/opt/x\" {{ type = \"derivation\"; outPath = \"/usr\"; name = \"p\"; }} ]; }}; \
+                 systemd.timers.t = {{ wantedBy = [ \"timers.target\" ]; timerConfig.OnBootSec = \"5min\"; }}; \
+                 systemd.tmpfiles.rules = [ \"d /var/lib/x 0700 root root -\" ];"
+            )
+        };
+        let g = build(&snippet("a")).unwrap();
+        let unit = &g.units["s.service"].text;
+        assert!(unit.contains("X-RestartIfChanged=false\n"), "{unit}");
+        assert!(
+            unit.contains("Environment=\"PATH=/opt/x/bin:/opt/x/sbin:/usr/bin:/usr/sbin\"\n"),
+            "{unit}"
+        );
+        assert!(unit.contains("ExecStartPost=/etc/ncsh/units/s-post-start\n"));
+        assert_ne!(unit, &build(&snippet("b")).unwrap().units["s.service"].text);
+        assert!(g.units["s.timer"].text.contains("OnCalendar=daily\n"));
+        assert_eq!(g.units["s.timer"].wanted_by, ["timers.target"]);
+        assert!(
+            g.units["t.timer"]
+                .text
+                .contains("[Timer]\nOnBootSec=5min\n")
+        );
+        assert_eq!(
+            text(&g, "/etc/tmpfiles.d/00-nixos.conf").lines().nth(1),
+            Some("d /var/lib/x 0700 root root -")
+        );
+        assert!(error("systemd.services.s.startAt = 3;").contains("expected a calendar event"));
+        assert!(
+            error("systemd.services.s.path = [ \"rel\" ];")
+                .contains("neither a package nor an absolute path")
+        );
+    }
+
+    #[test]
     fn quoted_names_keep_their_quotes_and_dots() {
         let etc = build("environment.etc.\"a\\\"b.c\".text = \"x\";").unwrap();
         assert_eq!(text(&etc, "/etc/a\"b.c"), "x");

@@ -20,5 +20,6 @@ mod repl;
 mod scripts;
 mod systemd;
 mod testhost;
+mod units;
 mod verbs;
 mod walkthrough;
