@@ -28,6 +28,7 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("base", include_str!("../../stdlib/nixos/base.rhai")),
     ("users", include_str!("../../stdlib/nixos/users.rhai")),
     ("systemd", include_str!("../../stdlib/nixos/systemd.rhai")),
+    ("shell", include_str!("../../stdlib/nixos/shell.rhai")),
     ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
     ("httpd", include_str!("../../stdlib/nixos/httpd.rhai")),
     ("nginx", include_str!("../../stdlib/nixos/nginx.rhai")),

@@ -18,6 +18,7 @@ mod recovery;
 mod redis;
 mod repl;
 mod scripts;
+mod shell_env;
 mod systemd;
 mod testhost;
 mod units;
