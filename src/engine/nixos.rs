@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("base", include_str!("../../stdlib/nixos/base.rhai")),
     ("users", include_str!("../../stdlib/nixos/users.rhai")),
+    ("sudo", include_str!("../../stdlib/nixos/sudo.rhai")),
     ("systemd", include_str!("../../stdlib/nixos/systemd.rhai")),
     ("shell", include_str!("../../stdlib/nixos/shell.rhai")),
     ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
@@ -54,6 +55,8 @@ struct GenState {
     generation: Generation,
     tcp: BTreeSet<i64>,
     udp: BTreeSet<i64>,
+    /// What `gen.note` said: options accepted but meaningless here, in order, once each.
+    notes: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -185,6 +188,31 @@ pub fn hash_password(password: &str) -> Result<String> {
     Ok(hash.to_string())
 }
 
+/// Does the host (whose /usr the container shares) have the locale `name`, as `locale -a`
+/// lists it? The codeset compares as glibc normalizes it: `en_US.UTF-8` is `en_US.utf8`.
+fn host_has_locale(name: &str) -> bool {
+    let normal = |n: &str| match n.split_once('.') {
+        Some((lang, codeset)) => format!(
+            "{lang}.{}",
+            codeset
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+                .to_ascii_lowercase()
+        ),
+        None => n.to_string(),
+    };
+    let wanted = normal(name);
+    std::process::Command::new("locale")
+        .arg("-a")
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| normal(l.trim()) == wanted)
+        })
+}
+
 /// A short stable digest (FNV-1a), for restart triggers in unit files.
 fn digest(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -230,9 +258,17 @@ fn register_gen(engine: &mut Engine) {
         .register_fn(
             "group",
             |g: &mut Gen, name: &str, spec: Map| -> RhaiResult<()> {
+                let members = match spec.get("members") {
+                    Some(v) => strings(
+                        &v.clone().try_cast::<Array>().unwrap_or_default(),
+                        "members",
+                    )?,
+                    None => Vec::new(),
+                };
                 let group = Group {
                     gid: id_field(&spec, "gid")?,
                     system: bool_field(&spec, "system")?,
+                    members,
                 };
                 g.0.borrow_mut()
                     .generation
@@ -248,6 +284,13 @@ fn register_gen(engine: &mut Engine) {
         .register_fn("allow_udp", |g: &mut Gen, p: i64| -> RhaiResult<()> {
             g.0.borrow_mut().udp.insert(port(p)?);
             Ok(())
+        })
+        // An option accepted but meaningless in such a container: said once on stderr.
+        .register_fn("note", |g: &mut Gen, text: &str| {
+            let mut state = g.0.borrow_mut();
+            if !state.notes.iter().any(|n| n == text) {
+                state.notes.push(text.to_string());
+            }
         })
         .register_fn("allowed_tcp", |g: &mut Gen| {
             g.0.borrow()
@@ -266,6 +309,7 @@ fn register_gen(engine: &mut Engine) {
     engine.register_fn("hash_password", |p: &str| hash_password(p).map_err(to_rhai));
     engine.register_fn("digest", |t: &str| digest(t));
     engine.register_fn("host_has", |path: &str| Path::new(path).exists());
+    engine.register_fn("host_has_locale", |name: &str| host_has_locale(name));
     // Fail the build with a clear message when a host program is missing.
     engine.register_fn(
         "require_host",
@@ -510,6 +554,9 @@ impl OptionModules for RhaiModules {
         }
         let mut generation = std::mem::take(&mut state.0.borrow_mut().generation);
         generation.options = to_json(&config);
+        for note in &state.0.borrow().notes {
+            eprintln!("ncsh: note: {note}");
+        }
         Ok(generation)
     }
 }
@@ -774,6 +821,45 @@ mod tests {
         assert!(
             error("systemd.services.s.path = [ \"rel\" ];")
                 .contains("neither a package nor an absolute path")
+        );
+    }
+
+    #[test]
+    fn sudo_hosts_and_resolver() {
+        let g = build(
+            "security.sudo = { wheelNeedsPassword = false; extraConfig = \"Defaults lecture=never\"; \
+               extraRules = [ { users = [ \"carol\" 1001 ]; groups = [ \"ops\" ]; runAs = \"root\"; \
+                 commands = [ \"/usr/bin/id\" { command = \"/usr/bin/true\"; options = [ \"NOPASSWD\" \"SETENV\" ]; } ]; } ]; }; \
+             networking.hosts.\"10.0.0.5\" = [ \"db\" ]; networking.extraHosts = \"10.0.0.6 x\"; \
+             networking.nameservers = [ \"10.0.0.53\" ]; networking.search = [ \"lan\" ];",
+        )
+        .unwrap();
+        let sudoers = text(&g, "/etc/sudoers");
+        assert!(
+            sudoers.contains("%wheel ALL=(ALL:ALL) NOPASSWD:SETENV: ALL\n"),
+            "{sudoers}"
+        );
+        assert!(sudoers.contains(
+            "carol ALL=(root) /usr/bin/id, NOPASSWD:SETENV: /usr/bin/true\n#1001 ALL=(root) /usr/bin/id"
+        ));
+        assert!(
+            sudoers.contains("%ops ALL=(root) ") && sudoers.ends_with("Defaults lecture=never\n")
+        );
+        assert!(matches!(
+            g.files["/etc/sudoers"],
+            ManagedFile::Text { mode: 0o440, .. }
+        ));
+        assert!(text(&g, "/etc/hosts").ends_with(" box\n10.0.0.5 db\n10.0.0.6 x\n"));
+        assert!(text(&g, "/etc/resolv.conf").ends_with("nameserver 10.0.0.53\nsearch lan\n"));
+        assert!(
+            !build("security.sudo.enable = false;")
+                .unwrap()
+                .files
+                .contains_key("/etc/sudoers")
+        );
+        assert!(
+            error("security.sudo.extraRules = [ { users = [ \"a\" ]; commands = [ ]; } ];")
+                .contains("commands is empty")
         );
     }
 

@@ -19,6 +19,7 @@ mod redis;
 mod repl;
 mod scripts;
 mod shell_env;
+mod system_files;
 mod systemd;
 mod testhost;
 mod units;
