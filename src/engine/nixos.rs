@@ -34,6 +34,7 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("httpd", include_str!("../../stdlib/nixos/httpd.rhai")),
     ("nginx", include_str!("../../stdlib/nixos/nginx.rhai")),
     ("redis", include_str!("../../stdlib/nixos/redis.rhai")),
+    ("compat", include_str!("../../stdlib/nixos/compat.rhai")),
     ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
 ];
 
