@@ -29,10 +29,10 @@ fn nginx_virtual_hosts_return_proxy_and_gzip() {
     let config = format!(
         "services.nginx = {{ enable = true; recommendedGzipSettings = true; recommendedOptimisation = true;\n\
          recommendedProxySettings = true;\n\
-         virtualHosts.main = {{ default = true;\n\
+         virtualHosts.site = {{ default = true;\n\
            locations.\"/\".return = \"200 'main says hi'\";\n\
            locations.\"/backend/\".proxyPass = \"http://127.0.0.1:8081/\"; }};\n\
-         virtualHosts.other = {{ serverName = \"other.example\"; serverAliases = [ \"www.other.example\" ]; root = \"/etc/www-other\"; }};\n\
+         virtualHosts.blog = {{ serverName = \"other.example\"; serverAliases = [ \"www.other.example\" ]; root = \"/etc/www-other\"; }};\n\
          virtualHosts.backend = {{ listen = [ {{ addr = \"127.0.0.1\"; port = 8081; }} ];\n\
            locations.\"/\".return = \"200 'backend got $request_uri for $host via $http_x_forwarded_host'\"; }}; }};\n\
          environment.etc.\"www-other/index.html\".text = \"{page}\";\n"
@@ -63,7 +63,8 @@ fn nginx_virtual_hosts_return_proxy_and_gzip() {
         "update opening port 80",
     );
     assert!(eventually(Duration::from_secs(10), || http_get(&ip, 80).is_ok()));
-    // The default server answers an unknown host; the other one answers by its name or alias.
+    // The default server (default = true; not the first in the file, which is blog) answers an
+    // unknown host; the other one answers by its name or alias.
     let (head, body) = curl(&ip, "/", &["-H", "Host: nosuch.example"]);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, "main says hi");
