@@ -32,6 +32,9 @@ pub enum OptType {
     Enum(Vec<String>),
     /// `{ from = PORT; to = PORT; }`.
     PortRange,
+    /// A package: an attribute set whose `type` is `"derivation"` (what `pkgs.NAME` evaluates
+    /// to; here a package of the host's /usr).
+    Package,
     /// A host name as NixOS's `networking.hostName` takes it: empty, or one DNS label of
     /// letters, digits, `-` and `_`, at most 63 characters, starting and ending alphanumeric.
     HostName,
@@ -63,6 +66,7 @@ impl OptType {
             "any" => Some(OptType::Any),
             "portRange" => Some(OptType::PortRange),
             "hostName" => Some(OptType::HostName),
+            "package" => Some(OptType::Package),
             _ => None,
         };
         if let Some(t) = simple {
@@ -99,6 +103,9 @@ impl OptType {
             | (OptType::Attrs, Value::Attrs(_)) => true,
             (OptType::Str, Value::String(_)) => true,
             (OptType::HostName, Value::String(s)) => is_host_name(s),
+            (OptType::Package, Value::Attrs(map)) => {
+                matches!(map.get("type"), Some(Value::String(t)) if t == "derivation")
+            }
             (OptType::Path, Value::Path(_)) => true,
             (OptType::Path, Value::String(s)) => s.starts_with('/'),
             (OptType::Port, Value::Int(n)) => (1..=65535).contains(n),
@@ -159,6 +166,7 @@ impl fmt::Display for OptType {
             OptType::Attrs => write!(f, "an attribute set"),
             OptType::Any => write!(f, "anything"),
             OptType::PortRange => write!(f, "a port range {{ from; to; }}"),
+            OptType::Package => write!(f, "package"),
             OptType::HostName => write!(
                 f,
                 "a host name (letters, digits, ‘-’ and ‘_’, at most 63, starting and ending \
@@ -199,7 +207,14 @@ impl OptionDecl {
     /// Does this declaration cover `leaf` (a defined path)? Attribute-set-valued options also
     /// cover every path below them.
     fn covers(&self, leaf: &[String]) -> bool {
-        let below_allowed = matches!(self.ty, OptType::Attrs | OptType::AttrsOf(_) | OptType::Any);
+        let mut ty = &self.ty;
+        while let OptType::NullOr(inner) = ty {
+            ty = inner;
+        }
+        let below_allowed = matches!(
+            ty,
+            OptType::Attrs | OptType::AttrsOf(_) | OptType::Any | OptType::Package
+        );
         if leaf.len() < self.path.len() || (leaf.len() > self.path.len() && !below_allowed) {
             return false;
         }
@@ -594,6 +609,16 @@ mod tests {
             OptType::ListOf(Box::new(OptType::NullOr(Box::new(OptType::Port))))
         );
         assert!(OptType::parse("float").is_err());
+        let package = OptType::parse("listOf package").unwrap();
+        let drv = |t: &str| {
+            Value::Attrs(BTreeMap::from([(
+                "type".to_string(),
+                Value::String(t.into()),
+            )]))
+        };
+        assert!(package.check(&Value::List(vec![drv("derivation")])).is_ok());
+        let e = package.check(&Value::List(vec![drv("x")])).unwrap_err();
+        assert!(e.contains("expected package"), "{e}");
         assert!(OptType::parse("enum()").is_err());
     }
 }

@@ -28,9 +28,14 @@ use crate::error::{Error, Result};
 pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("base", include_str!("../../stdlib/nixos/base.rhai")),
     ("users", include_str!("../../stdlib/nixos/users.rhai")),
+    ("sudo", include_str!("../../stdlib/nixos/sudo.rhai")),
     ("systemd", include_str!("../../stdlib/nixos/systemd.rhai")),
+    ("shell", include_str!("../../stdlib/nixos/shell.rhai")),
     ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
     ("httpd", include_str!("../../stdlib/nixos/httpd.rhai")),
+    ("nginx", include_str!("../../stdlib/nixos/nginx.rhai")),
+    ("redis", include_str!("../../stdlib/nixos/redis.rhai")),
+    ("compat", include_str!("../../stdlib/nixos/compat.rhai")),
     ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
 ];
 
@@ -52,6 +57,8 @@ struct GenState {
     generation: Generation,
     tcp: BTreeSet<i64>,
     udp: BTreeSet<i64>,
+    /// What `gen.note` said: options accepted but meaningless here, in order, once each.
+    notes: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -125,6 +132,31 @@ pub fn hash_password(password: &str) -> Result<String> {
     Ok(hash.to_string())
 }
 
+/// Does the host (whose /usr the container shares) have the locale `name`, as `locale -a`
+/// lists it? The codeset compares as glibc normalizes it: `en_US.UTF-8` is `en_US.utf8`.
+fn host_has_locale(name: &str) -> bool {
+    let normal = |n: &str| match n.split_once('.') {
+        Some((lang, codeset)) => format!(
+            "{lang}.{}",
+            codeset
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+                .to_ascii_lowercase()
+        ),
+        None => n.to_string(),
+    };
+    let wanted = normal(name);
+    std::process::Command::new("locale")
+        .arg("-a")
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| normal(l.trim()) == wanted)
+        })
+}
+
 /// A short stable digest (FNV-1a), for restart triggers in unit files.
 fn digest(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -170,9 +202,17 @@ fn register_gen(engine: &mut Engine) {
         .register_fn(
             "group",
             |g: &mut Gen, name: &str, spec: Map| -> RhaiResult<()> {
+                let members = match spec.get("members") {
+                    Some(v) => strings(
+                        &v.clone().try_cast::<Array>().unwrap_or_default(),
+                        "members",
+                    )?,
+                    None => Vec::new(),
+                };
                 let group = Group {
                     gid: id_field(&spec, "gid")?,
                     system: bool_field(&spec, "system")?,
+                    members,
                 };
                 g.0.borrow_mut()
                     .generation
@@ -188,6 +228,13 @@ fn register_gen(engine: &mut Engine) {
         .register_fn("allow_udp", |g: &mut Gen, p: i64| -> RhaiResult<()> {
             g.0.borrow_mut().udp.insert(port(p)?);
             Ok(())
+        })
+        // An option accepted but meaningless in such a container: said once on stderr.
+        .register_fn("note", |g: &mut Gen, text: &str| {
+            let mut state = g.0.borrow_mut();
+            if !state.notes.iter().any(|n| n == text) {
+                state.notes.push(text.to_string());
+            }
         })
         .register_fn("allowed_tcp", |g: &mut Gen| {
             g.0.borrow()
@@ -206,6 +253,7 @@ fn register_gen(engine: &mut Engine) {
     engine.register_fn("hash_password", |p: &str| hash_password(p).map_err(to_rhai));
     engine.register_fn("digest", |t: &str| digest(t));
     engine.register_fn("host_has", |path: &str| Path::new(path).exists());
+    engine.register_fn("host_has_locale", |name: &str| host_has_locale(name));
     // Fail the build with a clear message when a host program is missing.
     engine.register_fn(
         "require_host",
@@ -459,6 +507,9 @@ impl OptionModules for RhaiModules {
         }
         let mut generation = std::mem::take(&mut state.0.borrow_mut().generation);
         generation.options = to_json(&config);
+        for note in &state.0.borrow().notes {
+            eprintln!("ncsh: note: {note}");
+        }
         Ok(generation)
     }
 }
@@ -577,6 +628,192 @@ mod tests {
         assert!(conf.contains("<VirtualHost *:8080>\n  ServerName example.org\n  ServerAlias www.example.org\n  DocumentRoot /srv/www\n"));
         assert!(!g.files.keys().any(|p| p.starts_with("/var/www")));
         assert!(error("services.httpd = { enable = true; virtualHosts.a.listen = [ { port = 99999; } ]; };").contains("99999 is not a port"));
+    }
+
+    #[test]
+    fn nginx() {
+        let g = build(
+            "services.nginx = { enable = true; recommendedGzipSettings = true; recommendedProxySettings = true; \
+             appendHttpConfig = \"# appended\"; commonHttpConfig = \"# common\"; \
+             virtualHosts.main = { default = true; root = \"/srv/main\"; \
+               locations.\"/\".return = \"200 'hi'\"; locations.\"/api/\".proxyPass = \"http://127.0.0.1:8081/\"; }; \
+             virtualHosts.other = { serverName = \"other.example\"; serverAliases = [ \"www.other.example\" ]; \
+               listen = [ { addr = \"127.0.0.1\"; port = 8081; } ]; locations.\"/x\" = { alias = \"/srv/x\"; index = \"a.html\"; }; }; };",
+        )
+        .unwrap();
+        let conf = text(&g, "/etc/nginx/nginx.conf");
+        assert!(conf.contains("user nginx nginx;\n"), "{conf}");
+        assert!(
+            conf.contains("    listen 0.0.0.0:80 default_server;\n"),
+            "{conf}"
+        );
+        assert!(conf.contains("    server_name main;\n    root /srv/main;\n"));
+        assert!(conf.contains("      return 200 'hi';\n"));
+        assert!(conf.contains(
+            "      proxy_pass http://127.0.0.1:8081/;\n      include /etc/nginx/recommended-proxy-headers.conf;\n"
+        ));
+        assert!(conf.contains(
+            "    listen 127.0.0.1:8081;\n    server_name other.example www.other.example;\n"
+        ));
+        assert!(conf.contains("      alias /srv/x;\n      index a.html;\n"));
+        assert!(conf.contains("  gzip on;\n") && conf.contains("  proxy_http_version 1.1;\n"));
+        assert!(
+            conf.find("# common") < conf.find("gzip on")
+                && conf.find("# appended") > conf.find("server_name")
+        );
+        assert!(
+            !text(&g, "/etc/nftables.nft").contains("dport"),
+            "nginx opens no port"
+        );
+        assert!(g.users.contains_key("nginx") && g.groups.contains_key("nginx"));
+        assert_eq!(g.units["nginx.service"].wanted_by, ["multi-user.target"]);
+        assert!(
+            error(
+                "services.nginx = { enable = true; virtualHosts.a.listen = [ { port = 80; } ]; };"
+            )
+            .contains("each item needs addr")
+        );
+        let plain =
+            build("services.nginx.enable = true; services.nginx.virtualHosts.a = { };").unwrap();
+        let conf = text(&plain, "/etc/nginx/nginx.conf");
+        assert!(
+            !conf.contains("gzip on")
+                && !conf.contains("default_server")
+                && conf.contains("listen 0.0.0.0:80;\n"),
+            "{conf}"
+        );
+    }
+
+    #[test]
+    fn redis() {
+        let g = build(
+            "services.redis = { enable = true; bind = null; }; \
+             services.redis.servers.cache = { enable = true; port = 6380; requirePass = \"pw\"; openFirewall = true; \
+               settings = { maxmemory = \"10mb\"; save = [ \"900 1\" \"300 10\" ]; lazyfree-lazy-eviction = true; }; }; \
+             services.redis.servers.sock.enable = true;",
+        )
+        .unwrap();
+        let main = text(&g, "/etc/redis/redis.conf");
+        assert!(
+            main.contains("port 6379\n") && !main.contains("bind"),
+            "{main}"
+        );
+        assert!(main.contains("unixsocket /run/redis/redis.sock\n"));
+        let cache = text(&g, "/etc/redis/redis-cache.conf");
+        assert!(cache.contains("port 6380\n"), "{cache}");
+        assert!(cache.contains("bind 127.0.0.1\n") && cache.contains("requirepass pw\n"));
+        assert!(
+            cache.contains("save 900 1\nsave 300 10\n")
+                && cache.contains("lazyfree-lazy-eviction yes\n")
+        );
+        assert!(matches!(
+            g.files["/etc/redis/redis-cache.conf"],
+            ManagedFile::Text { mode: 0o600, .. }
+        ));
+        assert!(
+            text(&g, "/etc/redis/redis-sock.conf").contains("port 0\n"),
+            "no TCP unless given a port"
+        );
+        assert!(
+            g.units["redis-cache.service"]
+                .text
+                .contains("User=redis-cache\n")
+        );
+        assert!(g.units.contains_key("redis.service") && g.users.contains_key("redis"));
+        assert!(text(&g, "/etc/nftables.nft").contains("tcp dport { 6380 } accept"));
+        let g = build("services.redis.servers.\"\".enable = true;").unwrap();
+        let main = text(&g, "/etc/redis/redis.conf");
+        assert!(
+            main.contains("port 6379\n") && main.contains("bind 127.0.0.1\n"),
+            "{main}"
+        );
+        assert!(
+            error("services.redis.port = 1; services.redis.servers.\"\".port = 2;")
+                .contains("differ")
+        );
+        assert!(
+            !build("services.redis.servers.x.port = 6390;")
+                .unwrap()
+                .units
+                .keys()
+                .any(|u| u.starts_with("redis"))
+        );
+    }
+
+    #[test]
+    fn units_timers_and_tmpfiles() {
+        let snippet = |post: &str| {
+            format!(
+                "systemd.services.s = {{ startAt = \"daily\"; postStart = \"{post}\"; restartIfChanged = false; \
+                 path = [ \"/opt/x\" {{ type = \"derivation\"; outPath = \"/usr\"; name = \"p\"; }} ]; }}; \
+                 systemd.timers.t = {{ wantedBy = [ \"timers.target\" ]; timerConfig.OnBootSec = \"5min\"; }}; \
+                 systemd.tmpfiles.rules = [ \"d /var/lib/x 0700 root root -\" ];"
+            )
+        };
+        let g = build(&snippet("a")).unwrap();
+        let unit = &g.units["s.service"].text;
+        assert!(unit.contains("X-RestartIfChanged=false\n"), "{unit}");
+        assert!(
+            unit.contains("Environment=\"PATH=/opt/x/bin:/opt/x/sbin:/usr/bin:/usr/sbin\"\n"),
+            "{unit}"
+        );
+        assert!(unit.contains("ExecStartPost=/etc/ncsh/units/s-post-start\n"));
+        assert_ne!(unit, &build(&snippet("b")).unwrap().units["s.service"].text);
+        assert!(g.units["s.timer"].text.contains("OnCalendar=daily\n"));
+        assert_eq!(g.units["s.timer"].wanted_by, ["timers.target"]);
+        assert!(
+            g.units["t.timer"]
+                .text
+                .contains("[Timer]\nOnBootSec=5min\n")
+        );
+        assert_eq!(
+            text(&g, "/etc/tmpfiles.d/00-nixos.conf").lines().nth(1),
+            Some("d /var/lib/x 0700 root root -")
+        );
+        assert!(error("systemd.services.s.startAt = 3;").contains("expected a calendar event"));
+        assert!(
+            error("systemd.services.s.path = [ \"rel\" ];")
+                .contains("neither a package nor an absolute path")
+        );
+    }
+
+    #[test]
+    fn sudo_hosts_and_resolver() {
+        let g = build(
+            "security.sudo = { wheelNeedsPassword = false; extraConfig = \"Defaults lecture=never\"; \
+               extraRules = [ { users = [ \"carol\" 1001 ]; groups = [ \"ops\" ]; runAs = \"root\"; \
+                 commands = [ \"/usr/bin/id\" { command = \"/usr/bin/true\"; options = [ \"NOPASSWD\" \"SETENV\" ]; } ]; } ]; }; \
+             networking.hosts.\"10.0.0.5\" = [ \"db\" ]; networking.extraHosts = \"10.0.0.6 x\"; \
+             networking.nameservers = [ \"10.0.0.53\" ]; networking.search = [ \"lan\" ];",
+        )
+        .unwrap();
+        let sudoers = text(&g, "/etc/sudoers");
+        assert!(
+            sudoers.contains("%wheel ALL=(ALL:ALL) NOPASSWD:SETENV: ALL\n"),
+            "{sudoers}"
+        );
+        assert!(sudoers.contains(
+            "carol ALL=(root) /usr/bin/id, NOPASSWD:SETENV: /usr/bin/true\n#1001 ALL=(root) /usr/bin/id"
+        ));
+        assert!(
+            sudoers.contains("%ops ALL=(root) ") && sudoers.ends_with("Defaults lecture=never\n")
+        );
+        assert!(matches!(
+            g.files["/etc/sudoers"],
+            ManagedFile::Text { mode: 0o440, .. }
+        ));
+        assert!(text(&g, "/etc/hosts").ends_with(" box\n10.0.0.5 db\n10.0.0.6 x\n"));
+        assert!(text(&g, "/etc/resolv.conf").ends_with("nameserver 10.0.0.53\nsearch lan\n"));
+        assert!(
+            !build("security.sudo.enable = false;")
+                .unwrap()
+                .files
+                .contains_key("/etc/sudoers")
+        );
+        assert!(
+            error("security.sudo.extraRules = [ { users = [ \"a\" ]; commands = [ ]; } ];")
+                .contains("commands is empty")
+        );
     }
 
     #[test]
@@ -734,8 +971,8 @@ mod tests {
                 "did you mean networking.firewall.allowedTCPPorts",
             ),
             (
-                "services.nonesuch.enable = true;",
-                "‘services.nonesuch.enable’ does not exist",
+                "services.nginx.enabel = true;",
+                "‘services.nginx.enabel’ does not exist; did you mean services.nginx.enable",
             ),
             ("environment.etc.x = { };", "set text or source"),
             (

@@ -17,6 +17,7 @@ impl OptType {
             OptType::Path => "absolute path".into(),
             OptType::Attrs => "attribute set".into(),
             OptType::Any => "anything".into(),
+            OptType::Package => "package".into(),
             OptType::PortRange => "port range { from; to; }".into(),
             // NixOS's `networking.hostName` is a `strMatching` of this pattern.
             OptType::HostName => {
