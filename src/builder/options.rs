@@ -33,6 +33,8 @@ pub enum OptType {
     /// A host name as NixOS's `networking.hostName` takes it: empty, or one DNS label of
     /// letters, digits, `-` and `_`, at most 63 characters, starting and ending alphanumeric.
     HostName,
+    /// A package: an attribute set whose `type` is "derivation" (what `pkgs.NAME` evaluates to).
+    Package,
 }
 
 /// Is `name` a [`OptType::HostName`]?
@@ -47,7 +49,7 @@ fn is_host_name(name: &str) -> bool {
 }
 
 impl OptType {
-    /// Parse `bool`, `int`, `str`, `port`, `path`, `attrs`, `any`, `portRange`, `hostName`, `listOf T`,
+    /// Parse `bool`, `int`, `str`, `port`, `path`, `attrs`, `any`, `portRange`, `hostName`, `package`, `listOf T`,
     /// `attrsOf T`, `nullOr T`, `enum(a, b, c)`.
     pub fn parse(text: &str) -> Result<OptType, String> {
         let text = text.trim();
@@ -61,6 +63,7 @@ impl OptType {
             "any" => Some(OptType::Any),
             "portRange" => Some(OptType::PortRange),
             "hostName" => Some(OptType::HostName),
+            "package" => Some(OptType::Package),
             _ => None,
         };
         if let Some(t) = simple {
@@ -88,6 +91,15 @@ impl OptType {
         Err(format!("unknown option type ‘{text}’"))
     }
 
+    /// Is a value of this type (when not null) an attribute set, whose leaves are defined below it?
+    fn is_attribute_set(&self) -> bool {
+        match self {
+            OptType::Attrs | OptType::AttrsOf(_) | OptType::Any | OptType::Package => true,
+            OptType::NullOr(t) => t.is_attribute_set(),
+            _ => false,
+        }
+    }
+
     /// Does `value` have this type? `Err` says what is wrong.
     pub fn check(&self, value: &Value) -> Result<(), String> {
         let ok = match (self, value) {
@@ -97,6 +109,9 @@ impl OptType {
             | (OptType::Attrs, Value::Attrs(_)) => true,
             (OptType::Str, Value::String(_)) => true,
             (OptType::HostName, Value::String(s)) => is_host_name(s),
+            (OptType::Package, Value::Attrs(map)) => {
+                matches!(map.get("type"), Some(Value::String(t)) if t == "derivation")
+            }
             (OptType::Path, Value::Path(_)) => true,
             (OptType::Path, Value::String(s)) => s.starts_with('/'),
             (OptType::Port, Value::Int(n)) => (1..=65535).contains(n),
@@ -162,6 +177,7 @@ impl fmt::Display for OptType {
                 "a host name (letters, digits, ‘-’ and ‘_’, at most 63, starting and ending \
                  with a letter or digit)"
             ),
+            OptType::Package => write!(f, "a package"),
             OptType::ListOf(t) => write!(f, "a list of {t}"),
             OptType::AttrsOf(t) => write!(f, "an attribute set of {t}"),
             OptType::NullOr(t) => write!(f, "null or {t}"),
@@ -197,7 +213,7 @@ impl OptionDecl {
     /// Does this declaration cover `leaf` (a defined path)? Attribute-set-valued options also
     /// cover every path below them.
     fn covers(&self, leaf: &[String]) -> bool {
-        let below_allowed = matches!(self.ty, OptType::Attrs | OptType::AttrsOf(_) | OptType::Any);
+        let below_allowed = self.ty.is_attribute_set();
         if leaf.len() < self.path.len() || (leaf.len() > self.path.len() && !below_allowed) {
             return false;
         }
@@ -536,6 +552,19 @@ mod tests {
             OptType::parse("listOf nullOr port").unwrap(),
             OptType::ListOf(Box::new(OptType::NullOr(Box::new(OptType::Port))))
         );
+        assert_eq!(
+            OptType::parse("nullOr package").unwrap(),
+            OptType::NullOr(Box::new(OptType::Package))
+        );
+        let package = |t: &str| {
+            Value::Attrs(BTreeMap::from([
+                ("type".to_string(), Value::String(t.into())),
+                ("version".to_string(), Value::String("15.10".into())),
+            ]))
+        };
+        assert!(OptType::Package.check(&package("derivation")).is_ok());
+        let e = OptType::Package.check(&package("other")).unwrap_err();
+        assert_eq!(e, "expected a package, found an attribute set");
         assert!(OptType::parse("float").is_err());
         assert!(OptType::parse("enum()").is_err());
     }

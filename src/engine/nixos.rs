@@ -30,6 +30,10 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("systemd", include_str!("../../stdlib/nixos/systemd.rhai")),
     ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
     ("httpd", include_str!("../../stdlib/nixos/httpd.rhai")),
+    (
+        "postgresql",
+        include_str!("../../stdlib/nixos/postgresql.rhai"),
+    ),
     ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
 ];
 
@@ -625,6 +629,90 @@ mod tests {
         assert!(conf.contains("<VirtualHost *:8080>\n  ServerName example.org\n  ServerAlias www.example.org\n  DocumentRoot /srv/www\n"));
         assert!(!g.files.keys().any(|p| p.starts_with("/var/www")));
         assert!(error("services.httpd = { enable = true; virtualHosts.a.listen = [ { port = 99999; } ]; };").contains("99999 is not a port"));
+    }
+
+    #[test]
+    fn postgresql() {
+        let g = build(
+            "services.postgresql = { enable = true; enableTCPIP = true; ensureDatabases = [ \"shop\" \"it's\" ]; \
+             ensureUsers = [ { name = \"shop\"; ensureDBOwnership = true; ensureClauses = { login = true; createdb = false; superuser = null; }; } ]; \
+             authentication = \"host all all 10.0.0.1/32 trust\"; settings = { max_connections = 20; fsync = false; work_mem = \"4MB\"; }; \
+             initdbArgs = [ \"--data-checksums\" ]; initialScript = \"CREATE TABLE t (x int);\"; };",
+        )
+        .unwrap();
+        let conf = text(&g, "/etc/postgresql/postgresql.conf");
+        for line in [
+            "listen_addresses = '*'\n",
+            "port = 5432\n",
+            "max_connections = 20\n",
+            "fsync = no\n",
+            "work_mem = '4MB'\n",
+        ] {
+            assert!(conf.contains(line), "{line} in {conf}");
+        }
+        let hba = text(&g, "/etc/postgresql/pg_hba.conf");
+        let mine = hba.find("host all all 10.0.0.1/32 trust").unwrap();
+        assert!(mine < hba.find("local all all peer").unwrap(), "{hba}");
+        let sql = text(&g, "/etc/postgresql/ensure.sql");
+        assert!(sql.contains("SELECT 'CREATE DATABASE \"it''s\"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'it''s')\\gexec\n"), "{sql}");
+        assert!(sql.contains("ALTER DATABASE \"shop\" OWNER TO \"shop\";\n"));
+        assert!(
+            sql.contains(
+                "ALTER ROLE \"shop\" CREATEDB_OFF"
+                    .replace("CREATEDB_OFF", "NOCREATEDB LOGIN;\n")
+                    .as_str()
+            ),
+            "{sql}"
+        );
+        assert!(
+            text(&g, "/etc/ncsh/postgresql/initdb")
+                .contains("initdb -U postgres '--data-checksums' -D '/var/lib/postgresql/15'")
+        );
+        assert_eq!(
+            text(&g, "/etc/postgresql/initial-script.sql"),
+            "CREATE TABLE t (x int);"
+        );
+        let unit = &g.units["postgresql.service"].text;
+        assert!(
+            unit.contains("Type=notify\n") && unit.contains("User=postgres\n"),
+            "{unit}"
+        );
+        assert_eq!(g.users["postgres"].uid, Some(71));
+        assert_eq!(g.users["postgres"].home, "/var/lib/postgresql/15");
+        let local =
+            build("services.postgresql = { enable = true; port = 5433; dataDir = \"/srv/pg\"; };")
+                .unwrap();
+        assert!(
+            text(&local, "/etc/postgresql/postgresql.conf")
+                .contains("listen_addresses = 'localhost'\nlog_destination")
+        );
+        assert!(text(&local, "/etc/postgresql/postgresql.conf").contains("port = 5433\n"));
+        assert!(
+            local.units["postgresql.service"]
+                .text
+                .contains("-D /srv/pg ")
+        );
+        let e = error(
+            "services.postgresql = { enable = true; package = { type = \"derivation\"; name = \"postgresql-16.4\"; version = \"16.4\"; }; };",
+        );
+        assert!(
+            e.contains("postgresql-16.4 (PostgreSQL 16.4), but this host has PostgreSQL 15"),
+            "{e}"
+        );
+        build("services.postgresql = { enable = true; package = { type = \"derivation\"; name = \"postgresql-15.10\"; version = \"15.10\"; }; };").unwrap();
+        let e = error("services.postgresql = { enable = true; package = \"postgresql\"; };");
+        assert!(e.contains("expected a package, found the string"), "{e}");
+        let e = error(
+            "services.postgresql = { enable = true; ensureUsers = [ { name = \"a\"; ensureDBOwnership = true; } ]; };",
+        );
+        assert!(
+            e.contains("ensureDBOwnership needs a database named ‘a’"),
+            "{e}"
+        );
+        let e = error(
+            "services.postgresql = { enable = true; ensureUsers = [ { name = \"a\"; ensureClauses.root = true; } ]; };",
+        );
+        assert!(e.contains("unknown clause ‘root’"), "{e}");
     }
 
     #[test]

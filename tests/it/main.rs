@@ -16,6 +16,7 @@ mod parallel;
 mod recovery;
 mod repl;
 mod scripts;
+mod services_data;
 mod systemd;
 mod testhost;
 mod verbs;

@@ -1,0 +1,151 @@
+//! Data and network services realized by the native builder from the host's Debian packages:
+//! PostgreSQL, MariaDB, Mosquitto, dnsmasq, Caddy, each booted in a real container and reached
+//! with its own client.
+
+use std::process::{Command, Output};
+
+use crate::common::*;
+
+const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
+
+/// `ncsh run NAME -- ARGS…`.
+fn inside(env: &Env, name: &str, args: &[&str]) -> Output {
+    let mut all = vec!["run", name, "--"];
+    all.extend_from_slice(args);
+    env.run(&all)
+}
+
+/// psql inside the container as the postgres user (peer authentication over the socket).
+fn psql_inside(env: &Env, name: &str, sql: &str) -> String {
+    let out = inside(
+        env,
+        name,
+        &[
+            "setpriv",
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--clear-groups",
+            PSQL,
+            "-X",
+            "-tA",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ],
+    );
+    assert_ok(&out, sql);
+    stdout(&out)
+}
+
+#[test]
+fn postgresql_ensures_databases_and_users_and_keeps_data() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("pg");
+    let (host, ip) = env.test_addresses();
+    let config = format!(
+        "services.postgresql = {{ enable = true; enableTCPIP = true; \
+         authentication = \"host all all {host}/32 trust\"; \
+         ensureDatabases = [ \"shop\" ]; \
+         ensureUsers = [ {{ name = \"shop\"; ensureDBOwnership = true; ensureClauses.createdb = true; }} ]; \
+         initialScript = \"CREATE TABLE first (x int); INSERT INTO first VALUES (1);\"; \
+         settings.max_connections = 23; }};\n\
+         networking.firewall.allowedTCPPorts = [ 5432 ];"
+    );
+    env.create(
+        &name,
+        &[
+            "--host-address",
+            &host,
+            "--local-address",
+            &ip,
+            "--config",
+            &config,
+        ],
+    );
+    assert_ok(&env.run(&["start", &name]), "start");
+    // Type=notify and the setup in ExecStartPost: once booted, the database is ready and ensured.
+    assert_eq!(
+        psql_inside(
+            &env,
+            &name,
+            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'"
+        ),
+        "shop|shop\n"
+    );
+    assert_eq!(
+        psql_inside(
+            &env,
+            &name,
+            "SELECT rolcanlogin, rolcreatedb, rolsuper FROM pg_roles WHERE rolname = 'shop'"
+        ),
+        "t|t|f\n"
+    );
+    assert_eq!(psql_inside(&env, &name, "SHOW max_connections"), "23\n");
+    assert_eq!(psql_inside(&env, &name, "SELECT x FROM first"), "1\n");
+    // root has no role: peer authentication, as on NixOS.
+    let out = inside(&env, &name, &[PSQL, "-X", "-d", "postgres", "-c", ""]);
+    assert!(
+        stderr(&out).contains("role \"root\" does not exist"),
+        "{}",
+        stderr(&out)
+    );
+
+    // From the host over TCP, with the trust line for the host's address.
+    let tcp = |sql: &str| {
+        Command::new(PSQL)
+            .args([
+                "-X",
+                "-tA",
+                &format!("host={ip} port=5432 user=shop dbname=shop connect_timeout=5"),
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = tcp("SELECT current_user, current_database()");
+    assert_ok(&out, "psql over TCP");
+    assert_eq!(stdout(&out), "shop|shop\n");
+    assert_ok(
+        &tcp("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here');"),
+        "create a table as shop",
+    );
+
+    // A restart keeps the data; the ensured steps are idempotent and the initial script does
+    // not run again (it would fail: the table exists).
+    assert_ok(&env.run(&["stop", &name]), "stop");
+    assert_ok(&env.run(&["start", &name]), "start again");
+    assert_eq!(
+        stdout(&inside(
+            &env,
+            &name,
+            &["systemctl", "is-active", "postgresql.service"]
+        )),
+        "active\n"
+    );
+    assert_eq!(
+        stdout(&tcp("SELECT v FROM kept")),
+        "still here\n",
+        "data survives a restart"
+    );
+    assert_eq!(
+        psql_inside(&env, &name, "SELECT count(*) FROM first"),
+        "1\n"
+    );
+
+    // A package of another major version is refused, naming both.
+    let out = env.run(&[
+        "update",
+        &name,
+        "--config",
+        "services.postgresql = { enable = true; package = { type = \"derivation\"; name = \"postgresql-16.4\"; version = \"16.4\"; }; };",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("postgresql-16.4 (PostgreSQL 16.4), but this host has PostgreSQL 15"),
+        "{}",
+        stderr(&out)
+    );
+}
