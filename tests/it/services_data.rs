@@ -149,3 +149,52 @@ fn postgresql_ensures_databases_and_users_and_keeps_data() {
         stderr(&out)
     );
 }
+
+#[test]
+fn mysql_as_mariadb_ensures_databases_users_and_grants() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("my");
+    let schema = env.prefix().join("inventory.sql");
+    std::fs::write(
+        &schema,
+        "CREATE TABLE items (id int); INSERT INTO items VALUES (7);\n",
+    )
+    .unwrap();
+    let config = format!(
+        "services.mysql = {{ enable = true; ensureDatabases = [ \"shop\" ]; \
+         ensureUsers = [ {{ name = \"alice\"; ensurePermissions = {{ \"shop.*\" = \"ALL PRIVILEGES\"; }}; }} ]; \
+         initialDatabases = [ {{ name = \"inventory\"; schema = {}; }} ]; \
+         settings.mysqld = {{ bind-address = \"127.0.0.1\"; max_connections = 17; }}; }};",
+        schema.display()
+    );
+    env.create_booting_with(&name, &["--config", &config]);
+    assert_ok(&env.run(&["start", &name]), "start");
+    let query = |sql: &str| {
+        let out = inside(&env, &name, &["mariadb", "-N", "-B", "-e", sql]);
+        assert_ok(&out, sql);
+        stdout(&out)
+    };
+    // Type=notify and the setup in ExecStartPost: once booted, the server is ready and ensured.
+    assert_eq!(query("SHOW DATABASES LIKE 'shop'"), "shop\n");
+    assert_eq!(
+        query("SHOW GRANTS FOR 'alice'@'localhost'"),
+        "GRANT USAGE ON *.* TO `alice`@`localhost` IDENTIFIED VIA unix_socket\n\
+         GRANT ALL PRIVILEGES ON `shop`.* TO `alice`@`localhost`\n"
+    );
+    assert_eq!(query("SELECT id FROM inventory.items"), "7\n");
+    assert_eq!(
+        query("SELECT @@max_connections, @@bind_address, @@port"),
+        "17\t127.0.0.1\t3306\n"
+    );
+    query("INSERT INTO inventory.items VALUES (8)");
+
+    // A restart keeps the data, and the initial database is not made again.
+    assert_ok(&env.run(&["stop", &name]), "stop");
+    assert_ok(&env.run(&["start", &name]), "start again");
+    assert_eq!(
+        query("SELECT id FROM inventory.items ORDER BY id"),
+        "7\n8\n"
+    );
+    assert_eq!(query("SHOW DATABASES LIKE 'shop'"), "shop\n");
+}
