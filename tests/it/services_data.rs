@@ -198,3 +198,75 @@ fn mysql_as_mariadb_ensures_databases_users_and_grants() {
     );
     assert_eq!(query("SHOW DATABASES LIKE 'shop'"), "shop\n");
 }
+
+#[test]
+fn mosquitto_listener_with_users_passwords_and_acls() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("mq");
+    // bob's hash is made on the host, as a user of hashedPassword would.
+    let file = env.prefix().join("passwd");
+    let made = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&file)
+        .args(["bob", "builder"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let hash = std::fs::read_to_string(&file).unwrap();
+    let hash = hash.trim().strip_prefix("bob:").unwrap().to_string();
+    let config = format!(
+        "services.mosquitto = {{ enable = true; listeners = [ {{ users = {{ \
+         alice = {{ password = \"wonder land\"; acl = [ \"readwrite test/#\" ]; }}; \
+         bob = {{ hashedPassword = \"{hash}\"; acl = [ \"read test/#\" ]; }}; }}; }} ]; }};\n\
+         networking.firewall.allowedTCPPorts = [ 1883 ];"
+    );
+    let (_, ip) = env.create_booting_with(&name, &["--config", &config]);
+    assert_ok(&env.run(&["start", &name]), "start");
+    let mqtt = |program: &str, user: Option<(&str, &str)>, args: &[&str]| {
+        let mut cmd = Command::new(program);
+        cmd.args(["-h", &ip, "-p", "1883"]);
+        if let Some((u, p)) = user {
+            cmd.args(["-u", u, "-P", p]);
+        }
+        cmd.args(args).output().unwrap()
+    };
+    let read = |user| {
+        mqtt(
+            "mosquitto_sub",
+            user,
+            &["-t", "test/#", "-C", "1", "-W", "5"],
+        )
+    };
+    // Type=notify: the broker is listening once the container has booted.
+    let out = mqtt(
+        "mosquitto_pub",
+        Some(("alice", "wonder land")),
+        &["-t", "test/a", "-m", "hello", "-r", "-q", "1"],
+    );
+    assert_ok(&out, "alice publishes");
+    let out = read(Some(("alice", "wonder land")));
+    assert_ok(&out, "alice reads");
+    assert_eq!(stdout(&out), "hello\n");
+    // bob reads with his hashed password; his publication is outside his ACL and dropped.
+    let out = read(Some(("bob", "builder")));
+    assert_ok(&out, "bob reads");
+    assert_eq!(stdout(&out), "hello\n");
+    let out = mqtt(
+        "mosquitto_pub",
+        Some(("bob", "builder")),
+        &["-t", "test/a", "-m", "bob was here", "-r", "-q", "1"],
+    );
+    assert_ok(&out, "bob's publish is accepted by the protocol");
+    assert_eq!(stdout(&read(Some(("alice", "wonder land")))), "hello\n");
+    // A wrong password and an anonymous client are refused.
+    for user in [Some(("alice", "wrong")), None] {
+        let out = read(user);
+        assert!(!out.status.success(), "{user:?}");
+        assert!(
+            stderr(&out).contains("not authorised"),
+            "{user:?}: {}",
+            stderr(&out)
+        );
+    }
+}
