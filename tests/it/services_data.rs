@@ -270,3 +270,72 @@ fn mosquitto_listener_with_users_passwords_and_acls() {
         );
     }
 }
+
+/// A DNS query for NAME's A record to 127.0.0.1:53, sent by python3 inside the container:
+/// prints the addresses of the answer, or `rcode N` when there is none.
+const DNS_QUERY: &str = r#"
+import socket, struct, sys
+name = sys.argv[1]
+q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+q += struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(q, ("127.0.0.1", 53))
+r = s.recv(512)
+ident, flags, qd, an = struct.unpack(">HHHH", r[:8])
+assert ident == 0x1234
+if an == 0:
+    print("rcode", flags & 15)
+i = len(q)
+for _ in range(an):
+    if r[i] & 0xC0 == 0xC0:
+        i += 2
+    else:
+        while r[i]: i += r[i] + 1
+        i += 1
+    rtype, _, _, length = struct.unpack(">HHIH", r[i:i + 10])
+    i += 10
+    if rtype == 1:
+        print(".".join(str(b) for b in r[i:i + length]))
+    i += length
+"#;
+
+#[test]
+fn dnsmasq_answers_its_addresses_inside_the_container() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("dns");
+    let config = "services.dnsmasq = { enable = true; settings = { \
+                  address = [ \"/example.test/10.1.2.3\" \"/other.test/10.4.5.6\" ]; \
+                  no-hosts = true; domain-needed = true; bogus-priv = false; }; };";
+    env.create_booting_with(&name, &["--config", config]);
+    assert_ok(&env.run(&["start", &name]), "start");
+    let query = |host: &str| {
+        let out = inside(&env, &name, &["python3", "-c", DNS_QUERY, host]);
+        assert_ok(&out, host);
+        stdout(&out)
+    };
+    // Type=dbus: dnsmasq is up once the container has booted.
+    assert_eq!(query("example.test"), "10.1.2.3\n");
+    assert_eq!(query("www.example.test"), "10.1.2.3\n");
+    assert_eq!(query("other.test"), "10.4.5.6\n");
+    // No upstream server: anything else is not answered (and nothing leaves the container).
+    assert_ne!(query("unknown.test"), "10.1.2.3\n");
+    assert!(query("unknown.test").starts_with("rcode "));
+    // resolveLocalQueries: the container's own lookups go through dnsmasq.
+    let out = inside(&env, &name, &["getent", "hosts", "a.other.test"]);
+    assert_ok(&out, "getent hosts");
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["10.4.5.6", "a.other.test"]
+    );
+    // The rendering: lists repeat their key, true is the bare key, false is left out.
+    let conf = std::fs::read_to_string(env.root_path(&name).join("etc/dnsmasq.conf")).unwrap();
+    assert!(
+        conf.contains("address=/example.test/10.1.2.3\naddress=/other.test/10.4.5.6\n")
+            && conf.contains("\ndomain-needed\n")
+            && !conf.contains("\nbogus-priv"),
+        "{conf}"
+    );
+}
