@@ -3,6 +3,7 @@
 //! with its own client.
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -338,4 +339,36 @@ fn dnsmasq_answers_its_addresses_inside_the_container() {
             && !conf.contains("\nbogus-priv"),
         "{conf}"
     );
+}
+
+#[test]
+fn caddy_serves_a_plain_http_virtual_host_and_its_alias() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("cad");
+    let config = "services.caddy = { enable = true; email = \"admin@example.test\"; \
+                  virtualHosts.\"http://site.test\" = { serverAliases = [ \"http://alias.test\" ]; \
+                  extraConfig = \"respond \\\"hello from caddy\\\"\"; }; };\n\
+                  networking.firewall.allowedTCPPorts = [ 80 ];";
+    let (_, ip) = env.create_booting_with(&name, &["--config", config]);
+    assert_ok(&env.run(&["start", &name]), "start");
+    let get = |host: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Host: {host}"))
+            .arg(format!("http://{ip}/"))
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    // Type=notify: Caddy listens once the container has booted.
+    assert_eq!(get("site.test"), "hello from caddy\n200");
+    assert_eq!(get("alias.test"), "hello from caddy\n200");
+    assert!(!get("other.test").contains("hello"));
+    // Each site has its access log in logDir, as NixOS's default logFormat writes it.
+    let logged = || {
+        let log = inside(&env, &name, &["cat", "/var/log/caddy/access-site.test.log"]);
+        stdout(&log).contains("\"host\":\"alias.test\"")
+    };
+    assert!(eventually(Duration::from_secs(5), logged), "the access log");
 }
