@@ -228,6 +228,18 @@ impl OptionDecl {
 #[derive(Debug, Clone, Default)]
 pub struct Declarations {
     pub options: Vec<OptionDecl>,
+    /// Option sets (`services.nextcloud`) that only a Nix host builds: defining an option
+    /// below one is an error that says so, not "does not exist".
+    pub nix_only: Vec<NixOnly>,
+}
+
+/// An option set the native builder does not realize (see [`Declarations::nix_only`]).
+#[derive(Debug, Clone)]
+pub struct NixOnly {
+    pub path: Vec<String>,
+    /// Why (e.g. what Debian lacks), for the message.
+    pub why: String,
+    pub module: String,
 }
 
 /// A configuration error: where, and what.
@@ -334,6 +346,30 @@ impl Declarations {
                 continue;
             }
             let Some(decl) = self.find(&leaf) else {
+                if let Some(only) = self.nix_only.iter().find(|n| leaf.starts_with(&n.path)) {
+                    // `enable = false` asks for nothing, as on NixOS.
+                    if leaf.len() == only.path.len() + 1
+                        && leaf.last().is_some_and(|l| l == "enable")
+                        && *value == Value::Bool(false)
+                    {
+                        continue;
+                    }
+                    let set = only.path.join(".");
+                    let why = if only.why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", only.why)
+                    };
+                    return Err(error_at(
+                        tree,
+                        &dotted,
+                        format!(
+                            "the option ‘{dotted}’ is built only by a Nix host: the native builder \
+                             does not realize {set}{why}; build this container on a host with Nix \
+                             (NCSH_BUILDER=nix, with nix-env and <nixpkgs/nixos>)"
+                        ),
+                    ));
+                }
                 let hint = self.suggest(&leaf);
                 let hint = if hint.is_empty() {
                     String::new()

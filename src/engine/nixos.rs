@@ -3,7 +3,8 @@
 //!
 //! A module defines `fn options()` (an array of `#{path, type, default, description}`),
 //! `fn build(config, gen)` and optionally `fn finalize(config, gen)`, which runs after every
-//! module's `build` (the firewall uses it to collect the ports other modules opened).
+//! module's `build` (the firewall uses it to collect the ports other modules opened). An entry
+//! of `options()` with `nix_only: true` names an option set only a Nix host builds.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +21,7 @@ use crate::builder::generation::{
 };
 use crate::builder::native::{self, OptionModules, eval_error};
 use crate::builder::nixexpr::{OptionTree, Value};
-use crate::builder::options::{Declarations, OptType, OptionDecl};
+use crate::builder::options::{Declarations, NixOnly, OptType, OptionDecl};
 use crate::error::{Error, Result};
 
 /// The option modules shipped in `stdlib/nixos/`, in the order they run.
@@ -41,6 +42,7 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ),
     ("dnsmasq", include_str!("../../stdlib/nixos/dnsmasq.rhai")),
     ("caddy", include_str!("../../stdlib/nixos/caddy.rhai")),
+    ("nix-only", include_str!("../../stdlib/nixos/nix-only.rhai")),
     ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
 ];
 
@@ -476,6 +478,16 @@ impl RhaiModules {
                 };
                 let bad = |why: String| Error::Build(format!("option module ‘{name}’: {why}"));
                 let path = field("path").ok_or_else(|| bad("an option without a path".into()))?;
+                // `#{ path: "services.nextcloud", nix_only: true, description: WHY }`: an option
+                // set only a Nix host builds.
+                if map.get("nix_only").is_some_and(|v| v.as_bool() == Ok(true)) {
+                    declarations.nix_only.push(NixOnly {
+                        path: path.split('.').map(String::from).collect(),
+                        why: field("description").unwrap_or_default(),
+                        module: name.clone(),
+                    });
+                    continue;
+                }
                 let ty = OptType::parse(&field("type").unwrap_or_default())
                     .map_err(|e| bad(format!("{path}: {e}")))?;
                 let default = map
@@ -906,6 +918,38 @@ mod tests {
     }
 
     #[test]
+    fn nix_only_option_sets_say_a_nix_host_builds_them() {
+        let e = error("services.nextcloud = { enable = true; hostName = \"cloud\"; };");
+        assert!(
+            e.contains("‘services.nextcloud.enable’ is built only by a Nix host"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("does not exist") && !e.contains("did you mean"),
+            "{e}"
+        );
+        let e = error("services.gitlab.host = \"git\";");
+        assert!(
+            e.contains("‘services.gitlab.host’ is built only by a Nix host"),
+            "{e}"
+        );
+        // Disabled, it asks for nothing.
+        build("services.nextcloud.enable = false;").unwrap();
+        // A module that realizes one takes precedence.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cloud.rhai"),
+            "fn options() { [ #{ path: \"services.nextcloud.enable\", type: \"bool\", \"default\": false } ] }\n",
+        )
+        .unwrap();
+        build_with(
+            &native_builder(vec![dir.path().to_path_buf()]),
+            "services.nextcloud.enable = true;",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn quoted_names_keep_their_quotes_and_dots() {
         let etc = build("environment.etc.\"a\\\"b.c\".text = \"x\";").unwrap();
         assert_eq!(text(&etc, "/etc/a\"b.c"), "x");
@@ -1062,6 +1106,13 @@ mod tests {
             (
                 "services.nginx.enable = true;",
                 "‘services.nginx.enable’ does not exist",
+            ),
+            (
+                "services.nextcloud.enable = true;",
+                "--config:1:1: the option ‘services.nextcloud.enable’ is built only by a Nix host: \
+                 the native builder does not realize services.nextcloud (Debian has no Nextcloud \
+                 package to run it from); build this container on a host with Nix (NCSH_BUILDER=nix, \
+                 with nix-env and <nixpkgs/nixos>)",
             ),
             ("environment.etc.x = { };", "set text or source"),
             (

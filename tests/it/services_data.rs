@@ -372,3 +372,25 @@ fn caddy_serves_a_plain_http_virtual_host_and_its_alias() {
     };
     assert!(eventually(Duration::from_secs(5), logged), "the access log");
 }
+
+#[test]
+fn an_option_only_a_nix_host_builds_is_one_clear_error() {
+    let env = Env::new();
+    let name = unique_name("nxc");
+    env.track(&name);
+    let out = env.run(&[
+        "create",
+        &name,
+        "--config",
+        "services.nextcloud.enable = true;",
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "ncsh: --config:1:1: the option ‘services.nextcloud.enable’ is built only by a Nix host: \
+         the native builder does not realize services.nextcloud (Debian has no Nextcloud package \
+         to run it from); build this container on a host with Nix (NCSH_BUILDER=nix, with \
+         nix-env and <nixpkgs/nixos>)\n"
+    );
+    assert!(!env.conf_path(&name).exists() && !env.root_path(&name).exists());
+}
