@@ -136,6 +136,21 @@ fn postgresql_ensures_databases_and_users_and_keeps_data() {
         "1\n"
     );
 
+    // A live update that ensures one more database restarts the server, which ensures it; the
+    // data stays.
+    let more = config.replace("[ \"shop\" ]", "[ \"shop\" \"extra\" ]");
+    assert_ne!(more, config);
+    assert_ok(&env.run(&["update", &name, "--config", &more]), "update");
+    assert_eq!(
+        psql_inside(
+            &env,
+            &name,
+            "SELECT datname FROM pg_database WHERE datname IN ('shop', 'extra') ORDER BY 1"
+        ),
+        "extra\nshop\n"
+    );
+    assert_eq!(stdout(&tcp("SELECT v FROM kept")), "still here\n");
+
     // A package of another major version is refused, naming both.
     let out = env.run(&[
         "update",
