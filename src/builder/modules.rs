@@ -319,10 +319,10 @@ fn build_system(
                 ),
             ));
         };
-        if let Some(f) = m.get("_file") {
-            if let Ok(Value::String(s)) = ev.force(f) {
-                file = s;
-            }
+        if let Some(f) = m.get("_file")
+            && let Ok(Value::String(s)) = ev.force(f)
+        {
+            file = s;
         }
         let structured = m.contains_key("config") || m.contains_key("options");
         let mut imports = Vec::new();
@@ -1216,10 +1216,16 @@ fn check_node(
                 for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
                     let leaf: Vec<String> = leaf.iter().map(|s| s.to_string()).collect();
                     let msg = match declarations {
-                        Some(decls) => decls.unknown_message(&leaf),
-                        None => format!("the option ‘{}’ does not exist", leaf.join(".")),
+                        Some(decls) => {
+                            let v = ev.force(&d.value)?;
+                            let plain = to_plain(ev, &v, &[]).unwrap_or(Plain::Null);
+                            decls.unknown_message(&leaf, &plain)
+                        }
+                        None => Some(format!("the option ‘{}’ does not exist", leaf.join("."))),
                     };
-                    errors.push(d.error(msg));
+                    if let Some(msg) = msg {
+                        errors.push(d.error(msg));
+                    }
                 }
             }
         }

@@ -13,7 +13,7 @@ use super::{BuildRequest, Builder, BuilderKind, Built};
 use crate::container::ConfigSource;
 use crate::error::{Error, Result};
 use crate::files::Root;
-use crate::nixlang::{self, Attrs, Evaluator, SourceMap, Thunk, Value};
+use crate::nixlang::{self, Attrs, Evaluator, SourceMap, Thunk, Value, Written};
 
 /// What turns evaluated options into a system: the option modules.
 pub trait OptionModules {
@@ -140,7 +140,7 @@ fn file_module(
 pub(crate) fn evaluate(
     request: &BuildRequest,
     declarations: &Declarations,
-) -> Result<(Plain, std::collections::BTreeMap<String, (String, bool)>)> {
+) -> Result<(Plain, Written)> {
     let config_nix = request.root.join(CONFIGURATION_NIX);
     let mut ev = Evaluator::new();
     ev.track_positions();

@@ -5,7 +5,6 @@
 //! must belong to a declared option, and its value must have the declared type; the result is a
 //! complete configuration (every declared option present, defaults filled in) that modules read.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use super::plain::{Value, show_path};
@@ -52,7 +51,7 @@ fn is_host_name(name: &str) -> bool {
 }
 
 impl OptType {
-    /// Parse `bool`, `int`, `str`, `port`, `path`, `attrs`, `any`, `portRange`, `hostName`, `listOf T`,
+    /// Parse `bool`, `int`, `str`, `port`, `path`, `attrs`, `any`, `portRange`, `hostName`, `package`, `listOf T`,
     /// `attrsOf T`, `nullOr T`, `enum(a, b, c)`.
     pub fn parse(text: &str) -> Result<OptType, String> {
         let text = text.trim();
@@ -166,12 +165,12 @@ impl fmt::Display for OptType {
             OptType::Attrs => write!(f, "an attribute set"),
             OptType::Any => write!(f, "anything"),
             OptType::PortRange => write!(f, "a port range {{ from; to; }}"),
-            OptType::Package => write!(f, "package"),
             OptType::HostName => write!(
                 f,
                 "a host name (letters, digits, ‘-’ and ‘_’, at most 63, starting and ending \
                  with a letter or digit)"
             ),
+            OptType::Package => write!(f, "a package"),
             OptType::ListOf(t) => write!(f, "a list of {t}"),
             OptType::AttrsOf(t) => write!(f, "an attribute set of {t}"),
             OptType::NullOr(t) => write!(f, "null or {t}"),
@@ -203,32 +202,24 @@ impl OptionDecl {
     pub fn dotted(&self) -> String {
         self.path.join(".")
     }
-
-    /// Does this declaration cover `leaf` (a defined path)? Attribute-set-valued options also
-    /// cover every path below them.
-    fn covers(&self, leaf: &[String]) -> bool {
-        let mut ty = &self.ty;
-        while let OptType::NullOr(inner) = ty {
-            ty = inner;
-        }
-        let below_allowed = matches!(
-            ty,
-            OptType::Attrs | OptType::AttrsOf(_) | OptType::Any | OptType::Package
-        );
-        if leaf.len() < self.path.len() || (leaf.len() > self.path.len() && !below_allowed) {
-            return false;
-        }
-        self.path
-            .iter()
-            .zip(leaf)
-            .all(|(p, l)| p == "<name>" || p == l)
-    }
 }
 
 /// All declared options.
 #[derive(Debug, Clone, Default)]
 pub struct Declarations {
     pub options: Vec<OptionDecl>,
+    /// Option sets (`services.nextcloud`) that only a Nix host builds: defining an option
+    /// below one is an error that says so, not "does not exist".
+    pub nix_only: Vec<NixOnly>,
+}
+
+/// An option set the native builder does not realize (see [`Declarations::nix_only`]).
+#[derive(Debug, Clone)]
+pub struct NixOnly {
+    pub path: Vec<String>,
+    /// Why (e.g. what Debian lacks), for the message.
+    pub why: String,
+    pub module: String,
 }
 
 /// The optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
@@ -330,24 +321,6 @@ impl Declarations {
         Ok(())
     }
 
-    fn find(&self, leaf: &[String]) -> Option<&OptionDecl> {
-        // The most specific declaration wins (longest path).
-        self.options
-            .iter()
-            .filter(|o| o.covers(leaf))
-            .max_by_key(|o| o.path.len())
-    }
-
-    fn has_below(&self, prefix: &[String]) -> bool {
-        self.options.iter().any(|o| {
-            o.path.len() > prefix.len()
-                && o.path
-                    .iter()
-                    .zip(prefix)
-                    .all(|(p, l)| p == "<name>" || p == l)
-        })
-    }
-
     /// The declared options close to an unknown one, for "did you mean": compared component
     /// by component, every component must be close ([`component_distance`]); an option whose
     /// type takes anything below it (`serviceConfig`) is compared on its length. None when
@@ -370,21 +343,43 @@ impl Declarations {
         closest(scored, 3)
     }
 
-    /// What the error about the unknown option `leaf` says: where to look.
-    pub fn unknown_message(&self, leaf: &[String]) -> String {
+    /// What the error about the unknown option `leaf` says: where to look, or that only a
+    /// Nix host builds it; `None` when it asks for nothing (`enable = false` of an option set
+    /// only a Nix host builds, as on NixOS).
+    pub fn unknown_message(&self, leaf: &[String], value: &Value) -> Option<String> {
         let dotted = show_path(leaf);
+        if let Some(only) = self.nix_only.iter().find(|n| leaf.starts_with(&n.path)) {
+            if leaf.len() == only.path.len() + 1
+                && leaf.last().is_some_and(|l| l == "enable")
+                && *value == Value::Bool(false)
+            {
+                return None;
+            }
+            let set = only.path.join(".");
+            let why = if only.why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", only.why)
+            };
+            return Some(format!(
+                "the option ‘{dotted}’ is built only by a Nix host: the native builder does not \
+                 realize {set}{why}; build this container on a host with Nix (NCSH_BUILDER=nix, \
+                 with nix-env and <nixpkgs/nixos>)"
+            ));
+        }
         let hint = self.suggest(leaf);
         let hint = if hint.is_empty() {
             format!(" ({HOW_TO_FIND_OPTIONS})")
         } else {
             format!("; did you mean {}?", hint.join(", "))
         };
-        format!("the option ‘{dotted}’ does not exist{hint}")
+        Some(format!("the option ‘{dotted}’ does not exist{hint}"))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::path::Path;
 
     use super::*;
@@ -608,6 +603,19 @@ mod tests {
             OptType::parse("listOf nullOr port").unwrap(),
             OptType::ListOf(Box::new(OptType::NullOr(Box::new(OptType::Port))))
         );
+        assert_eq!(
+            OptType::parse("nullOr package").unwrap(),
+            OptType::NullOr(Box::new(OptType::Package))
+        );
+        let package = |t: &str| {
+            Value::Attrs(BTreeMap::from([
+                ("type".to_string(), Value::String(t.into())),
+                ("version".to_string(), Value::String("15.10".into())),
+            ]))
+        };
+        assert!(OptType::Package.check(&package("derivation")).is_ok());
+        let e = OptType::Package.check(&package("other")).unwrap_err();
+        assert_eq!(e, "expected a package, found an attribute set");
         assert!(OptType::parse("float").is_err());
         let package = OptType::parse("listOf package").unwrap();
         let drv = |t: &str| {
@@ -618,7 +626,7 @@ mod tests {
         };
         assert!(package.check(&Value::List(vec![drv("derivation")])).is_ok());
         let e = package.check(&Value::List(vec![drv("x")])).unwrap_err();
-        assert!(e.contains("expected package"), "{e}");
+        assert!(e.contains("expected a package"), "{e}");
         assert!(OptType::parse("enum()").is_err());
     }
 }

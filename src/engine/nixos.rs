@@ -3,7 +3,8 @@
 //!
 //! A module defines `fn options()` (an array of `#{path, type, default, description}`),
 //! `fn build(config, gen)` and optionally `fn finalize(config, gen)`, which runs after every
-//! module's `build` (the firewall uses it to collect the ports other modules opened).
+//! module's `build` (the firewall uses it to collect the ports other modules opened). An entry
+//! of `options()` with `nix_only: true` names an option set only a Nix host builds.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -20,7 +21,7 @@ use crate::builder::generation::{
     Generation, Group, ManagedFile, Unit, User, check_container_path,
 };
 use crate::builder::native::{self, OptionModules};
-use crate::builder::options::{Declarations, OptType, OptionDecl};
+use crate::builder::options::{Declarations, NixOnly, OptType, OptionDecl};
 use crate::builder::plain::Value;
 use crate::error::{Error, Result};
 
@@ -36,6 +37,18 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("nginx", include_str!("../../stdlib/nixos/nginx.rhai")),
     ("redis", include_str!("../../stdlib/nixos/redis.rhai")),
     ("compat", include_str!("../../stdlib/nixos/compat.rhai")),
+    (
+        "postgresql",
+        include_str!("../../stdlib/nixos/postgresql.rhai"),
+    ),
+    ("mysql", include_str!("../../stdlib/nixos/mysql.rhai")),
+    (
+        "mosquitto",
+        include_str!("../../stdlib/nixos/mosquitto.rhai"),
+    ),
+    ("dnsmasq", include_str!("../../stdlib/nixos/dnsmasq.rhai")),
+    ("caddy", include_str!("../../stdlib/nixos/caddy.rhai")),
+    ("nix-only", include_str!("../../stdlib/nixos/nix-only.rhai")),
     ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
 ];
 
@@ -266,9 +279,35 @@ fn register_gen(engine: &mut Engine) {
             ))))
         },
     );
+    engine.register_fn("host_package_version", |package: &str| {
+        host_package_version(Path::new(DPKG_STATUS), package).map_or(Dynamic::UNIT, Dynamic::from)
+    });
     engine.register_fn("read_host_file", |path: &str| -> RhaiResult<String> {
         std::fs::read_to_string(path).map_err(|e| to_rhai(Error::io(format!("reading {path}"), e)))
     });
+}
+
+/// Where dpkg records the installed packages.
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+
+/// The upstream version (no epoch, no Debian revision) of `package` as installed on the host
+/// according to dpkg's `status` file, e.g. "10.11.19" for mariadb-server 1:10.11.19-0+deb12u1.
+fn host_package_version(status: &Path, package: &str) -> Option<String> {
+    let text = std::fs::read_to_string(status).ok()?;
+    text.split("\n\n").find_map(|stanza| {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+        };
+        if field("Package")? != package || !field("Status")?.ends_with(" installed") {
+            return None;
+        }
+        let version = field("Version")?;
+        let version = version.split_once(':').map_or(version, |(_, v)| v);
+        let version = version.rsplit_once('-').map_or(version, |(v, _)| v);
+        Some(version.to_string())
+    })
 }
 
 impl Gen {
@@ -430,6 +469,16 @@ impl RhaiModules {
                 };
                 let bad = |why: String| Error::Build(format!("option module ‘{name}’: {why}"));
                 let path = field("path").ok_or_else(|| bad("an option without a path".into()))?;
+                // `#{ path: "services.nextcloud", nix_only: true, description: WHY }`: an option
+                // set only a Nix host builds.
+                if map.get("nix_only").is_some_and(|v| v.as_bool() == Ok(true)) {
+                    declarations.nix_only.push(NixOnly {
+                        path: path.split('.').map(String::from).collect(),
+                        why: field("description").unwrap_or_default(),
+                        module: name.clone(),
+                    });
+                    continue;
+                }
                 let ty = OptType::parse(&field("type").unwrap_or_default())
                     .map_err(|e| bad(format!("{path}: {e}")))?;
                 let default = map
@@ -484,7 +533,7 @@ impl OptionModules for RhaiModules {
             name: name.to_string(),
             ..Default::default()
         })));
-        let config_dyn = to_dynamic(&config);
+        let config_dyn = to_dynamic(config);
         for phase in ["build", "finalize"] {
             for module in &loaded.modules {
                 if !module
@@ -506,7 +555,7 @@ impl OptionModules for RhaiModules {
             }
         }
         let mut generation = std::mem::take(&mut state.0.borrow_mut().generation);
-        generation.options = to_json(&config);
+        generation.options = to_json(config);
         for note in &state.0.borrow().notes {
             eprintln!("ncsh: note: {note}");
         }
@@ -817,6 +866,279 @@ mod tests {
     }
 
     #[test]
+    fn postgresql() {
+        let g = build(
+            "services.postgresql = { enable = true; enableTCPIP = true; ensureDatabases = [ \"shop\" \"it's\" ]; \
+             ensureUsers = [ { name = \"shop\"; ensureDBOwnership = true; ensureClauses = { login = true; createdb = false; superuser = null; }; } ]; \
+             authentication = \"host all all 10.0.0.1/32 trust\"; settings = { max_connections = 20; fsync = false; work_mem = \"4MB\"; }; \
+             initdbArgs = [ \"--data-checksums\" ]; initialScript = \"CREATE TABLE t (x int);\"; };",
+        )
+        .unwrap();
+        let conf = text(&g, "/etc/postgresql/postgresql.conf");
+        for line in [
+            "listen_addresses = '*'\n",
+            "port = 5432\n",
+            "max_connections = 20\n",
+            "fsync = no\n",
+            "work_mem = '4MB'\n",
+        ] {
+            assert!(conf.contains(line), "{line} in {conf}");
+        }
+        let hba = text(&g, "/etc/postgresql/pg_hba.conf");
+        let mine = hba.find("host all all 10.0.0.1/32 trust").unwrap();
+        assert!(mine < hba.find("local all all peer").unwrap(), "{hba}");
+        let sql = text(&g, "/etc/postgresql/ensure.sql");
+        assert!(sql.contains("SELECT 'CREATE DATABASE \"it''s\"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'it''s')\\gexec\n"), "{sql}");
+        assert!(sql.contains("ALTER DATABASE \"shop\" OWNER TO \"shop\";\n"));
+        assert!(
+            sql.contains(
+                "ALTER ROLE \"shop\" CREATEDB_OFF"
+                    .replace("CREATEDB_OFF", "NOCREATEDB LOGIN;\n")
+                    .as_str()
+            ),
+            "{sql}"
+        );
+        assert!(
+            text(&g, "/etc/ncsh/postgresql/initdb")
+                .contains("initdb -U postgres '--data-checksums' -D '/var/lib/postgresql/15'")
+        );
+        assert_eq!(
+            text(&g, "/etc/postgresql/initial-script.sql"),
+            "CREATE TABLE t (x int);"
+        );
+        let unit = &g.units["postgresql.service"].text;
+        assert!(
+            unit.contains("Type=notify\n") && unit.contains("User=postgres\n"),
+            "{unit}"
+        );
+        assert_eq!(g.users["postgres"].uid, Some(71));
+        assert_eq!(g.users["postgres"].home, "/var/lib/postgresql/15");
+        let local =
+            build("services.postgresql = { enable = true; port = 5433; dataDir = \"/srv/pg\"; };")
+                .unwrap();
+        assert!(
+            text(&local, "/etc/postgresql/postgresql.conf")
+                .contains("listen_addresses = 'localhost'\nlog_destination")
+        );
+        assert!(text(&local, "/etc/postgresql/postgresql.conf").contains("port = 5433\n"));
+        assert!(
+            local.units["postgresql.service"]
+                .text
+                .contains("-D /srv/pg ")
+        );
+        let e = error(
+            "services.postgresql = { enable = true; package = { type = \"derivation\"; name = \"postgresql-16.4\"; version = \"16.4\"; }; };",
+        );
+        assert!(
+            e.contains("postgresql-16.4 (PostgreSQL 16.4), but this host has PostgreSQL 15"),
+            "{e}"
+        );
+        build("services.postgresql = { enable = true; package = { type = \"derivation\"; name = \"postgresql-15.10\"; version = \"15.10\"; }; };").unwrap();
+        let e = error("services.postgresql = { enable = true; package = \"postgresql\"; };");
+        assert!(e.contains("expected a package, found the string"), "{e}");
+        let e = error(
+            "services.postgresql = { enable = true; ensureUsers = [ { name = \"a\"; ensureDBOwnership = true; } ]; };",
+        );
+        assert!(
+            e.contains("ensureDBOwnership needs a database named ‘a’"),
+            "{e}"
+        );
+        let e = error(
+            "services.postgresql = { enable = true; ensureUsers = [ { name = \"a\"; ensureClauses.root = true; } ]; };",
+        );
+        assert!(e.contains("unknown clause ‘root’"), "{e}");
+    }
+
+    #[test]
+    fn host_package_versions_come_from_dpkg() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = dir.path().join("status");
+        std::fs::write(
+            &status,
+            "Package: mariadb-server\nStatus: install ok installed\nVersion: 1:10.11.19-0+deb12u1\n\n\
+             Package: caddy\nStatus: deinstall ok config-files\nVersion: 2.6.2-5\n\n\
+             Package: dnsmasq-base\nStatus: install ok installed\nVersion: 2.90\n",
+        )
+        .unwrap();
+        let v = |p: &str| host_package_version(&status, p);
+        assert_eq!(v("mariadb-server").as_deref(), Some("10.11.19"));
+        assert_eq!(v("dnsmasq-base").as_deref(), Some("2.90"));
+        assert_eq!(v("caddy"), None, "removed, only its configuration is left");
+        assert_eq!(v("mariadb"), None);
+    }
+
+    #[test]
+    fn mysql() {
+        let g = build(
+            "services.mysql = { enable = true; ensureDatabases = [ \"shop\" ]; \
+             ensureUsers = [ { name = \"alice\"; ensurePermissions = { \"shop.*\" = \"ALL PRIVILEGES\"; }; } ]; \
+             settings = { mysqld = { bind-address = \"127.0.0.1\"; skip-name-resolve = true; plugin-load-add = [ \"a.so\" \"b.so\" ]; }; client.default-character-set = \"utf8mb4\"; }; };",
+        )
+        .unwrap();
+        assert_eq!(
+            text(&g, "/etc/my.cnf"),
+            "# Generated by ncsh from services.mysql.\n[client]\ndefault-character-set=utf8mb4\n\n\
+             [mysqld]\nbind-address=127.0.0.1\ndatadir=/var/lib/mysql\nplugin-load-add=a.so\nplugin-load-add=b.so\n\
+             port=3306\nskip-name-resolve=true\n\n"
+        );
+        let sql = text(&g, "/etc/ncsh/mysql/ensure.sql");
+        assert_eq!(
+            sql,
+            "CREATE DATABASE IF NOT EXISTS `shop`;\n\
+             CREATE USER IF NOT EXISTS 'alice'@'localhost' IDENTIFIED WITH unix_socket;\n\
+             GRANT ALL PRIVILEGES ON shop.* TO 'alice'@'localhost';\n"
+        );
+        assert!(g.units["mysql.service"].text.contains("Type=notify\n"));
+        assert!(g.users.contains_key("mysql") && g.groups.contains_key("mysql"));
+        let e =
+            error("services.mysql = { enable = true; ensureUsers = [ { name = \"a'b\"; } ]; };");
+        assert!(e.contains("must not contain quotes"), "{e}");
+        let e = error(
+            "services.mysql = { enable = true; package = { type = \"derivation\"; pname = \"mysql\"; version = \"8.0.36\"; }; };",
+        );
+        assert!(e.contains("this host runs MariaDB only"), "{e}");
+        let e = error(
+            "services.mysql = { enable = true; package = { type = \"derivation\"; pname = \"mariadb-server\"; version = \"11.4.2\"; }; };",
+        );
+        assert!(
+            e.contains("MariaDB 11.4.2, but this host has MariaDB 10.11"),
+            "{e}"
+        );
+        build("services.mysql = { enable = true; package = { type = \"derivation\"; pname = \"mariadb-server\"; version = \"10.11.6\"; }; };").unwrap();
+    }
+
+    #[test]
+    fn mosquitto() {
+        let g = build(
+            "services.mosquitto = { enable = true; listeners = [ \
+             { users.alice = { password = \"it's\"; acl = [ \"readwrite test/#\" ]; }; users.bob.hashedPassword = \"$7$x\"; acl = [ \"pattern read %u/#\" ]; } \
+             { port = 1884; address = \"127.0.0.1\"; omitPasswordAuth = true; settings.allow_anonymous = true; } ]; };",
+        )
+        .unwrap();
+        let conf = text(&g, "/etc/mosquitto/mosquitto.conf");
+        assert!(conf.starts_with("# Generated by ncsh from services.mosquitto.\nper_listener_settings true\npersistence true\n"), "{conf}");
+        assert!(conf.contains("\nlistener 1883\nacl_file /etc/mosquitto/acl-0.conf\npassword_file /run/mosquitto/passwd-0\n"), "{conf}");
+        assert!(conf.ends_with("\nlistener 1884 127.0.0.1\nacl_file /etc/mosquitto/acl-1.conf\nallow_anonymous true\n"), "{conf}");
+        assert_eq!(
+            text(&g, "/etc/mosquitto/acl-0.conf"),
+            "pattern read %u/#\nuser alice\ntopic readwrite test/#\nuser bob\n"
+        );
+        let pw = text(&g, "/etc/ncsh/mosquitto/passwords");
+        assert!(
+            pw.contains("mosquitto_passwd -b /run/mosquitto/passwd-0 'alice' 'it'\\''s'\n"),
+            "{pw}"
+        );
+        assert!(
+            pw.contains("printf '%s:%s\\n' 'bob' '$7$x' >> /run/mosquitto/passwd-0\n"),
+            "{pw}"
+        );
+        assert!(matches!(
+            g.files["/etc/ncsh/mosquitto/passwords"],
+            ManagedFile::Text { mode: 0o700, .. }
+        ));
+        assert!(g.units["mosquitto.service"].text.contains("Type=notify\n"));
+        let e = error(
+            "services.mosquitto = { enable = true; listeners = [ { users.\"a:b\".password = \"x\"; } ]; };",
+        );
+        assert!(e.contains("must not be empty or contain ‘:’"), "{e}");
+        let e = error(
+            "services.mosquitto = { enable = true; listeners = [ { users.a = { password = \"x\"; hashedPassword = \"y\"; }; } ]; };",
+        );
+        assert!(e.contains("set only one of password"), "{e}");
+        let e = error("services.mosquitto = { enable = true; listeners = [ { prot = 1; } ]; };");
+        assert!(e.contains("unknown attribute ‘prot’"), "{e}");
+    }
+
+    #[test]
+    fn dnsmasq() {
+        let g = build(
+            "services.dnsmasq = { enable = true; settings = { server = [ \"10.0.0.1\" \"10.0.0.2\" ]; no-resolv = true; strict-order = false; cache-size = 0; }; };",
+        )
+        .unwrap();
+        assert_eq!(
+            text(&g, "/etc/dnsmasq.conf"),
+            "# Generated by ncsh from services.dnsmasq.\ncache-size=0\nconf-file=/etc/dnsmasq-conf.conf\n\
+             dhcp-leasefile=/var/lib/dnsmasq/dnsmasq.leases\nno-resolv\nresolv-file=/etc/dnsmasq-resolv.conf\n\
+             server=10.0.0.1\nserver=10.0.0.2\n# setting strict-order explicitly set to false\n"
+        );
+        assert_eq!(
+            text(&g, "/etc/resolv.conf"),
+            "# Generated by ncsh: services.dnsmasq.resolveLocalQueries\nnameserver 127.0.0.1\n"
+        );
+        assert!(
+            g.units["dnsmasq.service"]
+                .text
+                .contains("Type=dbus\nBusName=uk.org.thekelleys.dnsmasq\n")
+        );
+        let g =
+            build("services.dnsmasq = { enable = true; resolveLocalQueries = false; };").unwrap();
+        assert!(!g.files.contains_key("/etc/resolv.conf"));
+        assert!(!text(&g, "/etc/dnsmasq.conf").contains("resolv-file"));
+        let e = error("services.dnsmasq = { enable = true; settings.address = [ { a = 1; } ]; };");
+        assert!(
+            e.contains("services.dnsmasq.settings.address: expected a string"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn caddy() {
+        let g = build(
+            "services.caddy = { enable = true; email = \"a@example.test\"; globalConfig = \"admin off\"; extraConfig = \"(common) {\\n}\"; \
+             virtualHosts.\"http://a.test:8080\" = { serverAliases = [ \"http://b.test:8080\" ]; listenAddresses = [ \"10.0.0.1\" \"::1\" ]; extraConfig = \"respond hi\"; }; };",
+        )
+        .unwrap();
+        assert_eq!(
+            text(&g, "/etc/caddy/Caddyfile"),
+            "# Generated by ncsh from services.caddy.\n{\n\temail a@example.test\n\tlog {\n\t\tlevel ERROR\n\t}\n\tadmin off\n}\n\n\
+             (common) {\n}\n\n\
+             http://a.test:8080 http://b.test:8080 {\n\tbind 10.0.0.1 ::1\n\tlog {\n\t\toutput file /var/log/caddy/access-a.test_8080.log\n\t}\n\trespond hi\n}\n"
+        );
+        let unit = &g.units["caddy.service"].text;
+        assert!(
+            unit.contains("Type=notify\nUser=caddy\n")
+                && unit.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE\n"),
+            "{unit}"
+        );
+        assert_eq!(g.users["caddy"].home, "/var/lib/caddy");
+        let e =
+            error("services.caddy = { enable = true; virtualHosts.\"a b\".extraConfig = \"\"; };");
+        assert!(e.contains("‘a b’ is not a site address"), "{e}");
+    }
+
+    #[test]
+    fn nix_only_option_sets_say_a_nix_host_builds_them() {
+        let e = error("services.nextcloud = { enable = true; hostName = \"cloud\"; };");
+        assert!(
+            e.contains("‘services.nextcloud.enable’ is built only by a Nix host"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("does not exist") && !e.contains("did you mean"),
+            "{e}"
+        );
+        let e = error("services.gitlab.host = \"git\";");
+        assert!(
+            e.contains("‘services.gitlab.host’ is built only by a Nix host"),
+            "{e}"
+        );
+        // Disabled, it asks for nothing.
+        build("services.nextcloud.enable = false;").unwrap();
+        // A module that realizes one takes precedence.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("cloud.rhai"),
+            "fn options() { [ #{ path: \"services.nextcloud.enable\", type: \"bool\", \"default\": false } ] }\n",
+        )
+        .unwrap();
+        build_with(
+            &native_builder(vec![dir.path().to_path_buf()]),
+            "services.nextcloud.enable = true;",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn quoted_names_keep_their_quotes_and_dots() {
         let etc = build("environment.etc.\"a\\\"b.c\".text = \"x\";").unwrap();
         assert_eq!(text(&etc, "/etc/a\"b.c"), "x");
@@ -973,6 +1295,13 @@ mod tests {
             (
                 "services.nginx.enabel = true;",
                 "‘services.nginx.enabel’ does not exist; did you mean services.nginx.enable",
+            ),
+            (
+                "services.nextcloud.enable = true;",
+                "--config:1:1: the option ‘services.nextcloud.enable’ is built only by a Nix host: \
+                 the native builder does not realize services.nextcloud (Debian has no Nextcloud \
+                 package to run it from); build this container on a host with Nix (NCSH_BUILDER=nix, \
+                 with nix-env and <nixpkgs/nixos>)",
             ),
             ("environment.etc.x = { };", "set text or source"),
             (

@@ -29,13 +29,6 @@ impl Evaluator {
         }
     }
 
-    pub(crate) fn force_bool(&mut self, t: &Thunk) -> Result<bool, EvalError> {
-        match self.force(t)? {
-            Value::Bool(b) => Ok(b),
-            v => Err(expected(&v, "a Boolean")),
-        }
-    }
-
     pub(crate) fn force_str(&mut self, t: &Thunk) -> Result<Str, EvalError> {
         match self.force(t)? {
             Value::String(s) => Ok(s),
@@ -243,11 +236,6 @@ pub(crate) fn globals() -> HashMap<Str, Value> {
     with_self.insert("builtins".into(), value.clone().into());
     globals.insert("builtins".into(), Value::attrs(with_self));
     globals
-}
-
-/// One built-in by name (for Rust code that calls them).
-pub(crate) fn primop(name: &str) -> Option<Value> {
-    PRIMOPS.iter().find(|p| p.name == name).map(prim)
 }
 
 type R = Result<Value, EvalError>;

@@ -690,13 +690,12 @@ impl Compiler<'_> {
             return Err(self.err(node, "syntax error: a function without an argument"));
         };
         let mut names: HashMap<Str, u32> = HashMap::new();
-        let param_def;
         let mut default_nodes = Vec::new();
-        match param {
+        let param_def = match param {
             ast::Param::IdentParam(i) => {
                 let n = i.ident().map(|i| ident_text(&i)).unwrap_or_default();
                 names.insert(n.into(), 0);
-                param_def = None;
+                None
             }
             ast::Param::Pattern(p) => {
                 let mut formals_names = Vec::new();
@@ -730,9 +729,9 @@ impl Compiler<'_> {
                     }
                     None => false,
                 };
-                param_def = Some((formals_names, p.ellipsis_token().is_some(), at));
+                Some((formals_names, p.ellipsis_token().is_some(), at))
             }
-        }
+        };
         self.scopes.push(Scope::Frame(names));
         let result = (|| {
             let param = match param_def {

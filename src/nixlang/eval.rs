@@ -28,11 +28,18 @@ pub struct Evaluator {
     pub traces: Vec<String>,
     /// With [`Evaluator::track_positions`]: the definitions each set literal was made from
     /// (by the address of its attributes, kept alive here), for [`Evaluator::attr_pos`].
-    origins: Option<HashMap<usize, (Rc<Attrs>, Rc<AttrsDef>)>>,
+    origins: Option<Origins>,
     /// Files the evaluated code asks for (`pkgs.writeText` and friends): path → (contents,
     /// executable). The native builder adds them to the generation.
-    pub written: BTreeMap<String, (String, bool)>,
+    pub written: Written,
 }
+
+/// Set literals by the address of their attributes: the attributes (kept alive, so the address
+/// is not reused) and the definitions they were made from.
+type Origins = HashMap<usize, (Rc<Attrs>, Rc<AttrsDef>)>;
+
+/// Files an evaluation asks for: container path → (contents, executable).
+pub type Written = BTreeMap<String, (String, bool)>;
 
 impl Globals for HashMap<Str, Value> {
     fn global(&self, name: &str) -> Option<Value> {

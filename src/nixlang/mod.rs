@@ -17,7 +17,7 @@ use std::path::Path;
 
 pub use error::SourceMap;
 pub use error::{ErrorKind, EvalError, Location};
-pub use eval::Evaluator;
+pub use eval::{Evaluator, Written};
 pub use value::{Attrs, Str, Thunk, Value};
 
 /// Evaluates `text` as a Nix expression with relative paths resolved against `base_dir`, forces

@@ -29,6 +29,7 @@ pub(crate) enum Piece<T> {
 
 /// The content between the `''` of an indented string without interpolations (see
 /// [`strip_indentation`]).
+#[cfg(test)]
 pub(crate) fn decode_indented(raw: &str) -> String {
     let pieces: Vec<Piece<()>> = strip_indentation(vec![Piece::Text(raw.to_string())]);
     pieces

@@ -20,6 +20,7 @@ mod recovery;
 mod redis;
 mod repl;
 mod scripts;
+mod services_data;
 mod shell_env;
 mod system_files;
 mod systemd;
