@@ -1398,3 +1398,6 @@ pub fn from_plain(v: &Plain) -> Value {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! The module system against the NixOS manual's rules, with the real `lib` and `pkgs`.
+
+use std::path::Path;
+
+use super::*;
+use crate::builder::native::{module_args, snippet_module};
+use crate::builder::options::{OptType, OptionDecl};
+
+fn decls() -> Declarations {
+    let mut d = Declarations::default();
+    for (path, ty, default) in [
+        ("services.openssh.enable", "bool", Plain::Bool(false)),
+        (
+            "services.openssh.ports",
+            "listOf port",
+            Plain::List(vec![Plain::Int(22)]),
+        ),
+        (
+            "networking.firewall.allowedTCPPorts",
+            "listOf port",
+            Plain::List(vec![]),
+        ),
+        ("networking.hostName", "str", Plain::String(String::new())),
+        ("users.users.<name>.uid", "nullOr int", Plain::Null),
+        (
+            "users.users.<name>.isNormalUser",
+            "bool",
+            Plain::Bool(false),
+        ),
+        (
+            "environment.systemPackages",
+            "listOf package",
+            Plain::List(vec![]),
+        ),
+        ("environment.etc.<name>.text", "nullOr str", Plain::Null),
+        (
+            "systemd.services.<name>.serviceConfig",
+            "attrs",
+            Plain::Attrs(Default::default()),
+        ),
+    ] {
+        d.add(OptionDecl {
+            path: path.split('.').map(String::from).collect(),
+            ty: OptType::parse(ty).unwrap(),
+            default,
+            description: String::new(),
+            module: "test".into(),
+        })
+        .unwrap();
+    }
+    d
+}
+
+/// Evaluates modules given as (text, is a `--config` snippet) and returns the config or every
+/// error as text.
+fn eval_all(modules: &[(&str, bool)], dir: &Path) -> Result<(Plain, Evaluator), Vec<String>> {
+    let mut ev = Evaluator::new();
+    ev.track_positions();
+    let args = module_args(&mut ev).map_err(|e| vec![e.to_string()])?;
+    let mut ms = Vec::new();
+    for (i, (text, snippet)) in modules.iter().enumerate() {
+        let name = format!("m{i}.nix");
+        let file = dir.join(&name);
+        let m = if *snippet {
+            snippet_module(&mut ev, text, Path::new(&name), dir)
+        } else {
+            let src = crate::nixlang::SourceMap::new(&file, text, 0);
+            ev.eval_text(text, src, dir).map(Thunk::value)
+        }
+        .map_err(|e| vec![e.to_string()])?;
+        ms.push((m, file.display().to_string()));
+    }
+    match evaluate(&mut ev, &decls(), ms, args) {
+        Ok(e) => Ok((e.config, ev)),
+        Err(errors) => Err(errors.iter().map(|e| e.to_string()).collect()),
+    }
+}
+
+fn config(modules: &[(&str, bool)]) -> Plain {
+    match eval_all(modules, Path::new("/nonexistent")) {
+        Ok((c, _)) => c,
+        Err(e) => panic!("{}", e.join("\n")),
+    }
+}
+
+fn errors(modules: &[(&str, bool)]) -> Vec<String> {
+    match eval_all(modules, Path::new("/nonexistent")) {
+        Ok((c, _)) => panic!("evaluated: {c}"),
+        Err(e) => e,
+    }
+}
+
+fn get<'a>(v: &'a Plain, path: &str) -> &'a Plain {
+    path.split('.').fold(v, |v, k| match v {
+        Plain::Attrs(m) => m.get(k).unwrap_or_else(|| panic!("no {k} in {path}: {v}")),
+        _ => panic!("{path}: {v}"),
+    })
+}
+
+fn ints(v: &Plain) -> Vec<i64> {
+    match v {
+        Plain::List(items) => items.iter().map(|i| i.as_int().unwrap()).collect(),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_module_as_people_write_it() {
+    let c = config(&[
+        (
+            r#"{ config, pkgs, lib, ... }:
+        let
+          port = 8080;
+          cfg = config.my.app;
+        in {
+          options.my.app = {
+            enable = lib.mkEnableOption "my app";
+            port = lib.mkOption { type = lib.types.port; default = port; };
+            name = lib.mkOption { type = lib.types.str; default = "app"; apply = lib.toUpper; };
+          };
+          config = lib.mkIf cfg.enable {
+            services.openssh.enable = true;
+            services.openssh.ports = [ cfg.port ];
+            networking.firewall.allowedTCPPorts = config.services.openssh.ports ++ [ 9 ];
+            networking.hostName = "${cfg.name}-${toString cfg.port}";
+            environment.systemPackages = with pkgs; [ bash ];
+          };
+        }"#,
+            false,
+        ),
+        ("my.app.enable = true;", true),
+    ]);
+    assert_eq!(get(&c, "services.openssh.enable"), &Plain::Bool(true));
+    // A list option's definitions concatenate with the default dropped (priority).
+    assert_eq!(ints(get(&c, "services.openssh.ports")), [8080]);
+    assert_eq!(
+        ints(get(&c, "networking.firewall.allowedTCPPorts")),
+        [8080, 9]
+    );
+    assert_eq!(
+        get(&c, "networking.hostName"),
+        &Plain::String("APP-8080".into())
+    );
+    let Plain::List(pkgs) = get(&c, "environment.systemPackages") else {
+        panic!()
+    };
+    assert_eq!(get(&pkgs[0], "outPath"), &Plain::String("/usr".into()));
+}
+
+#[test]
+fn mk_if_false_removes_and_the_condition_may_read_config() {
+    let c = config(&[(
+        "{ config, lib, ... }: { config = lib.mkIf config.services.openssh.enable { \
+           networking.firewall.allowedTCPPorts = [ 1 ]; }; }",
+        false,
+    )]);
+    assert_eq!(
+        ints(get(&c, "networking.firewall.allowedTCPPorts")),
+        Vec::<i64>::new()
+    );
+    let c = config(&[
+        (
+            "{ config, lib, ... }: { config = lib.mkIf config.services.openssh.enable { \
+               networking.firewall.allowedTCPPorts = [ 1 ]; }; }",
+            false,
+        ),
+        ("services.openssh.enable = true;", true),
+    ]);
+    assert_eq!(ints(get(&c, "networking.firewall.allowedTCPPorts")), [1]);
+}
+
+#[test]
+fn priorities_and_order() {
+    let c = config(&[
+        ("networking.hostName = mkDefault \"weak\";", true),
+        ("networking.hostName = \"plain\";", true),
+        (
+            "services.openssh.ports = mkForce [ 2 ]; services.openssh.enable = mkOverride 10 true;",
+            true,
+        ),
+        (
+            "services.openssh.ports = [ 3 ]; services.openssh.enable = mkForce false;",
+            true,
+        ),
+        (
+            "networking.firewall.allowedTCPPorts = mkAfter [ 30 ];",
+            true,
+        ),
+        ("networking.firewall.allowedTCPPorts = [ 20 ];", true),
+        (
+            "networking.firewall.allowedTCPPorts = mkBefore [ 10 ];",
+            true,
+        ),
+        (
+            "networking.firewall.allowedTCPPorts = mkMerge [ [ 21 ] (mkIf false [ 99 ]) ];",
+            true,
+        ),
+    ]);
+    assert_eq!(
+        get(&c, "networking.hostName"),
+        &Plain::String("plain".into())
+    );
+    assert_eq!(ints(get(&c, "services.openssh.ports")), [2]);
+    assert_eq!(get(&c, "services.openssh.enable"), &Plain::Bool(true));
+    assert_eq!(
+        ints(get(&c, "networking.firewall.allowedTCPPorts")),
+        [10, 20, 21, 30]
+    );
+}
+
+#[test]
+fn conflicting_definitions_name_both_places() {
+    let e = errors(&[
+        ("networking.hostName = \"a\";", true),
+        ("\n  networking.hostName = \"b\";", true),
+    ]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("m1.nix:2:3: the option ‘networking.hostName’ has conflicting definitions: \"b\" here and \"a\" at m0.nix:1:1"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn every_mistake_is_reported_at_once_with_its_position() {
+    let e = errors(&[(
+        "services.openssh.enabel = true;\nservices.openssh.ports = [ \"x\" ];\n  users.users.bob.isNormaluser = true;\nnetworking.hostName = 5;",
+        true,
+    )]);
+    let text = e.join("\n");
+    assert!(text.contains("m0.nix:1:1: the option ‘services.openssh.enabel’ does not exist; did you mean services.openssh.enable?"), "{text}");
+    assert!(text.contains("m0.nix:3:3: the option ‘users.users.bob.isNormaluser’ does not exist; did you mean users.users.<name>.isNormalUser?"), "{text}");
+    assert_eq!(e.len(), 2, "unknown options first, all of them: {text}");
+    let e = errors(&[(
+        "services.openssh.ports = [ \"x\" ];\nnetworking.hostName = 5;",
+        true,
+    )]);
+    let text = e.join("\n");
+    assert!(text.contains("m0.nix:1:1: the option ‘services.openssh.ports’ has a wrong type: element 1: expected a port"), "{text}");
+    assert!(
+        text.contains("m0.nix:2:1: the option ‘networking.hostName’ has a wrong type"),
+        "{text}"
+    );
+}
+
+#[test]
+fn user_options_are_typed() {
+    let e = errors(&[
+        (
+            "{ lib, ... }: { options.my.n = lib.mkOption { type = lib.types.int; }; \
+           config.my.n = \"three\"; config.networking.hostName = toString 1; }",
+            false,
+        ),
+        (
+            "networking.hostName = mkForce (toString config.my.n);",
+            true,
+        ),
+    ]);
+    assert!(
+        e[0].contains("the option ‘my.n’ has a wrong type: expected int"),
+        "{e:?}"
+    );
+    let e = errors(&[(
+        "{ lib, config, ... }: { options.my.n = lib.mkOption { type = lib.types.int; }; \
+           config.networking.hostName = toString config.my.n; }",
+        false,
+    )]);
+    assert!(e[0].contains("‘my.n’ is used but not defined"), "{e:?}");
+}
+
+#[test]
+fn submodules_and_attribute_sets_of_them() {
+    let c = config(&[(
+        r#"{ lib, config, ... }: with lib; {
+          options.people = mkOption {
+            type = types.attrsOf (types.submodule ({ name, ... }: {
+              options.uid = mkOption { type = types.int; default = 1000; };
+              options.login = mkOption { type = types.str; default = name; };
+            }));
+            default = { };
+          };
+          config.people.bob = { };
+          config.people.eve.uid = 1001;
+          config.users.users = mapAttrs (n: p: { uid = p.uid; isNormalUser = p.login == n; }) config.people;
+        }"#,
+        false,
+    )]);
+    assert_eq!(get(&c, "users.users.bob.uid"), &Plain::Int(1000));
+    assert_eq!(get(&c, "users.users.eve.uid"), &Plain::Int(1001));
+    assert_eq!(get(&c, "users.users.eve.isNormalUser"), &Plain::Bool(true));
+}
+
+#[test]
+fn imports_and_laziness() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(
+        dir.path().join("sub/ssh.nix"),
+        "{ lib, ... }: { services.openssh.enable = lib.mkDefault true; imports = [ ../ports.nix ]; }",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ports.nix"),
+        "{ services.openssh.ports = [ 2222 ]; }",
+    )
+    .unwrap();
+    let (c, _) = eval_all(
+        &[(
+            "imports = [ ./sub/ssh.nix ./sub/ssh.nix ]; \
+             systemd.services.x.serviceConfig = let unused = throw \"never\"; in { A = 1; };",
+            true,
+        )],
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(get(&c, "services.openssh.enable"), &Plain::Bool(true));
+    assert_eq!(
+        ints(get(&c, "services.openssh.ports")),
+        [2222],
+        "imported once"
+    );
+    assert_eq!(
+        get(&c, "systemd.services.x.serviceConfig.A"),
+        &Plain::Int(1)
+    );
+}
+
+#[test]
+fn pkgs_from_the_host() {
+    let (c, ev) = eval_all(
+        &[(
+            "environment.etc.a.text = \"${pkgs.bash}/bin/bash ${lib.getExe pkgs.bash}\"; \
+             environment.etc.b.text = \"${pkgs.writeShellScript \"hello\" \"echo hi\"}\";",
+            true,
+        )],
+        Path::new("/"),
+    )
+    .unwrap();
+    assert_eq!(
+        get(&c, "environment.etc.a.text"),
+        &Plain::String("/usr/bin/bash /usr/bin/bash".into())
+    );
+    let Plain::String(script) = get(&c, "environment.etc.b.text") else {
+        panic!()
+    };
+    assert!(
+        script.starts_with("/nix/store/") && script.ends_with("-hello"),
+        "{script}"
+    );
+    assert_eq!(
+        ev.written[script.as_str()],
+        ("#!/bin/bash\necho hi".to_string(), true)
+    );
+    let e = errors(&[(
+        "environment.systemPackages = [ pkgs.no-such-program-here ];",
+        true,
+    )]);
+    assert!(
+        e[0].contains("attribute 'no-such-program-here' missing: no such program on this host"),
+        "{e:?}"
+    );
+    let e = errors(&[(
+        "environment.systemPackages = [ (pkgs.runCommand \"x\" { } \"\") ];",
+        true,
+    )]);
+    assert!(e[0].contains("pkgs.runCommand builds with Nix"), "{e:?}");
+}
