@@ -5,8 +5,10 @@
 use std::path::Path;
 
 /// Top-level modules by layer, bottom first.
-const LAYERS: [&[&str]; 10] = [
+const LAYERS: [&[&str]; 11] = [
     &["error"],
+    // The Nix language: a leaf beside the rest, which the builder evaluates configurations with.
+    &["nixlang"],
     &["files"],
     &["container"],
     &["builder"],

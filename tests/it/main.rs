@@ -14,6 +14,7 @@ mod lifecycle;
 mod login;
 mod nginx;
 mod nix;
+mod nixos_modules;
 mod options;
 mod parallel;
 mod recovery;
