@@ -553,6 +553,18 @@ let
       name = head (splitString sep filename);
     in
     assert name != filename; name;
+  # A valid derivation name made from any string: no leading dots, invalid runs as "-",
+  # at most 207 characters, "unknown" when nothing is left.
+  sanitizeDerivationName = string:
+    if stringLength string <= 207 && match "[[:alnum:]+_?=-][[:alnum:]+._?=-]*" string != null then string
+    else
+      pipe string [
+        (x: elemAt (match "\\.*(.*)" x) 0)
+        (split "[^[:alnum:]+._?=-]+")
+        (concatMapStrings (s: if isList s then "-" else s))
+        (x: let l = stringLength x; start = max (l - 207) 0; in substring start (l - start) x)
+        (x: if stringLength x == 0 then "unknown" else x)
+      ];
   # A CMake "-DNAME:TYPE=VALUE" flag.
   cmakeOptionType = type: feature: value: "-D${feature}:${toUpper type}=${value}";
   # A CMake boolean flag.
@@ -579,7 +591,7 @@ let
       toInt toIntBase10 fileContents readPathsFromFile nameFromURL cmakeOptionType cmakeBool
       cmakeFeature mesonOption mesonBool mesonEnable replaceString normalizePath
       commonPrefixLength commonSuffixLength isConvertibleWithToString splitStringBy charToInt
-      escapeC escapeURL toCamelCase;
+      escapeC escapeURL toCamelCase sanitizeDerivationName;
     join = concatStringsSep;
     replicate = stringsReplicate;
     inherit (builtins) compareVersions concatStringsSep elem elemAt filter fromJSON genList
@@ -792,6 +804,29 @@ let
       "each element in ${name} must be one of ${toJSON xs}, but is: ${toJSON vals}";
   asserts = { inherit assertMsg assertOneOf assertEachOneOf; };
 
+  # ---------------------------------------------------------------- cli
+
+  # Command-line arguments from a set: `{ v = true; o = "x"; I = [ 1 2 ]; n = null; }` gives
+  # [ "-I" "1" "-I" "2" "-o" "x" "-v" ] (false and null are left out; long names get "--").
+  toGNUCommandLine =
+    { mkOptionName ? k: if stringLength k == 1 then "-${k}" else "--${k}"
+    , mkBool ? k: v: optional v (mkOptionName k)
+    , mkList ? k: v: builtins.concatMap (mkOption k) v
+    , mkOption ? k: v:
+        if v == null then [ ]
+        else if optionValueSeparator == null then [ (mkOptionName k) (mkValueStringDefault { } v) ]
+        else [ "${mkOptionName k}${optionValueSeparator}${mkValueStringDefault { } v}" ]
+    , optionValueSeparator ? null
+    }:
+    options:
+    let
+      render = k: v: if isBool v then mkBool k v else if isList v then mkList k v else mkOption k v;
+    in
+    concatLists (mapAttrsToList render options);
+  # toGNUCommandLine quoted for the shell, as one string.
+  toGNUCommandLineShell = options: attrs: escapeShellArgs (toGNUCommandLine options attrs);
+  cli = { inherit toGNUCommandLine toGNUCommandLineShell; };
+
   # ---------------------------------------------------------------- versions
 
   versions = {
@@ -818,7 +853,7 @@ let
 
   # A value as an INI / key=value string: ints, strings, bools, null and floats; aborts otherwise.
   mkValueStringDefault = { }: v:
-    let err = t: abort "generators.mkValueStringDefault: ${t} not supported: ${typeOf v}";
+    let err = t: abort "generators.mkValueStringDefault: ${t} not supported: ${toPretty { } v}";
     in if isInt v then toString v
     else if isDerivation v then toString v
     else if isString v then v
@@ -854,8 +889,53 @@ let
   toINIWithGlobalSection = { mkSectionName ? (name: escape [ "[" "]" ] name), mkKeyValue ? mkKeyValueDefault { } "=", listsAsDuplicateKeys ? false }: { globalSection, sections ? { } }:
     (if globalSection == { } then "" else toKeyValue { inherit mkKeyValue listsAsDuplicateKeys; } globalSection + "\n")
     + toINI { inherit mkSectionName mkKeyValue listsAsDuplicateKeys; } sections;
+  # A Nix-like rendering of a value for messages: one line, or indented lines when `multiline`.
+  toPretty = { allowPrettyValues ? false, multiline ? true, indent ? "" }:
+    let
+      go = indent: v:
+        let
+          introSpace = if multiline then "\n${indent}  " else " ";
+          outroSpace = if multiline then "\n${indent}" else " ";
+        in
+        if isInt v then toString v
+        else if isFloat v then toJSON v
+        else if isString v then
+          let
+            lines = filter (l: !isList l) (split "\n" v);
+            escapeSingleline = escape [ "\\" "\"" "\${" ];
+            escapeMultiline = replaceStrings [ "\${" "''" ] [ "''\${" "'''" ];
+            singleline = "\"" + concatStringsSep "\\n" (map escapeSingleline lines) + "\"";
+            escapedLines = map escapeMultiline lines;
+            lastLine = last escapedLines;
+            multi = "''" + introSpace + concatStringsSep introSpace (init escapedLines)
+              + (if lastLine == "" then outroSpace else introSpace + lastLine) + "''";
+          in
+          if multiline && length lines > 1 then multi else singleline
+        else if true == v then "true"
+        else if false == v then "false"
+        else if null == v then "null"
+        else if isPath v then toString v
+        else if isList v then
+          if v == [ ] then "[ ]"
+          else "[" + introSpace + concatMapStringsSep introSpace (go (indent + "  ")) v + outroSpace + "]"
+        else if isFunction v then
+          let
+            fna = functionArgs v;
+            shown = concatStringsSep ", " (mapAttrsToList (name: hasDefault: if hasDefault then name + "?" else name) fna);
+          in
+          if fna == { } then "<function>" else "<function, args: {${shown}}>"
+        else if isAttrs v then
+          if allowPrettyValues && v ? __pretty && v ? val then v.__pretty v.val
+          else if v == { } then "{ }"
+          else if v ? type && v.type == "derivation" then "<derivation ${v.name or "???"}>"
+          else "{" + introSpace
+            + concatStringsSep introSpace (mapAttrsToList (name: value: "${escapeNixIdentifier name} = ${go (indent + "  ") value};") v)
+            + outroSpace + "}"
+        else abort "generators.toPretty: unexpected value";
+    in
+    go indent;
   generators = {
-    inherit mkValueStringDefault mkKeyValueDefault toKeyValue toINI toINIWithGlobalSection;
+    inherit mkValueStringDefault mkKeyValueDefault toKeyValue toINI toINIWithGlobalSection toPretty;
     # JSON of a value.
     toJSON = { }: toJSON;
     # YAML of a value (JSON is YAML).
@@ -1450,7 +1530,7 @@ let
 in
 # Top level: the sub-sets' functions together, the sub-sets themselves, and a few more.
 strings // attrsets // lists // trivial // asserts // meta // options // modules // {
-  inherit strings attrsets lists trivial asserts meta options modules types versions generators
+  inherit strings attrsets lists trivial asserts meta options modules types versions generators cli
     platforms licenses fix extends release;
   inherit (builtins) catAttrs zipAttrsWith partition groupBy sort concatMap concatLists elem
     elemAt head tail length filter map genList listToAttrs attrNames attrValues getAttr hasAttr
@@ -1461,6 +1541,10 @@ strings // attrsets // lists // trivial // asserts // meta // options // modules
   # The two names two sub-sets share: strings' hasPrefix and lists' replicate, as in nixpkgs.
   inherit hasPrefix replicate;
   fixedPoints = { inherit fix extends; };
+  # Placeholder hashes for fixed-output derivations (all zeros), as nixpkgs defines them.
+  fakeHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  fakeSha256 = "0000000000000000000000000000000000000000000000000000";
+  fakeSha512 = "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
   version = release;
   maintainers = { };
   teams = { };
