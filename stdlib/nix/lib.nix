@@ -983,18 +983,24 @@ let
         if part == "*" || match "<(.*)>" part != null then part else escapeNixIdentifier part;
     in
     concatStringsSep "." (map escapeOptionPart parts);
-  # Whether the module's `options` argument holds a defined option at `path`.
-  # (The module system ncsh implements in Rust is expected to pass `options` with `isDefined`.)
-  optionDefinedAt = options: path: (attrByPath path { } options).isDefined or false;
+  # Whether option `path` has definitions. Read from the module's `options` argument (its
+  # `isDefined`) when the module system passes one; otherwise `fallback` decides.
+  optionDefinedAt = options: path: fallback:
+    let o = attrByPath path null options;
+    in if o != null && o ? isDefined then o.isDefined else fallback;
 
   # A module making option `from` an alias of option `to`: definitions of `from` go to `to`.
-  # Simplification: `from` has the type of `to` when that is declared, otherwise `anything`,
-  # and its definitions reach `to` merged (their priorities are not carried over one by one).
-  doRename = { from, to, visible, warn, withPriority ? true }:
-    { config, options, ... }:
+  # Simplifications against nixpkgs: `from` has the type of `to` when `options` shows it
+  # (else `anything`); its definitions reach `to` merged, so their priorities are not carried
+  # over one by one; reading `config.<from>` gives the definitions of `from`, not `to`'s value.
+  # Without `options.<from>.isDefined`, `from` counts as defined when reading it succeeds
+  # (an undefined option must then be a catchable error).
+  doRename = { from, to, visible, warn }:
+    { config, options ? { }, ... }:
     let
       toType = (attrByPath to { } options).type or types.anything;
-      defined = optionDefinedAt options from;
+      fromValue = attrByPath from (throw "The option `${showOption from}' is not defined.") config;
+      defined = optionDefinedAt options from (builtins.tryEval (builtins.seq fromValue true)).success;
     in
     {
       options = setAttrByPath from (mkOption {
@@ -1007,7 +1013,7 @@ let
           warnings = optional (warn && defined)
             "The option `${showOption from}' has been renamed to `${showOption to}'.";
         })
-        (setAttrByPath to (mkIf defined (getAttrFromPath from config)))
+        (setAttrByPath to (mkIf defined fromValue))
       ];
     };
   # A module making option `from` a visible alias of `to`, without warning.
@@ -1017,16 +1023,17 @@ let
   # mkRenamedOptionModule taking `{ sinceRelease; from; to; }` (the release only decides the warning in nixpkgs).
   mkRenamedOptionModuleWith = { sinceRelease, from, to }:
     doRename { inherit from to; visible = false; warn = trivial.isInOldestRelease sinceRelease; };
-  # A module declaring `optionName` removed: defining it fails an assertion with the instructions.
+  # A module declaring `optionName` removed: reading it throws, defining it fails an assertion
+  # with the instructions (the assertion needs `options.<name>.isDefined`; without it, it holds).
   mkRemovedOptionModule = optionName: replacementInstructions:
-    { options, ... }:
+    { options ? { }, ... }:
     {
       options = setAttrByPath optionName (mkOption {
         visible = false;
         apply = x: throw "The option `${showOption optionName}' can no longer be used since it's been removed. ${replacementInstructions}";
       });
       config.assertions = [{
-        assertion = !(optionDefinedAt options optionName);
+        assertion = !(optionDefinedAt options optionName false);
         message = "The option definition `${showOption optionName}' no longer has any effect; please remove it.\n${replacementInstructions}";
       }];
     };
