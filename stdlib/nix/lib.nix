@@ -1216,9 +1216,13 @@ let
           let
             str = toString x;
             isAbsolute = substring 0 1 str == "/";
-            isInStore = hasPrefix "/nix/store/" str && stringLength str > 11;
+            # As nixpkgs, a relative string is taken from the root for the store test.
+            rooted = if isAbsolute then str else "/" + str;
+            isInStore = hasPrefix "/nix/store/" rooted && stringLength rooted > 11;
+            # Outside the store only strings: a path value would be copied into it later.
+            isExpectedType = if inStore == null || inStore then isStringLike x else isString x;
           in
-          isStringLike x
+          isExpectedType
           && (inStore == null || inStore == isInStore)
           && (absolute == null || absolute == isAbsolute);
         inherit inStore absolute;
@@ -1365,6 +1369,23 @@ let
     path = pathWith { absolute = true; };
     # A path in the Nix store.
     pathInStore = pathWith { inStore = true; };
+    # An absolute path outside the Nix store, given as a string (for secrets and the like).
+    externalPath = pathWith { absolute = true; inStore = false; };
+    # A value made by nixpkgs' `mkLuaInline`.
+    luaInline = mkOptionType {
+      name = "luaInline";
+      description = "inline lua";
+      descriptionClass = "noun";
+      check = x: x._type or null == "lua-inline";
+    };
+    # A set with exactly one attribute, named after one of the tags (each tag an option).
+    attrTag = tags: mkOptionType {
+      name = "attrTag";
+      description = "attribute-tagged union with choices: ${concatMapStringsSep ", " escapeNixIdentifier (attrNames tags)}";
+      descriptionClass = "noun";
+      check = v: isAttrs v && length (attrNames v) == 1 && tags ? ${head (attrNames v)};
+      inherit tags;
+    };
     # A list whose elements are of `elemType` (check tests the list only, like nixpkgs).
     listOf = elemType: mkOptionType {
       name = "listOf";
