@@ -968,6 +968,12 @@ let
   mkBefore = mkOrder 500;
   # Order 1500: after plain definitions.
   mkAfter = mkOrder 1500;
+  # A definition carrying the file it comes from: `{ file; value; }` marked `_type = "definition"`.
+  mkDefinition = args@{ file, value, ... }: args // { _type = "definition"; };
+  # A module that gives `m` the file name `file` in messages.
+  setDefaultModuleLocation = file: m: { _file = file; imports = [ m ]; };
+  # `f` of an option's value, at that option's priority (an evaluated option: `value`, `highestPrio`).
+  mkDerivedConfig = opt: f: mkOverride (opt.highestPrio or defaultOverridePriority) (f opt.value);
   # The value unchanged (a no-op kept from older nixpkgs).
   mkFixStrictness = id;
   # Definitions of `option` (an evaluated option: `isDefined`, `definitions`) wrapped by `wrap`.
@@ -1041,7 +1047,8 @@ let
   modules = {
     inherit mkIf mkMerge mkOverride defaultOverridePriority mkOptionDefault mkDefault
       mkImageMediaOverride mkForce mkVMOverride mkOrder defaultOrderPriority mkBefore mkAfter
-      mkFixStrictness mkAliasAndWrapDefinitions mkAliasDefinitions doRename
+      mkFixStrictness mkAliasAndWrapDefinitions mkAliasDefinitions doRename mkDefinition
+      setDefaultModuleLocation mkDerivedConfig
       mkAliasOptionModule mkRenamedOptionModule mkRemovedOptionModule mkRenamedOptionModuleWith;
     defaultPriority = defaultOverridePriority;
     # Deprecated alias of mkAliasOptionModule.
