@@ -98,12 +98,15 @@ let
   # Marks an attribute set with a `_type`.
   setType = typeName: value: value // { _type = typeName; };
 
+  # The NixOS release this lib mimics.
   release = "25.11";
   trivial = {
     inherit id const flip pipe concat xor bitNot boolToString mergeAttrs mapNullable min max mod
       compare splitByAndCompare importJSON warn warnIf warnIfNot throwIf throwIfNot info
       showWarnings checkListOfEnum toFunction toBaseDigits toHexString release;
+    # Boolean or as a function (`or` is a keyword-like name, hence the alias).
     or = or';
+    # Boolean and as a function.
     and = and';
     inherit isFunction functionArgs;
     inherit (builtins) bitAnd bitOr bitXor seq deepSeq isInt isBool isFloat isString isList
@@ -264,8 +267,11 @@ let
       count findFirstIndex findFirst findSingle zipListsWith zipLists intersectLists
       subtractLists mutuallyExclusive unique uniqueStrings allUnique compareLists sortOn naturalSort groupBy'
       any all;
+    # Alias of imap1.
     imap = imap1;
+    # Whether the second list starts with the first (the list version, only in lib.lists).
     hasPrefix = listHasPrefix;
+    # Strict left fold (the builtin).
     foldl' = foldl';
     inherit (builtins) concatLists concatMap elem elemAt filter genList groupBy head isList
       length map partition sort tail;
@@ -431,6 +437,7 @@ let
       let str = toString x;
       in substring 0 1 str == "/" && (builtins.dirOf str == "/nix/store" || match "/[0-9a-z]{52}" str != null)
     else false;
+  # The lower-case and upper-case ASCII letters, as lists of characters.
   lowerChars = stringToCharacters "abcdefghijklmnopqrstuvwxyz";
   upperChars = stringToCharacters "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
   # The string in lower case (ASCII letters only).
@@ -592,7 +599,9 @@ let
       cmakeFeature mesonOption mesonBool mesonEnable replaceString normalizePath
       commonPrefixLength commonSuffixLength isConvertibleWithToString splitStringBy charToInt
       escapeC escapeURL toCamelCase sanitizeDerivationName;
+    # Alias of concatStringsSep.
     join = concatStringsSep;
+    # The string repeated n times (the string version, only in lib.strings).
     replicate = stringsReplicate;
     inherit (builtins) compareVersions concatStringsSep elem elemAt filter fromJSON genList
       head isInt isList isAttrs isPath isString match parseDrvName readFile replaceStrings
@@ -950,6 +959,7 @@ let
   mkMerge = contents: { _type = "merge"; inherit contents; };
   # A definition with an override priority (lower wins).
   mkOverride = priority: content: { _type = "override"; inherit priority content; };
+  # The priority of a plain definition.
   defaultOverridePriority = 100;
   # Priority 1500: the option's own default.
   mkOptionDefault = mkOverride 1500;
@@ -963,6 +973,7 @@ let
   mkVMOverride = mkOverride 10;
   # A definition with an order priority for list/string merging (lower comes first).
   mkOrder = priority: content: { _type = "order"; inherit priority content; };
+  # The order of a plain definition.
   defaultOrderPriority = 1000;
   # Order 500: before plain definitions.
   mkBefore = mkOrder 500;
@@ -1050,6 +1061,7 @@ let
       mkFixStrictness mkAliasAndWrapDefinitions mkAliasDefinitions doRename mkDefinition
       setDefaultModuleLocation mkDerivedConfig
       mkAliasOptionModule mkRenamedOptionModule mkRemovedOptionModule mkRenamedOptionModuleWith;
+    # Deprecated alias of defaultOverridePriority.
     defaultPriority = defaultOverridePriority;
     # Deprecated alias of mkAliasOptionModule.
     mkAliasOptionModuleMD = mkAliasOptionModule;
@@ -1523,6 +1535,7 @@ let
 
   # ---------------------------------------------------------------- misc
 
+  # System doubles by platform, as lists of strings.
   platforms = rec {
     linux = [
       "aarch64-linux" "armv5tel-linux" "armv6l-linux" "armv7a-linux" "armv7l-linux"
@@ -1547,6 +1560,7 @@ let
     deprecated = false;
     redistributable = free;
   };
+  # A few common licenses, in nixpkgs' shape.
   licenses = {
     mit = mkLicense "mit" "MIT" "MIT License" true;
     asl20 = mkLicense "asl20" "Apache-2.0" "Apache License 2.0" true;
