@@ -104,8 +104,8 @@ let
     inherit id const flip pipe concat xor bitNot boolToString mergeAttrs mapNullable min max mod
       compare splitByAndCompare importJSON warn warnIf warnIfNot throwIf throwIfNot info
       showWarnings checkListOfEnum toFunction toBaseDigits toHexString release;
-    # Boolean or as a function (`or` is a keyword-like name, hence the alias).
-    or = or';
+    # Boolean or as a function (the name is quoted: `or` is also a keyword of Nix).
+    "or" = or';
     # Boolean and as a function.
     and = and';
     inherit isFunction functionArgs;
