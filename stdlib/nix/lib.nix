@@ -98,19 +98,36 @@ let
   # Marks an attribute set with a `_type`.
   setType = typeName: value: value // { _type = typeName; };
 
+  # Addition, subtraction and comparison as functions.
+  add = builtins.add;
+  sub = x: y: x - y;
+  lessThan = builtins.lessThan;
+  # `maybeValue` unless it is null, then `default`.
+  defaultTo = default: maybeValue: if maybeValue != null then maybeValue else default;
+  # The integer a hexadecimal string ("ff", "0xFF") spells; at most 16 digits as nixpkgs allows.
+  fromHexString = str:
+    let
+      m = match "(0x)?([0-7]?[0-9A-Fa-f]{1,15})" str;
+      digit = c: let i = findFirstIndex (d: d == c) null (stringToCharacters "0123456789abcdef"); in i;
+    in
+    if m == null then throw "fromHexString: invalid input ${escapeNixString str}"
+    else foldl' (acc: c: acc * 16 + digit c) 0 (stringToCharacters (toLower (elemAt m 1)));
+  # `g` reporting the argument names of `f` (for functions that wrap another).
+  mirrorFunctionArgs = f: g: trivial.setFunctionArgs g (functionArgs f);
   # The NixOS release this lib mimics.
   release = "25.11";
   trivial = {
     inherit id const flip pipe concat xor bitNot boolToString mergeAttrs mapNullable min max mod
       compare splitByAndCompare importJSON warn warnIf warnIfNot throwIf throwIfNot info
-      showWarnings checkListOfEnum toFunction toBaseDigits toHexString release;
+      showWarnings checkListOfEnum toFunction toBaseDigits toHexString release add sub lessThan
+      defaultTo fromHexString mirrorFunctionArgs;
     # Boolean or as a function (the name is quoted: `or` is also a keyword of Nix).
     "or" = or';
     # Boolean and as a function.
     and = and';
     inherit isFunction functionArgs;
     inherit (builtins) bitAnd bitOr bitXor seq deepSeq isInt isBool isFloat isString isList
-      isAttrs;
+      isAttrs pathExists readFile genericClosure;
     # The version of this lib, the NixOS release it mimics.
     version = release;
     # The release's code name.
@@ -119,6 +136,8 @@ let
     oldestSupportedRelease = 2505;
     # Whether a release (YYMM) is no newer than the oldest supported one.
     isInOldestRelease = r: r <= 2505;
+    # Whether the oldest supported release is `r` (YYMM) or newer.
+    oldestSupportedReleaseIsAtLeast = r: r <= 2505;
     # Never in a nix-shell here.
     inNixShell = false;
     # Sets the argument names a function reports by making it a functor.
@@ -126,6 +145,34 @@ let
     # The fixed point of a function (also in lib.fixedPoints).
     inherit fix;
   };
+
+  # Like fix, but the result also carries `__unfix__`, the function it was made from.
+  fix' = f: let x = f x // { __unfix__ = f; }; in x;
+  # Applies `f` from `x` until the value no longer changes.
+  converge = f: x: let x' = f x; in if x' == x then x else converge f x';
+  # One overlay doing what `f` then `g` do.
+  composeExtensions = f: g: final: prev:
+    let
+      fApplied = f final prev;
+      prev' = prev // fApplied;
+    in
+    fApplied // g final prev';
+  # One overlay doing what the listed overlays do, in order.
+  composeManyExtensions = foldr (x: y: composeExtensions x y) (final: prev: { });
+  # A fixed point with `extend` (and `__unfix__`) to add overlays later.
+  makeExtensible = makeExtensibleWithCustomName "extend";
+  # makeExtensible with the extending function under another name.
+  makeExtensibleWithCustomName = extenderName: rattrs:
+    fix' (self: (rattrs self) // {
+      ${extenderName} = f: makeExtensibleWithCustomName extenderName (extends f rattrs);
+    });
+  # An overlay from an overlay, a function of `prev`, or a plain set.
+  toExtension = f:
+    if isFunction f then
+      final: prev:
+        let fPrev = f prev;
+        in if isFunction fPrev then f final prev else fPrev
+    else final: prev: f;
 
   # ---------------------------------------------------------------- lists
 
@@ -259,13 +306,37 @@ let
       (attrNames attrsOfLists);
   # `f` applied to each combination of the lists of an attribute set.
   mapCartesianProduct = f: attrsOfLists: map f (cartesianProduct attrsOfLists);
+  # Depth-first search from the head of `list` for an element nothing is `before`:
+  # `{ minimal; visited; rest; }`, or with `stopOnCycles` `{ cycle; loops; visited; rest; }`.
+  listDfs = stopOnCycles: before: list:
+    let
+      dfs' = us: visited: rest:
+        let
+          c = filter (x: before x us) visited;
+          b = builtins.partition (x: before x us) rest;
+        in
+        if stopOnCycles && (length c > 0) then { cycle = us; loops = c; inherit visited rest; }
+        else if length b.right == 0 then { minimal = us; inherit visited rest; }
+        else dfs' (head b.right) ([ us ] ++ visited) (tail b.right ++ b.wrong);
+    in
+    dfs' (head list) [ ] (tail list);
+  # The list sorted so that `before a b` puts a first: `{ result; }`, or `{ cycle; loops; }`.
+  toposort = before: list:
+    let
+      dfsthis = listDfs true before list;
+      toporest = toposort before (dfsthis.visited ++ dfsthis.rest);
+    in
+    if length list < 2 then { result = list; }
+    else if dfsthis ? cycle then { cycle = reverseList ([ dfsthis.cycle ] ++ dfsthis.visited); inherit (dfsthis) loops; }
+    else if toporest ? cycle then toporest
+    else { result = [ dfsthis.minimal ] ++ toporest.result; };
   inherit (builtins) any all;
 
   lists = {
     inherit foldl foldr fold imap0 imap1 ifilter0 optional optionals toList singleton forEach
       flatten remove range replicate last init take drop takeEnd dropEnd sublist reverseList
       count findFirstIndex findFirst findSingle zipListsWith zipLists intersectLists
-      subtractLists mutuallyExclusive unique uniqueStrings allUnique compareLists sortOn naturalSort groupBy'
+      subtractLists mutuallyExclusive unique uniqueStrings allUnique listDfs toposort compareLists sortOn naturalSort groupBy'
       any all;
     # Alias of imap1.
     imap = imap1;
@@ -431,7 +502,7 @@ let
   # Whether a value can be interpolated into a string without `toString`.
   isStringLike = x: isString x || isPath x || x ? outPath || x ? __toString;
   # Whether a value is a store path itself (not below one). The store is /nix/store here
-  # (nixpkgs reads builtins.storeDir, which ncsh's evaluator does not have).
+  # (nixpkgs asks the evaluator for its store directory; ncsh's evaluator has none).
   isStorePath = x:
     if isStringLike x then
       let str = toString x;
@@ -744,6 +815,8 @@ let
   getDev = getOutput "dev";
   # The `man` output of a package.
   getMan = getOutput "man";
+  # A set from `f x` for each element, `f` returning a nameValuePair.
+  genAttrs' = xs: f: listToAttrs (map f xs);
   # An attribute path as Nix writes it: `a."b c"` (the empty path is "<root attribute path>").
   showAttrPath = path:
     if path == [ ] then "<root attribute path>" else concatMapStringsSep "." escapeNixIdentifier path;
@@ -767,11 +840,14 @@ let
       attrVals zipAttrsWithNames zipAttrs recursiveUpdateUntil recursiveUpdate matchAttrs
       overrideExisting unionOfDisjoint mergeAttrsList getOutput getFirstOutput getBin getLib
       getDev getMan recurseIntoAttrs dontRecurseIntoAttrs isDerivation cartesianProduct
-      mapCartesianProduct showAttrPath getAttrs getInclude getStatic chooseDevOutputs;
+      mapCartesianProduct showAttrPath genAttrs' getAttrs getInclude getStatic chooseDevOutputs;
     # Deprecated alias of cartesianProduct.
     cartesianProductOfSets = cartesianProduct;
     # Deprecated alias of mapAttrsToList.
     mapAttrsFlatten = mapAttrsToList;
+    # Deprecated aliases of zipAttrsWithNames and zipAttrsWith.
+    zipWithNames = zipAttrsWithNames;
+    zip = builtins.zipAttrsWith;
     inherit (builtins) attrNames attrValues catAttrs getAttr hasAttr intersectAttrs isAttrs
       listToAttrs mapAttrs removeAttrs zipAttrsWith;
   };
@@ -797,7 +873,22 @@ let
   lowPrio = setPrio 10;
   # The package with a high installation priority (-10).
   hiPrio = setPrio (-10);
-  meta = { inherit getExe getExe' addMetaAttrs setPrio lowPrio hiPrio; };
+  # The package with `meta.license` made not redistributable by Hydra.
+  dontDistribute = drv: addMetaAttrs { hydraPlatforms = [ ]; } drv;
+  # The package renamed.
+  setName = name: drv: drv // { inherit name; };
+  # The package renamed by `f` of its name.
+  updateName = updater: drv: drv // { name = updater (drv.name); };
+  # The package with "-SUFFIX" added to the name part of its name.
+  appendToName = suffix: updateName (name:
+    let x = builtins.parseDrvName name; in "${x.name}-${suffix}" + optionalString (x.version != "") "-${x.version}");
+  # lowPrio / hiPrio of each package in a set.
+  lowPrioSet = set: builtins.mapAttrs (_: lowPrio) set;
+  hiPrioSet = set: builtins.mapAttrs (_: hiPrio) set;
+  meta = {
+    inherit getExe getExe' addMetaAttrs setPrio lowPrio hiPrio dontDistribute setName updateName
+      appendToName lowPrioSet hiPrioSet;
+  };
 
   # ---------------------------------------------------------------- asserts
 
@@ -1055,11 +1146,39 @@ let
       }];
     };
 
+  # `content` if the assertion holds; otherwise evaluating it throws "Failed assertion: MESSAGE".
+  mkAssert = assertion: message: content:
+    mkIf (if assertion then true else throw "\nFailed assertion: ${message}") content;
+  # A module turning the options `from` (a list of paths) into option `to`, which `mergeFn config`
+  # defines whenever one of them is set. Each old option defaults to a marker string, so this
+  # needs nothing from the module system beyond defaults.
+  mkMergedOptionModule = from: to: mergeFn:
+    { config, options ? { }, ... }:
+    let
+      marker = "_mkMergedOptionModule";
+      isSet = f: attrByPath f marker config != marker;
+    in
+    {
+      options = foldl' recursiveUpdate { } (map (path: setAttrByPath path (mkOption {
+        visible = false;
+        default = marker;
+      })) from);
+      config = mkMerge [
+        (optionalAttrs (options ? warnings) {
+          warnings = map (f: "The option `${showOption f}' has been changed to `${showOption to}' that has a different type. Please read `${showOption to}' documentation and update your configuration accordingly.")
+            (filter isSet from);
+        })
+        (setAttrByPath to (mkMerge (optional (any isSet from) (mergeFn config))))
+      ];
+    };
+  # mkMergedOptionModule for a single option `from`, converted by `changeFn config`.
+  mkChangedOptionModule = from: to: changeFn: mkMergedOptionModule [ from ] to changeFn;
+
   modules = {
     inherit mkIf mkMerge mkOverride defaultOverridePriority mkOptionDefault mkDefault
       mkImageMediaOverride mkForce mkVMOverride mkOrder defaultOrderPriority mkBefore mkAfter
       mkFixStrictness mkAliasAndWrapDefinitions mkAliasDefinitions doRename mkDefinition
-      setDefaultModuleLocation mkDerivedConfig
+      setDefaultModuleLocation mkDerivedConfig mkAssert mkMergedOptionModule mkChangedOptionModule
       mkAliasOptionModule mkRenamedOptionModule mkRemovedOptionModule mkRenamedOptionModuleWith;
     # Deprecated alias of defaultOverridePriority.
     defaultPriority = defaultOverridePriority;
@@ -1164,10 +1283,22 @@ let
     else if all isInt list && all (x: x == head list) list then head list
     else throw "Cannot merge definitions of `${showOption loc}'. Definition values:${showFilesIn defs}";
 
+  # The file name of definitions whose module is unknown.
+  unknownModule = "<unknown-file>";
+  # "OPTION, with values defined in:" and the definition files, one per line.
+  showOptionWithDefLocs = opt: "${showOption opt.loc}, with values defined in:\n${concatMapStringsSep "\n" (defFile: "  - ${defFile}") opt.files}\n";
+  # An option value made printable: derivations become a stub naming them, `_args` dropped.
+  scrubOptionValue = x:
+    if isDerivation x then { type = "derivation"; drvPath = x.name; outPath = x.name; name = x.name; }
+    else if isList x then map scrubOptionValue x
+    else if isAttrs x then builtins.mapAttrs (n: v: scrubOptionValue v) (removeAttrs x [ "_args" ])
+    else x;
+
   options = {
     inherit mkOption mkEnableOption mkPackageOption mkSinkUndeclaredOptions isOption
       literalExpression literalMD literalCode mdDoc showOption getValues getFiles mergeEqualOption showFiles
-      mergeUniqueOption mergeOneOption mergeDefaultOption;
+      mergeUniqueOption mergeOneOption mergeDefaultOption unknownModule showOptionWithDefLocs
+      scrubOptionValue;
     # Deprecated alias of literalExpression.
     literalExample = literalExpression;
     # Deprecated alias of mkPackageOption.
@@ -1533,6 +1664,71 @@ let
     optionType = mkOptionType { name = "optionType"; description = "optionType"; descriptionClass = "noun"; check = isOptionType; };
   };
 
+  fixedPoints = {
+    inherit fix fix' converge extends composeExtensions composeManyExtensions makeExtensible
+      makeExtensibleWithCustomName toExtension;
+  };
+
+  # ---------------------------------------------------------------- debug
+
+  # Traces `msg` when `pred` holds, then returns `x`.
+  traceIf = pred: msg: x: if pred then builtins.trace msg x else x;
+  # Traces the value itself and returns it.
+  traceVal = x: builtins.trace x x;
+  # Traces `f x` and returns `x`.
+  traceValFn = f: x: builtins.trace (f x) x;
+  # Traces `x` fully evaluated, then returns `y`.
+  traceSeq = x: y: builtins.trace (builtins.deepSeq x x) y;
+  # Traces the value fully evaluated and returns it.
+  traceValSeq = x: traceSeq x x;
+  # Traces `f x` fully evaluated and returns `x`.
+  traceValSeqFn = f: x: traceValFn f (builtins.deepSeq x x);
+  debug = { inherit traceIf traceVal traceValFn traceSeq traceValSeq traceValSeqFn; };
+
+  # ---------------------------------------------------------------- stringsWithDeps
+
+  # The texts of `arg` (entries, or names looked up in `predefined`), each after its `deps`,
+  # every named entry once.
+  textClosureList = predefined: arg:
+    let
+      go = done: todo:
+        if todo == [ ] then { result = [ ]; inherit done; }
+        else
+          let entry = head todo; in
+          if isAttrs entry then
+            let
+              before = go done entry.deps;
+              after = go before.done (tail todo);
+            in
+            { result = before.result ++ [ entry.text ] ++ after.result; done = after.done; }
+          else if done ? ${entry} then go done (tail todo)
+          else go (done // { ${entry} = 1; }) ([ predefined.${entry} ] ++ tail todo);
+    in
+    (go { } arg).result;
+  # textClosureList of the names, each text mapped by `f`, joined by newlines.
+  textClosureMap = f: predefined: names: concatStringsSep "\n" (map f (textClosureList predefined names));
+  # An entry without dependencies.
+  noDepEntry = text: { inherit text; deps = [ ]; };
+  # An entry with dependencies.
+  fullDepEntry = text: deps: { inherit text deps; };
+  # An entry that only pulls in its dependencies.
+  packEntry = deps: { inherit deps; text = ""; };
+  # An entry (for activation scripts) run after `deps`.
+  stringAfter = deps: text: { inherit text deps; };
+  stringsWithDeps = { inherit textClosureList textClosureMap noDepEntry fullDepEntry packEntry stringAfter; };
+
+  # ---------------------------------------------------------------- kernel
+
+  # Kernel configuration values as nixpkgs' structured kernel config writes them.
+  kernel = {
+    yes = { tristate = "y"; optional = false; };
+    no = { tristate = "n"; optional = false; };
+    module = { tristate = "m"; optional = false; };
+    unset = { tristate = null; optional = false; };
+    freeform = x: { freeform = x; optional = false; };
+    option = x: x // { optional = true; };
+  };
+
   # ---------------------------------------------------------------- misc
 
   # System doubles by platform, as lists of strings.
@@ -1578,8 +1774,10 @@ let
 
 in
 # Top level: the sub-sets' functions together, the sub-sets themselves, and a few more.
-strings // attrsets // lists // trivial // asserts // meta // options // modules // {
+strings // attrsets // lists // trivial // asserts // meta // options // modules // debug
+// stringsWithDeps // fixedPoints // {
   inherit strings attrsets lists trivial asserts meta options modules types versions generators cli
+    debug stringsWithDeps kernel fixedPoints
     platforms licenses fix extends release;
   inherit (builtins) catAttrs zipAttrsWith partition groupBy sort concatMap concatLists elem
     elemAt head tail length filter map genList listToAttrs attrNames attrValues getAttr hasAttr
@@ -1589,7 +1787,6 @@ strings // attrsets // lists // trivial // asserts // meta // options // modules
   inherit mkOptionType isType setType isFunction functionArgs;
   # The two names two sub-sets share: strings' hasPrefix and lists' replicate, as in nixpkgs.
   inherit hasPrefix replicate;
-  fixedPoints = { inherit fix extends; };
   # Placeholder hashes for fixed-output derivations (all zeros), as nixpkgs defines them.
   fakeHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
   fakeSha256 = "0000000000000000000000000000000000000000000000000000";
