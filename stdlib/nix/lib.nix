@@ -873,7 +873,7 @@ let
   lowPrio = setPrio 10;
   # The package with a high installation priority (-10).
   hiPrio = setPrio (-10);
-  # The package with `meta.license` made not redistributable by Hydra.
+  # The package with `meta.hydraPlatforms = [ ]`, so Hydra does not build it.
   dontDistribute = drv: addMetaAttrs { hydraPlatforms = [ ]; } drv;
   # The package renamed.
   setName = name: drv: drv // { inherit name; };
