@@ -7,6 +7,18 @@
 # difference is noted at the function). The module system itself (evalModules, nixosSystem) is not here:
 # ncsh's Rust side interprets the markers this file builds (mkIf, mkMerge, mkOverride, mkOrder,
 # mkOption, option types).
+#
+# Where this lib differs from nixpkgs on purpose:
+# - types.*.check is a plain predicate testing the value's head only, as nixpkgs' does (listOf
+#   checks "is a list"); merge functions, functors and getSubOptions are not provided, the
+#   module system in Rust reads name, description, check and the composite fields instead.
+# - types.package accepts any string or path (nixpkgs: only store paths), since ncsh's builder
+#   takes host packages; isStorePath and pathInStore take the store to be /nix/store.
+# - mkAliasOptionModule, mkRenamedOptionModule, mkRemovedOptionModule, mkMergedOptionModule
+#   and mkChangedOptionModule return function modules (`{ config, options ? { }, ... }: …`)
+#   built from plain options and definitions; see doRename for what they simplify.
+# - Nothing that needs the store, the environment, the file system beyond readFile, or
+#   evalModules (lib.evalModules, nixosSystem, sources, filesystem, customisation, systems).
 let
   inherit (builtins)
     attrNames attrValues concatLists concatStringsSep elem elemAt filter foldl' genList head
