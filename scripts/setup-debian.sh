@@ -6,7 +6,8 @@
 # them must not start them on the host, so a policy-rc.d refuses service starts meanwhile.
 set -euo pipefail
 packages=(systemd systemd-container iproute2 util-linux procps dbus dbus-daemon python3 login nix-bin
-          openssh-server openssh-client apache2 nftables openssl)
+          openssh-server openssh-client apache2 nftables openssl
+          nginx redis-server redis-tools sudo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -36,6 +36,12 @@ pub enum Error {
     Usage(String),
     #[error("unknown action ‘{0}’")]
     UnknownAction(String),
+    /// No declared option is named so or starts so (`ncsh options PREFIX`).
+    #[error("there is no option ‘{prefix}’ nor any below it")]
+    UnknownOption {
+        prefix: String,
+        suggestions: Vec<String>,
+    },
     #[error("cannot destroy declarative container (remove it from your configuration.nix instead)")]
     Declarative(String),
     #[error("cannot get IP address")]
@@ -95,6 +101,7 @@ impl Error {
             Error::NoName | Error::Usage(_) | Error::UnknownAction(_) => "Usage",
             Error::InvalidName { .. } | Error::NameTooLong(_) => "InvalidName",
             Error::AlreadyExists(_) => "AlreadyExists",
+            Error::UnknownOption { .. } => "UnknownOption",
             Error::NotFound(_) => "NotFound",
             Error::NotRunning(_) => "NotRunning",
             Error::OutOfAddresses => "OutOfAddresses",
@@ -123,6 +130,10 @@ impl Error {
         match self {
             Error::InvalidName { name, reason } => Some(format!("‘{name}’: {reason}")),
             Error::NotFound(_) => Some("see `ncsh list` for the containers that exist".into()),
+            Error::UnknownOption { suggestions, .. } if !suggestions.is_empty() => {
+                Some(format!("did you mean {}?", suggestions.join(", ")))
+            }
+            Error::UnknownOption { .. } => Some("`ncsh options` lists every option".into()),
             Error::NotRunning(name) => Some(format!("container ‘{name}’ is not running; start it with `ncsh start {name}`")),
             Error::Login { name, .. } => Some(format!("machined starts the getty through the container's own D-Bus, which must be running in it: see `ncsh run {name} -- systemctl status dbus.socket`")),
             Error::NameTooLong(_) => Some("nixos-container allows at most 11 characters (the host link is ve-NAME); ncsh itself allows up to 64".into()),

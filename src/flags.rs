@@ -69,6 +69,9 @@ pub struct Flags {
     pub recreate_lock_file: bool,
     #[arg(long)]
     pub refresh: bool,
+    /// ncsh's: JSON output (`ncsh options --json`).
+    #[arg(long)]
+    pub json: bool,
     /// The action and its arguments.
     #[arg(allow_hyphen_values = false)]
     pub words: Vec<String>,
@@ -172,6 +175,9 @@ impl Flags {
         }
         if self.refresh {
             map.insert("refresh".into(), true.into());
+        }
+        if self.json {
+            map.insert("json".into(), true.into());
         }
         map
     }

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use crate::builder::nixexpr::{OptionTree, Value, eval_snippet, eval_str};
 use crate::builder::options::{Declarations, OptType, OptionDecl};
+use crate::builder::plain::Value;
 use crate::container::Conf;
 use crate::container::address::{UsedAddresses, bare, check_explicit_with, parse_address};
+use crate::nixlang::{EvalError, Evaluator};
 
 /// No single input may take this long (a hang shows as a failure, not a stuck run).
 const SLOW: Duration = Duration::from_secs(2);
@@ -258,9 +259,29 @@ fn timed<T>(what: &str, input: &str, f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn eval_here(text: &str) -> Result<OptionTree, crate::builder::nixexpr::EvalError> {
+fn eval_here(text: &str) -> Result<serde_json::Value, EvalError> {
     // A directory without files: relative paths and imports resolve to nothing.
-    eval_str(text, Path::new("<fuzz>"), Path::new("/nonexistent/fuzz"))
+    crate::nixlang::eval_json(text, Path::new("/nonexistent/fuzz"))
+}
+
+/// `snippets` as `--config` modules of one configuration, against `decls`.
+fn configure(decls: &Declarations, snippets: &[&str]) -> Result<Value, Vec<EvalError>> {
+    let mut ev = Evaluator::new();
+    ev.track_positions();
+    let args = crate::builder::native::module_args(&mut ev).map_err(|e| vec![e])?;
+    let mut modules = Vec::new();
+    for (i, s) in snippets.iter().enumerate() {
+        let origin = format!("<{i}>");
+        let m = crate::builder::native::snippet_module(
+            &mut ev,
+            s,
+            Path::new(&origin),
+            Path::new("/nonexistent/fuzz"),
+        )
+        .map_err(|e| vec![e])?;
+        modules.push((m, origin));
+    }
+    crate::builder::modules::evaluate(&mut ev, decls, modules, args).map(|e| e.config)
 }
 
 proptest! {
@@ -317,7 +338,7 @@ proptest! {
     fn nix_eval_never_panics(text in nix_text()) {
         timed("nix eval", &text, || {
             let _ = eval_here(&text);
-            let _ = eval_snippet(&text, Path::new("<fuzz>"), Path::new("/nonexistent/fuzz"));
+            let _ = configure(&Declarations::default(), &[&text]);
         });
     }
 
@@ -325,16 +346,8 @@ proptest! {
     fn option_tree_merge_never_panics(a in bindings(), b in bindings()) {
         let decls = declarations();
         timed("option merge", &format!("{a}\n--\n{b}"), || {
-            let (Ok(mut ta), Ok(tb)) = (
-                eval_snippet(&a, Path::new("<a>"), Path::new("/nonexistent/fuzz")),
-                eval_snippet(&b, Path::new("<b>"), Path::new("/nonexistent/fuzz")),
-            ) else {
-                return;
-            };
-            let _ = decls.configure(&ta);
-            if ta.merge(tb).is_ok() {
-                let _ = decls.configure(&ta);
-            }
+            let _ = configure(&decls, &[&a]);
+            let _ = configure(&decls, &[&a, &b]);
         });
     }
 }

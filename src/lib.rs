@@ -14,6 +14,7 @@ pub mod files;
 pub mod flags;
 pub mod host;
 pub mod manager;
+pub mod nixlang;
 pub mod repl;
 
 #[cfg(test)]

@@ -534,7 +534,8 @@ mod tests {
     }
     use crate::builder::generation::{ManagedFile, Unit};
     use crate::builder::native::{NativeBuilder, OptionModules};
-    use crate::builder::nixexpr::OptionTree;
+    use crate::builder::options::{Declarations, OptType, OptionDecl};
+    use crate::builder::plain::Value;
     use crate::host::fake::{FakeDriver, Log};
 
     /// Option modules for tests: each option `x = v` becomes a file `/etc/test/x` and a unit
@@ -542,9 +543,22 @@ mod tests {
     struct Modules;
 
     impl OptionModules for Modules {
-        fn realize(&self, _name: &str, tree: &OptionTree) -> Result<Generation> {
+        fn declarations(&self) -> Result<Declarations> {
+            let mut d = Declarations::default();
+            d.add(OptionDecl {
+                path: vec!["<name>".into()],
+                ty: OptType::Any,
+                default: Value::Null,
+                description: String::new(),
+                module: "test".into(),
+            })
+            .map_err(Error::Build)?;
+            Ok(d)
+        }
+
+        fn realize(&self, _name: &str, config: &Value) -> Result<Generation> {
             let mut generation = Generation::default();
-            for (path, value) in tree.leaves() {
+            for (path, value) in config.leaves() {
                 if path == "fail" {
                     return Err(Error::Build("the test configuration fails".into()));
                 }

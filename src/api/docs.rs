@@ -166,6 +166,8 @@ mod tests {
         );
         let mut engine = Engine::new();
         super::super::register(&mut engine, Rc::new(manager));
+        let no_options = || Ok(crate::builder::options::Declarations::default());
+        super::super::options::register(&mut engine, Rc::new(no_options));
         (dir, engine)
     }
 

@@ -7,6 +7,7 @@ pub mod docs;
 pub mod error;
 pub mod limits;
 mod net;
+pub mod options;
 #[cfg(test)]
 mod tests;
 
@@ -146,14 +147,17 @@ const CREATE_ONLY_KEYS: [&str; 6] = [
     "ensure_unique_name",
 ];
 
-/// A script's option map for `verb`, which takes the keys `keys` (and `signal`, which
-/// nixos-container accepts for every action and never uses): the one parser of create and
+/// Keys the command line puts in every verb's option map that create and update never use:
+/// `signal` (nixos-container accepts it for every action) and `json` (for `ncsh options`).
+const IGNORED_KEYS: [&str; 2] = ["signal", "json"];
+
+/// A script's option map for `verb`, which takes the keys `keys` (and [`IGNORED_KEYS`]): the one parser of create and
 /// update options. A key the verb does not use is an error that lists the ones it does.
 fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOptions> {
     let mut out = CreateOptions::default();
     let (mut config, mut config_file) = (None, None);
     for (key, value) in opts {
-        if key != "signal" && !keys.contains(&key.as_str()) {
+        if !IGNORED_KEYS.contains(&key.as_str()) && !keys.contains(&key.as_str()) {
             return Err(to_rhai(Error::Usage(format!(
                 "unknown {verb} option ‘{key}’ (known: {})",
                 keys.join(", ")
@@ -179,7 +183,7 @@ fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOpti
             "system_path" | "nixos_path" | "flake" | "nix_flags" | "refresh" => {
                 nix_option(&mut out.nix, key, value)?
             }
-            _ => {} // signal
+            _ => {} // IGNORED_KEYS
         }
     }
     out.config =

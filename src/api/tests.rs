@@ -8,7 +8,8 @@ use rhai::{Array, Dynamic};
 use crate::builder::Builder;
 use crate::builder::generation::Generation;
 use crate::builder::native::{NativeBuilder, OptionModules};
-use crate::builder::nixexpr::OptionTree;
+use crate::builder::options::{Declarations, OptType, OptionDecl};
+use crate::builder::plain::Value;
 use crate::container::Paths;
 use crate::error::Result;
 use crate::host::fake::{FakeDriver, Log};
@@ -18,7 +19,21 @@ use crate::manager::{Manager, Personality};
 struct NoModules;
 
 impl OptionModules for NoModules {
-    fn realize(&self, _name: &str, _tree: &OptionTree) -> Result<Generation> {
+    /// Any option (a top-level `<name>` of any type).
+    fn declarations(&self) -> Result<Declarations> {
+        let mut d = Declarations::default();
+        d.add(OptionDecl {
+            path: vec!["<name>".into()],
+            ty: OptType::Any,
+            default: Value::Null,
+            description: String::new(),
+            module: "test".into(),
+        })
+        .map_err(crate::error::Error::Build)?;
+        Ok(d)
+    }
+
+    fn realize(&self, _name: &str, _config: &Value) -> Result<Generation> {
         Ok(Generation::default())
     }
 }

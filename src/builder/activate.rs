@@ -198,6 +198,23 @@ fn check_field(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Add `user` to (or remove it from) the members of `name` in the group table.
+fn set_member(group: &mut Table, name: &str, user: &str, member: bool) {
+    let Some(row) = group.get(name) else { return };
+    while row.len() < 4 {
+        row.push(String::new());
+    }
+    let mut members: Vec<String> = row[3]
+        .split(',')
+        .filter(|m| !m.is_empty() && (member || *m != user))
+        .map(String::from)
+        .collect();
+    if member && !members.iter().any(|m| m == user) {
+        members.push(user.to_string());
+    }
+    row[3] = members.join(",");
+}
+
 fn apply_users(root: &Root, new: &Generation, old: &Generation) -> Result<()> {
     if new.users.is_empty()
         && new.groups.is_empty()
@@ -341,20 +358,29 @@ fn apply_users(root: &Root, new: &Generation, old: &Generation) -> Result<()> {
             }
         }
         for g in &user.extra_groups {
-            if let Some(row) = group.get(g) {
-                while row.len() < 4 {
-                    row.push(String::new());
-                }
-                let mut members: Vec<String> = row[3]
-                    .split(',')
-                    .filter(|m| !m.is_empty())
-                    .map(String::from)
-                    .collect();
-                if !members.contains(name) {
-                    members.push(name.clone());
-                }
-                row[3] = members.join(",");
+            set_member(&mut group, g, name, true);
+        }
+    }
+    // users.groups.NAME.members: added; those an older generation listed and this one does
+    // not (nor the user's extra_groups) removed.
+    for (name, g) in &old.groups {
+        let Some(now) = new.groups.get(name) else {
+            continue;
+        };
+        for member in g.members.iter().filter(|m| !now.members.contains(m)) {
+            let still = new
+                .users
+                .get(member)
+                .is_some_and(|u| u.extra_groups.contains(name));
+            if !still {
+                set_member(&mut group, name, member, false);
             }
+        }
+    }
+    for (name, g) in &new.groups {
+        for member in &g.members {
+            check_field("group member", member)?;
+            set_member(&mut group, name, member, true);
         }
     }
     root.write("/etc/group", group.render().as_bytes(), 0o644)?;
@@ -493,6 +519,15 @@ mod tests {
             Group {
                 gid: Some(100),
                 system: true,
+                members: Vec::new(),
+            },
+        );
+        g.groups.insert(
+            "admins".into(),
+            Group {
+                gid: None,
+                system: true,
+                members: vec!["root".into(), "alice".into()],
             },
         );
         apply(&Root::open(r).unwrap(), &g, None).unwrap();
@@ -504,9 +539,16 @@ mod tests {
         assert!(passwd.starts_with("root:x:0:0:root:/root:/bin/bash\nmessagebus"));
         let group = fs::read_to_string(r.join("etc/group")).unwrap();
         assert!(
-            group.contains("users:x:100:\n") && group.contains("wheel:x:999:alice\n"),
+            group.contains("users:x:100:\n") && group.contains("wheel:x:998:alice\n"),
             "{group}"
         );
+        assert!(group.contains("admins:x:999:root,alice\n"), "{group}");
+        // A member no longer listed leaves the group.
+        let mut fewer = g.clone();
+        fewer.groups.get_mut("admins").unwrap().members = vec!["alice".into()];
+        apply(&Root::open(r).unwrap(), &fewer, Some(&g)).unwrap();
+        let group = fs::read_to_string(r.join("etc/group")).unwrap();
+        assert!(group.contains("admins:x:999:alice\n"), "{group}");
         assert!(
             fs::read_to_string(r.join("etc/shadow"))
                 .unwrap()

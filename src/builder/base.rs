@@ -58,12 +58,14 @@ password required   pam_unix.so nullok yescrypt\n\
 session  required   pam_unix.so\n\
 session  optional   pam_loginuid.so\n\
 session  optional   pam_keyinit.so force revoke\n\
+session  optional   pam_env.so conffile=/dev/null readenv=1 envfile=/etc/environment\n\
 session  optional   pam_systemd.so\n";
 const PAM_SU: &str = "auth     sufficient pam_rootok.so\n\
 auth     required   pam_unix.so\n\
 account  required   pam_unix.so\n\
 password required   pam_unix.so yescrypt\n\
-session  required   pam_unix.so\n";
+session  required   pam_unix.so\n\
+session  optional   pam_env.so conffile=/dev/null readenv=1 envfile=/etc/environment\n";
 const PAM_OTHER: &str = "auth     required pam_warn.so\nauth     required pam_deny.so\n\
 account  required pam_warn.so\naccount  required pam_deny.so\n\
 password required pam_warn.so\npassword required pam_deny.so\n\

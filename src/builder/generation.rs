@@ -45,6 +45,10 @@ pub struct User {
 pub struct Group {
     pub gid: Option<u32>,
     pub system: bool,
+    /// Users added to the group (`users.groups.NAME.members`), besides those whose
+    /// `extra_groups` name it.
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,10 +8,12 @@ pub mod activate;
 pub mod base;
 pub mod configuration_nix;
 pub mod generation;
+pub mod modules;
 pub mod native;
 pub mod nix;
-pub mod nixexpr;
 pub mod options;
+pub mod pkgs;
+pub mod plain;
 pub mod switch;
 
 use std::path::PathBuf;

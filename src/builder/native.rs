@@ -1,4 +1,4 @@
-//! The native builder: a configuration evaluated without Nix (`nixexpr`), its options realized
+//! The native builder: a configuration evaluated without Nix (`nixlang`, `modules`), its options realized
 //! into a [`Generation`] by option modules. The modules are Rhai scripts, so they are handed in
 //! as an [`OptionModules`] by a layer above (the engine); this module knows no Rhai.
 
@@ -7,17 +7,20 @@ use std::path::{Path, PathBuf};
 use super::configuration_nix::{self, PATH as CONFIGURATION_NIX};
 use super::generation::Generation;
 use super::nix::NixBuilder;
-use super::nixexpr::{self, OptionTree};
+use super::options::Declarations;
+use super::plain::Value as Plain;
 use super::{BuildRequest, Builder, BuilderKind, Built};
 use crate::container::ConfigSource;
 use crate::error::{Error, Result};
 use crate::files::Root;
+use crate::nixlang::{self, Attrs, Evaluator, SourceMap, Thunk, Value};
 
 /// What turns evaluated options into a system: the option modules.
 pub trait OptionModules {
-    /// Type-check `tree` against the declared options and realize it as container `name`'s
-    /// generation.
-    fn realize(&self, name: &str, tree: &OptionTree) -> Result<Generation>;
+    /// The options the modules declare.
+    fn declarations(&self) -> Result<Declarations>;
+    /// Realize `config` (every declared option, typed) as container `name`'s generation.
+    fn realize(&self, name: &str, config: &Plain) -> Result<Generation>;
 }
 
 pub struct NativeBuilder {
@@ -31,8 +34,16 @@ impl NativeBuilder {
 
     /// Evaluate the request's configuration and realize its options into a generation.
     pub fn build_generation(&self, request: &BuildRequest) -> Result<Generation> {
-        let tree = evaluate(request)?;
-        self.modules.realize(&request.name, &tree)
+        let declarations = self.modules.declarations()?;
+        let (config, written) = evaluate(request, &declarations)?;
+        let mut generation = self.modules.realize(&request.name, &config)?;
+        for (path, (text, executable)) in written {
+            let mode = if executable { 0o555 } else { 0o444 };
+            generation
+                .files
+                .insert(path, super::generation::ManagedFile::Text { text, mode });
+        }
+        Ok(generation)
     }
 }
 
@@ -62,36 +73,108 @@ pub fn select(modules: impl FnOnce() -> Box<dyn OptionModules>) -> Result<Box<dy
 }
 
 /// An evaluation error as a build failure (its text has the file:line:column).
-pub(crate) fn eval_error(e: nixexpr::EvalError) -> Error {
+pub(crate) fn eval_error(e: nixlang::EvalError) -> Error {
     Error::Build(e.to_string())
 }
 
-/// The option tree a request describes (see [`ConfigSource`]).
-fn evaluate(request: &BuildRequest) -> Result<OptionTree> {
+/// `lib`, in Nix (ARCHITECTURE.md, "The Nix language").
+const LIB: &str = include_str!("../../stdlib/nix/lib.nix");
+const LIB_NAME: &str = "<ncsh>/stdlib/nix/lib.nix";
+
+/// Errors of one evaluation, one per line.
+fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
+    Error::Build(
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// The module arguments every module gets: `lib`, `pkgs`, `modulesPath`.
+pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixlang::EvalError> {
+    let lib = ev.eval_text(
+        LIB,
+        SourceMap::new(Path::new(LIB_NAME), LIB, 0),
+        Path::new("/"),
+    )?;
+    let mut args = Attrs::new();
+    let pkgs = super::pkgs::host_packages(ev, lib.clone())?;
+    args.insert("lib".into(), Thunk::value(lib));
+    args.insert("pkgs".into(), Thunk::value(pkgs));
+    args.insert(
+        "modulesPath".into(),
+        Thunk::value(Value::Path(Path::new(super::pkgs::NO_NIXPKGS).into())),
+    );
+    Ok(args)
+}
+
+/// A `--config` snippet as a module: the body of `{ config, lib, pkgs, ... }: with lib; { … }`,
+/// as nixos-container inserts it.
+pub(crate) fn snippet_module(
+    ev: &mut Evaluator,
+    text: &str,
+    origin: &Path,
+    base_dir: &Path,
+) -> std::result::Result<Thunk, nixlang::EvalError> {
+    const HEAD: &str = "{ config, lib, pkgs, ... }: with lib; {";
+    let wrapped = format!("{HEAD}{text}\n}}");
+    let v = ev.eval_text(&wrapped, SourceMap::new(origin, text, HEAD.len()), base_dir)?;
+    Ok(Thunk::value(v))
+}
+
+fn file_module(
+    ev: &mut Evaluator,
+    text: &str,
+    path: &Path,
+) -> std::result::Result<Thunk, nixlang::EvalError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let v = ev.eval_text(text, SourceMap::new(path, text, 0), dir)?;
+    Ok(Thunk::value(v))
+}
+
+/// The configuration a request describes (see [`ConfigSource`]), evaluated against the option
+/// modules' declarations.
+/// Also returns the files the configuration asked for (`pkgs.writeText` …).
+pub(crate) fn evaluate(
+    request: &BuildRequest,
+    declarations: &Declarations,
+) -> Result<(Plain, std::collections::BTreeMap<String, (String, bool)>)> {
     let config_nix = request.root.join(CONFIGURATION_NIX);
-    let base_dir = config_nix.parent().unwrap_or(Path::new("/")).to_path_buf();
-    match &request.source {
+    let mut ev = Evaluator::new();
+    ev.track_positions();
+    let args = module_args(&mut ev).map_err(eval_error)?;
+    let origin = config_nix.display().to_string();
+    let modules = match &request.source {
         ConfigSource::Existing => {
             // The container's root controls this file: read it inside the root, never through
             // a link out of it.
             let text = Root::open(&request.root)?
                 .read_string(CONFIGURATION_NIX)?
                 .ok_or_else(|| Error::Build(format!("{}: no such file", config_nix.display())))?;
-            nixexpr::eval_file_text(&text, &config_nix).map_err(eval_error)
+            vec![(
+                file_module(&mut ev, &text, &config_nix).map_err(eval_error)?,
+                origin,
+            )]
         }
         ConfigSource::Snippet(text) => {
             let header = configuration_nix::render(&request.name, &ConfigSource::Existing);
-            let mut tree =
-                nixexpr::eval_str(&header, &config_nix, &base_dir).map_err(eval_error)?;
+            let head = file_module(&mut ev, &header, &config_nix).map_err(eval_error)?;
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
             let snippet =
-                nixexpr::eval_snippet(text, Path::new("--config"), &cwd).map_err(eval_error)?;
-            tree.merge(snippet).map_err(eval_error)?;
-            Ok(tree)
+                snippet_module(&mut ev, text, Path::new("--config"), &cwd).map_err(eval_error)?;
+            vec![(head, origin), (snippet, "--config".to_string())]
         }
         ConfigSource::File(_) => {
             let text = configuration_nix::render(&request.name, &request.source);
-            nixexpr::eval_str(&text, &config_nix, &base_dir).map_err(eval_error)
+            vec![(
+                file_module(&mut ev, &text, &config_nix).map_err(eval_error)?,
+                origin,
+            )]
         }
-    }
+    };
+    let evaluated =
+        super::modules::evaluate(&mut ev, declarations, modules, args).map_err(eval_errors)?;
+    Ok((evaluated.config, std::mem::take(&mut ev.written)))
 }

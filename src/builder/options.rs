@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::nixexpr::{EvalError, Location, OptionTree, Value, parse_path};
+use super::plain::{Value, show_path};
+
+pub mod listing;
 
 /// The types an option can have (a small subset of NixOS's `lib.types`).
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +32,9 @@ pub enum OptType {
     Enum(Vec<String>),
     /// `{ from = PORT; to = PORT; }`.
     PortRange,
+    /// A package: an attribute set whose `type` is `"derivation"` (what `pkgs.NAME` evaluates
+    /// to; here a package of the host's /usr).
+    Package,
     /// A host name as NixOS's `networking.hostName` takes it: empty, or one DNS label of
     /// letters, digits, `-` and `_`, at most 63 characters, starting and ending alphanumeric.
     HostName,
@@ -61,6 +66,7 @@ impl OptType {
             "any" => Some(OptType::Any),
             "portRange" => Some(OptType::PortRange),
             "hostName" => Some(OptType::HostName),
+            "package" => Some(OptType::Package),
             _ => None,
         };
         if let Some(t) = simple {
@@ -97,6 +103,9 @@ impl OptType {
             | (OptType::Attrs, Value::Attrs(_)) => true,
             (OptType::Str, Value::String(_)) => true,
             (OptType::HostName, Value::String(s)) => is_host_name(s),
+            (OptType::Package, Value::Attrs(map)) => {
+                matches!(map.get("type"), Some(Value::String(t)) if t == "derivation")
+            }
             (OptType::Path, Value::Path(_)) => true,
             (OptType::Path, Value::String(s)) => s.starts_with('/'),
             (OptType::Port, Value::Int(n)) => (1..=65535).contains(n),
@@ -157,6 +166,7 @@ impl fmt::Display for OptType {
             OptType::Attrs => write!(f, "an attribute set"),
             OptType::Any => write!(f, "anything"),
             OptType::PortRange => write!(f, "a port range {{ from; to; }}"),
+            OptType::Package => write!(f, "package"),
             OptType::HostName => write!(
                 f,
                 "a host name (letters, digits, ‘-’ and ‘_’, at most 63, starting and ending \
@@ -197,7 +207,14 @@ impl OptionDecl {
     /// Does this declaration cover `leaf` (a defined path)? Attribute-set-valued options also
     /// cover every path below them.
     fn covers(&self, leaf: &[String]) -> bool {
-        let below_allowed = matches!(self.ty, OptType::Attrs | OptType::AttrsOf(_) | OptType::Any);
+        let mut ty = &self.ty;
+        while let OptType::NullOr(inner) = ty {
+            ty = inner;
+        }
+        let below_allowed = matches!(
+            ty,
+            OptType::Attrs | OptType::AttrsOf(_) | OptType::Any | OptType::Package
+        );
         if leaf.len() < self.path.len() || (leaf.len() > self.path.len() && !below_allowed) {
             return false;
         }
@@ -214,32 +231,90 @@ pub struct Declarations {
     pub options: Vec<OptionDecl>,
 }
 
-/// A configuration error: where, and what.
-pub fn error_at(tree: &OptionTree, path: &str, message: String) -> EvalError {
-    let loc = tree.location(path).unwrap_or(Location {
-        file: "<config>".into(),
-        line: 0,
-        column: 0,
-    });
-    EvalError::at(&loc, message)
+/// The optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
+/// two neighbours (`enabel` is 1 from `enable`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // d[i][j]: the distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
+/// How far a typed path component is from a declared one, if it is close enough to be what was
+/// meant: the same (0; `<name>` is any name), the same but for case, within an edit distance of
+/// max(1, len/4), or one a prefix of the other that is at least half its length (`isNormal`,
+/// `isNormalUser`). `None`: unrelated.
+pub(crate) fn component_distance(typed: &str, declared: &str) -> Option<usize> {
+    if typed == declared || declared == "<name>" {
+        return Some(0);
     }
-    prev[b.len()]
+    let (t, d) = (typed.to_lowercase(), declared.to_lowercase());
+    if t == d {
+        return Some(1);
+    }
+    let distance = edit_distance(typed, declared);
+    if distance <= (typed.chars().count() / 4).max(1) {
+        return Some(distance);
+    }
+    let (short, long) = if t.len() <= d.len() {
+        (&t, &d)
+    } else {
+        (&d, &t)
+    };
+    let (short_n, long_n) = (short.chars().count(), long.chars().count());
+    if long.starts_with(short.as_str()) && short_n >= 3 && 2 * short_n >= long_n {
+        return Some(long_n - short_n);
+    }
+    None
 }
+
+/// The distance between a typed path and a declared one compared component by component, if
+/// every component is close ([`component_distance`]); `None` when the lengths differ.
+pub(crate) fn path_distance(typed: &[String], declared: &[String]) -> Option<usize> {
+    if typed.len() != declared.len() {
+        return None;
+    }
+    typed
+        .iter()
+        .zip(declared)
+        .map(|(t, d)| component_distance(t, d))
+        .sum()
+}
+
+/// The best of `scored` (distance, name): those within one of the closest, at most `n`.
+pub(crate) fn closest(mut scored: Vec<(usize, String)>, n: usize) -> Vec<String> {
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    let best = scored.first().map_or(0, |s| s.0);
+    scored
+        .into_iter()
+        .filter(|(d, _)| *d <= best + 1)
+        .take(n)
+        .map(|s| s.1)
+        .collect()
+}
+
+/// What the unknown-option error says when nothing declared is close.
+pub const HOW_TO_FIND_OPTIONS: &str = "ncsh options PREFIX lists the options there are";
 
 impl Declarations {
     pub fn add(&mut self, decl: OptionDecl) -> Result<(), String> {
@@ -273,131 +348,38 @@ impl Declarations {
         })
     }
 
-    /// The declared options closest to an unknown one, for "did you mean".
+    /// The declared options close to an unknown one, for "did you mean": compared component
+    /// by component, every component must be close ([`component_distance`]); an option whose
+    /// type takes anything below it (`serviceConfig`) is compared on its length. None when
+    /// nothing is close.
     pub fn suggest(&self, unknown: &[String]) -> Vec<String> {
-        let wanted = unknown.join(".");
-        let mut scored: Vec<(usize, String)> = self
+        let scored = self
             .options
             .iter()
-            .map(|o| {
-                // Compare with the `<name>` parts filled in from the unknown path.
-                let concrete: Vec<&str> = o
-                    .path
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        if p == "<name>" {
-                            unknown.get(i).map_or("<name>", String::as_str)
-                        } else {
-                            p
-                        }
-                    })
-                    .collect();
-                (edit_distance(&wanted, &concrete.join(".")), o.dotted())
+            .filter_map(|o| {
+                let below_allowed =
+                    matches!(o.ty, OptType::Attrs | OptType::AttrsOf(_) | OptType::Any);
+                let typed = if below_allowed && unknown.len() > o.path.len() {
+                    &unknown[..o.path.len()]
+                } else {
+                    unknown
+                };
+                path_distance(typed, &o.path).map(|d| (d, o.dotted()))
             })
             .collect();
-        scored.sort();
-        let best = scored.first().map_or(0, |s| s.0);
-        scored
-            .into_iter()
-            .filter(|(d, _)| *d <= best + 2 && *d <= wanted.len() / 2 + 3)
-            .take(3)
-            .map(|s| s.1)
-            .collect()
+        closest(scored, 3)
     }
 
-    /// Check every defined leaf of `tree` and build the full configuration.
-    pub fn configure(&self, tree: &OptionTree) -> Result<Value, EvalError> {
-        // 1. Every leaf belongs to a declaration.
-        let mut checked: Vec<(Vec<String>, &OptionDecl)> = Vec::new();
-        for (dotted, value) in tree.leaves() {
-            // Leaf paths are shown with quoted names (`users.users."a.b"`): split them back.
-            let leaf = parse_path(&dotted).unwrap_or_else(|| vec![dotted.clone()]);
-            // `users.users.root = { };` defines a name with every default: fine if options exist below.
-            if matches!(value, Value::Attrs(m) if m.is_empty()) && self.has_below(&leaf) {
-                continue;
-            }
-            let Some(decl) = self.find(&leaf) else {
-                let hint = self.suggest(&leaf);
-                let hint = if hint.is_empty() {
-                    String::new()
-                } else {
-                    format!("; did you mean {}?", hint.join(", "))
-                };
-                return Err(error_at(
-                    tree,
-                    &dotted,
-                    format!("the option ‘{dotted}’ does not exist{hint}"),
-                ));
-            };
-            let at: Vec<String> = leaf[..decl.path.len()].to_vec();
-            if !checked.iter().any(|(p, _)| *p == at) {
-                checked.push((at, decl));
-            }
-        }
-        // 2. Each defined option's value has its type.
-        for (at, decl) in &checked {
-            let value = tree.get_path(at).cloned().unwrap_or(Value::Null);
-            decl.ty.check(&value).map_err(|why| {
-                let dotted = at.join(".");
-                error_at(
-                    tree,
-                    &dotted,
-                    format!("the option ‘{dotted}’ has a wrong type: {why}"),
-                )
-            })?;
-        }
-        // 3. The configuration: defaults, overridden by definitions.
-        let mut config = Value::Attrs(BTreeMap::new());
-        for decl in &self.options {
-            fill(
-                &mut config,
-                &decl.path,
-                &decl.default,
-                tree,
-                &mut Vec::new(),
-            );
-        }
-        Ok(config)
-    }
-}
-
-/// Set the option at `pattern` in `config`: for `<name>` segments, once per name the user
-/// defined there; the value is the user's or the default.
-fn fill(
-    config: &mut Value,
-    pattern: &[String],
-    default: &Value,
-    tree: &OptionTree,
-    at: &mut Vec<String>,
-) {
-    let Some((first, rest)) = pattern.split_first() else {
-        return;
-    };
-    let Value::Attrs(map) = config else { return };
-    let names: Vec<String> = if first == "<name>" {
-        match tree.get_path(at) {
-            Some(Value::Attrs(defined)) => defined.keys().cloned().collect(),
-            _ => Vec::new(),
-        }
-    } else {
-        vec![first.clone()]
-    };
-    for name in names {
-        at.push(name.clone());
-        if rest.is_empty() {
-            let value = tree
-                .get_path(at)
-                .cloned()
-                .unwrap_or_else(|| default.clone());
-            map.insert(name, value);
+    /// What the error about the unknown option `leaf` says: where to look.
+    pub fn unknown_message(&self, leaf: &[String]) -> String {
+        let dotted = show_path(leaf);
+        let hint = self.suggest(leaf);
+        let hint = if hint.is_empty() {
+            format!(" ({HOW_TO_FIND_OPTIONS})")
         } else {
-            let child = map
-                .entry(name)
-                .or_insert_with(|| Value::Attrs(BTreeMap::new()));
-            fill(child, rest, default, tree, at);
-        }
-        at.pop();
+            format!("; did you mean {}?", hint.join(", "))
+        };
+        format!("the option ‘{dotted}’ does not exist{hint}")
     }
 }
 
@@ -406,7 +388,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::builder::nixexpr;
+    use crate::nixlang::{EvalError, Evaluator};
 
     fn decls() -> Declarations {
         let mut d = Declarations::default();
@@ -438,6 +420,21 @@ mod tests {
                 "enum(yes, no, prohibit-password)",
                 Value::String("prohibit-password".into()),
             ),
+            (
+                "networking.firewall.allowedTCPPorts",
+                "listOf port",
+                Value::List(vec![]),
+            ),
+            (
+                "networking.firewall.allowedUDPPorts",
+                "listOf port",
+                Value::List(vec![]),
+            ),
+            (
+                "networking.firewall.allowedTCPPortRanges",
+                "listOf portRange",
+                Value::List(vec![]),
+            ),
         ] {
             d.add(OptionDecl {
                 path: path.split('.').map(String::from).collect(),
@@ -452,8 +449,18 @@ mod tests {
     }
 
     fn configure(text: &str) -> Result<Value, EvalError> {
-        let tree = nixexpr::eval_str(text, Path::new("<config>"), Path::new("/")).unwrap();
-        decls().configure(&tree)
+        let mut ev = Evaluator::new();
+        ev.track_positions();
+        let args = crate::builder::native::module_args(&mut ev)?;
+        let m = crate::builder::native::snippet_module(
+            &mut ev,
+            text,
+            Path::new("<config>"),
+            Path::new("/"),
+        )?;
+        crate::builder::modules::evaluate(&mut ev, &decls(), vec![(m, "<config>".into())], args)
+            .map(|e| e.config)
+            .map_err(|mut errors| errors.remove(0))
     }
 
     fn get<'a>(v: &'a Value, path: &str) -> &'a Value {
@@ -530,6 +537,71 @@ mod tests {
         assert_eq!((e.line, e.column), (2, 3));
     }
 
+    fn suggest(path: &str) -> Vec<String> {
+        decls().suggest(&path.split('.').map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn suggestions_are_close_in_every_component() {
+        assert_eq!(
+            suggest("services.openssh.enabel"),
+            ["services.openssh.enable"]
+        );
+        assert_eq!(
+            suggest("services.opensh.enable"),
+            ["services.openssh.enable"]
+        );
+        assert_eq!(
+            suggest("users.users.bob.isNormaluser"),
+            ["users.users.<name>.isNormalUser"]
+        );
+        assert_eq!(
+            suggest("users.users.bob.isNormal"),
+            ["users.users.<name>.isNormalUser"]
+        );
+        assert_eq!(
+            suggest("networking.firewall.allowedTCPPort"),
+            ["networking.firewall.allowedTCPPorts"]
+        );
+        assert_eq!(
+            suggest("systemd.services.web.serviceConfg.Type"),
+            ["systemd.services.<name>.serviceConfig"]
+        );
+        // Nothing close: no suggestion rather than an unrelated one.
+        for unrelated in [
+            "nix.settings.experimental-features",
+            "services.nginx.enable",
+            "services.openssh.listenAddresses",
+            "users.users.bob.shell",
+        ] {
+            assert_eq!(suggest(unrelated), Vec::<String>::new(), "{unrelated}");
+        }
+    }
+
+    #[test]
+    fn unknown_options_without_a_suggestion_say_how_to_find_options() {
+        let e = configure("nix.settings.experimental-features = [ \"flakes\" ];").unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "‘nix.settings.experimental-features’ does not exist \
+                 (ncsh options PREFIX lists the options there are)"
+            ),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn component_distances() {
+        assert_eq!(edit_distance("enabel", "enable"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(component_distance("x", "<name>"), Some(0));
+        assert_eq!(component_distance("Enable", "enable"), Some(1));
+        assert_eq!(component_distance("nix", "nixpkgs"), None);
+        assert_eq!(component_distance("nix", "networking"), None);
+        assert_eq!(component_distance("networ", "networking"), Some(4));
+    }
+
     #[test]
     fn types_parse() {
         assert_eq!(
@@ -537,6 +609,16 @@ mod tests {
             OptType::ListOf(Box::new(OptType::NullOr(Box::new(OptType::Port))))
         );
         assert!(OptType::parse("float").is_err());
+        let package = OptType::parse("listOf package").unwrap();
+        let drv = |t: &str| {
+            Value::Attrs(BTreeMap::from([(
+                "type".to_string(),
+                Value::String(t.into()),
+            )]))
+        };
+        assert!(package.check(&Value::List(vec![drv("derivation")])).is_ok());
+        let e = package.check(&Value::List(vec![drv("x")])).unwrap_err();
+        assert!(e.contains("expected package"), "{e}");
         assert!(OptType::parse("enum()").is_err());
     }
 }

@@ -34,8 +34,9 @@ pub struct Plan {
 
 impl Plan {
     /// The switch to `generation` once its files are applied with `changes`: removed units
-    /// stop; changed ones restart (when a target wants them; otherwise only if running); new
-    /// ones that a target wants start.
+    /// stop; changed ones restart (when a target wants them; otherwise only if running), except
+    /// those that say `X-RestartIfChanged=false` as NixOS's switch-to-configuration reads it
+    /// (`systemd.services.NAME.restartIfChanged = false`); new ones that a target wants start.
     pub fn new(generation: &Generation, changes: &UnitChanges) -> Plan {
         let wanted = |u: &&String| {
             generation
@@ -43,7 +44,20 @@ impl Plan {
                 .get(*u)
                 .is_some_and(|unit| !unit.wanted_by.is_empty())
         };
-        let (restart, try_restart) = changes.changed.iter().cloned().partition(|u| wanted(&u));
+        let restarts = |u: &&String| {
+            generation.units.get(*u).is_none_or(|unit| {
+                !unit
+                    .text
+                    .lines()
+                    .any(|l| l.trim() == "X-RestartIfChanged=false")
+            })
+        };
+        let (restart, try_restart) = changes
+            .changed
+            .iter()
+            .filter(restarts)
+            .cloned()
+            .partition(|u| wanted(&u));
         Plan {
             generation: generation.number,
             stop: changes.removed.clone(),
@@ -123,6 +137,9 @@ mod tests {
             number: 4,
             ..Generation::default()
         };
+        let mut kept = unit(true);
+        kept.text = "[Unit]\nX-RestartIfChanged=false\n".into();
+        generation.units.insert("kept.service".into(), kept);
         for (name, wanted) in [("a.service", true), ("b.service", false)] {
             generation.units.insert(name.into(), unit(wanted));
             generation
@@ -131,7 +148,11 @@ mod tests {
         }
         let changes = UnitChanges {
             added: vec!["a.service".into(), "b.service".into()],
-            changed: vec!["a2.service".into(), "b2.service".into()],
+            changed: vec![
+                "a2.service".into(),
+                "b2.service".into(),
+                "kept.service".into(),
+            ],
             removed: vec!["gone.service".into()],
         };
         let plan = Plan::new(&generation, &changes);

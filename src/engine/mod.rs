@@ -16,6 +16,7 @@ pub const BUILTIN_VERBS: &[(&str, &str)] = &[
     ("destroy", include_str!("../../stdlib/verbs/destroy.rhai")),
     ("list", include_str!("../../stdlib/verbs/list.rhai")),
     ("login", include_str!("../../stdlib/verbs/login.rhai")),
+    ("options", include_str!("../../stdlib/verbs/options.rhai")),
     ("restart", include_str!("../../stdlib/verbs/restart.rhai")),
     (
         "root-login",
@@ -144,7 +145,7 @@ pub fn doc_comment(source: &str) -> String {
 pub fn new_engine(manager: Rc<Manager>) -> Engine {
     let mut engine = Engine::new();
     crate::api::limits::Limits::current().apply(&mut engine, true);
-    crate::api::register(&mut engine, manager);
+    register_api(&mut engine, manager);
     engine
 }
 
@@ -171,8 +172,14 @@ pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
     ] {
         engine.register_global_module(module);
     }
-    crate::api::register(&mut engine, manager);
+    register_api(&mut engine, manager);
     engine
+}
+
+/// The API, and `options()` over this host's option modules ([`nixos::declarations`]).
+fn register_api(engine: &mut Engine, manager: Rc<Manager>) {
+    crate::api::register(engine, manager);
+    crate::api::options::register(engine, Rc::new(nixos::declarations));
 }
 
 /// Strip a `#!` line, keeping the line count.

@@ -6,30 +6,36 @@
 //! module's `build` (the firewall uses it to collect the ports other modules opened).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use rhai::{AST, Array, Dynamic, Engine, EvalAltResult, Map, Scope};
 
 use crate::api::error::{describe, to_rhai};
+use crate::api::options::{from_dynamic, to_dynamic, to_json};
 use crate::api::strings;
 use crate::builder::Builder;
 use crate::builder::generation::{
     Generation, Group, ManagedFile, Unit, User, check_container_path,
 };
-use crate::builder::native::{self, OptionModules, eval_error};
-use crate::builder::nixexpr::{OptionTree, Value};
+use crate::builder::native::{self, OptionModules};
 use crate::builder::options::{Declarations, OptType, OptionDecl};
+use crate::builder::plain::Value;
 use crate::error::{Error, Result};
 
 /// The option modules shipped in `stdlib/nixos/`, in the order they run.
 pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("base", include_str!("../../stdlib/nixos/base.rhai")),
     ("users", include_str!("../../stdlib/nixos/users.rhai")),
+    ("sudo", include_str!("../../stdlib/nixos/sudo.rhai")),
     ("systemd", include_str!("../../stdlib/nixos/systemd.rhai")),
+    ("shell", include_str!("../../stdlib/nixos/shell.rhai")),
     ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
     ("httpd", include_str!("../../stdlib/nixos/httpd.rhai")),
+    ("nginx", include_str!("../../stdlib/nixos/nginx.rhai")),
+    ("redis", include_str!("../../stdlib/nixos/redis.rhai")),
+    ("compat", include_str!("../../stdlib/nixos/compat.rhai")),
     ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
 ];
 
@@ -51,6 +57,8 @@ struct GenState {
     generation: Generation,
     tcp: BTreeSet<i64>,
     udp: BTreeSet<i64>,
+    /// What `gen.note` said: options accepted but meaningless here, in order, once each.
+    notes: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -60,64 +68,6 @@ type RhaiResult<T> = std::result::Result<T, Box<EvalAltResult>>;
 
 fn usage(message: String) -> Box<EvalAltResult> {
     to_rhai(Error::Usage(message))
-}
-
-fn to_dynamic(value: &Value) -> Dynamic {
-    match value {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(n) => (*n).into(),
-        Value::String(s) => s.clone().into(),
-        Value::Path(p) => p.display().to_string().into(),
-        Value::List(items) => items.iter().map(to_dynamic).collect::<Array>().into(),
-        Value::Attrs(map) => map
-            .iter()
-            .map(|(k, v)| (k.as_str().into(), to_dynamic(v)))
-            .collect::<Map>()
-            .into(),
-    }
-}
-
-fn to_json(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(n) => (*n).into(),
-        Value::String(s) => s.clone().into(),
-        Value::Path(p) => p.display().to_string().into(),
-        Value::List(items) => items.iter().map(to_json).collect(),
-        Value::Attrs(map) => map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect(),
-    }
-}
-
-fn from_dynamic(value: &Dynamic) -> std::result::Result<Value, String> {
-    if value.is_unit() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = value.as_bool() {
-        return Ok(Value::Bool(b));
-    }
-    if let Ok(n) = value.as_int() {
-        return Ok(Value::Int(n));
-    }
-    if let Some(s) = value.clone().try_cast::<rhai::ImmutableString>() {
-        return Ok(Value::String(s.to_string()));
-    }
-    if let Some(items) = value.clone().try_cast::<Array>() {
-        return items
-            .iter()
-            .map(from_dynamic)
-            .collect::<std::result::Result<_, _>>()
-            .map(Value::List);
-    }
-    if let Some(map) = value.clone().try_cast::<Map>() {
-        let mut out = BTreeMap::new();
-        for (k, v) in &map {
-            out.insert(k.to_string(), from_dynamic(v)?);
-        }
-        return Ok(Value::Attrs(out));
-    }
-    Err(format!("a {} cannot be an option value", value.type_name()))
 }
 
 fn string_field(map: &Map, key: &str, default: &str) -> RhaiResult<String> {
@@ -182,6 +132,31 @@ pub fn hash_password(password: &str) -> Result<String> {
     Ok(hash.to_string())
 }
 
+/// Does the host (whose /usr the container shares) have the locale `name`, as `locale -a`
+/// lists it? The codeset compares as glibc normalizes it: `en_US.UTF-8` is `en_US.utf8`.
+fn host_has_locale(name: &str) -> bool {
+    let normal = |n: &str| match n.split_once('.') {
+        Some((lang, codeset)) => format!(
+            "{lang}.{}",
+            codeset
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+                .to_ascii_lowercase()
+        ),
+        None => n.to_string(),
+    };
+    let wanted = normal(name);
+    std::process::Command::new("locale")
+        .arg("-a")
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| normal(l.trim()) == wanted)
+        })
+}
+
 /// A short stable digest (FNV-1a), for restart triggers in unit files.
 fn digest(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -227,9 +202,17 @@ fn register_gen(engine: &mut Engine) {
         .register_fn(
             "group",
             |g: &mut Gen, name: &str, spec: Map| -> RhaiResult<()> {
+                let members = match spec.get("members") {
+                    Some(v) => strings(
+                        &v.clone().try_cast::<Array>().unwrap_or_default(),
+                        "members",
+                    )?,
+                    None => Vec::new(),
+                };
                 let group = Group {
                     gid: id_field(&spec, "gid")?,
                     system: bool_field(&spec, "system")?,
+                    members,
                 };
                 g.0.borrow_mut()
                     .generation
@@ -245,6 +228,13 @@ fn register_gen(engine: &mut Engine) {
         .register_fn("allow_udp", |g: &mut Gen, p: i64| -> RhaiResult<()> {
             g.0.borrow_mut().udp.insert(port(p)?);
             Ok(())
+        })
+        // An option accepted but meaningless in such a container: said once on stderr.
+        .register_fn("note", |g: &mut Gen, text: &str| {
+            let mut state = g.0.borrow_mut();
+            if !state.notes.iter().any(|n| n == text) {
+                state.notes.push(text.to_string());
+            }
         })
         .register_fn("allowed_tcp", |g: &mut Gen| {
             g.0.borrow()
@@ -263,6 +253,7 @@ fn register_gen(engine: &mut Engine) {
     engine.register_fn("hash_password", |p: &str| hash_password(p).map_err(to_rhai));
     engine.register_fn("digest", |t: &str| digest(t));
     engine.register_fn("host_has", |path: &str| Path::new(path).exists());
+    engine.register_fn("host_has_locale", |name: &str| host_has_locale(name));
     // Fail the build with a clear message when a host program is missing.
     engine.register_fn(
         "require_host",
@@ -471,15 +462,24 @@ impl RhaiModules {
     }
 }
 
+/// The declared options of the built-in modules and the user's ([`module_dirs`]), loaded
+/// afresh: what `ncsh options`, the API's `options()` and the REPL's completion list.
+pub fn declarations() -> Result<Declarations> {
+    Ok(RhaiModules::default().loaded()?.declarations.clone())
+}
+
 /// The builder of this host with these option modules (see [`native::select`]).
 pub fn select_builder() -> Result<Box<dyn Builder>> {
     native::select(|| Box::<RhaiModules>::default())
 }
 
 impl OptionModules for RhaiModules {
-    fn realize(&self, name: &str, tree: &OptionTree) -> Result<Generation> {
+    fn declarations(&self) -> Result<Declarations> {
+        Ok(self.loaded()?.declarations.clone())
+    }
+
+    fn realize(&self, name: &str, config: &Value) -> Result<Generation> {
         let loaded = self.loaded()?;
-        let config = loaded.declarations.configure(tree).map_err(eval_error)?;
         let state = Gen(Rc::new(RefCell::new(GenState {
             name: name.to_string(),
             ..Default::default()
@@ -507,6 +507,9 @@ impl OptionModules for RhaiModules {
         }
         let mut generation = std::mem::take(&mut state.0.borrow_mut().generation);
         generation.options = to_json(&config);
+        for note in &state.0.borrow().notes {
+            eprintln!("ncsh: note: {note}");
+        }
         Ok(generation)
     }
 }
@@ -625,6 +628,192 @@ mod tests {
         assert!(conf.contains("<VirtualHost *:8080>\n  ServerName example.org\n  ServerAlias www.example.org\n  DocumentRoot /srv/www\n"));
         assert!(!g.files.keys().any(|p| p.starts_with("/var/www")));
         assert!(error("services.httpd = { enable = true; virtualHosts.a.listen = [ { port = 99999; } ]; };").contains("99999 is not a port"));
+    }
+
+    #[test]
+    fn nginx() {
+        let g = build(
+            "services.nginx = { enable = true; recommendedGzipSettings = true; recommendedProxySettings = true; \
+             appendHttpConfig = \"# appended\"; commonHttpConfig = \"# common\"; \
+             virtualHosts.main = { default = true; root = \"/srv/main\"; \
+               locations.\"/\".return = \"200 'hi'\"; locations.\"/api/\".proxyPass = \"http://127.0.0.1:8081/\"; }; \
+             virtualHosts.other = { serverName = \"other.example\"; serverAliases = [ \"www.other.example\" ]; \
+               listen = [ { addr = \"127.0.0.1\"; port = 8081; } ]; locations.\"/x\" = { alias = \"/srv/x\"; index = \"a.html\"; }; }; };",
+        )
+        .unwrap();
+        let conf = text(&g, "/etc/nginx/nginx.conf");
+        assert!(conf.contains("user nginx nginx;\n"), "{conf}");
+        assert!(
+            conf.contains("    listen 0.0.0.0:80 default_server;\n"),
+            "{conf}"
+        );
+        assert!(conf.contains("    server_name main;\n    root /srv/main;\n"));
+        assert!(conf.contains("      return 200 'hi';\n"));
+        assert!(conf.contains(
+            "      proxy_pass http://127.0.0.1:8081/;\n      include /etc/nginx/recommended-proxy-headers.conf;\n"
+        ));
+        assert!(conf.contains(
+            "    listen 127.0.0.1:8081;\n    server_name other.example www.other.example;\n"
+        ));
+        assert!(conf.contains("      alias /srv/x;\n      index a.html;\n"));
+        assert!(conf.contains("  gzip on;\n") && conf.contains("  proxy_http_version 1.1;\n"));
+        assert!(
+            conf.find("# common") < conf.find("gzip on")
+                && conf.find("# appended") > conf.find("server_name")
+        );
+        assert!(
+            !text(&g, "/etc/nftables.nft").contains("dport"),
+            "nginx opens no port"
+        );
+        assert!(g.users.contains_key("nginx") && g.groups.contains_key("nginx"));
+        assert_eq!(g.units["nginx.service"].wanted_by, ["multi-user.target"]);
+        assert!(
+            error(
+                "services.nginx = { enable = true; virtualHosts.a.listen = [ { port = 80; } ]; };"
+            )
+            .contains("each item needs addr")
+        );
+        let plain =
+            build("services.nginx.enable = true; services.nginx.virtualHosts.a = { };").unwrap();
+        let conf = text(&plain, "/etc/nginx/nginx.conf");
+        assert!(
+            !conf.contains("gzip on")
+                && !conf.contains("default_server")
+                && conf.contains("listen 0.0.0.0:80;\n"),
+            "{conf}"
+        );
+    }
+
+    #[test]
+    fn redis() {
+        let g = build(
+            "services.redis = { enable = true; bind = null; }; \
+             services.redis.servers.cache = { enable = true; port = 6380; requirePass = \"pw\"; openFirewall = true; \
+               settings = { maxmemory = \"10mb\"; save = [ \"900 1\" \"300 10\" ]; lazyfree-lazy-eviction = true; }; }; \
+             services.redis.servers.sock.enable = true;",
+        )
+        .unwrap();
+        let main = text(&g, "/etc/redis/redis.conf");
+        assert!(
+            main.contains("port 6379\n") && !main.contains("bind"),
+            "{main}"
+        );
+        assert!(main.contains("unixsocket /run/redis/redis.sock\n"));
+        let cache = text(&g, "/etc/redis/redis-cache.conf");
+        assert!(cache.contains("port 6380\n"), "{cache}");
+        assert!(cache.contains("bind 127.0.0.1\n") && cache.contains("requirepass pw\n"));
+        assert!(
+            cache.contains("save 900 1\nsave 300 10\n")
+                && cache.contains("lazyfree-lazy-eviction yes\n")
+        );
+        assert!(matches!(
+            g.files["/etc/redis/redis-cache.conf"],
+            ManagedFile::Text { mode: 0o600, .. }
+        ));
+        assert!(
+            text(&g, "/etc/redis/redis-sock.conf").contains("port 0\n"),
+            "no TCP unless given a port"
+        );
+        assert!(
+            g.units["redis-cache.service"]
+                .text
+                .contains("User=redis-cache\n")
+        );
+        assert!(g.units.contains_key("redis.service") && g.users.contains_key("redis"));
+        assert!(text(&g, "/etc/nftables.nft").contains("tcp dport { 6380 } accept"));
+        let g = build("services.redis.servers.\"\".enable = true;").unwrap();
+        let main = text(&g, "/etc/redis/redis.conf");
+        assert!(
+            main.contains("port 6379\n") && main.contains("bind 127.0.0.1\n"),
+            "{main}"
+        );
+        assert!(
+            error("services.redis.port = 1; services.redis.servers.\"\".port = 2;")
+                .contains("differ")
+        );
+        assert!(
+            !build("services.redis.servers.x.port = 6390;")
+                .unwrap()
+                .units
+                .keys()
+                .any(|u| u.starts_with("redis"))
+        );
+    }
+
+    #[test]
+    fn units_timers_and_tmpfiles() {
+        let snippet = |post: &str| {
+            format!(
+                "systemd.services.s = {{ startAt = \"daily\"; postStart = \"{post}\"; restartIfChanged = false; \
+                 path = [ \"/opt/x\" {{ type = \"derivation\"; outPath = \"/usr\"; name = \"p\"; }} ]; }}; \
+                 systemd.timers.t = {{ wantedBy = [ \"timers.target\" ]; timerConfig.OnBootSec = \"5min\"; }}; \
+                 systemd.tmpfiles.rules = [ \"d /var/lib/x 0700 root root -\" ];"
+            )
+        };
+        let g = build(&snippet("a")).unwrap();
+        let unit = &g.units["s.service"].text;
+        assert!(unit.contains("X-RestartIfChanged=false\n"), "{unit}");
+        assert!(
+            unit.contains("Environment=\"PATH=/opt/x/bin:/opt/x/sbin:/usr/bin:/usr/sbin\"\n"),
+            "{unit}"
+        );
+        assert!(unit.contains("ExecStartPost=/etc/ncsh/units/s-post-start\n"));
+        assert_ne!(unit, &build(&snippet("b")).unwrap().units["s.service"].text);
+        assert!(g.units["s.timer"].text.contains("OnCalendar=daily\n"));
+        assert_eq!(g.units["s.timer"].wanted_by, ["timers.target"]);
+        assert!(
+            g.units["t.timer"]
+                .text
+                .contains("[Timer]\nOnBootSec=5min\n")
+        );
+        assert_eq!(
+            text(&g, "/etc/tmpfiles.d/00-nixos.conf").lines().nth(1),
+            Some("d /var/lib/x 0700 root root -")
+        );
+        assert!(error("systemd.services.s.startAt = 3;").contains("expected a calendar event"));
+        assert!(
+            error("systemd.services.s.path = [ \"rel\" ];")
+                .contains("neither a package nor an absolute path")
+        );
+    }
+
+    #[test]
+    fn sudo_hosts_and_resolver() {
+        let g = build(
+            "security.sudo = { wheelNeedsPassword = false; extraConfig = \"Defaults lecture=never\"; \
+               extraRules = [ { users = [ \"carol\" 1001 ]; groups = [ \"ops\" ]; runAs = \"root\"; \
+                 commands = [ \"/usr/bin/id\" { command = \"/usr/bin/true\"; options = [ \"NOPASSWD\" \"SETENV\" ]; } ]; } ]; }; \
+             networking.hosts.\"10.0.0.5\" = [ \"db\" ]; networking.extraHosts = \"10.0.0.6 x\"; \
+             networking.nameservers = [ \"10.0.0.53\" ]; networking.search = [ \"lan\" ];",
+        )
+        .unwrap();
+        let sudoers = text(&g, "/etc/sudoers");
+        assert!(
+            sudoers.contains("%wheel ALL=(ALL:ALL) NOPASSWD:SETENV: ALL\n"),
+            "{sudoers}"
+        );
+        assert!(sudoers.contains(
+            "carol ALL=(root) /usr/bin/id, NOPASSWD:SETENV: /usr/bin/true\n#1001 ALL=(root) /usr/bin/id"
+        ));
+        assert!(
+            sudoers.contains("%ops ALL=(root) ") && sudoers.ends_with("Defaults lecture=never\n")
+        );
+        assert!(matches!(
+            g.files["/etc/sudoers"],
+            ManagedFile::Text { mode: 0o440, .. }
+        ));
+        assert!(text(&g, "/etc/hosts").ends_with(" box\n10.0.0.5 db\n10.0.0.6 x\n"));
+        assert!(text(&g, "/etc/resolv.conf").ends_with("nameserver 10.0.0.53\nsearch lan\n"));
+        assert!(
+            !build("security.sudo.enable = false;")
+                .unwrap()
+                .files
+                .contains_key("/etc/sudoers")
+        );
+        assert!(
+            error("security.sudo.extraRules = [ { users = [ \"a\" ]; commands = [ ]; } ];")
+                .contains("commands is empty")
+        );
     }
 
     #[test]
@@ -782,8 +971,8 @@ mod tests {
                 "did you mean networking.firewall.allowedTCPPorts",
             ),
             (
-                "services.nginx.enable = true;",
-                "‘services.nginx.enable’ does not exist",
+                "services.nginx.enabel = true;",
+                "‘services.nginx.enabel’ does not exist; did you mean services.nginx.enable",
             ),
             ("environment.etc.x = { };", "set text or source"),
             (
@@ -791,7 +980,10 @@ mod tests {
                 "already defined",
             ),
             ("let a = 1; in { }", "--config:1:1"),
-            ("services.openssh.enable = pkgs.lib.mkForce true;", "Nix"),
+            (
+                "services.openssh.enable = (pkgs.runCommand \"x\" { } \"\").outPath == \"\";",
+                "a Nix host builds it",
+            ),
             ("services.openssh.enable = true", "--config:1:"),
             ("imports = [ ./no-such-file.nix ];", "no-such-file.nix"),
         ] {

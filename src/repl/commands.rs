@@ -23,6 +23,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "FILE",
         "run a Rhai file in this session; its functions and variables stay",
     ),
+    (
+        "options",
+        "[PREFIX]",
+        "the NixOS options there are (under PREFIX, e.g. services.openssh); --json",
+    ),
     ("scope", "", "the variables and constants defined so far"),
     ("quit", "", "leave the REPL (also Ctrl-D, or exit(code))"),
 ];
@@ -78,17 +83,18 @@ fn general_help(session: &Session) -> String {
          Type Rhai statements; each runs when complete, and an unclosed block, bracket or string\n\
          continues on the next line (Alt-Enter or a trailing \\ forces a new line). Variables,\n\
          constants and functions persist. Tab completes functions, methods after `.`, variables,\n\
-         container names inside container(\"…\"), :commands, verbs and file paths.\n\
+         container names inside container(\"…\"), option paths inside strings (services.open),\n\
+         :commands, verbs and file paths.\n\
          Ctrl-C clears the input or interrupts what is running; Ctrl-D leaves.\n\n{}\n",
         s.bold("ncsh REPL: the same engine and API as scripts and verbs."),
         s.bold("Commands:")
     );
     for (name, args, what) in COMMANDS {
         let left = format!(":{name} {args}");
-        out.push_str(&format!("  {left:<14} {what}\n"));
+        out.push_str(&format!("  {left:<17} {what}\n"));
     }
     out.push_str(&format!(
-        "  {:<14} run a verb, as `ncsh VERB ARGS` would (see :verbs)\n",
+        "  {:<17} run a verb, as `ncsh VERB ARGS` would (see :verbs)\n",
         ":VERB ARGS"
     ));
     let docs = api::docs::listing(&session.engine);

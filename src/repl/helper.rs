@@ -1,5 +1,5 @@
-//! The rustyline helper: completion (functions, methods, variables, container names, verbs,
-//! `:commands`, paths), a validator that decides multi-line input by parsing it, history hints
+//! The rustyline helper: completion (functions, methods, variables, container names, option
+//! paths in strings, verbs, `:commands`, paths), a validator that decides multi-line input by parsing it, history hints
 //! and bracket matching.
 
 use std::borrow::Cow;
@@ -169,6 +169,9 @@ impl Catalog {
 /// Container names, read when completing (a directory listing; no status is read).
 pub type NameSource = Box<dyn Fn() -> Vec<String>>;
 
+/// The declared option paths (`users.users.<name>.uid`), read on the first completion of one.
+pub type OptionPaths = Box<dyn Fn() -> Vec<String>>;
+
 /// Functions whose string argument is an existing container's name.
 const NAME_FUNCTIONS: &[&str] = &["container", "exists"];
 
@@ -176,6 +179,9 @@ pub struct ReplHelper {
     pub catalog: Rc<RefCell<Catalog>>,
     containers: NameSource,
     verbs: Box<dyn Fn() -> Vec<String>>,
+    option_source: Option<OptionPaths>,
+    /// The option paths, once read.
+    option_paths: RefCell<Option<Rc<Vec<String>>>>,
     /// Parses input for the validator (no API needed to parse).
     parser: Engine,
     files: FilenameCompleter,
@@ -198,12 +204,50 @@ impl ReplHelper {
             catalog,
             containers,
             verbs,
+            option_source: None,
+            option_paths: RefCell::new(None),
             parser,
             files: FilenameCompleter::new(),
             hinter: HistoryHinter::new(),
             brackets: MatchingBracketHighlighter::new(),
             style,
         }
+    }
+
+    /// Complete option paths inside strings from `source` (read once, on first use).
+    pub fn with_option_paths(mut self, source: OptionPaths) -> ReplHelper {
+        self.option_source = Some(source);
+        self
+    }
+
+    fn option_paths(&self) -> Rc<Vec<String>> {
+        if let Some(paths) = self.option_paths.borrow().as_ref() {
+            return paths.clone();
+        }
+        let paths = Rc::new(self.option_source.as_ref().map_or_else(Vec::new, |f| f()));
+        *self.option_paths.borrow_mut() = Some(paths.clone());
+        paths
+    }
+
+    /// The option paths that complete the dotted word ending `text` (in a string), as (its
+    /// start, candidates); `None` when that word is no dotted path or nothing completes it.
+    fn option_candidates(&self, text: &str) -> Option<(usize, Vec<Pair>)> {
+        let start = text
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '<' | '>'))
+            .last()
+            .map(|(i, _)| i)?;
+        let word = &text[start..];
+        if !word.contains('.') || !word.starts_with(|c: char| c.is_alphabetic()) {
+            return None;
+        }
+        let paths = self.option_paths();
+        let pairs: Vec<Pair> = crate::builder::options::listing::complete(&paths, word)
+            .into_iter()
+            .map(|p| pair(p.clone(), p))
+            .collect();
+        (!pairs.is_empty()).then_some((start, pairs))
     }
 
     /// Completion, as (start of the replaced text, candidates).
@@ -227,6 +271,9 @@ impl ReplHelper {
                         .collect(),
                 );
                 return (quote + 1, pairs);
+            }
+            if let Some((start, pairs)) = self.option_candidates(&before[quote + 1..]) {
+                return (quote + 1 + start, pairs);
             }
             return self
                 .files
@@ -328,6 +375,12 @@ impl ReplHelper {
                             .collect()
                     }
                     ":scope" | ":verbs" | ":quit" => Vec::new(),
+                    ":options" => {
+                        crate::builder::options::listing::complete(&self.option_paths(), word)
+                            .into_iter()
+                            .map(|p| pair(p.clone(), p))
+                            .collect()
+                    }
                     // A verb: its first argument is a container name.
                     _ if before[..start].split_whitespace().count() == 1
                         && !word.starts_with('-') =>
@@ -784,6 +837,44 @@ mod tests {
             replacements(&h, ":help cont").1,
             vec!["container", "containers"]
         );
+    }
+
+    #[test]
+    fn completes_option_paths_in_strings() {
+        let h = helper(&["web"]).with_option_paths(Box::new(|| {
+            [
+                "services.openssh.enable",
+                "services.openssh.ports",
+                "users.users.<name>.isNormalUser",
+            ]
+            .map(String::from)
+            .to_vec()
+        }));
+        assert_eq!(
+            replacements(&h, "create(\"web\", #{ config: \"services.open"),
+            (
+                26,
+                vec![
+                    "services.openssh.enable".into(),
+                    "services.openssh.ports".into()
+                ]
+            )
+        );
+        assert_eq!(
+            replacements(&h, "let c = \"x = 1; users.users.alice.isN"),
+            (16, vec!["users.users.alice.isNormalUser".into()])
+        );
+        // Not a dotted path, or nothing declared: file paths as before, never options.
+        let (_, pairs) = replacements(&h, "print(\"services");
+        assert!(!pairs.iter().any(|p| p.starts_with("services.")));
+        let (_, pairs) = replacements(&h, "print(\"nope.x");
+        assert!(!pairs.iter().any(|p| p.contains("openssh")));
+        assert_eq!(
+            replacements(&h, ":options services.openssh.p"),
+            (9, vec!["services.openssh.ports".into()])
+        );
+        // Outside a string: no option paths.
+        assert!(replacements(&h, "services.open").1.is_empty());
     }
 
     #[test]

@@ -376,12 +376,19 @@ pub fn interactive(manager: Rc<Manager>) -> i32 {
         }
     };
     let names = manager.clone();
-    editor.set_helper(Some(ReplHelper::new(
-        session.catalog.clone(),
-        Box::new(move || names.list().unwrap_or_default()),
-        Box::new(engine::all_verbs),
-        style,
-    )));
+    editor.set_helper(Some(
+        ReplHelper::new(
+            session.catalog.clone(),
+            Box::new(move || names.list().unwrap_or_default()),
+            Box::new(engine::all_verbs),
+            style,
+        )
+        .with_option_paths(Box::new(|| {
+            engine::nixos::declarations()
+                .map(|d| d.paths())
+                .unwrap_or_default()
+        })),
+    ));
     // Alt-Enter inserts a newline without submitting.
     editor.bind_sequence(
         KeyEvent(KeyCode::Enter, Modifiers::ALT),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
+mod compat;
 mod debris;
 mod enter;
 mod extremes;
@@ -11,12 +12,18 @@ mod hostile;
 mod layering;
 mod lifecycle;
 mod login;
+mod nginx;
 mod nix;
+mod options;
 mod parallel;
 mod recovery;
+mod redis;
 mod repl;
 mod scripts;
+mod shell_env;
+mod system_files;
 mod systemd;
 mod testhost;
+mod units;
 mod verbs;
 mod walkthrough;

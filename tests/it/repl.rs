@@ -496,3 +496,53 @@ fn pty_ctrl_c_interrupts_a_run_in_a_real_container() {
     p.send_control('d').expect("ctrl-d");
     p.exp_eof().expect("exits");
 }
+
+#[test]
+fn piped_options_command_lists_options() {
+    let sb = Sandbox::new();
+    let (code, out, err) = sb.pipe(":help\n:options services.openssh.ports\n:options servics\n");
+    assert_eq!(code, 1, "the unknown prefix failed: {err}");
+    assert!(out.contains(":options [PREFIX]"), "{out}");
+    assert!(out.contains("option paths inside strings"), "{out}");
+    assert!(
+        out.contains(
+            "services.openssh.ports\n    Type: list of port    Default: [ 22 ]\n    \
+             The ports sshd listens on.\n    Declared in: openssh\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        err.contains(
+            ":options: there is no option ‘servics’ nor any below it: did you mean services?"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn pty_completes_option_paths_in_strings() {
+    let sb = Sandbox::new();
+    let mut p = sb.pty();
+    // The common start of every services.openssh option, then one of them.
+    keys(&mut p, "let s = \"services.open\t");
+    p.exp_string("services.openssh.")
+        .expect("completed to the common start");
+    keys(&mut p, "po\t");
+    p.exp_string("ports").expect("completed");
+    p.send_line("\";").expect("send");
+    ready(&mut p);
+    p.send_line("s").expect("send");
+    p.exp_string("\"services.openssh.ports\"").expect("value");
+    ready(&mut p);
+    // A <name> segment stands for the name typed.
+    keys(&mut p, "let u = \"users.users.alice.isN\t");
+    p.exp_string("NormalUser").expect("completed");
+    p.send_line("\";").expect("send");
+    ready(&mut p);
+    p.send_line("u").expect("send");
+    p.exp_string("\"users.users.alice.isNormalUser\"")
+        .expect("value");
+    ready(&mut p);
+    p.send_control('d').expect("ctrl-d");
+    p.exp_eof().expect("exits");
+}

@@ -50,6 +50,17 @@ pub struct EvalError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    pub kind: ErrorKind,
+}
+
+/// What raised an error: `builtins.tryEval` catches `throw` and failed assertions only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorKind {
+    #[default]
+    Other,
+    Throw,
+    Assert,
+    Abort,
 }
 
 impl EvalError {
@@ -59,7 +70,13 @@ impl EvalError {
             line: loc.line,
             column: loc.column,
             message: message.into(),
+            kind: ErrorKind::Other,
         }
+    }
+
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     pub fn location(&self) -> Location {
@@ -79,13 +96,14 @@ impl fmt::Display for EvalError {
 
 impl std::error::Error for EvalError {}
 
+#[allow(dead_code)]
 /// The sentence appended to every refusal of a construct that needs a real evaluator.
 pub(crate) const NEEDS_NIX: &str =
     "ncsh's native builder evaluates only plain data; a Nix-enabled host builds it for real";
 
 /// Maps byte offsets of the parsed text back to lines and columns of the original text.
 #[derive(Debug, Clone)]
-pub(crate) struct SourceMap {
+pub struct SourceMap {
     pub file: PathBuf,
     /// The text as the user wrote it.
     pub text: String,

@@ -1,4 +1,4 @@
-//! Plain Nix data.
+//! Plain Nix data: what option modules get (evaluated, deeply forced, no functions).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +17,25 @@ pub enum Value {
 }
 
 impl Value {
+    /// Every leaf (not a non-empty set) with its dotted path, in order.
+    pub fn leaves(&self) -> Vec<(String, &Value)> {
+        fn walk<'a>(v: &'a Value, path: &mut Vec<String>, out: &mut Vec<(String, &'a Value)>) {
+            match v {
+                Value::Attrs(m) if !m.is_empty() => {
+                    for (k, child) in m {
+                        path.push(k.clone());
+                        walk(child, path, out);
+                        path.pop();
+                    }
+                }
+                leaf => out.push((show_path(path), leaf)),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut Vec::new(), &mut out);
+        out
+    }
+
     /// The Nix name of the value's type, for messages.
     pub fn type_name(&self) -> &'static str {
         match self {

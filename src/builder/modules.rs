@@ -1,0 +1,1394 @@
+//! The NixOS module system, natively: modules (sets, or functions of `{ config, lib, pkgs, … }`)
+//! with `imports`, `options` and `config`; definitions merged by type and priority (`mkIf`,
+//! `mkMerge`, `mkOverride`, `mkOrder`, as `lib` writes them); `config` the lazy fixpoint of the
+//! merged definitions, so a definition may read other options. Options are those the Rhai option
+//! modules declare ([`Declarations`]) and those the user's modules declare with `mkOption`.
+//! Unknown options and wrong types are all reported at once, each at its definition.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use super::options::{Declarations, OptType};
+use super::plain::Value as Plain;
+use crate::nixlang::compile::Pos;
+use crate::nixlang::{Attrs, EvalError, Evaluator, Location, Str, Thunk, Value};
+
+/// The default priority of a definition (`mkOverride 100`) and of ordering (`mkOrder 1000`).
+const PRIORITY_PLAIN: i64 = 100;
+const ORDER_DEFAULT: i64 = 1000;
+/// How deeply submodules may nest.
+const MAX_SUBMODULE_DEPTH: usize = 64;
+
+/// A configuration evaluated: the options the Rhai modules declared, as plain data.
+pub struct Evaluated {
+    pub config: Plain,
+}
+
+/// One definition of an option (or of a set above options).
+#[derive(Clone)]
+struct Def {
+    value: Thunk,
+    /// `mkIf` conditions met on the way down, all of which must hold.
+    conds: Vec<Thunk>,
+    priority: Option<i64>,
+    order: i64,
+    file: Str,
+    pos: Option<Pos>,
+}
+
+impl Def {
+    fn location(&self) -> String {
+        match &self.pos {
+            Some(p) => p.src.loc(p.offset as usize).to_string(),
+            None => self.file.to_string(),
+        }
+    }
+
+    fn error(&self, msg: impl Into<String>) -> EvalError {
+        match &self.pos {
+            Some(p) => p.err(msg),
+            None => EvalError::at(&Location::new(&*self.file, 0, 0), msg),
+        }
+    }
+}
+
+/// How an option merges its definitions.
+#[derive(Clone)]
+enum Ty {
+    /// All definitions must be equal (bool, int, str, enum, …); `check` is the Nix predicate
+    /// of a user's type, `None` for Rhai options (checked with their [`OptType`] at the end).
+    Equal {
+        name: String,
+        check: Option<Value>,
+    },
+    List(Box<Ty>),
+    AttrsOf(Box<Ty>),
+    /// `anything`/`attrs`: sets merge recursively, lists concatenate, the rest must be equal.
+    Anything,
+    NullOr(Box<Ty>),
+    /// Strings joined with a separator (`lines`, `commas`, `separatedString`).
+    Separated(String),
+    Submodule(Vec<Thunk>),
+    Either(Box<Ty>, Box<Ty>, Value, Value),
+    Coerced {
+        from: Value,
+        func: Value,
+        to: Box<Ty>,
+    },
+    Unique(Box<Ty>),
+    /// `raw`, `functionTo`, `unspecified`, `package`: one definition, or equal ones; the last
+    /// one wins otherwise for functions.
+    Raw(String),
+}
+
+impl Ty {
+    fn from_rhai(t: &OptType) -> Ty {
+        match t {
+            OptType::ListOf(e) => Ty::List(Box::new(Ty::from_rhai(e))),
+            OptType::AttrsOf(e) => Ty::AttrsOf(Box::new(Ty::from_rhai(e))),
+            OptType::NullOr(e) => Ty::NullOr(Box::new(Ty::from_rhai(e))),
+            OptType::Attrs | OptType::Any => Ty::Anything,
+            other => Ty::Equal {
+                name: format!("{other:?}"),
+                check: None,
+            },
+        }
+    }
+}
+
+/// What an option is.
+struct OptDecl {
+    ty: Ty,
+    /// Rhai options: the declared type, checked on the final value.
+    rhai: Option<OptType>,
+    default: Option<Thunk>,
+    apply: Option<Value>,
+    /// A user's option (not handed to the Rhai modules).
+    user: bool,
+}
+
+enum Node {
+    Set {
+        children: BTreeMap<Str, Rc<Node>>,
+        /// `<name>`: any attribute name (Rhai's `users.users.<name>.…`).
+        any: Option<Rc<Node>>,
+    },
+    Opt(Rc<OptDecl>),
+}
+
+impl Node {
+    fn empty() -> Node {
+        Node::Set {
+            children: BTreeMap::new(),
+            any: None,
+        }
+    }
+}
+
+/// One module, its function applied.
+struct Module {
+    config: Thunk,
+    file: Str,
+}
+
+/// The state of one evaluation (the top-level configuration, or one submodule value).
+struct System {
+    root: Rc<Node>,
+    modules: Vec<Module>,
+    /// The module arguments (`lib`, `pkgs`, `config`, …).
+    args: Rc<Attrs>,
+}
+
+/// A module before collection: its value and the file it is from.
+struct Pending {
+    value: Thunk,
+    file: Str,
+}
+
+/// Evaluates the configuration made of `modules` (values, each with the file it came from)
+/// against the Rhai modules' `declarations`, with the module arguments `args` (`lib`, `pkgs`,
+/// …), and returns the Rhai-declared options as plain data.
+pub fn evaluate(
+    ev: &mut Evaluator,
+    declarations: &Declarations,
+    modules: Vec<(Thunk, String)>,
+    args: Attrs,
+) -> Result<Evaluated, Vec<EvalError>> {
+    let mut root = Node::empty();
+    for decl in &declarations.options {
+        let default = if decl.default == Plain::Null {
+            None
+        } else {
+            Some(Thunk::value(from_plain(&decl.default)))
+        };
+        let d = OptDecl {
+            ty: Ty::from_rhai(&decl.ty),
+            rhai: Some(decl.ty.clone()),
+            default: default.or_else(|| Some(Thunk::value(Value::Null))),
+            apply: None,
+            user: false,
+        };
+        insert_decl(&mut root, &decl.path, Rc::new(d)).map_err(|e| vec![e])?;
+    }
+    // `_module.args`: more arguments for modules.
+    insert_decl(
+        &mut root,
+        &["_module".into(), "args".into()],
+        Rc::new(OptDecl {
+            ty: Ty::AttrsOf(Box::new(Ty::Raw("raw".into()))),
+            rhai: None,
+            default: Some(Thunk::value(Value::attrs(Attrs::new()))),
+            apply: None,
+            user: true,
+        }),
+    )
+    .map_err(|e| vec![e])?;
+    let pending = modules
+        .into_iter()
+        .map(|(value, file)| Pending {
+            value,
+            file: file.into(),
+        })
+        .collect();
+    let system = build_system(ev, root, pending, args, 0).map_err(|e| vec![e])?;
+
+    let mut errors = Vec::new();
+    check_unknown(ev, &system, Some(declarations), &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let config = plain_config(ev, &system, &system.root, &mut Vec::new(), &mut errors);
+    match config {
+        Ok(config) if errors.is_empty() => Ok(Evaluated { config }),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            errors.push(e);
+            Err(errors)
+        }
+    }
+}
+
+fn insert_decl(node: &mut Node, path: &[String], decl: Rc<OptDecl>) -> Result<(), EvalError> {
+    let Some((first, rest)) = path.split_first() else {
+        return Err(EvalError::at(
+            &Location::new("<options>", 0, 0),
+            "an option without a name",
+        ));
+    };
+    let Node::Set { children, any } = node else {
+        return Err(EvalError::at(
+            &Location::new("<options>", 0, 0),
+            format!("an option is declared below the option ‘{first}’"),
+        ));
+    };
+    let slot = if first == "<name>" {
+        any.get_or_insert_with(|| Rc::new(Node::empty()))
+    } else {
+        children
+            .entry(first.as_str().into())
+            .or_insert_with(|| Rc::new(Node::empty()))
+    };
+    if rest.is_empty() {
+        if matches!(&**slot, Node::Opt(_)) || !is_empty_set(slot) {
+            return Err(EvalError::at(
+                &Location::new("<options>", 0, 0),
+                format!("the option ‘{}’ is declared twice", path.join(".")),
+            ));
+        }
+        *slot = Rc::new(Node::Opt(decl));
+        return Ok(());
+    }
+    let inner = Rc::get_mut(slot).ok_or_else(|| {
+        EvalError::at(
+            &Location::new("<options>", 0, 0),
+            "options shared unexpectedly",
+        )
+    })?;
+    insert_decl(inner, rest, decl)
+}
+
+fn is_empty_set(n: &Node) -> bool {
+    matches!(n, Node::Set { children, any } if children.is_empty() && any.is_none())
+}
+
+/// Collects the modules (with their imports), adds the options they declare to `root`, and
+/// ties `config` to the merged result.
+fn build_system(
+    ev: &mut Evaluator,
+    mut root: Node,
+    pending: Vec<Pending>,
+    args: Attrs,
+    depth: usize,
+) -> Result<Rc<System>, EvalError> {
+    if depth > MAX_SUBMODULE_DEPTH {
+        return Err(EvalError::at(
+            &Location::new("<modules>", 0, 0),
+            "submodules nested too deeply",
+        ));
+    }
+    // `config` is this system's merged result, made when first used (after collection).
+    let cell: Rc<std::cell::OnceCell<Rc<System>>> = Rc::new(std::cell::OnceCell::new());
+    let config = {
+        let cell = cell.clone();
+        Thunk::native(Box::new(move |ev: &mut Evaluator| {
+            let system = cell.get().cloned().ok_or_else(|| {
+                EvalError::at(
+                    &Location::new("<modules>", 0, 0),
+                    "config used while modules are collected (in 'imports'?)",
+                )
+            })?;
+            let root = system.root.clone();
+            node_value(ev, &system, &root, &[])
+        }))
+    };
+    let mut args = args;
+    args.insert("config".into(), config.clone());
+    args.entry("options".into())
+        .or_insert_with(|| Thunk::value(Value::attrs(Attrs::new())));
+    let args = Rc::new(args);
+
+    let mut modules = Vec::new();
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut work: Vec<Pending> = pending;
+    work.reverse();
+    let mut option_sets: Vec<(Thunk, Str)> = Vec::new();
+    while let Some(p) = work.pop() {
+        let mut file = p.file.clone();
+        let mut v = ev.force(&p.value)?;
+        if let Value::Path(path) = &v {
+            let mut target = path.to_path_buf();
+            if target.is_dir() {
+                target.push("default.nix");
+            }
+            if !seen.insert(target.clone()) {
+                continue;
+            }
+            file = target.display().to_string().into();
+            v = ev.import(&target, None)?;
+        }
+        if v.is_function() {
+            v = apply_module(ev, v, &args, &config, &file)?;
+        }
+        let Value::Attrs(m) = v else {
+            return Err(EvalError::at(
+                &Location::new(&*file, 0, 0),
+                format!(
+                    "a module is {} while a set or a function was expected",
+                    v.describe()
+                ),
+            ));
+        };
+        if let Some(f) = m.get("_file") {
+            if let Ok(Value::String(s)) = ev.force(f) {
+                file = s;
+            }
+        }
+        let structured = m.contains_key("config") || m.contains_key("options");
+        let mut imports = Vec::new();
+        if let Some(i) = m.get("imports") {
+            for t in ev.force_list(i)?.iter() {
+                imports.push(Pending {
+                    value: t.clone(),
+                    file: file.clone(),
+                });
+            }
+        }
+        let meta = [
+            "imports",
+            "_file",
+            "key",
+            "disabledModules",
+            "meta",
+            "_class",
+            "freeformType",
+        ];
+        let config_part = if structured {
+            for k in m.keys() {
+                if !meta.contains(&&**k) && &**k != "config" && &**k != "options" {
+                    return Err(EvalError::at(
+                        &Location::new(&*file, 0, 0),
+                        format!(
+                            "the module has an unsupported attribute ‘{k}’ beside ‘config’ or \
+                             ‘options’: move it into ‘config’"
+                        ),
+                    ));
+                }
+            }
+            if let Some(o) = m.get("options") {
+                option_sets.push((o.clone(), file.clone()));
+            }
+            m.get("config")
+                .cloned()
+                .unwrap_or_else(|| Thunk::value(Value::attrs(Attrs::new())))
+        } else {
+            let rest: Attrs = m
+                .iter()
+                .filter(|(k, _)| !meta.contains(&&***k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let same = rest.len() == m.len();
+            Thunk::value(if same {
+                Value::Attrs(m.clone())
+            } else {
+                Value::attrs(rest)
+            })
+        };
+        modules.push(Module {
+            config: config_part,
+            file: file.clone(),
+        });
+        for i in imports.into_iter().rev() {
+            work.push(i);
+        }
+    }
+    for (options, file) in option_sets {
+        declare_user_options(ev, &mut root, &options, &file, &mut Vec::new())?;
+    }
+    let system = Rc::new(System {
+        root: Rc::new(root),
+        modules,
+        args,
+    });
+    let _ = cell.set(system.clone());
+    Ok(system)
+}
+
+/// Calls a module function with the arguments it names: the standard ones, else
+/// `config._module.args.NAME` (lazily, as NixOS does).
+fn apply_module(
+    ev: &mut Evaluator,
+    f: Value,
+    args: &Rc<Attrs>,
+    config: &Thunk,
+    file: &Str,
+) -> Result<Value, EvalError> {
+    let (wanted, ellipsis) = match &f {
+        Value::Lambda(c) => match &c.def.param {
+            crate::nixlang::compile::Param::Pattern {
+                formals, ellipsis, ..
+            } => (
+                formals.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                *ellipsis,
+            ),
+            crate::nixlang::compile::Param::Ident => (Vec::new(), true),
+        },
+        _ => (Vec::new(), true),
+    };
+    let mut given: Attrs = if ellipsis {
+        (**args).clone()
+    } else {
+        Attrs::new()
+    };
+    for name in wanted {
+        if let Some(t) = args.get(&name) {
+            given.insert(name, t.clone());
+            continue;
+        }
+        let (config, n, file) = (config.clone(), name.clone(), file.clone());
+        given.insert(
+            name,
+            Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                let c = ev.force_attrs(&config)?;
+                let extra = c.get("_module").cloned();
+                let found = match extra {
+                    Some(m) => {
+                        let m = ev.force_attrs(&m)?;
+                        match m.get("args") {
+                            Some(a) => ev.force_attrs(a)?.get(&n).cloned(),
+                            None => None,
+                        }
+                    }
+                    None => None,
+                };
+                match found {
+                    Some(t) => ev.force(&t),
+                    None => Err(EvalError::at(
+                        &Location::new(&*file, 0, 0),
+                        format!(
+                            "the module argument ‘{n}’ is not given (ncsh gives config, lib, \
+                             pkgs, options, modulesPath; define _module.args.{n} for others)"
+                        ),
+                    )),
+                }
+            })),
+        );
+    }
+    ev.apply(f, Thunk::value(Value::attrs(given)), None)
+}
+
+/// Adds the options a module declares (`options.a.b = mkOption { … };`) to `node`.
+fn declare_user_options(
+    ev: &mut Evaluator,
+    node: &mut Node,
+    value: &Thunk,
+    file: &Str,
+    path: &mut Vec<String>,
+) -> Result<(), EvalError> {
+    let set = ev.force_attrs(value)?;
+    if is_type(ev, &set, "option")? {
+        let get = |k: &str| set.get(k).cloned();
+        let ty = match get("type") {
+            Some(t) => ty_of(ev, &t)?,
+            None => Ty::Anything,
+        };
+        let apply = match get("apply") {
+            Some(a) => Some(ev.force(&a)?),
+            None => None,
+        };
+        let decl = OptDecl {
+            ty,
+            rhai: None,
+            default: get("default"),
+            apply,
+            user: true,
+        };
+        return insert_decl(node, path, Rc::new(decl))
+            .map_err(|e| EvalError::at(&Location::new(&**file, 0, 0), e.message));
+    }
+    for (k, v) in set.iter() {
+        path.push(k.to_string());
+        declare_user_options(ev, node, v, file, path)?;
+        path.pop();
+    }
+    Ok(())
+}
+
+/// Does `set` have `_type = kind`?
+fn is_type(ev: &mut Evaluator, set: &Attrs, kind: &str) -> Result<bool, EvalError> {
+    match set.get("_type") {
+        Some(t) => Ok(matches!(ev.force(t)?, Value::String(s) if &*s == kind)),
+        None => Ok(false),
+    }
+}
+
+/// A `lib.types` value as the merge it stands for.
+fn ty_of(ev: &mut Evaluator, t: &Thunk) -> Result<Ty, EvalError> {
+    let set = ev.force_attrs(t)?;
+    let name = match set.get("name") {
+        Some(n) => ev.force_str(n)?.to_string(),
+        None => "unspecified".to_string(),
+    };
+    let field = |k: &str| set.get(k).cloned();
+    let elem = |ev: &mut Evaluator| -> Result<Box<Ty>, EvalError> {
+        match field("elemType") {
+            Some(e) => Ok(Box::new(ty_of(ev, &e)?)),
+            None => Ok(Box::new(Ty::Anything)),
+        }
+    };
+    let check = match field("check") {
+        Some(c) => Some(ev.force(&c)?),
+        None => None,
+    };
+    Ok(match name.as_str() {
+        "listOf" | "nonEmptyListOf" => Ty::List(elem(ev)?),
+        "attrsOf" | "lazyAttrsOf" => Ty::AttrsOf(elem(ev)?),
+        "nullOr" => Ty::NullOr(elem(ev)?),
+        "lines" => Ty::Separated("\n".into()),
+        "commas" => Ty::Separated(",".into()),
+        "separatedString" | "envVar" => {
+            let sep = match field("separator") {
+                Some(s) => ev.force_str(&s)?.to_string(),
+                None if name == "envVar" => ":".into(),
+                None => String::new(),
+            };
+            Ty::Separated(sep)
+        }
+        "submodule" => {
+            let modules = match field("modules") {
+                Some(m) => ev.force_list(&m)?.iter().cloned().collect(),
+                None => Vec::new(),
+            };
+            Ty::Submodule(modules)
+        }
+        "either" | "oneOf" => {
+            let (Some(l), Some(r)) = (field("left"), field("right")) else {
+                return Ok(Ty::Anything);
+            };
+            let (lt, rt) = (ty_of(ev, &l)?, ty_of(ev, &r)?);
+            let lc = type_check(ev, &l)?;
+            let rc = type_check(ev, &r)?;
+            Ty::Either(Box::new(lt), Box::new(rt), lc, rc)
+        }
+        "coercedTo" => {
+            let (Some(from), Some(func), Some(to)) = (
+                field("coercedType"),
+                field("coerceFunc"),
+                field("finalType"),
+            ) else {
+                return Ok(Ty::Anything);
+            };
+            let from = type_check(ev, &from)?;
+            let func = ev.force(&func)?;
+            Ty::Coerced {
+                from,
+                func,
+                to: Box::new(ty_of(ev, &to)?),
+            }
+        }
+        "uniq" | "unique" => Ty::Unique(elem(ev)?),
+        "attrs" | "anything" => Ty::Anything,
+        "raw" | "unspecified" | "functionTo" | "package" | "deferredModule" | "pkgs" => {
+            Ty::Raw(name)
+        }
+        _ => Ty::Equal { name, check },
+    })
+}
+
+fn type_check(ev: &mut Evaluator, t: &Thunk) -> Result<Value, EvalError> {
+    let set = ev.force_attrs(t)?;
+    match set.get("check") {
+        Some(c) => ev.force(c),
+        None => Err(EvalError::at(
+            &Location::new("<lib.types>", 0, 0),
+            "a type without check",
+        )),
+    }
+}
+
+/// The definitions at `path` (below the top of `system`'s modules), mkIf conditions kept (not
+/// evaluated), `mkMerge` split, `mkOverride` priorities carried down.
+fn defs_at(ev: &mut Evaluator, system: &System, path: &[Str]) -> Result<Vec<Def>, EvalError> {
+    let mut defs: Vec<Def> = system
+        .modules
+        .iter()
+        .map(|m| Def {
+            value: m.config.clone(),
+            conds: Vec::new(),
+            priority: None,
+            order: ORDER_DEFAULT,
+            file: m.file.clone(),
+            pos: None,
+        })
+        .collect();
+    for key in path {
+        let mut next = Vec::new();
+        for d in defs {
+            descend(ev, d, key, &mut next)?;
+        }
+        defs = next;
+    }
+    Ok(defs)
+}
+
+/// Pushes `def` (a definition of a set) one attribute down, to `key`.
+fn descend(ev: &mut Evaluator, def: Def, key: &str, out: &mut Vec<Def>) -> Result<(), EvalError> {
+    let mut parts = Vec::new();
+    unwrap_properties(ev, def, &mut parts)?;
+    for d in parts {
+        let v = ev.force(&d.value)?;
+        match v {
+            Value::Attrs(a) => {
+                if let Some(t) = a.get(key) {
+                    let pos = ev.attr_pos(&a, key);
+                    out.push(Def {
+                        value: t.clone(),
+                        pos: pos.or(d.pos.clone()),
+                        ..d
+                    });
+                }
+            }
+            other => {
+                return Err(d.error(format!(
+                    "a definition is {} where a set of options was expected",
+                    other.describe()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits `mkMerge`, and moves `mkIf` conditions and `mkOverride`/`mkOrder` priorities from
+/// the value into the definition, until the value is something else.
+fn unwrap_properties(ev: &mut Evaluator, def: Def, out: &mut Vec<Def>) -> Result<(), EvalError> {
+    let v = ev.force(&def.value)?;
+    let Value::Attrs(a) = &v else {
+        out.push(def);
+        return Ok(());
+    };
+    let kind = match a.get("_type") {
+        Some(t) => match ev.force(t)? {
+            Value::String(s) => s,
+            _ => {
+                out.push(def);
+                return Ok(());
+            }
+        },
+        None => {
+            out.push(def);
+            return Ok(());
+        }
+    };
+    let field = |k: &str| a.get(k).cloned();
+    let content = || field("content").unwrap_or_else(|| Thunk::value(Value::Null));
+    match &*kind {
+        "if" => {
+            let mut d = def.clone();
+            d.conds
+                .push(field("condition").unwrap_or_else(|| Thunk::value(Value::Bool(false))));
+            d.value = content();
+            unwrap_properties(ev, d, out)
+        }
+        "merge" => {
+            let contents = match field("contents") {
+                Some(c) => ev.force_list(&c)?,
+                None => Rc::new(Vec::new()),
+            };
+            for c in contents.iter() {
+                let mut d = def.clone();
+                d.value = c.clone();
+                unwrap_properties(ev, d, out)?;
+            }
+            Ok(())
+        }
+        "override" => {
+            let mut d = def.clone();
+            if d.priority.is_none() {
+                d.priority = Some(match field("priority") {
+                    Some(p) => ev.force_int(&p)?,
+                    None => PRIORITY_PLAIN,
+                });
+            }
+            d.value = content();
+            unwrap_properties(ev, d, out)
+        }
+        "order" => {
+            let mut d = def.clone();
+            d.order = match field("priority") {
+                Some(p) => ev.force_int(&p)?,
+                None => ORDER_DEFAULT,
+            };
+            d.value = content();
+            unwrap_properties(ev, d, out)
+        }
+        _ => {
+            out.push(def);
+            Ok(())
+        }
+    }
+}
+
+/// The definitions that count at an option: properties unwrapped, conditions evaluated, only
+/// those of the strongest priority, in order.
+fn discharge(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> {
+    let mut parts = Vec::new();
+    for d in defs {
+        unwrap_properties(ev, d, &mut parts)?;
+    }
+    let mut kept = Vec::new();
+    'defs: for d in parts {
+        for c in &d.conds {
+            match ev.force(c)? {
+                Value::Bool(true) => {}
+                Value::Bool(false) => continue 'defs,
+                other => {
+                    return Err(d.error(format!(
+                        "the condition of mkIf is {} while a Boolean was expected",
+                        other.describe()
+                    )));
+                }
+            }
+        }
+        kept.push(d);
+    }
+    let best = kept
+        .iter()
+        .map(|d| d.priority.unwrap_or(PRIORITY_PLAIN))
+        .min();
+    if let Some(best) = best {
+        kept.retain(|d| d.priority.unwrap_or(PRIORITY_PLAIN) == best);
+    }
+    kept.sort_by_key(|d| d.order);
+    Ok(kept)
+}
+
+/// The value of the configuration at `path` (a declared node).
+fn node_value(
+    ev: &mut Evaluator,
+    system: &Rc<System>,
+    node: &Rc<Node>,
+    path: &[Str],
+) -> Result<Value, EvalError> {
+    match &**node {
+        Node::Opt(decl) => option_value(ev, system, decl, path),
+        Node::Set { children, any } => {
+            let mut names: Vec<(Str, Rc<Node>)> = children
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if let Some(any) = any {
+                let defs = defs_at(ev, system, path)?;
+                let defs = discharge_keep_all(ev, defs)?;
+                let mut seen: HashSet<Str> = children.keys().cloned().collect();
+                for d in defs {
+                    if let Value::Attrs(a) = ev.force(&d.value)? {
+                        for k in a.keys() {
+                            if seen.insert(k.clone()) {
+                                names.push((k.clone(), any.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut out = Attrs::new();
+            for (name, child) in names {
+                let (system, mut p) = (system.clone(), path.to_vec());
+                p.push(name.clone());
+                out.insert(
+                    name,
+                    Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                        node_value(ev, &system, &child, &p)
+                    })),
+                );
+            }
+            Ok(Value::attrs(out))
+        }
+    }
+}
+
+/// Like [`discharge`] without the priority filter (for the names of `<name>` sets).
+fn discharge_keep_all(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> {
+    let mut parts = Vec::new();
+    for d in defs {
+        unwrap_properties(ev, d, &mut parts)?;
+    }
+    let mut kept = Vec::new();
+    'defs: for d in parts {
+        for c in &d.conds {
+            if !matches!(ev.force(c)?, Value::Bool(true)) {
+                continue 'defs;
+            }
+        }
+        kept.push(d);
+    }
+    Ok(kept)
+}
+
+fn dotted(path: &[Str]) -> String {
+    path.iter().map(|s| &**s).collect::<Vec<_>>().join(".")
+}
+
+fn option_value(
+    ev: &mut Evaluator,
+    system: &Rc<System>,
+    decl: &OptDecl,
+    path: &[Str],
+) -> Result<Value, EvalError> {
+    let defs = defs_at(ev, system, path)?;
+    let defs = discharge(ev, defs)?;
+    let value = if defs.is_empty() {
+        match &decl.default {
+            Some(d) => {
+                // A default may use mkIf, mkMerge… too.
+                let def = Def {
+                    value: d.clone(),
+                    conds: Vec::new(),
+                    priority: None,
+                    order: ORDER_DEFAULT,
+                    file: "<default>".into(),
+                    pos: None,
+                };
+                let defs = discharge(ev, vec![def])?;
+                if defs.is_empty() {
+                    return Err(no_value(path));
+                }
+                merge(ev, &decl.ty, defs, path, system)?
+            }
+            None => return Err(no_value(path)),
+        }
+    } else {
+        merge(ev, &decl.ty, defs, path, system)?
+    };
+    match &decl.apply {
+        Some(f) => ev.apply(f.clone(), Thunk::value(value), None),
+        None => Ok(value),
+    }
+}
+
+fn no_value(path: &[Str]) -> EvalError {
+    EvalError::at(
+        &Location::new("<config>", 0, 0),
+        format!(
+            "the option ‘{}’ is used but not defined (and has no default)",
+            dotted(path)
+        ),
+    )
+}
+
+fn merge(
+    ev: &mut Evaluator,
+    ty: &Ty,
+    defs: Vec<Def>,
+    path: &[Str],
+    system: &Rc<System>,
+) -> Result<Value, EvalError> {
+    match ty {
+        Ty::Equal { name, check } => {
+            if let Some(check) = check {
+                for d in &defs {
+                    let ok = ev.apply(check.clone(), d.value.clone(), None)?;
+                    if !matches!(ok, Value::Bool(true)) {
+                        let v = ev.force(&d.value)?;
+                        let shown = crate::nixlang::json::to_serde(ev, &v)
+                            .map(|j| j.to_string())
+                            .unwrap_or_else(|_| v.describe().to_string());
+                        return Err(d.error(format!(
+                            "the option ‘{}’ has a wrong type: expected {name}, found {shown}",
+                            dotted(path)
+                        )));
+                    }
+                }
+            }
+            merge_equal(ev, defs, path)
+        }
+        Ty::Raw(name) => {
+            if name == "functionTo" {
+                let last = defs.last().map(|d| d.value.clone());
+                return match last {
+                    Some(t) => ev.force(&t),
+                    None => Err(no_value(path)),
+                };
+            }
+            merge_equal(ev, defs, path)
+        }
+        Ty::Unique(inner) => {
+            if defs.len() > 1 {
+                return Err(defs[1].error(format!(
+                    "the option ‘{}’ is defined more than once (also at {}), which its type \
+                     does not allow",
+                    dotted(path),
+                    defs[0].location()
+                )));
+            }
+            merge(ev, inner, defs, path, system)
+        }
+        Ty::List(elem) => {
+            let mut out = Vec::new();
+            for d in &defs {
+                match ev.force(&d.value)? {
+                    Value::List(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            if let Ty::Submodule(_) = **elem {
+                                let mut p = path.to_vec();
+                                p.push(format!("[{i}]").into());
+                                let one = Def {
+                                    value: item.clone(),
+                                    ..d.clone()
+                                };
+                                out.push(Thunk::value(merge(ev, elem, vec![one], &p, system)?));
+                            } else {
+                                out.push(item.clone());
+                            }
+                        }
+                    }
+                    other => {
+                        return Err(d.error(format!(
+                            "the option ‘{}’ has a wrong type: expected a list, found {}",
+                            dotted(path),
+                            other.describe()
+                        )));
+                    }
+                }
+            }
+            Ok(Value::list(out))
+        }
+        Ty::AttrsOf(elem) => merge_attrs(ev, defs, path, system, elem),
+        Ty::Anything => {
+            let mut kinds = Vec::new();
+            for d in &defs {
+                kinds.push(ev.force(&d.value)?);
+            }
+            if !kinds.is_empty() && kinds.iter().all(|v| matches!(v, Value::Attrs(_))) {
+                if kinds.len() == 1 {
+                    return Ok(kinds.swap_remove(0));
+                }
+                return merge_attrs(ev, defs, path, system, &Ty::Anything);
+            }
+            if !kinds.is_empty() && kinds.iter().all(|v| matches!(v, Value::List(_))) {
+                return merge(ev, &Ty::List(Box::new(Ty::Anything)), defs, path, system);
+            }
+            merge_equal(ev, defs, path)
+        }
+        Ty::NullOr(inner) => {
+            let mut nulls = 0;
+            for d in &defs {
+                if matches!(ev.force(&d.value)?, Value::Null) {
+                    nulls += 1;
+                }
+            }
+            if nulls == defs.len() {
+                Ok(Value::Null)
+            } else if nulls == 0 {
+                merge(ev, inner, defs, path, system)
+            } else {
+                merge_equal(ev, defs, path)
+            }
+        }
+        Ty::Separated(sep) => {
+            let mut parts = Vec::new();
+            for d in &defs {
+                match ev.force(&d.value)? {
+                    Value::String(s) => parts.push(s.to_string()),
+                    other => {
+                        return Err(d.error(format!(
+                            "the option ‘{}’ has a wrong type: expected a string, found {}",
+                            dotted(path),
+                            other.describe()
+                        )));
+                    }
+                }
+            }
+            Ok(Value::string(parts.join(sep)))
+        }
+        Ty::Submodule(modules) => {
+            let mut pending: Vec<Pending> = modules
+                .iter()
+                .map(|m| Pending {
+                    value: m.clone(),
+                    file: "<submodule>".into(),
+                })
+                .collect();
+            for d in &defs {
+                pending.push(Pending {
+                    value: d.value.clone(),
+                    file: d.file.clone(),
+                });
+            }
+            let mut args = Attrs::new();
+            for k in ["lib", "pkgs", "modulesPath"] {
+                if let Some(v) = system.args.get(k) {
+                    args.insert(k.into(), v.clone());
+                }
+            }
+            if let Some(last) = path.last() {
+                args.insert("name".into(), Thunk::value(Value::String(last.clone())));
+            }
+            let sub = build_system(ev, Node::empty(), pending, args, path.len())?;
+            let mut errors = Vec::new();
+            check_unknown(ev, &sub, None, &mut errors);
+            if let Some(e) = errors.into_iter().next() {
+                return Err(e);
+            }
+            let root = sub.root.clone();
+            node_value(ev, &sub, &root, &[])
+        }
+        Ty::Either(left, right, lcheck, rcheck) => {
+            let mut all_left = true;
+            let mut all_right = true;
+            for d in &defs {
+                let l = ev.apply(lcheck.clone(), d.value.clone(), None)?;
+                all_left &= matches!(l, Value::Bool(true));
+                let r = ev.apply(rcheck.clone(), d.value.clone(), None)?;
+                all_right &= matches!(r, Value::Bool(true));
+            }
+            if all_left {
+                merge(ev, left, defs, path, system)
+            } else if all_right {
+                merge(ev, right, defs, path, system)
+            } else {
+                let d = &defs[0];
+                Err(d.error(format!(
+                    "the option ‘{}’ has a wrong type: the value is neither of the types it \
+                     can be",
+                    dotted(path)
+                )))
+            }
+        }
+        Ty::Coerced { from, func, to } => {
+            let mut coerced = Vec::new();
+            for d in defs {
+                let is_from = ev.apply(from.clone(), d.value.clone(), None)?;
+                if matches!(is_from, Value::Bool(true)) {
+                    let v = ev.apply(func.clone(), d.value.clone(), None)?;
+                    coerced.push(Def {
+                        value: Thunk::value(v),
+                        ..d
+                    });
+                } else {
+                    coerced.push(d);
+                }
+            }
+            merge(ev, to, coerced, path, system)
+        }
+    }
+}
+
+fn merge_attrs(
+    ev: &mut Evaluator,
+    defs: Vec<Def>,
+    path: &[Str],
+    system: &Rc<System>,
+    elem: &Ty,
+) -> Result<Value, EvalError> {
+    let mut by_key: BTreeMap<Str, Vec<Def>> = BTreeMap::new();
+    for d in defs {
+        let mut parts = Vec::new();
+        unwrap_properties(ev, d, &mut parts)?;
+        for d in parts {
+            match ev.force(&d.value)? {
+                Value::Attrs(a) => {
+                    for (k, v) in a.iter() {
+                        let pos = ev.attr_pos(&a, k);
+                        by_key.entry(k.clone()).or_default().push(Def {
+                            value: v.clone(),
+                            pos: pos.or(d.pos.clone()),
+                            ..d.clone()
+                        });
+                    }
+                }
+                other => {
+                    return Err(d.error(format!(
+                        "the option ‘{}’ has a wrong type: expected a set, found {}",
+                        dotted(path),
+                        other.describe()
+                    )));
+                }
+            }
+        }
+    }
+    let mut out = Attrs::new();
+    for (k, defs) in by_key {
+        let defs = discharge(ev, defs)?;
+        if defs.is_empty() {
+            continue;
+        }
+        let mut p = path.to_vec();
+        p.push(k.clone());
+        let (system, elem) = (system.clone(), elem.clone());
+        out.insert(
+            k,
+            Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                merge(ev, &elem, defs, &p, &system)
+            })),
+        );
+    }
+    Ok(Value::attrs(out))
+}
+
+fn merge_equal(ev: &mut Evaluator, defs: Vec<Def>, path: &[Str]) -> Result<Value, EvalError> {
+    let Some(first) = defs.first() else {
+        return Err(no_value(path));
+    };
+    let v = ev.force(&first.value)?;
+    for d in &defs[1..] {
+        let w = ev.force(&d.value)?;
+        ev.force_deep(&v)?;
+        ev.force_deep(&w)?;
+        if !ev.equal(&v, &w)? {
+            let show = |ev: &mut Evaluator, x: &Value| {
+                crate::nixlang::json::to_serde(ev, x)
+                    .map(|j| j.to_string())
+                    .unwrap_or_else(|_| x.describe().to_string())
+            };
+            let (a, b) = (show(ev, &v), show(ev, &w));
+            return Err(d.error(format!(
+                "the option ‘{}’ has conflicting definitions: {b} here and {a} at {}",
+                dotted(path),
+                first.location()
+            )));
+        }
+    }
+    Ok(v)
+}
+
+/// Reports every definition of something that is not a declared option.
+fn check_unknown(
+    ev: &mut Evaluator,
+    system: &System,
+    declarations: Option<&Declarations>,
+    errors: &mut Vec<EvalError>,
+) {
+    let defs: Vec<Def> = system
+        .modules
+        .iter()
+        .map(|m| Def {
+            value: m.config.clone(),
+            conds: Vec::new(),
+            priority: None,
+            order: ORDER_DEFAULT,
+            file: m.file.clone(),
+            pos: None,
+        })
+        .collect();
+    if let Err(e) = check_node(
+        ev,
+        &system.root,
+        defs,
+        &mut Vec::new(),
+        declarations,
+        errors,
+    ) {
+        errors.push(e);
+    }
+}
+
+fn check_node(
+    ev: &mut Evaluator,
+    node: &Node,
+    defs: Vec<Def>,
+    path: &mut Vec<Str>,
+    declarations: Option<&Declarations>,
+    errors: &mut Vec<EvalError>,
+) -> Result<(), EvalError> {
+    let Node::Set { children, any } = node else {
+        return Ok(());
+    };
+    let mut by_key: BTreeMap<Str, Vec<Def>> = BTreeMap::new();
+    for d in defs {
+        let mut parts = Vec::new();
+        unwrap_properties(ev, d, &mut parts)?;
+        for d in parts {
+            match ev.force(&d.value)? {
+                Value::Attrs(a) => {
+                    for (k, v) in a.iter() {
+                        let pos = ev.attr_pos(&a, k);
+                        by_key.entry(k.clone()).or_default().push(Def {
+                            value: v.clone(),
+                            pos: pos.or(d.pos.clone()),
+                            ..d.clone()
+                        });
+                    }
+                }
+                other => errors.push(d.error(format!(
+                    "‘{}’ is defined as {}, but it is a set of options",
+                    if path.is_empty() {
+                        "the configuration".to_string()
+                    } else {
+                        dotted(path)
+                    },
+                    other.describe()
+                ))),
+            }
+        }
+    }
+    for (k, defs) in by_key {
+        let child = children.get(&k).or(any.as_ref());
+        path.push(k.clone());
+        match child {
+            Some(c) => check_node(ev, c, defs, path, declarations, errors)?,
+            None => {
+                // Name each option defined below the unknown name, as the user wrote it.
+                let mut leaves = Vec::new();
+                for d in defs {
+                    defined_leaves(ev, d, &mut path.clone(), &mut leaves)?;
+                }
+                for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
+                    let leaf: Vec<String> = leaf.iter().map(|s| s.to_string()).collect();
+                    let msg = match declarations {
+                        Some(decls) => decls.unknown_message(&leaf),
+                        None => format!("the option ‘{}’ does not exist", leaf.join(".")),
+                    };
+                    errors.push(d.error(msg));
+                }
+            }
+        }
+        path.pop();
+    }
+    Ok(())
+}
+
+/// How many unknown options below one unknown name are reported.
+const MAX_UNKNOWN_REPORTED: usize = 20;
+
+/// The leaves (not sets) `def` defines below `path`, with their definitions.
+fn defined_leaves(
+    ev: &mut Evaluator,
+    def: Def,
+    path: &mut Vec<Str>,
+    out: &mut Vec<(Vec<Str>, Def)>,
+) -> Result<(), EvalError> {
+    let mut parts = Vec::new();
+    unwrap_properties(ev, def, &mut parts)?;
+    for d in parts {
+        match ev.force(&d.value)? {
+            Value::Attrs(a) if !a.is_empty() && !ev.is_derivation(&a)? => {
+                for (k, v) in a.iter() {
+                    if out.len() >= MAX_UNKNOWN_REPORTED {
+                        return Ok(());
+                    }
+                    let pos = ev.attr_pos(&a, k);
+                    path.push(k.clone());
+                    let child = Def {
+                        value: v.clone(),
+                        pos: pos.or(d.pos.clone()),
+                        ..d.clone()
+                    };
+                    defined_leaves(ev, child, path, out)?;
+                    path.pop();
+                }
+            }
+            _ => out.push((path.clone(), d)),
+        }
+    }
+    Ok(())
+}
+
+/// The Rhai-declared options as plain data, each checked against its type.
+fn plain_config(
+    ev: &mut Evaluator,
+    system: &Rc<System>,
+    node: &Rc<Node>,
+    path: &mut Vec<Str>,
+    errors: &mut Vec<EvalError>,
+) -> Result<Plain, EvalError> {
+    match &**node {
+        Node::Opt(decl) => {
+            let v = option_value(ev, system, decl, path)?;
+            let plain = to_plain(ev, &v, path)?;
+            if let Some(t) = &decl.rhai
+                && let Err(why) = t.check(&plain)
+            {
+                let defs = defs_at(ev, system, path)?;
+                let at = defs.iter().rev().find_map(|d| d.pos.clone());
+                let msg = format!("the option ‘{}’ has a wrong type: {why}", dotted(path));
+                errors.push(match at {
+                    Some(p) => p.err(msg),
+                    None => EvalError::at(&Location::new("<config>", 0, 0), msg),
+                });
+            }
+            Ok(plain)
+        }
+        Node::Set { children, any } => {
+            let mut out = BTreeMap::new();
+            let mut names: Vec<(Str, Rc<Node>)> = children
+                .iter()
+                .filter(|(_, c)| has_rhai(c))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if let Some(any) = any.as_ref().filter(|a| has_rhai(a)) {
+                let v = node_value(ev, system, node, path)?;
+                if let Value::Attrs(a) = v {
+                    for k in a.keys() {
+                        if !children.contains_key(k) {
+                            names.push((k.clone(), any.clone()));
+                        }
+                    }
+                }
+            }
+            for (name, child) in names {
+                path.push(name.clone());
+                let v = plain_config(ev, system, &child, path, errors)?;
+                path.pop();
+                out.insert(name.to_string(), v);
+            }
+            Ok(Plain::Attrs(out))
+        }
+    }
+}
+
+fn has_rhai(node: &Node) -> bool {
+    match node {
+        Node::Opt(d) => !d.user,
+        Node::Set { children, any } => {
+            children.values().any(|c| has_rhai(c)) || any.as_ref().is_some_and(|a| has_rhai(a))
+        }
+    }
+}
+
+/// A value as plain data: forced deeply; a package (a set with `type = "derivation"`) as its
+/// `name`, `pname`, `version`, `outPath` and `mainProgram`.
+pub fn to_plain(ev: &mut Evaluator, v: &Value, path: &[Str]) -> Result<Plain, EvalError> {
+    Ok(match v {
+        Value::Null => Plain::Null,
+        Value::Bool(b) => Plain::Bool(*b),
+        Value::Int(i) => Plain::Int(*i),
+        Value::Float(f) => Plain::String(crate::nixlang::json::format_float(*f)),
+        Value::String(s) => Plain::String(s.to_string()),
+        Value::Path(p) => Plain::Path(p.to_path_buf()),
+        Value::List(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for t in items.iter() {
+                let v = ev.force(t)?;
+                out.push(to_plain(ev, &v, path)?);
+            }
+            Plain::List(out)
+        }
+        Value::Attrs(a) => {
+            if ev.is_derivation(a)? {
+                let mut out = BTreeMap::new();
+                out.insert("type".to_string(), Plain::String("derivation".into()));
+                for k in ["name", "pname", "version", "outPath", "mainProgram"] {
+                    if let Some(t) = a.get(k) {
+                        let v = ev.force(t)?;
+                        let s = ev.coerce_to_string(v, true, None)?;
+                        out.insert(k.to_string(), Plain::String(s));
+                    }
+                }
+                return Ok(Plain::Attrs(out));
+            }
+            let mut out = BTreeMap::new();
+            for (k, t) in a.iter() {
+                let v = ev.force(t)?;
+                out.insert(k.to_string(), to_plain(ev, &v, path)?);
+            }
+            Plain::Attrs(out)
+        }
+        Value::Lambda(_) | Value::PrimOp(_) => {
+            return Err(EvalError::at(
+                &Location::new("<config>", 0, 0),
+                format!(
+                    "the option ‘{}’ holds a function, which cannot be realized",
+                    dotted(path)
+                ),
+            ));
+        }
+    })
+}
+
+/// Plain data as a Nix value.
+pub fn from_plain(v: &Plain) -> Value {
+    match v {
+        Plain::Null => Value::Null,
+        Plain::Bool(b) => Value::Bool(*b),
+        Plain::Int(i) => Value::Int(*i),
+        Plain::String(s) => Value::string(s.as_str()),
+        Plain::Path(p) => Value::Path(p.as_path().into()),
+        Plain::List(items) => Value::list(items.iter().map(|i| from_plain(i).into()).collect()),
+        Plain::Attrs(m) => Value::attrs(
+            m.iter()
+                .map(|(k, v)| (Str::from(k.as_str()), Thunk::value(from_plain(v))))
+                .collect(),
+        ),
+    }
+}

@@ -1,0 +1,380 @@
+//! `pkgs` on a host without Nix: the host's own programs as packages (a container sees the
+//! host's `/usr`), `pkgs.writeText` and friends as files of the generation, and a clear error
+//! for what only Nix builds. See ARCHITECTURE.md, "The Nix language".
+
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::rc::Rc;
+
+use crate::nixlang::compile::Pos;
+use crate::nixlang::value::{PrimOp, PrimOpApp};
+use crate::nixlang::{Attrs, EvalError, Evaluator, Location, SourceMap, Str, Thunk, Value};
+
+/// What `modulesPath` is: NixOS's own modules are not on a host without nixpkgs.
+pub const NO_NIXPKGS: &str = "/nix/var/ncsh/no-nixpkgs/nixos/modules";
+
+/// nixpkgs attribute → (its main program, the Debian package that provides it).
+const KNOWN: &[(&str, &str, &str)] = &[
+    ("apacheHttpd", "apache2", "apache2"),
+    ("bash", "bash", "bash"),
+    ("bashInteractive", "bash", "bash"),
+    ("bat", "batcat", "bat"),
+    ("bind", "named", "bind9"),
+    ("caddy", "caddy", "caddy"),
+    ("cmake", "cmake", "cmake"),
+    ("coreutils", "ls", "coreutils"),
+    ("curl", "curl", "curl"),
+    ("diffutils", "diff", "diffutils"),
+    ("dig", "dig", "bind9-dnsutils"),
+    ("dnsmasq", "dnsmasq", "dnsmasq-base"),
+    ("dnsutils", "dig", "bind9-dnsutils"),
+    ("e2fsprogs", "mke2fs", "e2fsprogs"),
+    ("emacs", "emacs", "emacs"),
+    ("fd", "fdfind", "fd-find"),
+    ("file", "file", "file"),
+    ("findutils", "find", "findutils"),
+    ("fish", "fish", "fish"),
+    ("gawk", "gawk", "gawk"),
+    ("gcc", "gcc", "gcc"),
+    ("git", "git", "git"),
+    ("gnugrep", "grep", "grep"),
+    ("gnumake", "make", "make"),
+    ("gnused", "sed", "sed"),
+    ("gnutar", "tar", "tar"),
+    ("go", "go", "golang-go"),
+    ("gzip", "gzip", "gzip"),
+    ("haproxy", "haproxy", "haproxy"),
+    ("hostname", "hostname", "hostname"),
+    ("htop", "htop", "htop"),
+    ("iproute2", "ip", "iproute2"),
+    ("iptables", "iptables", "iptables"),
+    ("iputils", "ping", "iputils-ping"),
+    ("jq", "jq", "jq"),
+    ("kmod", "modprobe", "kmod"),
+    ("less", "less", "less"),
+    ("lsof", "lsof", "lsof"),
+    ("mariadb", "mariadb", "mariadb-server"),
+    ("memcached", "memcached", "memcached"),
+    ("mosquitto", "mosquitto", "mosquitto"),
+    ("mtr", "mtr", "mtr-tiny"),
+    ("nano", "nano", "nano"),
+    ("neovim", "nvim", "neovim"),
+    ("netcat", "nc", "netcat-openbsd"),
+    ("nftables", "nft", "nftables"),
+    ("nginx", "nginx", "nginx"),
+    ("nodejs", "node", "nodejs"),
+    ("openssh", "ssh", "openssh-client"),
+    ("openssl", "openssl", "openssl"),
+    ("perl", "perl", "perl"),
+    ("php", "php", "php-cli"),
+    ("postgresql", "psql", "postgresql"),
+    ("procps", "ps", "procps"),
+    ("python3", "python3", "python3"),
+    ("redis", "redis-server", "redis-server"),
+    ("ripgrep", "rg", "ripgrep"),
+    ("rsync", "rsync", "rsync"),
+    ("ruby", "ruby", "ruby"),
+    ("screen", "screen", "screen"),
+    ("shadow", "passwd", "passwd"),
+    ("socat", "socat", "socat"),
+    ("sqlite", "sqlite3", "sqlite3"),
+    ("strace", "strace", "strace"),
+    ("sudo", "sudo", "sudo"),
+    ("systemd", "systemctl", "systemd"),
+    ("tcpdump", "tcpdump", "tcpdump"),
+    ("tmux", "tmux", "tmux"),
+    ("tree", "tree", "tree"),
+    ("unzip", "unzip", "unzip"),
+    ("util-linux", "mount", "util-linux"),
+    ("vim", "vim", "vim"),
+    ("wget", "wget", "wget"),
+    ("which", "which", "debianutils"),
+    ("xz", "xz", "xz-utils"),
+    ("zip", "zip", "zip"),
+    ("zsh", "zsh", "zsh"),
+    ("zstd", "zstd", "zstd"),
+];
+
+/// Builders that need Nix itself.
+const NEEDS_NIX: &[&str] = &[
+    "buildEnv",
+    "callPackage",
+    "fetchFromGitHub",
+    "fetchgit",
+    "fetchurl",
+    "mkDerivation",
+    "runCommand",
+    "runCommandLocal",
+    "stdenvNoCC",
+    "symlinkJoin",
+];
+
+/// The `pkgs.write*` functions, on top of [`WRITE_FILE`].
+const WRITERS: &str = r##"{ writeFile, lib }: rec {
+  writeTextFile = { name, text, executable ? false, destination ? "", ... }:
+    writeFile { inherit name text executable destination; };
+  writeText = name: text: writeTextFile { inherit name text; };
+  writeTextDir = path: text:
+    writeTextFile { name = baseNameOf path; inherit text; destination = "/${path}"; };
+  writeScript = name: text: writeTextFile { inherit name text; executable = true; };
+  writeScriptBin = name: text:
+    writeTextFile { inherit name text; executable = true; destination = "/bin/${name}"; };
+  writeShellScript = name: text: writeScript name "#!/bin/bash\n${text}";
+  writeShellScriptBin = name: text: writeScriptBin name "#!/bin/bash\n${text}";
+  writeShellApplication = { name, text, runtimeInputs ? [ ], ... }:
+    writeScriptBin name ("#!/bin/bash\nset -o errexit -o nounset -o pipefail\n"
+      + lib.optionalString (runtimeInputs != [ ])
+          "export PATH=\"${lib.makeBinPath runtimeInputs}:$PATH\"\n"
+      + text);
+}"##;
+
+static WRITE_FILE: PrimOp = PrimOp {
+    name: "writeFile",
+    arity: 1,
+    run: write_file,
+};
+
+fn err(msg: impl Into<String>) -> EvalError {
+    EvalError::at(&Location::new("<pkgs>", 0, 0), msg)
+}
+
+/// `writeFile { name; text; executable; destination; }`: a file of the generation under
+/// `/nix/store/HASH-NAME`, as Nix would place it.
+fn write_file(ev: &mut Evaluator, a: &[Thunk]) -> Result<Value, EvalError> {
+    use sha2::Digest;
+    let args = ev.force_attrs(&a[0])?;
+    let field = |k: &str| {
+        args.get(k)
+            .cloned()
+            .ok_or_else(|| err(format!("writeTextFile: attribute '{k}' missing")))
+    };
+    let name = ev.force_str(&field("name")?)?;
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(err(format!(
+            "the name ‘{name}’ cannot be a file name in the store (no '/', not starting with '.')"
+        )));
+    }
+    let text_value = ev.force(&field("text")?)?;
+    let text = ev.coerce_to_string(text_value, false, None)?;
+    let executable = matches!(ev.force(&field("executable")?)?, Value::Bool(true));
+    let destination = ev.force_str(&field("destination")?)?;
+    if destination.split('/').any(|c| c == "..") {
+        return Err(err(format!(
+            "writeTextFile: destination ‘{destination}’ leaves its directory"
+        )));
+    }
+    let mut hasher = sha2::Sha256::new();
+    for part in [
+        name.as_bytes(),
+        destination.as_bytes(),
+        text.as_bytes(),
+        &[u8::from(executable)],
+    ] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    let hash: String = hasher.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let out = format!("/nix/store/{hash}-{name}");
+    let file = format!("{out}{destination}");
+    ev.written.insert(file, (text, executable));
+    let mut drv = Attrs::new();
+    drv.insert("type".into(), Value::string("derivation").into());
+    drv.insert("name".into(), Value::String(name.clone()).into());
+    drv.insert("outPath".into(), Value::string(out).into());
+    let mut meta = Attrs::new();
+    meta.insert("mainProgram".into(), Value::String(name).into());
+    drv.insert("meta".into(), Value::attrs(meta).into());
+    Ok(Value::attrs(drv))
+}
+
+/// The host's installed Debian packages and their versions (`/var/lib/dpkg/status`).
+fn dpkg_versions() -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Ok(text) = std::fs::read_to_string("/var/lib/dpkg/status") else {
+        return out;
+    };
+    for para in text.split("\n\n") {
+        let (mut name, mut version, mut installed) = (None, None, false);
+        for line in para.lines() {
+            if let Some(v) = line.strip_prefix("Package: ") {
+                name = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("Version: ") {
+                version = Some(v.trim());
+            } else if let Some(v) = line.strip_prefix("Status: ") {
+                installed = v.trim().ends_with(" installed");
+            }
+        }
+        if let (Some(n), Some(v), true) = (name, version, installed) {
+            out.insert(n.to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+/// A Debian version as upstream writes it: no epoch, no Debian revision (`1:7.88.1-10` →
+/// `7.88.1`).
+fn upstream_version(v: &str) -> String {
+    let v = v.split_once(':').map_or(v, |(_, rest)| rest);
+    let v = v.rsplit_once('-').map_or(v, |(up, _)| up);
+    v.split(['+', '~']).next().unwrap_or(v).to_string()
+}
+
+type Versions = Rc<OnceCell<HashMap<String, String>>>;
+
+/// One package: `prefix` is its out path, `program` its main program below `prefix/bin` (or
+/// `sbin`), `debian` the Debian package that provides it.
+fn package(attr: &str, prefix: &str, program: &str, debian: &str, versions: &Versions) -> Value {
+    let installed = ["bin", "sbin"]
+        .iter()
+        .any(|d| Path::new(prefix).join(d).join(program).exists());
+    let version = {
+        let (versions, debian) = (versions.clone(), debian.to_string());
+        Thunk::native(Box::new(move |_ev: &mut Evaluator| {
+            let v = versions.get_or_init(dpkg_versions);
+            Ok(Value::string(
+                v.get(&debian)
+                    .map(|v| upstream_version(v))
+                    .unwrap_or_default(),
+            ))
+        }))
+    };
+    let out_path = if installed {
+        Thunk::value(Value::string(prefix))
+    } else {
+        let msg = format!(
+            "pkgs.{attr} is not installed on this host: its program {program} comes from the \
+             Debian package ‘{debian}’ (apt-get install {debian})"
+        );
+        Thunk::native(Box::new(move |_| Err(err(msg))))
+    };
+    let mut drv = Attrs::new();
+    drv.insert("type".into(), Value::string("derivation").into());
+    drv.insert("pname".into(), Value::string(attr).into());
+    drv.insert("name".into(), Value::string(attr).into());
+    drv.insert("version".into(), version);
+    drv.insert("outPath".into(), out_path);
+    drv.insert("mainProgram".into(), Value::string(program).into());
+    let mut meta = Attrs::new();
+    meta.insert("mainProgram".into(), Value::string(program).into());
+    meta.insert(
+        "description".into(),
+        Value::string(format!("{debian} from the host (Debian)")).into(),
+    );
+    drv.insert("meta".into(), Value::attrs(meta).into());
+    drv.insert(
+        "outputs".into(),
+        Value::list(vec![Value::string("out").into()]).into(),
+    );
+    let drv = Rc::new(drv);
+    // `pkg.out`, `pkg.bin`…: the package itself.
+    let mut with_outputs = (*drv).clone();
+    for o in ["out", "bin", "lib", "dev", "man"] {
+        with_outputs.insert(o.into(), Value::Attrs(drv.clone()).into());
+    }
+    Value::attrs(with_outputs)
+}
+
+/// `pkgs`: every known nixpkgs name and every program of the host's `/usr/bin` and
+/// `/usr/sbin`, `postgresql_N` for the host's PostgreSQL versions, the `write*` builders,
+/// `lib`, `system`, `stdenv`.
+pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError> {
+    let versions: Versions = Rc::new(OnceCell::new());
+    let mut pkgs: BTreeMap<Str, Thunk> = BTreeMap::new();
+    for dir in ["/usr/sbin", "/usr/bin"] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let prog = name.clone();
+            let versions = versions.clone();
+            pkgs.insert(
+                name.as_str().into(),
+                Thunk::native(Box::new(move |_| {
+                    Ok(package(&prog, "/usr", &prog, &prog, &versions))
+                })),
+            );
+        }
+    }
+    for (attr, program, debian) in KNOWN {
+        let versions = versions.clone();
+        pkgs.insert(
+            (*attr).into(),
+            Thunk::native(Box::new(move |_| {
+                Ok(package(attr, "/usr", program, debian, &versions))
+            })),
+        );
+    }
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        for e in entries.flatten() {
+            let major = e.file_name().to_string_lossy().into_owned();
+            if !major.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let attr = format!("postgresql_{major}");
+            let prefix = format!("/usr/lib/postgresql/{major}");
+            let debian = format!("postgresql-{major}");
+            let versions = versions.clone();
+            let name = attr.clone();
+            pkgs.insert(
+                attr.into(),
+                Thunk::native(Box::new(move |_| {
+                    Ok(package(&name, &prefix, "postgres", &debian, &versions))
+                })),
+            );
+        }
+    }
+    for name in NEEDS_NIX {
+        let msg = format!(
+            "pkgs.{name} builds with Nix, which this host does not have; a Nix host builds it \
+             for real (NCSH_BUILDER=nix)"
+        );
+        pkgs.insert(
+            (*name).into(),
+            Thunk::native(Box::new(move |_| Err(err(msg)))),
+        );
+    }
+    let writer = Value::PrimOp(Rc::new(PrimOpApp {
+        op: &WRITE_FILE,
+        args: Vec::new(),
+    }));
+    let writers = ev.eval_text(
+        WRITERS,
+        SourceMap::new(Path::new("<ncsh>/pkgs"), WRITERS, 0),
+        Path::new("/"),
+    )?;
+    let mut args = Attrs::new();
+    args.insert("writeFile".into(), writer.into());
+    args.insert("lib".into(), lib.clone().into());
+    let writers = ev.apply(writers, Value::attrs(args).into(), None::<&Pos>)?;
+    if let Value::Attrs(w) = writers {
+        for (k, v) in w.iter() {
+            pkgs.insert(k.clone(), v.clone());
+        }
+    }
+    let system = format!("{}-linux", std::env::consts::ARCH);
+    let mut platform = Attrs::new();
+    platform.insert("system".into(), Value::string(system.as_str()).into());
+    platform.insert("isLinux".into(), Value::Bool(true).into());
+    let platform = Value::attrs(platform);
+    let mut stdenv = Attrs::new();
+    stdenv.insert("isLinux".into(), Value::Bool(true).into());
+    stdenv.insert("hostPlatform".into(), platform.clone().into());
+    stdenv.insert("buildPlatform".into(), platform.into());
+    pkgs.insert("stdenv".into(), Value::attrs(stdenv).into());
+    pkgs.insert("system".into(), Value::string(system).into());
+    pkgs.insert("lib".into(), lib.into());
+    pkgs.insert(
+        "__ncshMissing".into(),
+        Value::string(
+            "no such program on this host (not in /usr/bin or /usr/sbin) and no package ncsh \
+             knows by that name; a Nix host builds it for real (NCSH_BUILDER=nix)",
+        )
+        .into(),
+    );
+    Ok(Value::attrs(pkgs))
+}

@@ -1,0 +1,1018 @@
+//! The lazy evaluator: expressions to values, forcing thunks on demand.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::builtins;
+use super::compile::{
+    self, AttrValue, AttrsDef, BinOp, Expr, Globals, Key, LambdaDef, Param, Part, Pos, canon_path,
+};
+use super::error::{ErrorKind, EvalError, Location, SourceMap};
+use super::value::{Attrs, Closure, Env, PrimOpApp, Str, Thunk, ThunkState, Value, frame};
+
+/// How deeply evaluation may recurse (function calls, forcing, nested operators) before it is
+/// reported as an error instead of exhausting memory. Nix's own default `max-call-depth` is
+/// 10000.
+const MAX_DEPTH: usize = 10_000;
+
+/// The largest file `import` and `readFile` read.
+const MAX_FILE: u64 = 64 << 20;
+
+/// The evaluator's state: global names, imported files, recursion depth.
+pub struct Evaluator {
+    globals: HashMap<Str, Value>,
+    imports: HashMap<PathBuf, Value>,
+    depth: usize,
+    /// Messages of `builtins.trace`, in order (the caller decides where they go).
+    pub traces: Vec<String>,
+    /// With [`Evaluator::track_positions`]: the definitions each set literal was made from
+    /// (by the address of its attributes, kept alive here), for [`Evaluator::attr_pos`].
+    origins: Option<HashMap<usize, (Rc<Attrs>, Rc<AttrsDef>)>>,
+    /// Files the evaluated code asks for (`pkgs.writeText` and friends): path → (contents,
+    /// executable). The native builder adds them to the generation.
+    pub written: BTreeMap<String, (String, bool)>,
+}
+
+impl Globals for HashMap<Str, Value> {
+    fn global(&self, name: &str) -> Option<Value> {
+        self.get(name).cloned()
+    }
+}
+
+impl Default for Evaluator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An error at `pos`, or without a position.
+pub(crate) fn err_at(pos: Option<&Pos>, msg: impl Into<String>) -> EvalError {
+    match pos {
+        Some(p) => p.err(msg),
+        None => EvalError::at(&Location::new("<eval>", 0, 0), msg),
+    }
+}
+
+impl Evaluator {
+    pub fn new() -> Self {
+        Evaluator {
+            globals: builtins::globals(),
+            imports: HashMap::new(),
+            depth: 0,
+            traces: Vec::new(),
+            origins: None,
+            written: BTreeMap::new(),
+        }
+    }
+
+    /// Remember where the attributes of set literals are defined (for messages about them).
+    pub fn track_positions(&mut self) {
+        self.origins.get_or_insert_with(HashMap::new);
+    }
+
+    /// Where attribute `name` of `attrs` was defined, if `attrs` is a set literal (and
+    /// positions are tracked).
+    pub fn attr_pos(&self, attrs: &Rc<Attrs>, name: &str) -> Option<Pos> {
+        let origins = self.origins.as_ref()?;
+        let (_, def) = origins.get(&(Rc::as_ptr(attrs) as usize))?;
+        def.positions.get(name).cloned()
+    }
+
+    fn literal(&mut self, attrs: Attrs, def: &Rc<AttrsDef>) -> Value {
+        let attrs = Rc::new(attrs);
+        if let Some(origins) = &mut self.origins {
+            origins.insert(Rc::as_ptr(&attrs) as usize, (attrs.clone(), def.clone()));
+        }
+        Value::Attrs(attrs)
+    }
+
+    /// Adds (or replaces) a global name, visible to code compiled afterwards.
+    pub fn set_global(&mut self, name: &str, value: Value) {
+        self.globals.insert(name.into(), value);
+    }
+
+    /// Compiles `text` (named `file` in messages; `shift` bytes of it are a wrapper the user did
+    /// not write) with relative paths against `base_dir`, and evaluates it to weak head normal
+    /// form.
+    pub fn eval_text(
+        &mut self,
+        text: &str,
+        src: SourceMap,
+        base_dir: &Path,
+    ) -> Result<Value, EvalError> {
+        let expr = compile::compile(text, Rc::new(src), base_dir, &self.globals)?;
+        self.eval(&expr, &frame(Vec::new(), None))
+    }
+
+    /// `import path`: the file's value, evaluated once per file.
+    pub fn import(&mut self, path: &Path, pos: Option<&Pos>) -> Result<Value, EvalError> {
+        let mut target = canon_path(path);
+        if target.is_dir() {
+            target.push("default.nix");
+        }
+        if let Some(v) = self.imports.get(&target) {
+            return Ok(v.clone());
+        }
+        let text = read_file(&target, pos)?;
+        let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let src = SourceMap::new(&target, &text, 0);
+        let expr = compile::compile(&text, Rc::new(src), &dir, &self.globals)?;
+        let v = self.eval(&expr, &frame(Vec::new(), None))?;
+        self.imports.insert(target, v.clone());
+        Ok(v)
+    }
+
+    fn enter(&mut self, pos: Option<&Pos>) -> Result<(), EvalError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            self.depth -= 1;
+            return Err(err_at(
+                pos,
+                format!(
+                    "evaluation nested more than {MAX_DEPTH} deep (infinite recursion in a \
+                     function?)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The value of `thunk`, computed now if it was not yet.
+    pub fn force(&mut self, thunk: &Thunk) -> Result<Value, EvalError> {
+        let state = {
+            let mut cell = thunk.0.borrow_mut();
+            match &*cell {
+                ThunkState::Done(v) => return Ok(v.clone()),
+                ThunkState::Blackhole => {
+                    return Err(err_at(None, "infinite recursion encountered"));
+                }
+                ThunkState::Failed(e) => return Err(e.clone()),
+                _ => std::mem::replace(&mut *cell, ThunkState::Blackhole),
+            }
+        };
+        let result = match state {
+            ThunkState::Pending(expr, env) => {
+                let r = self
+                    .eval(&expr, &env)
+                    .map_err(|e| locate_recursion(e, &expr));
+                if r.is_err() {
+                    // Restore, so that forcing again (after tryEval) fails the same way.
+                    *thunk.0.borrow_mut() = ThunkState::Pending(expr, env);
+                }
+                r
+            }
+            ThunkState::Apply(f, arg) => {
+                let r = self.apply(f.clone(), arg.clone(), None);
+                if r.is_err() {
+                    *thunk.0.borrow_mut() = ThunkState::Apply(f, arg);
+                }
+                r
+            }
+            ThunkState::Native(f) => {
+                let r = f(self);
+                if let Err(e) = &r {
+                    *thunk.0.borrow_mut() = ThunkState::Failed(e.clone());
+                }
+                r
+            }
+            ThunkState::Failed(e) => {
+                *thunk.0.borrow_mut() = ThunkState::Failed(e.clone());
+                Err(e)
+            }
+            ThunkState::Done(v) => Ok(v),
+            ThunkState::Blackhole => Err(err_at(None, "infinite recursion encountered")),
+        };
+        if let Ok(v) = &result {
+            *thunk.0.borrow_mut() = ThunkState::Done(v.clone());
+        }
+        result
+    }
+
+    /// A thunk for `expr` in `env`; variables and constants are shared, not wrapped.
+    pub(crate) fn thunk(&self, expr: &Rc<Expr>, env: &Env) -> Thunk {
+        match &**expr {
+            Expr::Const(v) => Thunk::value(v.clone()),
+            Expr::Var(depth, index) => slot(env, *depth, *index),
+            Expr::Lambda(def) => Thunk::value(Value::Lambda(Rc::new(Closure {
+                def: def.clone(),
+                env: env.clone(),
+            }))),
+            _ => Thunk::pending(expr.clone(), env.clone()),
+        }
+    }
+
+    pub(crate) fn eval(&mut self, expr: &Rc<Expr>, env: &Env) -> Result<Value, EvalError> {
+        self.enter(None)?;
+        let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.eval_inner(expr, env));
+        self.depth -= 1;
+        r
+    }
+
+    fn eval_inner(&mut self, expr: &Rc<Expr>, env: &Env) -> Result<Value, EvalError> {
+        match &**expr {
+            Expr::Const(v) => Ok(v.clone()),
+            Expr::Var(depth, index) => {
+                let t = slot(env, *depth, *index);
+                self.force(&t)
+            }
+            Expr::WithVar(name, withs, pos) => {
+                for depth in withs {
+                    let ns = slot(env, *depth, 0);
+                    let ns = self.force(&ns)?;
+                    let Value::Attrs(attrs) = ns else {
+                        return Err(pos.err(format!(
+                            "the namespace of 'with' is {} while a set was expected",
+                            ns.describe()
+                        )));
+                    };
+                    if let Some(t) = attrs.get(&**name) {
+                        let t = t.clone();
+                        return self.force(&t);
+                    }
+                }
+                Err(pos.err(format!("undefined variable '{name}'")))
+            }
+            Expr::Str(parts, pos) => {
+                let mut out = String::new();
+                for part in parts {
+                    match part {
+                        Part::Lit(s) => out.push_str(s),
+                        Part::Interp(e) => {
+                            let v = self.eval(e, env)?;
+                            out.push_str(&self.coerce_to_string(v, false, Some(pos))?);
+                        }
+                    }
+                }
+                Ok(Value::string(out))
+            }
+            Expr::PathInterp(parts, pos) => {
+                let mut out = String::new();
+                for part in parts {
+                    match part {
+                        Part::Lit(s) => out.push_str(s),
+                        Part::Interp(e) => {
+                            let v = self.eval(e, env)?;
+                            out.push_str(&self.coerce_to_string(v, false, Some(pos))?);
+                        }
+                    }
+                }
+                Ok(Value::Path(canon_path(Path::new(&out)).into()))
+            }
+            Expr::List(items) => Ok(Value::list(
+                items.iter().map(|e| self.thunk(e, env)).collect(),
+            )),
+            Expr::Attrs(def) => {
+                let attrs = self.attrs(def, env)?;
+                Ok(self.literal(attrs, def))
+            }
+            Expr::RecAttrs(def) => {
+                let inner = self.let_frame(def, env);
+                let mut attrs: Attrs = BTreeMap::new();
+                {
+                    let slots = inner.slots.borrow();
+                    for ((name, _), t) in def.statics.iter().zip(slots.iter()) {
+                        attrs.insert(name.clone(), t.clone());
+                    }
+                }
+                self.dynamic_attrs(def, &inner, &mut attrs)?;
+                Ok(self.literal(attrs, def))
+            }
+            Expr::Let(def, body) => {
+                let inner = self.let_frame(def, env);
+                self.eval(body, &inner)
+            }
+            Expr::Lambda(def) => Ok(Value::Lambda(Rc::new(Closure {
+                def: def.clone(),
+                env: env.clone(),
+            }))),
+            Expr::Apply(f, x, pos) => {
+                let f = self.eval(f, env)?;
+                let x = self.thunk(x, env);
+                self.apply(f, x, Some(pos))
+            }
+            Expr::Select(target, path, default, pos) => {
+                let mut v = self.eval(target, env)?;
+                for key in path {
+                    let name = self.key_name(key, env)?;
+                    let found = match &v {
+                        Value::Attrs(a) => a.get(&*name).cloned(),
+                        _ if default.is_some() => None,
+                        other => {
+                            return Err(pos.err(format!(
+                                "cannot select attribute '{name}': the value is {} while a set \
+                                 was expected",
+                                other.describe()
+                            )));
+                        }
+                    };
+                    match found {
+                        Some(t) => v = self.force(&t)?,
+                        None => {
+                            return match default {
+                                Some(d) => self.eval(d, env),
+                                None => Err(pos.err(missing_attr(&name, &v))),
+                            };
+                        }
+                    }
+                }
+                Ok(v)
+            }
+            Expr::HasAttr(target, path) => {
+                let mut v = self.eval(target, env)?;
+                for (i, key) in path.iter().enumerate() {
+                    let name = self.key_name(key, env)?;
+                    let found = match &v {
+                        Value::Attrs(a) => a.get(&*name).cloned(),
+                        _ => None,
+                    };
+                    match found {
+                        // The last attribute's value is not needed, so not forced.
+                        Some(_) if i + 1 == path.len() => return Ok(Value::Bool(true)),
+                        Some(t) => v = self.force(&t)?,
+                        None => return Ok(Value::Bool(false)),
+                    }
+                }
+                Ok(Value::Bool(true))
+            }
+            Expr::If(c, t, f, pos) => {
+                let c = self.eval(c, env)?;
+                match c {
+                    Value::Bool(true) => self.eval(t, env),
+                    Value::Bool(false) => self.eval(f, env),
+                    other => Err(pos.err(format!(
+                        "the condition of 'if' is {} while a Boolean was expected",
+                        other.describe()
+                    ))),
+                }
+            }
+            Expr::Assert(c, body, pos) => match self.eval(c, env)? {
+                Value::Bool(true) => self.eval(body, env),
+                Value::Bool(false) => Err(pos.err("assertion failed").with_kind(ErrorKind::Assert)),
+                other => Err(pos.err(format!(
+                    "the condition of 'assert' is {} while a Boolean was expected",
+                    other.describe()
+                ))),
+            },
+            Expr::With(ns, body) => {
+                let ns = self.thunk(ns, env);
+                let inner = frame(vec![ns], Some(env.clone()));
+                self.eval(body, &inner)
+            }
+            Expr::Bin(op, l, r, pos) => self.binop(*op, l, r, env, pos),
+            Expr::Not(x, pos) => match self.eval(x, env)? {
+                Value::Bool(b) => Ok(Value::Bool(!b)),
+                other => Err(pos.err(format!(
+                    "the operand of '!' is {} while a Boolean was expected",
+                    other.describe()
+                ))),
+            },
+            Expr::Neg(x, pos) => match self.eval(x, env)? {
+                Value::Int(i) => Ok(Value::Int(i.wrapping_neg())),
+                Value::Float(f) => Ok(Value::Float(-f)),
+                other => Err(pos.err(format!("cannot negate {}", other.describe()))),
+            },
+        }
+    }
+
+    fn key_name(&mut self, key: &Key, env: &Env) -> Result<Str, EvalError> {
+        match key {
+            Key::Static(s) => Ok(s.clone()),
+            Key::Dynamic(e, pos) => {
+                let v = self.eval(e, env)?;
+                match v {
+                    Value::String(s) => Ok(s),
+                    other => Err(pos.err(format!(
+                        "an attribute name is {} while a string was expected",
+                        other.describe()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// The frame of a `let` or `rec` set: its static names, each a thunk in the frame itself.
+    fn let_frame(&mut self, def: &Rc<AttrsDef>, env: &Env) -> Env {
+        let inner = frame(Vec::with_capacity(def.statics.len()), Some(env.clone()));
+        let slots: Vec<Thunk> = def
+            .statics
+            .iter()
+            .map(|(_, v)| self.attr_thunk(v, &inner))
+            .collect();
+        *inner.slots.borrow_mut() = slots;
+        inner
+    }
+
+    /// A thunk for a definition of a frame being built (`env`'s slots are not set yet, so a
+    /// variable is not resolved now but when forced).
+    fn attr_thunk(&self, v: &AttrValue, env: &Env) -> Thunk {
+        match v {
+            AttrValue::Expr(e) if matches!(**e, Expr::Var(..)) => {
+                Thunk::pending(e.clone(), env.clone())
+            }
+            AttrValue::Expr(e) => self.thunk(e, env),
+            AttrValue::Nested(def) => {
+                Thunk::pending(Rc::new(Expr::Attrs(def.clone())), env.clone())
+            }
+        }
+    }
+
+    /// A non-recursive set's attributes.
+    fn attrs(&mut self, def: &Rc<AttrsDef>, env: &Env) -> Result<Attrs, EvalError> {
+        let mut attrs: Attrs = def
+            .statics
+            .iter()
+            .map(|(name, v)| (name.clone(), self.attr_thunk(v, env)))
+            .collect();
+        self.dynamic_attrs(def, env, &mut attrs)?;
+        Ok(attrs)
+    }
+
+    fn dynamic_attrs(
+        &mut self,
+        def: &Rc<AttrsDef>,
+        env: &Env,
+        attrs: &mut Attrs,
+    ) -> Result<(), EvalError> {
+        for (name, v, pos) in &def.dynamics {
+            let name = match self.eval(name, env)? {
+                Value::Null => continue,
+                Value::String(s) => s,
+                other => {
+                    return Err(pos.err(format!(
+                        "a dynamic attribute name is {} while a string was expected",
+                        other.describe()
+                    )));
+                }
+            };
+            if attrs.contains_key(&name) {
+                return Err(pos.err(format!("dynamic attribute '{name}' already defined")));
+            }
+            let t = self.attr_thunk(v, env);
+            attrs.insert(name, t);
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with `arg`.
+    pub fn apply(&mut self, f: Value, arg: Thunk, pos: Option<&Pos>) -> Result<Value, EvalError> {
+        self.enter(pos)?;
+        let r = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.apply_inner(f, arg, pos));
+        self.depth -= 1;
+        r
+    }
+
+    fn apply_inner(&mut self, f: Value, arg: Thunk, pos: Option<&Pos>) -> Result<Value, EvalError> {
+        match f {
+            Value::Lambda(c) => self.call_lambda(&c, arg, pos),
+            Value::PrimOp(p) => {
+                let mut args = p.args.clone();
+                args.push(arg);
+                if args.len() == p.op.arity {
+                    (p.op.run)(self, &args).map_err(|e| {
+                        if e.line == 0
+                            && let Some(pos) = pos
+                        {
+                            let mut located = pos.err(e.message);
+                            located.kind = e.kind;
+                            located
+                        } else {
+                            e
+                        }
+                    })
+                } else {
+                    Ok(Value::PrimOp(Rc::new(PrimOpApp { op: p.op, args })))
+                }
+            }
+            Value::Attrs(a) if a.contains_key("__functor") => {
+                let functor = a
+                    .get("__functor")
+                    .cloned()
+                    .unwrap_or_else(|| Value::Null.into());
+                let functor = self.force(&functor)?;
+                let with_self = self.apply(functor, Value::Attrs(a).into(), pos)?;
+                self.apply(with_self, arg, pos)
+            }
+            other => Err(err_at(
+                pos,
+                format!(
+                    "attempt to call something which is not a function but {}",
+                    other.describe()
+                ),
+            )),
+        }
+    }
+
+    fn call_lambda(
+        &mut self,
+        c: &Closure,
+        arg: Thunk,
+        pos: Option<&Pos>,
+    ) -> Result<Value, EvalError> {
+        let def: &LambdaDef = &c.def;
+        let inner = match &def.param {
+            Param::Ident => frame(vec![arg], Some(c.env.clone())),
+            Param::Pattern {
+                formals,
+                ellipsis,
+                at,
+            } => {
+                let v = self.force(&arg)?;
+                let Value::Attrs(given) = v else {
+                    return Err(err_at(
+                        pos,
+                        format!(
+                            "{} called with {} while a set was expected",
+                            lambda_name(def),
+                            v.describe()
+                        ),
+                    ));
+                };
+                if !ellipsis {
+                    for name in given.keys() {
+                        if !formals.iter().any(|(f, _)| f == name) {
+                            return Err(err_at(
+                                pos,
+                                format!(
+                                    "{} called with unexpected argument '{name}'",
+                                    lambda_name(def)
+                                ),
+                            )
+                            .also_at(&def.pos));
+                        }
+                    }
+                }
+                let inner = frame(Vec::with_capacity(formals.len() + 1), Some(c.env.clone()));
+                let mut slots = Vec::with_capacity(formals.len() + 1);
+                for (name, default) in formals {
+                    match (given.get(name), default) {
+                        (Some(t), _) => slots.push(t.clone()),
+                        (None, Some(d)) => slots.push(Thunk::pending(d.clone(), inner.clone())),
+                        (None, None) => {
+                            return Err(err_at(
+                                pos,
+                                format!(
+                                    "{} called without required argument '{name}'",
+                                    lambda_name(def)
+                                ),
+                            )
+                            .also_at(&def.pos));
+                        }
+                    }
+                }
+                if *at {
+                    slots.push(Thunk::value(Value::Attrs(given)));
+                }
+                *inner.slots.borrow_mut() = slots;
+                inner
+            }
+        };
+        self.eval(&def.body, &inner)
+    }
+
+    fn bool_operand(
+        &mut self,
+        e: &Rc<Expr>,
+        env: &Env,
+        pos: &Pos,
+        op: &str,
+    ) -> Result<bool, EvalError> {
+        match self.eval(e, env)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(pos.err(format!(
+                "an operand of '{op}' is {} while a Boolean was expected",
+                other.describe()
+            ))),
+        }
+    }
+
+    fn binop(
+        &mut self,
+        op: BinOp,
+        l: &Rc<Expr>,
+        r: &Rc<Expr>,
+        env: &Env,
+        pos: &Pos,
+    ) -> Result<Value, EvalError> {
+        match op {
+            BinOp::And => Ok(Value::Bool(
+                self.bool_operand(l, env, pos, "&&")? && self.bool_operand(r, env, pos, "&&")?,
+            )),
+            BinOp::Or => Ok(Value::Bool(
+                self.bool_operand(l, env, pos, "||")? || self.bool_operand(r, env, pos, "||")?,
+            )),
+            BinOp::Implication => Ok(Value::Bool(
+                !self.bool_operand(l, env, pos, "->")? || self.bool_operand(r, env, pos, "->")?,
+            )),
+            _ => {
+                let a = self.eval(l, env)?;
+                let b = self.eval(r, env)?;
+                self.binop_values(op, a, b, Some(pos))
+            }
+        }
+    }
+
+    pub(crate) fn binop_values(
+        &mut self,
+        op: BinOp,
+        a: Value,
+        b: Value,
+        pos: Option<&Pos>,
+    ) -> Result<Value, EvalError> {
+        use Value::*;
+        match op {
+            BinOp::Eq => Ok(Bool(self.equal(&a, &b)?)),
+            BinOp::NotEq => Ok(Bool(!self.equal(&a, &b)?)),
+            BinOp::Less => Ok(Bool(self.less(&a, &b, pos)?)),
+            BinOp::More => Ok(Bool(self.less(&b, &a, pos)?)),
+            BinOp::LessEq => Ok(Bool(!self.less(&b, &a, pos)?)),
+            BinOp::MoreEq => Ok(Bool(!self.less(&a, &b, pos)?)),
+            BinOp::Concat => match (a, b) {
+                (List(x), List(y)) => {
+                    let mut out = Vec::with_capacity(x.len() + y.len());
+                    out.extend(x.iter().cloned());
+                    out.extend(y.iter().cloned());
+                    Ok(Value::list(out))
+                }
+                (x, y) => Err(err_at(
+                    pos,
+                    format!(
+                        "cannot concatenate {} and {} with '++' (lists only)",
+                        x.describe(),
+                        y.describe()
+                    ),
+                )),
+            },
+            BinOp::Update => match (a, b) {
+                (Attrs(x), Attrs(y)) => {
+                    if y.is_empty() {
+                        return Ok(Attrs(x));
+                    }
+                    if x.is_empty() {
+                        return Ok(Attrs(y));
+                    }
+                    let mut out = (*x).clone();
+                    for (k, v) in y.iter() {
+                        out.insert(k.clone(), v.clone());
+                    }
+                    Ok(Value::attrs(out))
+                }
+                (x, y) => Err(err_at(
+                    pos,
+                    format!(
+                        "cannot update {} with {} using '//' (sets only)",
+                        x.describe(),
+                        y.describe()
+                    ),
+                )),
+            },
+            BinOp::Add => match (a, b) {
+                (Int(x), Int(y)) => Ok(Int(x.wrapping_add(y))),
+                (Int(x), Float(y)) => Ok(Float(x as f64 + y)),
+                (Float(x), Int(y)) => Ok(Float(x + y as f64)),
+                (Float(x), Float(y)) => Ok(Float(x + y)),
+                (Path(p), y) => {
+                    let s = self.coerce_to_string(y, false, pos)?;
+                    let joined = format!("{}{s}", p.display());
+                    Ok(Path(canon_path(std::path::Path::new(&joined)).into()))
+                }
+                (String(s), y) => {
+                    let t = self.coerce_to_string(y, false, pos)?;
+                    Ok(Value::string(format!("{s}{t}")))
+                }
+                (x @ Attrs(_), y) => {
+                    let s = self.coerce_to_string(x, false, pos)?;
+                    let t = self.coerce_to_string(y, false, pos)?;
+                    Ok(Value::string(format!("{s}{t}")))
+                }
+                (x, y) => Err(err_at(
+                    pos,
+                    format!("cannot add {} to {}", y.describe(), x.describe()),
+                )),
+            },
+            BinOp::Sub | BinOp::Mul | BinOp::Div => {
+                let name = match op {
+                    BinOp::Sub => "subtract",
+                    BinOp::Mul => "multiply",
+                    _ => "divide",
+                };
+                match (a, b) {
+                    (Int(x), Int(y)) => match op {
+                        BinOp::Sub => Ok(Int(x.wrapping_sub(y))),
+                        BinOp::Mul => Ok(Int(x.wrapping_mul(y))),
+                        _ if y == 0 => Err(err_at(pos, "division by zero")),
+                        _ => Ok(Int(x.wrapping_div(y))),
+                    },
+                    (x, y) => {
+                        let (Some(x), Some(y)) = (as_float(&x), as_float(&y)) else {
+                            return Err(err_at(
+                                pos,
+                                format!("cannot {name} {} and {}", x.describe(), y.describe()),
+                            ));
+                        };
+                        match op {
+                            BinOp::Sub => Ok(Float(x - y)),
+                            BinOp::Mul => Ok(Float(x * y)),
+                            _ if y == 0.0 => Err(err_at(pos, "division by zero")),
+                            _ => Ok(Float(x / y)),
+                        }
+                    }
+                }
+            }
+            BinOp::And | BinOp::Or | BinOp::Implication => match (a, b) {
+                (Bool(x), Bool(y)) => Ok(Bool(match op {
+                    BinOp::And => x && y,
+                    BinOp::Or => x || y,
+                    _ => !x || y,
+                })),
+                _ => Err(err_at(pos, "a Boolean was expected")),
+            },
+        }
+    }
+
+    /// Nix's `==`: deep, numbers across int and float, derivations by their `outPath`.
+    pub fn equal(&mut self, a: &Value, b: &Value) -> Result<bool, EvalError> {
+        use Value::*;
+        Ok(match (a, b) {
+            (Null, Null) => true,
+            (Bool(x), Bool(y)) => x == y,
+            (Int(x), Int(y)) => x == y,
+            (Int(x), Float(y)) | (Float(y), Int(x)) => (*x as f64) == *y,
+            (Float(x), Float(y)) => x == y,
+            (String(x), String(y)) => x == y,
+            (Path(x), Path(y)) => x == y,
+            (List(x), List(y)) => {
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (p, q) in x.iter().zip(y.iter()) {
+                    if p.ptr_eq(q) {
+                        continue;
+                    }
+                    let (p, q) = (self.force(p)?, self.force(q)?);
+                    if !self.equal(&p, &q)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            (Attrs(x), Attrs(y)) => {
+                if Rc::ptr_eq(x, y) {
+                    return Ok(true);
+                }
+                if self.is_derivation(x)? && self.is_derivation(y)? {
+                    let (p, q) = (x.get("outPath").cloned(), y.get("outPath").cloned());
+                    if let (Some(p), Some(q)) = (p, q) {
+                        let (p, q) = (self.force(&p)?, self.force(&q)?);
+                        return self.equal(&p, &q);
+                    }
+                }
+                if x.len() != y.len() || !x.keys().eq(y.keys()) {
+                    return Ok(false);
+                }
+                for (p, q) in x.values().zip(y.values()) {
+                    if p.ptr_eq(q) {
+                        continue;
+                    }
+                    let (p, q) = (self.force(p)?, self.force(q)?);
+                    if !self.equal(&p, &q)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            _ => false,
+        })
+    }
+
+    pub(crate) fn is_derivation(&mut self, a: &Attrs) -> Result<bool, EvalError> {
+        match a.get("type") {
+            Some(t) => {
+                let t = t.clone();
+                Ok(matches!(self.force(&t)?, Value::String(s) if &*s == "derivation"))
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Nix's `<`: numbers, strings, paths, lists (lexicographically).
+    pub fn less(&mut self, a: &Value, b: &Value, pos: Option<&Pos>) -> Result<bool, EvalError> {
+        use Value::*;
+        Ok(match (a, b) {
+            (Int(x), Int(y)) => x < y,
+            (Int(x), Float(y)) => (*x as f64) < *y,
+            (Float(x), Int(y)) => *x < (*y as f64),
+            (Float(x), Float(y)) => x < y,
+            (String(x), String(y)) => x.as_bytes() < y.as_bytes(),
+            (Path(x), Path(y)) => x.as_os_str() < y.as_os_str(),
+            (List(x), List(y)) => {
+                for (p, q) in x.iter().zip(y.iter()) {
+                    let (p, q) = (self.force(p)?, self.force(q)?);
+                    if self.equal(&p, &q)? {
+                        continue;
+                    }
+                    return self.less(&p, &q, pos);
+                }
+                x.len() < y.len()
+            }
+            (x, y) => {
+                return Err(err_at(
+                    pos,
+                    format!("cannot compare {} with {}", x.describe(), y.describe()),
+                ));
+            }
+        })
+    }
+
+    /// A value as a string: interpolation (`more` false: strings, paths and sets with
+    /// `__toString` or `outPath`) or `toString` (`more` true: also numbers, Booleans, null and
+    /// lists).
+    pub fn coerce_to_string(
+        &mut self,
+        v: Value,
+        more: bool,
+        pos: Option<&Pos>,
+    ) -> Result<String, EvalError> {
+        match v {
+            Value::String(s) => Ok(s.to_string()),
+            Value::Path(p) => Ok(p.display().to_string()),
+            Value::Attrs(a) => {
+                if let Some(f) = a.get("__toString").cloned() {
+                    let f = self.force(&f)?;
+                    let r = self.apply(f, Value::Attrs(a).into(), pos)?;
+                    return self.coerce_to_string(r, more, pos);
+                }
+                if let Some(p) = a.get("outPath").cloned() {
+                    let p = self.force(&p)?;
+                    return self.coerce_to_string(p, more, pos);
+                }
+                Err(err_at(pos, "cannot coerce a set to a string"))
+            }
+            Value::Int(i) if more => Ok(i.to_string()),
+            Value::Float(f) if more => Ok(format!("{f:.6}")),
+            Value::Bool(b) if more => Ok(if b { "1".into() } else { String::new() }),
+            Value::Null if more => Ok(String::new()),
+            Value::List(items) if more => {
+                let mut out = String::new();
+                for (i, t) in items.iter().enumerate() {
+                    let v = self.force(t)?;
+                    let is_empty_list = matches!(&v, Value::List(l) if l.is_empty());
+                    let s = self.coerce_to_string(v, true, pos)?;
+                    if i > 0 && !is_empty_list {
+                        out.push(' ');
+                    }
+                    out.push_str(&s);
+                }
+                Ok(out)
+            }
+            other => Err(err_at(
+                pos,
+                format!("cannot coerce {} to a string", other.describe()),
+            )),
+        }
+    }
+
+    /// Forces `v` and everything in it (`--strict`, `deepSeq`).
+    pub fn force_deep(&mut self, v: &Value) -> Result<(), EvalError> {
+        self.force_deep_at(v, 0)
+    }
+
+    fn force_deep_at(&mut self, v: &Value, depth: usize) -> Result<(), EvalError> {
+        if depth > MAX_DEPTH {
+            return Err(err_at(
+                None,
+                "a value nested too deeply (or containing itself)",
+            ));
+        }
+        let children: Vec<Thunk> = match v {
+            Value::List(items) => items.iter().cloned().collect(),
+            Value::Attrs(a) => a.values().cloned().collect(),
+            _ => return Ok(()),
+        };
+        stacker::maybe_grow(64 * 1024, 1024 * 1024, || {
+            for t in children {
+                let v = self.force(&t)?;
+                self.force_deep_at(&v, depth + 1)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn as_float(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+fn slot(env: &Env, depth: u32, index: u32) -> Thunk {
+    let mut e = env;
+    for _ in 0..depth {
+        match &e.parent {
+            Some(p) => e = p,
+            None => break,
+        }
+    }
+    let slots = e.slots.borrow();
+    slots
+        .get(index as usize)
+        .cloned()
+        .unwrap_or_else(|| Thunk::value(Value::Null))
+}
+
+fn lambda_name(def: &LambdaDef) -> String {
+    match &def.name {
+        Some(n) => format!("function '{n}'"),
+        None => "a function".to_string(),
+    }
+}
+
+fn missing_attr(name: &str, v: &Value) -> String {
+    match v {
+        Value::Attrs(a) => {
+            // A set may say what a missing attribute means (`pkgs`).
+            if let Some(Value::String(why)) = a.get("__ncshMissing").and_then(Thunk::get) {
+                return format!("attribute '{name}' missing: {why}");
+            }
+            let close: Vec<&str> = a
+                .keys()
+                .map(|k| &**k)
+                .filter(|k| super::similar(k, name))
+                .take(3)
+                .collect();
+            if close.is_empty() {
+                format!("attribute '{name}' missing")
+            } else {
+                format!(
+                    "attribute '{name}' missing; did you mean {}?",
+                    close.join(", ")
+                )
+            }
+        }
+        _ => format!("attribute '{name}' missing"),
+    }
+}
+
+/// An "infinite recursion" found while forcing a thunk gets the position of its expression.
+fn locate_recursion(e: EvalError, expr: &Rc<Expr>) -> EvalError {
+    if e.line != 0 || e.message != "infinite recursion encountered" {
+        return e;
+    }
+    match expr_pos(expr) {
+        Some(p) => p.err(e.message),
+        None => e,
+    }
+}
+
+fn expr_pos(e: &Expr) -> Option<&Pos> {
+    match e {
+        Expr::WithVar(_, _, p)
+        | Expr::Str(_, p)
+        | Expr::PathInterp(_, p)
+        | Expr::Apply(_, _, p)
+        | Expr::Select(_, _, _, p)
+        | Expr::If(_, _, _, p)
+        | Expr::Assert(_, _, p)
+        | Expr::Bin(_, _, _, p)
+        | Expr::Not(_, p)
+        | Expr::Neg(_, p) => Some(p),
+        Expr::Lambda(d) => Some(&d.pos),
+        _ => None,
+    }
+}
+
+impl EvalError {
+    /// Adds where the function was defined, once.
+    fn also_at(mut self, def: &Pos) -> Self {
+        let loc = def.src.loc(def.offset as usize);
+        if loc.line != 0 {
+            self.message = format!("{} (the function is defined at {loc})", self.message);
+        }
+        self
+    }
+}
+
+/// The text of a regular file (not a device or FIFO), at most [`MAX_FILE`] bytes.
+pub(crate) fn read_file(path: &Path, pos: Option<&Pos>) -> Result<String, EvalError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| err_at(pos, format!("cannot read '{}': {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(err_at(
+            pos,
+            format!("cannot read '{}': not a regular file", path.display()),
+        ));
+    }
+    if meta.len() > MAX_FILE {
+        return Err(err_at(
+            pos,
+            format!(
+                "cannot read '{}': larger than {MAX_FILE} bytes",
+                path.display()
+            ),
+        ));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| err_at(pos, format!("cannot read '{}': {e}", path.display())))
+}

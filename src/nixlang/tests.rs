@@ -1,0 +1,77 @@
+//! Unit tests of the evaluator; the differential corpus (tests/nix) compares it with Nix.
+
+use std::path::Path;
+
+use super::eval_json;
+
+fn eval(text: &str) -> Result<serde_json::Value, String> {
+    eval_json(text, Path::new("/tmp")).map_err(|e| e.to_string())
+}
+
+fn ok(text: &str) -> String {
+    match eval(text) {
+        Ok(v) => v.to_string(),
+        Err(e) => panic!("{text}: {e}"),
+    }
+}
+
+#[test]
+fn basics() {
+    assert_eq!(ok("1 + 2 * 3"), "7");
+    assert_eq!(ok("let a = 1; b = a + 1; in [ a b ]"), "[1,2]");
+    assert_eq!(ok("rec { a = 1; b = a + 1; }"), r#"{"a":1,"b":2}"#);
+    assert_eq!(
+        ok("let f = { a, b ? a * 2, ... }@args: a + b + args.c; in f { a = 1; c = 10; }"),
+        "13"
+    );
+    assert_eq!(ok("with { x = 1; }; let y = 2; in x + y"), "3");
+    assert_eq!(ok("let x = 5; in with { x = 1; }; x"), "5");
+    assert_eq!(ok(r#""a${toString 1}b""#), r#""a1b""#);
+    assert_eq!(ok("''\n  a\n    b\n  ''"), r#""a\n  b\n""#);
+    assert_eq!(ok("{ a.b = 1; a.c = 2; }.a"), r#"{"b":1,"c":2}"#);
+    assert_eq!(ok("{ a = { b = 1; }; a.c = 2; }.a.c"), "2");
+    assert_eq!(ok("{ x = 1; } // { y = 2; }"), r#"{"x":1,"y":2}"#);
+    assert_eq!(ok("[ 1 ] ++ [ 2 ]"), "[1,2]");
+    assert_eq!(ok("{ a.b = 1; } ? a.b"), "true");
+    assert_eq!(ok("{ }.a or 3"), "3");
+    assert_eq!(ok("let inherit (builtins) length; in length [ 1 2 ]"), "2");
+    assert_eq!(ok("builtins.map (x: x * 2) [ 1 2 ]"), "[2,4]");
+    assert_eq!(
+        ok("builtins.tryEval (throw \"x\")"),
+        r#"{"success":false,"value":false}"#
+    );
+    assert_eq!(ok("let x = throw \"never\"; in 1"), "1");
+    assert_eq!(ok("builtins.length [ (throw \"x\") ]"), "1");
+    assert_eq!(
+        ok("builtins.replaceStrings [ \"\" ] [ \"-\" ] \"ab\""),
+        r#""-a-b-""#
+    );
+    assert_eq!(
+        ok("builtins.toJSON { a = [ 1 \"x\" null ]; }"),
+        r#""{\"a\":[1,\"x\",null]}""#
+    );
+    assert_eq!(ok("builtins.match \"a(b)?c\" \"ac\""), "[null]");
+    assert_eq!(ok("builtins.split \",\" \"a,b\""), r#"["a",[],"b"]"#);
+    assert_eq!(ok("builtins.compareVersions \"1.10\" \"1.9\""), "1");
+    assert_eq!(ok("builtins.sort builtins.lessThan [ 3 1 2 ]"), "[1,2,3]");
+    assert_eq!(ok("toString [ 1 null true \"a\" ]"), r#""1  1 a""#);
+}
+
+#[test]
+fn errors_have_positions() {
+    let e = eval("let x = x; in x").unwrap_err();
+    assert!(e.contains("infinite recursion"), "{e}");
+    let e = eval("\n  undefinedThing").unwrap_err();
+    assert!(
+        e.starts_with("<expr>:2:3: undefined variable 'undefinedThing'"),
+        "{e}"
+    );
+    let e = eval("{ a = 1; }.b").unwrap_err();
+    assert!(e.contains("attribute 'b' missing"), "{e}");
+    let e = eval("let f = x: f x; in f 1").unwrap_err();
+    assert!(e.contains("nested more than"), "{e}");
+    let e = eval("{ a = 1; a = 2; }").unwrap_err();
+    assert!(e.contains("already defined"), "{e}");
+    let e = eval(&"[".repeat(100_000)).unwrap_err();
+    assert!(e.contains("nested too deeply"), "{e}");
+}

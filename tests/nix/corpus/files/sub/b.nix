@@ -1,0 +1,1 @@
+{ z = 10; here = toString ./.; }

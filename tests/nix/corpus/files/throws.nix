@@ -1,0 +1,1 @@
+{ fine = 1; broken = throw "from the imported file"; }
