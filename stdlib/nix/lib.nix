@@ -322,26 +322,31 @@ let
   # `{ minimal; visited; rest; }`, or with `stopOnCycles` `{ cycle; loops; visited; rest; }`.
   listDfs = stopOnCycles: before: list:
     let
-      dfs' = us: visited: rest:
+      walk = current: seen: pending:
         let
-          c = filter (x: before x us) visited;
-          b = builtins.partition (x: before x us) rest;
+          loopsBack = filter (x: before x current) seen;
+          byOrder = builtins.partition (x: before x current) pending;
+          earlier = byOrder.right;
         in
-        if stopOnCycles && (length c > 0) then { cycle = us; loops = c; inherit visited rest; }
-        else if length b.right == 0 then { minimal = us; inherit visited rest; }
-        else dfs' (head b.right) ([ us ] ++ visited) (tail b.right ++ b.wrong);
+        if stopOnCycles && loopsBack != [ ] then
+          { cycle = current; loops = loopsBack; visited = seen; rest = pending; }
+        else if earlier == [ ] then
+          { minimal = current; visited = seen; rest = pending; }
+        else
+          walk (head earlier) ([ current ] ++ seen) (tail earlier ++ byOrder.wrong);
     in
-    dfs' (head list) [ ] (tail list);
+    walk (head list) [ ] (tail list);
   # The list sorted so that `before a b` puts a first: `{ result; }`, or `{ cycle; loops; }`.
   toposort = before: list:
-    let
-      dfsthis = listDfs true before list;
-      toporest = toposort before (dfsthis.visited ++ dfsthis.rest);
-    in
     if length list < 2 then { result = list; }
-    else if dfsthis ? cycle then { cycle = reverseList ([ dfsthis.cycle ] ++ dfsthis.visited); inherit (dfsthis) loops; }
-    else if toporest ? cycle then toporest
-    else { result = [ dfsthis.minimal ] ++ toporest.result; };
+    else
+      let
+        found = listDfs true before list;
+        sortedRest = toposort before (found.visited ++ found.rest);
+      in
+      if found ? cycle then { cycle = reverseList ([ found.cycle ] ++ found.visited); inherit (found) loops; }
+      else if sortedRest ? cycle then sortedRest
+      else { result = [ found.minimal ] ++ sortedRest.result; };
   inherit (builtins) any all;
 
   lists = {
@@ -1004,48 +1009,44 @@ let
   # A Nix-like rendering of a value for messages: one line, or indented lines when `multiline`.
   toPretty = { allowPrettyValues ? false, multiline ? true, indent ? "" }:
     let
-      go = indent: v:
+      # What opens and closes a list, set or multi-line string at depth `ind`.
+      opening = ind: if multiline then "\n${ind}  " else " ";
+      closing = ind: if multiline then "\n${ind}" else " ";
+      showString = ind: v:
         let
-          introSpace = if multiline then "\n${indent}  " else " ";
-          outroSpace = if multiline then "\n${indent}" else " ";
+          lines = filter (l: !isList l) (split "\n" v);
+          quoted = "\"" + concatStringsSep "\\n" (map (escape [ "\\" "\"" "\${" ]) lines) + "\"";
+          indented = map (replaceStrings [ "\${" "''" ] [ "''\${" "'''" ]) lines;
+          final = last indented;
+          block = "''" + opening ind + concatStringsSep (opening ind) (init indented)
+            + (if final == "" then closing ind else opening ind + final) + "''";
         in
+        if multiline && length lines > 1 then block else quoted;
+      showFunction = v:
+        let args = functionArgs v;
+        in if args == { } then "<function>"
+          else "<function, args: {${concatStringsSep ", " (mapAttrsToList (n: hasDefault: n + optionalString hasDefault "?") args)}}>";
+      showAttrs = ind: v:
+        if allowPrettyValues && v ? __pretty && v ? val then v.__pretty v.val
+        else if v == { } then "{ }"
+        else if isDerivation v then "<derivation ${v.name or "???"}>"
+        else "{" + opening ind
+          + concatStringsSep (opening ind) (mapAttrsToList (n: x: "${escapeNixIdentifier n} = ${show (ind + "  ") x};") v)
+          + closing ind + "}";
+      show = ind: v:
         if isInt v then toString v
         else if isFloat v then toJSON v
-        else if isString v then
-          let
-            lines = filter (l: !isList l) (split "\n" v);
-            escapeSingleline = escape [ "\\" "\"" "\${" ];
-            escapeMultiline = replaceStrings [ "\${" "''" ] [ "''\${" "'''" ];
-            singleline = "\"" + concatStringsSep "\\n" (map escapeSingleline lines) + "\"";
-            escapedLines = map escapeMultiline lines;
-            lastLine = last escapedLines;
-            multi = "''" + introSpace + concatStringsSep introSpace (init escapedLines)
-              + (if lastLine == "" then outroSpace else introSpace + lastLine) + "''";
-          in
-          if multiline && length lines > 1 then multi else singleline
-        else if true == v then "true"
-        else if false == v then "false"
-        else if null == v then "null"
+        else if isString v then showString ind v
+        else if isBool v then boolToString v
+        else if v == null then "null"
         else if isPath v then toString v
         else if isList v then
-          if v == [ ] then "[ ]"
-          else "[" + introSpace + concatMapStringsSep introSpace (go (indent + "  ")) v + outroSpace + "]"
-        else if isFunction v then
-          let
-            fna = functionArgs v;
-            shown = concatStringsSep ", " (mapAttrsToList (name: hasDefault: if hasDefault then name + "?" else name) fna);
-          in
-          if fna == { } then "<function>" else "<function, args: {${shown}}>"
-        else if isAttrs v then
-          if allowPrettyValues && v ? __pretty && v ? val then v.__pretty v.val
-          else if v == { } then "{ }"
-          else if v ? type && v.type == "derivation" then "<derivation ${v.name or "???"}>"
-          else "{" + introSpace
-            + concatStringsSep introSpace (mapAttrsToList (name: value: "${escapeNixIdentifier name} = ${go (indent + "  ") value};") v)
-            + outroSpace + "}"
+          (if v == [ ] then "[ ]" else "[" + opening ind + concatMapStringsSep (opening ind) (show (ind + "  ")) v + closing ind + "]")
+        else if isFunction v then showFunction v
+        else if isAttrs v then showAttrs ind v
         else abort "generators.toPretty: unexpected value";
     in
-    go indent;
+    show indent;
   generators = {
     inherit mkValueStringDefault mkKeyValueDefault toKeyValue toINI toINIWithGlobalSection toPretty;
     # JSON of a value.
