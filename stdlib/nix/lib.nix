@@ -7,6 +7,18 @@
 # difference is noted at the function). The module system itself (evalModules, nixosSystem) is not here:
 # ncsh's Rust side interprets the markers this file builds (mkIf, mkMerge, mkOverride, mkOrder,
 # mkOption, option types).
+#
+# Where this lib differs from nixpkgs on purpose:
+# - types.*.check is a plain predicate testing the value's head only, as nixpkgs' does (listOf
+#   checks "is a list"); merge functions, functors and getSubOptions are not provided, the
+#   module system in Rust reads name, description, check and the composite fields instead.
+# - types.package accepts any string or path (nixpkgs: only store paths), since ncsh's builder
+#   takes host packages; isStorePath and pathInStore take the store to be /nix/store.
+# - mkAliasOptionModule, mkRenamedOptionModule, mkRemovedOptionModule, mkMergedOptionModule
+#   and mkChangedOptionModule return function modules (`{ config, options ? { }, ... }: …`)
+#   built from plain options and definitions; see doRename for what they simplify.
+# - Nothing that needs the store, the environment, the file system beyond readFile, or
+#   evalModules (lib.evalModules, nixosSystem, sources, filesystem, customisation, systems).
 let
   inherit (builtins)
     attrNames attrValues concatLists concatStringsSep elem elemAt filter foldl' genList head
@@ -98,16 +110,36 @@ let
   # Marks an attribute set with a `_type`.
   setType = typeName: value: value // { _type = typeName; };
 
+  # Addition, subtraction and comparison as functions.
+  add = builtins.add;
+  sub = x: y: x - y;
+  lessThan = builtins.lessThan;
+  # `maybeValue` unless it is null, then `default`.
+  defaultTo = default: maybeValue: if maybeValue != null then maybeValue else default;
+  # The integer a hexadecimal string ("ff", "0xFF") spells; at most 16 digits as nixpkgs allows.
+  fromHexString = str:
+    let
+      m = match "(0x)?([0-7]?[0-9A-Fa-f]{1,15})" str;
+      digit = c: let i = findFirstIndex (d: d == c) null (stringToCharacters "0123456789abcdef"); in i;
+    in
+    if m == null then throw "fromHexString: invalid input ${escapeNixString str}"
+    else foldl' (acc: c: acc * 16 + digit c) 0 (stringToCharacters (toLower (elemAt m 1)));
+  # `g` reporting the argument names of `f` (for functions that wrap another).
+  mirrorFunctionArgs = f: g: trivial.setFunctionArgs g (functionArgs f);
+  # The NixOS release this lib mimics.
   release = "25.11";
   trivial = {
     inherit id const flip pipe concat xor bitNot boolToString mergeAttrs mapNullable min max mod
       compare splitByAndCompare importJSON warn warnIf warnIfNot throwIf throwIfNot info
-      showWarnings checkListOfEnum toFunction toBaseDigits toHexString release;
-    or = or';
+      showWarnings checkListOfEnum toFunction toBaseDigits toHexString release add sub lessThan
+      defaultTo fromHexString mirrorFunctionArgs;
+    # Boolean or as a function (the name is quoted: `or` is also a keyword of Nix).
+    "or" = or';
+    # Boolean and as a function.
     and = and';
     inherit isFunction functionArgs;
     inherit (builtins) bitAnd bitOr bitXor seq deepSeq isInt isBool isFloat isString isList
-      isAttrs;
+      isAttrs pathExists readFile genericClosure;
     # The version of this lib, the NixOS release it mimics.
     version = release;
     # The release's code name.
@@ -116,6 +148,8 @@ let
     oldestSupportedRelease = 2505;
     # Whether a release (YYMM) is no newer than the oldest supported one.
     isInOldestRelease = r: r <= 2505;
+    # Whether the oldest supported release is `r` (YYMM) or newer.
+    oldestSupportedReleaseIsAtLeast = r: r <= 2505;
     # Never in a nix-shell here.
     inNixShell = false;
     # Sets the argument names a function reports by making it a functor.
@@ -123,6 +157,34 @@ let
     # The fixed point of a function (also in lib.fixedPoints).
     inherit fix;
   };
+
+  # Like fix, but the result also carries `__unfix__`, the function it was made from.
+  fix' = f: let x = f x // { __unfix__ = f; }; in x;
+  # Applies `f` from `x` until the value no longer changes.
+  converge = f: x: let x' = f x; in if x' == x then x else converge f x';
+  # One overlay doing what `f` then `g` do.
+  composeExtensions = f: g: final: prev:
+    let
+      fApplied = f final prev;
+      prev' = prev // fApplied;
+    in
+    fApplied // g final prev';
+  # One overlay doing what the listed overlays do, in order.
+  composeManyExtensions = foldr (x: y: composeExtensions x y) (final: prev: { });
+  # A fixed point with `extend` (and `__unfix__`) to add overlays later.
+  makeExtensible = makeExtensibleWithCustomName "extend";
+  # makeExtensible with the extending function under another name.
+  makeExtensibleWithCustomName = extenderName: rattrs:
+    fix' (self: (rattrs self) // {
+      ${extenderName} = f: makeExtensibleWithCustomName extenderName (extends f rattrs);
+    });
+  # An overlay from an overlay, a function of `prev`, or a plain set.
+  toExtension = f:
+    if isFunction f then
+      final: prev:
+        let fPrev = f prev;
+        in if isFunction fPrev then f final prev else fPrev
+    else final: prev: f;
 
   # ---------------------------------------------------------------- lists
 
@@ -256,16 +318,48 @@ let
       (attrNames attrsOfLists);
   # `f` applied to each combination of the lists of an attribute set.
   mapCartesianProduct = f: attrsOfLists: map f (cartesianProduct attrsOfLists);
+  # Depth-first search from the head of `list` for an element nothing is `before`:
+  # `{ minimal; visited; rest; }`, or with `stopOnCycles` `{ cycle; loops; visited; rest; }`.
+  listDfs = stopOnCycles: before: list:
+    let
+      walk = current: seen: pending:
+        let
+          loopsBack = filter (x: before x current) seen;
+          byOrder = builtins.partition (x: before x current) pending;
+          earlier = byOrder.right;
+        in
+        if stopOnCycles && loopsBack != [ ] then
+          { cycle = current; loops = loopsBack; visited = seen; rest = pending; }
+        else if earlier == [ ] then
+          { minimal = current; visited = seen; rest = pending; }
+        else
+          walk (head earlier) ([ current ] ++ seen) (tail earlier ++ byOrder.wrong);
+    in
+    walk (head list) [ ] (tail list);
+  # The list sorted so that `before a b` puts a first: `{ result; }`, or `{ cycle; loops; }`.
+  toposort = before: list:
+    if length list < 2 then { result = list; }
+    else
+      let
+        found = listDfs true before list;
+        sortedRest = toposort before (found.visited ++ found.rest);
+      in
+      if found ? cycle then { cycle = reverseList ([ found.cycle ] ++ found.visited); inherit (found) loops; }
+      else if sortedRest ? cycle then sortedRest
+      else { result = [ found.minimal ] ++ sortedRest.result; };
   inherit (builtins) any all;
 
   lists = {
     inherit foldl foldr fold imap0 imap1 ifilter0 optional optionals toList singleton forEach
       flatten remove range replicate last init take drop takeEnd dropEnd sublist reverseList
       count findFirstIndex findFirst findSingle zipListsWith zipLists intersectLists
-      subtractLists mutuallyExclusive unique uniqueStrings allUnique compareLists sortOn naturalSort groupBy'
+      subtractLists mutuallyExclusive unique uniqueStrings allUnique listDfs toposort compareLists sortOn naturalSort groupBy'
       any all;
+    # Alias of imap1.
     imap = imap1;
+    # Whether the second list starts with the first (the list version, only in lib.lists).
     hasPrefix = listHasPrefix;
+    # Strict left fold (the builtin).
     foldl' = foldl';
     inherit (builtins) concatLists concatMap elem elemAt filter genList groupBy head isList
       length map partition sort tail;
@@ -425,12 +519,13 @@ let
   # Whether a value can be interpolated into a string without `toString`.
   isStringLike = x: isString x || isPath x || x ? outPath || x ? __toString;
   # Whether a value is a store path itself (not below one). The store is /nix/store here
-  # (nixpkgs reads builtins.storeDir, which ncsh's evaluator does not have).
+  # (nixpkgs asks the evaluator for its store directory; ncsh's evaluator has none).
   isStorePath = x:
     if isStringLike x then
       let str = toString x;
       in substring 0 1 str == "/" && (builtins.dirOf str == "/nix/store" || match "/[0-9a-z]{52}" str != null)
     else false;
+  # The lower-case and upper-case ASCII letters, as lists of characters.
   lowerChars = stringToCharacters "abcdefghijklmnopqrstuvwxyz";
   upperChars = stringToCharacters "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
   # The string in lower case (ASCII letters only).
@@ -553,6 +648,18 @@ let
       name = head (splitString sep filename);
     in
     assert name != filename; name;
+  # A valid derivation name made from any string: no leading dots, invalid runs as "-",
+  # at most 207 characters, "unknown" when nothing is left.
+  sanitizeDerivationName = string:
+    if stringLength string <= 207 && match "[[:alnum:]+_?=-][[:alnum:]+._?=-]*" string != null then string
+    else
+      pipe string [
+        (x: elemAt (match "\\.*(.*)" x) 0)
+        (split "[^[:alnum:]+._?=-]+")
+        (concatMapStrings (s: if isList s then "-" else s))
+        (x: let l = stringLength x; start = max (l - 207) 0; in substring start (l - start) x)
+        (x: if stringLength x == 0 then "unknown" else x)
+      ];
   # A CMake "-DNAME:TYPE=VALUE" flag.
   cmakeOptionType = type: feature: value: "-D${feature}:${toUpper type}=${value}";
   # A CMake boolean flag.
@@ -579,8 +686,10 @@ let
       toInt toIntBase10 fileContents readPathsFromFile nameFromURL cmakeOptionType cmakeBool
       cmakeFeature mesonOption mesonBool mesonEnable replaceString normalizePath
       commonPrefixLength commonSuffixLength isConvertibleWithToString splitStringBy charToInt
-      escapeC escapeURL toCamelCase;
+      escapeC escapeURL toCamelCase sanitizeDerivationName;
+    # Alias of concatStringsSep.
     join = concatStringsSep;
+    # The string repeated n times (the string version, only in lib.strings).
     replicate = stringsReplicate;
     inherit (builtins) compareVersions concatStringsSep elem elemAt filter fromJSON genList
       head isInt isList isAttrs isPath isString match parseDrvName readFile replaceStrings
@@ -723,6 +832,8 @@ let
   getDev = getOutput "dev";
   # The `man` output of a package.
   getMan = getOutput "man";
+  # A set from `f x` for each element, `f` returning a nameValuePair.
+  genAttrs' = xs: f: listToAttrs (map f xs);
   # An attribute path as Nix writes it: `a."b c"` (the empty path is "<root attribute path>").
   showAttrPath = path:
     if path == [ ] then "<root attribute path>" else concatMapStringsSep "." escapeNixIdentifier path;
@@ -746,11 +857,14 @@ let
       attrVals zipAttrsWithNames zipAttrs recursiveUpdateUntil recursiveUpdate matchAttrs
       overrideExisting unionOfDisjoint mergeAttrsList getOutput getFirstOutput getBin getLib
       getDev getMan recurseIntoAttrs dontRecurseIntoAttrs isDerivation cartesianProduct
-      mapCartesianProduct showAttrPath getAttrs getInclude getStatic chooseDevOutputs;
+      mapCartesianProduct showAttrPath genAttrs' getAttrs getInclude getStatic chooseDevOutputs;
     # Deprecated alias of cartesianProduct.
     cartesianProductOfSets = cartesianProduct;
     # Deprecated alias of mapAttrsToList.
     mapAttrsFlatten = mapAttrsToList;
+    # Deprecated aliases of zipAttrsWithNames and zipAttrsWith.
+    zipWithNames = zipAttrsWithNames;
+    zip = builtins.zipAttrsWith;
     inherit (builtins) attrNames attrValues catAttrs getAttr hasAttr intersectAttrs isAttrs
       listToAttrs mapAttrs removeAttrs zipAttrsWith;
   };
@@ -776,7 +890,22 @@ let
   lowPrio = setPrio 10;
   # The package with a high installation priority (-10).
   hiPrio = setPrio (-10);
-  meta = { inherit getExe getExe' addMetaAttrs setPrio lowPrio hiPrio; };
+  # The package with `meta.hydraPlatforms = [ ]`, so Hydra does not build it.
+  dontDistribute = drv: addMetaAttrs { hydraPlatforms = [ ]; } drv;
+  # The package renamed.
+  setName = name: drv: drv // { inherit name; };
+  # The package renamed by `f` of its name.
+  updateName = updater: drv: drv // { name = updater (drv.name); };
+  # The package with "-SUFFIX" added to the name part of its name.
+  appendToName = suffix: updateName (name:
+    let x = builtins.parseDrvName name; in "${x.name}-${suffix}" + optionalString (x.version != "") "-${x.version}");
+  # lowPrio / hiPrio of each package in a set.
+  lowPrioSet = set: builtins.mapAttrs (_: lowPrio) set;
+  hiPrioSet = set: builtins.mapAttrs (_: hiPrio) set;
+  meta = {
+    inherit getExe getExe' addMetaAttrs setPrio lowPrio hiPrio dontDistribute setName updateName
+      appendToName lowPrioSet hiPrioSet;
+  };
 
   # ---------------------------------------------------------------- asserts
 
@@ -791,6 +920,29 @@ let
     assertMsg (all (val: elem val xs) vals)
       "each element in ${name} must be one of ${toJSON xs}, but is: ${toJSON vals}";
   asserts = { inherit assertMsg assertOneOf assertEachOneOf; };
+
+  # ---------------------------------------------------------------- cli
+
+  # Command-line arguments from a set: `{ v = true; o = "x"; I = [ 1 2 ]; n = null; }` gives
+  # [ "-I" "1" "-I" "2" "-o" "x" "-v" ] (false and null are left out; long names get "--").
+  toGNUCommandLine =
+    { mkOptionName ? k: if stringLength k == 1 then "-${k}" else "--${k}"
+    , mkBool ? k: v: optional v (mkOptionName k)
+    , mkList ? k: v: builtins.concatMap (mkOption k) v
+    , mkOption ? k: v:
+        if v == null then [ ]
+        else if optionValueSeparator == null then [ (mkOptionName k) (mkValueStringDefault { } v) ]
+        else [ "${mkOptionName k}${optionValueSeparator}${mkValueStringDefault { } v}" ]
+    , optionValueSeparator ? null
+    }:
+    options:
+    let
+      render = k: v: if isBool v then mkBool k v else if isList v then mkList k v else mkOption k v;
+    in
+    concatLists (mapAttrsToList render options);
+  # toGNUCommandLine quoted for the shell, as one string.
+  toGNUCommandLineShell = options: attrs: escapeShellArgs (toGNUCommandLine options attrs);
+  cli = { inherit toGNUCommandLine toGNUCommandLineShell; };
 
   # ---------------------------------------------------------------- versions
 
@@ -818,7 +970,7 @@ let
 
   # A value as an INI / key=value string: ints, strings, bools, null and floats; aborts otherwise.
   mkValueStringDefault = { }: v:
-    let err = t: abort "generators.mkValueStringDefault: ${t} not supported: ${typeOf v}";
+    let err = t: abort "generators.mkValueStringDefault: ${t} not supported: ${toPretty { } v}";
     in if isInt v then toString v
     else if isDerivation v then toString v
     else if isString v then v
@@ -854,8 +1006,49 @@ let
   toINIWithGlobalSection = { mkSectionName ? (name: escape [ "[" "]" ] name), mkKeyValue ? mkKeyValueDefault { } "=", listsAsDuplicateKeys ? false }: { globalSection, sections ? { } }:
     (if globalSection == { } then "" else toKeyValue { inherit mkKeyValue listsAsDuplicateKeys; } globalSection + "\n")
     + toINI { inherit mkSectionName mkKeyValue listsAsDuplicateKeys; } sections;
+  # A Nix-like rendering of a value for messages: one line, or indented lines when `multiline`.
+  toPretty = { allowPrettyValues ? false, multiline ? true, indent ? "" }:
+    let
+      # What opens and closes a list, set or multi-line string at depth `ind`.
+      opening = ind: if multiline then "\n${ind}  " else " ";
+      closing = ind: if multiline then "\n${ind}" else " ";
+      showString = ind: v:
+        let
+          lines = filter (l: !isList l) (split "\n" v);
+          quoted = "\"" + concatStringsSep "\\n" (map (escape [ "\\" "\"" "\${" ]) lines) + "\"";
+          indented = map (replaceStrings [ "\${" "''" ] [ "''\${" "'''" ]) lines;
+          final = last indented;
+          block = "''" + opening ind + concatStringsSep (opening ind) (init indented)
+            + (if final == "" then closing ind else opening ind + final) + "''";
+        in
+        if multiline && length lines > 1 then block else quoted;
+      showFunction = v:
+        let args = functionArgs v;
+        in if args == { } then "<function>"
+          else "<function, args: {${concatStringsSep ", " (mapAttrsToList (n: hasDefault: n + optionalString hasDefault "?") args)}}>";
+      showAttrs = ind: v:
+        if allowPrettyValues && v ? __pretty && v ? val then v.__pretty v.val
+        else if v == { } then "{ }"
+        else if isDerivation v then "<derivation ${v.name or "???"}>"
+        else "{" + opening ind
+          + concatStringsSep (opening ind) (mapAttrsToList (n: x: "${escapeNixIdentifier n} = ${show (ind + "  ") x};") v)
+          + closing ind + "}";
+      show = ind: v:
+        if isInt v then toString v
+        else if isFloat v then toJSON v
+        else if isString v then showString ind v
+        else if isBool v then boolToString v
+        else if v == null then "null"
+        else if isPath v then toString v
+        else if isList v then
+          (if v == [ ] then "[ ]" else "[" + opening ind + concatMapStringsSep (opening ind) (show (ind + "  ")) v + closing ind + "]")
+        else if isFunction v then showFunction v
+        else if isAttrs v then showAttrs ind v
+        else abort "generators.toPretty: unexpected value";
+    in
+    show indent;
   generators = {
-    inherit mkValueStringDefault mkKeyValueDefault toKeyValue toINI toINIWithGlobalSection;
+    inherit mkValueStringDefault mkKeyValueDefault toKeyValue toINI toINIWithGlobalSection toPretty;
     # JSON of a value.
     toJSON = { }: toJSON;
     # YAML of a value (JSON is YAML).
@@ -870,6 +1063,7 @@ let
   mkMerge = contents: { _type = "merge"; inherit contents; };
   # A definition with an override priority (lower wins).
   mkOverride = priority: content: { _type = "override"; inherit priority content; };
+  # The priority of a plain definition.
   defaultOverridePriority = 100;
   # Priority 1500: the option's own default.
   mkOptionDefault = mkOverride 1500;
@@ -883,11 +1077,18 @@ let
   mkVMOverride = mkOverride 10;
   # A definition with an order priority for list/string merging (lower comes first).
   mkOrder = priority: content: { _type = "order"; inherit priority content; };
+  # The order of a plain definition.
   defaultOrderPriority = 1000;
   # Order 500: before plain definitions.
   mkBefore = mkOrder 500;
   # Order 1500: after plain definitions.
   mkAfter = mkOrder 1500;
+  # A definition carrying the file it comes from: `{ file; value; }` marked `_type = "definition"`.
+  mkDefinition = args@{ file, value, ... }: args // { _type = "definition"; };
+  # A module that gives `m` the file name `file` in messages.
+  setDefaultModuleLocation = file: m: { _file = file; imports = [ m ]; };
+  # `f` of an option's value, at that option's priority (an evaluated option: `value`, `highestPrio`).
+  mkDerivedConfig = opt: f: mkOverride (opt.highestPrio or defaultOverridePriority) (f opt.value);
   # The value unchanged (a no-op kept from older nixpkgs).
   mkFixStrictness = id;
   # Definitions of `option` (an evaluated option: `isDefined`, `definitions`) wrapped by `wrap`.
@@ -903,18 +1104,24 @@ let
         if part == "*" || match "<(.*)>" part != null then part else escapeNixIdentifier part;
     in
     concatStringsSep "." (map escapeOptionPart parts);
-  # Whether the module's `options` argument holds a defined option at `path`.
-  # (The module system ncsh implements in Rust is expected to pass `options` with `isDefined`.)
-  optionDefinedAt = options: path: (attrByPath path { } options).isDefined or false;
+  # Whether option `path` has definitions. Read from the module's `options` argument (its
+  # `isDefined`) when the module system passes one; otherwise `fallback` decides.
+  optionDefinedAt = options: path: fallback:
+    let o = attrByPath path null options;
+    in if o != null && o ? isDefined then o.isDefined else fallback;
 
   # A module making option `from` an alias of option `to`: definitions of `from` go to `to`.
-  # Simplification: `from` has the type of `to` when that is declared, otherwise `anything`,
-  # and its definitions reach `to` merged (their priorities are not carried over one by one).
-  doRename = { from, to, visible, warn, withPriority ? true }:
-    { config, options, ... }:
+  # Simplifications against nixpkgs: `from` has the type of `to` when `options` shows it
+  # (else `anything`); its definitions reach `to` merged, so their priorities are not carried
+  # over one by one; reading `config.<from>` gives the definitions of `from`, not `to`'s value.
+  # Without `options.<from>.isDefined`, `from` counts as defined when reading it succeeds
+  # (an undefined option must then be a catchable error).
+  doRename = { from, to, visible, warn }:
+    { config, options ? { }, ... }:
     let
       toType = (attrByPath to { } options).type or types.anything;
-      defined = optionDefinedAt options from;
+      fromValue = attrByPath from (throw "The option `${showOption from}' is not defined.") config;
+      defined = optionDefinedAt options from (builtins.tryEval (builtins.seq fromValue true)).success;
     in
     {
       options = setAttrByPath from (mkOption {
@@ -927,7 +1134,7 @@ let
           warnings = optional (warn && defined)
             "The option `${showOption from}' has been renamed to `${showOption to}'.";
         })
-        (setAttrByPath to (mkIf defined (getAttrFromPath from config)))
+        (setAttrByPath to (mkIf defined fromValue))
       ];
     };
   # A module making option `from` a visible alias of `to`, without warning.
@@ -937,25 +1144,56 @@ let
   # mkRenamedOptionModule taking `{ sinceRelease; from; to; }` (the release only decides the warning in nixpkgs).
   mkRenamedOptionModuleWith = { sinceRelease, from, to }:
     doRename { inherit from to; visible = false; warn = trivial.isInOldestRelease sinceRelease; };
-  # A module declaring `optionName` removed: defining it fails an assertion with the instructions.
+  # A module declaring `optionName` removed: reading it throws, defining it fails an assertion
+  # with the instructions (the assertion needs `options.<name>.isDefined`; without it, it holds).
   mkRemovedOptionModule = optionName: replacementInstructions:
-    { options, ... }:
+    { options ? { }, ... }:
     {
       options = setAttrByPath optionName (mkOption {
         visible = false;
         apply = x: throw "The option `${showOption optionName}' can no longer be used since it's been removed. ${replacementInstructions}";
       });
       config.assertions = [{
-        assertion = !(optionDefinedAt options optionName);
+        assertion = !(optionDefinedAt options optionName false);
         message = "The option definition `${showOption optionName}' no longer has any effect; please remove it.\n${replacementInstructions}";
       }];
     };
 
+  # `content` if the assertion holds; otherwise evaluating it throws "Failed assertion: MESSAGE".
+  mkAssert = assertion: message: content:
+    mkIf (if assertion then true else throw "\nFailed assertion: ${message}") content;
+  # A module turning the options `from` (a list of paths) into option `to`, which `mergeFn config`
+  # defines whenever one of them is set. Each old option defaults to a marker string, so this
+  # needs nothing from the module system beyond defaults.
+  mkMergedOptionModule = from: to: mergeFn:
+    { config, options ? { }, ... }:
+    let
+      marker = "_mkMergedOptionModule";
+      isSet = f: attrByPath f marker config != marker;
+    in
+    {
+      options = foldl' recursiveUpdate { } (map (path: setAttrByPath path (mkOption {
+        visible = false;
+        default = marker;
+      })) from);
+      config = mkMerge [
+        (optionalAttrs (options ? warnings) {
+          warnings = map (f: "The option `${showOption f}' has been changed to `${showOption to}' that has a different type. Please read `${showOption to}' documentation and update your configuration accordingly.")
+            (filter isSet from);
+        })
+        (setAttrByPath to (mkMerge (optional (any isSet from) (mergeFn config))))
+      ];
+    };
+  # mkMergedOptionModule for a single option `from`, converted by `changeFn config`.
+  mkChangedOptionModule = from: to: changeFn: mkMergedOptionModule [ from ] to changeFn;
+
   modules = {
     inherit mkIf mkMerge mkOverride defaultOverridePriority mkOptionDefault mkDefault
       mkImageMediaOverride mkForce mkVMOverride mkOrder defaultOrderPriority mkBefore mkAfter
-      mkFixStrictness mkAliasAndWrapDefinitions mkAliasDefinitions doRename
+      mkFixStrictness mkAliasAndWrapDefinitions mkAliasDefinitions doRename mkDefinition
+      setDefaultModuleLocation mkDerivedConfig mkAssert mkMergedOptionModule mkChangedOptionModule
       mkAliasOptionModule mkRenamedOptionModule mkRemovedOptionModule mkRenamedOptionModuleWith;
+    # Deprecated alias of defaultOverridePriority.
     defaultPriority = defaultOverridePriority;
     # Deprecated alias of mkAliasOptionModule.
     mkAliasOptionModuleMD = mkAliasOptionModule;
@@ -1058,10 +1296,22 @@ let
     else if all isInt list && all (x: x == head list) list then head list
     else throw "Cannot merge definitions of `${showOption loc}'. Definition values:${showFilesIn defs}";
 
+  # The file name of definitions whose module is unknown.
+  unknownModule = "<unknown-file>";
+  # "OPTION, with values defined in:" and the definition files, one per line.
+  showOptionWithDefLocs = opt: "${showOption opt.loc}, with values defined in:\n${concatMapStringsSep "\n" (defFile: "  - ${defFile}") opt.files}\n";
+  # An option value made printable: derivations become a stub naming them, `_args` dropped.
+  scrubOptionValue = x:
+    if isDerivation x then { type = "derivation"; drvPath = x.name; outPath = x.name; name = x.name; }
+    else if isList x then map scrubOptionValue x
+    else if isAttrs x then builtins.mapAttrs (n: v: scrubOptionValue v) (removeAttrs x [ "_args" ])
+    else x;
+
   options = {
     inherit mkOption mkEnableOption mkPackageOption mkSinkUndeclaredOptions isOption
       literalExpression literalMD literalCode mdDoc showOption getValues getFiles mergeEqualOption showFiles
-      mergeUniqueOption mergeOneOption mergeDefaultOption;
+      mergeUniqueOption mergeOneOption mergeDefaultOption unknownModule showOptionWithDefLocs
+      scrubOptionValue;
     # Deprecated alias of literalExpression.
     literalExample = literalExpression;
     # Deprecated alias of mkPackageOption.
@@ -1129,9 +1379,13 @@ let
           let
             str = toString x;
             isAbsolute = substring 0 1 str == "/";
-            isInStore = hasPrefix "/nix/store/" str && stringLength str > 11;
+            # As nixpkgs, a relative string is taken from the root for the store test.
+            rooted = if isAbsolute then str else "/" + str;
+            isInStore = hasPrefix "/nix/store/" rooted && stringLength rooted > 11;
+            # Outside the store only strings: a path value would be copied into it later.
+            isExpectedType = if inStore == null || inStore then isStringLike x else isString x;
           in
-          isStringLike x
+          isExpectedType
           && (inStore == null || inStore == isInStore)
           && (absolute == null || absolute == isAbsolute);
         inherit inStore absolute;
@@ -1278,6 +1532,23 @@ let
     path = pathWith { absolute = true; };
     # A path in the Nix store.
     pathInStore = pathWith { inStore = true; };
+    # An absolute path outside the Nix store, given as a string (for secrets and the like).
+    externalPath = pathWith { absolute = true; inStore = false; };
+    # A value made by nixpkgs' `mkLuaInline`.
+    luaInline = mkOptionType {
+      name = "luaInline";
+      description = "inline lua";
+      descriptionClass = "noun";
+      check = x: x._type or null == "lua-inline";
+    };
+    # A set with exactly one attribute, named after one of the tags (each tag an option).
+    attrTag = tags: mkOptionType {
+      name = "attrTag";
+      description = "attribute-tagged union with choices: ${concatMapStringsSep ", " escapeNixIdentifier (attrNames tags)}";
+      descriptionClass = "noun";
+      check = v: isAttrs v && length (attrNames v) == 1 && tags ? ${head (attrNames v)};
+      inherit tags;
+    };
     # A list whose elements are of `elemType` (check tests the list only, like nixpkgs).
     listOf = elemType: mkOptionType {
       name = "listOf";
@@ -1406,8 +1677,74 @@ let
     optionType = mkOptionType { name = "optionType"; description = "optionType"; descriptionClass = "noun"; check = isOptionType; };
   };
 
+  fixedPoints = {
+    inherit fix fix' converge extends composeExtensions composeManyExtensions makeExtensible
+      makeExtensibleWithCustomName toExtension;
+  };
+
+  # ---------------------------------------------------------------- debug
+
+  # Traces `msg` when `pred` holds, then returns `x`.
+  traceIf = pred: msg: x: if pred then builtins.trace msg x else x;
+  # Traces the value itself and returns it.
+  traceVal = x: builtins.trace x x;
+  # Traces `f x` and returns `x`.
+  traceValFn = f: x: builtins.trace (f x) x;
+  # Traces `x` fully evaluated, then returns `y`.
+  traceSeq = x: y: builtins.trace (builtins.deepSeq x x) y;
+  # Traces the value fully evaluated and returns it.
+  traceValSeq = x: traceSeq x x;
+  # Traces `f x` fully evaluated and returns `x`.
+  traceValSeqFn = f: x: traceValFn f (builtins.deepSeq x x);
+  debug = { inherit traceIf traceVal traceValFn traceSeq traceValSeq traceValSeqFn; };
+
+  # ---------------------------------------------------------------- stringsWithDeps
+
+  # The texts of `arg` (entries, or names looked up in `predefined`), each after its `deps`,
+  # every named entry once.
+  textClosureList = predefined: arg:
+    let
+      go = done: todo:
+        if todo == [ ] then { result = [ ]; inherit done; }
+        else
+          let entry = head todo; in
+          if isAttrs entry then
+            let
+              before = go done entry.deps;
+              after = go before.done (tail todo);
+            in
+            { result = before.result ++ [ entry.text ] ++ after.result; done = after.done; }
+          else if done ? ${entry} then go done (tail todo)
+          else go (done // { ${entry} = 1; }) ([ predefined.${entry} ] ++ tail todo);
+    in
+    (go { } arg).result;
+  # textClosureList of the names, each text mapped by `f`, joined by newlines.
+  textClosureMap = f: predefined: names: concatStringsSep "\n" (map f (textClosureList predefined names));
+  # An entry without dependencies.
+  noDepEntry = text: { inherit text; deps = [ ]; };
+  # An entry with dependencies.
+  fullDepEntry = text: deps: { inherit text deps; };
+  # An entry that only pulls in its dependencies.
+  packEntry = deps: { inherit deps; text = ""; };
+  # An entry (for activation scripts) run after `deps`.
+  stringAfter = deps: text: { inherit text deps; };
+  stringsWithDeps = { inherit textClosureList textClosureMap noDepEntry fullDepEntry packEntry stringAfter; };
+
+  # ---------------------------------------------------------------- kernel
+
+  # Kernel configuration values as nixpkgs' structured kernel config writes them.
+  kernel = {
+    yes = { tristate = "y"; optional = false; };
+    no = { tristate = "n"; optional = false; };
+    module = { tristate = "m"; optional = false; };
+    unset = { tristate = null; optional = false; };
+    freeform = x: { freeform = x; optional = false; };
+    option = x: x // { optional = true; };
+  };
+
   # ---------------------------------------------------------------- misc
 
+  # System doubles by platform, as lists of strings.
   platforms = rec {
     linux = [
       "aarch64-linux" "armv5tel-linux" "armv6l-linux" "armv7a-linux" "armv7l-linux"
@@ -1432,6 +1769,7 @@ let
     deprecated = false;
     redistributable = free;
   };
+  # A few common licenses, in nixpkgs' shape.
   licenses = {
     mit = mkLicense "mit" "MIT" "MIT License" true;
     asl20 = mkLicense "asl20" "Apache-2.0" "Apache License 2.0" true;
@@ -1449,8 +1787,10 @@ let
 
 in
 # Top level: the sub-sets' functions together, the sub-sets themselves, and a few more.
-strings // attrsets // lists // trivial // asserts // meta // options // modules // {
-  inherit strings attrsets lists trivial asserts meta options modules types versions generators
+strings // attrsets // lists // trivial // asserts // meta // options // modules // debug
+// stringsWithDeps // fixedPoints // {
+  inherit strings attrsets lists trivial asserts meta options modules types versions generators cli
+    debug stringsWithDeps kernel fixedPoints
     platforms licenses fix extends release;
   inherit (builtins) catAttrs zipAttrsWith partition groupBy sort concatMap concatLists elem
     elemAt head tail length filter map genList listToAttrs attrNames attrValues getAttr hasAttr
@@ -1460,7 +1800,10 @@ strings // attrsets // lists // trivial // asserts // meta // options // modules
   inherit mkOptionType isType setType isFunction functionArgs;
   # The two names two sub-sets share: strings' hasPrefix and lists' replicate, as in nixpkgs.
   inherit hasPrefix replicate;
-  fixedPoints = { inherit fix extends; };
+  # Placeholder hashes for fixed-output derivations (all zeros), as nixpkgs defines them.
+  fakeHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+  fakeSha256 = "0000000000000000000000000000000000000000000000000000";
+  fakeSha512 = "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000";
   version = release;
   maintainers = { };
   teams = { };
