@@ -314,7 +314,9 @@ impl Evaluator {
                         }
                     };
                     match found {
-                        Some(t) => v = self.force(&t)?,
+                        // An error without a position (from a built-in or a value made in
+                        // Rust, like a package of `pkgs`) gets the selection's.
+                        Some(t) => v = self.force(&t).map_err(|e| locate(e, pos))?,
                         None => {
                             return match default {
                                 Some(d) => self.eval(d, env),
@@ -960,6 +962,16 @@ fn missing_attr(name: &str, v: &Value) -> String {
         }
         _ => format!("attribute '{name}' missing"),
     }
+}
+
+/// `e` at `pos` if it has no position of its own.
+fn locate(e: EvalError, pos: &Pos) -> EvalError {
+    if e.line != 0 {
+        return e;
+    }
+    let mut located = pos.err(e.message);
+    located.kind = e.kind;
+    located
 }
 
 /// An "infinite recursion" found while forcing a thunk gets the position of its expression.

@@ -189,16 +189,11 @@ fn an_unknown_option_in_a_configuration_points_to_ncsh_options() {
     let env = Env::new();
     let name = unique_name("opt");
     env.track(&name);
-    let out = env.run(&[
-        "create",
-        &name,
-        "--config",
-        "nix.settings.experimental-features = [ \"flakes\" ];",
-    ]);
+    let out = env.run(&["create", &name, "--config", "frobnicate.wibble.level = 3;"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("the option ‘nix.settings.experimental-features’ does not exist (ncsh options PREFIX lists the options there are)"),
+        err.contains("the option ‘frobnicate.wibble.level’ does not exist (ncsh options PREFIX lists the options there are)"),
         "{err}"
     );
     assert!(!err.contains("did you mean"), "{err}");

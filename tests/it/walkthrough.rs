@@ -323,7 +323,7 @@ fn failed_create_leaves_nothing() {
     let broken = env.prefix().join("broken.nix");
     std::fs::write(
         &broken,
-        "{ config, pkgs, ... }: { services.openssh.enable = pkgs.lib.mkForce true; }",
+        "{ config, pkgs, ... }: { services.openssh.enable = pkgs.runCommand \"x\" { } \"\"; }",
     )
     .unwrap();
     let before = env.snapshot();
