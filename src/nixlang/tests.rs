@@ -75,3 +75,49 @@ fn errors_have_positions() {
     let e = eval(&"[".repeat(100_000)).unwrap_err();
     assert!(e.contains("nested too deeply"), "{e}");
 }
+
+#[test]
+#[ignore = "timing probe: cargo test --release --lib nixlang::tests::probe -- --ignored --nocapture"]
+fn probe() {
+    let lib = include_str!("../../stdlib/nix/lib.nix");
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let parse = rnix::Root::parse(lib);
+        let p = t.elapsed();
+        drop(parse);
+        let mut ev = super::Evaluator::new();
+        let t = std::time::Instant::now();
+        let v = ev
+            .eval_text(
+                lib,
+                super::SourceMap::new(Path::new("lib"), lib, 0),
+                Path::new("/"),
+            )
+            .unwrap();
+        let c = t.elapsed();
+        let t = std::time::Instant::now();
+        if let super::Value::Attrs(a) = &v {
+            for t in a.values() {
+                let _ = ev.force(t);
+            }
+        }
+        eprintln!(
+            "parse {p:?}  parse+compile+whnf {c:?}  force top {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+#[test]
+#[ignore = "timing probe of a file: NCSH_PROBE_EXPR=FILE cargo test --release --lib nixlang::tests::probe_expr -- --ignored --nocapture"]
+fn probe_expr() {
+    let Ok(file) = std::env::var("NCSH_PROBE_EXPR") else {
+        return;
+    };
+    let text = std::fs::read_to_string(&file).unwrap();
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        let v = eval_json(&text, Path::new("/")).unwrap();
+        eprintln!("{v} in {:?}", t.elapsed());
+    }
+}
