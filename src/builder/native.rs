@@ -94,7 +94,7 @@ fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
 
 /// The module arguments every module gets: `lib`, `pkgs`, `modulesPath`.
 pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixlang::EvalError> {
-    let lib = ev.eval_text(
+    let lib = ev.eval_shipped_lazily(
         LIB,
         SourceMap::new(Path::new(LIB_NAME), LIB, 0),
         Path::new("/"),
@@ -137,10 +137,7 @@ fn file_module(
 /// The configuration a request describes (see [`ConfigSource`]), evaluated against the option
 /// modules' declarations.
 /// Also returns the files the configuration asked for (`pkgs.writeText` …).
-pub(crate) fn evaluate(
-    request: &BuildRequest,
-    declarations: &Declarations,
-) -> Result<(Plain, Written)> {
+pub fn evaluate(request: &BuildRequest, declarations: &Declarations) -> Result<(Plain, Written)> {
     let config_nix = request.root.join(CONFIGURATION_NIX);
     let mut ev = Evaluator::new();
     ev.track_positions();

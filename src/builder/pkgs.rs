@@ -342,7 +342,7 @@ pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError>
         op: &WRITE_FILE,
         args: Vec::new(),
     }));
-    let writers = ev.eval_text(
+    let writers = ev.eval_shipped(
         WRITERS,
         SourceMap::new(Path::new("<ncsh>/pkgs"), WRITERS, 0),
         Path::new("/"),

@@ -138,6 +138,8 @@ pub struct Compiler<'g> {
     base_dir: PathBuf,
     globals: &'g dyn Globals,
     scopes: Vec<Scope>,
+    /// Where the compiled text starts in `src` (a slice of it: see [`compile_in_frame`]).
+    base: u32,
 }
 
 /// Parses and compiles `text` (the contents of `src`, which may be wrapped: `src.shift`).
@@ -147,7 +149,18 @@ pub fn compile(
     base_dir: &Path,
     globals: &dyn Globals,
 ) -> Result<Rc<Expr>, EvalError> {
-    if let Some(offset) = too_deep(text) {
+    compile_checked(text, src, base_dir, globals, true)
+}
+
+/// [`compile`]; `check_depth` false skips the nesting scan, for text ncsh ships (its `lib`).
+pub fn compile_checked(
+    text: &str,
+    src: Rc<SourceMap>,
+    base_dir: &Path,
+    globals: &dyn Globals,
+    check_depth: bool,
+) -> Result<Rc<Expr>, EvalError> {
+    if check_depth && let Some(offset) = too_deep(text) {
         return Err(src.err(offset, "syntax error: expression nested too deeply"));
     }
     let parse = rnix::Root::parse(text);
@@ -162,8 +175,157 @@ pub fn compile(
         base_dir: base_dir.to_path_buf(),
         globals,
         scopes: Vec::new(),
+        base: 0,
     };
     c.expr(&expr)
+}
+
+/// Compiles the slice `text[start..end]` of `src`'s text as an expression in the scope of one
+/// frame of `names` (a `let` whose bindings are compiled one by one: see [`split_let`]).
+pub fn compile_in_frame(
+    text: &str,
+    (start, end): (usize, usize),
+    src: Rc<SourceMap>,
+    base_dir: &Path,
+    globals: &dyn Globals,
+    names: &HashMap<Str, u32>,
+) -> Result<Rc<Expr>, EvalError> {
+    let slice = &text[start..end];
+    let parse = rnix::Root::parse(slice);
+    if let Some(e) = parse.errors().first() {
+        let mut err = parse_error(&src, e, slice.len());
+        err.message = format!("{} (in a binding at byte {start})", err.message);
+        return Err(err);
+    }
+    let Some(expr) = parse.tree().expr() else {
+        return Err(src.err(start, "syntax error: a binding without a value"));
+    };
+    let mut c = Compiler {
+        src,
+        base_dir: base_dir.to_path_buf(),
+        globals,
+        scopes: vec![Scope::Frame(names.clone())],
+        base: start as u32,
+    };
+    c.expr(&expr)
+}
+
+/// One binding of a top-level `let`, found without parsing: a name and where its value is, or
+/// `inherit [(FROM)] names;`.
+pub enum LetBinding {
+    Value(Str, (usize, usize)),
+    Inherit(Option<(usize, usize)>, Vec<Str>),
+}
+
+/// Splits a text of the form `let BINDINGS in BODY` into its bindings (plain names only) and
+/// body, with the tokenizer alone, so that each binding can be parsed when it is first used.
+/// `None` when the text is not of that simple form (then it is compiled whole).
+pub fn split_let(text: &str) -> Option<(Vec<LetBinding>, (usize, usize))> {
+    use SyntaxKind::*;
+    let mut toks: Vec<(SyntaxKind, usize, usize)> = Vec::new();
+    let mut off = 0;
+    for (k, t) in rnix::tokenize(text) {
+        if !k.is_trivia() {
+            toks.push((k, off, off + t.len()));
+        }
+        off += t.len();
+    }
+    let mut i = 0;
+    if toks.first()?.0 != TOKEN_LET {
+        return None;
+    }
+    i += 1;
+    let mut bindings = Vec::new();
+    // The end of a value: the `;` that closes it, skipping nested brackets, interpolations,
+    // `let … in`, and the `;` of `with …;` and `assert …;`.
+    let value_end = |mut j: usize| -> Option<usize> {
+        let mut stack: Vec<SyntaxKind> = Vec::new();
+        while j < toks.len() {
+            let k = toks[j].0;
+            match k {
+                TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START
+                | TOKEN_LET | TOKEN_WITH | TOKEN_ASSERT => stack.push(k),
+                TOKEN_R_BRACE | TOKEN_R_BRACK | TOKEN_R_PAREN | TOKEN_INTERPOL_END => {
+                    let open = stack.pop()?;
+                    let ok = matches!(
+                        (open, k),
+                        (TOKEN_L_BRACE, TOKEN_R_BRACE)
+                            | (TOKEN_L_BRACK, TOKEN_R_BRACK)
+                            | (TOKEN_L_PAREN, TOKEN_R_PAREN)
+                            | (TOKEN_INTERPOL_START, TOKEN_INTERPOL_END)
+                    );
+                    if !ok {
+                        return None;
+                    }
+                }
+                // `in` closes the innermost `let`, and nothing else.
+                TOKEN_IN => stack.pop().filter(|k| *k == TOKEN_LET).map(|_| ())?,
+                TOKEN_SEMICOLON => match stack.last() {
+                    None => return Some(j),
+                    Some(TOKEN_WITH | TOKEN_ASSERT) => {
+                        stack.pop();
+                    }
+                    Some(_) => {}
+                },
+                _ => {}
+            }
+            j += 1;
+        }
+        None
+    };
+    loop {
+        let (k, start, _) = *toks.get(i)?;
+        match k {
+            TOKEN_IN => {
+                let body = (toks.get(i + 1)?.1, text.len());
+                return Some((bindings, body));
+            }
+            TOKEN_INHERIT => {
+                i += 1;
+                let mut from = None;
+                if toks.get(i)?.0 == TOKEN_L_PAREN {
+                    let mut depth = 0;
+                    let open = i;
+                    while i < toks.len() {
+                        match toks[i].0 {
+                            TOKEN_L_PAREN => depth += 1,
+                            TOKEN_R_PAREN => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                        i += 1;
+                    }
+                    from = Some((toks.get(open + 1)?.1, toks.get(i)?.1));
+                    i += 1;
+                }
+                let mut names = Vec::new();
+                while toks.get(i)?.0 == TOKEN_IDENT {
+                    names.push(Str::from(&text[toks[i].1..toks[i].2]));
+                    i += 1;
+                }
+                if toks.get(i)?.0 != TOKEN_SEMICOLON {
+                    return None;
+                }
+                i += 1;
+                bindings.push(LetBinding::Inherit(from, names));
+            }
+            TOKEN_IDENT => {
+                if toks.get(i + 1)?.0 != TOKEN_ASSIGN {
+                    return None;
+                }
+                let name = Str::from(&text[start..toks[i].2]);
+                let value_start = toks.get(i + 2)?.1;
+                let end = value_end(i + 2)?;
+                bindings.push(LetBinding::Value(name, (value_start, toks[end].1)));
+                i = end + 1;
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// The byte offset where `text` nests deeper than [`MAX_PARSE_DEPTH`], if it does: a lenient
@@ -347,7 +509,7 @@ impl Compiler<'_> {
     fn pos(&self, node: &SyntaxNode) -> Pos {
         Pos {
             src: self.src.clone(),
-            offset: u32::from(node.text_range().start()),
+            offset: self.base + u32::from(node.text_range().start()),
         }
     }
 
@@ -768,12 +930,13 @@ impl Compiler<'_> {
     /// first appearance; `inherit`ed names included.
     fn top_names(&self, entries: &[ast::Entry]) -> Vec<(Str, SyntaxNode)> {
         let mut out: Vec<(Str, SyntaxNode)> = Vec::new();
+        let mut seen: std::collections::HashSet<Str> = std::collections::HashSet::new();
         for entry in entries {
             match entry {
                 ast::Entry::AttrpathValue(av) => {
                     if let Some(first) = av.attrpath().and_then(|p| p.attrs().next())
                         && let Some(n) = static_name(&first)
-                        && !out.iter().any(|(m, _)| *m == n)
+                        && seen.insert(n.clone())
                     {
                         out.push((n, av.syntax().clone()));
                     }
@@ -781,7 +944,7 @@ impl Compiler<'_> {
                 ast::Entry::Inherit(i) => {
                     for a in i.attrs() {
                         if let Some(n) = static_name(&a)
-                            && !out.iter().any(|(m, _)| *m == n)
+                            && seen.insert(n.clone())
                         {
                             out.push((n, a.syntax().clone()));
                         }
@@ -967,8 +1130,11 @@ impl Compiler<'_> {
                 Ok(())
             }
             Key::Static(name) => {
+                // `positions` has every static name: a new one needs no search.
                 if !def.positions.contains_key(name) {
                     def.positions.insert(name.clone(), self.pos(node));
+                    def.statics.push((name.clone(), value));
+                    return Ok(());
                 }
                 let existing = def.statics.iter_mut().find(|(n, _)| n == name);
                 match existing {

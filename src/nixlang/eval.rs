@@ -112,6 +112,98 @@ impl Evaluator {
         self.eval(&expr, &frame(Vec::new(), None))
     }
 
+    /// [`Evaluator::eval_text`] of text ncsh ships (its `lib`), without the nesting scan that
+    /// protects the parser from hostile input.
+    pub fn eval_shipped(
+        &mut self,
+        text: &str,
+        src: SourceMap,
+        base_dir: &Path,
+    ) -> Result<Value, EvalError> {
+        let expr = compile::compile_checked(text, Rc::new(src), base_dir, &self.globals, false)?;
+        self.eval(&expr, &frame(Vec::new(), None))
+    }
+
+    /// [`Evaluator::eval_shipped`] of a `let … in …` text whose bindings are parsed and
+    /// compiled only when first used (ncsh's `lib` is large; a configuration uses a little of
+    /// it). Falls back to compiling it whole when the text is not of that simple form.
+    pub fn eval_shipped_lazily(
+        &mut self,
+        text: &str,
+        src: SourceMap,
+        base_dir: &Path,
+    ) -> Result<Value, EvalError> {
+        let Some((bindings, body)) = compile::split_let(text) else {
+            return self.eval_shipped(text, src, base_dir);
+        };
+        let text: Rc<str> = text.into();
+        let src = Rc::new(src);
+        let base_dir: Rc<Path> = base_dir.into();
+        let mut names: HashMap<Str, u32> = HashMap::new();
+        let mut order = Vec::new();
+        for b in &bindings {
+            let new: Vec<Str> = match b {
+                compile::LetBinding::Value(n, _) => vec![n.clone()],
+                compile::LetBinding::Inherit(_, ns) => ns.clone(),
+            };
+            for n in new {
+                if names.insert(n.clone(), order.len() as u32).is_some() {
+                    return self.eval_shipped(&text, (*src).clone(), &base_dir);
+                }
+                order.push(n);
+            }
+        }
+        let names = Rc::new(names);
+        let env = frame(Vec::new(), None);
+        // Compiles a span in the frame and evaluates it there, when forced.
+        let lazy = |span: (usize, usize), env: &Env| {
+            let (text, src, dir, names, env) = (
+                text.clone(),
+                src.clone(),
+                base_dir.clone(),
+                names.clone(),
+                env.clone(),
+            );
+            Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                let expr = compile::compile_in_frame(&text, span, src, &dir, &ev.globals, &names)?;
+                ev.eval(&expr, &env)
+            }))
+        };
+        let mut slots = Vec::with_capacity(order.len());
+        for b in &bindings {
+            match b {
+                compile::LetBinding::Value(_, span) => slots.push(lazy(*span, &env)),
+                compile::LetBinding::Inherit(from, ns) => {
+                    let from = from.map(|span| lazy(span, &env));
+                    for n in ns {
+                        let (from, n, globals_value) =
+                            (from.clone(), n.clone(), self.globals.get(n).cloned());
+                        slots.push(Thunk::native(Box::new(
+                            move |ev: &mut Evaluator| match &from {
+                                Some(f) => {
+                                    let set = ev.force_attrs(f)?;
+                                    match set.get(&n) {
+                                        Some(t) => ev.force(t),
+                                        None => {
+                                            Err(err_at(None, format!("attribute '{n}' missing")))
+                                        }
+                                    }
+                                }
+                                None => globals_value.ok_or_else(|| {
+                                    err_at(None, format!("undefined variable '{n}'"))
+                                }),
+                            },
+                        )));
+                    }
+                }
+            }
+        }
+        *env.slots.borrow_mut() = slots;
+        let body =
+            compile::compile_in_frame(&text, body, src.clone(), &base_dir, &self.globals, &names)?;
+        self.eval(&body, &env)
+    }
+
     /// `import path`: the file's value, evaluated once per file.
     pub fn import(&mut self, path: &Path, pos: Option<&Pos>) -> Result<Value, EvalError> {
         let mut target = canon_path(path);

@@ -3,9 +3,11 @@
 //!
 //! The configuration is a 300-line module with imports, `let`, `with`, `mkIf` and five services
 //! (sshd, nginx, Redis, PostgreSQL, Apache) plus users and units of its own:
-//! - eval: ncsh's evaluator (in this process) against `nix-instantiate --eval --strict` of
-//!   the same expression (the module files applied to `lib` and a stub `config`/`pkgs`, forced
-//!   deeply), and against `nix-instantiate --eval` of `1` (Nix's start-up alone);
+//! - eval: ncsh's evaluation of the configuration in this process (`lib`, the modules
+//!   collected, merged and type-checked against the option modules' declarations, forced to
+//!   plain data) against `nix-instantiate --eval --strict` of the same module files applied to
+//!   the same `lib` and a stub `config`/`pkgs` and forced deeply (less work: no merging), and
+//!   against `nix-instantiate --eval` of `1` (Nix's start-up alone);
 //! - create: `ncsh create NAME --config-file main.nix` (evaluation, type checks, realizing the
 //!   options, writing the root) until it returns, with `/bin/true` as the spawn floor.
 #![allow(clippy::unwrap_used)]
@@ -157,12 +159,23 @@ fn main() {
         cmd
     };
     let rounds = 21;
+    let declarations = {
+        use ncsh::builder::native::OptionModules;
+        ncsh::engine::nixos::RhaiModules::default()
+            .declarations()
+            .unwrap()
+    };
+    let request = ncsh::builder::BuildRequest::new(
+        "demo",
+        std::path::PathBuf::from("/nonexistent/demo"),
+        ncsh::container::ConfigSource::File(dir.path().join("main.nix")),
+    );
     let (mut ours, mut theirs, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let t = Instant::now();
-        let v = ncsh::nixlang::eval_json(&expr, dir.path()).unwrap();
+        let (config, _) = ncsh::builder::native::evaluate(&request, &declarations).unwrap();
         ours.push(t.elapsed().as_secs_f64());
-        assert_eq!(v, serde_json::json!(3));
+        assert!(config.to_string().contains("job29"));
         theirs.push(timed(nix(&expr)));
         floor.push(timed(nix("1")));
     }
