@@ -3,6 +3,8 @@
 //! as an [`OptionModules`] by a layer above (the engine); this module knows no Rhai.
 
 use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::rc::Rc;
 
 use super::configuration_nix::{self, PATH as CONFIGURATION_NIX};
 use super::generation::Generation;
@@ -174,4 +176,51 @@ pub fn evaluate(request: &BuildRequest, declarations: &Declarations) -> Result<(
     let evaluated =
         super::modules::evaluate(&mut ev, declarations, modules, args).map_err(eval_errors)?;
     Ok((evaluated.config, std::mem::take(&mut ev.written)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lib parsed binding by binding is the lib parsed whole: the same names, each of the
+    /// same type, and the same answers.
+    #[test]
+    fn the_lazily_parsed_lib_is_the_lib() {
+        let mut ev = Evaluator::new();
+        let src = || SourceMap::new(Path::new(LIB_NAME), LIB, 0);
+        let lazy = ev.eval_shipped_lazily(LIB, src(), Path::new("/")).unwrap();
+        let whole = ev.eval_shipped(LIB, src(), Path::new("/")).unwrap();
+        let (Value::Attrs(lazy), Value::Attrs(whole)) = (lazy, whole) else {
+            panic!("lib is a set");
+        };
+        assert!(lazy.len() > 300, "{}", lazy.len());
+        assert_eq!(
+            lazy.keys().collect::<Vec<_>>(),
+            whole.keys().collect::<Vec<_>>()
+        );
+        for (name, t) in lazy.iter() {
+            let a = ev.force(t).map(|v| v.type_of());
+            let b = ev.force(&whole[name]).map(|v| v.type_of());
+            assert_eq!(a.ok(), b.ok(), "{name}");
+        }
+        let mut with_lib = |lib: &Attrs| {
+            let mut e = Evaluator::new();
+            e.set_global("lib", Value::Attrs(Rc::new(lib.clone())));
+            let text = "lib.concatMapStringsSep \",\" lib.toUpper (lib.splitString \".\" \"a.b\") \
+                        + (lib.types.listOf (lib.types.nullOr lib.types.port)).description";
+            let v = e
+                .eval_text(
+                    text,
+                    SourceMap::new(Path::new("t"), text, 0),
+                    Path::new("/"),
+                )
+                .unwrap();
+            nixlang::json::to_serde(&mut e, &v).unwrap()
+        };
+        assert_eq!(with_lib(&lazy), with_lib(&whole));
+        assert_eq!(
+            with_lib(&lazy),
+            "A,Blist of (null or 16 bit unsigned integer; between 0 and 65535 (both inclusive))"
+        );
+    }
 }
