@@ -203,7 +203,7 @@ mod tests {
             let b = ev.force(&whole[name]).map(|v| v.type_of());
             assert_eq!(a.ok(), b.ok(), "{name}");
         }
-        let mut with_lib = |lib: &Attrs| {
+        let with_lib = |lib: &Attrs| {
             let mut e = Evaluator::new();
             e.set_global("lib", Value::Attrs(Rc::new(lib.clone())));
             let text = "lib.concatMapStringsSep \",\" lib.toUpper (lib.splitString \".\" \"a.b\") \
