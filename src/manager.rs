@@ -534,7 +534,7 @@ mod tests {
     }
     use crate::builder::generation::{ManagedFile, Unit};
     use crate::builder::native::{NativeBuilder, OptionModules};
-    use crate::builder::options::{Declarations, OptType, OptionDecl};
+    use crate::builder::options::Declarations;
     use crate::builder::plain::Value;
     use crate::host::fake::{FakeDriver, Log};
 
@@ -544,16 +544,7 @@ mod tests {
 
     impl OptionModules for Modules {
         fn declarations(&self) -> Result<Declarations> {
-            let mut d = Declarations::default();
-            d.add(OptionDecl {
-                path: vec!["<name>".into()],
-                ty: OptType::Any,
-                default: Value::Null,
-                description: String::new(),
-                module: "test".into(),
-            })
-            .map_err(Error::Build)?;
-            Ok(d)
+            Ok(Declarations::accepting_anything())
         }
 
         fn realize(&self, _name: &str, config: &Value) -> Result<Generation> {

@@ -8,7 +8,7 @@ use rhai::{Array, Dynamic};
 use crate::builder::Builder;
 use crate::builder::generation::Generation;
 use crate::builder::native::{NativeBuilder, OptionModules};
-use crate::builder::options::{Declarations, OptType, OptionDecl};
+use crate::builder::options::Declarations;
 use crate::builder::plain::Value;
 use crate::container::Paths;
 use crate::error::Result;
@@ -21,16 +21,7 @@ struct NoModules;
 impl OptionModules for NoModules {
     /// Any option (a top-level `<name>` of any type).
     fn declarations(&self) -> Result<Declarations> {
-        let mut d = Declarations::default();
-        d.add(OptionDecl {
-            path: vec!["<name>".into()],
-            ty: OptType::Any,
-            default: Value::Null,
-            description: String::new(),
-            module: "test".into(),
-        })
-        .map_err(crate::error::Error::Build)?;
-        Ok(d)
+        Ok(Declarations::accepting_anything())
     }
 
     fn realize(&self, _name: &str, _config: &Value) -> Result<Generation> {

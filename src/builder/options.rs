@@ -378,6 +378,24 @@ impl Declarations {
 }
 
 #[cfg(test)]
+impl Declarations {
+    /// An option of any type at every top-level name: for tests of the layers above the
+    /// builder, with option modules of their own.
+    pub fn accepting_anything() -> Declarations {
+        Declarations {
+            options: vec![OptionDecl {
+                path: vec!["<name>".into()],
+                ty: OptType::Any,
+                default: Value::Null,
+                description: String::new(),
+                module: "test".into(),
+            }],
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;

@@ -842,21 +842,7 @@ impl Evaluator {
             (Float(x), Float(y)) => x == y,
             (String(x), String(y)) => x == y,
             (Path(x), Path(y)) => x == y,
-            (List(x), List(y)) => {
-                if x.len() != y.len() {
-                    return Ok(false);
-                }
-                for (p, q) in x.iter().zip(y.iter()) {
-                    if p.ptr_eq(q) {
-                        continue;
-                    }
-                    let (p, q) = (self.force(p)?, self.force(q)?);
-                    if !self.equal(&p, &q)? {
-                        return Ok(false);
-                    }
-                }
-                true
-            }
+            (List(x), List(y)) => x.len() == y.len() && self.all_equal(x.iter().zip(y.iter()))?,
             (Attrs(x), Attrs(y)) => {
                 if Rc::ptr_eq(x, y) {
                     return Ok(true);
@@ -868,22 +854,30 @@ impl Evaluator {
                         return self.equal(&p, &q);
                     }
                 }
-                if x.len() != y.len() || !x.keys().eq(y.keys()) {
-                    return Ok(false);
-                }
-                for (p, q) in x.values().zip(y.values()) {
-                    if p.ptr_eq(q) {
-                        continue;
-                    }
-                    let (p, q) = (self.force(p)?, self.force(q)?);
-                    if !self.equal(&p, &q)? {
-                        return Ok(false);
-                    }
-                }
-                true
+                x.len() == y.len()
+                    && x.keys().eq(y.keys())
+                    && self.all_equal(x.values().zip(y.values()))?
             }
             _ => false,
         })
+    }
+
+    /// Are the values of each pair equal? (The same thunk is equal to itself unforced, as
+    /// in Nix.)
+    fn all_equal<'a>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'a Thunk, &'a Thunk)>,
+    ) -> Result<bool, EvalError> {
+        for (p, q) in pairs {
+            if p.ptr_eq(q) {
+                continue;
+            }
+            let (p, q) = (self.force(p)?, self.force(q)?);
+            if !self.equal(&p, &q)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     pub(crate) fn is_derivation(&mut self, a: &Attrs) -> Result<bool, EvalError> {

@@ -1054,14 +1054,15 @@ fn merge(
     }
 }
 
-fn merge_attrs(
+/// The definitions of sets, split by attribute name (properties unwrapped, positions kept),
+/// and those that are not sets.
+#[allow(clippy::type_complexity)]
+fn group_by_name(
     ev: &mut Evaluator,
     defs: Vec<Def>,
-    path: &[Str],
-    system: &Rc<System>,
-    elem: &Ty,
-) -> Result<Value, EvalError> {
-    let mut by_key: BTreeMap<Str, Vec<Def>> = BTreeMap::new();
+) -> Result<(BTreeMap<Str, Vec<Def>>, Vec<(Def, Value)>), EvalError> {
+    let mut by_name: BTreeMap<Str, Vec<Def>> = BTreeMap::new();
+    let mut not_sets = Vec::new();
     for d in defs {
         let mut parts = Vec::new();
         unwrap_properties(ev, d, &mut parts)?;
@@ -1070,22 +1071,34 @@ fn merge_attrs(
                 Value::Attrs(a) => {
                     for (k, v) in a.iter() {
                         let pos = ev.attr_pos(&a, k);
-                        by_key.entry(k.clone()).or_default().push(Def {
+                        by_name.entry(k.clone()).or_default().push(Def {
                             value: v.clone(),
                             pos: pos.or(d.pos.clone()),
                             ..d.clone()
                         });
                     }
                 }
-                other => {
-                    return Err(d.error(format!(
-                        "the option ‘{}’ has a wrong type: expected a set, found {}",
-                        dotted(path),
-                        other.describe()
-                    )));
-                }
+                other => not_sets.push((d, other)),
             }
         }
+    }
+    Ok((by_name, not_sets))
+}
+
+fn merge_attrs(
+    ev: &mut Evaluator,
+    defs: Vec<Def>,
+    path: &[Str],
+    system: &Rc<System>,
+    elem: &Ty,
+) -> Result<Value, EvalError> {
+    let (by_key, not_sets) = group_by_name(ev, defs)?;
+    if let Some((d, other)) = not_sets.first() {
+        return Err(d.error(format!(
+            "the option ‘{}’ has a wrong type: expected a set, found {}",
+            dotted(path),
+            other.describe()
+        )));
     }
     let mut out = Attrs::new();
     for (k, defs) in by_key {
@@ -1174,33 +1187,17 @@ fn check_node(
     let Node::Set { children, any } = node else {
         return Ok(());
     };
-    let mut by_key: BTreeMap<Str, Vec<Def>> = BTreeMap::new();
-    for d in defs {
-        let mut parts = Vec::new();
-        unwrap_properties(ev, d, &mut parts)?;
-        for d in parts {
-            match ev.force(&d.value)? {
-                Value::Attrs(a) => {
-                    for (k, v) in a.iter() {
-                        let pos = ev.attr_pos(&a, k);
-                        by_key.entry(k.clone()).or_default().push(Def {
-                            value: v.clone(),
-                            pos: pos.or(d.pos.clone()),
-                            ..d.clone()
-                        });
-                    }
-                }
-                other => errors.push(d.error(format!(
-                    "‘{}’ is defined as {}, but it is a set of options",
-                    if path.is_empty() {
-                        "the configuration".to_string()
-                    } else {
-                        dotted(path)
-                    },
-                    other.describe()
-                ))),
-            }
-        }
+    let (by_key, not_sets) = group_by_name(ev, defs)?;
+    for (d, other) in not_sets {
+        let what = if path.is_empty() {
+            "the configuration".to_string()
+        } else {
+            dotted(path)
+        };
+        errors.push(d.error(format!(
+            "‘{what}’ is defined as {}, but it is a set of options",
+            other.describe()
+        )));
     }
     for (k, defs) in by_key {
         let child = children.get(&k).or(any.as_ref());
