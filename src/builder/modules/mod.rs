@@ -99,13 +99,36 @@ impl Ty {
 
 /// What an option is.
 struct OptDecl {
-    ty: Ty,
+    ty: LazyTy,
     /// Rhai options: the declared type, checked on the final value.
     rhai: Option<OptType>,
     default: Option<Thunk>,
     apply: Option<Value>,
     /// A user's option (not handed to the Rhai modules).
     user: bool,
+}
+
+/// An option's type: known (Rhai's), or a `lib.types` value read when the option is first
+/// merged (a type may depend on other declarations, as `mkAliasOptionModule`'s does).
+enum LazyTy {
+    Ready(Ty),
+    Nix(Thunk, std::cell::OnceCell<Ty>),
+}
+
+impl LazyTy {
+    fn get(&self, ev: &mut Evaluator) -> Result<Ty, EvalError> {
+        match self {
+            LazyTy::Ready(t) => Ok(t.clone()),
+            LazyTy::Nix(thunk, cell) => {
+                if let Some(t) = cell.get() {
+                    return Ok(t.clone());
+                }
+                let t = ty_of(ev, thunk)?;
+                let _ = cell.set(t.clone());
+                Ok(t)
+            }
+        }
+    }
 }
 
 enum Node {
@@ -163,7 +186,7 @@ pub fn evaluate(
             Some(Thunk::value(from_plain(&decl.default)))
         };
         let d = OptDecl {
-            ty: Ty::from_rhai(&decl.ty),
+            ty: LazyTy::Ready(Ty::from_rhai(&decl.ty)),
             rhai: Some(decl.ty.clone()),
             default: default.or_else(|| Some(Thunk::value(Value::Null))),
             apply: None,
@@ -176,7 +199,7 @@ pub fn evaluate(
         &mut root,
         &["_module".into(), "args".into()],
         Rc::new(OptDecl {
-            ty: Ty::AttrsOf(Box::new(Ty::Raw("raw".into()))),
+            ty: LazyTy::Ready(Ty::AttrsOf(Box::new(Ty::Raw("raw".into())))),
             rhai: None,
             default: Some(Thunk::value(Value::attrs(Attrs::new()))),
             apply: None,
@@ -267,25 +290,26 @@ fn build_system(
             "submodules nested too deeply",
         ));
     }
-    // `config` is this system's merged result, made when first used (after collection).
+    // `config` and `options` are this system's, made when first used (after collection).
     let cell: Rc<std::cell::OnceCell<Rc<System>>> = Rc::new(std::cell::OnceCell::new());
-    let config = {
+    let from_system = |what: &'static str, f: NodeFn| {
         let cell = cell.clone();
         Thunk::native(Box::new(move |ev: &mut Evaluator| {
             let system = cell.get().cloned().ok_or_else(|| {
                 EvalError::at(
                     &Location::new("<modules>", 0, 0),
-                    "config used while modules are collected (in 'imports'?)",
+                    format!("{what} used while modules are collected (in 'imports'?)"),
                 )
             })?;
             let root = system.root.clone();
-            node_value(ev, &system, &root, &[])
+            f(ev, &system, &root, &[])
         }))
     };
+    let config = from_system("config", node_value);
+    let options = from_system("options", options_value);
     let mut args = args;
     args.insert("config".into(), config.clone());
-    args.entry("options".into())
-        .or_insert_with(|| Thunk::value(Value::attrs(Attrs::new())));
+    args.insert("options".into(), options);
     let args = Rc::new(args);
 
     let mut modules = Vec::new();
@@ -469,8 +493,8 @@ fn declare_user_options(
     if is_type(ev, &set, "option")? {
         let get = |k: &str| set.get(k).cloned();
         let ty = match get("type") {
-            Some(t) => ty_of(ev, &t)?,
-            None => Ty::Anything,
+            Some(t) => LazyTy::Nix(t, std::cell::OnceCell::new()),
+            None => LazyTy::Ready(Ty::Anything),
         };
         let apply = match get("apply") {
             Some(a) => Some(ev.force(&a)?),
@@ -787,6 +811,54 @@ fn node_value(
     }
 }
 
+/// What makes a value of a node of the declarations (`config`, `options`).
+type NodeFn = fn(&mut Evaluator, &Rc<System>, &Rc<Node>, &[Str]) -> Result<Value, EvalError>;
+
+/// The `options` module argument: the declared options as a tree of sets, each option a set
+/// `{ _type = "option"; isDefined; value; }` (evaluated when used).
+fn options_value(
+    ev: &mut Evaluator,
+    system: &Rc<System>,
+    node: &Rc<Node>,
+    path: &[Str],
+) -> Result<Value, EvalError> {
+    let _ = ev;
+    let mut out = Attrs::new();
+    match &**node {
+        Node::Opt(decl) => {
+            out.insert("_type".into(), Value::string("option").into());
+            let (s, p) = (system.clone(), path.to_vec());
+            out.insert(
+                "isDefined".into(),
+                Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                    let defs = defs_at(ev, &s, &p)?;
+                    Ok(Value::Bool(!discharge(ev, defs)?.is_empty()))
+                })),
+            );
+            let (s, p, d) = (system.clone(), path.to_vec(), decl.clone());
+            out.insert(
+                "value".into(),
+                Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                    option_value(ev, &s, &d, &p)
+                })),
+            );
+        }
+        Node::Set { children, .. } => {
+            for (name, child) in children {
+                let (s, c, mut p) = (system.clone(), child.clone(), path.to_vec());
+                p.push(name.clone());
+                out.insert(
+                    name.clone(),
+                    Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                        options_value(ev, &s, &c, &p)
+                    })),
+                );
+            }
+        }
+    }
+    Ok(Value::attrs(out))
+}
+
 /// Like [`discharge`] without the priority filter (for the names of `<name>` sets).
 fn discharge_keep_all(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> {
     let mut parts = Vec::new();
@@ -833,12 +905,14 @@ fn option_value(
                 if defs.is_empty() {
                     return Err(no_value(path));
                 }
-                merge(ev, &decl.ty, defs, path, system)?
+                let ty = decl.ty.get(ev)?;
+                merge(ev, &ty, defs, path, system)?
             }
             None => return Err(no_value(path)),
         }
     } else {
-        merge(ev, &decl.ty, defs, path, system)?
+        let ty = decl.ty.get(ev)?;
+        merge(ev, &ty, defs, path, system)?
     };
     match &decl.apply {
         Some(f) => ev.apply(f.clone(), Thunk::value(value), None),

@@ -365,3 +365,25 @@ fn pkgs_from_the_host() {
     )]);
     assert!(e[0].contains("pkgs.runCommand builds with Nix"), "{e:?}");
 }
+
+#[test]
+fn the_options_argument_and_renamed_options() {
+    let c = config(&[
+        (
+            "{ options, lib, ... }: { networking.hostName = \
+               if options.services.openssh.enable.isDefined then \"defined\" else \"not\"; }",
+            false,
+        ),
+        ("services.openssh.enable = true;", true),
+    ]);
+    assert_eq!(
+        get(&c, "networking.hostName"),
+        &Plain::String("defined".into())
+    );
+    let c = config(&[(
+        "{ lib, ... }: { imports = [ (lib.mkRenamedOptionModule [ \"services\" \"ssh\" \"enable\" ] \
+           [ \"services\" \"openssh\" \"enable\" ]) ]; services.ssh.enable = true; }",
+        false,
+    )]);
+    assert_eq!(get(&c, "services.openssh.enable"), &Plain::Bool(true));
+}
