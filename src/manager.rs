@@ -547,7 +547,12 @@ mod tests {
             Ok(Declarations::accepting_anything())
         }
 
-        fn realize(&self, _name: &str, config: &Value) -> Result<Generation> {
+        fn realize(
+            &self,
+            _name: &str,
+            config: &Value,
+            _store: &crate::nixlang::Written,
+        ) -> Result<Generation> {
             let mut generation = Generation::default();
             for (path, value) in config.leaves() {
                 if path == "fail" {

@@ -24,7 +24,12 @@ impl OptionModules for NoModules {
         Ok(Declarations::accepting_anything())
     }
 
-    fn realize(&self, _name: &str, _config: &Value) -> Result<Generation> {
+    fn realize(
+        &self,
+        _name: &str,
+        _config: &Value,
+        _store: &crate::nixlang::Written,
+    ) -> Result<Generation> {
         Ok(Generation::default())
     }
 }

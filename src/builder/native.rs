@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::configuration_nix::{self, PATH as CONFIGURATION_NIX};
-use super::generation::Generation;
+use super::generation::{Generation, ManagedFile};
 use super::nix::NixBuilder;
 use super::options::Declarations;
 use super::plain::Value as Plain;
@@ -21,8 +21,9 @@ use crate::nixlang::{self, Attrs, Evaluator, SourceMap, Thunk, Value, Written};
 pub trait OptionModules {
     /// The options the modules declare.
     fn declarations(&self) -> Result<Declarations>;
-    /// Realize `config` (every declared option, typed) as container `name`'s generation.
-    fn realize(&self, name: &str, config: &Plain) -> Result<Generation>;
+    /// Realize `config` (every declared option, typed) as container `name`'s generation, which
+    /// holds the files the configuration wrote (`store`: `pkgs.writeText` …) to begin with.
+    fn realize(&self, name: &str, config: &Plain, store: &Written) -> Result<Generation>;
 }
 
 pub struct NativeBuilder {
@@ -38,14 +39,7 @@ impl NativeBuilder {
     pub fn build_generation(&self, request: &BuildRequest) -> Result<Generation> {
         let declarations = self.modules.declarations()?;
         let (config, written) = evaluate(request, &declarations)?;
-        let mut generation = self.modules.realize(&request.name, &config)?;
-        for (path, (text, executable)) in written {
-            let mode = if executable { 0o555 } else { 0o444 };
-            generation
-                .files
-                .insert(path, super::generation::ManagedFile::Text { text, mode });
-        }
-        Ok(generation)
+        self.modules.realize(&request.name, &config, &written)
     }
 }
 
@@ -57,6 +51,20 @@ impl Builder for NativeBuilder {
     fn build(&self, request: &BuildRequest) -> Result<Built> {
         self.build_generation(request).map(Built::Generation)
     }
+}
+
+/// The files of `store` as files of a generation (read-only; executable where asked).
+pub fn store_files(store: &Written) -> impl Iterator<Item = (String, ManagedFile)> + '_ {
+    store.iter().map(|(path, (text, executable))| {
+        let mode = if *executable { 0o555 } else { 0o444 };
+        (
+            path.clone(),
+            ManagedFile::Text {
+                text: text.clone(),
+                mode,
+            },
+        )
+    })
 }
 
 /// The builder of this host: `NCSH_BUILDER=nix|native` if set, else Nix when `nix-env` and

@@ -343,6 +343,14 @@ impl Declarations {
         closest(scored, 3)
     }
 
+    /// The option set only a Nix host builds that `path` is in or is, by its dotted name.
+    pub fn nix_only_set(&self, path: &[String]) -> Option<String> {
+        self.nix_only
+            .iter()
+            .find(|n| path.starts_with(&n.path) || n.path.starts_with(path))
+            .map(|n| n.path.join("."))
+    }
+
     /// What the error about the unknown option `leaf` says: where to look, or that only a
     /// Nix host builds it; `None` when it asks for nothing (`enable = false` of an option set
     /// only a Nix host builds, as on NixOS).

@@ -15,7 +15,7 @@ use crate::nixlang::{Attrs, EvalError, Evaluator, Location, SourceMap, Str, Thun
 pub const NO_NIXPKGS: &str = "/nix/var/ncsh/no-nixpkgs/nixos/modules";
 
 /// nixpkgs attribute → (its main program, the Debian package that provides it).
-const KNOWN: &[(&str, &str, &str)] = &[
+pub(crate) const KNOWN: &[(&str, &str, &str)] = &[
     ("apacheHttpd", "apache2", "apache2"),
     ("bash", "bash", "bash"),
     ("bashInteractive", "bash", "bash"),

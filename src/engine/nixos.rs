@@ -24,6 +24,7 @@ use crate::builder::native::{self, OptionModules};
 use crate::builder::options::{Declarations, NixOnly, OptType, OptionDecl};
 use crate::builder::plain::Value;
 use crate::error::{Error, Result};
+use crate::nixlang::Written;
 
 /// The option modules shipped in `stdlib/nixos/`, in the order they run.
 pub const BUILTIN_MODULES: &[(&str, &str)] = &[
@@ -202,6 +203,14 @@ fn register_gen(engine: &mut Engine) {
                 Ok(())
             },
         )
+        // A file of the generation (what `pkgs.writeText` … made), else of the host.
+        .register_fn("read", |g: &mut Gen, path: &str| -> RhaiResult<String> {
+            if let Some(ManagedFile::Text { text, .. }) = g.0.borrow().generation.files.get(path) {
+                return Ok(text.clone());
+            }
+            std::fs::read_to_string(path)
+                .map_err(|e| to_rhai(Error::io(format!("reading {path}"), e)))
+        })
         .register_fn("unit", |g: &mut Gen, name: &str, text: &str| {
             g.unit(name, text, Array::new())
         })
@@ -527,10 +536,13 @@ impl OptionModules for RhaiModules {
         Ok(self.loaded()?.declarations.clone())
     }
 
-    fn realize(&self, name: &str, config: &Value) -> Result<Generation> {
+    fn realize(&self, name: &str, config: &Value, store: &Written) -> Result<Generation> {
         let loaded = self.loaded()?;
+        let mut generation = Generation::default();
+        generation.files.extend(native::store_files(store));
         let state = Gen(Rc::new(RefCell::new(GenState {
             name: name.to_string(),
+            generation,
             ..Default::default()
         })));
         let config_dyn = to_dynamic(config);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::options::{Declarations, OptType};
+use super::options::{Declarations, HOW_TO_FIND_OPTIONS, OptType};
 use super::plain::Value as Plain;
 use crate::nixlang::compile::Pos;
 use crate::nixlang::{Attrs, EvalError, Evaluator, Location, Str, Thunk, Value};
@@ -219,17 +219,23 @@ pub fn evaluate(
     let mut errors = Vec::new();
     check_unknown(ev, &system, Some(declarations), &mut errors);
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(by_place(errors));
     }
     let config = plain_config(ev, &system, &system.root, &mut Vec::new(), &mut errors);
     match config {
         Ok(config) if errors.is_empty() => Ok(Evaluated { config }),
-        Ok(_) => Err(errors),
+        Ok(_) => Err(by_place(errors)),
         Err(e) => {
             errors.push(e);
             Err(errors)
         }
     }
+}
+
+/// Errors in the order of their places (file, line, column).
+fn by_place(mut errors: Vec<EvalError>) -> Vec<EvalError> {
+    errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    errors
 }
 
 fn insert_decl(node: &mut Node, path: &[String], decl: Rc<OptDecl>) -> Result<(), EvalError> {
@@ -1238,14 +1244,17 @@ fn check_unknown(
             pos: None,
         })
         .collect();
-    if let Err(e) = check_node(
+    let mut reported = HashSet::new();
+    let checked = check_node(
         ev,
         &system.root,
         defs,
         &mut Vec::new(),
         declarations,
+        &mut reported,
         errors,
-    ) {
+    );
+    if let Err(e) = checked {
         errors.push(e);
     }
 }
@@ -1256,6 +1265,7 @@ fn check_node(
     defs: Vec<Def>,
     path: &mut Vec<Str>,
     declarations: Option<&Declarations>,
+    reported: &mut HashSet<String>,
     errors: &mut Vec<EvalError>,
 ) -> Result<(), EvalError> {
     let Node::Set { children, any } = node else {
@@ -1277,25 +1287,81 @@ fn check_node(
         let child = children.get(&k).or(any.as_ref());
         path.push(k.clone());
         match child {
-            Some(c) => check_node(ev, c, defs, path, declarations, errors)?,
+            Some(c) => check_node(ev, c, defs, path, declarations, reported, errors)?,
             None => {
                 // Name each option defined below the unknown name, as the user wrote it.
                 let mut leaves = Vec::new();
                 for d in defs {
                     defined_leaves(ev, d, &mut path.clone(), &mut leaves)?;
                 }
-                for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
-                    let leaf: Vec<String> = leaf.iter().map(|s| s.to_string()).collect();
-                    let msg = match declarations {
-                        Some(decls) => {
-                            let v = ev.force(&d.value)?;
-                            let plain = to_plain(ev, &v, &[]).unwrap_or(Plain::Null);
-                            decls.unknown_message(&leaf, &plain)
+                let strings = |p: &[Str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+                let Some(decls) = declarations else {
+                    for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
+                        errors.push(
+                            d.error(format!("the option ‘{}’ does not exist", dotted(&leaf))),
+                        );
+                    }
+                    path.pop();
+                    continue;
+                };
+                let here = strings(path);
+                let close = leaves
+                    .iter()
+                    .any(|(l, _)| !decls.suggest(&strings(l)).is_empty());
+                if let Some(set) = decls.nix_only_set(&here) {
+                    // One message for a set only Nix builds, unless all it asks is enable = false.
+                    let mut asked = None;
+                    for (leaf, d) in leaves {
+                        let v = ev.force(&d.value)?;
+                        let plain = to_plain(ev, &v, &[]).unwrap_or(Plain::Null);
+                        if let Some(msg) = decls.unknown_message(&strings(&leaf), &plain) {
+                            asked.get_or_insert((d, msg));
                         }
-                        None => Some(format!("the option ‘{}’ does not exist", leaf.join("."))),
-                    };
-                    if let Some(msg) = msg {
+                    }
+                    if let Some((d, msg)) = asked
+                        && reported.insert(set)
+                    {
                         errors.push(d.error(msg));
+                    }
+                } else if !close && !leaves.is_empty() {
+                    // Nothing close to any of it: one message for the unknown name, not one
+                    // per option below it, at the first of them.
+                    let d = leaves
+                        .iter()
+                        .map(|(_, d)| d)
+                        .min_by_key(|d| d.pos.as_ref().map_or(u32::MAX, |p| p.offset))
+                        .unwrap_or(&leaves[0].1);
+                    let service =
+                        here.len() == 2 && matches!(here[0].as_str(), "services" | "programs");
+                    let msg = if service {
+                        format!(
+                            "‘{}’ is not realized natively: no option module declares it (ncsh \
+                             options {} lists what there is); a Nix host builds it \
+                             (NCSH_BUILDER=nix)",
+                            dotted(path),
+                            here[0]
+                        )
+                    } else if leaves.len() == 1 {
+                        format!(
+                            "the option ‘{}’ does not exist ({HOW_TO_FIND_OPTIONS})",
+                            dotted(&leaves[0].0)
+                        )
+                    } else {
+                        format!(
+                            "the option ‘{}’ does not exist, nor the {} defined below it \
+                             ({HOW_TO_FIND_OPTIONS})",
+                            dotted(path),
+                            leaves.len()
+                        )
+                    };
+                    errors.push(d.error(msg));
+                } else {
+                    for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
+                        let v = ev.force(&d.value)?;
+                        let plain = to_plain(ev, &v, &[]).unwrap_or(Plain::Null);
+                        if let Some(msg) = decls.unknown_message(&strings(&leaf), &plain) {
+                            errors.push(d.error(msg));
+                        }
                     }
                 }
             }
@@ -1352,7 +1418,22 @@ fn plain_config(
     match &**node {
         Node::Opt(decl) => {
             let v = option_value(ev, system, decl, path)?;
-            let plain = to_plain(ev, &v, path)?;
+            let plain = match to_plain(ev, &v, path) {
+                Ok(p) => p,
+                // An error without a place (a package the host lacks) is at the definition.
+                Err(e) if e.line == 0 => {
+                    let defs = defs_at(ev, system, path)?;
+                    return Err(match defs.iter().rev().find_map(|d| d.pos.clone()) {
+                        Some(p) => p.err(e.message),
+                        None => e,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            let plain = match &decl.rhai {
+                Some(t) => coerce_to(t, plain),
+                None => plain,
+            };
             if let Some(t) = &decl.rhai
                 && let Err(why) = t.check(&plain)
             {
@@ -1391,6 +1472,26 @@ fn plain_config(
             }
             Ok(Plain::Attrs(out))
         }
+    }
+}
+
+/// A package (or anything with an `outPath`) where a string or path is declared is its path,
+/// as `"${pkg}"` is in Nix (`environment.etc.x.source = pkgs.writeText …;`).
+fn coerce_to(t: &OptType, v: Plain) -> Plain {
+    match (t, v) {
+        (OptType::Str | OptType::Path, Plain::Attrs(m)) if m.contains_key("outPath") => {
+            m.get("outPath").cloned().unwrap_or(Plain::Null)
+        }
+        (OptType::NullOr(inner), v) => coerce_to(inner, v),
+        (OptType::ListOf(inner), Plain::List(items)) => {
+            Plain::List(items.into_iter().map(|i| coerce_to(inner, i)).collect())
+        }
+        (OptType::AttrsOf(inner), Plain::Attrs(m)) => Plain::Attrs(
+            m.into_iter()
+                .map(|(k, v)| (k, coerce_to(inner, v)))
+                .collect(),
+        ),
+        (_, v) => v,
     }
 }
 

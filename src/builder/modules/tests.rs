@@ -33,6 +33,7 @@ fn decls() -> Declarations {
             Plain::List(vec![]),
         ),
         ("environment.etc.<name>.text", "nullOr str", Plain::Null),
+        ("environment.etc.<name>.source", "nullOr path", Plain::Null),
         (
             "systemd.services.<name>.serviceConfig",
             "attrs",
@@ -386,4 +387,57 @@ fn the_options_argument_and_renamed_options() {
         false,
     )]);
     assert_eq!(get(&c, "services.openssh.enable"), &Plain::Bool(true));
+}
+
+#[test]
+fn a_package_where_a_path_is_declared_is_its_path() {
+    let (c, ev) = eval_all(
+        &[(
+            "environment.etc.a.source = pkgs.writeText \"a\" \"x\";",
+            true,
+        )],
+        Path::new("/"),
+    )
+    .unwrap();
+    let Plain::String(p) = get(&c, "environment.etc.a.source") else {
+        panic!()
+    };
+    assert!(p.starts_with("/nix/store/") && p.ends_with("-a"), "{p}");
+    assert_eq!(ev.written[p.as_str()].0, "x");
+}
+
+#[test]
+fn messages_for_what_ncsh_does_not_have() {
+    // A service no module declares: one message for it, not one per option.
+    let e = errors(&[(
+        "services.gitea.enable = true;\nservices.gitea.appName = \"x\";\nservices.gitea.settings.a = 1;",
+        true,
+    )]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("m0.nix:1:1: ‘services.gitea’ is not realized natively")
+            && e[0].contains("a Nix host builds it"),
+        "{e:?}"
+    );
+    // Several mistakes come in the order of their lines.
+    let e = errors(&[(
+        "users.users.a.uid = \"x\";\nservices.openssh.enable = 1;\nnetworking.hostName = 2;",
+        true,
+    )]);
+    let lines: Vec<&str> = e.iter().map(|m| &m[..8]).collect();
+    assert_eq!(lines, ["m0.nix:1", "m0.nix:2", "m0.nix:3"], "{e:?}");
+    // A known package the host does not have says which Debian package to install, at the
+    // line that asks for it.
+    let missing = crate::builder::pkgs::KNOWN.iter().find(|(_, program, _)| {
+        !Path::new("/usr/bin").join(program).exists()
+            && !Path::new("/usr/sbin").join(program).exists()
+    });
+    if let Some((attr, _, debian)) = missing {
+        let text = format!("\nenvironment.systemPackages = [ pkgs.{attr} ];");
+        let e = errors(&[(text.as_str(), true)]);
+        assert!(
+            e[0].starts_with("m0.nix:2:1: ") && e[0].contains(&format!("apt-get install {debian}")),
+            "{e:?}"
+        );
+    }
 }
