@@ -161,6 +161,8 @@ struct System {
     modules: Vec<Module>,
     /// The module arguments (`lib`, `pkgs`, `config`, …).
     args: Rc<Attrs>,
+    /// The definitions found at each path so far (see [`defs_at`]).
+    defs: std::cell::RefCell<std::collections::HashMap<Vec<Str>, Vec<Def>>>,
 }
 
 /// A module before collection: its value and the file it is from.
@@ -419,6 +421,7 @@ fn build_system(
         root: Rc::new(root),
         modules,
         args,
+        defs: Default::default(),
     });
     let _ = cell.set(system.clone());
     Ok(system)
@@ -618,26 +621,30 @@ fn type_check(ev: &mut Evaluator, t: &Thunk) -> Result<Value, EvalError> {
 
 /// The definitions at `path` (below the top of `system`'s modules), mkIf conditions kept (not
 /// evaluated), `mkMerge` split, `mkOverride` priorities carried down.
+/// Kept per path (`System::defs`): every option below a path starts from its definitions.
 fn defs_at(ev: &mut Evaluator, system: &System, path: &[Str]) -> Result<Vec<Def>, EvalError> {
-    let mut defs: Vec<Def> = system
-        .modules
-        .iter()
-        .map(|m| Def {
-            value: m.config.clone(),
-            conds: Vec::new(),
-            priority: None,
-            order: ORDER_DEFAULT,
-            file: m.file.clone(),
-            pos: None,
-        })
-        .collect();
-    for key in path {
-        let mut next = Vec::new();
-        for d in defs {
-            descend(ev, d, key, &mut next)?;
-        }
-        defs = next;
+    let Some((key, parent)) = path.split_last() else {
+        return Ok(system
+            .modules
+            .iter()
+            .map(|m| Def {
+                value: m.config.clone(),
+                conds: Vec::new(),
+                priority: None,
+                order: ORDER_DEFAULT,
+                file: m.file.clone(),
+                pos: None,
+            })
+            .collect());
+    };
+    if let Some(known) = system.defs.borrow().get(path) {
+        return Ok(known.clone());
     }
+    let mut defs = Vec::new();
+    for d in defs_at(ev, system, parent)? {
+        descend(ev, d, key, &mut defs)?;
+    }
+    system.defs.borrow_mut().insert(path.to_vec(), defs.clone());
     Ok(defs)
 }
 
