@@ -3,7 +3,7 @@
 //! for what only Nix builds. See ARCHITECTURE.md, "The Nix language".
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -196,28 +196,25 @@ fn write_file(ev: &mut Evaluator, a: &[Thunk]) -> Result<Value, EvalError> {
     Ok(Value::attrs(drv))
 }
 
-/// The host's installed Debian packages and their versions (`/var/lib/dpkg/status`).
-fn dpkg_versions() -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let Ok(text) = std::fs::read_to_string("/var/lib/dpkg/status") else {
-        return out;
-    };
-    for para in text.split("\n\n") {
-        let (mut name, mut version, mut installed) = (None, None, false);
-        for line in para.lines() {
-            if let Some(v) = line.strip_prefix("Package: ") {
-                name = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("Version: ") {
-                version = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("Status: ") {
-                installed = v.trim().ends_with(" installed");
-            }
+/// The version of Debian package `name` as installed on the host, from dpkg's status file
+/// (`text`), if it is installed.
+fn dpkg_version<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    let needle = format!("Package: {name}\n");
+    let mut from = 0;
+    while let Some(at) = text[from..].find(&needle) {
+        let start = from + at;
+        from = start + needle.len();
+        if start != 0 && !text[..start].ends_with('\n') {
+            continue;
         }
-        if let (Some(n), Some(v), true) = (name, version, installed) {
-            out.insert(n.to_string(), v.to_string());
+        let para = &text[start..];
+        let para = &para[..para.find("\n\n").unwrap_or(para.len())];
+        let field = |k: &str| para.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+        if field("Status: ").is_some_and(|s| s.ends_with(" installed")) {
+            return field("Version: ");
         }
     }
-    out
+    None
 }
 
 /// A Debian version as upstream writes it: no epoch, no Debian revision (`1:7.88.1-10` →
@@ -228,7 +225,8 @@ fn upstream_version(v: &str) -> String {
     v.split(['+', '~']).next().unwrap_or(v).to_string()
 }
 
-type Versions = Rc<OnceCell<HashMap<String, String>>>;
+/// dpkg's status file, read when a version is first asked for.
+type Versions = Rc<OnceCell<String>>;
 
 /// One package: `prefix` is its out path, `program` its main program below `prefix/bin` (or
 /// `sbin`), `debian` the Debian package that provides it.
@@ -239,10 +237,12 @@ fn package(attr: &str, prefix: &str, program: &str, debian: &str, versions: &Ver
     let version = {
         let (versions, debian) = (versions.clone(), debian.to_string());
         Thunk::native(Box::new(move |_ev: &mut Evaluator| {
-            let v = versions.get_or_init(dpkg_versions);
+            let text = versions.get_or_init(|| {
+                std::fs::read_to_string("/var/lib/dpkg/status").unwrap_or_default()
+            });
             Ok(Value::string(
-                v.get(&debian)
-                    .map(|v| upstream_version(v))
+                dpkg_version(text, &debian)
+                    .map(upstream_version)
                     .unwrap_or_default(),
             ))
         }))
@@ -382,4 +382,22 @@ pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError>
         .into(),
     );
     Ok(Value::attrs(pkgs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_dpkg_status() {
+        let status = "Package: a\nStatus: install ok installed\nVersion: 1:2.3-4\n\n\
+                      Package: b\nStatus: deinstall ok config-files\nVersion: 1\n\n\
+                      Package: ab\nStatus: install ok installed\nVersion: 5\n";
+        assert_eq!(dpkg_version(status, "a"), Some("1:2.3-4"));
+        assert_eq!(dpkg_version(status, "b"), None, "not installed");
+        assert_eq!(dpkg_version(status, "ab"), Some("5"));
+        assert_eq!(dpkg_version(status, "c"), None);
+        assert_eq!(upstream_version("1:2.3-4"), "2.3");
+        assert_eq!(upstream_version("15.10-0+deb12u1"), "15.10");
+    }
 }
