@@ -866,6 +866,46 @@ mod tests {
     }
 
     #[test]
+    fn domain_gateway_and_resolved() {
+        let g = build(
+            "networking.domain = \"example.org\"; networking.nameservers = [ \"10.0.0.53\" ]; \
+             networking.search = [ \"lan\" ]; services.resolved.enable = false; \
+             networking.defaultGateway = { address = \"10.233.1.1\"; interface = \"eth0\"; };",
+        )
+        .unwrap();
+        assert!(text(&g, "/etc/hosts").contains("127.0.0.2 box.example.org box\n"));
+        assert!(
+            text(&g, "/etc/resolv.conf")
+                .ends_with("domain example.org\nnameserver 10.0.0.53\nsearch lan\n")
+        );
+        let unit = &g.units["ncsh-default-gateway.service"];
+        assert!(
+            unit.text
+                .contains("ExecStart=/usr/bin/ip route replace default via 10.233.1.1 dev eth0\n"),
+            "{}",
+            unit.text
+        );
+        assert_eq!(unit.wanted_by, ["sysinit.target"]);
+        let g = build("networking.defaultGateway = \"10.0.0.1\"; services.resolved.enable = true;")
+            .unwrap();
+        assert!(
+            g.units["ncsh-default-gateway.service"]
+                .text
+                .contains("via 10.0.0.1\n")
+        );
+        assert!(
+            !build("")
+                .unwrap()
+                .units
+                .contains_key("ncsh-default-gateway.service")
+        );
+        assert!(
+            error("networking.defaultGateway = { address = \"a b\"; };").contains("is not valid")
+        );
+        assert!(error("networking.domain = \"a b\";").contains("is not a domain name"));
+    }
+
+    #[test]
     fn postgresql() {
         let g = build(
             "services.postgresql = { enable = true; enableTCPIP = true; ensureDatabases = [ \"shop\" \"it's\" ]; \
