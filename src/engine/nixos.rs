@@ -827,6 +827,32 @@ mod tests {
     }
 
     #[test]
+    fn tmpfiles_settings() {
+        let g = build(
+            "systemd.tmpfiles.settings.\"10-app\" = { \
+               \"/var/lib/app\".d = { mode = \"0750\"; user = \"app\"; group = \"app\"; }; \
+               \"/etc/motd\".f = { argument = \"hello world\\\\n\"; }; \
+               \"/tmp/x\".\"L+\" = { type = \"L+\"; argument = \"/etc/hosts\"; age = \"1d\"; }; };",
+        )
+        .unwrap();
+        assert_eq!(
+            text(&g, "/etc/tmpfiles.d/10-app.conf"),
+            "'f' '/etc/motd' '-' '-' '-' '-' hello\\x20world\\x5cn\n\
+             'L+' '/tmp/x' '-' '-' '-' '1d' /etc/hosts\n\
+             'd' '/var/lib/app' '0750' 'app' 'app' '-' \n"
+        );
+        let unit = &g.units["ncsh-tmpfiles.service"].text;
+        assert!(
+            unit.contains("ExecStart=/usr/bin/systemd-tmpfiles --create --remove /etc/tmpfiles.d/10-app.conf\n"),
+            "{unit}"
+        );
+        assert!(
+            error("systemd.tmpfiles.settings.\"a/b\".\"/x\".d = { };")
+                .contains("cannot be a file name")
+        );
+    }
+
+    #[test]
     fn sudo_hosts_and_resolver() {
         let g = build(
             "security.sudo = { wheelNeedsPassword = false; extraConfig = \"Defaults lecture=never\"; \
