@@ -734,6 +734,33 @@ mod tests {
     }
 
     #[test]
+    fn nginx_tls_settings_and_websockets() {
+        let g = build(
+            "services.nginx = { enable = true; enableReload = true; recommendedTlsSettings = true; \
+             virtualHosts.ws.locations.\"/socket\" = { proxyPass = \"http://127.0.0.1:9000\"; proxyWebsockets = true; }; \
+             virtualHosts.ws.locations.\"/plain\".proxyPass = \"http://127.0.0.1:9001\"; };",
+        )
+        .unwrap();
+        let conf = text(&g, "/etc/nginx/nginx.conf");
+        assert!(
+            conf.contains("  map $http_upgrade $connection_upgrade {\n    default upgrade;\n    '' close;\n  }\n"),
+            "{conf}"
+        );
+        assert!(conf.contains("  ssl_session_cache shared:SSL:10m;\n  ssl_session_tickets off;\n"));
+        assert!(conf.contains("  ssl_stapling on;\n"));
+        assert!(conf.contains(
+            "proxy_pass http://127.0.0.1:9000;\n      proxy_http_version 1.1;\n      \
+             proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;\n"
+        ));
+        assert!(
+            conf.contains("proxy_pass http://127.0.0.1:9001;\n    }\n"),
+            "{conf}"
+        );
+        let plain = build("services.nginx.enable = true;").unwrap();
+        assert!(!text(&plain, "/etc/nginx/nginx.conf").contains("ssl_"));
+    }
+
+    #[test]
     fn redis() {
         let g = build(
             "services.redis = { enable = true; bind = null; }; \
