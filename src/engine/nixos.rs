@@ -644,6 +644,14 @@ mod tests {
         assert!(text(&g, "/etc/ssh/sshd_config").contains("Port 2222\nAddressFamily any"));
         assert!(text(&g, "/etc/ssh/sshd_config").contains("PermitRootLogin no\n"));
         assert!(!text(&g, "/etc/nftables.nft").contains("dport"));
+        let g = build("services.openssh = { enable = true; listenAddresses = [ { addr = \"127.0.0.1\"; port = 2200; } { addr = \"[::1]\"; } ]; };").unwrap();
+        assert!(text(&g, "/etc/ssh/sshd_config").contains(
+            "Port 22\nListenAddress 127.0.0.1:2200\nListenAddress [::1]\nAddressFamily any\n"
+        ));
+        assert!(
+            error("services.openssh = { enable = true; listenAddresses = [ { port = 22; } ]; };")
+                .contains("each item needs addr")
+        );
         // A changed sshd_config changes the unit, so a switch restarts sshd.
         let other = build("services.openssh = { enable = true; ports = [ 2223 ]; };").unwrap();
         assert_ne!(
