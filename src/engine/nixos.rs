@@ -684,6 +684,32 @@ mod tests {
         );
         assert!(conf.contains("<VirtualHost *:8080>\n  ServerName example.org\n  ServerAlias www.example.org\n  DocumentRoot /srv/www\n"));
         assert!(!g.files.keys().any(|p| p.starts_with("/var/www")));
+        let g = build(
+            "services.httpd = { enable = true; virtualHosts.a.extraConfig = \"Header set X-A 1\"; };",
+        )
+        .unwrap();
+        assert!(
+            text(&g, "/etc/httpd/httpd.conf")
+                .contains("  </Directory>\nHeader set X-A 1\n</VirtualHost>\n")
+        );
+        let php = build("services.httpd = { enable = true; enablePHP = true; };");
+        if host_package_version(Path::new(DPKG_STATUS), "libapache2-mod-php").is_none() {
+            let e = php.unwrap_err().to_string();
+            assert!(
+                e.contains("install the Debian package ‘libapache2-mod-php’"),
+                "{e}"
+            );
+        } else {
+            let conf = text(php.as_ref().unwrap(), "/etc/httpd/httpd.conf").to_string();
+            assert!(
+                conf.contains(
+                    "mod_mpm_prefork.so\nLoadModule php_module /usr/lib/apache2/modules/libphp"
+                ),
+                "{conf}"
+            );
+            assert!(conf.contains("SetHandler application/x-httpd-php\n"));
+        }
+
         assert!(error("services.httpd = { enable = true; virtualHosts.a.listen = [ { port = 99999; } ]; };").contains("99999 is not a port"));
     }
 
