@@ -366,6 +366,15 @@ impl Gen {
             description: string_field(spec, "description", "")?,
             home: string_field(spec, "home", "/var/empty")?,
             create_home: bool_field(spec, "create_home")?,
+            home_mode: match spec.get("home_mode") {
+                None => 0o700,
+                Some(v) => v
+                    .as_int()
+                    .ok()
+                    .and_then(|m| u32::try_from(m).ok())
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| usage(format!("user {name}: home_mode is not a file mode")))?,
+            },
             shell: string_field(spec, "shell", "/usr/sbin/nologin")?,
             hashed_password: opt_string(spec, "hashed_password")?,
             initial_hashed_password: opt_string(spec, "initial_hashed_password")?,
@@ -1269,6 +1278,20 @@ mod tests {
     fn quoted_names_keep_their_quotes_and_dots() {
         let etc = build("environment.etc.\"a\\\"b.c\".text = \"x\";").unwrap();
         assert_eq!(text(&etc, "/etc/a\"b.c"), "x");
+    }
+
+    #[test]
+    fn home_mode() {
+        let g = build(
+            "users.users.alice = { isNormalUser = true; homeMode = \"750\"; }; users.users.bob.isNormalUser = true;",
+        )
+        .unwrap();
+        assert_eq!(g.users["alice"].home_mode, 0o750);
+        assert_eq!(g.users["bob"].home_mode, 0o700);
+        assert!(
+            error("users.users.a = { isNormalUser = true; homeMode = \"u+rwx\"; };")
+                .contains("is not an octal mode")
+        );
     }
 
     #[test]
