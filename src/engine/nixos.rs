@@ -1295,6 +1295,17 @@ mod tests {
     }
 
     #[test]
+    fn bash_completion() {
+        let line = "if shopt -q progcomp &>/dev/null && [ -r /usr/share/bash-completion/bash_completion ]; then\n  \
+                    . /usr/share/bash-completion/bash_completion\nfi\n";
+        let rc = |snippet: &str| text(&build(snippet).unwrap(), "/etc/bash.bashrc").to_string();
+        let on = rc("");
+        let interactive = on.find("case $- in *i*)").unwrap();
+        assert!(on.find(line).is_some_and(|at| at > interactive), "{on}");
+        assert!(!rc("programs.bash.completion.enable = false;").contains("bash-completion"));
+    }
+
+    #[test]
     fn users_and_groups() {
         let g = build(
             "users.users.alice = { isNormalUser = true; password = \"wonderland\"; extraGroups = [ \"wheel\" ]; }; \
