@@ -30,6 +30,7 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("base", include_str!("../../stdlib/nixos/base.rhai")),
     ("users", include_str!("../../stdlib/nixos/users.rhai")),
     ("sudo", include_str!("../../stdlib/nixos/sudo.rhai")),
+    ("pam", include_str!("../../stdlib/nixos/pam.rhai")),
     ("systemd", include_str!("../../stdlib/nixos/systemd.rhai")),
     ("shell", include_str!("../../stdlib/nixos/shell.rhai")),
     ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
@@ -1303,6 +1304,32 @@ mod tests {
         let interactive = on.find("case $- in *i*)").unwrap();
         assert!(on.find(line).is_some_and(|at| at > interactive), "{on}");
         assert!(!rc("programs.bash.completion.enable = false;").contains("bash-completion"));
+    }
+
+    #[test]
+    fn pam_limits() {
+        let g = build(
+            "services.openssh.enable = true; security.pam.services.sshd.limits = [ \
+               { domain = \"*\"; item = \"nofile\"; type = \"-\"; value = \"4096\"; } \
+               { domain = \"@wheel\"; item = \"nproc\"; type = \"soft\"; value = 512; } ]; \
+             security.pam.services.login.limits = [ { domain = \"*\"; item = \"core\"; type = \"hard\"; value = 0; } ];",
+        )
+        .unwrap();
+        assert_eq!(
+            text(&g, "/etc/security/limits-sshd.conf"),
+            "* - nofile 4096\n@wheel soft nproc 512\n"
+        );
+        assert!(
+            text(&g, "/etc/pam.d/sshd")
+                .ends_with("session  required pam_limits.so conf=/etc/security/limits-sshd.conf\n")
+        );
+        assert!(!g.files.contains_key("/etc/security/limits-login.conf"));
+        let plain = build("services.openssh.enable = true;").unwrap();
+        assert!(!text(&plain, "/etc/pam.d/sshd").contains("pam_limits"));
+        assert!(
+            error("security.pam.services.sshd.limits = [ { domain = \"*\"; item = \"files\"; type = \"-\"; value = 1; } ];")
+                .contains("is not a pam_limits item")
+        );
     }
 
     #[test]
