@@ -1003,6 +1003,30 @@ mod tests {
     }
 
     #[test]
+    fn postgresql_settings_port() {
+        let conf = |snippet: &str| {
+            let g = build(&format!("services.postgresql.enable = true; {snippet}")).unwrap();
+            (
+                text(&g, "/etc/postgresql/postgresql.conf").to_string(),
+                g.options["services"]["postgresql"]["settings"]["port"].clone(),
+            )
+        };
+        let (c, p) = conf("");
+        assert!(c.contains("port = 5432\n") && p == 5432, "{c}");
+        let (c, p) = conf("services.postgresql.settings.port = 5433;");
+        assert!(c.contains("port = 5433\n") && p == 5433, "{c}");
+        let (c, _) = conf("services.postgresql.port = 5434;");
+        assert!(
+            c.contains("port = 5434\n") && !c.contains("port = 5432"),
+            "{c}"
+        );
+        assert!(
+            error("services.postgresql = { enable = true; port = 5434; settings.port = 5435; };")
+                .contains("set one of them")
+        );
+    }
+
+    #[test]
     fn postgresql() {
         let g = build(
             "services.postgresql = { enable = true; enableTCPIP = true; ensureDatabases = [ \"shop\" \"it's\" ]; \
