@@ -1243,6 +1243,12 @@ mod tests {
     }
 
     #[test]
+    fn accepted_reload_options() {
+        assert!(build("services.caddy = { enable = true; enableReload = false; };").is_ok());
+        assert!(build("services.nginx = { enable = true; enableReload = true; };").is_ok());
+    }
+
+    #[test]
     fn caddy() {
         let g = build(
             "services.caddy = { enable = true; email = \"a@example.test\"; globalConfig = \"admin off\"; extraConfig = \"(common) {\\n}\"; \
