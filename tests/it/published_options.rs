@@ -1,0 +1,74 @@
+//! Options published NixOS container configurations use (/work/pubcorpus), in a real
+//! container: networking.domain (the FQDN), networking.defaultGateway (the route the unit
+//! sets), systemd.tmpfiles.settings (applied at boot and on a switch) and users.users.<n>.homeMode.
+
+use crate::common::*;
+
+fn inside(env: &Env, name: &str, argv: &[&str]) -> (String, String) {
+    let mut args = vec!["run", name, "--"];
+    args.extend_from_slice(argv);
+    let out = env.run(&args);
+    (stdout(&out), stderr(&out))
+}
+
+#[test]
+fn domain_gateway_tmpfiles_settings_and_home_mode() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("pub");
+    let (host, local) = env.test_addresses();
+    let host_ip = host.split('/').next().unwrap().to_string();
+    let config = |extra: &str| {
+        format!(
+            "networking.domain = \"example.test\";\n\
+             networking.defaultGateway = {{ address = \"{host_ip}\"; interface = \"eth0\"; metric = 7; }};\n\
+             services.resolved.enable = false;\n\
+             users.users.alice = {{ isNormalUser = true; homeMode = \"750\"; }};\n\
+             systemd.tmpfiles.settings.\"10-app\" = {{\n\
+               \"/var/lib/app\".d = {{ mode = \"0710\"; user = \"alice\"; group = \"users\"; }};\n\
+               {extra} }};\n"
+        )
+    };
+    env.track(&name);
+    let out = env.run(&[
+        "create",
+        &name,
+        "--host-address",
+        &host,
+        "--local-address",
+        &local,
+        "--config",
+        &config(""),
+    ]);
+    assert_ok(&out, "create");
+    assert_ok(&env.run(&["start", &name]), "start");
+
+    let (out, err) = inside(&env, &name, &["getent", "hosts", name.as_str()]);
+    assert!(
+        out.starts_with("127.0.0.2") && out.contains(&format!(" {name}.example.test {name}")),
+        "{out}{err}"
+    );
+    let (out, err) = inside(&env, &name, &["ip", "route", "show", "default"]);
+    assert!(
+        out.contains(&format!("default via {host_ip} dev eth0 metric 7")),
+        "{out}{err}"
+    );
+    let (out, err) = inside(
+        &env,
+        &name,
+        &["stat", "-c", "%a %U %G", "/var/lib/app", "/home/alice"],
+    );
+    assert_eq!(out, "710 alice users\n750 alice users\n", "{err}");
+
+    // A switch applies a changed setting.
+    let out = env.run(&[
+        "update",
+        &name,
+        "--config",
+        &config("\"/var/lib/app/motd\".f = { argument = \"hi there\"; };"),
+    ]);
+    assert_ok(&out, "update");
+    let (out, err) = inside(&env, &name, &["cat", "/var/lib/app/motd"]);
+    assert_eq!(out, "hi there", "{err}");
+    assert_ok(&env.run(&["destroy", &name]), "destroy");
+}
