@@ -1,6 +1,7 @@
 //! Options published NixOS container configurations use (/work/pubcorpus), in a real
 //! container: networking.domain (the FQDN), networking.defaultGateway (the route the unit
-//! sets), systemd.tmpfiles.settings (applied at boot and on a switch) and users.users.<n>.homeMode.
+//! sets), systemd.tmpfiles.settings (applied at boot and on a switch), users.users.<n>.homeMode
+//! and security.pam.services.sudo.limits.
 
 use crate::common::*;
 
@@ -23,6 +24,7 @@ fn domain_gateway_tmpfiles_settings_and_home_mode() {
             "networking.domain = \"example.test\";\n\
              networking.defaultGateway = {{ address = \"{host_ip}\"; interface = \"eth0\"; metric = 7; }};\n\
              services.resolved.enable = false;\n\
+             security.pam.services.sudo.limits = [ {{ domain = \"root\"; type = \"-\"; item = \"nofile\"; value = 1234; }} ];\n\
              users.users.alice = {{ isNormalUser = true; homeMode = \"750\"; }};\n\
              systemd.tmpfiles.settings.\"10-app\" = {{\n\
                \"/var/lib/app\".d = {{ mode = \"0710\"; user = \"alice\"; group = \"users\"; }};\n\
@@ -59,6 +61,10 @@ fn domain_gateway_tmpfiles_settings_and_home_mode() {
         &["stat", "-c", "%a %U %G", "/var/lib/app", "/home/alice"],
     );
     assert_eq!(out, "710 alice users\n750 alice users\n", "{err}");
+
+    // pam_limits in sudo's stack, with the service's own limits file.
+    let (out, err) = inside(&env, &name, &["sudo", "-n", "sh", "-c", "ulimit -n"]);
+    assert_eq!(out, "1234\n", "{err}");
 
     // A switch applies a changed setting.
     let out = env.run(&[
