@@ -1,7 +1,7 @@
 //! Options published NixOS container configurations use (/work/pubcorpus), in a real
 //! container: networking.domain (the FQDN), networking.defaultGateway (the route the unit
 //! sets), systemd.tmpfiles.settings (applied at boot and on a switch), users.users.<n>.homeMode
-//! and security.pam.services.sudo.limits.
+//! security.pam.services.sudo.limits and services.openssh.listenAddresses.
 
 use crate::common::*;
 
@@ -24,6 +24,7 @@ fn domain_gateway_tmpfiles_settings_and_home_mode() {
             "networking.domain = \"example.test\";\n\
              networking.defaultGateway = {{ address = \"{host_ip}\"; interface = \"eth0\"; metric = 7; }};\n\
              services.resolved.enable = false;\n\
+             services.openssh = {{ enable = true; listenAddresses = [ {{ addr = \"127.0.0.1\"; port = 2222; }} ]; }};\n\
              security.pam.services.sudo.limits = [ {{ domain = \"root\"; type = \"-\"; item = \"nofile\"; value = 1234; }} ];\n\
              users.users.alice = {{ isNormalUser = true; homeMode = \"750\"; }};\n\
              systemd.tmpfiles.settings.\"10-app\" = {{\n\
@@ -65,6 +66,16 @@ fn domain_gateway_tmpfiles_settings_and_home_mode() {
     // pam_limits in sudo's stack, with the service's own limits file.
     let (out, err) = inside(&env, &name, &["sudo", "-n", "sh", "-c", "ulimit -n"]);
     assert_eq!(out, "1234\n", "{err}");
+
+    // sshd listens where listenAddresses says, and not on ports' 22 everywhere.
+    let listening = || inside(&env, &name, &["ss", "-ltnH"]).0;
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || listening()
+            .contains("127.0.0.1:2222 ")),
+        "{}",
+        listening()
+    );
+    assert!(!listening().contains(":22 "), "{}", listening());
 
     // A switch applies a changed setting.
     let out = env.run(&[
