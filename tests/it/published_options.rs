@@ -89,3 +89,44 @@ fn domain_gateway_tmpfiles_settings_and_home_mode() {
     assert_eq!(out, "hi there", "{err}");
     assert_ok(&env.run(&["destroy", &name]), "destroy");
 }
+
+#[test]
+fn nginx_proxies_websocket_upgrades_with_tls_settings_on() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("pws");
+    let config = "services.nginx = { enable = true; enableReload = true; recommendedTlsSettings = true;\n\
+         virtualHosts.front = { default = true;\n\
+           locations.\"/ws/\" = { proxyPass = \"http://127.0.0.1:8081\"; proxyWebsockets = true; };\n\
+           locations.\"/plain/\".proxyPass = \"http://127.0.0.1:8081\"; };\n\
+         virtualHosts.backend = { listen = [ { addr = \"127.0.0.1\"; port = 8081; } ];\n\
+           locations.\"/\".return = \"200 '$http_upgrade|$http_connection|$server_protocol'\"; }; };\n";
+    env.create_booting_with(&name, &["--config", config]);
+    assert_ok(&env.run(&["start", &name]), "start");
+    let get = |path: &str| {
+        let url = format!("http://127.0.0.1{path}");
+        let out = env.run(&[
+            "run",
+            &name,
+            "--",
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            "Connection: Upgrade",
+            &url,
+        ]);
+        stdout(&out)
+    };
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || get("/ws/") != ""),
+        "nginx answers"
+    );
+    // The upgrade reaches the backend over HTTP/1.1 only where proxyWebsockets is on.
+    assert_eq!(get("/ws/"), "websocket|upgrade|HTTP/1.1");
+    assert_eq!(get("/plain/"), "|close|HTTP/1.0");
+    assert_ok(&env.run(&["destroy", &name]), "destroy");
+}
