@@ -122,7 +122,8 @@ fn nginx_proxies_websocket_upgrades_with_tls_settings_on() {
         stdout(&out)
     };
     assert!(
-        eventually(std::time::Duration::from_secs(10), || get("/ws/") != ""),
+        eventually(std::time::Duration::from_secs(10), || !get("/ws/")
+            .is_empty()),
         "nginx answers"
     );
     // The upgrade reaches the backend over HTTP/1.1 only where proxyWebsockets is on.
