@@ -8,7 +8,8 @@ set -euo pipefail
 packages=(systemd systemd-container iproute2 util-linux procps dbus dbus-daemon python3 login nix-bin
           openssh-server openssh-client apache2 nftables openssl
           nginx redis-server redis-tools sudo
-          postgresql mariadb-server mariadb-client dnsmasq-base mosquitto mosquitto-clients caddy)
+          postgresql mariadb-server mariadb-client dnsmasq-base mosquitto mosquitto-clients caddy
+          bash-completion)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

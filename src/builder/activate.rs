@@ -283,7 +283,7 @@ fn apply_users(root: &Root, new: &Generation, old: &Generation) -> Result<()> {
         }
     }
 
-    let mut homes: Vec<(String, u32, u32)> = Vec::new();
+    let mut homes: Vec<(String, u32, u32, u32)> = Vec::new();
     for (name, user) in &new.users {
         for (what, value) in [
             ("user name", name),
@@ -328,7 +328,7 @@ fn apply_users(root: &Root, new: &Generation, old: &Generation) -> Result<()> {
                 None => passwd.rows.push(row),
             }
             if user.create_home {
-                homes.push((user.home.clone(), uid, gid));
+                homes.push((user.home.clone(), user.home_mode, uid, gid));
             }
         }
         let password = match (&user.hashed_password, existed || shadow.get(name).is_some()) {
@@ -386,9 +386,9 @@ fn apply_users(root: &Root, new: &Generation, old: &Generation) -> Result<()> {
     root.write("/etc/group", group.render().as_bytes(), 0o644)?;
     root.write("/etc/passwd", passwd.render().as_bytes(), 0o644)?;
     root.write("/etc/shadow", shadow.render().as_bytes(), 0o600)?;
-    for (home, uid, gid) in homes {
+    for (home, mode, uid, gid) in homes {
         check_container_path(&home)?;
-        root.create_dir_owned(&home, 0o700, (uid, gid))?;
+        root.create_dir_owned(&home, mode, (uid, gid))?;
     }
     Ok(())
 }
@@ -421,6 +421,7 @@ mod tests {
             description: "Alice".into(),
             home: "/home/alice".into(),
             create_home: true,
+            home_mode: 0o750,
             shell: "/bin/bash".into(),
             hashed_password: None,
             initial_hashed_password: Some("$6$salt$hash".into()),
@@ -555,6 +556,14 @@ mod tests {
                 .contains("alice:$6$salt$hash:")
         );
         assert!(r.join("home/alice").is_dir());
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(r.join("home/alice"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o750);
+        }
 
         // The initial password is not reapplied; a hashed password is.
         let mut g2 = g.clone();

@@ -33,12 +33,19 @@ pub struct User {
     pub description: String,
     pub home: String,
     pub create_home: bool,
+    /// The mode of the home directory when it is created (`users.users.NAME.homeMode`).
+    #[serde(default = "default_home_mode")]
+    pub home_mode: u32,
     pub shell: String,
     /// Set on every activation.
     pub hashed_password: Option<String>,
     /// Set only when the user is first created.
     pub initial_hashed_password: Option<String>,
     pub system: bool,
+}
+
+fn default_home_mode() -> u32 {
+    0o700
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

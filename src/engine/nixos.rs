@@ -31,6 +31,7 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("base", include_str!("../../stdlib/nixos/base.rhai")),
     ("users", include_str!("../../stdlib/nixos/users.rhai")),
     ("sudo", include_str!("../../stdlib/nixos/sudo.rhai")),
+    ("pam", include_str!("../../stdlib/nixos/pam.rhai")),
     ("systemd", include_str!("../../stdlib/nixos/systemd.rhai")),
     ("shell", include_str!("../../stdlib/nixos/shell.rhai")),
     ("openssh", include_str!("../../stdlib/nixos/openssh.rhai")),
@@ -375,6 +376,15 @@ impl Gen {
             description: string_field(spec, "description", "")?,
             home: string_field(spec, "home", "/var/empty")?,
             create_home: bool_field(spec, "create_home")?,
+            home_mode: match spec.get("home_mode") {
+                None => 0o700,
+                Some(v) => v
+                    .as_int()
+                    .ok()
+                    .and_then(|m| u32::try_from(m).ok())
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| usage(format!("user {name}: home_mode is not a file mode")))?,
+            },
             shell: string_field(spec, "shell", "/usr/sbin/nologin")?,
             hashed_password: opt_string(spec, "hashed_password")?,
             initial_hashed_password: opt_string(spec, "initial_hashed_password")?,
@@ -656,6 +666,14 @@ mod tests {
         assert!(text(&g, "/etc/ssh/sshd_config").contains("Port 2222\nAddressFamily any"));
         assert!(text(&g, "/etc/ssh/sshd_config").contains("PermitRootLogin no\n"));
         assert!(!text(&g, "/etc/nftables.nft").contains("dport"));
+        let g = build("services.openssh = { enable = true; listenAddresses = [ { addr = \"127.0.0.1\"; port = 2200; } { addr = \"[::1]\"; } ]; };").unwrap();
+        assert!(text(&g, "/etc/ssh/sshd_config").contains(
+            "Port 22\nListenAddress 127.0.0.1:2200\nListenAddress [::1]\nAddressFamily any\n"
+        ));
+        assert!(
+            error("services.openssh = { enable = true; listenAddresses = [ { port = 22; } ]; };")
+                .contains("each item needs addr")
+        );
         // A changed sshd_config changes the unit, so a switch restarts sshd.
         let other = build("services.openssh = { enable = true; ports = [ 2223 ]; };").unwrap();
         assert_ne!(
@@ -688,6 +706,32 @@ mod tests {
         );
         assert!(conf.contains("<VirtualHost *:8080>\n  ServerName example.org\n  ServerAlias www.example.org\n  DocumentRoot /srv/www\n"));
         assert!(!g.files.keys().any(|p| p.starts_with("/var/www")));
+        let g = build(
+            "services.httpd = { enable = true; virtualHosts.a.extraConfig = \"Header set X-A 1\"; };",
+        )
+        .unwrap();
+        assert!(
+            text(&g, "/etc/httpd/httpd.conf")
+                .contains("  </Directory>\nHeader set X-A 1\n</VirtualHost>\n")
+        );
+        let php = build("services.httpd = { enable = true; enablePHP = true; };");
+        if host_package_version(Path::new(DPKG_STATUS), "libapache2-mod-php").is_none() {
+            let e = php.unwrap_err().to_string();
+            assert!(
+                e.contains("install the Debian package ‘libapache2-mod-php’"),
+                "{e}"
+            );
+        } else {
+            let conf = text(php.as_ref().unwrap(), "/etc/httpd/httpd.conf").to_string();
+            assert!(
+                conf.contains(
+                    "mod_mpm_prefork.so\nLoadModule php_module /usr/lib/apache2/modules/libphp"
+                ),
+                "{conf}"
+            );
+            assert!(conf.contains("SetHandler application/x-httpd-php\n"));
+        }
+
         assert!(error("services.httpd = { enable = true; virtualHosts.a.listen = [ { port = 99999; } ]; };").contains("99999 is not a port"));
     }
 
@@ -743,6 +787,33 @@ mod tests {
                 && conf.contains("listen 0.0.0.0:80;\n"),
             "{conf}"
         );
+    }
+
+    #[test]
+    fn nginx_tls_settings_and_websockets() {
+        let g = build(
+            "services.nginx = { enable = true; enableReload = true; recommendedTlsSettings = true; \
+             virtualHosts.ws.locations.\"/socket\" = { proxyPass = \"http://127.0.0.1:9000\"; proxyWebsockets = true; }; \
+             virtualHosts.ws.locations.\"/plain\".proxyPass = \"http://127.0.0.1:9001\"; };",
+        )
+        .unwrap();
+        let conf = text(&g, "/etc/nginx/nginx.conf");
+        assert!(
+            conf.contains("  map $http_upgrade $connection_upgrade {\n    default upgrade;\n    '' close;\n  }\n"),
+            "{conf}"
+        );
+        assert!(conf.contains("  ssl_session_cache shared:SSL:10m;\n  ssl_session_tickets off;\n"));
+        assert!(conf.contains("  ssl_stapling on;\n"));
+        assert!(conf.contains(
+            "proxy_pass http://127.0.0.1:9000;\n      proxy_http_version 1.1;\n      \
+             proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;\n"
+        ));
+        assert!(
+            conf.contains("proxy_pass http://127.0.0.1:9001;\n    }\n"),
+            "{conf}"
+        );
+        let plain = build("services.nginx.enable = true;").unwrap();
+        assert!(!text(&plain, "/etc/nginx/nginx.conf").contains("ssl_"));
     }
 
     #[test]
@@ -839,6 +910,32 @@ mod tests {
     }
 
     #[test]
+    fn tmpfiles_settings() {
+        let g = build(
+            "systemd.tmpfiles.settings.\"10-app\" = { \
+               \"/var/lib/app\".d = { mode = \"0750\"; user = \"app\"; group = \"app\"; }; \
+               \"/etc/motd\".f = { argument = \"hello world\\\\n\"; }; \
+               \"/tmp/x\".\"L+\" = { type = \"L+\"; argument = \"/etc/hosts\"; age = \"1d\"; }; };",
+        )
+        .unwrap();
+        assert_eq!(
+            text(&g, "/etc/tmpfiles.d/10-app.conf"),
+            "'f' '/etc/motd' '-' '-' '-' '-' hello\\x20world\\x5cn\n\
+             'L+' '/tmp/x' '-' '-' '-' '1d' /etc/hosts\n\
+             'd' '/var/lib/app' '0750' 'app' 'app' '-' \n"
+        );
+        let unit = &g.units["ncsh-tmpfiles.service"].text;
+        assert!(
+            unit.contains("ExecStart=/usr/bin/systemd-tmpfiles --create --remove /etc/tmpfiles.d/10-app.conf\n"),
+            "{unit}"
+        );
+        assert!(
+            error("systemd.tmpfiles.settings.\"a/b\".\"/x\".d = { };")
+                .contains("cannot be a file name")
+        );
+    }
+
+    #[test]
     fn sudo_hosts_and_resolver() {
         let g = build(
             "security.sudo = { wheelNeedsPassword = false; extraConfig = \"Defaults lecture=never\"; \
@@ -874,6 +971,70 @@ mod tests {
         assert!(
             error("security.sudo.extraRules = [ { users = [ \"a\" ]; commands = [ ]; } ];")
                 .contains("commands is empty")
+        );
+    }
+
+    #[test]
+    fn domain_gateway_and_resolved() {
+        let g = build(
+            "networking.domain = \"example.org\"; networking.nameservers = [ \"10.0.0.53\" ]; \
+             networking.search = [ \"lan\" ]; services.resolved.enable = false; \
+             networking.defaultGateway = { address = \"10.233.1.1\"; interface = \"eth0\"; };",
+        )
+        .unwrap();
+        assert!(text(&g, "/etc/hosts").contains("127.0.0.2 box.example.org box\n"));
+        assert!(
+            text(&g, "/etc/resolv.conf")
+                .ends_with("domain example.org\nnameserver 10.0.0.53\nsearch lan\n")
+        );
+        let unit = &g.units["ncsh-default-gateway.service"];
+        assert!(
+            unit.text
+                .contains("ExecStart=/usr/bin/ip route replace default via 10.233.1.1 dev eth0\n"),
+            "{}",
+            unit.text
+        );
+        assert_eq!(unit.wanted_by, ["sysinit.target"]);
+        let g = build("networking.defaultGateway = \"10.0.0.1\"; services.resolved.enable = true;")
+            .unwrap();
+        assert!(
+            g.units["ncsh-default-gateway.service"]
+                .text
+                .contains("via 10.0.0.1\n")
+        );
+        assert!(
+            !build("")
+                .unwrap()
+                .units
+                .contains_key("ncsh-default-gateway.service")
+        );
+        assert!(
+            error("networking.defaultGateway = { address = \"a b\"; };").contains("is not valid")
+        );
+        assert!(error("networking.domain = \"a b\";").contains("is not a domain name"));
+    }
+
+    #[test]
+    fn postgresql_settings_port() {
+        let conf = |snippet: &str| {
+            let g = build(&format!("services.postgresql.enable = true; {snippet}")).unwrap();
+            (
+                text(&g, "/etc/postgresql/postgresql.conf").to_string(),
+                g.options["services"]["postgresql"]["settings"]["port"].clone(),
+            )
+        };
+        let (c, p) = conf("");
+        assert!(c.contains("port = 5432\n") && p == 5432, "{c}");
+        let (c, p) = conf("services.postgresql.settings.port = 5433;");
+        assert!(c.contains("port = 5433\n") && p == 5433, "{c}");
+        let (c, _) = conf("services.postgresql.port = 5434;");
+        assert!(
+            c.contains("port = 5434\n") && !c.contains("port = 5432"),
+            "{c}"
+        );
+        assert!(
+            error("services.postgresql = { enable = true; port = 5434; settings.port = 5435; };")
+                .contains("set one of them")
         );
     }
 
@@ -1094,6 +1255,12 @@ mod tests {
     }
 
     #[test]
+    fn accepted_reload_options() {
+        assert!(build("services.caddy = { enable = true; enableReload = false; };").is_ok());
+        assert!(build("services.nginx = { enable = true; enableReload = true; };").is_ok());
+    }
+
+    #[test]
     fn caddy() {
         let g = build(
             "services.caddy = { enable = true; email = \"a@example.test\"; globalConfig = \"admin off\"; extraConfig = \"(common) {\\n}\"; \
@@ -1154,6 +1321,57 @@ mod tests {
     fn quoted_names_keep_their_quotes_and_dots() {
         let etc = build("environment.etc.\"a\\\"b.c\".text = \"x\";").unwrap();
         assert_eq!(text(&etc, "/etc/a\"b.c"), "x");
+    }
+
+    #[test]
+    fn home_mode() {
+        let g = build(
+            "users.users.alice = { isNormalUser = true; homeMode = \"750\"; }; users.users.bob.isNormalUser = true;",
+        )
+        .unwrap();
+        assert_eq!(g.users["alice"].home_mode, 0o750);
+        assert_eq!(g.users["bob"].home_mode, 0o700);
+        assert!(
+            error("users.users.a = { isNormalUser = true; homeMode = \"u+rwx\"; };")
+                .contains("is not an octal mode")
+        );
+    }
+
+    #[test]
+    fn bash_completion() {
+        let line = "if shopt -q progcomp &>/dev/null && [ -r /usr/share/bash-completion/bash_completion ]; then\n  \
+                    . /usr/share/bash-completion/bash_completion\nfi\n";
+        let rc = |snippet: &str| text(&build(snippet).unwrap(), "/etc/bash.bashrc").to_string();
+        let on = rc("");
+        let interactive = on.find("case $- in *i*)").unwrap();
+        assert!(on.find(line).is_some_and(|at| at > interactive), "{on}");
+        assert!(!rc("programs.bash.completion.enable = false;").contains("bash-completion"));
+    }
+
+    #[test]
+    fn pam_limits() {
+        let g = build(
+            "services.openssh.enable = true; security.pam.services.sshd.limits = [ \
+               { domain = \"*\"; item = \"nofile\"; type = \"-\"; value = \"4096\"; } \
+               { domain = \"@wheel\"; item = \"nproc\"; type = \"soft\"; value = 512; } ]; \
+             security.pam.services.login.limits = [ { domain = \"*\"; item = \"core\"; type = \"hard\"; value = 0; } ];",
+        )
+        .unwrap();
+        assert_eq!(
+            text(&g, "/etc/security/limits-sshd.conf"),
+            "* - nofile 4096\n@wheel soft nproc 512\n"
+        );
+        assert!(
+            text(&g, "/etc/pam.d/sshd")
+                .ends_with("session  required pam_limits.so conf=/etc/security/limits-sshd.conf\n")
+        );
+        assert!(!g.files.contains_key("/etc/security/limits-login.conf"));
+        let plain = build("services.openssh.enable = true;").unwrap();
+        assert!(!text(&plain, "/etc/pam.d/sshd").contains("pam_limits"));
+        assert!(
+            error("security.pam.services.sshd.limits = [ { domain = \"*\"; item = \"files\"; type = \"-\"; value = 1; } ];")
+                .contains("is not a pam_limits item")
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod nix;
 mod nixos_modules;
 mod options;
 mod parallel;
+mod published_options;
 mod recovery;
 mod redis;
 mod repl;
