@@ -332,30 +332,9 @@ impl Evaluator {
                 }
                 Err(pos.err(format!("undefined variable '{name}'")))
             }
-            Expr::Str(parts, pos) => {
-                let mut out = String::new();
-                for part in parts {
-                    match part {
-                        Part::Lit(s) => out.push_str(s),
-                        Part::Interp(e) => {
-                            let v = self.eval(e, env)?;
-                            out.push_str(&self.coerce_to_string(v, false, Some(pos))?);
-                        }
-                    }
-                }
-                Ok(Value::string(out))
-            }
+            Expr::Str(parts, pos) => Ok(Value::string(self.interpolate(parts, env, pos)?)),
             Expr::PathInterp(parts, pos) => {
-                let mut out = String::new();
-                for part in parts {
-                    match part {
-                        Part::Lit(s) => out.push_str(s),
-                        Part::Interp(e) => {
-                            let v = self.eval(e, env)?;
-                            out.push_str(&self.coerce_to_string(v, false, Some(pos))?);
-                        }
-                    }
-                }
+                let out = self.interpolate(parts, env, pos)?;
                 Ok(Value::Path(canon_path(Path::new(&out)).into()))
             }
             Expr::List(items) => Ok(Value::list(
@@ -474,6 +453,21 @@ impl Evaluator {
                 other => Err(pos.err(format!("cannot negate {}", other.describe()))),
             },
         }
+    }
+
+    /// The text of a string or path with interpolations.
+    fn interpolate(&mut self, parts: &[Part], env: &Env, pos: &Pos) -> Result<String, EvalError> {
+        let mut out = String::new();
+        for part in parts {
+            match part {
+                Part::Lit(s) => out.push_str(s),
+                Part::Interp(e) => {
+                    let v = self.eval(e, env)?;
+                    out.push_str(&self.coerce_to_string(v, false, Some(pos))?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn key_name(&mut self, key: &Key, env: &Env) -> Result<Str, EvalError> {

@@ -195,6 +195,13 @@ impl Env {
         cmd
     }
 
+    /// `ncsh run NAME -- ARGV…`.
+    pub fn run_inside(&self, name: &str, argv: &[&str]) -> Output {
+        let mut args = vec!["run", name, "--"];
+        args.extend_from_slice(argv);
+        self.run(&args)
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("running ncsh")
     }

@@ -11,9 +11,7 @@ const PSQL: &str = "/usr/lib/postgresql/15/bin/psql";
 
 /// `ncsh run NAME -- ARGS…`.
 fn inside(env: &Env, name: &str, args: &[&str]) -> Output {
-    let mut all = vec!["run", name, "--"];
-    all.extend_from_slice(args);
-    env.run(&all)
+    env.run_inside(name, args)
 }
 
 /// psql inside the container as the postgres user (peer authentication over the socket).

@@ -5,9 +5,7 @@
 use crate::common::*;
 
 fn inside(env: &Env, name: &str, argv: &[&str]) -> (String, String, bool) {
-    let mut args = vec!["run", name, "--"];
-    args.extend_from_slice(argv);
-    let out = env.run(&args);
+    let out = env.run_inside(name, argv);
     (stdout(&out), stderr(&out), out.status.success())
 }
 

@@ -6,9 +6,7 @@ use std::time::Duration;
 use crate::common::*;
 
 fn inside(env: &Env, name: &str, argv: &[&str]) -> String {
-    let mut args = vec!["run", name, "--"];
-    args.extend_from_slice(argv);
-    stdout(&env.run(&args))
+    stdout(&env.run_inside(name, argv))
 }
 
 fn config(post: &str, rules: &str) -> String {

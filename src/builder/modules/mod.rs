@@ -165,6 +165,23 @@ struct System {
     defs: std::cell::RefCell<std::collections::HashMap<Vec<Str>, Vec<Def>>>,
 }
 
+impl System {
+    /// Each module's `config` as a definition of the whole configuration.
+    fn roots(&self) -> Vec<Def> {
+        self.modules
+            .iter()
+            .map(|m| Def {
+                value: m.config.clone(),
+                conds: Vec::new(),
+                priority: None,
+                order: ORDER_DEFAULT,
+                file: m.file.clone(),
+                pos: None,
+            })
+            .collect()
+    }
+}
+
 /// A module before collection: its value and the file it is from.
 struct Pending {
     value: Thunk,
@@ -624,18 +641,7 @@ fn type_check(ev: &mut Evaluator, t: &Thunk) -> Result<Value, EvalError> {
 /// Kept per path (`System::defs`): every option below a path starts from its definitions.
 fn defs_at(ev: &mut Evaluator, system: &System, path: &[Str]) -> Result<Vec<Def>, EvalError> {
     let Some((key, parent)) = path.split_last() else {
-        return Ok(system
-            .modules
-            .iter()
-            .map(|m| Def {
-                value: m.config.clone(),
-                conds: Vec::new(),
-                priority: None,
-                order: ORDER_DEFAULT,
-                file: m.file.clone(),
-                pos: None,
-            })
-            .collect());
+        return Ok(system.roots());
     };
     if let Some(known) = system.defs.borrow().get(path) {
         return Ok(known.clone());
@@ -1239,18 +1245,7 @@ fn check_unknown(
     declarations: Option<&Declarations>,
     errors: &mut Vec<EvalError>,
 ) {
-    let defs: Vec<Def> = system
-        .modules
-        .iter()
-        .map(|m| Def {
-            value: m.config.clone(),
-            conds: Vec::new(),
-            priority: None,
-            order: ORDER_DEFAULT,
-            file: m.file.clone(),
-            pos: None,
-        })
-        .collect();
+    let defs = system.roots();
     let mut reported = HashSet::new();
     let checked = check_node(
         ev,
