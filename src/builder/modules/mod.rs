@@ -102,6 +102,8 @@ struct OptDecl {
     ty: LazyTy,
     /// Rhai options: the declared type, checked on the final value.
     rhai: Option<OptType>,
+    /// Rhai options: the default as plain data (what an option nobody defines is).
+    plain_default: Plain,
     default: Option<Thunk>,
     apply: Option<Value>,
     /// A user's option (not handed to the Rhai modules).
@@ -207,6 +209,7 @@ pub fn evaluate(
         let d = OptDecl {
             ty: LazyTy::Ready(Ty::from_rhai(&decl.ty)),
             rhai: Some(decl.ty.clone()),
+            plain_default: decl.default.clone(),
             default: default.or_else(|| Some(Thunk::value(Value::Null))),
             apply: None,
             user: false,
@@ -220,6 +223,7 @@ pub fn evaluate(
         Rc::new(OptDecl {
             ty: LazyTy::Ready(Ty::AttrsOf(Box::new(Ty::Raw("raw".into())))),
             rhai: None,
+            plain_default: Plain::Null,
             default: Some(Thunk::value(Value::attrs(Attrs::new()))),
             apply: None,
             user: true,
@@ -529,6 +533,7 @@ fn declare_user_options(
         let decl = OptDecl {
             ty,
             rhai: None,
+            plain_default: Plain::Null,
             default: get("default"),
             apply,
             user: true,
@@ -1417,6 +1422,11 @@ fn plain_config(
     path: &mut Vec<Str>,
     errors: &mut Vec<EvalError>,
 ) -> Result<Plain, EvalError> {
+    // Nothing defined at or below `path`: every option there is its default, known as plain
+    // data (most of the declared options, in most configurations).
+    if !path.is_empty() && defs_at(ev, system, path)?.is_empty() {
+        return Ok(plain_defaults(node));
+    }
     match &**node {
         Node::Opt(decl) => {
             let v = option_value(ev, system, decl, path)?;
@@ -1474,6 +1484,20 @@ fn plain_config(
             }
             Ok(Plain::Attrs(out))
         }
+    }
+}
+
+/// The Rhai-declared options at and below `node` when nothing defines them.
+fn plain_defaults(node: &Node) -> Plain {
+    match node {
+        Node::Opt(decl) => decl.plain_default.clone(),
+        Node::Set { children, .. } => Plain::Attrs(
+            children
+                .iter()
+                .filter(|(_, c)| has_rhai(c))
+                .map(|(k, c)| (k.to_string(), plain_defaults(c)))
+                .collect(),
+        ),
     }
 }
 
