@@ -81,6 +81,10 @@ pub fn unique_name(tag: &str) -> String {
 /// Where test processes claim address pairs, so concurrent test runs never share one.
 const CLAIMS: &str = "/run/ncsh-test-addresses";
 
+/// Held while this process claims or releases pairs: a release removes the claims directory
+/// when it is empty, which must not happen between a claimer's making it and claiming in it.
+static CLAIMS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Is `host` an address of an interface here, or `local` the destination of a route?
 fn in_use_on_this_machine(host: &str, local: &str) -> bool {
     let ip = |args: &[&str]| {
@@ -104,14 +108,21 @@ fn in_use_on_this_machine(host: &str, local: &str) -> bool {
 /// safe). Pairs are claimed machine-wide (a directory per pair holding the claimer's PID);
 /// claims of dead processes are taken over.
 fn claim_addresses(second: u8) -> (PathBuf, String, String) {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = CLAIMS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(CLAIMS).unwrap();
     let me = std::process::id();
     for third in 200..255u32 {
         let dir = Path::new(CLAIMS).join(format!("{second}.{third}"));
         // A claim is a directory with the claimer's PID; a dead claimer's is taken over.
-        let fresh = std::fs::create_dir(&dir).is_ok();
+        let fresh = match std::fs::create_dir(&dir) {
+            Ok(()) => true,
+            // Another process's release removed the (then empty) claims directory.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(CLAIMS).unwrap();
+                std::fs::create_dir(&dir).is_ok()
+            }
+            Err(_) => false,
+        };
         let stale = !fresh && {
             let owner = std::fs::read_to_string(dir.join("pid"))
                 .ok()
@@ -288,6 +299,7 @@ impl Drop for Env {
                 assert_no_debris(self, name);
             }
         }
+        let _guard = CLAIMS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         for claim in self.claims.borrow().iter() {
             let _ = std::fs::remove_dir_all(claim);
         }
