@@ -316,6 +316,7 @@ impl Evaluator {
                 self.force(&t)
             }
             Expr::WithVar(name, withs, pos) => {
+                let mut why = None;
                 for depth in withs {
                     let ns = slot(env, *depth, 0);
                     let ns = self.force(&ns)?;
@@ -329,8 +330,17 @@ impl Evaluator {
                         let t = t.clone();
                         return self.force(&t);
                     }
+                    // A namespace may say what a missing name means (`with pkgs;`).
+                    if why.is_none() {
+                        why = attrs.get("__ncshMissing").and_then(Thunk::get);
+                    }
                 }
-                Err(pos.err(format!("undefined variable '{name}'")))
+                Err(pos.err(match why {
+                    Some(Value::String(why)) => {
+                        format!("undefined variable '{name}' (nor in the 'with' around it: {why})")
+                    }
+                    _ => format!("undefined variable '{name}'"),
+                }))
             }
             Expr::Str(parts, pos) => Ok(Value::string(self.interpolate(parts, env, pos)?)),
             Expr::PathInterp(parts, pos) => {

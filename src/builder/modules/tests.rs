@@ -353,6 +353,17 @@ fn pkgs_from_the_host() {
         ("#!/bin/bash\necho hi".to_string(), true)
     );
     let e = errors(&[(
+        "environment.systemPackages = with pkgs; [ bash nosuchprogramhere ];",
+        true,
+    )]);
+    assert!(
+        e[0].contains(
+            "undefined variable 'nosuchprogramhere' (nor in the 'with' around it: no such \
+             program on this host"
+        ),
+        "{e:?}"
+    );
+    let e = errors(&[(
         "environment.systemPackages = [ pkgs.no-such-program-here ];",
         true,
     )]);
