@@ -243,6 +243,7 @@ fn declarations() -> Declarations {
             default,
             description: String::new(),
             module: "fuzz".into(),
+            default_by_name: None,
         });
     }
     d

@@ -173,6 +173,7 @@ mod tests {
                     default,
                     description: format!("about {path}"),
                     module: "test".into(),
+                    default_by_name: None,
                 })
                 .map_err(Error::Build)?;
             }

@@ -196,6 +196,10 @@ pub struct OptionDecl {
     pub description: String,
     /// The module that declared it.
     pub module: String,
+    /// A default that depends on the name of the attribute the option is in (the last
+    /// `<name>` of its path): the text of a Nix function of that name
+    /// (`name: if name == "" then "redis" else "redis-${name}"`).
+    pub default_by_name: Option<String>,
 }
 
 impl OptionDecl {
@@ -397,6 +401,7 @@ impl Declarations {
                 default: Value::Null,
                 description: String::new(),
                 module: "test".into(),
+                default_by_name: None,
             }],
             ..Default::default()
         }
@@ -463,6 +468,7 @@ mod tests {
                 default,
                 description: String::new(),
                 module: "test".into(),
+                default_by_name: None,
             })
             .unwrap();
         }

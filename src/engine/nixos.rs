@@ -517,6 +517,7 @@ impl RhaiModules {
                         default,
                         description: field("description").unwrap_or_default(),
                         module: name.clone(),
+                        default_by_name: field("default_nix"),
                     })
                     .map_err(Error::Build)?;
             }

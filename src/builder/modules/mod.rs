@@ -104,6 +104,9 @@ struct OptDecl {
     rhai: Option<OptType>,
     /// Rhai options: the default as plain data (what an option nobody defines is).
     plain_default: Plain,
+    /// A default made from an attribute name: the Nix function, and which component of the
+    /// option's path is the name.
+    by_name: Option<(Value, usize)>,
     default: Option<Thunk>,
     apply: Option<Value>,
     /// A user's option (not handed to the Rhai modules).
@@ -206,10 +209,35 @@ pub fn evaluate(
         } else {
             Some(Thunk::value(from_plain(&decl.default)))
         };
+        let by_name = match &decl.default_by_name {
+            Some(text) => {
+                let at = decl
+                    .path
+                    .iter()
+                    .rposition(|p| p == "<name>")
+                    .ok_or_else(|| {
+                        vec![EvalError::at(
+                            &Location::new(&decl.module, 0, 0),
+                            format!("{}: default_nix needs a <name> in the path", decl.dotted()),
+                        )]
+                    })?;
+                let origin = format!("<default of {} in {}>", decl.dotted(), decl.module);
+                let f = ev
+                    .eval_text(
+                        text,
+                        crate::nixlang::SourceMap::new(origin.as_ref(), text, 0),
+                        "/".as_ref(),
+                    )
+                    .map_err(|e| vec![e])?;
+                Some((f, at))
+            }
+            None => None,
+        };
         let d = OptDecl {
             ty: LazyTy::Ready(Ty::from_rhai(&decl.ty)),
             rhai: Some(decl.ty.clone()),
             plain_default: decl.default.clone(),
+            by_name,
             default: default.or_else(|| Some(Thunk::value(Value::Null))),
             apply: None,
             user: false,
@@ -224,6 +252,7 @@ pub fn evaluate(
             ty: LazyTy::Ready(Ty::AttrsOf(Box::new(Ty::Raw("raw".into())))),
             rhai: None,
             plain_default: Plain::Null,
+            by_name: None,
             default: Some(Thunk::value(Value::attrs(Attrs::new()))),
             apply: None,
             user: true,
@@ -534,6 +563,7 @@ fn declare_user_options(
             ty,
             rhai: None,
             plain_default: Plain::Null,
+            by_name: None,
             default: get("default"),
             apply,
             user: true,
@@ -913,7 +943,12 @@ fn option_value(
 ) -> Result<Value, EvalError> {
     let defs = defs_at(ev, system, path)?;
     let defs = discharge(ev, defs)?;
-    let value = if defs.is_empty() {
+    let value = if defs.is_empty()
+        && let Some((f, at)) = &decl.by_name
+        && let Some(name) = path.get(*at)
+    {
+        ev.apply(f.clone(), Thunk::value(Value::String(name.clone())), None)?
+    } else if defs.is_empty() {
         match &decl.default {
             Some(d) => {
                 // A default may use mkIf, mkMerge… too.
@@ -1424,7 +1459,7 @@ fn plain_config(
 ) -> Result<Plain, EvalError> {
     // Nothing defined at or below `path`: every option there is its default, known as plain
     // data (most of the declared options, in most configurations).
-    if !path.is_empty() && defs_at(ev, system, path)?.is_empty() {
+    if !path.is_empty() && !has_name_defaults(node) && defs_at(ev, system, path)?.is_empty() {
         return Ok(plain_defaults(node));
     }
     match &**node {
@@ -1483,6 +1518,17 @@ fn plain_config(
                 out.insert(name.to_string(), v);
             }
             Ok(Plain::Attrs(out))
+        }
+    }
+}
+
+/// Does an option at or below `node` have a default made from a name?
+fn has_name_defaults(node: &Node) -> bool {
+    match node {
+        Node::Opt(d) => d.by_name.is_some(),
+        Node::Set { children, any } => {
+            children.values().any(|c| has_name_defaults(c))
+                || any.as_ref().is_some_and(|a| has_name_defaults(a))
         }
     }
 }

@@ -46,6 +46,7 @@ fn decls() -> Declarations {
             default,
             description: String::new(),
             module: "test".into(),
+            default_by_name: None,
         })
         .unwrap();
     }
@@ -451,4 +452,46 @@ fn messages_for_what_ncsh_does_not_have() {
             "{e:?}"
         );
     }
+}
+
+#[test]
+fn a_default_may_depend_on_the_name() {
+    let mut d = decls();
+    d.add(OptionDecl {
+        path: "services.redis.servers.<name>.user"
+            .split('.')
+            .map(String::from)
+            .collect(),
+        ty: OptType::parse("nullOr str").unwrap(),
+        default: Plain::Null,
+        description: String::new(),
+        module: "test".into(),
+        default_by_name: Some("name: if name == \"\" then \"redis\" else \"redis-${name}\"".into()),
+    })
+    .unwrap();
+    let mut ev = Evaluator::new();
+    ev.track_positions();
+    let args = module_args(&mut ev).unwrap();
+    let text = "services.redis.servers = { \"\" = { }; cache = { }; own.user = \"me\"; }; \
+                users.users.x.isNormalUser = config.services.redis.servers.cache.user == \"redis-cache\";";
+    let m = snippet_module(&mut ev, text, Path::new("m.nix"), Path::new("/")).unwrap();
+    let c = evaluate(&mut ev, &d, vec![(m, "m.nix".into())], args)
+        .map_err(|e| e[0].to_string())
+        .unwrap()
+        .config;
+    let user = |n: &str| get(&c, &format!("services.redis.servers.{n}.user")).clone();
+    assert_eq!(user("cache"), Plain::String("redis-cache".into()));
+    assert_eq!(user("own"), Plain::String("me".into()));
+    let Plain::Attrs(servers) = get(&c, "services.redis.servers") else {
+        panic!()
+    };
+    assert_eq!(
+        servers[""],
+        Plain::Attrs([("user".to_string(), Plain::String("redis".into()))].into())
+    );
+    assert_eq!(
+        get(&c, "users.users.x.isNormalUser"),
+        &Plain::Bool(true),
+        "config reads it"
+    );
 }

@@ -162,6 +162,7 @@ mod tests {
                 default: Value::Null,
                 description: String::new(),
                 module: "test".into(),
+                default_by_name: None,
             })
             .unwrap();
         }
