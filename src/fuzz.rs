@@ -14,7 +14,7 @@ use crate::builder::options::{Declarations, OptType, OptionDecl};
 use crate::builder::plain::Value;
 use crate::container::Conf;
 use crate::container::address::{UsedAddresses, bare, check_explicit_with, parse_address};
-use crate::nixlang::{EvalError, Evaluator};
+use crate::nixlang::EvalError;
 
 /// No single input may take this long (a hang shows as a failure, not a stuck run).
 const SLOW: Duration = Duration::from_secs(2);
@@ -267,22 +267,8 @@ fn eval_here(text: &str) -> Result<serde_json::Value, EvalError> {
 
 /// `snippets` as `--config` modules of one configuration, against `decls`.
 fn configure(decls: &Declarations, snippets: &[&str]) -> Result<Value, Vec<EvalError>> {
-    let mut ev = Evaluator::new();
-    ev.track_positions();
-    let args = crate::builder::native::module_args(&mut ev).map_err(|e| vec![e])?;
-    let mut modules = Vec::new();
-    for (i, s) in snippets.iter().enumerate() {
-        let origin = format!("<{i}>");
-        let m = crate::builder::native::snippet_module(
-            &mut ev,
-            s,
-            Path::new(&origin),
-            Path::new("/nonexistent/fuzz"),
-        )
-        .map_err(|e| vec![e])?;
-        modules.push((m, origin));
-    }
-    crate::builder::modules::evaluate(&mut ev, decls, modules, args).map(|e| e.config)
+    let named: Vec<(&str, &str)> = snippets.iter().map(|s| (*s, "<fuzz>")).collect();
+    crate::builder::native::evaluate_snippets(decls, &named, Path::new("/nonexistent/fuzz"))
 }
 
 proptest! {

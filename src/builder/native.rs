@@ -3,8 +3,6 @@
 //! as an [`OptionModules`] by a layer above (the engine); this module knows no Rhai.
 
 use std::path::{Path, PathBuf};
-#[cfg(test)]
-use std::rc::Rc;
 
 use super::configuration_nix::{self, PATH as CONFIGURATION_NIX};
 use super::generation::{Generation, ManagedFile};
@@ -186,8 +184,29 @@ pub fn evaluate(request: &BuildRequest, declarations: &Declarations) -> Result<(
     Ok((evaluated.config, std::mem::take(&mut ev.written)))
 }
 
+/// `snippets` (text, origin) as the `--config` modules of one configuration, against
+/// `declarations`, relative paths against `base_dir`: for tests of the layers that use it.
+#[cfg(test)]
+pub(crate) fn evaluate_snippets(
+    declarations: &Declarations,
+    snippets: &[(&str, &str)],
+    base_dir: &Path,
+) -> std::result::Result<Plain, Vec<nixlang::EvalError>> {
+    let mut ev = Evaluator::new();
+    ev.track_positions();
+    let args = module_args(&mut ev).map_err(|e| vec![e])?;
+    let mut modules = Vec::new();
+    for (text, origin) in snippets {
+        let m = snippet_module(&mut ev, text, Path::new(origin), base_dir).map_err(|e| vec![e])?;
+        modules.push((m, origin.to_string()));
+    }
+    super::modules::evaluate(&mut ev, declarations, modules, args).map(|e| e.config)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::rc::Rc;
+
     use super::*;
 
     /// The lib parsed binding by binding is the lib parsed whole: the same names, each of the

@@ -414,7 +414,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::nixlang::{EvalError, Evaluator};
+    use crate::nixlang::EvalError;
 
     fn decls() -> Declarations {
         let mut d = Declarations::default();
@@ -476,17 +476,7 @@ mod tests {
     }
 
     fn configure(text: &str) -> Result<Value, EvalError> {
-        let mut ev = Evaluator::new();
-        ev.track_positions();
-        let args = crate::builder::native::module_args(&mut ev)?;
-        let m = crate::builder::native::snippet_module(
-            &mut ev,
-            text,
-            Path::new("<config>"),
-            Path::new("/"),
-        )?;
-        crate::builder::modules::evaluate(&mut ev, &decls(), vec![(m, "<config>".into())], args)
-            .map(|e| e.config)
+        crate::builder::native::evaluate_snippets(&decls(), &[(text, "<config>")], Path::new("/"))
             .map_err(|mut errors| errors.remove(0))
     }
 

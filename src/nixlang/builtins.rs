@@ -1122,7 +1122,6 @@ fn trace(ev: &mut Evaluator, a: &[Thunk]) -> R {
         other => json::show(ev, other).unwrap_or_else(|_| format!("{other:?}")),
     };
     eprintln!("trace: {shown}");
-    ev.traces.push(shown);
     ev.force(&a[1])
 }
 

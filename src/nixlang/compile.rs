@@ -575,7 +575,7 @@ impl Compiler<'_> {
             }
             E::AttrSet(s) => {
                 if s.rec_token().is_some() {
-                    let def = self.rec_bindings(s, node)?;
+                    let def = self.rec_bindings(s)?;
                     rc(Expr::RecAttrs(def))
                 } else {
                     let mut def = AttrsDef::default();
@@ -584,15 +584,14 @@ impl Compiler<'_> {
                 }
             }
             E::LetIn(l) => {
-                let (def, names) = self.frame_bindings(l, node, true)?;
+                let def = self.frame_bindings(l, true)?;
                 let body = self.child(l.body(), node)?;
                 self.scopes.pop();
-                let _ = names;
                 rc(Expr::Let(def, body))
             }
             E::LegacyLet(l) => {
                 // `let { a = 1; body = a; }` is `(rec { a = 1; body = a; }).body`.
-                let def = self.frame_bindings(l, node, false)?.0;
+                let def = self.frame_bindings(l, false)?;
                 self.scopes.pop();
                 rc(Expr::Select(
                     rc(Expr::RecAttrs(def)),
@@ -960,9 +959,8 @@ impl Compiler<'_> {
     fn frame_bindings(
         &mut self,
         node_entries: &impl HasEntry,
-        node: &SyntaxNode,
         is_let: bool,
-    ) -> Result<(Rc<AttrsDef>, Vec<Str>), EvalError> {
+    ) -> Result<Rc<AttrsDef>, EvalError> {
         let entries: Vec<ast::Entry> = node_entries.entries().collect();
         let names: Vec<Str> = self
             .top_names(&entries)
@@ -995,20 +993,13 @@ impl Compiler<'_> {
             }
         }
         def.statics = statics;
-        let _ = node;
-        Ok((Rc::new(def), names))
+        Ok(Rc::new(def))
     }
 
-    fn rec_bindings(
-        &mut self,
-        s: &ast::AttrSet,
-        node: &SyntaxNode,
-    ) -> Result<Rc<AttrsDef>, EvalError> {
-        let r = self.frame_bindings(s, node, false);
-        if r.is_ok() {
-            self.scopes.pop();
-        }
-        r.map(|(d, _)| d)
+    fn rec_bindings(&mut self, s: &ast::AttrSet) -> Result<Rc<AttrsDef>, EvalError> {
+        let def = self.frame_bindings(s, false)?;
+        self.scopes.pop();
+        Ok(def)
     }
 
     fn bindings(

@@ -24,8 +24,6 @@ pub struct Evaluator {
     globals: HashMap<Str, Value>,
     imports: HashMap<PathBuf, Value>,
     depth: usize,
-    /// Messages of `builtins.trace`, in order (the caller decides where they go).
-    pub traces: Vec<String>,
     /// With [`Evaluator::track_positions`]: the definitions each set literal was made from
     /// (by the address of its attributes, kept alive here), for [`Evaluator::attr_pos`].
     origins: Option<Origins>,
@@ -67,7 +65,6 @@ impl Evaluator {
             globals: builtins::globals(),
             imports: HashMap::new(),
             depth: 0,
-            traces: Vec::new(),
             origins: None,
             written: BTreeMap::new(),
         }

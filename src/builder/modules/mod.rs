@@ -787,9 +787,8 @@ fn unwrap_properties(ev: &mut Evaluator, def: Def, out: &mut Vec<Def>) -> Result
     }
 }
 
-/// The definitions that count at an option: properties unwrapped, conditions evaluated, only
-/// those of the strongest priority, in order.
-fn discharge(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> {
+/// `defs` with properties unwrapped, keeping those whose `mkIf` conditions all hold.
+fn met_conditions(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> {
     let mut parts = Vec::new();
     for d in defs {
         unwrap_properties(ev, d, &mut parts)?;
@@ -810,6 +809,13 @@ fn discharge(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> 
         }
         kept.push(d);
     }
+    Ok(kept)
+}
+
+/// The definitions that count at an option: [`met_conditions`], only those of the strongest
+/// priority, in order.
+fn discharge(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> {
+    let mut kept = met_conditions(ev, defs)?;
     let best = kept
         .iter()
         .map(|d| d.priority.unwrap_or(PRIORITY_PLAIN))
@@ -837,7 +843,7 @@ fn node_value(
                 .collect();
             if let Some(any) = any {
                 let defs = defs_at(ev, system, path)?;
-                let defs = discharge_keep_all(ev, defs)?;
+                let defs = met_conditions(ev, defs)?;
                 let mut seen: HashSet<Str> = children.keys().cloned().collect();
                 for d in defs {
                     if let Value::Attrs(a) = ev.force(&d.value)? {
@@ -871,12 +877,11 @@ type NodeFn = fn(&mut Evaluator, &Rc<System>, &Rc<Node>, &[Str]) -> Result<Value
 /// The `options` module argument: the declared options as a tree of sets, each option a set
 /// `{ _type = "option"; isDefined; value; }` (evaluated when used).
 fn options_value(
-    ev: &mut Evaluator,
+    _ev: &mut Evaluator,
     system: &Rc<System>,
     node: &Rc<Node>,
     path: &[Str],
 ) -> Result<Value, EvalError> {
-    let _ = ev;
     let mut out = Attrs::new();
     match &**node {
         Node::Opt(decl) => {
@@ -911,24 +916,6 @@ fn options_value(
         }
     }
     Ok(Value::attrs(out))
-}
-
-/// Like [`discharge`] without the priority filter (for the names of `<name>` sets).
-fn discharge_keep_all(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> {
-    let mut parts = Vec::new();
-    for d in defs {
-        unwrap_properties(ev, d, &mut parts)?;
-    }
-    let mut kept = Vec::new();
-    'defs: for d in parts {
-        for c in &d.conds {
-            if !matches!(ev.force(c)?, Value::Bool(true)) {
-                continue 'defs;
-            }
-        }
-        kept.push(d);
-    }
-    Ok(kept)
 }
 
 fn dotted(path: &[Str]) -> String {
