@@ -21,6 +21,7 @@ mod published_options;
 mod recovery;
 mod redis;
 mod repl;
+mod repl_burst;
 mod scripts;
 mod services_data;
 mod shell_env;
