@@ -73,6 +73,11 @@ pub enum Error {
     NixBuild { message: String, log: String },
     #[error("failed to switch the running container: {0}")]
     Switch(String),
+    /// An update that failed after it had changed the container, which was then put back to
+    /// generation `to` (None: to no generation, the container had none before).
+    /// The note goes after the hint when the error has one, else after the message.
+    #[error("{}", rolled_back_message(error, *to))]
+    RolledBack { error: Box<Error>, to: Option<u64> },
     /// The system bus or systemd could not be reached, or refused a call (systemd driver).
     #[error("cannot talk to systemd over D-Bus: {0}")]
     Bus(String),
@@ -89,6 +94,21 @@ pub enum Error {
     },
     #[error("{context}: {source}")]
     Sys { context: String, source: nix::Error },
+}
+
+/// What an update that was undone says after its error.
+fn rolled_back(to: Option<u64>) -> String {
+    match to {
+        Some(n) => format!("rolled back to generation {n}, which is active again"),
+        None => "rolled back to the system before the update".to_string(),
+    }
+}
+
+fn rolled_back_message(error: &Error, to: Option<u64>) -> String {
+    match error.hint() {
+        Some(_) => error.to_string(),
+        None => format!("{error}\n{}", rolled_back(to)),
+    }
 }
 
 /// nixos-container's words when both `--config` and `--config-file` are given.
@@ -118,6 +138,7 @@ impl Error {
             Error::MalformedConf { .. } => "MalformedConf",
             Error::Build(_) | Error::NixBuild { .. } => "BuildFailed",
             Error::Switch(_) => "SwitchFailed",
+            Error::RolledBack { error, .. } => error.kind(),
             Error::Bus(_) => "Bus",
             Error::Machined(_) => "Machined",
             Error::Login { .. } => "LoginFailed",
@@ -142,6 +163,9 @@ impl Error {
             | Error::StopFailed { detail, .. }
             | Error::ReloadFailed { detail, .. } => Some(detail.clone()),
             Error::NixBuild { log, .. } => Some(log.clone()),
+            Error::RolledBack { error, to } => error
+                .hint()
+                .map(|hint| format!("{hint}\n{}", rolled_back(*to))),
             _ => None,
         }
     }

@@ -30,5 +30,6 @@ mod system_files;
 mod systemd;
 mod testhost;
 mod units;
+mod update_feedback;
 mod verbs;
 mod walkthrough;
