@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{Session, Step};
-use crate::api::{self, error::describe};
+use crate::api::{self, error::explain};
 use crate::engine;
 
 /// (name, arguments, what it does).
@@ -265,7 +265,7 @@ fn run_verb(session: &mut Session, verb: &engine::Verb, rest: &str) -> Step {
                 eprintln!("{}", session.style.yellow("interrupted"));
                 Step::Failed
             } else {
-                let failure = describe(&err);
+                let failure = explain(&err, &session.engine);
                 match failure.exit {
                     Some(0) => Step::Done,
                     Some(code) => {

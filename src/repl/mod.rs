@@ -25,7 +25,7 @@ use rustyline::history::FileHistory;
 use rustyline::{Editor, KeyCode, KeyEvent, Modifiers};
 
 use crate::api::INTERRUPTED;
-use crate::api::error::describe;
+use crate::api::error::{explain, fn_words};
 use crate::engine;
 use crate::manager::Manager;
 use helper::{Catalog, Input, ReplHelper, Signature};
@@ -55,6 +55,16 @@ pub struct Session {
     style: Style,
     /// Interactive: echo results, show errors with a caret. Piped: `<stdin>:LINE:COL:` errors.
     interactive: bool,
+    /// Where each function defined so far came from, to point into it at an error there.
+    origins: HashMap<String, Origin>,
+}
+
+/// The entry (or `:load`ed file) that defined a function.
+struct Origin {
+    source: String,
+    /// `<stdin>` or the file's path.
+    name: String,
+    first_line: usize,
 }
 
 impl Session {
@@ -73,6 +83,7 @@ impl Session {
             catalog: Rc::new(RefCell::new(Catalog::default())),
             style,
             interactive,
+            origins: HashMap::new(),
         }
     }
 
@@ -133,6 +144,14 @@ impl Session {
             .compile_with_scope(&self.scope, source)
             .map_err(Box::<EvalAltResult>::from)
             .and_then(|ast| {
+                for f in ast.iter_functions() {
+                    let origin = Origin {
+                        source: source.to_string(),
+                        name: origin.to_string(),
+                        first_line,
+                    };
+                    self.origins.insert(f.name.to_string(), origin);
+                }
                 self.ast += ast;
                 let result = self
                     .engine
@@ -162,15 +181,36 @@ impl Session {
             eprintln!("{}", self.style.yellow("interrupted"));
             return Step::Failed;
         }
-        let failure = describe(err);
+        let failure = explain(err, &self.engine);
         if let Some(code) = failure.exit {
             return Step::Exit(code);
         }
+        // Inside a function of the session: point into it, in the entry that defined it.
+        let mut at = (failure.position, source, origin, first_line);
+        let mut message = failure.message.clone();
+        if let Some((function, position)) = &failure.inside
+            && let Some(defined) = self.origins.get(function)
+        {
+            let called = match failure.position.line() {
+                Some(line) if !self.interactive => {
+                    format!(", called at line {}", line + first_line - 1)
+                }
+                _ => String::new(),
+            };
+            message = format!("{message} (in {}{called})", fn_words(function));
+            at = (
+                *position,
+                defined.source.as_str(),
+                defined.name.as_str(),
+                defined.first_line,
+            );
+        }
+        let (position, source, origin, first_line) = at;
         let text = match &failure.hint {
-            Some(hint) => format!("{}: {hint}", failure.message),
-            None => failure.message.clone(),
+            Some(hint) => format!("{message}: {hint}"),
+            None => message,
         };
-        let (line, col) = (failure.position.line(), failure.position.position());
+        let (line, col) = (position.line(), position.position());
         if self.interactive && origin == "<stdin>" {
             if let Some(line) = line {
                 eprint!("{}", caret(source, line, col, self.style));

@@ -23,6 +23,7 @@ mod recovery;
 mod redis;
 mod repl;
 mod repl_burst;
+mod rhai_errors;
 mod scripts;
 mod services_data;
 mod shell_env;

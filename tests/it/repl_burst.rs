@@ -49,10 +49,10 @@ fn lines_written_at_once_all_run_in_order() {
     let out = until(&mut p, "third\r\n");
     let first = out
         .find("first 1\r\n")
-        .expect(&format!("first line ran: {out:?}"));
+        .unwrap_or_else(|| panic!("first line ran: {out:?}"));
     let second = out
         .find("second 3\r\n")
-        .expect(&format!("second line ran: {out:?}"));
+        .unwrap_or_else(|| panic!("second line ran: {out:?}"));
     assert!(first < second, "in order: {out:?}");
     // The session is still usable afterwards and knows both variables.
     burst(&mut p, "print(a * 10 + b)\r");
@@ -71,8 +71,12 @@ fn a_burst_while_a_line_runs_is_not_lost() {
         "sleep(0.3); print(\"slept\")\rprint(\"after\")\rprint(\"last\")\r",
     );
     let out = until(&mut p, "last\r\n");
-    let slept = out.find("slept\r\n").expect(&format!("slept: {out:?}"));
-    let after = out.find("after\r\n").expect(&format!("after: {out:?}"));
+    let slept = out
+        .find("slept\r\n")
+        .unwrap_or_else(|| panic!("slept: {out:?}"));
+    let after = out
+        .find("after\r\n")
+        .unwrap_or_else(|| panic!("after: {out:?}"));
     assert!(slept < after, "in order: {out:?}");
 }
 
