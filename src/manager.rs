@@ -523,7 +523,8 @@ impl Manager {
         let root = Root::open(&self.paths.root(name))?;
         for key in ["ssh_host_ed25519_key.pub", "ssh_host_ecdsa_key.pub"] {
             if let Some(text) = root.read_string(Path::new("etc/ssh").join(key))? {
-                return Ok(Some(text));
+                // The key alone, as scripts compare or store it: no trailing newline.
+                return Ok(Some(text.trim_end().to_string()));
             }
         }
         Ok(None)

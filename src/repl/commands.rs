@@ -110,7 +110,9 @@ fn general_help(session: &Session) -> String {
         out.push_str(&format!("  {:<45} {}\n", doc.signature, doc.text));
     }
     out.push_str(
-        "\nRhai's standard functions are all there too; :help NAME shows a function's signatures.",
+        "\nRhai's standard functions are all there too; :help NAME shows a function's signatures.\n\
+         Rhai's string methods trim, replace, pad, truncate and crop change the string itself and\n\
+         return (): `let t = s.trim();` makes t (); use `s.trimmed()` for a trimmed copy.",
     );
     out
 }

@@ -19,6 +19,7 @@ mod nixos_modules;
 mod options;
 mod parallel;
 mod published_options;
+mod raw_values;
 mod recovery;
 mod redis;
 mod repl;
