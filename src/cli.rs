@@ -224,7 +224,7 @@ pub fn run(argv: Vec<OsString>) -> i32 {
                 }
                 _ => ui.message(&failure.message, failure.hint.as_deref()),
             }
-            1
+            failure.status
         }
     }
 }
@@ -277,7 +277,7 @@ fn report_script_error(path: &str, err: &rhai::EvalAltResult, engine: &rhai::Eng
         Some(hint) => eprintln!("{path}:{line}:{col}: {message}: {hint}"),
         None => eprintln!("{path}:{line}:{col}: {message}"),
     }
-    1
+    failure.status
 }
 
 fn run_script(ui: &Ui, manager: Rc<Manager>, path: &Path, args: &[String]) -> i32 {

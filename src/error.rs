@@ -87,6 +87,10 @@ pub enum Error {
     /// machined could not open a login (it starts a getty through the container's own bus).
     #[error("machined could not open a login on ‘{name}’: {detail}")]
     Login { name: String, detail: String },
+    /// A command given to run in a container that could not be started: not found (exit
+    /// status 127, as a shell), or found but not executable (126).
+    #[error("{program}: {}", if *not_found { "command not found" } else { "permission denied (not an executable file)" })]
+    CommandNotRun { program: String, not_found: bool },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -142,6 +146,10 @@ impl Error {
             Error::Bus(_) => "Bus",
             Error::Machined(_) => "Machined",
             Error::Login { .. } => "LoginFailed",
+            Error::CommandNotRun {
+                not_found: true, ..
+            } => "CommandNotFound",
+            Error::CommandNotRun { .. } => "CommandNotExecutable",
             Error::Io { .. } | Error::Sys { .. } => "System",
         }
     }
@@ -166,6 +174,16 @@ impl Error {
             Error::RolledBack { error, to } => error
                 .hint()
                 .map(|hint| format!("{hint}\n{}", rolled_back(*to))),
+            _ => None,
+        }
+    }
+
+    /// The exit status this error ends a command line with, when it is not 1: a command that
+    /// could not be run exits as a shell would.
+    pub fn exit_status(&self) -> Option<i32> {
+        match self {
+            Error::RolledBack { error, .. } => error.exit_status(),
+            Error::CommandNotRun { not_found, .. } => Some(if *not_found { 127 } else { 126 }),
             _ => None,
         }
     }

@@ -11,6 +11,9 @@ pub fn to_rhai(e: Error) -> Box<EvalAltResult> {
     map.insert("kind".into(), e.kind().into());
     map.insert("message".into(), e.to_string().into());
     map.insert("hint".into(), e.hint().map_or(Dynamic::UNIT, Dynamic::from));
+    if let Some(status) = e.exit_status() {
+        map.insert("status".into(), i64::from(status).into());
+    }
     EvalAltResult::ErrorRuntime(map.into(), Position::NONE).into()
 }
 
@@ -30,6 +33,9 @@ pub struct Failure {
     pub position: Position,
     /// Raised by ncsh (a domain error), not by the script's own code.
     pub from_ncsh: bool,
+    /// The exit status the error ends a command line with (1 unless it says otherwise, as a
+    /// command that could not be run does: 127 or 126).
+    pub status: i32,
     /// When the error happened inside a function of the script itself: the function, and the
     /// position in it (in the source that defined it). `position` is then the outermost call.
     pub inside: Option<(String, Position)>,
@@ -97,6 +103,7 @@ pub fn describe(err: &EvalAltResult) -> Failure {
         position,
         from_ncsh: false,
         inside,
+        status: 1,
     };
     match inner {
         EvalAltResult::ErrorTerminated(value, _) => {
@@ -117,6 +124,12 @@ pub fn describe(err: &EvalAltResult) -> Failure {
                     .filter(|h| !h.is_unit())
                     .map(|h| h.to_string());
                 failure.from_ncsh = true;
+                failure.status = map
+                    .get("status")
+                    .and_then(|s| s.as_int().ok())
+                    .and_then(|s| i32::try_from(s).ok())
+                    .filter(|s| (1..=255).contains(s))
+                    .unwrap_or(1);
             }
             _ => failure.message = value.to_string(),
         },

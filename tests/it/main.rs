@@ -25,6 +25,7 @@ mod redis;
 mod repl;
 mod repl_burst;
 mod rhai_errors;
+mod run_status;
 mod scripts;
 mod services_data;
 mod shell_env;
