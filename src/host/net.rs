@@ -26,22 +26,35 @@ pub fn host_link(name: &str) -> String {
     format!("ve-{name}")
 }
 
-fn ip(args: &[&str]) -> Result<()> {
+/// How `ip` ended: Ok, or its stderr.
+fn ip_run(args: &[&str]) -> Result<std::result::Result<(), String>> {
     let out = Command::new(ip_binary()?)
         .args(args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Error::io("running ip", e))?;
-    if out.status.success() {
+    Ok(if out.status.success() {
         Ok(())
     } else {
-        Err(Error::Usage(format!(
-            "ip {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    })
 }
+
+fn ip(args: &[&str]) -> Result<()> {
+    ip_run(args)?.map_err(|why| ip_error(args, &why))
+}
+
+fn ip_error(args: &[&str], why: &str) -> Error {
+    Error::Usage(format!("ip {} failed: {why}", args.join(" ")))
+}
+
+/// `ip`'s words for a device that is not there (ENODEV), by name or by index.
+fn no_such_device(stderr: &str) -> bool {
+    stderr.contains("Cannot find device") || stderr.contains("No such device")
+}
+
+/// How long a link the kernel is taking down with a dead network namespace may stay visible.
+const LINK_GONE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Does link `ve-NAME` (by name or altname) exist?
 pub fn link_exists(name: &str) -> bool {
@@ -115,14 +128,52 @@ pub fn host_side_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
     commands
 }
 
-/// Remove a leftover host link (after a killed nspawn); absent links are fine, also one the
-/// kernel removed between the check and the delete (it goes with the container's namespace).
+/// Remove a leftover host link (after a killed nspawn), and return once its name is free for
+/// the next nspawn. One that is already gone is success. The kernel takes a veth down with
+/// its peer's dead network namespace, asynchronously: such a link may still be listed while
+/// deleting it says "Cannot find device", which is success too; then we wait for it to go.
 pub fn remove_host_link(name: &str) -> Result<()> {
     if !link_exists(name) {
         return Ok(());
     }
-    match ip(&["link", "del", "dev", &host_link(name)]) {
-        Err(e) if link_exists(name) => Err(e),
-        _ => Ok(()),
+    let link = host_link(name);
+    let args = ["link", "del", "dev", link.as_str()];
+    match ip_run(&args)? {
+        Ok(()) => {}
+        Err(why) if no_such_device(&why) => {}
+        Err(why) => return Err(ip_error(&args, &why)),
+    }
+    let deadline = Instant::now() + LINK_GONE_TIMEOUT;
+    while link_exists(name) {
+        if Instant::now() > deadline {
+            return Err(Error::Usage(format!(
+                "the host link {link} is still there {} s after it was deleted",
+                LINK_GONE_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_device_is_recognised() {
+        assert!(no_such_device("Cannot find device \"ve-lif160430\""));
+        assert!(no_such_device("RTNETLINK answers: No such device"));
+        assert!(!no_such_device(
+            "RTNETLINK answers: Operation not permitted"
+        ));
+    }
+
+    #[test]
+    fn removing_a_link_that_is_not_there_is_success() {
+        if !nix::unistd::geteuid().is_root() || ip_binary().is_err() {
+            return;
+        }
+        assert!(remove_host_link("ncsh-no-such-link-here").is_ok());
     }
 }
