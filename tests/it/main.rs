@@ -28,6 +28,7 @@ mod rhai_errors;
 mod run_status;
 mod scripts;
 mod services_data;
+mod setup_script;
 mod shell_env;
 mod system_files;
 mod systemd;
