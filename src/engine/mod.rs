@@ -148,6 +148,17 @@ fn first_sentence(doc: &str) -> String {
     text
 }
 
+/// `print` of scripts and verbs. Output to a closed pipe (`ncsh options | head`) ends the
+/// process as SIGPIPE would end a C program (status 141), instead of a panic.
+fn print_line(text: &str) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{text}")
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(128 + libc::SIGPIPE);
+    }
+}
+
 /// The `//!` doc comment at the top of a script (its --help), without the markers.
 pub fn doc_comment(source: &str) -> String {
     source
@@ -166,6 +177,7 @@ pub fn doc_comment(source: &str) -> String {
 pub fn new_engine(manager: Rc<Manager>) -> Engine {
     let mut engine = Engine::new();
     crate::api::limits::Limits::current().apply(&mut engine, true);
+    engine.on_print(print_line);
     register_api(&mut engine, manager);
     engine
 }
@@ -181,7 +193,7 @@ pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
     let mut engine = Engine::new_raw();
     // Sizes and depths; no operation limit, which is for the user's own scripts.
     crate::api::limits::Limits::current().apply(&mut engine, false);
-    engine.on_print(|s| println!("{s}"));
+    engine.on_print(print_line);
     engine.on_debug(|s, _, _| eprintln!("{s}"));
     // Lazy packages: a verb calls a handful of their functions, which are looked up in the
     // manifests when called instead of all being registered up front (half of engine creation).

@@ -91,3 +91,26 @@ fn verb_listings_show_whole_sentences() {
         "{verbs}"
     );
 }
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let env = Env::new();
+    // Far more than a pipe holds.
+    let script = env.prefix().join("many.rhai");
+    std::fs::write(&script, "for i in 0..10000000 { print(`line ${i}`) }\n").unwrap();
+    let mut child = env
+        .command(&[script.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    // As `| head -1` does: the reader goes away.
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
