@@ -390,8 +390,8 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     function(
         "trimmed",
         api_doc!(
-            "s.trimmed() -> string",
-            "A copy of s without leading and trailing whitespace (s.trim() trims s itself and returns ())."
+            "trimmed(s: string) -> string",
+            "s.trimmed(): a copy of s without leading and trailing whitespace (s.trim() trims s itself and returns ())."
         ),
     )
     .register_into_engine(engine, |s: &str| s.trim().to_string());

@@ -93,7 +93,7 @@ fn trimmed_returns_the_trimmed_string() {
     // And :help says so.
     let out = output_with_stdin(env.command(&[]), b":help\n");
     assert!(
-        stdout(&out).contains("s.trimmed() -> string"),
+        stdout(&out).contains("trimmed(s: string) -> string"),
         "{}",
         stdout(&out)
     );
