@@ -20,12 +20,16 @@ type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 pub type DeclarationSource = Rc<dyn Fn() -> CrateResult<Declarations>>;
 
 /// One option as scripts see it: `#{name, type, default, description, declaredIn}`, the type
-/// in NixOS's words.
+/// in NixOS's words, and `defaultText` (as NixOS's options have it) for a default computed from
+/// the attribute's name: the Nix function that computes it.
 pub fn option_map(decl: &OptionDecl) -> Map {
     let mut map = Map::new();
     map.insert("name".into(), decl.dotted().into());
     map.insert("type".into(), decl.ty.describe().into());
     map.insert("default".into(), to_dynamic(&decl.default));
+    if let Some(text) = &decl.default_by_name {
+        map.insert("defaultText".into(), text.clone().into());
+    }
     map.insert("description".into(), decl.description.clone().into());
     map.insert("declaredIn".into(), decl.module.clone().into());
     map

@@ -95,6 +95,22 @@ fn json_is_an_array_of_options() {
         list.iter()
             .all(|o| o["name"].as_str().unwrap().starts_with("services.openssh."))
     );
+    // A default made from the attribute's name is shown as the function that makes it.
+    let user = stdout(&options(
+        &env,
+        None,
+        &["services.redis.servers.x.user", "--json"],
+    ));
+    let user: serde_json::Value = serde_json::from_str(&user).expect("JSON");
+    assert_eq!(
+        user[0]["defaultText"],
+        "name: if name == \"\" then \"redis\" else \"redis-${name}\""
+    );
+    let text = stdout(&options(&env, None, &["services.redis.servers.x.user"]));
+    assert!(
+        text.contains("Default: (from the name) name: if name == \"\" then"),
+        "{text}"
+    );
     let uid = stdout(&options(&env, None, &["users.users.x.uid", "--json"]));
     let uid: serde_json::Value = serde_json::from_str(&uid).expect("JSON");
     assert_eq!(uid[0]["default"], serde_json::Value::Null);
