@@ -875,7 +875,7 @@ fn node_value(
 type NodeFn = fn(&mut Evaluator, &Rc<System>, &Rc<Node>, &[Str]) -> Result<Value, EvalError>;
 
 /// The `options` module argument: the declared options as a tree of sets, each option a set
-/// `{ _type = "option"; isDefined; value; }` (evaluated when used).
+/// `{ _type = "option"; isDefined; value; default; type; }` (evaluated when used).
 fn options_value(
     _ev: &mut Evaluator,
     system: &Rc<System>,
@@ -901,6 +901,25 @@ fn options_value(
                     option_value(ev, &s, &d, &p)
                 })),
             );
+            if let Some(default) = &decl.default {
+                out.insert("default".into(), default.clone());
+            }
+            // The type: a user's `lib.types` value itself; a Rhai option's type by its name and
+            // description.
+            let ty = match (&decl.ty, &decl.rhai) {
+                (LazyTy::Nix(t, _), _) => Some(t.clone()),
+                (_, Some(t)) => {
+                    let mut ty = Attrs::new();
+                    ty.insert("_type".into(), Value::string("option-type").into());
+                    ty.insert("name".into(), Value::string(t.nix_name()).into());
+                    ty.insert("description".into(), Value::string(t.describe()).into());
+                    Some(Value::attrs(ty).into())
+                }
+                _ => None,
+            };
+            if let Some(ty) = ty {
+                out.insert("type".into(), ty);
+            }
         }
         Node::Set { children, .. } => {
             for (name, child) in children {

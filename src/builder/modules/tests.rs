@@ -393,6 +393,23 @@ fn the_options_argument_and_renamed_options() {
         get(&c, "networking.hostName"),
         &Plain::String("defined".into())
     );
+    // An option's default and type, of a Rhai option and of the user's own.
+    let c = config(&[(
+        "{ options, lib, ... }: { options.mine = lib.mkOption { type = lib.types.listOf lib.types.int; \
+           default = [ 1 ]; }; config.networking.firewall.allowedTCPPorts = \
+           options.services.openssh.ports.default ++ options.mine.default; \
+           config.networking.hostName = options.services.openssh.ports.type.name + \"-\" + \
+           options.mine.type.name + \"-\" + options.services.openssh.enable.type.description; }",
+        false,
+    )]);
+    assert_eq!(
+        get(&c, "networking.firewall.allowedTCPPorts"),
+        &Plain::List(vec![Plain::Int(22), Plain::Int(1)])
+    );
+    assert_eq!(
+        get(&c, "networking.hostName"),
+        &Plain::String("listOf-listOf-boolean".into())
+    );
     let c = config(&[(
         "{ lib, ... }: { imports = [ (lib.mkRenamedOptionModule [ \"services\" \"ssh\" \"enable\" ] \
            [ \"services\" \"openssh\" \"enable\" ]) ]; services.ssh.enable = true; }",

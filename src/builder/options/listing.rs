@@ -6,6 +6,26 @@ use crate::builder::plain::parse_path;
 use crate::error::Error;
 
 impl OptType {
+    /// The name of the `lib.types` type this is (a type's `name` in Nix).
+    pub fn nix_name(&self) -> &'static str {
+        match self {
+            OptType::Bool => "bool",
+            OptType::Int => "int",
+            OptType::Str => "str",
+            OptType::Port => "unsignedInt16",
+            OptType::Path => "path",
+            OptType::Attrs => "attrs",
+            OptType::Any => "anything",
+            OptType::Package => "package",
+            OptType::PortRange => "submodule",
+            OptType::HostName => "strMatching",
+            OptType::ListOf(_) => "listOf",
+            OptType::AttrsOf(_) => "attrsOf",
+            OptType::NullOr(_) => "nullOr",
+            OptType::Enum(_) => "enum",
+        }
+    }
+
     /// The type as NixOS's manual writes it: `boolean`, `list of port`, `null or signed
     /// integer`, `one of "yes", "no"`, `attribute set of string`.
     pub fn describe(&self) -> String {
