@@ -103,6 +103,27 @@ fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
     )
 }
 
+/// Modules of nixpkgs (below `modulesPath`) that configurations of containers import and that
+/// change nothing in a native container: they are empty modules here.
+const NIXPKGS_MODULES_ACCEPTED: [&str; 3] = [
+    // What boot.isContainer sets; a native container is one.
+    "virtualisation/container-config.nix",
+    // Leaves out documentation and X libraries, which a native container does not have.
+    "profiles/minimal.nix",
+    // No sound, no console getty: a native container has neither.
+    "profiles/headless.nix",
+];
+
+/// Why an import of another nixpkgs module fails.
+fn nixpkgs_module_refused() -> String {
+    format!(
+        "a module of nixpkgs, which this host does not have: a Nix host evaluates it \
+         (NCSH_BUILDER=nix). Of modulesPath, ncsh accepts {}, which change nothing in a native \
+         container",
+        NIXPKGS_MODULES_ACCEPTED.join(", ")
+    )
+}
+
 /// The module arguments every module gets: `lib`, `pkgs`, `modulesPath`.
 pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixlang::EvalError> {
     let lib = ev.eval_shipped_split(
@@ -115,9 +136,14 @@ pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixl
     let pkgs = super::pkgs::host_packages(ev, lib.clone())?;
     args.insert("lib".into(), Thunk::value(lib));
     args.insert("pkgs".into(), Thunk::value(pkgs));
+    let modules_path = Path::new(super::pkgs::NO_NIXPKGS);
+    for module in NIXPKGS_MODULES_ACCEPTED {
+        ev.preload(&modules_path.join(module), Value::attrs(Attrs::new()));
+    }
+    ev.reserve(modules_path, &nixpkgs_module_refused());
     args.insert(
         "modulesPath".into(),
-        Thunk::value(Value::Path(Path::new(super::pkgs::NO_NIXPKGS).into())),
+        Thunk::value(Value::Path(modules_path.into())),
     );
     Ok(args)
 }

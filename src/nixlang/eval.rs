@@ -24,6 +24,8 @@ const MAX_FILE: u64 = 64 << 20;
 pub struct Evaluator {
     globals: HashMap<Str, Value>,
     imports: HashMap<PathBuf, Value>,
+    /// Directories whose files `import` refuses with a message (see [`Evaluator::reserve`]).
+    reserved: Vec<(PathBuf, String)>,
     depth: usize,
     /// With [`Evaluator::track_positions`]: the definitions each set literal was made from
     /// (by the address of its attributes, kept alive here), for [`Evaluator::attr_pos`].
@@ -65,10 +67,21 @@ impl Evaluator {
         Evaluator {
             globals: builtins::globals(),
             imports: HashMap::new(),
+            reserved: Vec::new(),
             depth: 0,
             origins: None,
             written: BTreeMap::new(),
         }
+    }
+
+    /// `import` of `path` gives `value` without reading a file.
+    pub fn preload(&mut self, path: &Path, value: Value) {
+        self.imports.insert(canon_path(path), value);
+    }
+
+    /// `import` of a file below `dir` (not preloaded) fails: "PATH: `why`".
+    pub fn reserve(&mut self, dir: &Path, why: &str) {
+        self.reserved.push((canon_path(dir), why.to_string()));
     }
 
     /// Remember where the attributes of set literals are defined (for messages about them).
@@ -195,6 +208,9 @@ impl Evaluator {
         }
         if let Some(v) = self.imports.get(&target) {
             return Ok(v.clone());
+        }
+        if let Some((_, why)) = self.reserved.iter().find(|(d, _)| target.starts_with(d)) {
+            return Err(err_at(pos, format!("{}: {why}", target.display())));
         }
         let text = read_file(&target, pos)?;
         let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();

@@ -378,8 +378,14 @@ fn build_system(
     while let Some(p) = work.pop() {
         let mut file = p.file.clone();
         let mut v = ev.force(&p.value)?;
-        if let Value::Path(path) = &v {
-            let mut target = path.to_path_buf();
+        // A path, or an absolute path as a string (`"${modulesPath}/…"`), as NixOS takes it.
+        let path = match &v {
+            Value::Path(path) => Some(path.to_path_buf()),
+            Value::String(s) if s.starts_with('/') => Some(PathBuf::from(&**s)),
+            _ => None,
+        };
+        if let Some(path) = path {
+            let mut target = path;
             if target.is_dir() {
                 target.push("default.nix");
             }

@@ -512,3 +512,25 @@ fn a_default_may_depend_on_the_name() {
         "config reads it"
     );
 }
+
+#[test]
+fn nixpkgs_modules_that_change_nothing_here_are_accepted_the_others_refused() {
+    let c = config(&[(
+        "{ modulesPath, ... }: { imports = [ (modulesPath + \"/profiles/minimal.nix\") \
+           \"${modulesPath}/virtualisation/container-config.nix\" ]; networking.hostName = \"m\"; }",
+        false,
+    )]);
+    assert_eq!(get(&c, "networking.hostName"), &Plain::String("m".into()));
+    let e = errors(&[(
+        "{ modulesPath, ... }: { imports = [ \"${modulesPath}/profiles/qemu-guest.nix\" ]; }",
+        false,
+    )]);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].contains(
+            "profiles/qemu-guest.nix: a module of nixpkgs, which this host does not have"
+        ),
+        "{e:?}"
+    );
+    assert!(e[0].contains("NCSH_BUILDER=nix"), "{e:?}");
+}
