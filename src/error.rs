@@ -82,6 +82,10 @@ pub enum Error {
     /// machined could not open a login (it starts a getty through the container's own bus).
     #[error("machined could not open a login on ‘{name}’: {detail}")]
     Login { name: String, detail: String },
+    /// A test driver step failed (`succeed`, a `wait_*` that timed out): what ran, on which
+    /// node, and what it printed.
+    #[error("{0}")]
+    TestFailed(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -121,6 +125,7 @@ impl Error {
             Error::Bus(_) => "Bus",
             Error::Machined(_) => "Machined",
             Error::Login { .. } => "LoginFailed",
+            Error::TestFailed(_) => "TestFailed",
             Error::Io { .. } | Error::Sys { .. } => "System",
         }
     }
