@@ -292,7 +292,8 @@ fn run_file(manager: Rc<Manager>, file: &Path, options: &Options, label: String)
         testdriver::report(&format!("FAILED {text}"));
     }
     let subtest_failed = cases.iter().any(|c| c.failure.is_some());
-    if script_failure.is_some() || cases.is_empty() {
+    // A signal that ended a subtest is that subtest's failure, not one more.
+    if (script_failure.is_some() && !subtest_failed) || cases.is_empty() {
         cases.push(SubtestResult {
             name: shown.clone(),
             seconds: start.elapsed().as_secs_f64(),
@@ -351,9 +352,10 @@ fn report_kept(test: &Kept) {
         .map(|(_, name)| format!("ncsh destroy {name}"))
         .collect();
     lines.push(format!(
-        "  remove them with: {}; ip link del {}",
+        "  remove them with: {}; ip link del {}; rm -r {}",
         destroys.join("; "),
-        test.bridge
+        test.bridge,
+        test.scratch.display()
     ));
     testdriver::report(&lines.join("\n"));
 }

@@ -103,6 +103,8 @@ struct TestState {
     manager: Rc<Manager>,
     bridge: String,
     network: Option<Ipv4Net>,
+    /// A host directory of the test's own (`t.scratch`), removed with its nodes.
+    scratch: PathBuf,
     /// (node name, container name), in node-name order.
     nodes: RefCell<Vec<(String, ContainerName)>>,
 }
@@ -159,6 +161,7 @@ pub fn made_nodes() -> bool {
 /// What a kept test left, for the message that says how to enter it.
 pub struct Kept {
     pub bridge: String,
+    pub scratch: PathBuf,
     /// (node name, container name).
     pub nodes: Vec<(String, String)>,
 }
@@ -173,6 +176,7 @@ pub fn teardown(keep: bool) -> (Vec<Kept>, Vec<String>) {
         if keep {
             kept.push(Kept {
                 bridge: test.bridge.clone(),
+                scratch: test.scratch.clone(),
                 nodes: nodes
                     .iter()
                     .map(|(n, c)| (n.clone(), c.to_string()))
@@ -187,6 +191,9 @@ pub fn teardown(keep: bool) -> (Vec<Kept>, Vec<String>) {
         }
         if let Err(e) = test.manager.delete_bridge(&test.bridge) {
             errors.push(format!("removing bridge {}: {e}", test.bridge));
+        }
+        if let Err(e) = crate::files::remove_path(&test.scratch) {
+            errors.push(format!("removing {}: {e}", test.scratch.display()));
         }
     }
     (kept, errors)
@@ -263,6 +270,14 @@ impl CustomType for Test {
             .and_comments(&[api_doc!(
                 "t.network: string",
                 "The test's own network (its bridge has the first address)."
+            )])
+            .with_get("scratch", |t: &mut Test| {
+                t.state.scratch.display().to_string()
+            })
+            .and_comments(&[api_doc!(
+                "t.scratch: string",
+                "A host directory of the test's own, for copy_to_host and copy_from_host; removed",
+                "with the nodes."
             )])
             .with_get("bridge", |t: &mut Test| t.state.bridge.clone())
             .and_comments(&[api_doc!(
@@ -475,9 +490,11 @@ fn new_test(manager: &Rc<Manager>, spec: &Map) -> Result<Test, Error> {
             manager: manager.clone(),
             bridge: format!("nt{tag}"),
             network: Some(network),
+            scratch: std::env::temp_dir().join(format!("ncsh-test-{tag}")),
             nodes: RefCell::new(Vec::new()),
         });
         RUN.with(|r| r.borrow_mut().tests.push(state.clone()));
+        crate::files::ensure_dir(&state.scratch, 0o700)?;
         let mut retry = false;
         for ((node, name, module), (_, address)) in modules.iter().zip(&addressed) {
             let opts = CreateOptions {
