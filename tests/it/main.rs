@@ -26,6 +26,7 @@ mod services_data;
 mod shell_env;
 mod system_files;
 mod systemd;
+mod testdriver;
 mod testhost;
 mod units;
 mod verbs;

@@ -1,0 +1,320 @@
+//! `ncsh test`: the example tests of scripts/tests pass (in parallel, with a JUnit report); a
+//! failing step says where, on which node, what ran and what it printed; `--keep` leaves the
+//! nodes and says how to enter them; an uncaught error, SIGTERM and Ctrl-C (SIGINT) still
+//! remove every node, bridge and scratch directory.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// `n` test networks of this test's own (10.235.N.0/24 of claimed pairs), as NCSH_TEST_NETWORKS.
+fn networks(env: &Env, n: usize) -> String {
+    (0..n)
+        .map(|_| {
+            let (host, _) = env.test_addresses_in(235);
+            let net = host.trim_end_matches(".1");
+            format!("{net}.0/24")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn ncsh_test(env: &Env, nets: &str, args: &[&str]) -> Command {
+    let mut cmd = env.command(&[&["test"], args].concat());
+    cmd.env("NCSH_TEST_NETWORKS", nets)
+        .env("TMPDIR", env.prefix())
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+/// What an `ncsh test` run of process `pid` left: confs, roots, runtime state, scratch
+/// directories, bridges, links, cgroups, supervisors.
+fn leftovers(env: &Env, pid: u32) -> Vec<String> {
+    let tag = format!("{pid:x}x");
+    let mut left = Vec::new();
+    for dir in [
+        "etc/nixos-containers",
+        "var/lib/nixos-containers",
+        "run/ncsh",
+    ] {
+        if let Ok(entries) = std::fs::read_dir(env.prefix().join(dir)) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.contains(&tag) {
+                    left.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(env.prefix()) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("ncsh-test-") {
+                left.push(e.path().display().to_string());
+            }
+        }
+    }
+    let links = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    for line in stdout(&links).lines() {
+        if line.contains(&format!("nt{tag}")) || line.contains(&format!("vb-t{tag}")) {
+            left.push(format!("link {line}"));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("ncsh-t{tag}"))
+            {
+                left.push(format!("cgroup {}", e.path().display()));
+            }
+        }
+    }
+    let supervisors = Command::new("pgrep")
+        .args(["-f", &format!("__supervise t{tag}")])
+        .output()
+        .unwrap();
+    if !supervisors.stdout.is_empty() {
+        left.push("a supervisor process".into());
+    }
+    left
+}
+
+fn run_to_end(mut cmd: Command) -> (Output, u32) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+#[test]
+fn the_example_tests_pass_in_parallel_and_leave_nothing() {
+    require_root();
+    let env = Env::new();
+    let nets = networks(&env, 3);
+    let junit = env.prefix().join("report.xml");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tests");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| format!("scripts/tests/{}", e.file_name().to_string_lossy()))
+        .filter(|f| f.ends_with(".rhai"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "{files:?}");
+    let subtests: usize = files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f))
+                .unwrap()
+                .matches("\nsubtest(")
+                .count()
+        })
+        .sum();
+    let mut args: Vec<&str> = vec!["-j", "3", "--junit", junit.to_str().unwrap()];
+    args.extend(files.iter().map(String::as_str));
+    let (out, pid) = run_to_end(ncsh_test(&env, &nets, &args));
+    assert_ok(&out, "ncsh test scripts/tests/*.rhai");
+    let text = stdout(&out);
+    let summary = text.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with(&format!("{subtests} passed, 0 failed (")),
+        "{text}"
+    );
+    for f in &files {
+        assert!(text.contains(&format!("[{f}] test {f}")), "{text}");
+    }
+    assert!(
+        text.contains("[scripts/tests/web.rhai]   ok the client reaches the server by name ("),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), subtests, "{xml}");
+    assert!(
+        xml.contains(&format!("tests=\"{subtests}\" failures=\"0\"")),
+        "{xml}"
+    );
+    assert_eq!(leftovers(&env, pid), Vec::<String>::new());
+}
+
+const FAILING: &str = r#"let t = test(#{ nodes: #{ one: "", two: "" } });
+t.start_all();
+subtest("the nodes see each other", || {
+    t.nodes.one.succeed("getent hosts two");
+    t.nodes.one.succeed("echo to stdout; echo to stderr >&2; exit 4");
+});
+subtest("never runs", || {});
+"#;
+
+#[test]
+fn a_failing_step_says_where_what_and_leaves_nothing() {
+    require_root();
+    let env = Env::new();
+    let nets = networks(&env, 1);
+    let script = env.prefix().join("failing.rhai");
+    std::fs::write(&script, FAILING).unwrap();
+    let junit = env.prefix().join("report.xml");
+    let (out, pid) = run_to_end(ncsh_test(
+        &env,
+        &nets,
+        &[script.to_str().unwrap(), "--junit", junit.to_str().unwrap()],
+    ));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let expected = format!(
+        "    {}:5:17: subtest ‘the nodes see each other’: one: command `echo to stdout; echo to stderr >&2; exit 4` failed (exit status 4); its output:\n    to stdout\n    to stderr\n",
+        script.display()
+    );
+    assert!(text.contains(&expected), "{text}");
+    assert!(
+        text.contains("  FAILED the nodes see each other ("),
+        "{text}"
+    );
+    assert!(!text.contains("never runs"), "{text}");
+    assert!(
+        text.ends_with("0 passed, 1 failed") || text.contains("\n0 passed, 1 failed ("),
+        "{text}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<failure message=\""), "{xml}");
+    assert_eq!(leftovers(&env, pid), Vec::<String>::new());
+
+    // An uncaught error outside any subtest: FILE:LINE:COLUMN, and nothing left either.
+    std::fs::write(
+        &script,
+        "let t = test(#{ nodes: #{ one: \"\" } });\nt.start_all();\nt.nodes.one.succeed(\"exit 2\");\n",
+    )
+    .unwrap();
+    let (out, pid) = run_to_end(ncsh_test(&env, &nets, &[script.to_str().unwrap()]));
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "FAILED {}:3:13: one: command `exit 2` failed (exit status 2)",
+            script.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("\n0 passed, 1 failed ("), "{text}");
+    assert_eq!(leftovers(&env, pid), Vec::<String>::new());
+}
+
+#[test]
+fn keep_leaves_a_failed_tests_nodes_and_says_how_to_enter_them() {
+    require_root();
+    let env = Env::new();
+    let nets = networks(&env, 1);
+    let script = env.prefix().join("failing.rhai");
+    std::fs::write(&script, FAILING).unwrap();
+    let (out, pid) = run_to_end(ncsh_test(
+        &env,
+        &nets,
+        &["--keep", script.to_str().unwrap()],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let tag = format!("t{pid:x}x0");
+    for node in ["one", "two"] {
+        env.track(&format!("{tag}-{node}"));
+    }
+    let bridge = format!("n{tag}");
+    let scratch = env.prefix().join(format!("ncsh-test-{pid:x}x0"));
+    let cleanup = scopeguard(|| {
+        let _ = Command::new("ip").args(["link", "del", &bridge]).status();
+        let _ = std::fs::remove_dir_all(&scratch);
+    });
+    assert!(
+        text.contains(&format!(
+            "  one: container {tag}-one: enter it with `ncsh root-login {tag}-one`"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!("ip link del {bridge}")), "{text}");
+    assert!(
+        leftovers(&env, pid).len() >= 4,
+        "the kept nodes are what the leftovers check finds: {:?}",
+        leftovers(&env, pid)
+    );
+    let status = env.run(&["status", &format!("{tag}-two")]);
+    assert_eq!(stdout(&status).trim(), "up");
+    let inside = env.run_inside(&format!("{tag}-one"), &["getent", "hosts", "two"]);
+    assert_ok(&inside, "getent hosts two in a kept node");
+    drop(cleanup);
+}
+
+/// Run `f` when dropped (also when the test fails).
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+fn wait_for_output(child: &mut Child, path: &Path, text: &str) {
+    let seen = eventually(Duration::from_secs(60), || {
+        std::fs::read_to_string(path).is_ok_and(|t| t.contains(text))
+    });
+    if !seen {
+        let _ = child.kill();
+        panic!(
+            "no ‘{text}’ in the output: {}",
+            std::fs::read_to_string(path).unwrap_or_default()
+        );
+    }
+}
+
+#[test]
+fn sigterm_and_ctrl_c_still_remove_the_nodes() {
+    require_root();
+    let env = Env::new();
+    let nets = networks(&env, 1);
+    let script = env.prefix().join("hang.rhai");
+    std::fs::write(
+        &script,
+        "let t = test(#{ nodes: #{ one: \"\" } });\nt.start_all();\nprint(\"booted\");\n\
+         subtest(\"waits\", || { t.nodes.one.wait_until_succeeds(\"false\"); });\n",
+    )
+    .unwrap();
+    for (signal, code, said) in [
+        (nix::sys::signal::Signal::SIGTERM, 143, "SIGTERM"),
+        (nix::sys::signal::Signal::SIGINT, 130, "Ctrl-C"),
+    ] {
+        let log = env.prefix().join("out.txt");
+        let mut child = ncsh_test(&env, &nets, &[script.to_str().unwrap()])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        wait_for_output(&mut child, &log, "subtest waits …");
+        let pid = child.id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+        let status = child.wait().unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(status.code(), Some(code), "{signal}: {text}");
+        assert!(
+            text.contains(&format!("interrupted by {said}"))
+                || text.contains("interrupted while waiting"),
+            "{text}"
+        );
+        assert!(text.contains("\n0 passed, 1 failed ("), "{text}");
+        assert_eq!(leftovers(&env, pid), Vec::<String>::new(), "{signal}");
+    }
+}
