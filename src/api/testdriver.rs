@@ -758,15 +758,16 @@ fn ran_map(ran: Ran) -> Map {
 
 type WaitFn = fn(&Container, &Dynamic, Duration) -> Result<String, Error>;
 
-/// Register `c.NAME(arg)` and `c.NAME(arg, timeout)` with `doc` for both.
-fn register_wait(engine: &mut Engine, name: &str, doc: &'static str, f: WaitFn) {
+/// Register `c.NAME(arg)` and `c.NAME(arg, timeout)` with their docs.
+fn register_wait(engine: &mut Engine, name: &str, docs: [&'static str; 2], f: WaitFn) {
+    let [doc, timed] = docs;
     function(name, doc).register_into_engine(
         engine,
         move |c: &mut Container, arg: Dynamic| -> RhaiResult<String> {
             f(c, &arg, settings().timeout).map_err(to_rhai)
         },
     );
-    function(name, doc).register_into_engine(
+    function(name, timed).register_into_engine(
         engine,
         move |c: &mut Container, arg: Dynamic, timeout: Dynamic| -> RhaiResult<String> {
             f(c, &arg, timeout_arg(&timeout)?).map_err(to_rhai)
@@ -993,20 +994,33 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     register_wait(
         engine,
         "wait_for_unit",
-        api_doc!(
-            "c.wait_for_unit(unit: string[, timeout: int|float]) -> string",
-            "Wait until a systemd unit is active (timeout in seconds, default 900 or --timeout);",
-            "an error at once if it failed, or is inactive with no job pending."
-        ),
+        [
+            api_doc!(
+                "c.wait_for_unit(unit: string) -> string",
+                "Wait until a systemd unit is active (timeout in seconds, default 900 or --timeout);",
+                "an error at once if it failed, or is inactive with no job pending."
+            ),
+            api_doc!(
+                "c.wait_for_unit(unit: string, timeout: int|float) -> string",
+                "Wait until a systemd unit is active (timeout in seconds, default 900 or --timeout);",
+                "an error at once if it failed, or is inactive with no job pending."
+            ),
+        ],
         |c, unit, timeout| wait_for_unit(c, &text_arg(unit, "a unit")?, timeout),
     );
     register_wait(
         engine,
         "wait_until_succeeds",
-        api_doc!(
-            "c.wait_until_succeeds(cmd: string[, timeout: int|float]) -> string",
-            "Run a shell command inside until it succeeds; its stdout."
-        ),
+        [
+            api_doc!(
+                "c.wait_until_succeeds(cmd: string) -> string",
+                "Run a shell command inside until it succeeds; its stdout."
+            ),
+            api_doc!(
+                "c.wait_until_succeeds(cmd: string, timeout: int|float) -> string",
+                "Run a shell command inside until it succeeds; its stdout."
+            ),
+        ],
         |c, cmd, timeout| {
             let cmd = text_arg(cmd, "a command")?;
             wait(c, &format!("`{cmd}` to succeed"), timeout, || {
@@ -1022,10 +1036,16 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     register_wait(
         engine,
         "wait_until_fails",
-        api_doc!(
-            "c.wait_until_fails(cmd: string[, timeout: int|float]) -> string",
-            "Run a shell command inside until it fails; its stdout."
-        ),
+        [
+            api_doc!(
+                "c.wait_until_fails(cmd: string) -> string",
+                "Run a shell command inside until it fails; its stdout."
+            ),
+            api_doc!(
+                "c.wait_until_fails(cmd: string, timeout: int|float) -> string",
+                "Run a shell command inside until it fails; its stdout."
+            ),
+        ],
         |c, cmd, timeout| {
             let cmd = text_arg(cmd, "a command")?;
             wait(c, &format!("`{cmd}` to fail"), timeout, || {
@@ -1041,10 +1061,16 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     register_wait(
         engine,
         "wait_for_open_port",
-        api_doc!(
-            "c.wait_for_open_port(port: int[, timeout: int|float])",
-            "Wait until something listens on the port (TCP, 127.0.0.1 inside)."
-        ),
+        [
+            api_doc!(
+                "c.wait_for_open_port(port: int)",
+                "Wait until something listens on the port (TCP, 127.0.0.1 inside)."
+            ),
+            api_doc!(
+                "c.wait_for_open_port(port: int, timeout: int|float)",
+                "Wait until something listens on the port (TCP, 127.0.0.1 inside)."
+            ),
+        ],
         |c, port, timeout| {
             let port = int_port(port)?;
             wait(c, &format!("port {port} to open"), timeout, || {
@@ -1059,10 +1085,16 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     register_wait(
         engine,
         "wait_for_closed_port",
-        api_doc!(
-            "c.wait_for_closed_port(port: int[, timeout: int|float])",
-            "Wait until nothing listens on the port (TCP, 127.0.0.1 inside)."
-        ),
+        [
+            api_doc!(
+                "c.wait_for_closed_port(port: int)",
+                "Wait until nothing listens on the port (TCP, 127.0.0.1 inside)."
+            ),
+            api_doc!(
+                "c.wait_for_closed_port(port: int, timeout: int|float)",
+                "Wait until nothing listens on the port (TCP, 127.0.0.1 inside)."
+            ),
+        ],
         |c, port, timeout| {
             let port = int_port(port)?;
             wait(c, &format!("port {port} to close"), timeout, || {
@@ -1077,10 +1109,16 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     register_wait(
         engine,
         "wait_for_file",
-        api_doc!(
-            "c.wait_for_file(path: string[, timeout: int|float])",
-            "Wait until a path exists inside."
-        ),
+        [
+            api_doc!(
+                "c.wait_for_file(path: string)",
+                "Wait until a path exists inside."
+            ),
+            api_doc!(
+                "c.wait_for_file(path: string, timeout: int|float)",
+                "Wait until a path exists inside."
+            ),
+        ],
         |c, path, timeout| {
             let path = text_arg(path, "a path")?;
             wait(c, &format!("file {path}"), timeout, || {
@@ -1096,10 +1134,16 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     register_wait(
         engine,
         "wait_for_console_text",
-        api_doc!(
-            "c.wait_for_console_text(regex: string[, timeout: int|float]) -> string",
-            "Wait until the container's journal (this boot) has a line matching the regex; that line."
-        ),
+        [
+            api_doc!(
+                "c.wait_for_console_text(regex: string) -> string",
+                "Wait until the container's journal (this boot) has a line matching the regex; that line."
+            ),
+            api_doc!(
+                "c.wait_for_console_text(regex: string, timeout: int|float) -> string",
+                "Wait until the container's journal (this boot) has a line matching the regex; that line."
+            ),
+        ],
         |c, pattern, timeout| {
             let pattern = text_arg(pattern, "a regex")?;
             let regex = regex::Regex::new(&pattern)
