@@ -86,16 +86,18 @@ extern "C" fn on_signal(signal: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
-/// Ctrl-C and SIGTERM end the scripts at their next step instead of killing ncsh, so that
+/// Ctrl-C, SIGTERM and SIGHUP end the scripts at their next step instead of killing ncsh, so that
 /// their nodes are removed.
 fn catch_signals() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+    // SIGTERM and SIGHUP (the terminal went away) interrupt blocking reads (no SA_RESTART):
+    // the REPL of --interactive ends too.
+    for (signal, flags) in [
+        (Signal::SIGINT, SaFlags::SA_RESTART),
+        (Signal::SIGTERM, SaFlags::empty()),
+        (Signal::SIGHUP, SaFlags::empty()),
+    ] {
+        let action = SigAction::new(SigHandler::Handler(on_signal), flags, SigSet::empty());
         // SAFETY: the handler only stores to atomics, which is async-signal-safe.
         if let Err(e) = unsafe { sigaction(signal, &action) } {
             eprintln!("ncsh: cannot catch {signal}: {e}");
@@ -267,6 +269,7 @@ fn run_file(manager: Rc<Manager>, file: &Path, options: &Options, label: String)
             "{shown}: interrupted by {}",
             match SIGNAL.load(Ordering::Relaxed) {
                 libc::SIGTERM => "SIGTERM",
+                libc::SIGHUP => "SIGHUP",
                 _ => "Ctrl-C",
             }
         )),
@@ -305,7 +308,9 @@ fn run_file(manager: Rc<Manager>, file: &Path, options: &Options, label: String)
         let bindings = bindings(&scope);
         let names: Vec<&str> = bindings.iter().map(|(n, _)| n.as_str()).collect();
         println!("the nodes are up; bound: {}", names.join(", "));
+        let watcher = SignalWatcher::start(&manager, options.keep && failed);
         crate::repl::interactive_with(manager.clone(), bindings);
+        watcher.stop();
         INTERRUPTED.store(false, Ordering::Relaxed);
     }
     let (kept, errors) = testdriver::teardown(options.keep && failed);
@@ -316,6 +321,81 @@ fn run_file(manager: Rc<Manager>, file: &Path, options: &Options, label: String)
         report_kept(&test);
     }
     FileReport { file: shown, cases }
+}
+
+/// While the REPL of `--interactive` reads a line (a read SIGTERM does not end), a thread
+/// that waits for SIGTERM or SIGHUP, then removes the run's nodes itself and exits.
+struct SignalWatcher {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SignalWatcher {
+    fn start(manager: &Manager, keep: bool) -> SignalWatcher {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let made = testdriver::inventory();
+        let (paths, personality, driver) = (
+            manager.paths.clone(),
+            manager.personality,
+            manager.driver_name(),
+        );
+        let stop = done.clone();
+        let thread = std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let signal = SIGNAL.load(Ordering::Relaxed);
+                if matches!(signal, libc::SIGTERM | libc::SIGHUP) {
+                    if !keep {
+                        remove_from_thread(paths, personality, driver, &made);
+                    }
+                    eprintln!("ncsh: ended by signal {signal}");
+                    std::process::exit(128 + signal);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        SignalWatcher {
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Remove what `made` lists with a manager of this thread's own.
+fn remove_from_thread(
+    paths: crate::container::Paths,
+    personality: crate::manager::Personality,
+    driver: &'static str,
+    made: &[Kept],
+) {
+    let driver = match crate::host::select(Some(driver), paths.clone()) {
+        Ok(driver) => driver,
+        Err(e) => return eprintln!("ncsh: cannot remove the test's nodes: {e}"),
+    };
+    let no_builder: crate::manager::BuilderChoice =
+        Box::new(|| Err(Error::Unsupported("removing nodes builds nothing".into())));
+    let manager = Manager::new(paths, personality, no_builder, driver);
+    for test in made {
+        for (node, name) in &test.nodes {
+            let removed = crate::container::ContainerName::existing(name)
+                .and_then(|name| manager.destroy(&name));
+            if let Err(e) = removed {
+                eprintln!("ncsh: removing node {node} ({name}): {e}");
+            }
+        }
+        if let Err(e) = manager.delete_bridge(&test.bridge) {
+            eprintln!("ncsh: removing bridge {}: {e}", test.bridge);
+        }
+        if let Err(e) = crate::files::remove_path(&test.scratch) {
+            eprintln!("ncsh: removing {}: {e}", test.scratch.display());
+        }
+    }
 }
 
 /// The REPL's variables for `--interactive`: each Test of the script's scope, and its nodes

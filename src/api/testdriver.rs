@@ -166,6 +166,26 @@ pub struct Kept {
     pub nodes: Vec<(String, String)>,
 }
 
+/// What this thread's run made so far (for a removal from another thread, see `testrun`).
+pub fn inventory() -> Vec<Kept> {
+    RUN.with(|r| {
+        r.borrow()
+            .tests
+            .iter()
+            .map(|test| Kept {
+                bridge: test.bridge.clone(),
+                scratch: test.scratch.clone(),
+                nodes: test
+                    .nodes
+                    .borrow()
+                    .iter()
+                    .map(|(n, c)| (n.clone(), c.to_string()))
+                    .collect(),
+            })
+            .collect()
+    })
+}
+
 /// Remove every node and bridge this thread's run made (`keep`: leave them, and say what was
 /// left). The errors of removals that failed are returned; the rest is removed anyway.
 pub fn teardown(keep: bool) -> (Vec<Kept>, Vec<String>) {

@@ -318,3 +318,65 @@ fn sigterm_and_ctrl_c_still_remove_the_nodes() {
         assert_eq!(leftovers(&env, pid), Vec::<String>::new(), "{signal}");
     }
 }
+
+#[test]
+fn interactive_sets_up_then_the_repl_has_the_nodes_and_sigterm_there_removes_them() {
+    require_root();
+    let env = Env::new();
+    let nets = networks(&env, 1);
+    let script = env.prefix().join("setup.rhai");
+    std::fs::write(
+        &script,
+        "let t = test(#{ nodes: #{ alpha: \"\", beta: \"\" } });\nt.start_all();\n\
+         subtest(\"not in --interactive\", || { throw \"ran\"; });\n",
+    )
+    .unwrap();
+    for end in ["exit", "SIGTERM"] {
+        // Not `env.command`: that gives stdin /dev/null, and the REPL must see a terminal.
+        let mut cmd = Command::new(BIN);
+        cmd.args(["test", "--interactive", script.to_str().unwrap()])
+            .env("NCSH_PREFIX", env.prefix())
+            .env("NCSH_BUILDER", "native")
+            .env("NCSH_VERBS_PATH", "")
+            .env("NCSH_TEST_NETWORKS", &nets)
+            .env("TMPDIR", env.prefix())
+            .env("NO_COLOR", "1")
+            .env("TERM", "xterm")
+            .env("NCSH_HISTORY", env.prefix().join("history"));
+        let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).expect("spawn on a pty");
+        p.exp_string("subtest not in --interactive: skipped (--interactive)")
+            .expect("the subtest skipped");
+        p.exp_string("bound: t, alpha, beta").expect("the bindings");
+        p.exp_string("ncsh> ").expect("a prompt");
+        p.send_line("print(`bridge=${t.bridge}=`)").expect("send");
+        let (_, bridge) = p.exp_regex(r"bridge=nt[0-9a-f]+x0=").expect("the bridge");
+        let hex = bridge
+            .trim_start_matches("bridge=nt")
+            .trim_end_matches("x0=");
+        let pid = u32::from_str_radix(hex, 16).unwrap();
+        p.exp_string("ncsh> ").expect("a prompt");
+        p.send_line(
+            "print(alpha.succeed(\"getent hosts beta\") + t.nodes.beta.succeed(\"hostname\"))",
+        )
+        .expect("send");
+        p.exp_regex(r"10\.235\.\d+\.3 +beta\r?\n(\x1b\[[0-9;?]*[a-zA-Z])*beta")
+            .expect("alpha resolves beta, and beta is beta");
+        p.exp_string("ncsh> ").expect("a prompt");
+        if end == "exit" {
+            p.send_line("exit(0)").expect("send");
+            p.exp_string("1 passed, 0 failed").expect("the summary");
+            p.exp_eof().expect("the end");
+        } else {
+            p.process_mut()
+                .signal(rexpect::process::Signal::SIGTERM)
+                .unwrap();
+            p.exp_string("ended by signal 15")
+                .expect("the signal reported");
+            match p.process_mut().wait().unwrap() {
+                rexpect::process::WaitStatus::Exited(_, code) => assert_eq!(code, 143),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(leftovers(&env, pid), Vec::<String>::new(), "{end}");
+    }
+}
