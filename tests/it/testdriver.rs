@@ -380,3 +380,97 @@ fn interactive_sets_up_then_the_repl_has_the_nodes_and_sigterm_there_removes_the
         assert_eq!(leftovers(&env, pid), Vec::<String>::new(), "{end}");
     }
 }
+
+/// The rest of the vocabulary, in one script: execute, the port, file and failure waits (a
+/// timeout says what it last saw), systemctl, get_unit_info, copies both ways (a link the
+/// container planted resolves inside it, and is replaced rather than written through), crash,
+/// start and shutdown.
+#[test]
+fn the_vocabulary_does_what_it_says() {
+    require_root();
+    let env = Env::new();
+    let nets = networks(&env, 1);
+    let src = env.prefix().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), "hello\n").unwrap();
+    let canary = env.prefix().join("host-canary");
+    let out_file = env.prefix().join("passwd-copy");
+    let script = env.prefix().join("vocabulary.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            r#"let t = test(#{{ nodes: #{{ m: `systemd.services.srv = {{
+    wantedBy = [ "multi-user.target" ];
+    serviceConfig.ExecStart = "/usr/bin/python3 -m http.server 8000"; }};` }} }});
+t.start_all();
+let m = t.nodes.m;
+subtest("execute", || {{
+    let r = m.execute("echo out; echo err >&2; exit 3");
+    if r.status != 3 || r.stdout != "out\n" || r.stderr != "err\n" {{ throw `execute: ${{r}}`; }}
+}});
+subtest("ports, units and systemctl", || {{
+    m.wait_for_unit("srv.service", 30);
+    m.wait_for_open_port(8000, 30);
+    let r = m.systemctl("stop srv.service");
+    if r.status != 0 {{ throw `systemctl: ${{r}}`; }}
+    m.wait_for_closed_port(8000, 30);
+    let info = m.get_unit_info("srv.service");
+    if info.ActiveState != "inactive" {{ throw `after stop: ${{info.ActiveState}}`; }}
+    if m.systemctl(["is-active", "srv.service"]).status == 0 {{ throw "still active"; }}
+}});
+subtest("files and failures", || {{
+    m.succeed("(sleep 0.5; touch /tmp/later) >/dev/null 2>&1 &");
+    m.wait_for_file("/tmp/later", 30);
+    m.succeed("(sleep 0.5; rm /tmp/later) >/dev/null 2>&1 &");
+    m.wait_until_fails("test -e /tmp/later", 30);
+    let e = ();
+    try {{ m.wait_until_succeeds("echo still-no; false", 1); }} catch (x) {{ e = x; }}
+    if e == () || !e.message.contains("timed out after 1 s") || !e.message.contains("still-no") {{
+        throw `the timeout: ${{e}}`;
+    }}
+    let f = m.fail("echo failed-as-expected; false");
+    if f != "failed-as-expected\n" {{ throw `fail: ${{f}}`; }}
+}});
+subtest("copies", || {{
+    m.copy_from_host("{src}", "/tmp/copied");
+    m.succeed("test \"$(cat /tmp/copied/sub/f)\" = hello");
+    m.succeed("ln -s /../../../../../../../../etc/passwd /root/evil");
+    m.copy_to_host("/root/evil", "{out_file}");
+    m.succeed("ln -s /../../../../../../../..{canary} /root/evil2");
+    m.copy_from_host("{src}/sub/f", "/root/evil2");
+    m.succeed("test -f /root/evil2 && ! test -L /root/evil2 && grep -q hello /root/evil2");
+}});
+subtest("crash, start, shutdown", || {{
+    m.crash();
+    if m.status != "down" {{ throw `after crash: ${{m.status}}`; }}
+    m.start();
+    m.succeed("true");
+    m.shutdown();
+    if m.status != "down" {{ throw `after shutdown: ${{m.status}}`; }}
+}});
+"#,
+            src = src.display(),
+            out_file = out_file.display(),
+            canary = canary.display(),
+        ),
+    )
+    .unwrap();
+    let (out, pid) = run_to_end(ncsh_test(&env, &nets, &[script.to_str().unwrap()]));
+    assert_ok(&out, "ncsh test vocabulary.rhai");
+    assert!(
+        stdout(&out).contains("\n5 passed, 0 failed ("),
+        "{}",
+        stdout(&out)
+    );
+    let copied = std::fs::read_to_string(&out_file).unwrap();
+    let host = std::fs::read_to_string("/etc/passwd").unwrap();
+    assert!(
+        copied.starts_with("root:x:0:0:System administrator:") && copied != host,
+        "copy_to_host read the host's file through the container's link: {copied}"
+    );
+    assert!(
+        !canary.exists(),
+        "copy_from_host wrote through the container's link"
+    );
+    assert_eq!(leftovers(&env, pid), Vec::<String>::new());
+}
