@@ -515,7 +515,34 @@ impl Manager {
     /// waiting for a boot, so these boots overlap. The first failure is returned, after all
     /// the others finished.
     pub fn start_all(&self, names: &[ContainerName]) -> Result<()> {
-        require_root()?;
+        self.each_at_once(names, Manager::start)
+    }
+
+    /// Destroy every container of `names` at once, as [`Manager::start_all`] starts them.
+    pub fn destroy_all(&self, names: &[ContainerName]) -> Vec<(ContainerName, Error)> {
+        self.each_at_once_all(names, Manager::destroy)
+    }
+
+    fn each_at_once(
+        &self,
+        names: &[ContainerName],
+        op: fn(&Manager, &ContainerName) -> Result<()>,
+    ) -> Result<()> {
+        match self.each_at_once_all(names, op).into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// `op` on each of `names` in a thread of its own, with a manager of its own; the failures.
+    fn each_at_once_all(
+        &self,
+        names: &[ContainerName],
+        op: fn(&Manager, &ContainerName) -> Result<()>,
+    ) -> Vec<(ContainerName, Error)> {
+        if require_root().is_err() {
+            return names.iter().map(|n| (n.clone(), Error::NotRoot)).collect();
+        }
         let driver = self.driver_name();
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
             let handles: Vec<_> = names
@@ -526,9 +553,11 @@ impl Manager {
                     scope.spawn(move || -> Result<()> {
                         let driver = crate::host::select(Some(driver), paths.clone())?;
                         let no_builder: BuilderChoice = Box::new(|| {
-                            Err(Error::Unsupported("a parallel start builds nothing".into()))
+                            Err(Error::Unsupported(
+                                "a parallel operation builds nothing".into(),
+                            ))
                         });
-                        Manager::new(paths, personality, no_builder, driver).start(name)
+                        op(&Manager::new(paths, personality, no_builder, driver), name)
                     })
                 })
                 .collect();
@@ -536,12 +565,18 @@ impl Manager {
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(Error::Unsupported("a start thread panicked".into()))
+                        Err(Error::Unsupported(
+                            "a thread of a parallel operation panicked".into(),
+                        ))
                     })
                 })
                 .collect()
         });
-        results.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
+        names
+            .iter()
+            .zip(results)
+            .filter_map(|(name, r)| r.err().map(|e| (name.clone(), e)))
+            .collect()
     }
 
     /// The first of `candidates` that no container and nothing of the host uses.

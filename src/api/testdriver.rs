@@ -204,10 +204,13 @@ pub fn teardown(keep: bool) -> (Vec<Kept>, Vec<String>) {
             });
             continue;
         }
-        for (node, name) in &nodes {
-            if let Err(e) = test.manager.destroy(name) {
-                errors.push(format!("removing node {node} ({name}): {e}"));
-            }
+        let names: Vec<ContainerName> = nodes.iter().map(|(_, c)| c.clone()).collect();
+        for (name, e) in test.manager.destroy_all(&names) {
+            let node = nodes
+                .iter()
+                .find(|(_, c)| *c == name)
+                .map_or("?", |(n, _)| n.as_str());
+            errors.push(format!("removing node {node} ({name}): {e}"));
         }
         if let Err(e) = test.manager.delete_bridge(&test.bridge) {
             errors.push(format!("removing bridge {}: {e}", test.bridge));
