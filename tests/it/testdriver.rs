@@ -84,13 +84,22 @@ fn leftovers(env: &Env, pid: u32) -> Vec<String> {
     left
 }
 
+/// Run `cmd` to its end (five minutes at most: a hang is a failure, not a stuck test run).
 fn run_to_end(mut cmd: Command) -> (Output, u32) {
-    let child = cmd
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
+    let ended = eventually(Duration::from_secs(300), || {
+        child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    if !ended {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!("ncsh test hung:\n{}", stdout(&out));
+    }
     (child.wait_with_output().unwrap(), pid)
 }
 
@@ -472,5 +481,53 @@ subtest("crash, start, shutdown", || {{
         !canary.exists(),
         "copy_from_host wrote through the container's link"
     );
+    assert_eq!(leftovers(&env, pid), Vec::<String>::new());
+}
+
+/// A node that cannot boot fails start_all at once (not after the start timeout: no other
+/// node's supervisor holds its report pipe open), and the others are removed with it.
+#[test]
+fn a_node_that_cannot_boot_fails_start_all_at_once() {
+    require_root();
+    let env = Env::new();
+    let nets = networks(&env, 1);
+    let wrapper = env.prefix().join("nspawn");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\ncase \"$*\" in *-bad*) echo no boot for you >&2; exit 1;; esac\nexec /usr/bin/systemd-nspawn \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let script = env.prefix().join("bad.rhai");
+    std::fs::write(
+        &script,
+        "let t = test(#{ nodes: #{ bad: \"\", good1: \"\", good2: \"\", good3: \"\", good4: \"\" } });\n\
+         let s = timestamp();\n\
+         try { t.start_all(); } catch (e) { print(`failed after ${s.elapsed} s: ${e.message}`); }\n\
+         if t.nodes.good1.status != \"up\" { throw \"good1 did not boot\"; }\n",
+    )
+    .unwrap();
+    let mut cmd = ncsh_test(&env, &nets, &[script.to_str().unwrap()]);
+    cmd.env("NCSH_NSPAWN", &wrapper)
+        .env("NCSH_START_TIMEOUT", "40");
+    let (out, pid) = run_to_end(cmd);
+    assert_ok(&out, "ncsh test bad.rhai");
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("failed after "))
+        .unwrap_or_else(|| panic!("start_all did not fail: {text}"));
+    let secs: f64 = line["failed after ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(secs < 20.0, "{line}");
+    assert!(line.contains("failed to start container"), "{line}");
     assert_eq!(leftovers(&env, pid), Vec::<String>::new());
 }
