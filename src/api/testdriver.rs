@@ -477,6 +477,12 @@ fn new_test(manager: &Rc<Manager>, spec: &Map) -> Result<Test, Error> {
     if configs.is_empty() {
         return Err(Error::Usage("test: no nodes".into()));
     }
+    // Only a run removes what a test makes: elsewhere its nodes would be left behind.
+    if RUN.with(|r| r.borrow().settings.is_none()) {
+        return Err(Error::Usage(
+            "test(…) makes throw-away nodes that `ncsh test` removes afterwards: run this script with `ncsh test FILE`".into(),
+        ));
+    }
     let run = settings();
     let tag = unique_tag();
     let mut modules = Vec::new();
@@ -1283,6 +1289,33 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_is_refused_outside_a_run_whose_end_removes_its_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (driver, log) = crate::host::fake::FakeDriver::new();
+        let manager = Manager::new(
+            crate::container::Paths::under(dir.path()),
+            crate::manager::Personality::Ncsh,
+            Box::new(|| Err(Error::Unsupported("no builds here".into()))),
+            Box::new(driver),
+        );
+        let mut engine = Engine::new();
+        super::super::register(&mut engine, Rc::new(manager));
+        let err = engine
+            .eval::<Dynamic>(r#"test(#{ nodes: #{ a: "" } })"#)
+            .unwrap_err();
+        let failure = describe(&err);
+        assert!(
+            failure
+                .message
+                .contains("run this script with `ncsh test FILE`"),
+            "{}",
+            failure.message
+        );
+        assert!(log.calls().is_empty());
+        assert!(!made_nodes());
+    }
 
     #[test]
     fn nix_strings_escape_what_nix_reads_specially() {
