@@ -91,6 +91,10 @@ pub enum Error {
     /// status 127, as a shell), or found but not executable (126).
     #[error("{program}: {}", if *not_found { "command not found" } else { "permission denied (not an executable file)" })]
     CommandNotRun { program: String, not_found: bool },
+    /// A test driver step failed (`succeed`, a `wait_*` that timed out): what ran, on which
+    /// node, and what it printed.
+    #[error("{0}")]
+    TestFailed(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -150,6 +154,7 @@ impl Error {
                 not_found: true, ..
             } => "CommandNotFound",
             Error::CommandNotRun { .. } => "CommandNotExecutable",
+            Error::TestFailed(_) => "TestFailed",
             Error::Io { .. } | Error::Sys { .. } => "System",
         }
     }

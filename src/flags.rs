@@ -72,6 +72,21 @@ pub struct Flags {
     /// ncsh's: JSON output (`ncsh options --json`).
     #[arg(long)]
     pub json: bool,
+    /// ncsh's, for `ncsh test`: a JUnit XML report to write.
+    #[arg(long)]
+    pub junit: Option<String>,
+    /// ncsh's, for `ncsh test`: leave a failed test's nodes.
+    #[arg(long)]
+    pub keep: bool,
+    /// ncsh's, for `ncsh test`: set the nodes up, then the REPL.
+    #[arg(long)]
+    pub interactive: bool,
+    /// ncsh's, for `ncsh test`: files run at once (`-j N`).
+    #[arg(long = "j")]
+    pub jobs: Option<String>,
+    /// ncsh's, for `ncsh test`: the default timeout of every `wait_*`, in seconds.
+    #[arg(long)]
+    pub timeout: Option<String>,
     /// The action and its arguments.
     #[arg(allow_hyphen_values = false)]
     pub words: Vec<String>,
@@ -178,6 +193,20 @@ impl Flags {
         }
         if self.json {
             map.insert("json".into(), true.into());
+        }
+        for (key, value) in [
+            ("junit", &self.junit),
+            ("jobs", &self.jobs),
+            ("timeout", &self.timeout),
+        ] {
+            if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
+                map.insert(key.into(), v.clone().into());
+            }
+        }
+        for (key, on) in [("keep", self.keep), ("interactive", self.interactive)] {
+            if on {
+                map.insert(key.into(), true.into());
+            }
         }
         map
     }

@@ -16,6 +16,7 @@ pub mod host;
 pub mod manager;
 pub mod nixlang;
 pub mod repl;
+pub mod testrun;
 
 #[cfg(test)]
 mod fuzz;

@@ -517,6 +517,135 @@ impl Manager {
         enter::run_captured(self.leader(name)?, argv, stdin)
     }
 
+    /// Start every container of `names` at once, each in a thread of its own with a manager of
+    /// its own (the driver is not shared between threads), and wait for all: a start is mostly
+    /// waiting for a boot, so these boots overlap. The first failure is returned, after all
+    /// the others finished.
+    pub fn start_all(&self, names: &[ContainerName]) -> Result<()> {
+        self.each_at_once(names, Manager::start)
+    }
+
+    /// Destroy every container of `names` at once, as [`Manager::start_all`] starts them.
+    pub fn destroy_all(&self, names: &[ContainerName]) -> Vec<(ContainerName, Error)> {
+        self.each_at_once_all(names, Manager::destroy)
+    }
+
+    fn each_at_once(
+        &self,
+        names: &[ContainerName],
+        op: fn(&Manager, &ContainerName) -> Result<()>,
+    ) -> Result<()> {
+        match self.each_at_once_all(names, op).into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// `op` on each of `names` in a thread of its own, with a manager of its own; the failures.
+    fn each_at_once_all(
+        &self,
+        names: &[ContainerName],
+        op: fn(&Manager, &ContainerName) -> Result<()>,
+    ) -> Vec<(ContainerName, Error)> {
+        if require_root().is_err() {
+            return names.iter().map(|n| (n.clone(), Error::NotRoot)).collect();
+        }
+        let driver = self.driver_name();
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = names
+                .iter()
+                .map(|name| {
+                    let paths = self.paths.clone();
+                    let personality = self.personality;
+                    scope.spawn(move || -> Result<()> {
+                        let driver = crate::host::select(Some(driver), paths.clone())?;
+                        let no_builder: BuilderChoice = Box::new(|| {
+                            Err(Error::Unsupported(
+                                "a parallel operation builds nothing".into(),
+                            ))
+                        });
+                        op(&Manager::new(paths, personality, no_builder, driver), name)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Unsupported(
+                            "a thread of a parallel operation panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        names
+            .iter()
+            .zip(results)
+            .filter_map(|(name, r)| r.err().map(|e| (name.clone(), e)))
+            .collect()
+    }
+
+    /// The first of `candidates` that no container and nothing of the host uses.
+    pub fn free_network(&self, candidates: &[ipnet::Ipv4Net]) -> Result<ipnet::Ipv4Net> {
+        store::used_addresses(&self.paths)?
+            .free_network(candidates)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "no free network for a test among {} candidates (all have addresses in use)",
+                    candidates.len()
+                ))
+            })
+    }
+
+    /// Make bridge `name` with `gateway` on it (idempotent).
+    pub fn add_bridge(&self, name: &str, gateway: ipnet::Ipv4Net) -> Result<()> {
+        require_root()?;
+        crate::host::net::add_bridge(name, gateway)
+    }
+
+    /// Remove bridge `name` (already gone is fine).
+    pub fn delete_bridge(&self, name: &str) -> Result<()> {
+        require_root()?;
+        crate::host::net::delete_bridge(name)
+    }
+
+    /// Set the host side of running container `name`'s link down (`up` false) or up: its
+    /// bridge port (`vb-NAME`) or its veth (`ve-NAME`).
+    pub fn set_link_up(&self, name: &ContainerName, up: bool) -> Result<()> {
+        require_root()?;
+        let conf = self.conf(name)?;
+        self.leader(name)?;
+        let link = if conf.non_empty("HOST_BRIDGE").is_some() {
+            crate::host::net::bridge_port(name)
+        } else {
+            crate::host::net::host_link(name)
+        };
+        crate::host::net::set_link_up(&link, up)
+    }
+
+    /// The root of running container `name` as it sees it, its mounts included (`/tmp` is
+    /// the container's own): `/proc/LEADER/root`, through [`Root`].
+    fn live_root(&self, name: &ContainerName) -> Result<Root> {
+        Root::open_process_root(self.leader(name)?)
+    }
+
+    /// Copy host file or directory `src` to `dst` inside running container `name`
+    /// (directories recursively, modes kept; links below `src` are skipped).
+    pub fn copy_in(&self, name: &ContainerName, src: &Path, dst: &Path) -> Result<()> {
+        require_root()?;
+        let root = self.live_root(name)?;
+        copy_tree_in(&root, src, dst)
+    }
+
+    /// Copy file or directory `src` of running container `name` to host path `dst`; what the
+    /// container has there is read through [`Root`] (its links resolve inside it).
+    pub fn copy_out(&self, name: &ContainerName, src: &Path, dst: &Path) -> Result<()> {
+        require_root()?;
+        let root = self.live_root(name)?;
+        copy_tree_out(&root, src, dst)
+    }
+
     /// `ssh_host_ed25519_key.pub`, else the ECDSA one, of the container.
     pub fn host_key(&self, name: &ContainerName) -> Result<Option<String>> {
         self.require_exists(name)?;
@@ -528,6 +657,55 @@ impl Manager {
             }
         }
         Ok(None)
+    }
+}
+
+fn copy_tree_in(root: &Root, src: &Path, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(src)
+        .map_err(|e| Error::io(format!("reading {}", src.display()), e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.is_dir() {
+        root.ensure_dir(dst, mode)?;
+        let entries = std::fs::read_dir(src)
+            .map_err(|e| Error::io(format!("listing {}", src.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(format!("listing {}", src.display()), e))?;
+            let name = entry.file_name();
+            copy_tree_in(root, &src.join(&name), &dst.join(&name))?;
+        }
+        Ok(())
+    } else if meta.is_file() {
+        let contents =
+            std::fs::read(src).map_err(|e| Error::io(format!("reading {}", src.display()), e))?;
+        root.write(dst, &contents, mode)
+    } else {
+        Ok(())
+    }
+}
+
+fn copy_tree_out(root: &Root, src: &Path, dst: &Path) -> Result<()> {
+    match root.entry(src)? {
+        Some(crate::files::Entry::Dir) => {
+            crate::files::ensure_dir(dst, 0o755)?;
+            for name in root.list(src)? {
+                copy_tree_out(root, &src.join(&name), &dst.join(&name))?;
+            }
+            Ok(())
+        }
+        Some(entry @ (crate::files::Entry::File { .. } | crate::files::Entry::Symlink)) => {
+            let mode = match entry {
+                crate::files::Entry::File { mode } => mode & 0o7777,
+                _ => 0o644,
+            };
+            let contents = root.read(src)?.unwrap_or_default();
+            crate::files::write_atomic_bytes(dst, &contents, mode)
+        }
+        Some(_) => Ok(()),
+        None => Err(Error::Usage(format!(
+            "{}: no such file in the container",
+            src.display()
+        ))),
     }
 }
 

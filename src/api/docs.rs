@@ -35,9 +35,14 @@ pub struct Doc {
 }
 
 impl Doc {
-    /// A property or method of a `Container` (`c.…`).
+    /// A property or method of a `Container` (`c.…`) or a `Test` (`t.…`).
     pub fn is_member(&self) -> bool {
-        self.signature.starts_with("c.")
+        self.signature.starts_with("c.") || self.is_test_member()
+    }
+
+    /// A property or method of a `Test` (`t.…`, see `testdriver`).
+    pub fn is_test_member(&self) -> bool {
+        self.signature.starts_with("t.")
     }
 }
 
@@ -173,7 +178,10 @@ mod tests {
 
     /// The number of parameters a doc's signature shows, the receiver `c` included.
     fn signature_params(signature: &str) -> usize {
-        let (receiver, rest) = match signature.strip_prefix("c.") {
+        let member = signature
+            .strip_prefix("c.")
+            .or_else(|| signature.strip_prefix("t."));
+        let (receiver, rest) = match member {
             Some(rest) => (1, rest),
             None => (0, signature),
         };
@@ -207,7 +215,11 @@ mod tests {
     fn signatures_match_the_registrations() {
         let (_dir, engine) = engine();
         for doc in docs(&engine) {
-            let call = doc.signature.strip_prefix("c.").unwrap_or(&doc.signature);
+            let call = doc
+                .signature
+                .strip_prefix("c.")
+                .or_else(|| doc.signature.strip_prefix("t."))
+                .unwrap_or(&doc.signature);
             assert!(call.starts_with(&doc.name), "{doc:?}");
             let rest = &call[doc.name.len()..];
             if doc.property {

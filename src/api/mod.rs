@@ -8,6 +8,7 @@ pub mod error;
 pub mod limits;
 mod net;
 pub mod options;
+pub mod testdriver;
 #[cfg(test)]
 mod tests;
 
@@ -148,8 +149,17 @@ const CREATE_ONLY_KEYS: [&str; 6] = [
 ];
 
 /// Keys the command line puts in every verb's option map that create and update never use:
-/// `signal` (nixos-container accepts it for every action) and `json` (for `ncsh options`).
-const IGNORED_KEYS: [&str; 2] = ["signal", "json"];
+/// `signal` (nixos-container accepts it for every action), `json` (for `ncsh options`) and
+/// those of `ncsh test`.
+const IGNORED_KEYS: [&str; 7] = [
+    "signal",
+    "json",
+    "junit",
+    "keep",
+    "interactive",
+    "jobs",
+    "timeout",
+];
 
 /// A script's option map for `verb`, which takes the keys `keys` (and [`IGNORED_KEYS`]): the one parser of create and
 /// update options. A key the verb does not use is an error that lists the ones it does.
@@ -254,6 +264,7 @@ fn output_map(out: std::process::Output) -> Map {
 pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     engine.build_type::<Container>();
     net::register(engine);
+    testdriver::register(engine, manager.clone());
 
     let m = manager.clone();
     function(

@@ -88,6 +88,19 @@ impl UsedAddresses {
         }
     }
 
+    /// The first of `candidates` that no used address lies in and no used network overlaps:
+    /// a network of its own for a test's bridge (`ncsh test`).
+    pub fn free_network(&self, candidates: &[ipnet::Ipv4Net]) -> Option<ipnet::Ipv4Net> {
+        candidates.iter().copied().find(|net| {
+            let wide = IpNet::V4(*net);
+            !self.exact.keys().any(|a| wide.contains(a))
+                && !self
+                    .networks
+                    .iter()
+                    .any(|(n, _)| n.contains(&wide.network()) || wide.contains(&n.network()))
+        })
+    }
+
     /// The first free 10.233.N.1 / 10.233.N.2 pair.
     pub fn allocate(&self) -> Result<(Ipv4Addr, Ipv4Addr)> {
         (1..=254u8)
@@ -501,6 +514,26 @@ mod tests {
         if cfg!(target_endian = "little") {
             assert_eq!(nets, ["10.233.1.2/32", "192.0.2.0/24"]);
         }
+    }
+
+    #[test]
+    fn a_free_network_has_no_used_address_and_overlaps_no_used_network() {
+        let nets: Vec<ipnet::Ipv4Net> = ["10.233.1.0/24", "10.233.2.0/24", "10.233.3.0/24"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let used = UsedAddresses::from_confs([
+            (
+                "a",
+                &conf("HOST_ADDRESS=10.233.1.1\nLOCAL_ADDRESS=10.233.1.2\n"),
+            ),
+            (
+                "b",
+                &conf("HOST_ADDRESS=10.233.0.1\nLOCAL_ADDRESS=10.233.2.9/24\n"),
+            ),
+        ]);
+        assert_eq!(used.free_network(&nets), Some(nets[2]));
+        assert_eq!(used.free_network(&nets[..2]), None);
     }
 
     #[test]

@@ -99,6 +99,14 @@ fn all_confs(paths: &Paths) -> Result<Vec<(String, Conf)>> {
         .collect())
 }
 
+/// The addresses existing containers and the host use (for a network of one's own).
+pub fn used_addresses(paths: &Paths) -> Result<UsedAddresses> {
+    let confs = all_confs(paths)?;
+    let mut used = UsedAddresses::from_confs(confs.iter().map(|(n, c)| (n.as_str(), c)));
+    used.add_host_claims();
+    Ok(used)
+}
+
 /// A value written verbatim into the conf must not break its line format.
 fn check_conf_value(flag: &'static str, value: &str) -> Result<()> {
     if value.is_empty()

@@ -35,6 +35,7 @@ pub const BUILTIN_VERBS: &[(&str, &str)] = &[
         "terminate",
         include_str!("../../stdlib/verbs/terminate.rhai"),
     ),
+    ("test", include_str!("../../stdlib/verbs/test.rhai")),
     ("update", include_str!("../../stdlib/verbs/update.rhai")),
 ];
 

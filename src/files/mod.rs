@@ -34,6 +34,12 @@ pub fn write_atomic(path: &Path, contents: &str, mode: u32) -> Result<()> {
     replace_at(&dir, name, contents.as_bytes(), mode, false, path)
 }
 
+/// [`write_atomic`] of bytes (a file copied out of a container).
+pub fn write_atomic_bytes(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let (dir, name) = open_host_parent(path)?;
+    replace_at(&dir, name, contents, mode, false, path)
+}
+
 /// [`write_atomic`], and on disk before it returns: for the conf, which makes a container exist.
 /// (Syncing every file of a generation made `create` take 200 ms here for no gain.)
 pub fn write_durable(path: &Path, contents: &str, mode: u32) -> Result<()> {

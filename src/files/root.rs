@@ -93,6 +93,14 @@ impl Root {
         })
     }
 
+    /// The root directory of process `pid` as that process sees it (`/proc/PID/root`): a
+    /// running container's root with the container's own mounts (its `/tmp`), resolved from
+    /// there like any root.
+    pub fn open_process_root(pid: i32) -> Result<Root> {
+        // The trailing `.` follows the magic link to the directory it names.
+        Root::open(Path::new(&format!("/proc/{pid}/root/.")))
+    }
+
     /// Make the root directory (`mkdir -p`, `mode` on it) and open it.
     pub fn create(path: &Path, mode: u32) -> Result<Root> {
         super::ensure_dir(path, mode)?;

@@ -345,13 +345,12 @@ impl Driver for Standalone {
         fs::create_dir_all(&runtime.dir)
             .context(|| format!("creating {}", runtime.dir.display()))?;
 
-        let (read_end, write_end) = nix::unistd::pipe().context(|| "creating a pipe".into())?;
-        // The supervisor inherits the write end (not close-on-exec) and reports through it.
-        nix::fcntl::fcntl(
-            &write_end,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        )
-        .context(|| "preparing the report pipe".into())?;
+        // Both ends close-on-exec, so that no other child of this process (another thread's
+        // start: `Manager::start_all`) inherits them; only the supervisor gets the write end,
+        // made inheritable between its fork and exec.
+        let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context(|| "creating a pipe".into())?;
+        let inherited = write_end.as_raw_fd();
         let exe = std::env::current_exe().context(|| "finding the ncsh binary".into())?;
         let mut cmd = Command::new(exe);
         cmd.arg("__supervise")
@@ -366,10 +365,14 @@ impl Driver for Standalone {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: setsid is async-signal-safe; it detaches the supervisor from our terminal.
+        // SAFETY: setsid and fcntl are async-signal-safe; setsid detaches the supervisor from
+        // our terminal, and the report pipe's write end is kept open across its exec.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 nix::unistd::setsid()?;
+                if libc::fcntl(inherited, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }

@@ -106,7 +106,14 @@ fn general_help(session: &Session) -> String {
         "\n{}\n",
         s.bold("A Container (c = container(\"NAME\")):")
     ));
-    for doc in docs.iter().filter(|d| d.is_member()) {
+    for doc in docs.iter().filter(|d| d.is_member() && !d.is_test_member()) {
+        out.push_str(&format!("  {:<45} {}\n", doc.signature, doc.text));
+    }
+    out.push_str(&format!(
+        "\n{}\n",
+        s.bold("A Test (t = test(#{nodes: …}), in `ncsh test` scripts):")
+    ));
+    for doc in docs.iter().filter(|d| d.is_test_member()) {
         out.push_str(&format!("  {:<45} {}\n", doc.signature, doc.text));
     }
     out.push_str(

@@ -388,8 +388,17 @@ fn catch_sigint() {
 
 /// The interactive REPL on a terminal. Returns the exit code.
 pub fn interactive(manager: Rc<Manager>) -> i32 {
+    interactive_with(manager, Vec::new())
+}
+
+/// The interactive REPL with `bindings` in scope (`ncsh test --interactive`: the test and its
+/// nodes by name).
+pub fn interactive_with(manager: Rc<Manager>, bindings: Vec<(String, Dynamic)>) -> i32 {
     let style = style();
     let mut session = Session::new(manager.clone(), true, style);
+    for (name, value) in bindings {
+        session.scope.push_dynamic(name, value);
+    }
     catch_sigint();
     let config = Builder::new()
         .max_history_size(10_000)

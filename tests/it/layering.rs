@@ -16,7 +16,7 @@ const LAYERS: [&[&str]; 11] = [
     &["manager"],
     &["engine", "api"],
     &["flags"],
-    &["cli", "repl"],
+    &["cli", "repl", "testrun"],
     // Test-only: property tests over the parsers of several layers.
     &["fuzz"],
 ];

@@ -32,6 +32,7 @@ mod setup_script;
 mod shell_env;
 mod system_files;
 mod systemd;
+mod testdriver;
 mod testhost;
 mod units;
 mod update_feedback;
