@@ -53,19 +53,6 @@ pub struct Manager {
 /// How the manager picks its builder, when it first needs one.
 pub type BuilderChoice = Box<dyn Fn() -> Result<Box<dyn Builder>>>;
 
-/// Print `warning` on stderr, the first time this process has one for container `name`.
-fn warn_once(name: &str, warning: Option<String>) {
-    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let Some(warning) = warning else { return };
-    let mut warned = WARNED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !warned.iter().any(|n| n == name) {
-        warned.push(name.to_string());
-        eprintln!("{warning}");
-    }
-}
-
 impl Manager {
     /// A manager of the containers below `paths`, run by `driver` (the front end chooses it,
     /// see [`crate::host::select`]), building with the builder `choose_builder` returns.
@@ -193,6 +180,36 @@ impl Manager {
         self.check_nix_options(nix)?;
         let _lock = self.lock(name)?;
         let conf = self.conf(name)?;
+        // The new conf, when the nspawn options change: checked first, written once the
+        // system is built and applied.
+        let new_conf = match &opts.nspawn {
+            Some(nspawn) => {
+                store::check_destroyable(&self.paths, name)?;
+                let mut new = conf.clone();
+                match store::extra_nspawn_flags(nspawn)? {
+                    Some(flags) => new.set("EXTRA_NSPAWN_FLAGS", flags),
+                    None => new.remove("EXTRA_NSPAWN_FLAGS"),
+                }
+                (new != conf).then_some(new)
+            }
+            None => None,
+        };
+        let result = self.update_system(name, opts, &conf);
+        if let (Ok(()), Some(new)) = (&result, new_conf) {
+            crate::files::write_durable(&self.paths.conf(name), &new.render(), 0o644)?;
+            if self.driver.status(name) == Status::Up {
+                eprintln!(
+                    "ncsh: note: {name}'s nspawn options changed: they take effect when it is \
+                     restarted (ncsh restart {name})"
+                );
+            }
+        }
+        result
+    }
+
+    /// The system part of [`Manager::update`], under its lock.
+    fn update_system(&self, name: &ContainerName, opts: &UpdateOptions, conf: &Conf) -> Result<()> {
+        let nix = &opts.nix;
         let source = opts.config.clone().unwrap_or(ConfigSource::Existing);
         let root = Root::open(&self.paths.root(name))?;
         self.recover_activation(name, &root)?;
@@ -351,7 +368,8 @@ impl Manager {
 
     fn start_locked(&self, name: &ContainerName) -> Result<()> {
         let conf = self.conf(name)?;
-        warn_once(name, conf.unsupported_warning(&self.paths.conf(name)));
+        // Checked here, before the driver starts anything (the drivers read them again).
+        conf.extra_nspawn_flags(&self.paths.conf(name))?;
         // A missing root is check_generation's to report.
         let root = Root::open(&self.paths.root(name)).ok();
         if let Some(root) = &root {

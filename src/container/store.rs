@@ -12,7 +12,7 @@ use super::address::{self, UsedAddresses};
 use super::conf::Conf;
 use super::lock::CreateLock;
 use super::name::{self, ContainerName};
-use super::options::CreateOptions;
+use super::options::{CreateOptions, NspawnOptions};
 use super::paths::Paths;
 use crate::error::{Context, Error, Result};
 use crate::files::{Root, ensure_dir, remove_path, write_durable};
@@ -113,6 +113,25 @@ fn check_conf_value(flag: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The conf's EXTRA_NSPAWN_FLAGS of a create or update (checked), None when there are none.
+/// A bind's host path must exist: nspawn would refuse to start otherwise.
+pub fn extra_nspawn_flags(nspawn: &NspawnOptions) -> Result<Option<String>> {
+    for bind in &nspawn.binds {
+        let host = bind.host.as_deref().unwrap_or(&bind.container);
+        if fs::symlink_metadata(host).is_err() {
+            let flag = if bind.read_only {
+                "--bind-ro"
+            } else {
+                "--bind"
+            };
+            return Err(Error::Usage(format!(
+                "{flag}: the host path {host} does not exist: create it first"
+            )));
+        }
+    }
+    nspawn.conf_value()
+}
+
 fn check_options(opts: &CreateOptions) -> Result<()> {
     if let Some(bridge) = &opts.bridge {
         check_conf_value("--bridge", bridge)?;
@@ -168,6 +187,7 @@ pub fn create(
     realize: Realize<'_>,
 ) -> Result<Created> {
     check_options(opts)?;
+    let extra_nspawn_flags = extra_nspawn_flags(&opts.nspawn)?;
     // Directories that exist keep the mode their owner gave them.
     for (dir, mode) in [(&paths.conf_dir, 0o755), (&paths.state_dir, 0o700)] {
         if !dir.is_dir() {
@@ -212,13 +232,51 @@ pub fn create(
         }
     };
 
+    let v6 = match (&opts.host_address6, &opts.local_address6) {
+        (Some(h), Some(l)) => {
+            address::check_explicit_pair(
+                ("--host-address6", "--local-address6"),
+                h,
+                l,
+                &used,
+                &address::host_own_addresses(),
+            )?;
+            if !address::parse_address(h).is_ok_and(|a| a.addr().is_ipv6()) {
+                return Err(Error::InvalidAddress {
+                    flag: "--host-address6",
+                    value: h.clone(),
+                    reason: "expected an IPv6 address".into(),
+                });
+            }
+            Some((h.trim().to_string(), l.trim().to_string()))
+        }
+        (None, None) => None,
+        (None, Some(_)) => {
+            return Err(Error::Usage(
+                "With --local-address6 set, --host-address6 is required as well!".into(),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(Error::Usage(
+                "With --host-address6 set, --local-address6 is required as well!".into(),
+            ));
+        }
+    };
+
     let mut conf = Conf::new();
     conf.push("PRIVATE_NETWORK", "1");
     conf.push("HOST_ADDRESS", host_address.clone());
     conf.push("LOCAL_ADDRESS", local_address.clone());
+    if let Some((h, l)) = v6 {
+        conf.push("HOST_ADDRESS6", h);
+        conf.push("LOCAL_ADDRESS6", l);
+    }
     conf.push("HOST_BRIDGE", opts.bridge.clone().unwrap_or_default());
     conf.push("HOST_PORT", opts.port.clone().unwrap_or_default());
     conf.push("AUTO_START", if opts.auto_start { "1" } else { "0" });
+    if let Some(flags) = &extra_nspawn_flags {
+        conf.push("EXTRA_NSPAWN_FLAGS", flags.clone());
+    }
     if let Some(flake) = &opts.nix.flake {
         // As nixos-container: the reference without its `#attr`.
         conf.push("FLAKE", super::options::split_flake(flake).0);
