@@ -19,8 +19,9 @@ pub const CONTAINER_INIT: &str = r#"#!/bin/bash
 # (or the init given as the first argument).
 set -e
 trap 'exit 0' RTMIN+3
-if [ -n "$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE" ]; then
+if [ -n "$HOST_ADDRESS$HOST_ADDRESS6$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE$LOCAL_MAC_ADDRESS" ]; then
   ip link set host0 name eth0
+  [ -z "$LOCAL_MAC_ADDRESS" ] || ip link set dev eth0 address "$LOCAL_MAC_ADDRESS"
   ip link set dev eth0 up
   [ -z "$LOCAL_ADDRESS" ] || ip addr add "$LOCAL_ADDRESS" dev eth0
   [ -z "$LOCAL_ADDRESS6" ] || ip -6 addr add "$LOCAL_ADDRESS6" dev eth0

@@ -133,6 +133,19 @@ pub fn extra_nspawn_flags(nspawn: &NspawnOptions) -> Result<Option<String>> {
 }
 
 fn check_options(opts: &CreateOptions) -> Result<()> {
+    match (&opts.host_address6, &opts.local_address6) {
+        (None, Some(_)) => {
+            return Err(Error::Usage(
+                "With --local-address6 set, --host-address6 is required as well!".into(),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(Error::Usage(
+                "With --host-address6 set, --local-address6 is required as well!".into(),
+            ));
+        }
+        _ => {}
+    }
     if let Some(bridge) = &opts.bridge {
         check_conf_value("--bridge", bridge)?;
         if bridge.len() > 15 || bridge.contains('/') || bridge.contains(':') {
@@ -250,17 +263,7 @@ pub fn create(
             }
             Some((h.trim().to_string(), l.trim().to_string()))
         }
-        (None, None) => None,
-        (None, Some(_)) => {
-            return Err(Error::Usage(
-                "With --local-address6 set, --host-address6 is required as well!".into(),
-            ));
-        }
-        (Some(_), None) => {
-            return Err(Error::Usage(
-                "With --host-address6 set, --local-address6 is required as well!".into(),
-            ));
-        }
+        _ => None, // check_options refused one without the other
     };
 
     let mut conf = Conf::new();
