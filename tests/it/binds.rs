@@ -155,20 +155,37 @@ fn binds_tmpfs_capability_and_ipv6_reach_the_container() {
         "the host side never got {host6}"
     );
     let listener = listener.unwrap();
+    // Both ends' addresses finish duplicate address detection first (a tentative address
+    // drops what is sent to it); each try is bounded (an unanswered SYN is retried for 2 min).
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let out = env.run_inside(&name, &["ip", "-6", "addr", "show", "dev", "eth0"]);
+            let text = stdout(&out);
+            text.contains(&local6) && !text.contains("tentative")
+        }),
+        "the container's {local6} stayed tentative"
+    );
     let connect = format!("echo over-v6 > /dev/tcp/{host6}/8642");
     let mut connected = false;
-    for _ in 0..50 {
-        if env
-            .run_inside(&name, &["bash", "-c", &connect])
-            .status
-            .success()
-        {
+    for attempt in 0..20 {
+        let t = std::time::Instant::now();
+        let out = env.run_inside(&name, &["timeout", "3", "bash", "-c", &connect]);
+        eprintln!(
+            "attempt {attempt}: {:?} {:?} {}",
+            out.status,
+            t.elapsed(),
+            stderr(&out)
+        );
+        if out.status.success() {
             connected = true;
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(connected, "the container could not reach {host6}");
+    assert!(
+        connected,
+        "the container could not reach {host6}: {tries:?}"
+    );
     let (mut stream, peer) = listener.accept().unwrap();
     assert_eq!(peer.ip().to_string(), local6);
     let mut got = String::new();
