@@ -335,9 +335,8 @@ fn destroy_unmounts_what_is_mounted_inside_and_removes_immutable_files() {
         // Leave nothing behind for the next run, whatever failed.
         let _ = Command::new("umount").arg("-l").arg(&target).status();
         let _ = Command::new("chattr")
-            .args(["-i"])
-            .arg(&empty)
-            .arg(empty.join("f"))
+            .args(["-R", "-f", "-i"])
+            .arg(env.prefix())
             .status();
     }
     assert_ok(&out, "destroy");
