@@ -7,6 +7,7 @@
 pub mod activate;
 pub mod base;
 pub mod configuration_nix;
+pub mod declared;
 pub mod generation;
 pub mod modules;
 pub mod native;

@@ -90,7 +90,7 @@ const LIB: &str = include_str!("../../stdlib/nix/lib.nix");
 const LIB_NAME: &str = "<ncsh>/stdlib/nix/lib.nix";
 
 /// Errors of one evaluation, one per line.
-fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
+pub(crate) fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
     Error::Build(
         errors
             .iter()

@@ -4,6 +4,7 @@
 pub mod address;
 pub mod conf;
 pub mod config_file;
+pub mod declared;
 pub mod lock;
 pub mod name;
 pub mod nspawn_flags;
