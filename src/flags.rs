@@ -57,6 +57,11 @@ pub struct Flags {
     pub extra_flags: Option<String>,
     #[arg(long)]
     pub ephemeral: bool,
+    /// `apply --start`, `apply --destroy`.
+    #[arg(long)]
+    pub start: bool,
+    #[arg(long)]
+    pub destroy: bool,
     #[arg(long)]
     pub host_address6: Option<String>,
     #[arg(long)]
@@ -198,8 +203,14 @@ impl Flags {
                 map.insert(key.into(), given.into());
             }
         }
-        if self.ephemeral {
-            map.insert("ephemeral".into(), true.into());
+        for (key, on) in [
+            ("ephemeral", self.ephemeral),
+            ("start", self.start),
+            ("destroy", self.destroy),
+        ] {
+            if on {
+                map.insert(key.into(), true.into());
+            }
         }
         if self.ensure_unique_name {
             map.insert("ensure_unique_name".into(), true.into());
@@ -234,7 +245,9 @@ pub fn clap_message(e: &clap::Error) -> String {
 
 /// ncsh's own long options. They never make an abbreviation of nixos-container's ambiguous:
 /// `--host` is still `--host-address`, `--b` still `--bridge`.
-const NCSH_ONLY: [&str; 8] = [
+const NCSH_ONLY: [&str; 10] = [
+    "start",
+    "destroy",
     "bind",
     "bind-ro",
     "capability",

@@ -11,6 +11,7 @@ use crate::builder::switch::{self, Plan};
 use crate::builder::{
     BuildRequest, Builder, BuilderKind, Built, activate, base, configuration_nix,
 };
+use crate::container::declared;
 use crate::container::lock::ContainerLock;
 use crate::container::{
     Conf, ConfigSource, ContainerName, CreateOptions, Created, NixOptions, Paths, UpdateOptions,
@@ -19,6 +20,9 @@ use crate::container::{
 use crate::error::{Error, Result};
 use crate::files::Root;
 use crate::host::{Driver, Status, enter, pty};
+
+mod apply;
+pub use apply::{Applied, ApplyOptions};
 
 /// Which program ncsh is pretending to be (argv[0]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +153,10 @@ impl Manager {
             let mut request = self.request(name, building, source.clone());
             request.initial = true;
             request.nix = opts.nix.clone();
+            request.declared_in = opts
+                .conf
+                .as_ref()
+                .and_then(|c| declared::declared_in(c).map(Path::to_path_buf));
             if self.builder()?.kind() == BuilderKind::Nix {
                 nix_built.set(Some(name.to_string()));
             }
@@ -175,6 +183,12 @@ impl Manager {
     /// `configuration.nix`, make it the new generation and, when it runs, switch it live. A
     /// failure leaves the previous generation active and running, and the configuration as it was.
     pub fn update(&self, name: &ContainerName, opts: &UpdateOptions) -> Result<()> {
+        self.update_changed(name, opts).map(|_| ())
+    }
+
+    /// [`Manager::update`], saying whether anything changed (false: the new system is the
+    /// current one and configuration.nix and the conf stay as they were).
+    fn update_changed(&self, name: &ContainerName, opts: &UpdateOptions) -> Result<bool> {
         require_root()?;
         let nix = &opts.nix;
         self.check_nix_options(nix)?;
@@ -195,7 +209,7 @@ impl Manager {
             None => None,
         };
         let result = self.update_system(name, opts, &conf);
-        if let (Ok(()), Some(new)) = (&result, new_conf) {
+        if let (Ok(_), Some(new)) = (&result, new_conf) {
             crate::files::write_durable(&self.paths.conf(name), &new.render(), 0o644)?;
             if self.driver.status(name) == Status::Up {
                 eprintln!(
@@ -203,12 +217,18 @@ impl Manager {
                      restarted (ncsh restart {name})"
                 );
             }
+            return Ok(true);
         }
         result
     }
 
     /// The system part of [`Manager::update`], under its lock.
-    fn update_system(&self, name: &ContainerName, opts: &UpdateOptions, conf: &Conf) -> Result<()> {
+    fn update_system(
+        &self,
+        name: &ContainerName,
+        opts: &UpdateOptions,
+        conf: &Conf,
+    ) -> Result<bool> {
         let nix = &opts.nix;
         let source = opts.config.clone().unwrap_or(ConfigSource::Existing);
         let root = Root::open(&self.paths.root(name))?;
@@ -234,7 +254,7 @@ impl Manager {
             request.conf_flake = conf.non_empty("FLAKE").map(str::to_string);
             match self.builder()?.build(&request) {
                 Ok(Built::NixSystem(_)) => {}
-                Ok(Built::Generation(_)) => return Ok(()),
+                Ok(Built::Generation(_)) => return Ok(true),
                 Err(e) => {
                     restore_config();
                     return Err(e);
@@ -243,17 +263,32 @@ impl Manager {
             // As nixos-container: the new system is the profile's; a running container is
             // reloaded, which runs its `switch-to-configuration test`.
             if self.driver.status(name) == Status::Up {
-                return self.reload(name, None);
+                self.reload(name, None)?;
             }
-            return Ok(());
+            return Ok(true);
         }
-        let request = self.request(name, &root, source.clone());
+        let mut request = self.request(name, &root, source.clone());
+        request.declared_in = declared::declared_in(conf).map(Path::to_path_buf);
         let mut generation = match self.builder()?.build(&request)? {
             Built::Generation(generation) => generation,
-            Built::NixSystem(_) => return Ok(()),
+            Built::NixSystem(_) => return Ok(true),
         };
         let store = Store::new(&root);
         let old = store.current()?;
+        // Nothing to do when the system and configuration.nix would be what they are.
+        let config_same = match &source {
+            ConfigSource::Existing => true,
+            source => old_config.as_deref() == Some(&*configuration_nix::render(name, source)),
+        };
+        if config_same
+            && let Some(old) = &old
+            && (Generation {
+                number: old.number,
+                ..generation.clone()
+            }) == *old
+        {
+            return Ok(false);
+        }
         // Recorded before anything changes, so that a crash from here on is undone next time.
         store.begin(&Activation {
             from: old.as_ref().map(|g| g.number),
@@ -284,7 +319,8 @@ impl Manager {
             return Err(e);
         }
         store.set_current(generation.number)?;
-        store.finish()
+        store.finish()?;
+        Ok(true)
     }
 
     /// Undo an activation a crash cut short (see [`Activation`]): the previous generation's

@@ -21,7 +21,7 @@ use rhai::{Array, CustomType, Dynamic, Engine, EvalAltResult, ImmutableString, M
 use crate::container::options::Bind;
 use crate::container::{ConfigSource, ContainerName, CreateOptions, NixOptions, UpdateOptions};
 use crate::error::Error;
-use crate::manager::Manager;
+use crate::manager::{ApplyOptions, Manager};
 use docs::{api_doc, function};
 use error::{exit_request, to_rhai};
 
@@ -162,7 +162,7 @@ const CREATE_ONLY_KEYS: [&str; 8] = [
 
 /// Keys the command line puts in every verb's option map that create and update never use:
 /// `signal` (nixos-container accepts it for every action) and `json` (for `ncsh options`).
-const IGNORED_KEYS: [&str; 2] = ["signal", "json"];
+const IGNORED_KEYS: [&str; 4] = ["signal", "json", "start", "destroy"];
 
 /// A script's option map for `verb`, which takes the keys `keys` (and [`IGNORED_KEYS`]): the one parser of create and
 /// update options. A key the verb does not use is an error that lists the ones it does.
@@ -399,6 +399,63 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     .register_into_engine(engine, move |name: &str| {
         m.destroy(&container_name(name)?).map_err(to_rhai)
     });
+    for with_opts in [false, true] {
+        let m = manager.clone();
+        let apply = move |path: &str, opts: Map| -> RhaiResult<Array> {
+            let mut options = ApplyOptions::default();
+            for (key, value) in &opts {
+                let on = value.as_bool().map_err(|t| {
+                    to_rhai(Error::Usage(format!(
+                        "option ‘{key}’ must be true or false, found a {t}"
+                    )))
+                })?;
+                match key.as_str() {
+                    "start" => options.start = on,
+                    "destroy" => options.destroy = on,
+                    _ => {
+                        return Err(to_rhai(Error::Usage(format!(
+                            "unknown apply option ‘{key}’ (known: start, destroy)"
+                        ))));
+                    }
+                }
+            }
+            let applied = m
+                .apply(std::path::Path::new(path), &options)
+                .map_err(to_rhai)?;
+            Ok(applied
+                .into_iter()
+                .map(|a| {
+                    let mut map = Map::new();
+                    map.insert("name".into(), a.name.into());
+                    map.insert("outcome".into(), a.outcome.into());
+                    map.insert("started".into(), a.started.into());
+                    Dynamic::from_map(map)
+                })
+                .collect())
+        };
+        if with_opts {
+            function(
+                "apply",
+                api_doc!(
+                    "apply(path: string, opts: map) -> array",
+                    "The same with opts: start (start every container, not only autoStart ones),",
+                    "destroy (destroy the containers the file declares)."
+                ),
+            )
+            .register_into_engine(engine, apply);
+        } else {
+            function(
+                "apply",
+                api_doc!(
+                    "apply(path: string) -> array",
+                    "Make the containers a NixOS host module declares (containers.<name>) so:",
+                    "create, update, restart, start those with autoStart. One #{name, outcome,",
+                    "started} per container; outcome is created, updated, restarted or unchanged."
+                ),
+            )
+            .register_into_engine(engine, move |path: &str| apply(path, Map::new()));
+        }
+    }
     let m = manager;
     function(
         "driver",

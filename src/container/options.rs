@@ -28,6 +28,9 @@ pub struct CreateOptions {
     /// `--bind`, `--bind-ro`, `--capability`, `--tmpfs`, `--ephemeral`, `--extra-flags`
     /// (EXTRA_NSPAWN_FLAGS).
     pub nspawn: NspawnOptions,
+    /// The conf to write as it is (`ncsh apply`: a declared container's), instead of one made
+    /// from the flags above; its addresses are checked against the other containers'.
+    pub conf: Option<super::Conf>,
 }
 
 /// What `update` is asked for.

@@ -228,6 +228,39 @@ pub fn create(
 
     let confs = all_confs(paths)?;
     let mut used = UsedAddresses::from_confs(confs.iter().map(|(n, c)| (n.as_str(), c)));
+    if let Some(given) = &opts.conf {
+        for (h, l, flags) in [
+            (
+                "HOST_ADDRESS",
+                "LOCAL_ADDRESS",
+                ("hostAddress", "localAddress"),
+            ),
+            (
+                "HOST_ADDRESS6",
+                "LOCAL_ADDRESS6",
+                ("hostAddress6", "localAddress6"),
+            ),
+        ] {
+            if let (Some(h), Some(l)) = (given.non_empty(h), given.non_empty(l)) {
+                address::check_explicit_pair(flags, h, l, &used, &address::host_own_addresses())?;
+            }
+        }
+        let root = paths.root(&name);
+        let fresh_root = !root.exists();
+        build_root(paths, &name, &root, fresh_root, realize)?;
+        write_conf(paths, &name, &root, fresh_root, given)?;
+        return Ok(Created {
+            host_address: given
+                .non_empty("HOST_ADDRESS")
+                .unwrap_or_default()
+                .to_string(),
+            local_address: given
+                .non_empty("LOCAL_ADDRESS")
+                .unwrap_or_default()
+                .to_string(),
+            name,
+        });
+    }
     let (host_address, local_address) = match (&opts.host_address, &opts.local_address) {
         (Some(h), Some(l)) => {
             address::check_explicit(h, l, &used)?;
@@ -287,36 +320,56 @@ pub fn create(
 
     let root = paths.root(&name);
     let fresh_root = !root.exists();
-    let build = || -> Result<()> {
-        if fresh_root {
-            let tmp = debris_path(&paths.state_dir, &name, CREATING);
-            let made = (|| {
-                let building = Root::create(&tmp, 0o755)?;
-                realize(&building, &name)?;
-                fs::rename(&tmp, &root)
-                    .context(|| format!("renaming {} to {}", tmp.display(), root.display()))
-            })();
-            if made.is_err() {
-                let _ = remove_path(&tmp);
-            }
-            made
-        } else {
-            // nixos-container reuses a root left without a conf; so do we, filling in the base.
-            realize(&Root::open(&root)?, &name)
-        }
-    };
-    build()?;
-    if let Err(e) = write_durable(&paths.conf(&name), &conf.render(), 0o644) {
-        if fresh_root {
-            let _ = remove_path(&root);
-        }
-        return Err(e);
-    }
+    build_root(paths, &name, &root, fresh_root, realize)?;
+    write_conf(paths, &name, &root, fresh_root, &conf)?;
     Ok(Created {
         name,
         host_address,
         local_address,
     })
+}
+
+/// Build the root of new container `name` in a temporary directory renamed into place (or
+/// fill in a root left without a conf, as nixos-container reuses it).
+fn build_root(
+    paths: &Paths,
+    name: &ContainerName,
+    root: &Path,
+    fresh_root: bool,
+    realize: Realize<'_>,
+) -> Result<()> {
+    if fresh_root {
+        let tmp = debris_path(&paths.state_dir, name, CREATING);
+        let made = (|| {
+            let building = Root::create(&tmp, 0o755)?;
+            realize(&building, name)?;
+            fs::rename(&tmp, root)
+                .context(|| format!("renaming {} to {}", tmp.display(), root.display()))
+        })();
+        if made.is_err() {
+            let _ = remove_path(&tmp);
+        }
+        made
+    } else {
+        realize(&Root::open(root)?, name)
+    }
+}
+
+/// Write the conf last (it makes the container exist); a failure removes a fresh root.
+fn write_conf(
+    paths: &Paths,
+    name: &ContainerName,
+    root: &Path,
+    fresh_root: bool,
+    conf: &Conf,
+) -> Result<()> {
+    if let Err(e) = write_durable(&paths.conf(name), &conf.render(), 0o644) {
+        if fresh_root {
+            let _ = remove_path(root);
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Refuse to destroy a declarative container (its conf is not writable, e.g. in the Nix store).

@@ -7,6 +7,7 @@ mod binds;
 mod common;
 mod compat;
 mod debris;
+mod declarative;
 mod enter;
 mod extremes;
 mod hostile;
