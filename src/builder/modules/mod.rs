@@ -170,6 +170,8 @@ struct System {
     args: Rc<Attrs>,
     /// The definitions found at each path so far (see [`defs_at`]).
     defs: std::cell::RefCell<std::collections::HashMap<Vec<Str>, Vec<Def>>>,
+    /// Where this system is: a submodule's option path (`containers.web`), in messages.
+    prefix: Vec<Str>,
 }
 
 impl System {
@@ -268,7 +270,7 @@ pub fn evaluate(
             file: file.into(),
         })
         .collect();
-    let system = build_system(ev, root, pending, args, 0).map_err(|e| vec![e])?;
+    let system = build_system(ev, root, pending, args, Vec::new()).map_err(|e| vec![e])?;
 
     let mut errors = Vec::new();
     check_unknown(ev, &system, Some(declarations), &[], &mut errors);
@@ -316,7 +318,7 @@ pub fn evaluate_declared(
             file: file.into(),
         })
         .collect();
-    let system = build_system(ev, root, pending, args, 0).map_err(|e| vec![e])?;
+    let system = build_system(ev, root, pending, args, Vec::new()).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     check_unknown(ev, &system, None, &[], &mut errors);
     if !errors.is_empty() {
@@ -382,8 +384,9 @@ fn build_system(
     mut root: Node,
     pending: Vec<Pending>,
     args: Attrs,
-    depth: usize,
+    prefix: Vec<Str>,
 ) -> Result<Rc<System>, EvalError> {
+    let depth = prefix.len();
     if depth > MAX_SUBMODULE_DEPTH {
         return Err(EvalError::at(
             &Location::new("<modules>", 0, 0),
@@ -514,6 +517,7 @@ fn build_system(
         modules,
         args,
         defs: Default::default(),
+        prefix,
     });
     let _ = cell.set(system.clone());
     Ok(system)
@@ -976,6 +980,9 @@ fn option_value(
 ) -> Result<Value, EvalError> {
     let defs = defs_at(ev, system, path)?;
     let defs = discharge(ev, defs)?;
+    // The option's whole path, for messages (and the submodules below it).
+    let shown: Vec<Str> = system.prefix.iter().chain(path).cloned().collect();
+    let shown = &shown[..];
     let value = if defs.is_empty()
         && let Some((f, at)) = &decl.by_name
         && let Some(name) = path.get(*at)
@@ -995,16 +1002,16 @@ fn option_value(
                 };
                 let defs = discharge(ev, vec![def])?;
                 if defs.is_empty() {
-                    return Err(no_value(path));
+                    return Err(no_value(shown));
                 }
                 let ty = decl.ty.get(ev)?;
-                merge(ev, &ty, defs, path, system)?
+                merge(ev, &ty, defs, shown, system)?
             }
-            None => return Err(no_value(path)),
+            None => return Err(no_value(shown)),
         }
     } else {
         let ty = decl.ty.get(ev)?;
-        merge(ev, &ty, defs, path, system)?
+        merge(ev, &ty, defs, shown, system)?
     };
     match &decl.apply {
         Some(f) => ev.apply(f.clone(), Thunk::value(value), None),
@@ -1178,7 +1185,7 @@ fn merge(
             if let Some(last) = path.last() {
                 args.insert("name".into(), Thunk::value(Value::String(last.clone())));
             }
-            let sub = build_system(ev, Node::empty(), pending, args, path.len())?;
+            let sub = build_system(ev, Node::empty(), pending, args, path.to_vec())?;
             let mut errors = Vec::new();
             check_unknown(ev, &sub, None, path, &mut errors);
             if let Some(e) = errors.into_iter().next() {
