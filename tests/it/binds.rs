@@ -347,3 +347,65 @@ fn destroy_unmounts_what_is_mounted_inside_and_removes_immutable_files() {
     assert!(!env.root_path(&name).exists());
     assert!(!Path::new(&target).exists());
 }
+
+/// The same options under the systemd driver (a transient `container@NAME.service` in a
+/// systemd test host): the nspawn command of the unit carries them, the container has them.
+#[test]
+fn systemd_driver_passes_the_nspawn_options() {
+    require_root();
+    let th = crate::testhost::TestHost::boot("sbn", false);
+    let name = "binds";
+    let out = th.exec(&["mkdir", "-p", "/srv/shared"]);
+    assert_ok(&out, "mkdir in the test host");
+    std::fs::write(th.path("/srv/shared/f"), "from the test host\n").unwrap();
+    crate::systemd::create(
+        &th,
+        name,
+        &[
+            "--bind-ro",
+            "/srv/shared:/mnt/shared",
+            "--tmpfs",
+            "/srv/scratch",
+            "--capability",
+            "CAP_IPC_LOCK",
+        ],
+    );
+    assert_ok(&th.ncsh(&["start", name]), "start");
+    let inside = |argv: &[&str]| {
+        let mut all = vec!["run", name, "--"];
+        all.extend_from_slice(argv);
+        th.ncsh(&all)
+    };
+    assert_eq!(
+        stdout(&inside(&["cat", "/mnt/shared/f"])),
+        "from the test host\n"
+    );
+    assert!(
+        !inside(&["sh", "-c", "echo x > /mnt/shared/g"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        stdout(&inside(&["stat", "-f", "-c", "%T", "/srv/scratch"])),
+        "tmpfs\n"
+    );
+    // The test host, an nspawn container itself, has only nspawn's default capabilities, so
+    // the one asked for cannot reach PID 1 here: the unit's command carries it.
+    let exec_start = stdout(&th.exec(&[
+        "systemctl",
+        "show",
+        "--value",
+        "-p",
+        "ExecStart",
+        &format!("container@{name}.service"),
+    ]));
+    assert!(
+        exec_start.contains("--capability=CAP_IPC_LOCK --tmpfs=/srv/scratch"),
+        "{exec_start}"
+    );
+    assert_ok(&th.ncsh(&["destroy", name]), "destroy");
+    assert_eq!(
+        std::fs::read_to_string(th.path("/srv/shared/f")).unwrap(),
+        "from the test host\n"
+    );
+}
