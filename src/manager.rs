@@ -298,7 +298,18 @@ impl Manager {
         })?;
         store.save_next(&mut generation)?;
         write_config()?;
-        let running = self.driver.status(name) == Status::Up;
+        // An ephemeral container runs on a copy of its root, which the new generation does
+        // not reach: it gets it at its next start.
+        let ephemeral = conf
+            .extra_nspawn_flags(&self.paths.conf(name))
+            .is_ok_and(|flags| flags.iter().any(|f| f == "--ephemeral"));
+        let running = self.driver.status(name) == Status::Up && !ephemeral;
+        if ephemeral && self.driver.status(name) == Status::Up {
+            eprintln!(
+                "ncsh: note: {name} is ephemeral: it runs on a copy of its root, and boots the \
+                 new configuration when it is restarted (ncsh restart {name})"
+            );
+        }
         let applied = activate::apply(&root, &generation, old.as_ref()).and_then(|changes| {
             if running {
                 self.reload(name, Some(&Plan::new(&generation, &changes)))

@@ -168,6 +168,8 @@ impl Manager {
                 }
             };
             let running = self.status(name)? == Status::Up;
+            // An ephemeral container sees a new system only when it boots again.
+            let restart_needed = restart_needed || (changed && p.declared.ephemeral);
             if running && restart_needed && p.declared.restart_if_changed {
                 self.restart(name)?;
                 "restarted"

@@ -226,6 +226,24 @@ fn an_ephemeral_container_forgets_its_changes() {
         assert!(!pid1_has_capability(&env, &name, CAP_IPC_LOCK));
         assert_ok(&env.run(&["stop", &name]), "stop");
     }
+    // A live update does not reach the copy it runs on: it is booted at the next start.
+    assert_ok(&env.run(&["start", &name]), "start");
+    let out = env.run(&[
+        "update",
+        &name,
+        "--config",
+        "environment.etc.added.text = \"y\";",
+    ]);
+    assert_ok(&out, "update");
+    assert!(stderr(&out).contains("is ephemeral"), "{}", stderr(&out));
+    assert!(
+        !env.run_inside(&name, &["test", "-e", "/etc/added"])
+            .status
+            .success()
+    );
+    assert_ok(&env.run(&["restart", &name]), "restart");
+    assert_eq!(stdout(&env.run_inside(&name, &["cat", "/etc/added"])), "y");
+    assert_ok(&env.run(&["stop", &name]), "stop");
     // nspawn removed its copy of the root.
     let left: Vec<String> = std::fs::read_dir(env.prefix().join("var/lib/nixos-containers"))
         .unwrap()
