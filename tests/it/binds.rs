@@ -427,3 +427,51 @@ fn systemd_driver_passes_the_nspawn_options() {
         "from the test host\n"
     );
 }
+
+/// NixOS's containers-tmpfs test: tmpfs over /var, /var/log and a new path; what the host
+/// writes below the root's /var is hidden inside, what the container writes there never
+/// reaches the host, and /root is the root's own.
+#[test]
+fn tmpfs_over_var_as_nixos_tests_it() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("tmp");
+    env.create_booting_with(
+        &name,
+        &[
+            "--tmpfs",
+            "/var",
+            "--tmpfs",
+            "/var/log",
+            "--tmpfs",
+            "/some/random/path",
+        ],
+    );
+    let root = env.root_path(&name);
+    std::fs::write(root.join("var/from-host"), "h").unwrap();
+    assert_ok(&env.run(&["start", &name]), "start");
+    for path in ["/var", "/var/log", "/some/random/path"] {
+        let out = env.run_inside(&name, &["mountpoint", "-q", path]);
+        assert_ok(&out, &format!("{path} is a mount point"));
+    }
+    assert!(
+        !env.run_inside(&name, &["test", "-e", "/var/from-host"])
+            .status
+            .success()
+    );
+    let out = env.run_inside(
+        &name,
+        &[
+            "sh",
+            "-c",
+            "echo r > /root/kept && echo v > /var/gone && echo p > /some/random/path/gone",
+        ],
+    );
+    assert_ok(&out, "writing inside");
+    assert_eq!(
+        std::fs::read_to_string(root.join("root/kept")).unwrap(),
+        "r\n"
+    );
+    assert!(!root.join("var/gone").exists());
+    assert!(!root.join("some/random/path/gone").exists());
+}
