@@ -282,6 +282,36 @@ fn flags_ncsh_does_not_pass_on_are_refused_and_change_nothing() {
     }
     assert_eq!(env.snapshot(), before, "a refused create changed something");
 
+    // The same options from a script, as a map (a string or an array where a flag repeats).
+    let scripted = unique_name("scr");
+    env.track(&scripted);
+    let script = env.prefix().join("create.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            "create(\"{scripted}\", #{{ bind: \"/etc:/srv/etc\", bind_ro: [\"/usr\", \"/etc/ssl:/ssl\"], \
+             capability: [\"CAP_NET_ADMIN\"], tmpfs: [\"/var/cache\"], ephemeral: true, \
+             extra_flags: \"--private-users=no\" }});\n\
+             try {{ create(\"x{scripted}\", #{{ bind: 7 }}) }} catch (e) {{ print(e.message) }}\n"
+        ),
+    )
+    .unwrap();
+    let out = env.run(&[script.to_str().unwrap()]);
+    assert_ok(&out, "the script");
+    assert!(
+        stdout(&out).contains("option ‘bind’ must be a string or an array of strings"),
+        "{}",
+        stdout(&out)
+    );
+    let conf = std::fs::read_to_string(env.conf_path(&scripted)).unwrap();
+    assert!(
+        conf.ends_with(
+            "EXTRA_NSPAWN_FLAGS=\" --bind=/etc:/srv/etc --bind-ro=/usr --bind-ro=/etc/ssl:/ssl \
+             --ephemeral --capability=CAP_NET_ADMIN --tmpfs=/var/cache --private-users=no\"\n"
+        ),
+        "{conf}"
+    );
+
     // A conf whose EXTRA_NSPAWN_FLAGS would take the container from its supervisor does not
     // start, and says where the flag is.
     env.create_booting(&name);
