@@ -34,6 +34,15 @@ if [ -n "$HOST_ADDRESS$HOST_ADDRESS6$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE$LO
     ip -6 route add default via "${HOST_ADDRESS6%/*}"
   fi
 fi
+# The extra veths (containers.<name>.extraVeths): NAME,BRIDGE,HOST,HOST6,LOCAL,LOCAL6 each.
+for veth in $NCSH_EXTRA_VETHS; do
+  IFS=, read -r name bridge host host6 local local6 <<< "$veth"
+  ip link set dev "$name" up
+  [ -z "$local" ] || ip addr add "$local" dev "$name"
+  [ -z "$local6" ] || ip -6 addr add "$local6" dev "$name"
+  [ -z "$host" ] || ip route add "${host%/*}" dev "$name"
+  [ -z "$host6" ] || ip -6 route add "${host6%/*}" dev "$name"
+done
 set +e
 case "$1" in
   /*) init=$1; shift; exec "$init" "$@" ;;

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::modules::{evaluate_declared, to_plain};
 use super::native::{eval_error, eval_errors, module_args};
 use super::plain::Value as Plain;
-use crate::container::declared::{Declared, ForwardPort};
+use crate::container::declared::{Declared, ExtraVeth, ForwardPort};
 use crate::container::options::Bind;
 use crate::error::{Error, Result};
 use crate::nixlang::{Attrs, EvalError, Evaluator, Location, SourceMap, Thunk, Value};
@@ -19,7 +19,7 @@ const DECLS: &str = include_str!("../../stdlib/nix/containers.nix");
 const DECLS_NAME: &str = "<ncsh>/stdlib/nix/containers.nix";
 
 /// Options ncsh cannot honour, with why (an error naming them when they are set).
-const UNSUPPORTED: [(&str, &str); 3] = [
+const UNSUPPORTED: [(&str, &str); 2] = [
     (
         "path",
         "a built system needs a Nix host: give `config` instead, which ncsh builds",
@@ -27,10 +27,6 @@ const UNSUPPORTED: [(&str, &str); 3] = [
     (
         "flake",
         "a flake needs a Nix host: give `config` instead, which ncsh builds",
-    ),
-    (
-        "extraVeths",
-        "extra veth pairs are not supported by ncsh yet",
     ),
 ];
 
@@ -199,6 +195,35 @@ fn from_plain(name: &str, file: &Path, plain: &Plain) -> Result<Declared> {
             binds.push(Bind::parse(&option, &value, read_only)?);
         }
     }
+    let mut extra_veths = Vec::new();
+    if let Some(Plain::Attrs(veths)) = get("extraVeths") {
+        for (veth, v) in veths {
+            let field = |k: &str| {
+                v.as_attrs()
+                    .and_then(|m| m.get(k))
+                    .and_then(Plain::as_str)
+                    .map(str::to_string)
+            };
+            let forwards = v
+                .as_attrs()
+                .and_then(|m| m.get("forwardPorts"))
+                .is_some_and(|p| !matches!(p, Plain::List(l) if l.is_empty()));
+            if forwards {
+                return Err(refuse(
+                    &format!("extraVeths.{veth}.forwardPorts"),
+                    "ports are forwarded to the main veth only (nspawn's --port)",
+                ));
+            }
+            extra_veths.push(ExtraVeth {
+                name: veth.clone(),
+                host_bridge: field("hostBridge"),
+                host_address: field("hostAddress"),
+                host_address6: field("hostAddress6"),
+                local_address: field("localAddress"),
+                local_address6: field("localAddress6"),
+            });
+        }
+    }
     let private_users = match get("privateUsers") {
         Some(Plain::Int(n)) => n.to_string(),
         Some(Plain::String(s)) => s.clone(),
@@ -232,6 +257,7 @@ fn from_plain(name: &str, file: &Path, plain: &Plain) -> Result<Declared> {
         restart_if_changed: get("restartIfChanged")
             .and_then(Plain::as_bool)
             .unwrap_or(true),
+        extra_veths,
     })
 }
 

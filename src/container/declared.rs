@@ -15,6 +15,55 @@ use crate::error::{Error, Result};
 /// `container@.service` it is one more environment variable).
 pub const DECLARED_IN: &str = "NCSH_DECLARED_IN";
 
+/// The conf key holding the addresses of the extra veth pairs (`extraVeths`): NixOS bakes them
+/// into its unit, ncsh's drivers read them here. Entries are separated by spaces, each
+/// `NAME,HOSTBRIDGE,HOSTADDRESS,HOSTADDRESS6,LOCALADDRESS,LOCALADDRESS6` (empty when unset).
+pub const EXTRA_VETHS: &str = "NCSH_EXTRA_VETHS";
+
+/// One `extraVeths.<name>`: a second veth pair, `NAME` on both sides, with its own addresses
+/// (or its host side in a bridge).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtraVeth {
+    pub name: String,
+    pub host_bridge: Option<String>,
+    pub host_address: Option<String>,
+    pub host_address6: Option<String>,
+    pub local_address: Option<String>,
+    pub local_address6: Option<String>,
+}
+
+impl ExtraVeth {
+    fn fields(&self) -> [&Option<String>; 5] {
+        [
+            &self.host_bridge,
+            &self.host_address,
+            &self.host_address6,
+            &self.local_address,
+            &self.local_address6,
+        ]
+    }
+}
+
+/// The extra veths of a conf (malformed entries are skipped: the conf's writer checked them).
+pub fn extra_veths(conf: &Conf) -> Vec<ExtraVeth> {
+    conf.non_empty(EXTRA_VETHS)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|entry| {
+            let f: Vec<&str> = entry.split(',').collect();
+            let opt = |i: usize| f.get(i).filter(|v| !v.is_empty()).map(|v| v.to_string());
+            (f.len() == 6 && !f[0].is_empty()).then(|| ExtraVeth {
+                name: f[0].to_string(),
+                host_bridge: opt(1),
+                host_address: opt(2),
+                host_address6: opt(3),
+                local_address: opt(4),
+                local_address6: opt(5),
+            })
+        })
+        .collect()
+}
+
 /// One `forwardPorts` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardPort {
@@ -52,6 +101,7 @@ pub struct Declared {
     pub additional_capabilities: Vec<String>,
     pub extra_flags: Vec<String>,
     pub restart_if_changed: bool,
+    pub extra_veths: Vec<ExtraVeth>,
 }
 
 impl Declared {
@@ -80,7 +130,16 @@ impl Declared {
             capabilities,
             tmpfs: self.tmpfs.clone(),
             ephemeral: self.ephemeral,
-            extra_flags: (!self.extra_flags.is_empty()).then(|| self.extra_flags.join(" ")),
+            extra_flags: {
+                // `--network-veth-extra=NAME` as NixOS's start script passes it.
+                let mut flags: Vec<String> = self
+                    .extra_veths
+                    .iter()
+                    .map(|v| format!("--network-veth-extra={}", v.name))
+                    .collect();
+                flags.extend(self.extra_flags.iter().cloned());
+                (!flags.is_empty()).then(|| flags.join(" "))
+            },
         }
     }
 
@@ -203,6 +262,49 @@ impl Declared {
             conf.push("AUTO_START", "1");
         }
         conf.push("EXTRA_NSPAWN_FLAGS", extra_nspawn_flags.unwrap_or_default());
+        if !self.extra_veths.is_empty() {
+            let mut entries = Vec::new();
+            for v in &self.extra_veths {
+                let option = format!("extraVeths.{}", v.name);
+                if v.name.is_empty()
+                    || v.name.len() > 15
+                    || !v
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+                {
+                    return Err(self.refuse(
+                        &option,
+                        "the name must be an interface name (letters, digits, - and _, at most 15)",
+                    ));
+                }
+                for (what, value) in [
+                    ("hostBridge", &v.host_bridge),
+                    ("hostAddress", &v.host_address),
+                    ("hostAddress6", &v.host_address6),
+                    ("localAddress", &v.local_address),
+                    ("localAddress6", &v.local_address6),
+                ] {
+                    if let Some(value) = value {
+                        plain(&format!("{option}.{what}"), value)?;
+                        if value.contains(',') {
+                            return Err(self.refuse(&format!("{option}.{what}"), "holds a ‘,’"));
+                        }
+                        if what != "hostBridge" {
+                            parse_address(value)
+                                .map_err(|why| self.refuse(&format!("{option}.{what}"), why))?;
+                        }
+                    }
+                }
+                let fields: Vec<&str> = v
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_deref().unwrap_or_default())
+                    .collect();
+                entries.push(format!("{},{}", v.name, fields.join(",")));
+            }
+            conf.push(EXTRA_VETHS, entries.join(" "));
+        }
         conf.push(DECLARED_IN, self.file.display().to_string());
         Ok(conf)
     }
@@ -327,5 +429,52 @@ mod tests {
         let c = c.conf(c.nspawn().conf_value().unwrap()).unwrap();
         assert!(nspawn_level_change(&a, &c));
         assert_eq!(declared_in(&a), Some(Path::new("/etc/ncsh/web.nix")));
+    }
+
+    #[test]
+    fn extra_veths_go_into_the_flags_and_their_own_key() {
+        let d = Declared {
+            extra_veths: vec![
+                ExtraVeth {
+                    name: "veth1".into(),
+                    host_bridge: Some("br1".into()),
+                    ..Default::default()
+                },
+                ExtraVeth {
+                    name: "veth2".into(),
+                    host_address: Some("10.235.3.1".into()),
+                    local_address: Some("10.235.3.2/24".into()),
+                    ..Default::default()
+                },
+            ],
+            ..web()
+        };
+        let flags = d.nspawn().conf_value().unwrap();
+        assert!(
+            flags
+                .as_deref()
+                .unwrap()
+                .ends_with(" --network-veth-extra=veth1 --network-veth-extra=veth2"),
+            "{flags:?}"
+        );
+        let conf = d.conf(flags).unwrap();
+        assert_eq!(
+            conf.get(EXTRA_VETHS),
+            Some("veth1,br1,,,, veth2,,10.235.3.1,,10.235.3.2/24,")
+        );
+        assert_eq!(extra_veths(&conf), d.extra_veths);
+        let bad = Declared {
+            extra_veths: vec![ExtraVeth {
+                name: "a-very-long-veth-name".into(),
+                ..Default::default()
+            }],
+            ..web()
+        };
+        assert!(
+            bad.conf(None)
+                .unwrap_err()
+                .to_string()
+                .contains("extraVeths.a-very-long")
+        );
     }
 }

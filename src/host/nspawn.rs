@@ -215,6 +215,13 @@ pub fn args(
         ));
     }
     push(format!("--setenv=PATH={CONTAINER_PATH}"));
+    // The container side of the extra veths (`extraVeths`), for the container init.
+    if let Some(veths) = conf.non_empty(crate::container::declared::EXTRA_VETHS) {
+        push(format!(
+            "--setenv={}={veths}",
+            crate::container::declared::EXTRA_VETHS
+        ));
+    }
     for flag in extra {
         push(flag);
     }

@@ -314,3 +314,66 @@ fn config_as_a_path_or_a_set() {
         "{conf}"
     );
 }
+
+/// NixOS's containers-extra_veth test: a second veth pair, addressed on both sides, up inside
+/// and on the host, reachable over its own addresses; gone with the container.
+#[test]
+fn extra_veths_are_addressed_on_both_sides() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("dxv");
+    let (host, local) = env.test_addresses();
+    let (host2, local2) = env.test_addresses_in(235);
+    let veth = format!("vx{}", std::process::id() % 100_000);
+    let file = env.prefix().join("host.nix");
+    std::fs::write(
+        &file,
+        format!(
+            "{{ containers.{name} = {{\n  privateNetwork = true; hostAddress = \"{host}\"; localAddress = \"{local}\";\n  \
+             autoStart = true;\n  extraVeths.{veth} = {{ hostAddress = \"{host2}\"; localAddress = \"{local2}\"; }};\n}}; }}\n"
+        ),
+    )
+    .unwrap();
+    env.track(&name);
+    let out = env.run(&["apply", file.to_str().unwrap()]);
+    assert_ok(&out, "apply");
+    assert_eq!(stdout(&out), format!("{name}: created, started\n"));
+    let on_host = std::process::Command::new("ip")
+        .args(["-o", "addr", "show", "dev", &veth])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&on_host).contains(&format!("inet {host2}/")),
+        "{}",
+        stdout(&on_host)
+    );
+    let inside = env.run_inside(&name, &["ip", "-o", "addr", "show", "dev", &veth]);
+    assert!(
+        stdout(&inside).contains(&format!("inet {local2}/")),
+        "{}",
+        stdout(&inside)
+    );
+    let up = |out: std::process::Output| stdout(&out).contains(",UP");
+    assert!(up(
+        env.run_inside(&name, &["ip", "-o", "link", "show", "dev", &veth])
+    ));
+    assert!(up(std::process::Command::new("ip")
+        .args(["-o", "link", "show", "dev", &veth])
+        .output()
+        .unwrap()));
+    // The container reaches the host over the extra pair.
+    let listener = std::net::TcpListener::bind(format!("{host2}:8643")).unwrap();
+    let connect = format!("echo over-extra > /dev/tcp/{host2}/8643");
+    let out = env.run_inside(&name, &["timeout", "5", "bash", "-c", &connect]);
+    assert_ok(&out, "connecting over the extra veth");
+    let (mut stream, peer) = listener.accept().unwrap();
+    assert_eq!(peer.ip().to_string(), local2);
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut got).unwrap();
+    assert_eq!(got, "over-extra\n");
+    assert_ok(
+        &env.run(&["apply", "--destroy", file.to_str().unwrap()]),
+        "destroy",
+    );
+    assert!(!std::path::Path::new("/sys/class/net").join(&veth).exists());
+}
