@@ -44,6 +44,28 @@ pub struct Flags {
     pub local_address: Option<String>,
     #[arg(long)]
     pub flake: Option<String>,
+    /// ncsh's (nixpkgs PR #478888's): `HOST[:CONTAINER]`, repeatable.
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub bind: Vec<String>,
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub bind_ro: Vec<String>,
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub capability: Vec<String>,
+    #[arg(long, action = clap::ArgAction::Append)]
+    pub tmpfs: Vec<String>,
+    #[arg(long)]
+    pub extra_flags: Option<String>,
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// `apply --start`, `apply --destroy`.
+    #[arg(long)]
+    pub start: bool,
+    #[arg(long)]
+    pub destroy: bool,
+    #[arg(long)]
+    pub host_address6: Option<String>,
+    #[arg(long)]
+    pub local_address6: Option<String>,
     /// Nix pass-through flags, for the Nix builder (refused without Nix).
     #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append, allow_hyphen_values = true)]
     pub option: Vec<String>,
@@ -177,6 +199,34 @@ impl Flags {
         text("local_address", &self.local_address);
         text("flake", &self.flake);
         text("config_file", &self.config_file);
+        text("extra_flags", &self.extra_flags);
+        text("host_address6", &self.host_address6);
+        text("local_address6", &self.local_address6);
+        for (key, values) in [
+            ("bind", &self.bind),
+            ("bind_ro", &self.bind_ro),
+            ("capability", &self.capability),
+            ("tmpfs", &self.tmpfs),
+        ] {
+            let given: rhai::Array = values
+                .iter()
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .map(Dynamic::from)
+                .collect();
+            if !given.is_empty() {
+                map.insert(key.into(), given.into());
+            }
+        }
+        for (key, on) in [
+            ("ephemeral", self.ephemeral),
+            ("start", self.start),
+            ("destroy", self.destroy),
+        ] {
+            if on {
+                map.insert(key.into(), true.into());
+            }
+        }
         if self.ensure_unique_name {
             map.insert("ensure_unique_name".into(), true.into());
         }
@@ -221,6 +271,21 @@ pub fn clap_message(e: &clap::Error) -> String {
         .trim_start_matches("error: ")
         .to_string()
 }
+
+/// ncsh's own long options. They never make an abbreviation of nixos-container's ambiguous:
+/// `--host` is still `--host-address`, `--b` still `--bridge`.
+const NCSH_ONLY: [&str; 10] = [
+    "start",
+    "destroy",
+    "bind",
+    "bind-ro",
+    "capability",
+    "tmpfs",
+    "extra-flags",
+    "ephemeral",
+    "host-address6",
+    "local-address6",
+];
 
 /// nixos-container's option grammar turned into the canonical form clap reads. The original
 /// parses with Perl's Getopt::Long configured `gnu_getopt no_bundling`: `permute`,
@@ -283,10 +348,13 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
         let (name, values) = match names.iter().find(|(n, _)| *n == given) {
             Some(exact) => exact.clone(),
             None => {
-                let hits: Vec<&(String, usize)> = names
+                let mut hits: Vec<&(String, usize)> = names
                     .iter()
                     .filter(|(n, _)| n.starts_with(&given))
                     .collect();
+                if hits.iter().any(|(n, _)| !NCSH_ONLY.contains(&n.as_str())) {
+                    hits.retain(|(n, _)| !NCSH_ONLY.contains(&n.as_str()));
+                }
                 match hits.as_slice() {
                     [] => {
                         errors.push(format!("Unknown option: {given}"));
@@ -516,6 +584,56 @@ mod grammar_tests {
         // Options with two values still add up.
         let f = flags(&["--option", "a", "1", "--option", "b", "2"]);
         assert_eq!(f.option, ["a", "1", "b", "2"]);
+    }
+
+    #[test]
+    fn ncsh_options_repeat_and_leave_the_originals_abbreviations_alone() {
+        let f = flags(&[
+            "create",
+            "a",
+            "--bind",
+            "/x:/y",
+            "--bind=/z",
+            "--bind-ro",
+            "/r",
+            "--capability",
+            "CAP_NET_ADMIN",
+            "--cap=CAP_MKNOD",
+            "--tmpfs",
+            "/var",
+            "--ephemeral",
+            "--extra-flags=--private-users=pick",
+            "--host-address6",
+            "fc00::1",
+            "--local-address6",
+            "fc00::2",
+            "--host",
+            "10.1.1.1",
+            "--b",
+            "br0",
+        ]);
+        assert_eq!(f.bind, ["/x:/y", "/z"]);
+        assert_eq!(f.bind_ro, ["/r"]);
+        assert_eq!(f.capability, ["CAP_NET_ADMIN", "CAP_MKNOD"]);
+        assert_eq!(f.host_address.as_deref(), Some("10.1.1.1"));
+        assert_eq!(f.bridge.as_deref(), Some("br0"));
+        let map = f.to_map();
+        assert_eq!(map["bind"].clone().into_array().unwrap().len(), 2);
+        assert_eq!(map["tmpfs"].clone().into_array().unwrap().len(), 1);
+        assert!(map["ephemeral"].as_bool().unwrap());
+        assert_eq!(
+            map["host_address6"].clone().into_string().unwrap(),
+            "fc00::1"
+        );
+        assert_eq!(
+            map["extra_flags"].clone().into_string().unwrap(),
+            "--private-users=pick"
+        );
+        // Among ncsh's own options a prefix must still be unique.
+        assert_eq!(
+            canon(&["--bi", "/x"]).unwrap_err(),
+            "Option bi is ambiguous (bind, bind-ro)"
+        );
     }
 
     #[test]

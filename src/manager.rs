@@ -11,6 +11,7 @@ use crate::builder::switch::{self, Plan};
 use crate::builder::{
     BuildRequest, Builder, BuilderKind, Built, activate, base, configuration_nix,
 };
+use crate::container::declared;
 use crate::container::lock::ContainerLock;
 use crate::container::{
     Conf, ConfigSource, ContainerName, CreateOptions, Created, NixOptions, Paths, UpdateOptions,
@@ -19,6 +20,9 @@ use crate::container::{
 use crate::error::{Error, Result};
 use crate::files::Root;
 use crate::host::{Driver, Status, enter, pty};
+
+mod apply;
+pub use apply::{Applied, ApplyOptions};
 
 /// Which program ncsh is pretending to be (argv[0]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,19 +56,6 @@ pub struct Manager {
 
 /// How the manager picks its builder, when it first needs one.
 pub type BuilderChoice = Box<dyn Fn() -> Result<Box<dyn Builder>>>;
-
-/// Print `warning` on stderr, the first time this process has one for container `name`.
-fn warn_once(name: &str, warning: Option<String>) {
-    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let Some(warning) = warning else { return };
-    let mut warned = WARNED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !warned.iter().any(|n| n == name) {
-        warned.push(name.to_string());
-        eprintln!("{warning}");
-    }
-}
 
 impl Manager {
     /// A manager of the containers below `paths`, run by `driver` (the front end chooses it,
@@ -162,6 +153,10 @@ impl Manager {
             let mut request = self.request(name, building, source.clone());
             request.initial = true;
             request.nix = opts.nix.clone();
+            request.declared_in = opts
+                .conf
+                .as_ref()
+                .and_then(|c| declared::declared_in(c).map(Path::to_path_buf));
             if self.builder()?.kind() == BuilderKind::Nix {
                 nix_built.set(Some(name.to_string()));
             }
@@ -188,11 +183,53 @@ impl Manager {
     /// `configuration.nix`, make it the new generation and, when it runs, switch it live. A
     /// failure leaves the previous generation active and running, and the configuration as it was.
     pub fn update(&self, name: &ContainerName, opts: &UpdateOptions) -> Result<()> {
+        self.update_changed(name, opts).map(|_| ())
+    }
+
+    /// [`Manager::update`], saying whether anything changed (false: the new system is the
+    /// current one and configuration.nix and the conf stay as they were).
+    fn update_changed(&self, name: &ContainerName, opts: &UpdateOptions) -> Result<bool> {
         require_root()?;
         let nix = &opts.nix;
         self.check_nix_options(nix)?;
         let _lock = self.lock(name)?;
         let conf = self.conf(name)?;
+        // The new conf, when the nspawn options change: checked first, written once the
+        // system is built and applied.
+        let new_conf = match &opts.nspawn {
+            Some(nspawn) => {
+                store::check_destroyable(&self.paths, name)?;
+                let mut new = conf.clone();
+                match store::extra_nspawn_flags(nspawn)? {
+                    Some(flags) => new.set("EXTRA_NSPAWN_FLAGS", flags),
+                    None => new.remove("EXTRA_NSPAWN_FLAGS"),
+                }
+                (new != conf).then_some(new)
+            }
+            None => None,
+        };
+        let result = self.update_system(name, opts, &conf);
+        if let (Ok(_), Some(new)) = (&result, new_conf) {
+            crate::files::write_durable(&self.paths.conf(name), &new.render(), 0o644)?;
+            if self.driver.status(name) == Status::Up {
+                eprintln!(
+                    "ncsh: note: {name}'s nspawn options changed: they take effect when it is \
+                     restarted (ncsh restart {name})"
+                );
+            }
+            return Ok(true);
+        }
+        result
+    }
+
+    /// The system part of [`Manager::update`], under its lock.
+    fn update_system(
+        &self,
+        name: &ContainerName,
+        opts: &UpdateOptions,
+        conf: &Conf,
+    ) -> Result<bool> {
+        let nix = &opts.nix;
         let source = opts.config.clone().unwrap_or(ConfigSource::Existing);
         let root = Root::open(&self.paths.root(name))?;
         self.recover_activation(name, &root)?;
@@ -217,7 +254,7 @@ impl Manager {
             request.conf_flake = conf.non_empty("FLAKE").map(str::to_string);
             match self.builder()?.build(&request) {
                 Ok(Built::NixSystem(_)) => {}
-                Ok(Built::Generation(_)) => return Ok(()),
+                Ok(Built::Generation(_)) => return Ok(true),
                 Err(e) => {
                     restore_config();
                     return Err(e);
@@ -227,17 +264,32 @@ impl Manager {
             // reloaded, which runs its `switch-to-configuration test`.
             if self.driver.status(name) == Status::Up {
                 eprintln!("reloading container...");
-                return self.reload(name, None);
+                self.reload(name, None)?;
             }
-            return Ok(());
+            return Ok(true);
         }
-        let request = self.request(name, &root, source.clone());
+        let mut request = self.request(name, &root, source.clone());
+        request.declared_in = declared::declared_in(conf).map(Path::to_path_buf);
         let mut generation = match self.builder()?.build(&request)? {
             Built::Generation(generation) => generation,
-            Built::NixSystem(_) => return Ok(()),
+            Built::NixSystem(_) => return Ok(true),
         };
         let store = Store::new(&root);
         let old = store.current()?;
+        // Nothing to do when the system and configuration.nix would be what they are.
+        let config_same = match &source {
+            ConfigSource::Existing => true,
+            source => old_config.as_deref() == Some(&*configuration_nix::render(name, source)),
+        };
+        if config_same
+            && let Some(old) = &old
+            && (Generation {
+                number: old.number,
+                ..generation.clone()
+            }) == *old
+        {
+            return Ok(false);
+        }
         // Recorded before anything changes, so that a crash from here on is undone next time.
         store.begin(&Activation {
             from: old.as_ref().map(|g| g.number),
@@ -247,7 +299,18 @@ impl Manager {
         })?;
         store.save_next(&mut generation)?;
         write_config()?;
-        let running = self.driver.status(name) == Status::Up;
+        // An ephemeral container runs on a copy of its root, which the new generation does
+        // not reach: it gets it at its next start.
+        let ephemeral = conf
+            .extra_nspawn_flags(&self.paths.conf(name))
+            .is_ok_and(|flags| flags.iter().any(|f| f == "--ephemeral"));
+        let running = self.driver.status(name) == Status::Up && !ephemeral;
+        if ephemeral && self.driver.status(name) == Status::Up {
+            eprintln!(
+                "ncsh: note: {name} is ephemeral: it runs on a copy of its root, and boots the \
+                 new configuration when it is restarted (ncsh restart {name})"
+            );
+        }
         let applied = activate::apply(&root, &generation, old.as_ref()).and_then(|changes| {
             if running {
                 // As nixos-container says before `systemctl reload`; only now that the
@@ -274,7 +337,8 @@ impl Manager {
             });
         }
         store.set_current(generation.number)?;
-        store.finish()
+        store.finish()?;
+        Ok(true)
     }
 
     /// Undo an activation a crash cut short (see [`Activation`]): the previous generation's
@@ -358,7 +422,8 @@ impl Manager {
 
     fn start_locked(&self, name: &ContainerName) -> Result<()> {
         let conf = self.conf(name)?;
-        warn_once(name, conf.unsupported_warning(&self.paths.conf(name)));
+        // Checked here, before the driver starts anything (the drivers read them again).
+        conf.extra_nspawn_flags(&self.paths.conf(name))?;
         // A missing root is check_generation's to report.
         let root = Root::open(&self.paths.root(name)).ok();
         if let Some(root) = &root {

@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, CustomType, Dynamic, Engine, EvalAltResult, ImmutableString, Map, TypeBuilder};
 
+use crate::container::options::Bind;
 use crate::container::{ConfigSource, ContainerName, CreateOptions, NixOptions, UpdateOptions};
 use crate::error::Error;
-use crate::manager::Manager;
+use crate::manager::{ApplyOptions, Manager};
 use docs::{api_doc, function};
 use error::{exit_request, to_rhai};
 
@@ -138,10 +139,22 @@ const UPDATE_KEYS: [&str; 7] = [
     "refresh",
 ];
 
+/// The keys of the nspawn options, which create and update take (EXTRA_NSPAWN_FLAGS).
+const NSPAWN_KEYS: [&str; 6] = [
+    "bind",
+    "bind_ro",
+    "capability",
+    "tmpfs",
+    "extra_flags",
+    "ephemeral",
+];
+
 /// The keys only `create` uses: what goes into the conf.
-const CREATE_ONLY_KEYS: [&str; 6] = [
+const CREATE_ONLY_KEYS: [&str; 8] = [
     "host_address",
     "local_address",
+    "host_address6",
+    "local_address6",
     "bridge",
     "port",
     "auto_start",
@@ -149,9 +162,9 @@ const CREATE_ONLY_KEYS: [&str; 6] = [
 ];
 
 /// Keys the command line puts in every verb's option map that create and update never use:
-/// `signal` (nixos-container accepts it for every action), `json` (for `ncsh options`) and
-/// those of `ncsh test`.
-const IGNORED_KEYS: [&str; 7] = [
+/// `signal` (nixos-container accepts it for every action), `json` (for `ncsh options`), those of
+/// `ncsh test` and those of `ncsh apply`.
+const IGNORED_KEYS: [&str; 9] = [
     "signal",
     "json",
     "junit",
@@ -159,12 +172,26 @@ const IGNORED_KEYS: [&str; 7] = [
     "interactive",
     "jobs",
     "timeout",
+    "start",
+    "destroy",
 ];
 
 /// A script's option map for `verb`, which takes the keys `keys` (and [`IGNORED_KEYS`]): the one parser of create and
 /// update options. A key the verb does not use is an error that lists the ones it does.
 fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOptions> {
     let mut out = CreateOptions::default();
+    // A string or an array of strings.
+    let texts = |key: &str, value: &Dynamic| -> RhaiResult<Vec<String>> {
+        if value.is_string() {
+            return Ok(vec![option_text(key, value)?]);
+        }
+        let array = value.clone().into_array().map_err(|t| {
+            to_rhai(Error::Usage(format!(
+                "option ‘{key}’ must be a string or an array of strings, found a {t}"
+            )))
+        })?;
+        strings(&array, &format!("the values of option ‘{key}’"))
+    };
     let (mut config, mut config_file) = (None, None);
     for (key, value) in opts {
         if !IGNORED_KEYS.contains(&key.as_str()) && !keys.contains(&key.as_str()) {
@@ -184,6 +211,20 @@ fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOpti
         match key.as_str() {
             "host_address" => out.host_address = Some(text()?),
             "local_address" => out.local_address = Some(text()?),
+            "host_address6" => out.host_address6 = Some(text()?),
+            "local_address6" => out.local_address6 = Some(text()?),
+            "bind" | "bind_ro" => {
+                let read_only = key == "bind_ro";
+                let flag = if read_only { "--bind-ro" } else { "--bind" };
+                for value in texts(key, value)? {
+                    let bind = Bind::parse(flag, &value, read_only).map_err(to_rhai)?;
+                    out.nspawn.binds.push(bind);
+                }
+            }
+            "capability" => out.nspawn.capabilities = texts(key, value)?,
+            "tmpfs" => out.nspawn.tmpfs = texts(key, value)?,
+            "extra_flags" => out.nspawn.extra_flags = Some(text()?),
+            "ephemeral" => out.nspawn.ephemeral = flag()?,
             "bridge" => out.bridge = Some(text()?),
             "port" => out.port = Some(text()?),
             "config" => config = Some(text()?),
@@ -205,16 +246,20 @@ fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
     let keys: Vec<&str> = CREATE_ONLY_KEYS
         .iter()
         .chain(&UPDATE_KEYS)
+        .chain(&NSPAWN_KEYS)
         .copied()
         .collect();
     parse_options(opts, "create", &keys)
 }
 
 fn update_options(opts: &Map) -> RhaiResult<UpdateOptions> {
-    let parsed = parse_options(opts, "update", &UPDATE_KEYS)?;
+    let keys: Vec<&str> = UPDATE_KEYS.iter().chain(&NSPAWN_KEYS).copied().collect();
+    let parsed = parse_options(opts, "update", &keys)?;
+    let given = NSPAWN_KEYS.iter().any(|k| opts.contains_key(*k));
     Ok(UpdateOptions {
         config: parsed.config,
         nix: parsed.nix,
+        nspawn: given.then_some(parsed.nspawn),
     })
 }
 
@@ -288,9 +333,11 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         "create",
         api_doc!(
             "create(name: string, opts: map) -> Container",
-            "Create with options: host_address, local_address, bridge, port, auto_start,",
-            "ensure_unique_name, config, config_file; on a Nix host also system_path, nixos_path,",
-            "flake, nix_flags, refresh."
+            "Create with options: host_address, local_address, host_address6, local_address6,",
+            "bridge, port, auto_start, ensure_unique_name, config, config_file, bind and bind_ro",
+            "(\"HOST[:CONTAINER]\" or an array of them), capability, tmpfs (arrays), extra_flags",
+            "(nspawn options), ephemeral; on a Nix host also system_path, nixos_path, flake,",
+            "nix_flags, refresh."
         ),
     )
     .register_into_engine(
@@ -365,6 +412,63 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     .register_into_engine(engine, move |name: &str| {
         m.destroy(&container_name(name)?).map_err(to_rhai)
     });
+    for with_opts in [false, true] {
+        let m = manager.clone();
+        let apply = move |path: &str, opts: Map| -> RhaiResult<Array> {
+            let mut options = ApplyOptions::default();
+            for (key, value) in &opts {
+                let on = value.as_bool().map_err(|t| {
+                    to_rhai(Error::Usage(format!(
+                        "option ‘{key}’ must be true or false, found a {t}"
+                    )))
+                })?;
+                match key.as_str() {
+                    "start" => options.start = on,
+                    "destroy" => options.destroy = on,
+                    _ => {
+                        return Err(to_rhai(Error::Usage(format!(
+                            "unknown apply option ‘{key}’ (known: start, destroy)"
+                        ))));
+                    }
+                }
+            }
+            let applied = m
+                .apply(std::path::Path::new(path), &options)
+                .map_err(to_rhai)?;
+            Ok(applied
+                .into_iter()
+                .map(|a| {
+                    let mut map = Map::new();
+                    map.insert("name".into(), a.name.into());
+                    map.insert("outcome".into(), a.outcome.into());
+                    map.insert("started".into(), a.started.into());
+                    Dynamic::from_map(map)
+                })
+                .collect())
+        };
+        if with_opts {
+            function(
+                "apply",
+                api_doc!(
+                    "apply(path: string, opts: map) -> array",
+                    "The same with opts: start (start every container, not only autoStart ones),",
+                    "destroy (destroy the containers the file declares)."
+                ),
+            )
+            .register_into_engine(engine, apply);
+        } else {
+            function(
+                "apply",
+                api_doc!(
+                    "apply(path: string) -> array",
+                    "Make the containers a NixOS host module declares (containers.<name>) so:",
+                    "create, update, restart, start those with autoStart. One #{name, outcome,",
+                    "started} per container; outcome is created, updated, restarted or unchanged."
+                ),
+            )
+            .register_into_engine(engine, move |path: &str| apply(path, Map::new()));
+        }
+    }
     let m = manager;
     function(
         "driver",
@@ -526,7 +630,8 @@ impl CustomType for Container {
             .and_comments(&[api_doc!(
                 "c.update(opts: map)",
                 "The same from config or config_file (and, on a Nix host, system_path, nixos_path,",
-                "flake, nix_flags, refresh)."
+                "flake, nix_flags, refresh); bind, bind_ro, capability, tmpfs, extra_flags and",
+                "ephemeral replace its nspawn options (EXTRA_NSPAWN_FLAGS) for its next start."
             )])
             .with_get("options", |c: &mut Container| -> RhaiResult<Dynamic> {
                 let options = c.manager.options(&c.name).map_err(to_rhai)?;

@@ -19,8 +19,9 @@ pub const CONTAINER_INIT: &str = r#"#!/bin/bash
 # (or the init given as the first argument).
 set -e
 trap 'exit 0' RTMIN+3
-if [ -n "$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE" ]; then
+if [ -n "$HOST_ADDRESS$HOST_ADDRESS6$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE$LOCAL_MAC_ADDRESS" ]; then
   ip link set host0 name eth0
+  [ -z "$LOCAL_MAC_ADDRESS" ] || ip link set dev eth0 address "$LOCAL_MAC_ADDRESS"
   ip link set dev eth0 up
   [ -z "$LOCAL_ADDRESS" ] || ip addr add "$LOCAL_ADDRESS" dev eth0
   [ -z "$LOCAL_ADDRESS6" ] || ip -6 addr add "$LOCAL_ADDRESS6" dev eth0
@@ -33,6 +34,15 @@ if [ -n "$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE" ]; then
     ip -6 route add default via "${HOST_ADDRESS6%/*}"
   fi
 fi
+# The extra veths (containers.<name>.extraVeths): NAME,BRIDGE,HOST,HOST6,LOCAL,LOCAL6 each.
+for veth in $NCSH_EXTRA_VETHS; do
+  IFS=, read -r name bridge host host6 local local6 <<< "$veth"
+  ip link set dev "$name" up
+  [ -z "$local" ] || ip addr add "$local" dev "$name"
+  [ -z "$local6" ] || ip -6 addr add "$local6" dev "$name"
+  [ -z "$host" ] || ip route add "${host%/*}" dev "$name"
+  [ -z "$host6" ] || ip -6 route add "${host6%/*}" dev "$name"
+done
 set +e
 case "$1" in
   /*) init=$1; shift; exec "$init" "$@" ;;

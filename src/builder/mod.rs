@@ -7,6 +7,7 @@
 pub mod activate;
 pub mod base;
 pub mod configuration_nix;
+pub mod declared;
 pub mod generation;
 pub mod modules;
 pub mod native;
@@ -35,6 +36,9 @@ pub struct BuildRequest {
     /// Is this the first build (create)? Only changes the messages.
     pub initial: bool,
     pub nix: NixOptions,
+    /// The host module the container was applied from (`ncsh apply`, the conf's
+    /// NCSH_DECLARED_IN): its `containers.NAME.config` is one more module of the configuration.
+    pub declared_in: Option<PathBuf>,
 }
 
 impl BuildRequest {
@@ -49,6 +53,7 @@ impl BuildRequest {
             conf_flake: None,
             initial: false,
             nix: NixOptions::default(),
+            declared_in: None,
         }
     }
 }

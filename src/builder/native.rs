@@ -93,7 +93,7 @@ const LIB_NAME: &str = "<ncsh>/stdlib/nix/lib.nix";
 const LIB_SPLIT: &str = include_str!(concat!(env!("OUT_DIR"), "/lib-split.txt"));
 
 /// Errors of one evaluation, one per line.
-fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
+pub(crate) fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
     Error::Build(
         errors
             .iter()
@@ -209,6 +209,19 @@ pub fn evaluate(request: &BuildRequest, declarations: &Declarations) -> Result<(
             )]
         }
     };
+    let mut modules = modules;
+    if let Some(file) = &request.declared_in {
+        match super::declared::container_module(&mut ev, &args, file, &request.name)? {
+            Some(config) => modules.push((config, file.display().to_string())),
+            None => {
+                return Err(Error::Build(format!(
+                    "{}: containers.{} is not declared there any more (it was applied from it):                      declare it again, or destroy it",
+                    file.display(),
+                    request.name
+                )));
+            }
+        }
+    }
     let evaluated =
         super::modules::evaluate(&mut ev, declarations, modules, args).map_err(eval_errors)?;
     Ok((evaluated.config, std::mem::take(&mut ev.written)))

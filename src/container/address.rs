@@ -198,6 +198,23 @@ pub fn check_explicit_with(
     used: &UsedAddresses,
     own: &[IpAddr],
 ) -> Result<()> {
+    check_explicit_pair(
+        ("--host-address", "--local-address"),
+        host,
+        local,
+        used,
+        own,
+    )
+}
+
+/// [`check_explicit_with`] for the pair of options `flags` (host, local) names.
+pub fn check_explicit_pair(
+    flags: (&'static str, &'static str),
+    host: &str,
+    local: &str,
+    used: &UsedAddresses,
+    own: &[IpAddr],
+) -> Result<()> {
     let parse = |flag: &'static str, value: &str| {
         parse_address(value).map_err(|reason| Error::InvalidAddress {
             flag,
@@ -205,10 +222,10 @@ pub fn check_explicit_with(
             reason,
         })
     };
-    let h = parse("--host-address", host)?;
-    let l = parse("--local-address", local)?;
+    let h = parse(flags.0, host)?;
+    let l = parse(flags.1, local)?;
     let invalid = |reason: &str| Error::InvalidAddress {
-        flag: "--local-address",
+        flag: flags.1,
         value: local.to_string(),
         reason: reason.to_string(),
     };
@@ -232,7 +249,7 @@ pub fn check_explicit_with(
             .map(|(owner, _)| owner.as_str())
             .collect()
     };
-    for (flag, net, raw) in [("--host-address", h, host), ("--local-address", l, local)] {
+    for (flag, net, raw) in [(flags.0, h, host), (flags.1, l, local)] {
         let refuse = |reason: String| Error::InvalidAddress {
             flag,
             value: raw.trim().to_string(),
@@ -247,7 +264,7 @@ pub fn check_explicit_with(
         if let Some(reason) = unusable(net) {
             return Err(refuse(reason));
         }
-        let shared = flag == "--host-address" && !sharing.is_empty();
+        let shared = flag == flags.0 && !sharing.is_empty();
         if let Some(owner) = used.owner_of(addr).filter(|_| !shared) {
             return Err(Error::AddressInUse {
                 address: addr.to_string(),

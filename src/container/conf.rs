@@ -10,6 +10,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// The keys NixOS's module writes in double quotes.
+const QUOTED_KEYS: [&str; 3] = ["EXTRA_NSPAWN_FLAGS", "INTERFACES", "MACVLANS"];
+
 /// An ordered list of KEY=VALUE assignments; a later assignment of a key wins, as in systemd.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Conf {
@@ -52,15 +55,13 @@ impl Conf {
             .map(|a| a.to_string())
     }
 
-    /// What this conf asks for that ncsh ignores, as a warning naming `path` (none if nothing).
-    pub fn unsupported_warning(&self, path: &Path) -> Option<String> {
-        let flags = self.get("EXTRA_NSPAWN_FLAGS")?.trim();
-        (!flags.is_empty()).then(|| {
-            format!(
-                "warning: {}: EXTRA_NSPAWN_FLAGS=‘{flags}’ is not supported yet and is ignored",
-                path.display()
-            )
-        })
+    /// The words of `EXTRA_NSPAWN_FLAGS`, split and checked as the NixOS start script would
+    /// pass them (`path` names the conf in errors).
+    pub fn extra_nspawn_flags(&self, path: &Path) -> Result<Vec<String>> {
+        super::nspawn_flags::split(
+            self.get("EXTRA_NSPAWN_FLAGS").unwrap_or_default(),
+            &format!("{}: EXTRA_NSPAWN_FLAGS", path.display()),
+        )
     }
 
     /// Append an assignment.
@@ -68,11 +69,50 @@ impl Conf {
         self.entries.push((key.to_string(), value.into()));
     }
 
-    /// Render as nixos-container writes it: `KEY=VALUE\n` per entry, values verbatim.
+    /// Set `key` to `value`: its first assignment takes the value, later ones go (appended when
+    /// there is none).
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.entries.iter().position(|(k, _)| k == key) {
+            Some(at) => {
+                self.entries[at].1 = value;
+                let mut seen = 0;
+                self.entries.retain(|(k, _)| {
+                    seen += usize::from(k == key);
+                    k != key || seen == 1
+                });
+            }
+            None => self.push(key, value),
+        }
+    }
+
+    /// Remove every assignment of `key`.
+    pub fn remove(&mut self, key: &str) {
+        self.entries.retain(|(k, _)| k != key);
+    }
+
+    /// Render as nixos-container writes it: `KEY=VALUE\n` per entry, values verbatim; the keys
+    /// NixOS's module writes in double quotes (EXTRA_NSPAWN_FLAGS, INTERFACES, MACVLANS), and
+    /// any value with a space, a quote or a backslash, are double-quoted, escaped as systemd reads them.
     pub fn render(&self) -> String {
         self.entries
             .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
+            .map(|(k, v)| {
+                if QUOTED_KEYS.contains(&k.as_str())
+                    || v.chars().any(|c| c.is_whitespace() || "\"'\\".contains(c))
+                {
+                    let mut quoted = String::with_capacity(v.len() + 2);
+                    for c in v.chars() {
+                        if matches!(c, '"' | '\\' | '`' | '$') {
+                            quoted.push('\\');
+                        }
+                        quoted.push(c);
+                    }
+                    format!("{k}=\"{quoted}\"\n")
+                } else {
+                    format!("{k}={v}\n")
+                }
+            })
             .collect()
     }
 
@@ -312,15 +352,43 @@ mod tests {
     }
 
     #[test]
-    fn extra_nspawn_flags_give_a_warning() {
+    fn extra_nspawn_flags_are_read_and_written_as_nixos_does() {
         let p = Path::new("/etc/x.conf");
-        let conf = Conf::parse("EXTRA_NSPAWN_FLAGS=\"--bind=/a\"\n", p).unwrap();
+        let conf = Conf::parse("EXTRA_NSPAWN_FLAGS=\" --bind=/a --tmpfs=/b\"\n", p).unwrap();
         assert_eq!(
-            conf.unsupported_warning(p).unwrap(),
-            "warning: /etc/x.conf: EXTRA_NSPAWN_FLAGS=‘--bind=/a’ is not supported yet and is ignored"
+            conf.extra_nspawn_flags(p).unwrap(),
+            ["--bind=/a", "--tmpfs=/b"]
+        );
+        assert_eq!(
+            conf.render(),
+            "EXTRA_NSPAWN_FLAGS=\" --bind=/a --tmpfs=/b\"\n"
+        );
+        let bad = Conf::parse("EXTRA_NSPAWN_FLAGS=\"-M other\"\n", p).unwrap();
+        let err = bad.extra_nspawn_flags(p).unwrap_err().to_string();
+        assert!(
+            err.contains("/etc/x.conf: EXTRA_NSPAWN_FLAGS: ‘-M’"),
+            "{err}"
         );
         for quiet in ["", "EXTRA_NSPAWN_FLAGS=\n", "EXTRA_NSPAWN_FLAGS=\"  \"\n"] {
-            assert_eq!(Conf::parse(quiet, p).unwrap().unsupported_warning(p), None);
+            assert!(
+                Conf::parse(quiet, p)
+                    .unwrap()
+                    .extra_nspawn_flags(p)
+                    .unwrap()
+                    .is_empty()
+            );
         }
+    }
+
+    #[test]
+    fn set_replaces_and_quoted_values_round_trip() {
+        let mut conf = parse("A=1\nB=2\nA=3\n");
+        conf.set("A", "x y");
+        conf.set("C", "z");
+        assert_eq!(conf.render(), "A=\"x y\"\nB=2\nC=z\n");
+        conf.set("D", "a\"b$c");
+        conf.remove("B");
+        let again = parse(&conf.render());
+        assert_eq!(again, conf);
     }
 }

@@ -4,8 +4,10 @@
 pub mod address;
 pub mod conf;
 pub mod config_file;
+pub mod declared;
 pub mod lock;
 pub mod name;
+pub mod nspawn_flags;
 pub mod options;
 pub mod paths;
 pub mod store;

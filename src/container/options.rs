@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub use super::nspawn_flags::{Bind, NspawnOptions};
 use crate::error::{Error, Result};
 
 /// What `create` is asked for; the fields mirror nixos-container's flags.
@@ -11,6 +12,9 @@ use crate::error::{Error, Result};
 pub struct CreateOptions {
     pub host_address: Option<String>,
     pub local_address: Option<String>,
+    /// `--host-address6`/`--local-address6` (HOST_ADDRESS6, LOCAL_ADDRESS6).
+    pub host_address6: Option<String>,
+    pub local_address6: Option<String>,
     pub bridge: Option<String>,
     pub port: Option<String>,
     pub auto_start: bool,
@@ -21,6 +25,12 @@ pub struct CreateOptions {
     pub max_name_len: Option<usize>,
     /// `--system-path`, `--nixos-path`, `--flake` and the Nix pass-through flags.
     pub nix: NixOptions,
+    /// `--bind`, `--bind-ro`, `--capability`, `--tmpfs`, `--ephemeral`, `--extra-flags`
+    /// (EXTRA_NSPAWN_FLAGS).
+    pub nspawn: NspawnOptions,
+    /// The conf to write as it is (`ncsh apply`: a declared container's), instead of one made
+    /// from the flags above; its addresses are checked against the other containers'.
+    pub conf: Option<super::Conf>,
 }
 
 /// What `update` is asked for.
@@ -29,6 +39,9 @@ pub struct UpdateOptions {
     /// `--config` or `--config-file`; None: the container's configuration.nix as it is.
     pub config: Option<ConfigSource>,
     pub nix: NixOptions,
+    /// The nspawn options, when any is given: they replace the conf's EXTRA_NSPAWN_FLAGS (for
+    /// the next start).
+    pub nspawn: Option<NspawnOptions>,
 }
 
 /// Where the configuration of a build comes from.

@@ -12,7 +12,7 @@ use super::address::{self, UsedAddresses};
 use super::conf::Conf;
 use super::lock::CreateLock;
 use super::name::{self, ContainerName};
-use super::options::CreateOptions;
+use super::options::{CreateOptions, NspawnOptions};
 use super::paths::Paths;
 use crate::error::{Context, Error, Result};
 use crate::files::{Root, ensure_dir, remove_path, write_durable};
@@ -121,7 +121,39 @@ fn check_conf_value(flag: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The conf's EXTRA_NSPAWN_FLAGS of a create or update (checked), None when there are none.
+/// A bind's host path must exist: nspawn would refuse to start otherwise.
+pub fn extra_nspawn_flags(nspawn: &NspawnOptions) -> Result<Option<String>> {
+    for bind in &nspawn.binds {
+        let host = bind.host.as_deref().unwrap_or(&bind.container);
+        if fs::symlink_metadata(host).is_err() {
+            let flag = if bind.read_only {
+                "--bind-ro"
+            } else {
+                "--bind"
+            };
+            return Err(Error::Usage(format!(
+                "{flag}: the host path {host} does not exist: create it first"
+            )));
+        }
+    }
+    nspawn.conf_value()
+}
+
 fn check_options(opts: &CreateOptions) -> Result<()> {
+    match (&opts.host_address6, &opts.local_address6) {
+        (None, Some(_)) => {
+            return Err(Error::Usage(
+                "With --local-address6 set, --host-address6 is required as well!".into(),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(Error::Usage(
+                "With --host-address6 set, --local-address6 is required as well!".into(),
+            ));
+        }
+        _ => {}
+    }
     if let Some(bridge) = &opts.bridge {
         check_conf_value("--bridge", bridge)?;
         if bridge.len() > 15 || bridge.contains('/') || bridge.contains(':') {
@@ -176,6 +208,7 @@ pub fn create(
     realize: Realize<'_>,
 ) -> Result<Created> {
     check_options(opts)?;
+    let extra_nspawn_flags = extra_nspawn_flags(&opts.nspawn)?;
     // Directories that exist keep the mode their owner gave them.
     for (dir, mode) in [(&paths.conf_dir, 0o755), (&paths.state_dir, 0o700)] {
         if !dir.is_dir() {
@@ -203,6 +236,39 @@ pub fn create(
 
     let confs = all_confs(paths)?;
     let mut used = UsedAddresses::from_confs(confs.iter().map(|(n, c)| (n.as_str(), c)));
+    if let Some(given) = &opts.conf {
+        for (h, l, flags) in [
+            (
+                "HOST_ADDRESS",
+                "LOCAL_ADDRESS",
+                ("hostAddress", "localAddress"),
+            ),
+            (
+                "HOST_ADDRESS6",
+                "LOCAL_ADDRESS6",
+                ("hostAddress6", "localAddress6"),
+            ),
+        ] {
+            if let (Some(h), Some(l)) = (given.non_empty(h), given.non_empty(l)) {
+                address::check_explicit_pair(flags, h, l, &used, &address::host_own_addresses())?;
+            }
+        }
+        let root = paths.root(&name);
+        let fresh_root = !root.exists();
+        build_root(paths, &name, &root, fresh_root, realize)?;
+        write_conf(paths, &name, &root, fresh_root, given)?;
+        return Ok(Created {
+            host_address: given
+                .non_empty("HOST_ADDRESS")
+                .unwrap_or_default()
+                .to_string(),
+            local_address: given
+                .non_empty("LOCAL_ADDRESS")
+                .unwrap_or_default()
+                .to_string(),
+            name,
+        });
+    }
     let (host_address, local_address) = match (&opts.host_address, &opts.local_address) {
         (Some(h), Some(l)) => {
             address::check_explicit(h, l, &used)?;
@@ -220,13 +286,41 @@ pub fn create(
         }
     };
 
+    let v6 = match (&opts.host_address6, &opts.local_address6) {
+        (Some(h), Some(l)) => {
+            address::check_explicit_pair(
+                ("--host-address6", "--local-address6"),
+                h,
+                l,
+                &used,
+                &address::host_own_addresses(),
+            )?;
+            if !address::parse_address(h).is_ok_and(|a| a.addr().is_ipv6()) {
+                return Err(Error::InvalidAddress {
+                    flag: "--host-address6",
+                    value: h.clone(),
+                    reason: "expected an IPv6 address".into(),
+                });
+            }
+            Some((h.trim().to_string(), l.trim().to_string()))
+        }
+        _ => None, // check_options refused one without the other
+    };
+
     let mut conf = Conf::new();
     conf.push("PRIVATE_NETWORK", "1");
     conf.push("HOST_ADDRESS", host_address.clone());
     conf.push("LOCAL_ADDRESS", local_address.clone());
+    if let Some((h, l)) = v6 {
+        conf.push("HOST_ADDRESS6", h);
+        conf.push("LOCAL_ADDRESS6", l);
+    }
     conf.push("HOST_BRIDGE", opts.bridge.clone().unwrap_or_default());
     conf.push("HOST_PORT", opts.port.clone().unwrap_or_default());
     conf.push("AUTO_START", if opts.auto_start { "1" } else { "0" });
+    if let Some(flags) = &extra_nspawn_flags {
+        conf.push("EXTRA_NSPAWN_FLAGS", flags.clone());
+    }
     if let Some(flake) = &opts.nix.flake {
         // As nixos-container: the reference without its `#attr`.
         conf.push("FLAKE", super::options::split_flake(flake).0);
@@ -234,36 +328,56 @@ pub fn create(
 
     let root = paths.root(&name);
     let fresh_root = !root.exists();
-    let build = || -> Result<()> {
-        if fresh_root {
-            let tmp = debris_path(&paths.state_dir, &name, CREATING);
-            let made = (|| {
-                let building = Root::create(&tmp, 0o755)?;
-                realize(&building, &name)?;
-                fs::rename(&tmp, &root)
-                    .context(|| format!("renaming {} to {}", tmp.display(), root.display()))
-            })();
-            if made.is_err() {
-                let _ = remove_path(&tmp);
-            }
-            made
-        } else {
-            // nixos-container reuses a root left without a conf; so do we, filling in the base.
-            realize(&Root::open(&root)?, &name)
-        }
-    };
-    build()?;
-    if let Err(e) = write_durable(&paths.conf(&name), &conf.render(), 0o644) {
-        if fresh_root {
-            let _ = remove_path(&root);
-        }
-        return Err(e);
-    }
+    build_root(paths, &name, &root, fresh_root, realize)?;
+    write_conf(paths, &name, &root, fresh_root, &conf)?;
     Ok(Created {
         name,
         host_address,
         local_address,
     })
+}
+
+/// Build the root of new container `name` in a temporary directory renamed into place (or
+/// fill in a root left without a conf, as nixos-container reuses it).
+fn build_root(
+    paths: &Paths,
+    name: &ContainerName,
+    root: &Path,
+    fresh_root: bool,
+    realize: Realize<'_>,
+) -> Result<()> {
+    if fresh_root {
+        let tmp = debris_path(&paths.state_dir, name, CREATING);
+        let made = (|| {
+            let building = Root::create(&tmp, 0o755)?;
+            realize(&building, name)?;
+            fs::rename(&tmp, root)
+                .context(|| format!("renaming {} to {}", tmp.display(), root.display()))
+        })();
+        if made.is_err() {
+            let _ = remove_path(&tmp);
+        }
+        made
+    } else {
+        realize(&Root::open(root)?, name)
+    }
+}
+
+/// Write the conf last (it makes the container exist); a failure removes a fresh root.
+fn write_conf(
+    paths: &Paths,
+    name: &ContainerName,
+    root: &Path,
+    fresh_root: bool,
+    conf: &Conf,
+) -> Result<()> {
+    if let Err(e) = write_durable(&paths.conf(name), &conf.render(), 0o644) {
+        if fresh_root {
+            let _ = remove_path(root);
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Refuse to destroy a declarative container (its conf is not writable, e.g. in the Nix store).

@@ -12,6 +12,7 @@ use crate::manager::Manager;
 
 /// The verbs shipped in `stdlib/verbs/`, compiled in.
 pub const BUILTIN_VERBS: &[(&str, &str)] = &[
+    ("apply", include_str!("../../stdlib/verbs/apply.rhai")),
     ("create", include_str!("../../stdlib/verbs/create.rhai")),
     ("destroy", include_str!("../../stdlib/verbs/destroy.rhai")),
     ("list", include_str!("../../stdlib/verbs/list.rhai")),

@@ -170,6 +170,8 @@ fn remove_at(dir: &impl AsFd, name: &OsStr, shown: &Path) -> Result<()> {
             }
             Err(e) => return Err(Error::sys(format!("opening {}", shown.display()), e)),
         };
+        // An immutable or append-only directory (NixOS's /var/empty) keeps its entries.
+        clear_immutable(&child).context(|| format!("clearing the flags of {}", shown.display()))?;
         let mut listing =
             nix::dir::Dir::from_fd(child).context(|| format!("reading {}", shown.display()))?;
         let names: Vec<std::ffi::OsString> = listing
@@ -189,11 +191,62 @@ fn remove_at(dir: &impl AsFd, name: &OsStr, shown: &Path) -> Result<()> {
             Err(e) => Err(Error::sys(format!("removing {}", shown.display()), e)),
         }
     } else {
-        match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+        let regular = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
+        let mut removed = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+        if removed == Err(Errno::EPERM) && regular {
+            // An immutable or append-only file: its flags cleared through a descriptor of the
+            // file itself (opened without following a link or crossing a mount), then again.
+            let how = OpenHow::new()
+                .flags(
+                    OFlag::O_RDONLY
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_NONBLOCK
+                        | OFlag::O_NOCTTY
+                        | OFlag::O_CLOEXEC,
+                )
+                .resolve(
+                    ResolveFlag::RESOLVE_BENEATH
+                        | ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_XDEV,
+                );
+            if let Ok(file) = openat2(dir, name, how)
+                && clear_immutable(&file) == Ok(true)
+            {
+                removed = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+            }
+        }
+        match removed {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
             Err(e) => Err(Error::sys(format!("removing {}", shown.display()), e)),
         }
     }
+}
+
+/// `FS_IMMUTABLE_FL` and `FS_APPEND_FL` of linux/fs.h (`chattr +i`, `chattr +a`).
+const UNREMOVABLE_FLAGS: libc::c_int = 0x10 | 0x20;
+
+/// Clear the immutable and append-only flags of the open file `fd` (`chattr -i -a`), if it has
+/// them; whether it had. A file system without these flags has none to clear; an error is one
+/// of clearing them.
+fn clear_immutable(fd: &impl AsFd) -> std::result::Result<bool, Errno> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_fd().as_raw_fd();
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int (the kernel's size, whatever the number says) to
+    // the pointer, which points to a live int.
+    if unsafe { libc::ioctl(raw, libc::FS_IOC_GETFLAGS, &mut flags) } != 0 {
+        // No flags here (ENOTTY, EOPNOTSUPP, …): nothing to clear.
+        return Ok(false);
+    }
+    if flags & UNREMOVABLE_FLAGS == 0 {
+        return Ok(false);
+    }
+    flags &= !UNREMOVABLE_FLAGS;
+    // SAFETY: FS_IOC_SETFLAGS reads one int from the pointer, which points to a live int.
+    if unsafe { libc::ioctl(raw, libc::FS_IOC_SETFLAGS, &flags) } != 0 {
+        return Err(Errno::last());
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

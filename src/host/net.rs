@@ -74,11 +74,9 @@ pub fn link_exists(name: &str) -> bool {
 /// Wait for the host link to appear, then give it HOST_ADDRESS and a route to LOCAL_ADDRESS (and
 /// the IPv6 pair), as NixOS's postStart does — but as soon as the link exists, not after boot.
 pub fn configure_host_side(name: &str, conf: &Conf, timeout: Duration) -> Result<()> {
-    if conf.non_empty("HOST_BRIDGE").is_some() || !super::nspawn::wants_veth(conf) {
-        return Ok(());
-    }
+    let main = conf.non_empty("HOST_BRIDGE").is_none() && super::nspawn::wants_veth(conf);
     let deadline = Instant::now() + timeout;
-    while !link_exists(name) {
+    while main && !link_exists(name) {
         if Instant::now() > deadline {
             return Err(Error::Usage(format!(
                 "the host link {} did not appear",
@@ -86,6 +84,19 @@ pub fn configure_host_side(name: &str, conf: &Conf, timeout: Duration) -> Result
             )));
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+    // nspawn makes the extra pairs with the main one; each is waited for all the same.
+    for veth in crate::container::declared::extra_veths(conf) {
+        let dev = std::path::Path::new("/sys/class/net").join(&veth.name);
+        while !dev.exists() {
+            if Instant::now() > deadline {
+                return Err(Error::Usage(format!(
+                    "the extra veth {} did not appear",
+                    veth.name
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
     for argv in host_side_commands(name, conf) {
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -98,7 +109,7 @@ pub fn configure_host_side(name: &str, conf: &Conf, timeout: Duration) -> Result
 /// link up, HOST_ADDRESS(6) on it, routes to LOCAL_ADDRESS(6). Empty without a veth.
 pub fn host_side_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
     if conf.non_empty("HOST_BRIDGE").is_some() || !super::nspawn::wants_veth(conf) {
-        return Vec::new();
+        return extra_veth_commands(conf);
     }
     let link = host_link(name);
     let mut commands = vec![vec![
@@ -125,6 +136,54 @@ pub fn host_side_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
     add(Some("-6"), "addr", "HOST_ADDRESS6");
     add(None, "route", "LOCAL_ADDRESS");
     add(Some("-6"), "route", "LOCAL_ADDRESS6");
+    commands.extend(extra_veth_commands(conf));
+    commands
+}
+
+/// The host side of the extra veths, as NixOS's postStart: into the bridge, or up with the
+/// host address and a route to the container's.
+fn extra_veth_commands(conf: &Conf) -> Vec<Vec<String>> {
+    let mut commands = Vec::new();
+    for v in crate::container::declared::extra_veths(conf) {
+        let s = |x: &str| x.to_string();
+        if let Some(bridge) = &v.host_bridge {
+            commands.push(vec![
+                s("link"),
+                s("set"),
+                s("dev"),
+                v.name.clone(),
+                s("master"),
+                bridge.clone(),
+                s("up"),
+            ]);
+            continue;
+        }
+        commands.push(vec![s("link"), s("set"), s("dev"), v.name.clone(), s("up")]);
+        for (family, what, value) in [
+            (None, "addr", &v.host_address),
+            (Some("-6"), "addr", &v.host_address6),
+            (None, "route", &v.local_address),
+            (Some("-6"), "route", &v.local_address6),
+        ] {
+            if let Some(value) = value {
+                let mut argv: Vec<String> = family.map(s).into_iter().collect();
+                // A route goes to the address, not to the network its prefix names.
+                let value = if what == "route" {
+                    value.split('/').next().unwrap_or(value)
+                } else {
+                    value
+                };
+                argv.extend([
+                    s(what),
+                    s("add"),
+                    value.to_string(),
+                    s("dev"),
+                    v.name.clone(),
+                ]);
+                commands.push(argv);
+            }
+        }
+    }
     commands
 }
 

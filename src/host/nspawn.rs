@@ -12,8 +12,9 @@ use crate::error::Result;
 use crate::files::ensure_dir;
 
 /// The variables NixOS passes into the container with `--setenv`.
-const SETENV_KEYS: [&str; 8] = [
+const SETENV_KEYS: [&str; 9] = [
     "PRIVATE_NETWORK",
+    "PRIVATE_USERS",
     "HOST_BRIDGE",
     "HOST_ADDRESS",
     "LOCAL_ADDRESS",
@@ -110,14 +111,18 @@ pub fn nix_system(paths: &Paths, name: &str, conf: &Conf) -> Option<NixSystem> {
 
 const DAEMON_SOCKET: &str = "/nix/var/nix/daemon-socket";
 
-/// The arguments after `systemd-nspawn`; `nix` for a Nix-built container.
+/// The arguments after `systemd-nspawn`; `nix` for a Nix-built container. `conf_path` names
+/// the conf in the error about an EXTRA_NSPAWN_FLAGS ncsh does not pass on.
 pub fn args(
     name: &str,
     root: &Path,
     conf: &Conf,
+    conf_path: &Path,
     supervision: Supervision,
     nix: Option<&NixSystem>,
-) -> Vec<OsString> {
+) -> Result<Vec<OsString>> {
+    // Appended last, unquoted, as the NixOS start script does.
+    let extra = conf.extra_nspawn_flags(conf_path)?;
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |s: String| args.push(s.into());
     push("--keep-unit".into());
@@ -132,6 +137,17 @@ pub fn args(
     if conf.get("PRIVATE_NETWORK") == Some("1") {
         push("--private-network".into());
     }
+    // `pick` or a positive base UID would also map the /nix binds (`:idmap`), as NixOS does.
+    let private_users = conf.non_empty("PRIVATE_USERS");
+    if let Some(users) = private_users {
+        push(format!("--private-users={users}"));
+    }
+    let idmap =
+        if private_users.is_some_and(|u| u == "pick" || u.parse::<u64>().is_ok_and(|n| n > 0)) {
+            ":idmap"
+        } else {
+            ""
+        };
     if let Some(bridge) = conf.non_empty("HOST_BRIDGE") {
         push(format!("--network-bridge={bridge}"));
     } else if wants_veth(conf) {
@@ -141,6 +157,9 @@ pub fn args(
         for port in ports.split(',').filter(|p| !p.is_empty()) {
             push(format!("--port={port}"));
         }
+    }
+    if let Some(netns) = conf.non_empty("NETWORK_NAMESPACE_PATH") {
+        push(format!("--network-namespace-path={netns}"));
     }
     for (key, flag) in [
         ("INTERFACES", "--network-interface"),
@@ -153,17 +172,26 @@ pub fn args(
     push("--notify-ready=yes".into());
     push("--kill-signal=SIGRTMIN+3".into());
     if let Some(nix) = nix {
-        push("--bind-ro=/nix/store".into());
-        push("--bind-ro=/nix/var/nix/db".into());
-        if nix.daemon_socket {
-            push(format!("--bind-ro={DAEMON_SOCKET}"));
+        if idmap.is_empty() {
+            push("--bind-ro=/nix/store".into());
+            push("--bind-ro=/nix/var/nix/db".into());
+            if nix.daemon_socket {
+                push(format!("--bind-ro={DAEMON_SOCKET}"));
+            }
+        } else {
+            for dir in ["/nix/store", "/nix/var/nix/db"] {
+                push(format!("--bind-ro={dir}:{dir}{idmap}"));
+            }
+            if nix.daemon_socket {
+                push(format!("--bind-ro={DAEMON_SOCKET}:{DAEMON_SOCKET}{idmap}"));
+            }
         }
         push(format!(
-            "--bind={}:/nix/var/nix/profiles",
+            "--bind={}:/nix/var/nix/profiles{idmap}",
             nix.profile_dir.display()
         ));
         push(format!(
-            "--bind={}:/nix/var/nix/gcroots",
+            "--bind={}:/nix/var/nix/gcroots{idmap}",
             nix.gcroots_dir.display()
         ));
     }
@@ -187,11 +215,21 @@ pub fn args(
         ));
     }
     push(format!("--setenv=PATH={CONTAINER_PATH}"));
+    // The container side of the extra veths (`extraVeths`), for the container init.
+    if let Some(veths) = conf.non_empty(crate::container::declared::EXTRA_VETHS) {
+        push(format!(
+            "--setenv={}={veths}",
+            crate::container::declared::EXTRA_VETHS
+        ));
+    }
+    for flag in extra {
+        push(flag);
+    }
     push(CONTAINER_INIT_PATH.into());
     if let Some(nix) = nix {
         push(nix.init());
     }
-    args
+    Ok(args)
 }
 
 #[cfg(test)]
@@ -202,8 +240,71 @@ mod tests {
         Conf::parse(text, Path::new("t")).unwrap()
     }
 
-    fn strings(args: Vec<OsString>) -> Vec<String> {
-        args.into_iter().map(|a| a.into_string().unwrap()).collect()
+    fn strings(args: Result<Vec<OsString>>) -> Vec<String> {
+        args.unwrap()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn every_conf_variable_of_the_start_script_is_read() {
+        let c = conf(
+            "PRIVATE_NETWORK=1\nPRIVATE_USERS=pick\nHOST_ADDRESS6=fc00::1\nLOCAL_ADDRESS6=fc00::2\n\
+             NETWORK_NAMESPACE_PATH=/run/netns/x\nINTERFACES=\"eth1 eth2\"\nMACVLANS=\"eth3\"\n\
+             EXTRA_NSPAWN_FLAGS=\" --bind=/srv:/data --bind-ro=/etc/ssl --ephemeral --tmpfs=/var\"\n",
+        );
+        let nix = NixSystem {
+            profile_dir: "/p".into(),
+            gcroots_dir: "/g".into(),
+            daemon_socket: false,
+            system_path: None,
+        };
+        let a = strings(args(
+            "foo",
+            Path::new("/r"),
+            &c,
+            Path::new("t"),
+            Supervision::Standalone,
+            Some(&nix),
+        ));
+        for want in [
+            "--private-users=pick",
+            "--network-veth",
+            "--network-namespace-path=/run/netns/x",
+            "--network-interface=eth1",
+            "--network-interface=eth2",
+            "--network-macvlan=eth3",
+            "--bind-ro=/nix/store:/nix/store:idmap",
+            "--bind=/p:/nix/var/nix/profiles:idmap",
+            "--setenv=PRIVATE_USERS=pick",
+            "--setenv=LOCAL_ADDRESS6=fc00::2",
+        ] {
+            assert!(a.contains(&want.to_string()), "{want} in {a:?}");
+        }
+        // The extra flags come last, before the init, in their order.
+        let n = a.len();
+        assert_eq!(
+            a[n - 6..n - 2],
+            [
+                "--bind=/srv:/data",
+                "--bind-ro=/etc/ssl",
+                "--ephemeral",
+                "--tmpfs=/var"
+            ]
+        );
+        let bad = conf("EXTRA_NSPAWN_FLAGS=\"--kill-signal=SIGKILL\"\n");
+        let err = args(
+            "foo",
+            Path::new("/r"),
+            &bad,
+            Path::new("/etc/nixos-containers/foo.conf"),
+            Supervision::Standalone,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("foo.conf: EXTRA_NSPAWN_FLAGS"), "{err}");
     }
 
     #[test]
@@ -215,6 +316,7 @@ mod tests {
             "foo",
             Path::new("/var/lib/nixos-containers/foo"),
             &c,
+            Path::new("t"),
             Supervision::Standalone,
             None,
         ));
@@ -248,6 +350,7 @@ mod tests {
             "foo",
             Path::new("/r"),
             &c,
+            Path::new("t"),
             Supervision::SystemdUnit,
             None,
         ));
@@ -266,6 +369,7 @@ mod tests {
             "foo",
             Path::new("/r"),
             &conf("PRIVATE_NETWORK=0\n"),
+            Path::new("t"),
             Supervision::Standalone,
             None,
         ));
@@ -288,6 +392,7 @@ mod tests {
             "foo",
             Path::new("/r"),
             &c,
+            Path::new("t"),
             Supervision::Standalone,
             Some(&nix),
         ));
@@ -318,6 +423,7 @@ mod tests {
             "foo",
             Path::new("/r"),
             &c,
+            Path::new("t"),
             Supervision::Standalone,
             Some(&nix),
         ));

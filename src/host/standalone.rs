@@ -654,9 +654,10 @@ impl Supervisor {
             &self.name,
             &self.paths.root(&self.name),
             &self.conf,
+            &self.paths.conf(&self.name),
             Supervision::Standalone,
             nix.as_ref(),
-        ))
+        )?)
         .env("NOTIFY_SOCKET", self.runtime.notify())
         .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
         .stdin(Stdio::null())

@@ -314,9 +314,10 @@ fn transient_properties(
         name,
         &paths.root(name),
         conf,
+        &paths.conf(name),
         Supervision::SystemdUnit,
         nix.as_ref(),
-    )));
+    )?));
     let exec_start = vec![(NSPAWN.to_string(), argv, false)];
     let ip = net::ip_binary()?;
     let exec_start_post: Vec<(String, Vec<String>, bool)> = net::host_side_commands(name, conf)

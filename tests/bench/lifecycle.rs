@@ -38,17 +38,18 @@ fn timed(mut cmd: Command) -> f64 {
 /// Boot the container's root with bare systemd-nspawn (same arguments, own cgroup) until READY=1;
 /// then stop it cleanly. Returns the time to READY.
 fn bare_boot(prefix: &Path, name: &str) -> f64 {
-    let conf =
-        ncsh::container::Conf::read(&prefix.join(format!("etc/nixos-containers/{name}.conf")))
-            .unwrap();
+    let conf_path = prefix.join(format!("etc/nixos-containers/{name}.conf"));
+    let conf = ncsh::container::Conf::read(&conf_path).unwrap();
     let root = prefix.join("var/lib/nixos-containers").join(name);
     let args = ncsh::host::nspawn::args(
         name,
         &root,
         &conf,
+        &conf_path,
         ncsh::host::nspawn::Supervision::Standalone,
         None,
-    );
+    )
+    .unwrap();
     let cgroups = ncsh::host::cgroup::Cgroups::for_container(&format!("{name}-bare"));
     cgroups.create().unwrap();
     let sock_path = prefix.join("bare.notify");

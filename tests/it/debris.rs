@@ -221,7 +221,8 @@ fn an_interrupted_destroy_leaves_no_container_that_boots() {
     let env = Env::new();
     let name = unique_name("int");
     env.create_booting(&name);
-    // A file that cannot be deleted stops the destroy half-way (as a kill would).
+    // A file that cannot be deleted stops the destroy half-way (as a kill would): immutable,
+    // and a destroy without CAP_LINUX_IMMUTABLE, which would clear the flag.
     let stuck = env.root_path(&name).join("etc/stuck");
     std::fs::write(&stuck, "").unwrap();
     assert!(
@@ -232,7 +233,13 @@ fn an_interrupted_destroy_leaves_no_container_that_boots() {
             .unwrap()
             .success()
     );
-    let out = env.run(&["destroy", &name]);
+    let out = env
+        .command_as(
+            "setpriv",
+            &["--bounding-set=-linux_immutable", BIN, "destroy", &name],
+        )
+        .output()
+        .unwrap();
     let debris = hidden(&state_dir(&env));
     let _ = Command::new("chattr")
         .arg("-i")

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod binds;
 mod common;
 mod compat;
 mod debris;
+mod declarative;
 mod enter;
 mod extremes;
 mod hostile;

@@ -599,47 +599,6 @@ fn console_log_is_readable_by_root_only() {
     assert!(modes.iter().all(|m| *m == 0o600), "modes seen: {modes:?}");
 }
 
-#[test]
-fn extra_nspawn_flags_are_warned_about_once() {
-    require_root();
-    let env = Env::new();
-    let name = unique_name("enf");
-    let (host, local) = env.test_addresses();
-    env.create(&name, &["--host-address", &host, "--local-address", &local]);
-    let conf = env.conf_path(&name);
-    let mut text = std::fs::read_to_string(&conf).unwrap();
-    text.push_str("EXTRA_NSPAWN_FLAGS=\"--bind-ro=/srv\"\n");
-    std::fs::write(&conf, text).unwrap();
-    let warning = format!(
-        "warning: {}: EXTRA_NSPAWN_FLAGS=‘--bind-ro=/srv’ is not supported yet and is ignored\n",
-        conf.display()
-    );
-    let out = env
-        .command(&["start", &name])
-        .env("NCSH_NSPAWN", "/bin/false")
-        .output()
-        .unwrap();
-    assert!(stderr(&out).starts_with(&warning), "{}", stderr(&out));
-    // A script starting it twice is told once.
-    let path = env.prefix().join("twice.rhai");
-    std::fs::write(
-        &path,
-        format!("let c = container(\"{name}\");\ntry {{ c.start() }} catch {{}}\ntry {{ c.start() }} catch {{}}\n"),
-    )
-    .unwrap();
-    let out = env
-        .command(&[path.to_str().unwrap()])
-        .env("NCSH_NSPAWN", "/bin/false")
-        .output()
-        .unwrap();
-    assert_eq!(
-        stderr(&out).matches(&warning).count(),
-        1,
-        "{}",
-        stderr(&out)
-    );
-}
-
 /// nixos-container accepts every flag with every action: `update` with create's flags still
 /// updates (and leaves the conf alone), while the Rhai API refuses keys update does not use.
 #[test]

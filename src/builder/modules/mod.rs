@@ -69,7 +69,9 @@ enum Ty {
     NullOr(Box<Ty>),
     /// Strings joined with a separator (`lines`, `commas`, `separatedString`).
     Separated(String),
-    Submodule(Vec<Thunk>),
+    /// The type's modules, and whether a set defined for it is its `config` whatever it
+    /// holds (`shorthandOnlyDefinesConfig`, as `types.submodule` has it).
+    Submodule(Vec<Thunk>, bool),
     Either(Box<Ty>, Box<Ty>, Value, Value),
     Coerced {
         from: Value,
@@ -168,6 +170,8 @@ struct System {
     args: Rc<Attrs>,
     /// The definitions found at each path so far (see [`defs_at`]).
     defs: std::cell::RefCell<std::collections::HashMap<Vec<Str>, Vec<Def>>>,
+    /// Where this system is: a submodule's option path (`containers.web`), in messages.
+    prefix: Vec<Str>,
 }
 
 impl System {
@@ -266,10 +270,10 @@ pub fn evaluate(
             file: file.into(),
         })
         .collect();
-    let system = build_system(ev, root, pending, args, 0).map_err(|e| vec![e])?;
+    let system = build_system(ev, root, pending, args, Vec::new()).map_err(|e| vec![e])?;
 
     let mut errors = Vec::new();
-    check_unknown(ev, &system, Some(declarations), &mut errors);
+    check_unknown(ev, &system, Some(declarations), &[], &mut errors);
     if !errors.is_empty() {
         return Err(by_place(errors));
     }
@@ -282,6 +286,46 @@ pub fn evaluate(
             Err(errors)
         }
     }
+}
+
+/// Evaluates `modules` whose options are their own (`mkOption`s only, no Rhai declarations),
+/// reports unknown options as [`evaluate`] does, and returns `config` (lazy: each option is
+/// merged and type-checked when it is read).
+pub fn evaluate_declared(
+    ev: &mut Evaluator,
+    modules: Vec<(Thunk, String)>,
+    args: Attrs,
+) -> Result<Value, Vec<EvalError>> {
+    let mut root = Node::empty();
+    insert_decl(
+        &mut root,
+        &["_module".into(), "args".into()],
+        Rc::new(OptDecl {
+            ty: LazyTy::Ready(Ty::AttrsOf(Box::new(Ty::Raw("raw".into())))),
+            rhai: None,
+            plain_default: Plain::Null,
+            by_name: None,
+            default: Some(Thunk::value(Value::attrs(Attrs::new()))),
+            apply: None,
+            user: true,
+        }),
+    )
+    .map_err(|e| vec![e])?;
+    let pending = modules
+        .into_iter()
+        .map(|(value, file)| Pending {
+            value,
+            file: file.into(),
+        })
+        .collect();
+    let system = build_system(ev, root, pending, args, Vec::new()).map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    check_unknown(ev, &system, None, &[], &mut errors);
+    if !errors.is_empty() {
+        return Err(by_place(errors));
+    }
+    let root = system.root.clone();
+    node_value(ev, &system, &root, &[]).map_err(|e| vec![e])
 }
 
 /// Errors in the order of their places (file, line, column).
@@ -340,8 +384,9 @@ fn build_system(
     mut root: Node,
     pending: Vec<Pending>,
     args: Attrs,
-    depth: usize,
+    prefix: Vec<Str>,
 ) -> Result<Rc<System>, EvalError> {
+    let depth = prefix.len();
     if depth > MAX_SUBMODULE_DEPTH {
         return Err(EvalError::at(
             &Location::new("<modules>", 0, 0),
@@ -478,6 +523,7 @@ fn build_system(
         modules,
         args,
         defs: Default::default(),
+        prefix,
     });
     let _ = cell.set(system.clone());
     Ok(system)
@@ -630,7 +676,11 @@ fn ty_of(ev: &mut Evaluator, t: &Thunk) -> Result<Ty, EvalError> {
                 Some(m) => ev.force_list(&m)?.iter().cloned().collect(),
                 None => Vec::new(),
             };
-            Ty::Submodule(modules)
+            let shorthand = match field("shorthandOnlyDefinesConfig") {
+                Some(b) => matches!(ev.force(&b)?, Value::Bool(true)),
+                None => false,
+            };
+            Ty::Submodule(modules, shorthand)
         }
         "either" | "oneOf" => {
             let (Some(l), Some(r)) = (field("left"), field("right")) else {
@@ -955,6 +1005,9 @@ fn option_value(
 ) -> Result<Value, EvalError> {
     let defs = defs_at(ev, system, path)?;
     let defs = discharge(ev, defs)?;
+    // The option's whole path, for messages (and the submodules below it).
+    let shown: Vec<Str> = system.prefix.iter().chain(path).cloned().collect();
+    let shown = &shown[..];
     let value = if defs.is_empty()
         && let Some((f, at)) = &decl.by_name
         && let Some(name) = path.get(*at)
@@ -974,16 +1027,16 @@ fn option_value(
                 };
                 let defs = discharge(ev, vec![def])?;
                 if defs.is_empty() {
-                    return Err(no_value(path));
+                    return Err(no_value(shown));
                 }
                 let ty = decl.ty.get(ev)?;
-                merge(ev, &ty, defs, path, system)?
+                merge(ev, &ty, defs, shown, system)?
             }
-            None => return Err(no_value(path)),
+            None => return Err(no_value(shown)),
         }
     } else {
         let ty = decl.ty.get(ev)?;
-        merge(ev, &ty, defs, path, system)?
+        merge(ev, &ty, defs, shown, system)?
     };
     match &decl.apply {
         Some(f) => ev.apply(f.clone(), Thunk::value(value), None),
@@ -1054,7 +1107,7 @@ fn merge(
                 match ev.force(&d.value)? {
                     Value::List(items) => {
                         for (i, item) in items.iter().enumerate() {
-                            if let Ty::Submodule(_) = **elem {
+                            if let Ty::Submodule(..) = **elem {
                                 let mut p = path.to_vec();
                                 p.push(format!("[{i}]").into());
                                 let one = Def {
@@ -1126,7 +1179,7 @@ fn merge(
             }
             Ok(Value::string(parts.join(sep)))
         }
-        Ty::Submodule(modules) => {
+        Ty::Submodule(modules, shorthand) => {
             let mut pending: Vec<Pending> = modules
                 .iter()
                 .map(|m| Pending {
@@ -1135,8 +1188,16 @@ fn merge(
                 })
                 .collect();
             for d in &defs {
+                let mut value = d.value.clone();
+                // As NixOS's submoduleWith: a set is the submodule's `config`, even one with
+                // a `config` attribute (containers.<name>.config is an option).
+                if *shorthand && let Value::Attrs(_) = ev.force(&value)? {
+                    let mut wrapped = Attrs::new();
+                    wrapped.insert("config".into(), value);
+                    value = Thunk::value(Value::attrs(wrapped));
+                }
                 pending.push(Pending {
-                    value: d.value.clone(),
+                    value,
                     file: d.file.clone(),
                 });
             }
@@ -1149,9 +1210,9 @@ fn merge(
             if let Some(last) = path.last() {
                 args.insert("name".into(), Thunk::value(Value::String(last.clone())));
             }
-            let sub = build_system(ev, Node::empty(), pending, args, path.len())?;
+            let sub = build_system(ev, Node::empty(), pending, args, path.to_vec())?;
             let mut errors = Vec::new();
-            check_unknown(ev, &sub, None, &mut errors);
+            check_unknown(ev, &sub, None, path, &mut errors);
             if let Some(e) = errors.into_iter().next() {
                 return Err(e);
             }
@@ -1291,10 +1352,12 @@ fn merge_equal(ev: &mut Evaluator, defs: Vec<Def>, path: &[Str]) -> Result<Value
 }
 
 /// Reports every definition of something that is not a declared option.
+/// `prefix`: where the system is (a submodule's option path), for the messages.
 fn check_unknown(
     ev: &mut Evaluator,
     system: &System,
     declarations: Option<&Declarations>,
+    prefix: &[Str],
     errors: &mut Vec<EvalError>,
 ) {
     let defs = system.roots();
@@ -1303,7 +1366,7 @@ fn check_unknown(
         ev,
         &system.root,
         defs,
-        &mut Vec::new(),
+        &mut prefix.to_vec(),
         declarations,
         &mut reported,
         errors,
@@ -1350,10 +1413,35 @@ fn check_node(
                 }
                 let strings = |p: &[Str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
                 let Some(decls) = declarations else {
+                    // "Did you mean" among the options declared beside it (mkOption's).
+                    let scored = children
+                        .keys()
+                        .filter_map(|c| {
+                            super::options::component_distance(&k, c).map(|d| (d, c.to_string()))
+                        })
+                        .collect();
+                    let close = super::options::closest(scored, 3);
+                    let hint = if close.is_empty() {
+                        String::new()
+                    } else {
+                        let parent = dotted(&path[..path.len() - 1]);
+                        let names: Vec<String> = close
+                            .iter()
+                            .map(|c| {
+                                if parent.is_empty() {
+                                    c.clone()
+                                } else {
+                                    format!("{parent}.{c}")
+                                }
+                            })
+                            .collect();
+                        format!("; did you mean {}?", names.join(", "))
+                    };
                     for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
-                        errors.push(
-                            d.error(format!("the option ‘{}’ does not exist", dotted(&leaf))),
-                        );
+                        errors.push(d.error(format!(
+                            "the option ‘{}’ does not exist{hint}",
+                            dotted(&leaf)
+                        )));
                     }
                     path.pop();
                     continue;
