@@ -229,6 +229,82 @@ fn remove_link(
     Ok(())
 }
 
+/// Make bridge `name` carrying `gateway` (its address and prefix) and set it up; what is already
+/// there is kept (idempotent: an existing bridge gets the address if it lacks it).
+pub fn add_bridge(name: &str, gateway: ipnet::Ipv4Net) -> Result<()> {
+    check_link_name(name)?;
+    if !link_present(name) {
+        match ip(&["link", "add", "name", name, "type", "bridge"]) {
+            Err(e) if !link_present(name) => return Err(e),
+            _ => {}
+        }
+    }
+    let address = gateway.to_string();
+    if !has_address(name, &address) {
+        match ip(&["addr", "add", &address, "dev", name]) {
+            Err(e) if !has_address(name, &address) => return Err(e),
+            _ => {}
+        }
+    }
+    ip(&["link", "set", "dev", name, "up"])
+}
+
+/// Remove bridge `name`; one that is already gone is success.
+pub fn delete_bridge(name: &str) -> Result<()> {
+    check_link_name(name)?;
+    if !link_present(name) {
+        return Ok(());
+    }
+    match ip(&["link", "del", "dev", name]) {
+        Err(e) if link_present(name) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The host side of container `name`'s link to a bridge (`--network-bridge`): nspawn names it
+/// `vb-NAME`, shortened for long names with `vb-NAME` kept as an altname, which `ip` resolves.
+pub fn bridge_port(name: &str) -> String {
+    format!("vb-{name}")
+}
+
+/// Set a host link up or down (`ip link set dev LINK up|down`).
+pub fn set_link_up(link: &str, up: bool) -> Result<()> {
+    ip(&["link", "set", "dev", link, if up { "up" } else { "down" }])
+}
+
+/// An interface name the kernel takes: 1 to 15 bytes, no `/`, `:` or white space.
+fn check_link_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 15
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err(Error::Usage(format!(
+            "‘{name}’ is not an interface name (1 to 15 characters, no ‘/’, ‘:’ or spaces)"
+        )));
+    }
+    Ok(())
+}
+
+fn link_present(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Does link `name` carry `address` (`A.B.C.D/LEN`)?
+fn has_address(name: &str, address: &str) -> bool {
+    Command::new(ip_binary().unwrap_or(IP))
+        .args(["-o", "-4", "addr", "show", "dev", name])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .any(|word| word == address)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,80 +386,4 @@ mod tests {
         }
         assert!(remove_host_link("ncsh-no-such-link-here").is_ok());
     }
-}
-
-/// Make bridge `name` carrying `gateway` (its address and prefix) and set it up; what is already
-/// there is kept (idempotent: an existing bridge gets the address if it lacks it).
-pub fn add_bridge(name: &str, gateway: ipnet::Ipv4Net) -> Result<()> {
-    check_link_name(name)?;
-    if !link_present(name) {
-        match ip(&["link", "add", "name", name, "type", "bridge"]) {
-            Err(e) if !link_present(name) => return Err(e),
-            _ => {}
-        }
-    }
-    let address = gateway.to_string();
-    if !has_address(name, &address) {
-        match ip(&["addr", "add", &address, "dev", name]) {
-            Err(e) if !has_address(name, &address) => return Err(e),
-            _ => {}
-        }
-    }
-    ip(&["link", "set", "dev", name, "up"])
-}
-
-/// Remove bridge `name`; one that is already gone is success.
-pub fn delete_bridge(name: &str) -> Result<()> {
-    check_link_name(name)?;
-    if !link_present(name) {
-        return Ok(());
-    }
-    match ip(&["link", "del", "dev", name]) {
-        Err(e) if link_present(name) => Err(e),
-        _ => Ok(()),
-    }
-}
-
-/// The host side of container `name`'s link to a bridge (`--network-bridge`): nspawn names it
-/// `vb-NAME`, shortened for long names with `vb-NAME` kept as an altname, which `ip` resolves.
-pub fn bridge_port(name: &str) -> String {
-    format!("vb-{name}")
-}
-
-/// Set a host link up or down (`ip link set dev LINK up|down`).
-pub fn set_link_up(link: &str, up: bool) -> Result<()> {
-    ip(&["link", "set", "dev", link, if up { "up" } else { "down" }])
-}
-
-/// An interface name the kernel takes: 1 to 15 bytes, no `/`, `:` or white space.
-fn check_link_name(name: &str) -> Result<()> {
-    if name.is_empty()
-        || name.len() > 15
-        || name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        return Err(Error::Usage(format!(
-            "‘{name}’ is not an interface name (1 to 15 characters, no ‘/’, ‘:’ or spaces)"
-        )));
-    }
-    Ok(())
-}
-
-fn link_present(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
-}
-
-/// Does link `name` carry `address` (`A.B.C.D/LEN`)?
-fn has_address(name: &str, address: &str) -> bool {
-    Command::new(ip_binary().unwrap_or(IP))
-        .args(["-o", "-4", "addr", "show", "dev", name])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .any(|word| word == address)
-        })
 }
