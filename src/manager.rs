@@ -12,6 +12,7 @@ use crate::builder::{
     BuildRequest, Builder, BuilderKind, Built, activate, base, configuration_nix,
 };
 use crate::container::lock::ContainerLock;
+use crate::container::network::NETWORK_KEY;
 use crate::container::{
     Conf, ConfigSource, ContainerName, CreateOptions, Created, NixOptions, Paths, UpdateOptions,
     name, store,
@@ -145,6 +146,16 @@ impl Manager {
     pub fn create(&self, name: &ContainerName, opts: &CreateOptions) -> Result<Created> {
         require_root()?;
         self.check_nix_options(&opts.nix)?;
+        if let Some(network) = &opts.network
+            && crate::host::net::interface_exists(network)
+            && !crate::host::net::is_ncsh_bridge(network)
+        {
+            return Err(Error::Usage(format!(
+                "--network {network}: the host has an interface {network} that is not a network \
+                 of ncsh's; use --bridge {network} to put the container on it, or choose another \
+                 network name"
+            )));
+        }
         let mut opts = opts.clone();
         if self.personality == Personality::NixosContainer {
             opts.max_name_len = Some(name::NIXOS_CONTAINER_MAX_LEN);
@@ -358,6 +369,9 @@ impl Manager {
             self.recover_activation(name, root)?;
         }
         self.check_generation(name, &conf, root.as_ref())?;
+        if let Some((bridge, gateway)) = crate::container::network::gateway(&conf) {
+            crate::host::net::add_bridge(&bridge, gateway)?;
+        }
         self.driver.start(name, &conf)
     }
 
@@ -453,8 +467,22 @@ impl Manager {
         if self.driver.status(name) == Status::Up || self.driver.leader(name).is_some() {
             self.driver.terminate(name)?;
         }
+        let network = self
+            .conf(name)
+            .ok()
+            .and_then(|c| c.non_empty(NETWORK_KEY).map(str::to_string));
         self.driver.remove_runtime(name)?;
-        store::remove_files(&self.paths, name)
+        store::remove_files(&self.paths, name)?;
+        // The network's bridge goes with its last container.
+        if let Some(network) = network {
+            let members = store::all_confs(&self.paths)?
+                .iter()
+                .any(|(_, c)| c.non_empty(NETWORK_KEY) == Some(network.as_str()));
+            if !members && crate::host::net::is_ncsh_bridge(&network) {
+                crate::host::net::delete_bridge(&network)?;
+            }
+        }
+        Ok(())
     }
 
     /// Let [`Manager::exec`] enter containers in this process: for a CLI verb, which ends

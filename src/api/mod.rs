@@ -138,10 +138,11 @@ const UPDATE_KEYS: [&str; 7] = [
 ];
 
 /// The keys only `create` uses: what goes into the conf.
-const CREATE_ONLY_KEYS: [&str; 6] = [
+const CREATE_ONLY_KEYS: [&str; 7] = [
     "host_address",
     "local_address",
     "bridge",
+    "network",
     "port",
     "auto_start",
     "ensure_unique_name",
@@ -175,6 +176,7 @@ fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOpti
             "host_address" => out.host_address = Some(text()?),
             "local_address" => out.local_address = Some(text()?),
             "bridge" => out.bridge = Some(text()?),
+            "network" => out.network = Some(text()?),
             "port" => out.port = Some(text()?),
             "config" => config = Some(text()?),
             "config_file" => config_file = Some(PathBuf::from(text()?)),
@@ -277,7 +279,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         "create",
         api_doc!(
             "create(name: string, opts: map) -> Container",
-            "Create with options: host_address, local_address, bridge, port, auto_start,",
+            "Create with options: host_address, local_address, bridge, network, port, auto_start,",
             "ensure_unique_name, config, config_file; on a Nix host also system_path, nixos_path,",
             "flake, nix_flags, refresh."
         ),

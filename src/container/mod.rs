@@ -6,6 +6,7 @@ pub mod conf;
 pub mod config_file;
 pub mod lock;
 pub mod name;
+pub mod network;
 pub mod options;
 pub mod paths;
 pub mod store;

@@ -12,6 +12,8 @@ pub struct CreateOptions {
     pub host_address: Option<String>,
     pub local_address: Option<String>,
     pub bridge: Option<String>,
+    /// ncsh's `--network NAME`: a bridge of ncsh's own (see `container::network`).
+    pub network: Option<String>,
     pub port: Option<String>,
     pub auto_start: bool,
     pub ensure_unique_name: bool,

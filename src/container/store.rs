@@ -89,7 +89,7 @@ pub fn load(paths: &Paths, name: &ContainerName) -> Result<Conf> {
 }
 
 /// Every existing conf, for address accounting; unreadable confs are skipped.
-fn all_confs(paths: &Paths) -> Result<Vec<(String, Conf)>> {
+pub fn all_confs(paths: &Paths) -> Result<Vec<(String, Conf)>> {
     Ok(list(paths)?
         .into_iter()
         .filter_map(|n| {
@@ -98,6 +98,12 @@ fn all_confs(paths: &Paths) -> Result<Vec<(String, Conf)>> {
         })
         .collect())
 }
+
+/// The error for a local address without a host address (nixos-container's message names the
+/// other one whichever is missing).
+pub const LOCAL_WITHOUT_HOST: &str = "With --local-address set, --host-address is required as \
+     well! (on a --bridge it is the host's address on the bridge, the containers' gateway; leave \
+     both out and ncsh picks a free pair)";
 
 /// A value written verbatim into the conf must not break its line format.
 fn check_conf_value(flag: &'static str, value: &str) -> Result<()> {
@@ -119,6 +125,22 @@ fn check_options(opts: &CreateOptions) -> Result<()> {
         if bridge.len() > 15 || bridge.contains('/') || bridge.contains(':') {
             return Err(Error::Usage(format!(
                 "invalid value ‘{bridge}’ for --bridge: not an interface name"
+            )));
+        }
+    }
+    if let Some(network) = &opts.network {
+        super::network::check_name(network)?;
+        if let Some(flag) = [
+            ("--bridge", &opts.bridge),
+            ("--host-address", &opts.host_address),
+            ("--local-address", &opts.local_address),
+        ]
+        .iter()
+        .find_map(|(flag, v)| v.is_some().then_some(flag))
+        {
+            return Err(Error::Usage(format!(
+                "--network and {flag} exclude each other: on a network ncsh picks the bridge \
+                 and the addresses"
             )));
         }
     }
@@ -196,6 +218,11 @@ pub fn create(
     let confs = all_confs(paths)?;
     let mut used = UsedAddresses::from_confs(confs.iter().map(|(n, c)| (n.as_str(), c)));
     let (host_address, local_address) = match (&opts.host_address, &opts.local_address) {
+        _ if opts.network.is_some() => {
+            used.add_host_claims();
+            let network = opts.network.as_deref().unwrap_or_default();
+            super::network::allocate(network, confs.iter().map(|(_, c)| c), &used)?
+        }
         (Some(h), Some(l)) => {
             address::check_explicit(h, l, &used)?;
             (h.trim().to_string(), l.trim().to_string())
@@ -205,20 +232,25 @@ pub fn create(
             let (h, l) = used.allocate()?;
             (h.to_string(), l.to_string())
         }
-        _ => {
+        (Some(_), None) => {
             return Err(Error::Usage(
                 "With --host-address set, --local-address is required as well!".into(),
             ));
         }
+        (None, Some(_)) => return Err(Error::Usage(LOCAL_WITHOUT_HOST.into())),
     };
 
     let mut conf = Conf::new();
     conf.push("PRIVATE_NETWORK", "1");
     conf.push("HOST_ADDRESS", host_address.clone());
     conf.push("LOCAL_ADDRESS", local_address.clone());
-    conf.push("HOST_BRIDGE", opts.bridge.clone().unwrap_or_default());
+    let bridge = opts.network.clone().or_else(|| opts.bridge.clone());
+    conf.push("HOST_BRIDGE", bridge.unwrap_or_default());
     conf.push("HOST_PORT", opts.port.clone().unwrap_or_default());
     conf.push("AUTO_START", if opts.auto_start { "1" } else { "0" });
+    if let Some(network) = &opts.network {
+        conf.push(super::network::NETWORK_KEY, network.clone());
+    }
     if let Some(flake) = &opts.nix.flake {
         // As nixos-container: the reference without its `#attr`.
         conf.push("FLAKE", super::options::split_flake(flake).0);

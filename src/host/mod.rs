@@ -8,6 +8,7 @@ pub mod enter;
 pub mod fake;
 
 pub mod net;
+pub mod nft;
 pub mod nspawn;
 pub mod pty;
 pub mod standalone;

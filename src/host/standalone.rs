@@ -34,10 +34,10 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal, kil
 use nix::unistd::Pid;
 
 use super::cgroup::Cgroups;
-use super::net;
 use super::nspawn::{self, Supervision};
 use super::{Driver, Status, alive};
 use super::{deadline_after, timeout_from_env};
+use super::{net, nft};
 use crate::builder::base;
 use crate::container::{Conf, Paths, store};
 use crate::error::{Context, Error, Result};
@@ -162,10 +162,20 @@ fn remove_leftovers(paths: &Paths, name: &str) -> Result<()> {
         cgroups.kill_and_remove(None, Duration::from_secs(5))?;
     }
     net::remove_host_link(name)?;
+    remove_forwards(paths, name)?;
     remove_nspawn_files(paths, name)?;
     Owner::release(paths, name);
     runtime.clear();
     Ok(())
+}
+
+/// The forwarded ports of a container that is down: what a killed nspawn left in nspawn's map,
+/// and ncsh's loopback table (see [`super::nft`]). Without a conf there is no address to look for.
+fn remove_forwards(paths: &Paths, name: &str) -> Result<()> {
+    let conf = crate::container::ContainerName::existing(name)
+        .and_then(|n| store::load(paths, &n))
+        .unwrap_or_default();
+    nft::remove_forwards(name, &conf)
 }
 
 /// Who uses the host-wide names of container `name`: a record `PID CONF` written by the
@@ -710,9 +720,13 @@ impl Supervisor {
                     if pid > 0 {
                         leader = Some(Pid::from_raw(pid));
                         let _ = fs::write(self.runtime.leader(), pid.to_string());
-                        if let Err(e) =
-                            net::configure_host_side(&self.name, &self.conf, Duration::from_secs(5))
-                        {
+                        let configured = net::configure_host_side(
+                            &self.name,
+                            &self.conf,
+                            Duration::from_secs(5),
+                        )
+                        .and_then(|()| nft::add_loopback_forwards(&self.name, &self.conf));
+                        if let Err(e) = configured {
                             reporter.failed(&format!("configuring the host side of the veth: {e}"));
                             STOP_REQUESTED.store(true, Ordering::SeqCst);
                             KILL_REQUESTED.store(true, Ordering::SeqCst);
@@ -736,6 +750,7 @@ impl Supervisor {
         reporter.failed(&detail);
         self.leave_cgroups();
         let _ = net::remove_host_link(&self.name);
+        let _ = nft::remove_forwards(&self.name, &self.conf);
         let _ = remove_nspawn_files(&self.paths, &self.name);
         Owner::release(&self.paths, &self.name);
         self.runtime.clear();

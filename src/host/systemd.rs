@@ -29,7 +29,7 @@ use zbus_systemd::systemd1::{self, ManagerProxy};
 
 use super::nspawn::{self, Supervision};
 use super::timeout_from_env;
-use super::{Driver, Status, net, pty};
+use super::{Driver, Status, net, nft, pty};
 use crate::builder::base;
 use crate::builder::switch as builder_switch;
 use crate::container::{Conf, Paths};
@@ -334,7 +334,7 @@ fn transient_properties(
         .to_string();
     let exec_reload = vec![(
         exe.clone(),
-        vec![exe, "__reload".to_string(), name.to_string()],
+        vec![exe.clone(), "__reload".to_string(), name.to_string()],
         false,
     )];
     let mut environment = vec!["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1".to_string()];
@@ -362,8 +362,26 @@ fn transient_properties(
         ("ExecStart".into(), variant(exec_start)?),
         ("ExecReload".into(), variant(exec_reload)?),
     ];
+    let mut exec_start_post = exec_start_post;
+    let internal = |verb: &str, ignore_failure: bool| {
+        (
+            exe.clone(),
+            vec![exe.clone(), verb.to_string(), name.to_string()],
+            ignore_failure,
+        )
+    };
+    if !nft::loopback_commands(name, conf).is_empty() {
+        exec_start_post.push(internal("__net-up", false));
+    }
     if !exec_start_post.is_empty() {
         props.push(("ExecStartPost".into(), variant(exec_start_post)?));
+    }
+    if conf.non_empty("HOST_PORT").is_some() {
+        // However nspawn ended, its forwarded ports go with the unit.
+        props.push((
+            "ExecStopPost".into(),
+            variant(vec![internal("__net-down", true)])?,
+        ));
     }
     Ok(props)
 }
@@ -394,6 +412,10 @@ impl Systemd {
                 "activating" | "reloading" | "deactivating"
             )
         });
+        if !running {
+            // What a crash of its last run left.
+            self.remove_forwards(name)?;
+        }
         let outcome = if template || running {
             run_job(&conn, &format!("starting {unit}"), timeout, async |m| {
                 m.start_unit(unit.clone(), "replace".into()).await
@@ -620,6 +642,50 @@ pub fn reload_main(name: &str) -> i32 {
     }
 }
 
+/// The conf of container `name` below `paths` (for the internal entry points).
+fn load_conf(paths: &Paths, name: &str) -> Result<Conf> {
+    crate::container::store::load(paths, &crate::container::ContainerName::existing(name)?)
+}
+
+fn internal_result(verb: &str, name: &str, result: Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            match e.hint() {
+                Some(hint) => eprintln!("ncsh {verb} {name}: {e}: {hint}"),
+                None => eprintln!("ncsh {verb} {name}: {e}"),
+            }
+            1
+        }
+    }
+}
+
+/// `ncsh __net-up NAME`, an ExecStartPost of `container@NAME.service`: the forwarded ports from
+/// the host's loopback ([`nft::add_loopback_forwards`]).
+pub fn net_up_main(name: &str) -> i32 {
+    let paths = Paths::from_env();
+    let result = load_conf(&paths, name).and_then(|conf| nft::add_loopback_forwards(name, &conf));
+    internal_result("__net-up", name, result)
+}
+
+/// `ncsh __net-down NAME`, the ExecStopPost of `container@NAME.service`: what nspawn left of
+/// its forwarded ports when it was killed, and ncsh's loopback table ([`nft::remove_forwards`]).
+pub fn net_down_main(name: &str) -> i32 {
+    let paths = Paths::from_env();
+    let result = load_conf(&paths, name).and_then(|conf| nft::remove_forwards(name, &conf));
+    internal_result("__net-down", name, result)
+}
+
+impl Systemd {
+    /// The forwarded ports of a container found down (a crash of the unit leaves them).
+    fn remove_forwards(&self, name: &str) -> Result<()> {
+        match load_conf(&self.paths, name) {
+            Ok(conf) => nft::remove_forwards(name, &conf),
+            Err(_) => nft::remove_loopback_forwards(name),
+        }
+    }
+}
+
 impl Driver for Systemd {
     fn name(&self) -> &'static str {
         "systemd"
@@ -638,12 +704,14 @@ impl Driver for Systemd {
             None => Ok(()),
             Some(s) if s.active_state == "inactive" => Ok(()),
             Some(_) => stop_unit(&conn, &unit, STOP_TIMEOUT).await,
-        })
+        })?;
+        self.remove_forwards(name)
     }
 
     fn terminate(&self, name: &str) -> Result<()> {
         self.refuse_foreign(name)?;
-        self.block_on(async |conn| self.terminate_async(conn, name).await)
+        self.block_on(async |conn| self.terminate_async(conn, name).await)?;
+        self.remove_forwards(name)
     }
 
     fn status(&self, name: &str) -> Status {
@@ -706,7 +774,10 @@ impl Driver for Systemd {
         // The unit and the link of another conf directory's running container stay.
         match foreign {
             Some(_) => Ok(()),
-            None => net::remove_host_link(name),
+            None => {
+                net::remove_host_link(name)?;
+                self.remove_forwards(name)
+            }
         }
     }
 }
