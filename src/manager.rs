@@ -19,7 +19,12 @@ use crate::container::{
 };
 use crate::error::{Error, Result};
 use crate::files::Root;
-use crate::host::{Driver, Status, enter, pty};
+use crate::host::{Driver, Status, enter, journal, pty};
+
+/// How many lines of the journal a failed start shows.
+const JOURNAL_TAIL_LINES: u64 = 10;
+
+pub use crate::host::journal::LogQuery;
 
 /// Which program ncsh is pretending to be (argv[0]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,7 +377,57 @@ impl Manager {
         if let Some((bridge, gateway)) = crate::container::network::gateway(&conf) {
             crate::host::net::add_bridge(&bridge, gateway)?;
         }
-        self.driver.start(name, &conf)
+        self.driver
+            .start(name, &conf)
+            .map_err(|e| self.with_journal_tail(name, e))
+    }
+
+    /// A failed start's error with the last lines of the container's journal and where to
+    /// read the rest (the console lines the driver gives show nspawn's side).
+    fn with_journal_tail(&self, name: &ContainerName, error: Error) -> Error {
+        let Error::StartFailed {
+            name: failed,
+            detail,
+        } = error
+        else {
+            return error;
+        };
+        let query = journal::LogQuery {
+            unit: None,
+            lines: Some(JOURNAL_TAIL_LINES),
+        };
+        let tail = Root::open(&self.paths.root(name))
+            .and_then(|root| journal::read(&root, &query))
+            .unwrap_or_default();
+        let mut detail = detail;
+        if !tail.trim().is_empty() {
+            detail.push_str("\nlast lines of its journal:\n");
+            detail.push_str(tail.trim_end());
+        }
+        detail.push_str(&format!("\n(the whole journal: `ncsh logs {name}`)"));
+        Error::StartFailed {
+            name: failed,
+            detail,
+        }
+    }
+
+    /// The container's journal (also of a stopped container), as journalctl shows it.
+    pub fn logs(&self, name: &ContainerName, query: &journal::LogQuery) -> Result<String> {
+        self.require_exists(name)?;
+        journal::read(&Root::open(&self.paths.root(name))?, query)
+    }
+
+    /// Show the journal on stdout and follow it until interrupted (journalctl inside the
+    /// running container); journalctl's exit code.
+    pub fn follow_logs(&self, name: &ContainerName, query: &journal::LogQuery) -> Result<i32> {
+        self.require_exists(name)?;
+        if self.driver.status(name) != Status::Up {
+            return Err(Error::Usage(format!(
+                "container ‘{name}’ is not running: -f follows a running container's journal \
+                 (without -f, `ncsh logs {name}` shows a stopped one's)"
+            )));
+        }
+        self.run_attached(name, &journal::follow_argv(query))
     }
 
     /// A native container boots its current generation: a root without one (a create or destroy

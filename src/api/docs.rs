@@ -89,7 +89,8 @@ const ORDER: &[&str] = &[
     "create", "container", "containers", "exists", "driver", "sleep", "exit", "eprint",
     "name_arg", "wait_tcp", "tcp_request", "http_get",
     "name", "ip", "host_ip", "status", "leader", "host_key", "start", "stop", "restart",
-    "terminate", "destroy", "run", "attach", "exec", "root_login", "login", "update", "options",
+    "terminate", "destroy", "run", "attach", "exec", "root_login", "login", "logs", "follow_logs", "update",
+    "options",
 ];
 
 /// Every documented function of the engine, one per registration: functions first, then

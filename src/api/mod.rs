@@ -20,7 +20,7 @@ use rhai::{Array, CustomType, Dynamic, Engine, EvalAltResult, ImmutableString, M
 
 use crate::container::{ConfigSource, ContainerName, CreateOptions, NixOptions, UpdateOptions};
 use crate::error::Error;
-use crate::manager::Manager;
+use crate::manager::{LogQuery, Manager};
 use docs::{api_doc, function};
 use error::{exit_request, to_rhai};
 
@@ -191,6 +191,38 @@ fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOpti
     out.config =
         ConfigSource::from_flags(config.as_deref(), config_file.as_deref()).map_err(to_rhai)?;
     Ok(out)
+}
+
+/// The options of `c.logs(opts)`: `unit` (a string) and `lines` (a whole number, or its digits
+/// as the command line gives them).
+fn log_query(opts: &Map) -> RhaiResult<LogQuery> {
+    let mut query = LogQuery::default();
+    for (key, value) in opts {
+        match key.as_str() {
+            "unit" => query.unit = Some(option_text(key, value)?),
+            "lines" => {
+                let n = match value.as_int() {
+                    Ok(n) => u64::try_from(n).ok(),
+                    Err(_) => value
+                        .clone()
+                        .into_string()
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u64>().ok()),
+                };
+                query.lines = Some(n.ok_or_else(|| {
+                    to_rhai(Error::Usage(format!(
+                        "option ‘lines’ must be a whole number of lines, 0 or more, found {value}"
+                    )))
+                })?);
+            }
+            _ => {
+                return Err(to_rhai(Error::Usage(format!(
+                    "unknown logs option ‘{key}’ (known: unit, lines)"
+                ))));
+            }
+        }
+    }
+    Ok(query)
 }
 
 fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
@@ -591,6 +623,39 @@ impl CustomType for Container {
             .and_comments(&[api_doc!(
                 "c.attach(argv: array) -> int",
                 "Run a command inside on this terminal; returns its exit status."
+            )])
+            .with_fn("logs", |c: &mut Container| -> RhaiResult<String> {
+                c.manager
+                    .logs(&c.name, &LogQuery::default())
+                    .map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!(
+                "c.logs() -> string",
+                "Its journal (running or stopped), as journalctl prints it."
+            )])
+            .with_fn(
+                "logs",
+                |c: &mut Container, opts: Map| -> RhaiResult<String> {
+                    let query = log_query(&opts)?;
+                    c.manager.logs(&c.name, &query).map_err(to_rhai)
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.logs(opts: map) -> string",
+                "The same with #{unit: \"sshd.service\", lines: 20}: one unit's, the last lines."
+            )])
+            .with_fn(
+                "follow_logs",
+                |c: &mut Container, opts: Map| -> RhaiResult<i64> {
+                    let query = log_query(&opts)?;
+                    Ok(i64::from(
+                        c.manager.follow_logs(&c.name, &query).map_err(to_rhai)?,
+                    ))
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.follow_logs(opts: map) -> int",
+                "Print its journal and follow it (journalctl -f) until interrupted; opts as logs."
             )])
             .with_fn("root_login", |c: &mut Container| -> RhaiResult<i64> {
                 Ok(c.manager.root_login(&c.name).map_err(to_rhai)? as i64)

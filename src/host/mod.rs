@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod enter;
 #[cfg(test)]
 pub mod fake;
+pub mod journal;
 
 pub mod net;
 pub mod nft;

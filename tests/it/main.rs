@@ -12,6 +12,7 @@ mod hostile;
 mod layering;
 mod lifecycle;
 mod login;
+mod logs;
 mod networking;
 mod nginx;
 mod nix;
