@@ -191,7 +191,17 @@ impl Manager {
                 Built::NixSystem(_) => Ok(()),
             }
         };
-        let created = store::create(&self.paths, name, &opts, &realize);
+        let created = store::create(&self.paths, name, &opts, &realize).and_then(|created| {
+            // Started at boot (systemd driver); if that cannot be arranged, no container.
+            match self.driver.set_auto_start(&created.name, opts.auto_start) {
+                Ok(()) => Ok(created),
+                Err(e) => {
+                    let _ = self.driver.set_auto_start(&created.name, false);
+                    let _ = store::remove_files(&self.paths, &created.name);
+                    Err(e)
+                }
+            }
+        });
         if let (Err(_), Some(name)) = (&created, nix_built.take()) {
             // nixos-container's clean-up: the profile and GC roots go with the root and conf.
             let _ = crate::files::remove_path(&self.paths.profile(&name));
@@ -359,6 +369,15 @@ impl Manager {
         Ok(lock)
     }
 
+    /// The containers whose conf has AUTO_START=1 (`start --all-auto`), in list order.
+    pub fn auto_start_names(&self) -> Result<Vec<String>> {
+        Ok(store::all_confs(&self.paths)?
+            .into_iter()
+            .filter(|(_, conf)| conf.get("AUTO_START") == Some("1"))
+            .map(|(name, _)| name)
+            .collect())
+    }
+
     pub fn start(&self, name: &ContainerName) -> Result<()> {
         require_root()?;
         let _lock = self.lock(name)?;
@@ -377,6 +396,9 @@ impl Manager {
         if let Some((bridge, gateway)) = crate::container::network::gateway(&conf) {
             crate::host::net::add_bridge(&bridge, gateway)?;
         }
+        // A conf edited by hand: what the host starts at boot follows AUTO_START.
+        self.driver
+            .set_auto_start(name, conf.get("AUTO_START") == Some("1"))?;
         self.driver
             .start(name, &conf)
             .map_err(|e| self.with_journal_tail(name, e))
@@ -527,6 +549,7 @@ impl Manager {
             .ok()
             .and_then(|c| c.non_empty(NETWORK_KEY).map(str::to_string));
         self.driver.remove_runtime(name)?;
+        self.driver.set_auto_start(name, false)?;
         store::remove_files(&self.paths, name)?;
         // The network's bridge goes with its last container.
         if let Some(network) = network {

@@ -367,6 +367,27 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     });
     let m = manager.clone();
     function(
+        "auto_start_containers",
+        api_doc!(
+            "auto_start_containers() -> array",
+            "The containers whose conf has AUTO_START=1 (what `start --all-auto` starts)."
+        ),
+    )
+    .register_into_engine(engine, move || -> RhaiResult<Array> {
+        let names = m.auto_start_names().map_err(to_rhai)?;
+        Ok(names
+            .iter()
+            .filter_map(|name| ContainerName::existing(name).ok())
+            .map(|name| {
+                Dynamic::from(Container {
+                    name,
+                    manager: m.clone(),
+                })
+            })
+            .collect())
+    });
+    let m = manager.clone();
+    function(
         "exists",
         api_doc!(
             "exists(name: string) -> bool",

@@ -57,6 +57,12 @@ pub trait Driver {
     }
     /// Remove the runtime state of a stopped container (destroy).
     fn remove_runtime(&self, name: &str) -> Result<()>;
+    /// Make the host start container `name` at boot when `enabled` (AUTO_START=1), or no
+    /// longer. Only the systemd driver can (the unit wanted by machines.target); the standalone
+    /// one has `ncsh start --all-auto` for the host's boot scripts.
+    fn set_auto_start(&self, _name: &str, _enabled: bool) -> Result<()> {
+        Ok(())
+    }
     /// A login prompt of the running container on the caller's terminal: by default
     /// `/bin/login` on a pty inside the leader; the exit code.
     fn login(&self, _name: &str, leader: i32) -> Result<i32> {

@@ -676,7 +676,134 @@ pub fn net_down_main(name: &str) -> i32 {
     internal_result("__net-down", name, result)
 }
 
+/// Where ncsh puts the units that start containers at boot.
+const UNIT_DIR: &str = "/etc/systemd/system";
+/// The unit that starts a container at boot where no `container@.service` template exists (a
+/// transient unit cannot be wanted by anything at boot).
+const START_TEMPLATE: &str = "ncsh-start@.service";
+const TEMPLATE_DIRS: [&str; 4] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+/// `value` as one word of a unit file's `Environment=` (quoted; `%` and `\` escaped).
+fn unit_word(value: &str) -> String {
+    let escaped = value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%");
+    format!("\"{escaped}\"")
+}
+
+/// The unit file of `ncsh-start@.service`: `ncsh start NAME` at boot (its paths come from the
+/// instance's drop-in).
+fn start_template(exe: &str) -> String {
+    format!(
+        "# Written by ncsh: starts container %i at boot (AUTO_START=1).\n\
+         [Unit]\n\
+         Description=Start ncsh container %i\n\
+         After=network.target\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         Environment=NCSH_DRIVER=systemd\n\
+         ExecStart={} start %i\n\
+         \n\
+         [Install]\n\
+         WantedBy=machines.target\n",
+        unit_word(exe)
+    )
+}
+
 impl Systemd {
+    /// The unit file of the `container@.service` template, if the host has one (NixOS).
+    fn template_file() -> Option<std::path::PathBuf> {
+        TEMPLATE_DIRS
+            .iter()
+            .map(|d| std::path::Path::new(d).join("container@.service"))
+            .find(|p| p.exists())
+    }
+
+    /// Make (or remove) the link in `machines.target.wants` that starts `name` at boot.
+    fn set_auto_start_units(&self, name: &str, enabled: bool) -> Result<()> {
+        let dir = std::path::Path::new(UNIT_DIR);
+        let wants = dir.join("machines.target.wants");
+        let instance = format!("ncsh-start@{name}.service");
+        let links = [
+            wants.join(unit_name(name)),
+            wants.join(&instance),
+            dir.join(format!("{instance}.d")),
+        ];
+        let desired = if Self::template_file().is_some() {
+            &links[0]
+        } else {
+            &links[1]
+        };
+        if enabled && std::fs::symlink_metadata(desired).is_ok() {
+            return Ok(());
+        }
+        let mut changed = false;
+        for link in &links {
+            if std::fs::symlink_metadata(link).is_ok() {
+                crate::files::remove_path(link)?;
+                changed = true;
+            }
+        }
+        if enabled {
+            crate::files::ensure_dir(&wants, 0o755)?;
+            match Self::template_file() {
+                // NixOS: the template's instance, as its autoStart does.
+                Some(template) => crate::files::replace_symlink(&template, &links[0])?,
+                None => {
+                    let exe = std::env::current_exe()
+                        .map_err(|e| Error::io("finding the ncsh executable", e))?
+                        .display()
+                        .to_string();
+                    let template = dir.join(START_TEMPLATE);
+                    crate::files::write_atomic(&template, &start_template(&exe), 0o644)?;
+                    let dropin = &links[2];
+                    crate::files::ensure_dir(dropin, 0o755)?;
+                    let env: String = self
+                        .paths
+                        .to_env()
+                        .iter()
+                        .map(|(key, value)| {
+                            format!(
+                                "Environment={}\n",
+                                unit_word(&format!("{key}={}", value.display()))
+                            )
+                        })
+                        .collect();
+                    crate::files::write_atomic(
+                        &dropin.join("paths.conf"),
+                        &format!(
+                            "# Written by ncsh: the paths of this container.\n[Service]\n{env}"
+                        ),
+                        0o644,
+                    )?;
+                    crate::files::replace_symlink(
+                        std::path::Path::new(&format!("../{START_TEMPLATE}")),
+                        &links[1],
+                    )?;
+                }
+            }
+            changed = true;
+        }
+        if changed {
+            self.block_on(async |conn| {
+                manager(&conn)
+                    .await?
+                    .reload()
+                    .await
+                    .map_err(|e| bus_error("reloading systemd's units", e))
+            })?;
+        }
+        Ok(())
+    }
+
     /// The forwarded ports of a container found down (a crash of the unit leaves them).
     fn remove_forwards(&self, name: &str) -> Result<()> {
         match load_conf(&self.paths, name) {
@@ -760,6 +887,10 @@ impl Driver for Systemd {
             }
         })?;
         pty::relay_getty(master, name, leader)
+    }
+
+    fn set_auto_start(&self, name: &str, enabled: bool) -> Result<()> {
+        self.set_auto_start_units(name, enabled)
     }
 
     fn remove_runtime(&self, name: &str) -> Result<()> {
