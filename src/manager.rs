@@ -215,6 +215,31 @@ impl Manager {
     /// failure leaves the previous generation active and running, and the configuration as it was.
     pub fn update(&self, name: &ContainerName, opts: &UpdateOptions) -> Result<()> {
         require_root()?;
+        // Checked first: a bad limit changes nothing.
+        let limits = opts.limits.conf_entries()?;
+        self.update_system(name, opts)?;
+        if limits.is_empty() {
+            return Ok(());
+        }
+        let _lock = self.lock(name)?;
+        store::set_conf_values(&self.paths, name, &limits)?;
+        let conf = self.conf(name)?;
+        self.driver
+            .apply_limits(name, &crate::container::limits::Limits::from_conf(&conf)?)
+    }
+
+    /// What the running container uses (memory, CPU time, tasks); None when it is down.
+    pub fn usage(&self, name: &ContainerName) -> Result<Option<crate::host::cgroup::Usage>> {
+        self.require_exists(name)?;
+        self.driver.usage(name)
+    }
+
+    /// The conf's limits.
+    pub fn limits(&self, name: &ContainerName) -> Result<crate::container::limits::Limits> {
+        crate::container::limits::Limits::from_conf(&self.conf(name)?)
+    }
+
+    fn update_system(&self, name: &ContainerName, opts: &UpdateOptions) -> Result<()> {
         let nix = &opts.nix;
         self.check_nix_options(nix)?;
         let _lock = self.lock(name)?;

@@ -88,7 +88,7 @@ fn doc_lines(comments: &[String]) -> Vec<String> {
 const ORDER: &[&str] = &[
     "create", "container", "containers", "auto_start_containers", "exists", "driver", "sleep", "exit", "eprint",
     "name_arg", "wait_tcp", "tcp_request", "http_get",
-    "name", "ip", "host_ip", "status", "leader", "host_key", "start", "stop", "restart",
+    "name", "ip", "host_ip", "status", "usage", "limits", "leader", "host_key", "start", "stop", "restart",
     "terminate", "destroy", "run", "attach", "exec", "root_login", "login", "logs", "follow_logs", "update",
     "options",
 ];

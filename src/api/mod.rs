@@ -126,8 +126,19 @@ fn option_text(key: &str, value: &Dynamic) -> RhaiResult<String> {
         })
 }
 
+/// A limit given as a string (`"512M"`, `"50%"`) or a whole number.
+fn text_or_int(key: &str, value: &Dynamic) -> RhaiResult<String> {
+    match value.as_int() {
+        Ok(n) => Ok(n.to_string()),
+        Err(_) => option_text(key, value),
+    }
+}
+
 /// The keys of an option map that `update` uses; `create` takes these and [`CREATE_ONLY_KEYS`].
-const UPDATE_KEYS: [&str; 7] = [
+const UPDATE_KEYS: [&str; 10] = [
+    "memory_max",
+    "cpu_quota",
+    "tasks_max",
     "config",
     "config_file",
     "system_path",
@@ -177,6 +188,9 @@ fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOpti
             "local_address" => out.local_address = Some(text()?),
             "bridge" => out.bridge = Some(text()?),
             "network" => out.network = Some(text()?),
+            "memory_max" => out.limits.memory_max = Some(text_or_int(key, value)?),
+            "cpu_quota" => out.limits.cpu_quota = Some(text_or_int(key, value)?),
+            "tasks_max" => out.limits.tasks_max = Some(text_or_int(key, value)?),
             "port" => out.port = Some(text()?),
             "config" => config = Some(text()?),
             "config_file" => config_file = Some(PathBuf::from(text()?)),
@@ -239,6 +253,7 @@ fn update_options(opts: &Map) -> RhaiResult<UpdateOptions> {
     Ok(UpdateOptions {
         config: parsed.config,
         nix: parsed.nix,
+        limits: parsed.limits,
     })
 }
 
@@ -312,6 +327,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         api_doc!(
             "create(name: string, opts: map) -> Container",
             "Create with options: host_address, local_address, bridge, network, port, auto_start,",
+            "memory_max, cpu_quota, tasks_max,",
             "ensure_unique_name, config, config_file; on a Nix host also system_path, nixos_path,",
             "flake, nix_flags, refresh."
         ),
@@ -534,6 +550,40 @@ impl CustomType for Container {
             .and_comments(&[api_doc!(
                 "c.leader: int or ()",
                 "The PID of its init process, when running."
+            )])
+            .with_get("usage", |c: &mut Container| -> RhaiResult<Dynamic> {
+                let Some(usage) = c.manager.usage(&c.name).map_err(to_rhai)? else {
+                    return Ok(Dynamic::UNIT);
+                };
+                let number = |v: Option<u64>| {
+                    v.and_then(|n| i64::try_from(n).ok())
+                        .map_or(Dynamic::UNIT, Dynamic::from)
+                };
+                let mut map = Map::new();
+                map.insert("memory".into(), number(usage.memory_bytes));
+                map.insert("cpu_usec".into(), number(usage.cpu_usec));
+                map.insert("tasks".into(), number(usage.tasks));
+                Ok(map.into())
+            })
+            .and_comments(&[api_doc!(
+                "c.usage: map or ()",
+                "What it uses while running: #{memory (bytes), cpu_usec (CPU time), tasks}."
+            )])
+            .with_get("limits", |c: &mut Container| -> RhaiResult<Map> {
+                let limits = c.manager.limits(&c.name).map_err(to_rhai)?;
+                let number = |v: Option<u64>| {
+                    v.and_then(|n| i64::try_from(n).ok())
+                        .map_or(Dynamic::UNIT, Dynamic::from)
+                };
+                let mut map = Map::new();
+                map.insert("memory_max".into(), number(limits.memory_max));
+                map.insert("cpu_quota".into(), number(limits.cpu_quota));
+                map.insert("tasks_max".into(), number(limits.tasks_max));
+                Ok(map)
+            })
+            .and_comments(&[api_doc!(
+                "c.limits: map",
+                "Its limits: #{memory_max (bytes), cpu_quota (percent of one CPU), tasks_max}, () if unset."
             )])
             .with_get("host_key", |c: &mut Container| -> RhaiResult<Dynamic> {
                 Ok(c.manager

@@ -4,6 +4,7 @@
 pub mod address;
 pub mod conf;
 pub mod config_file;
+pub mod limits;
 pub mod lock;
 pub mod name;
 pub mod network;

@@ -16,6 +16,8 @@ pub struct CreateOptions {
     pub network: Option<String>,
     pub port: Option<String>,
     pub auto_start: bool,
+    /// `--memory-max`, `--cpu-quota`, `--tasks-max`.
+    pub limits: super::limits::LimitOptions,
     pub ensure_unique_name: bool,
     /// `--config` or `--config-file`; None: neither (an empty configuration).
     pub config: Option<ConfigSource>,
@@ -31,6 +33,8 @@ pub struct UpdateOptions {
     /// `--config` or `--config-file`; None: the container's configuration.nix as it is.
     pub config: Option<ConfigSource>,
     pub nix: NixOptions,
+    /// New limits (written to the conf, applied to a running container).
+    pub limits: super::limits::LimitOptions,
 }
 
 /// Where the configuration of a build comes from.

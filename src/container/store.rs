@@ -88,6 +88,39 @@ pub fn load(paths: &Paths, name: &ContainerName) -> Result<Conf> {
     }
 }
 
+/// Set `entries` in container `name`'s conf: each key's lines replaced by one `KEY=value` at
+/// the end, every other line as it was (a conf edited by hand keeps its quoting and comments).
+pub fn set_conf_values(
+    paths: &Paths,
+    name: &ContainerName,
+    entries: &[(&str, String)],
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let path = paths.conf(name);
+    let text = fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
+    let mut out: String = text
+        .lines()
+        .filter(|line| {
+            let key = line
+                .trim_start()
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            !entries.iter().any(|(k, _)| *k == key)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    for (key, value) in entries {
+        out.push_str(&format!("{key}={value}\n"));
+    }
+    // What goes in must read back the same (the values are checked numbers).
+    Conf::parse(&out, &path)?;
+    write_durable(&path, &out, 0o644)
+}
+
 /// Every existing conf, for address accounting; unreadable confs are skipped.
 pub fn all_confs(paths: &Paths) -> Result<Vec<(String, Conf)>> {
     Ok(list(paths)?
@@ -144,6 +177,7 @@ fn check_options(opts: &CreateOptions) -> Result<()> {
             )));
         }
     }
+    opts.limits.conf_entries()?;
     if let Some(port) = &opts.port {
         check_conf_value("--port", port)?;
         for item in port.split(',') {
@@ -250,6 +284,9 @@ pub fn create(
     conf.push("AUTO_START", if opts.auto_start { "1" } else { "0" });
     if let Some(network) = &opts.network {
         conf.push(super::network::NETWORK_KEY, network.clone());
+    }
+    for (key, value) in opts.limits.conf_entries()? {
+        conf.push(key, value);
     }
     if let Some(flake) = &opts.nix.flake {
         // As nixos-container: the reference without its `#attr`.

@@ -63,6 +63,15 @@ pub trait Driver {
     fn set_auto_start(&self, _name: &str, _enabled: bool) -> Result<()> {
         Ok(())
     }
+    /// Apply changed limits to a running container (a no-op when it is down: the next start
+    /// applies the conf's).
+    fn apply_limits(&self, _name: &str, _limits: &crate::container::limits::Limits) -> Result<()> {
+        Ok(())
+    }
+    /// What the running container uses (None when it is down).
+    fn usage(&self, _name: &str) -> Result<Option<cgroup::Usage>> {
+        Ok(None)
+    }
     /// A login prompt of the running container on the caller's terminal: by default
     /// `/bin/login` on a pty inside the leader; the exit code.
     fn login(&self, _name: &str, leader: i32) -> Result<i32> {

@@ -39,6 +39,7 @@ use super::{Driver, Status, alive};
 use super::{deadline_after, timeout_from_env};
 use super::{net, nft};
 use crate::builder::base;
+use crate::container::limits::Limits;
 use crate::container::{Conf, Paths, store};
 use crate::error::{Context, Error, Result};
 use crate::files::Root;
@@ -438,6 +439,20 @@ impl Driver for Standalone {
     fn remove_runtime(&self, name: &str) -> Result<()> {
         remove_leftovers(&self.paths, name)
     }
+
+    fn apply_limits(&self, name: &str, limits: &Limits) -> Result<()> {
+        if self.status(name) != Status::Up || Owner::elsewhere(&self.paths, name).is_some() {
+            return Ok(());
+        }
+        Cgroups::for_container(name).apply(limits)
+    }
+
+    fn usage(&self, name: &str) -> Result<Option<super::cgroup::Usage>> {
+        if self.status(name) != Status::Up || Owner::elsewhere(&self.paths, name).is_some() {
+            return Ok(None);
+        }
+        Ok(Some(Cgroups::for_container(name).usage()))
+    }
 }
 
 enum Report {
@@ -631,6 +646,8 @@ impl Supervisor {
     fn run(self, reporter: &mut Reporter) -> Result<()> {
         Self::install_signal_handlers()?;
         self.cgroups.create()?;
+        // The limits before anything joins: nspawn and the container start inside them.
+        self.cgroups.apply(&Limits::from_conf(&self.conf)?)?;
         self.cgroups.join(std::process::id())?;
         let socket = UnixDatagram::bind(self.runtime.notify())
             .context(|| "binding the notify socket".into())?;
@@ -759,17 +776,7 @@ impl Supervisor {
 
     /// Move ourselves back to the root cgroups and remove the container's.
     fn leave_cgroups(&self) {
-        let own = std::process::id().to_string();
-        for root in [
-            "/sys/fs/cgroup/systemd",
-            "/sys/fs/cgroup/unified",
-            "/sys/fs/cgroup",
-        ] {
-            let procs = Path::new(root).join("cgroup.procs");
-            if procs.exists() {
-                let _ = fs::write(procs, &own);
-            }
-        }
+        self.cgroups.leave(std::process::id());
         let _ = self.cgroups.kill_and_remove(None, Duration::from_secs(5));
     }
 }

@@ -32,6 +32,7 @@ use super::timeout_from_env;
 use super::{Driver, Status, net, nft, pty};
 use crate::builder::base;
 use crate::builder::switch as builder_switch;
+use crate::container::limits::Limits;
 use crate::container::{Conf, Paths};
 use crate::error::{Error, Result};
 use crate::files::Root;
@@ -376,6 +377,7 @@ fn transient_properties(
     if !exec_start_post.is_empty() {
         props.push(("ExecStartPost".into(), variant(exec_start_post)?));
     }
+    props.extend(limit_properties(&Limits::from_conf(conf)?)?);
     if conf.non_empty("HOST_PORT").is_some() {
         // However nspawn ended, its forwarded ports go with the unit.
         props.push((
@@ -676,6 +678,22 @@ pub fn net_down_main(name: &str) -> i32 {
     internal_result("__net-down", name, result)
 }
 
+/// The unit properties of `limits` (those that are set).
+fn limit_properties(limits: &Limits) -> Result<Vec<(String, OwnedVariant)>> {
+    let mut props = Vec::new();
+    if let Some(bytes) = limits.memory_max {
+        props.push(("MemoryMax".to_string(), variant(bytes)?));
+    }
+    if let Some(tasks) = limits.tasks_max {
+        props.push(("TasksMax".to_string(), variant(tasks)?));
+    }
+    if let Some(percent) = limits.cpu_quota {
+        // CPUQuota=P% is P/100 s of CPU per second.
+        props.push(("CPUQuotaPerSecUSec".to_string(), variant(percent * 10_000)?));
+    }
+    Ok(props)
+}
+
 /// Where ncsh puts the units that start containers at boot.
 const UNIT_DIR: &str = "/etc/systemd/system";
 /// The unit that starts a container at boot where no `container@.service` template exists (a
@@ -719,6 +737,19 @@ fn start_template(exe: &str) -> String {
 }
 
 impl Systemd {
+    /// Set the limits on the running unit (runtime only: the conf is what lasts).
+    fn set_limits(&self, name: &str, limits: &Limits) -> Result<()> {
+        let unit = unit_name(name);
+        let props = limit_properties(limits)?;
+        self.block_on(async |conn| {
+            manager(&conn)
+                .await?
+                .set_unit_properties(unit.clone(), true, props)
+                .await
+                .map_err(|e| bus_error(&format!("setting the limits of {unit}"), e))
+        })
+    }
+
     /// The unit file of the `container@.service` template, if the host has one (NixOS).
     fn template_file() -> Option<std::path::PathBuf> {
         TEMPLATE_DIRS
@@ -821,7 +852,13 @@ impl Driver for Systemd {
     fn start(&self, name: &str, conf: &Conf) -> Result<()> {
         self.refuse_foreign(name)?;
         base::ensure_skeleton(&Root::open(&self.paths.root(name))?)?;
-        self.block_on(async |conn| self.start_async(conn, name, conf).await)
+        let limits = Limits::from_conf(conf)?;
+        self.block_on(async |conn| self.start_async(conn, name, conf).await)?;
+        // A template's unit has no limits of its own: set them on it (a transient one has them).
+        if !limits.is_empty() && Self::template_file().is_some() {
+            self.set_limits(name, &limits)?;
+        }
+        Ok(())
     }
 
     fn stop(&self, name: &str) -> Result<()> {
@@ -891,6 +928,38 @@ impl Driver for Systemd {
 
     fn set_auto_start(&self, name: &str, enabled: bool) -> Result<()> {
         self.set_auto_start_units(name, enabled)
+    }
+
+    fn apply_limits(&self, name: &str, limits: &Limits) -> Result<()> {
+        if limits.is_empty() || self.status(name) != Status::Up {
+            return Ok(());
+        }
+        self.set_limits(name, limits)
+    }
+
+    fn usage(&self, name: &str) -> Result<Option<super::cgroup::Usage>> {
+        if self.status(name) != Status::Up {
+            return Ok(None);
+        }
+        let unit = unit_name(name);
+        self.block_on(async |conn| {
+            let Some(state) = unit_state(&conn, &unit, false).await? else {
+                return Ok(None);
+            };
+            let service = systemd1::ServiceProxy::builder(&conn)
+                .path(state.path.clone())
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+                .map_err(|e| bus_error("service proxy", e))?;
+            // systemd says u64::MAX for "not accounted".
+            let known = |v: zbus::Result<u64>| v.ok().filter(|n| *n != u64::MAX);
+            Ok(Some(super::cgroup::Usage {
+                memory_bytes: known(service.memory_current().await),
+                cpu_usec: known(service.cpu_usage_n_sec().await).map(|ns| ns / 1000),
+                tasks: known(service.tasks_current().await),
+            }))
+        })
     }
 
     fn remove_runtime(&self, name: &str) -> Result<()> {

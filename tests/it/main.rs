@@ -12,6 +12,7 @@ mod extremes;
 mod hostile;
 mod layering;
 mod lifecycle;
+mod limits;
 mod login;
 mod logs;
 mod networking;
