@@ -136,9 +136,6 @@ fn text_or_int(key: &str, value: &Dynamic) -> RhaiResult<String> {
 
 /// The keys of an option map that `update` uses; `create` takes these and [`CREATE_ONLY_KEYS`].
 const UPDATE_KEYS: [&str; 10] = [
-    "memory_max",
-    "cpu_quota",
-    "tasks_max",
     "config",
     "config_file",
     "system_path",
@@ -146,6 +143,9 @@ const UPDATE_KEYS: [&str; 10] = [
     "flake",
     "nix_flags",
     "refresh",
+    "memory_max",
+    "cpu_quota",
+    "tasks_max",
 ];
 
 /// The keys only `create` uses: what goes into the conf.
