@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup-debian.sh
-cargo build --release --locked
+echo "demo.sh: building ncsh (cargo build --release)" >&2
+cargo build --release --locked --quiet
 ./target/release/ncsh scripts/demo.rhai "$@"

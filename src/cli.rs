@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Map};
 
-use crate::api::error::describe;
+use crate::api::error::explain;
 use crate::container::Paths;
 use crate::engine;
 use crate::error::Error;
@@ -213,22 +213,25 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     match engine::run_source(&engine, &verb.source, args, flags.to_map()) {
         Ok(()) => 0,
         Err(err) => {
-            let failure = describe(&err);
+            let failure = explain(&err, &engine);
             if let Some(code) = failure.exit {
                 return code;
             }
             match (&verb.path, failure.from_ncsh) {
                 // A user verb's own error: show where.
                 (Some(path), false) => {
-                    let (line, col) = (
-                        failure.position.line().unwrap_or(0),
-                        failure.position.position().unwrap_or(0),
-                    );
-                    eprintln!("{}:{line}:{col}: {}", path.display(), failure.message);
+                    let (at, message) = failure.located();
+                    let (line, col) = (at.line().unwrap_or(0), at.position().unwrap_or(0));
+                    match &failure.hint {
+                        Some(hint) => {
+                            eprintln!("{}:{line}:{col}: {message}: {hint}", path.display())
+                        }
+                        None => eprintln!("{}:{line}:{col}: {message}", path.display()),
+                    }
                 }
                 _ => ui.message(&failure.message, failure.hint.as_deref()),
             }
-            1
+            failure.status
         }
     }
 }
@@ -270,20 +273,18 @@ fn clap_error(ui: &Ui, e: &clap::Error) -> i32 {
     1
 }
 
-fn report_script_error(path: &str, err: &rhai::EvalAltResult) -> i32 {
-    let failure = describe(err);
+fn report_script_error(path: &str, err: &rhai::EvalAltResult, engine: &rhai::Engine) -> i32 {
+    let failure = explain(err, engine);
     if let Some(code) = failure.exit {
         return code;
     }
-    let (line, col) = (
-        failure.position.line().unwrap_or(0),
-        failure.position.position().unwrap_or(0),
-    );
+    let (at, message) = failure.located();
+    let (line, col) = (at.line().unwrap_or(0), at.position().unwrap_or(0));
     match failure.hint {
-        Some(hint) => eprintln!("{path}:{line}:{col}: {}: {hint}", failure.message),
-        None => eprintln!("{path}:{line}:{col}: {}", failure.message),
+        Some(hint) => eprintln!("{path}:{line}:{col}: {message}: {hint}"),
+        None => eprintln!("{path}:{line}:{col}: {message}"),
     }
-    1
+    failure.status
 }
 
 fn run_script(ui: &Ui, manager: Rc<Manager>, path: &Path, args: &[String]) -> i32 {
@@ -296,6 +297,6 @@ fn run_script(ui: &Ui, manager: Rc<Manager>, path: &Path, args: &[String]) -> i3
     opts.insert("script".into(), Dynamic::from(path.display().to_string()));
     match engine::run_source(&engine, &source, args.to_vec(), opts) {
         Ok(()) => 0,
-        Err(err) => report_script_error(&path.display().to_string(), &err),
+        Err(err) => report_script_error(&path.display().to_string(), &err, &engine),
     }
 }

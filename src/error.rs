@@ -73,6 +73,11 @@ pub enum Error {
     NixBuild { message: String, log: String },
     #[error("failed to switch the running container: {0}")]
     Switch(String),
+    /// An update that failed after it had changed the container, which was then put back to
+    /// generation `to` (None: to no generation, the container had none before).
+    /// The note goes after the hint when the error has one, else after the message.
+    #[error("{}", rolled_back_message(error, *to))]
+    RolledBack { error: Box<Error>, to: Option<u64> },
     /// The system bus or systemd could not be reached, or refused a call (systemd driver).
     #[error("cannot talk to systemd over D-Bus: {0}")]
     Bus(String),
@@ -82,6 +87,10 @@ pub enum Error {
     /// machined could not open a login (it starts a getty through the container's own bus).
     #[error("machined could not open a login on ‘{name}’: {detail}")]
     Login { name: String, detail: String },
+    /// A command given to run in a container that could not be started: not found (exit
+    /// status 127, as a shell), or found but not executable (126).
+    #[error("{program}: {}", if *not_found { "command not found" } else { "permission denied (not an executable file)" })]
+    CommandNotRun { program: String, not_found: bool },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -89,6 +98,21 @@ pub enum Error {
     },
     #[error("{context}: {source}")]
     Sys { context: String, source: nix::Error },
+}
+
+/// What an update that was undone says after its error.
+fn rolled_back(to: Option<u64>) -> String {
+    match to {
+        Some(n) => format!("rolled back to generation {n}, which is active again"),
+        None => "rolled back to the system before the update".to_string(),
+    }
+}
+
+fn rolled_back_message(error: &Error, to: Option<u64>) -> String {
+    match error.hint() {
+        Some(_) => error.to_string(),
+        None => format!("{error}\n{}", rolled_back(to)),
+    }
 }
 
 /// nixos-container's words when both `--config` and `--config-file` are given.
@@ -118,9 +142,14 @@ impl Error {
             Error::MalformedConf { .. } => "MalformedConf",
             Error::Build(_) | Error::NixBuild { .. } => "BuildFailed",
             Error::Switch(_) => "SwitchFailed",
+            Error::RolledBack { error, .. } => error.kind(),
             Error::Bus(_) => "Bus",
             Error::Machined(_) => "Machined",
             Error::Login { .. } => "LoginFailed",
+            Error::CommandNotRun {
+                not_found: true, ..
+            } => "CommandNotFound",
+            Error::CommandNotRun { .. } => "CommandNotExecutable",
             Error::Io { .. } | Error::Sys { .. } => "System",
         }
     }
@@ -142,6 +171,19 @@ impl Error {
             | Error::StopFailed { detail, .. }
             | Error::ReloadFailed { detail, .. } => Some(detail.clone()),
             Error::NixBuild { log, .. } => Some(log.clone()),
+            Error::RolledBack { error, to } => error
+                .hint()
+                .map(|hint| format!("{hint}\n{}", rolled_back(*to))),
+            _ => None,
+        }
+    }
+
+    /// The exit status this error ends a command line with, when it is not 1: a command that
+    /// could not be run exits as a shell would.
+    pub fn exit_status(&self) -> Option<i32> {
+        match self {
+            Error::RolledBack { error, .. } => error.exit_status(),
+            Error::CommandNotRun { not_found, .. } => Some(if *not_found { 127 } else { 126 }),
             _ => None,
         }
     }

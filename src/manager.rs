@@ -277,6 +277,7 @@ impl Manager {
             // As nixos-container: the new system is the profile's; a running container is
             // reloaded, which runs its `switch-to-configuration test`.
             if self.driver.status(name) == Status::Up {
+                eprintln!("reloading container...");
                 return self.reload(name, None);
             }
             return Ok(());
@@ -300,6 +301,9 @@ impl Manager {
         let running = self.driver.status(name) == Status::Up;
         let applied = activate::apply(&root, &generation, old.as_ref()).and_then(|changes| {
             if running {
+                // As nixos-container says before `systemctl reload`; only now that the
+                // configuration evaluated and built.
+                eprintln!("reloading container...");
                 self.reload(name, Some(&Plan::new(&generation, &changes)))
             } else {
                 Ok(())
@@ -315,7 +319,10 @@ impl Manager {
             store.discard(generation.number);
             restore_config();
             store.finish()?;
-            return Err(e);
+            return Err(Error::RolledBack {
+                error: Box::new(e),
+                to: old.map(|g| g.number),
+            });
         }
         store.set_current(generation.number)?;
         store.finish()
@@ -647,7 +654,8 @@ impl Manager {
         let root = Root::open(&self.paths.root(name))?;
         for key in ["ssh_host_ed25519_key.pub", "ssh_host_ecdsa_key.pub"] {
             if let Some(text) = root.read_string(Path::new("etc/ssh").join(key))? {
-                return Ok(Some(text));
+                // The key alone, as scripts compare or store it: no trailing newline.
+                return Ok(Some(text.trim_end().to_string()));
             }
         }
         Ok(None)

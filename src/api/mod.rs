@@ -457,6 +457,15 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         api_doc!("eprint(text: string)", "Print to stderr."),
     )
     .register_into_engine(engine, |s: &str| eprintln!("{s}"));
+    // Rhai's s.trim() trims s in place and returns (): `let t = s.trim();` is ().
+    function(
+        "trimmed",
+        api_doc!(
+            "trimmed(s: string) -> string",
+            "s.trimmed(): a copy of s without leading and trailing whitespace (s.trim() trims s itself and returns ())."
+        ),
+    )
+    .register_into_engine(engine, |s: &str| s.trim().to_string());
     const EXIT: &str = api_doc!(
         "exit(code: int)",
         "End the script, or the REPL, with that exit status (exit() is 0)."

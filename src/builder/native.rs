@@ -89,6 +89,9 @@ pub(crate) fn eval_error(e: nixlang::EvalError) -> Error {
 const LIB: &str = include_str!("../../stdlib/nix/lib.nix");
 const LIB_NAME: &str = "<ncsh>/stdlib/nix/lib.nix";
 
+/// [`LIB`] split into its bindings by build.rs ([`nixlang::split::Split::encode`]).
+const LIB_SPLIT: &str = include_str!(concat!(env!("OUT_DIR"), "/lib-split.txt"));
+
 /// Errors of one evaluation, one per line.
 fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
     Error::Build(
@@ -102,8 +105,9 @@ fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
 
 /// The module arguments every module gets: `lib`, `pkgs`, `modulesPath`.
 pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixlang::EvalError> {
-    let lib = ev.eval_shipped_lazily(
+    let lib = ev.eval_shipped_split(
         LIB,
+        nixlang::split::Split::decode(LIB_SPLIT),
         SourceMap::new(Path::new(LIB_NAME), LIB, 0),
         Path::new("/"),
     )?;
@@ -221,14 +225,28 @@ mod tests {
             panic!("lib is a set");
         };
         assert!(lazy.len() > 300, "{}", lazy.len());
+        // build.rs split the same text, and split its sets too.
+        let split = nixlang::split::Split::decode(LIB_SPLIT);
+        assert!(split.is_some());
+        assert_eq!(split, nixlang::split::split_let(LIB));
         assert_eq!(
             lazy.keys().collect::<Vec<_>>(),
             whole.keys().collect::<Vec<_>>()
         );
         for (name, t) in lazy.iter() {
-            let a = ev.force(t).map(|v| v.type_of());
-            let b = ev.force(&whole[name]).map(|v| v.type_of());
-            assert_eq!(a.ok(), b.ok(), "{name}");
+            let a = ev.force(t);
+            let b = ev.force(&whole[name]);
+            let type_of = |v: &Result<Value, _>| v.as_ref().ok().map(|v| v.type_of());
+            assert_eq!(type_of(&a), type_of(&b), "{name}");
+            // A set's names, and the types of its values, too (`lib.types`).
+            if let (Ok(Value::Attrs(a)), Ok(Value::Attrs(b))) = (a, b) {
+                assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+                for (inner, t) in a.iter() {
+                    let x = ev.force(t).map(|v| v.type_of()).ok();
+                    let y = ev.force(&b[inner]).map(|v| v.type_of()).ok();
+                    assert_eq!(x, y, "{name}.{inner}");
+                }
+            }
         }
         let with_lib = |lib: &Attrs| {
             let mut e = Evaluator::new();

@@ -3,7 +3,6 @@
 //! for what only Nix builds. See ARCHITECTURE.md, "The Nix language".
 
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -198,23 +197,62 @@ fn write_file(ev: &mut Evaluator, a: &[Thunk]) -> Result<Value, EvalError> {
 
 /// The version of Debian package `name` as installed on the host, from dpkg's status file
 /// (`text`), if it is installed.
-fn dpkg_version<'t>(text: &'t str, name: &str) -> Option<&'t str> {
-    let needle = format!("Package: {name}\n");
-    let mut from = 0;
-    while let Some(at) = text[from..].find(&needle) {
-        let start = from + at;
-        from = start + needle.len();
-        if start != 0 && !text[..start].ends_with('\n') {
-            continue;
-        }
-        let para = &text[start..];
-        let para = &para[..para.find("\n\n").unwrap_or(para.len())];
-        let field = |k: &str| para.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
-        if field("Status: ").is_some_and(|s| s.ends_with(" installed")) {
-            return field("Version: ");
+/// dpkg's record of the host's packages (`/var/lib/dpkg/status`, about 700 KB on a Debian
+/// host), mapped once and searched for one package at a time.
+pub struct DpkgStatus(Bytes);
+
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    #[cfg(test)]
+    Owned(Vec<u8>),
+    Empty,
+}
+
+impl DpkgStatus {
+    pub const PATH: &str = "/var/lib/dpkg/status";
+
+    /// The status file at `path`; empty (no package installed) when it cannot be read.
+    pub fn read(path: &Path) -> DpkgStatus {
+        let map = std::fs::File::open(path).ok().and_then(|file| {
+            // SAFETY: dpkg replaces its status file by renaming a new one over it, never
+            // truncating it in place, so the mapped file does not shrink under the mapping.
+            unsafe { memmap2::Mmap::map(&file) }.ok()
+        });
+        DpkgStatus(map.map_or(Bytes::Empty, Bytes::Mapped))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Bytes::Mapped(m) => m,
+            #[cfg(test)]
+            Bytes::Owned(v) => v,
+            Bytes::Empty => &[],
         }
     }
-    None
+
+    /// The upstream version (no epoch, no Debian revision) of `package` when it is installed:
+    /// "10.11.19" for mariadb-server 1:10.11.19-0+deb12u1.
+    pub fn version(&self, package: &str) -> Option<String> {
+        let text = self.bytes();
+        let needle = format!("Package: {package}\n");
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let mut from = 0;
+        while let Some(at) = finder.find(&text[from..]) {
+            let start = from + at;
+            from = start + needle.len();
+            if start != 0 && text[start - 1] != b'\n' {
+                continue;
+            }
+            let para = &text[start..];
+            let para = &para[..memchr::memmem::find(para, b"\n\n").unwrap_or(para.len())];
+            let para = String::from_utf8_lossy(para);
+            let field = |k: &str| para.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+            if field("Status: ").is_some_and(|s| s.ends_with(" installed")) {
+                return field("Version: ").map(upstream_version);
+            }
+        }
+        None
+    }
 }
 
 /// A Debian version as upstream writes it: no epoch, no Debian revision (`1:7.88.1-10` →
@@ -226,7 +264,7 @@ fn upstream_version(v: &str) -> String {
 }
 
 /// dpkg's status file, read when a version is first asked for.
-type Versions = Rc<OnceCell<String>>;
+type Versions = Rc<OnceCell<DpkgStatus>>;
 
 /// One package: `prefix` is its out path, `program` its main program below `prefix/bin` (or
 /// `sbin`), `debian` the Debian package that provides it.
@@ -237,14 +275,8 @@ fn package(attr: &str, prefix: &str, program: &str, debian: &str, versions: &Ver
     let version = {
         let (versions, debian) = (versions.clone(), debian.to_string());
         Thunk::native(Box::new(move |_ev: &mut Evaluator| {
-            let text = versions.get_or_init(|| {
-                std::fs::read_to_string("/var/lib/dpkg/status").unwrap_or_default()
-            });
-            Ok(Value::string(
-                dpkg_version(text, &debian)
-                    .map(upstream_version)
-                    .unwrap_or_default(),
-            ))
+            let status = versions.get_or_init(|| DpkgStatus::read(Path::new(DpkgStatus::PATH)));
+            Ok(Value::string(status.version(&debian).unwrap_or_default()))
         }))
     };
     let out_path = if installed {
@@ -283,36 +315,50 @@ fn package(attr: &str, prefix: &str, program: &str, debian: &str, versions: &Ver
     Value::attrs(with_outputs)
 }
 
+/// The names in `dir` but `.` and `..`; none when it cannot be read.
+fn names_in(dir: &str) -> Vec<Str> {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let Ok(mut d) = nix::dir::Dir::open(dir, flags, nix::sys::stat::Mode::empty()) else {
+        return Vec::new();
+    };
+    d.iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_bytes();
+            (name != b"." && name != b"..").then(|| String::from_utf8_lossy(name).into())
+        })
+        .collect()
+}
+
 /// `pkgs`: every known nixpkgs name and every program of the host's `/usr/bin` and
 /// `/usr/sbin`, `postgresql_N` for the host's PostgreSQL versions, the `write*` builders,
 /// `lib`, `system`, `stdenv`.
 pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError> {
     let versions: Versions = Rc::new(OnceCell::new());
-    let mut pkgs: BTreeMap<Str, Thunk> = BTreeMap::new();
+    // Collected first and made a set at once (a sorted build, not thousands of inserts); of
+    // two entries with one name the later wins, as an insert would have it.
+    let mut pkgs: Vec<(Str, Thunk)> = Vec::with_capacity(4096);
     for dir in ["/usr/sbin", "/usr/bin"] {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let prog = name.clone();
-            let versions = versions.clone();
-            pkgs.insert(
-                name.as_str().into(),
+        for name in names_in(dir) {
+            // One string for the name and the program (a host has thousands of programs).
+            let (prog, versions) = (name.clone(), versions.clone());
+            pkgs.push((
+                name,
                 Thunk::native(Box::new(move |_| {
                     Ok(package(&prog, "/usr", &prog, &prog, &versions))
                 })),
-            );
+            ));
         }
     }
     for (attr, program, debian) in KNOWN {
         let versions = versions.clone();
-        pkgs.insert(
+        pkgs.push((
             (*attr).into(),
             Thunk::native(Box::new(move |_| {
                 Ok(package(attr, "/usr", program, debian, &versions))
             })),
-        );
+        ));
     }
     if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
         for e in entries.flatten() {
@@ -325,12 +371,12 @@ pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError>
             let debian = format!("postgresql-{major}");
             let versions = versions.clone();
             let name = attr.clone();
-            pkgs.insert(
+            pkgs.push((
                 attr.into(),
                 Thunk::native(Box::new(move |_| {
                     Ok(package(&name, &prefix, "postgres", &debian, &versions))
                 })),
-            );
+            ));
         }
     }
     for name in NEEDS_NIX {
@@ -338,10 +384,10 @@ pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError>
             "pkgs.{name} builds with Nix, which this host does not have; a Nix host builds it \
              for real (NCSH_BUILDER=nix)"
         );
-        pkgs.insert(
+        pkgs.push((
             (*name).into(),
             Thunk::native(Box::new(move |_| Err(err(msg)))),
-        );
+        ));
     }
     let writer = Value::PrimOp(Rc::new(PrimOpApp {
         op: &WRITE_FILE,
@@ -358,7 +404,7 @@ pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError>
     let writers = ev.apply(writers, Value::attrs(args).into(), None::<&Pos>)?;
     if let Value::Attrs(w) = writers {
         for (k, v) in w.iter() {
-            pkgs.insert(k.clone(), v.clone());
+            pkgs.push((k.clone(), v.clone()));
         }
     }
     let system = format!("{}-linux", std::env::consts::ARCH);
@@ -370,18 +416,22 @@ pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError>
     stdenv.insert("isLinux".into(), Value::Bool(true).into());
     stdenv.insert("hostPlatform".into(), platform.clone().into());
     stdenv.insert("buildPlatform".into(), platform.into());
-    pkgs.insert("stdenv".into(), Value::attrs(stdenv).into());
-    pkgs.insert("system".into(), Value::string(system).into());
-    pkgs.insert("lib".into(), lib.into());
-    pkgs.insert(
+    pkgs.push(("stdenv".into(), Value::attrs(stdenv).into()));
+    pkgs.push(("system".into(), Value::string(system).into()));
+    pkgs.push(("lib".into(), lib.into()));
+    pkgs.push((
         "__ncshMissing".into(),
         Value::string(
             "no such program on this host (not in /usr/bin or /usr/sbin) and no package ncsh \
              knows by that name; a Nix host builds it for real (NCSH_BUILDER=nix)",
         )
         .into(),
-    );
-    Ok(Value::attrs(pkgs))
+    ));
+    // The last entry of a name first, then the first of each name kept.
+    pkgs.reverse();
+    pkgs.sort_by(|a, b| a.0.cmp(&b.0));
+    pkgs.dedup_by(|later, earlier| later.0 == earlier.0);
+    Ok(Value::attrs(pkgs.into_iter().collect()))
 }
 
 #[cfg(test)]
@@ -390,13 +440,22 @@ mod tests {
 
     #[test]
     fn versions_from_dpkg_status() {
-        let status = "Package: a\nStatus: install ok installed\nVersion: 1:2.3-4\n\n\
-                      Package: b\nStatus: deinstall ok config-files\nVersion: 1\n\n\
-                      Package: ab\nStatus: install ok installed\nVersion: 5\n";
-        assert_eq!(dpkg_version(status, "a"), Some("1:2.3-4"));
-        assert_eq!(dpkg_version(status, "b"), None, "not installed");
-        assert_eq!(dpkg_version(status, "ab"), Some("5"));
-        assert_eq!(dpkg_version(status, "c"), None);
+        let status = DpkgStatus(Bytes::Owned(
+            b"Package: xa\nStatus: install ok installed\nVersion: 9\n\n\
+              Package: a\nStatus: install ok installed\nVersion: 1:2.3-4\n\n\
+              Package: b\nStatus: deinstall ok config-files\nVersion: 1\n\n\
+              Package: ab\nStatus: install ok installed\nVersion: 5\n"
+                .to_vec(),
+        ));
+        let v = |p: &str| status.version(p);
+        assert_eq!(v("a").as_deref(), Some("2.3"));
+        assert_eq!(v("b"), None, "not installed");
+        assert_eq!(v("ab").as_deref(), Some("5"));
+        assert_eq!(v("c"), None);
+        assert_eq!(
+            DpkgStatus::read(Path::new("/nonexistent")).version("a"),
+            None
+        );
         assert_eq!(upstream_version("1:2.3-4"), "2.3");
         assert_eq!(upstream_version("15.10-0+deb12u1"), "15.10");
     }

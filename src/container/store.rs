@@ -427,7 +427,11 @@ fn unmount_below(dir: &Path) -> Result<()> {
     for point in points {
         // The last component is never followed: a link the container put there is not ours.
         let flags = nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW;
-        nix::mount::umount2(&point, flags).context(|| format!("unmounting {}", point.display()))?;
+        match nix::mount::umount2(&point, flags) {
+            // Unmounted (or its directory removed) since the mount table was read: done.
+            Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(Error::sys(format!("unmounting {}", point.display()), e)),
+        }
     }
     Ok(())
 }

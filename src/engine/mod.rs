@@ -115,17 +115,49 @@ pub fn all_verbs() -> Vec<String> {
     names
 }
 
-/// The first line of a verb's doc comment, for listings.
+/// The first sentence of a verb's doc comment, for listings (a sentence may span lines).
 pub fn verb_summary(name: &str) -> String {
     find_verb(name)
-        .map(|v| {
-            doc_comment(&v.source)
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        })
+        .map(|v| first_sentence(&doc_comment(&v.source)))
         .unwrap_or_default()
+}
+
+/// The first sentence of the first paragraph of `doc`, its lines joined: up to the first
+/// `.` that ends a word outside parentheses and back-ticks, else the whole paragraph.
+fn first_sentence(doc: &str) -> String {
+    let paragraph: Vec<&str> = doc
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let text = paragraph.join(" ");
+    let (mut depth, mut code) = (0usize, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            '`' => code = !code,
+            '(' if !code => depth += 1,
+            ')' if !code => depth = depth.saturating_sub(1),
+            '.' if !code && depth == 0 => {
+                let next = text[i + 1..].chars().next();
+                if next.is_none_or(char::is_whitespace) {
+                    return text[..=i].to_string();
+                }
+            }
+            _ => {}
+        }
+    }
+    text
+}
+
+/// `print` of scripts and verbs. Output to a closed pipe (`ncsh options | head`) ends the
+/// process as SIGPIPE would end a C program (status 141), instead of a panic.
+fn print_line(text: &str) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{text}")
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(128 + libc::SIGPIPE);
+    }
 }
 
 /// The `//!` doc comment at the top of a script (its --help), without the markers.
@@ -146,6 +178,7 @@ pub fn doc_comment(source: &str) -> String {
 pub fn new_engine(manager: Rc<Manager>) -> Engine {
     let mut engine = Engine::new();
     crate::api::limits::Limits::current().apply(&mut engine, true);
+    engine.on_print(print_line);
     register_api(&mut engine, manager);
     engine
 }
@@ -161,7 +194,7 @@ pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
     let mut engine = Engine::new_raw();
     // Sizes and depths; no operation limit, which is for the user's own scripts.
     crate::api::limits::Limits::current().apply(&mut engine, false);
-    engine.on_print(|s| println!("{s}"));
+    engine.on_print(print_line);
     engine.on_debug(|s, _, _| eprintln!("{s}"));
     // Lazy packages: a verb calls a handful of their functions, which are looked up in the
     // manifests when called instead of all being registered up front (half of engine creation).
@@ -207,4 +240,32 @@ pub fn run_source(
     scope.push("args", args);
     scope.push("opts", opts);
     engine.run_ast_with_scope(&mut scope, &ast)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_are_whole_sentences() {
+        assert_eq!(
+            first_sentence(
+                "Log in (`/bin/login`, on a terminal\ninside it). Then more.\n\nUsage: x"
+            ),
+            "Log in (`/bin/login`, on a terminal inside it)."
+        );
+        assert_eq!(
+            first_sentence("Print `a.b` here. More"),
+            "Print `a.b` here."
+        );
+        assert_eq!(first_sentence("No stop\nat all\n\nnext"), "No stop at all");
+        for (name, _) in BUILTIN_VERBS {
+            let summary = verb_summary(name);
+            assert!(summary.ends_with('.'), "{name}: {summary:?}");
+            assert!(
+                summary.len() <= 100,
+                "{name}: too long for a listing: {summary:?}"
+            );
+        }
+    }
 }

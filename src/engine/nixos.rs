@@ -22,6 +22,7 @@ use crate::builder::generation::{
 };
 use crate::builder::native::{self, OptionModules};
 use crate::builder::options::{Declarations, NixOnly, OptType, OptionDecl};
+use crate::builder::pkgs::DpkgStatus;
 use crate::builder::plain::Value;
 use crate::error::{Error, Result};
 use crate::nixlang::Written;
@@ -290,34 +291,17 @@ fn register_gen(engine: &mut Engine) {
         },
     );
     engine.register_fn("host_package_version", |package: &str| {
-        host_package_version(Path::new(DPKG_STATUS), package).map_or(Dynamic::UNIT, Dynamic::from)
+        host_package_version(Path::new(DpkgStatus::PATH), package)
+            .map_or(Dynamic::UNIT, Dynamic::from)
     });
     engine.register_fn("read_host_file", |path: &str| -> RhaiResult<String> {
         std::fs::read_to_string(path).map_err(|e| to_rhai(Error::io(format!("reading {path}"), e)))
     });
 }
 
-/// Where dpkg records the installed packages.
-const DPKG_STATUS: &str = "/var/lib/dpkg/status";
-
-/// The upstream version (no epoch, no Debian revision) of `package` as installed on the host
-/// according to dpkg's `status` file, e.g. "10.11.19" for mariadb-server 1:10.11.19-0+deb12u1.
+/// The upstream version of a Debian package installed on the host (dpkg's status file).
 fn host_package_version(status: &Path, package: &str) -> Option<String> {
-    let text = std::fs::read_to_string(status).ok()?;
-    text.split("\n\n").find_map(|stanza| {
-        let field = |name: &str| {
-            stanza
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
-        };
-        if field("Package")? != package || !field("Status")?.ends_with(" installed") {
-            return None;
-        }
-        let version = field("Version")?;
-        let version = version.split_once(':').map_or(version, |(_, v)| v);
-        let version = version.rsplit_once('-').map_or(version, |(v, _)| v);
-        Some(version.to_string())
-    })
+    DpkgStatus::read(status).version(package)
 }
 
 impl Gen {
@@ -716,7 +700,7 @@ mod tests {
                 .contains("  </Directory>\nHeader set X-A 1\n</VirtualHost>\n")
         );
         let php = build("services.httpd = { enable = true; enablePHP = true; };");
-        if host_package_version(Path::new(DPKG_STATUS), "libapache2-mod-php").is_none() {
+        if host_package_version(Path::new(DpkgStatus::PATH), "libapache2-mod-php").is_none() {
             let e = php.unwrap_err().to_string();
             assert!(
                 e.contains("install the Debian package ‘libapache2-mod-php’"),
@@ -725,9 +709,7 @@ mod tests {
         } else {
             let conf = text(php.as_ref().unwrap(), "/etc/httpd/httpd.conf").to_string();
             assert!(
-                conf.contains(
-                    "mod_mpm_prefork.so\nLoadModule php_module /usr/lib/apache2/modules/libphp"
-                ),
+                conf.contains("\nLoadModule php_module /usr/lib/apache2/modules/libphp"),
                 "{conf}"
             );
             assert!(conf.contains("SetHandler application/x-httpd-php\n"));

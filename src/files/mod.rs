@@ -168,13 +168,18 @@ fn remove_at(dir: &impl AsFd, name: &OsStr, shown: &Path) -> Result<()> {
                     | ResolveFlag::RESOLVE_NO_SYMLINKS
                     | ResolveFlag::RESOLVE_NO_XDEV,
             );
-        let child = openat2(dir, name, how).map_err(|e| match e {
-            Errno::EXDEV => Error::Usage(format!(
-                "refusing to remove {}: it is a mount point (unmount it first)",
-                shown.display()
-            )),
-            e => Error::sys(format!("opening {}", shown.display()), e),
-        })?;
+        let child = match openat2(dir, name, how) {
+            Ok(child) => child,
+            // Removed by someone else since we looked: what we wanted.
+            Err(Errno::ENOENT) => return Ok(()),
+            Err(Errno::EXDEV) => {
+                return Err(Error::Usage(format!(
+                    "refusing to remove {}: it is a mount point (unmount it first)",
+                    shown.display()
+                )));
+            }
+            Err(e) => return Err(Error::sys(format!("opening {}", shown.display()), e)),
+        };
         let mut listing =
             nix::dir::Dir::from_fd(child).context(|| format!("reading {}", shown.display()))?;
         let names: Vec<std::ffi::OsString> = listing

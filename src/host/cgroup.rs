@@ -235,17 +235,30 @@ impl Cgroups {
             std::thread::sleep(Duration::from_millis(5));
         }
         for dir in &self.dirs {
-            let mut subs = subtree(dir);
-            subs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-            for sub in subs {
-                // Only directories that still exist matter; a busy one is reported below.
-                let _ = fs::remove_dir(&sub);
-            }
-            if dir.exists() {
-                return Err(crate::error::Error::io(
-                    format!("removing cgroup {}", dir.display()),
-                    std::io::Error::from_raw_os_error(libc::EBUSY),
-                ));
+            // A cgroup whose last processes are still exiting is busy for a moment: try again
+            // until the deadline. One that is gone already (another cleaner was faster) is
+            // what we want.
+            loop {
+                let mut subs = subtree(dir);
+                subs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+                let mut busy = None;
+                for sub in subs {
+                    match fs::remove_dir(&sub) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => busy = Some(e),
+                    }
+                }
+                match busy {
+                    None => break,
+                    Some(e) if Instant::now() > deadline => {
+                        return Err(crate::error::Error::io(
+                            format!("removing cgroup {}", dir.display()),
+                            e,
+                        ));
+                    }
+                    Some(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
             }
         }
         Ok(())

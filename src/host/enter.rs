@@ -382,10 +382,22 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
 }
 
 pub(super) fn spawn_error(program: &str, e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Error::Usage(format!("{program}: command not found in the container"))
-    } else {
-        Error::io(format!("running {program} in the container"), e)
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => Error::CommandNotRun {
+            program: program.to_string(),
+            not_found: true,
+        },
+        // EACCES: not executable, a directory, or on a noexec mount; ENOEXEC: no format.
+        ErrorKind::PermissionDenied => Error::CommandNotRun {
+            program: program.to_string(),
+            not_found: false,
+        },
+        _ if e.raw_os_error() == Some(libc::ENOEXEC) => Error::CommandNotRun {
+            program: program.to_string(),
+            not_found: false,
+        },
+        _ => Error::io(format!("running {program} in the container"), e),
     }
 }
 

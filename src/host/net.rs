@@ -26,22 +26,35 @@ pub fn host_link(name: &str) -> String {
     format!("ve-{name}")
 }
 
-fn ip(args: &[&str]) -> Result<()> {
+/// How `ip` ended: Ok, or its stderr.
+fn ip_run(args: &[&str]) -> Result<std::result::Result<(), String>> {
     let out = Command::new(ip_binary()?)
         .args(args)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Error::io("running ip", e))?;
-    if out.status.success() {
+    Ok(if out.status.success() {
         Ok(())
     } else {
-        Err(Error::Usage(format!(
-            "ip {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    })
 }
+
+fn ip(args: &[&str]) -> Result<()> {
+    ip_run(args)?.map_err(|why| ip_error(args, &why))
+}
+
+fn ip_error(args: &[&str], why: &str) -> Error {
+    Error::Usage(format!("ip {} failed: {why}", args.join(" ")))
+}
+
+/// `ip`'s words for a device that is not there (ENODEV), by name or by index.
+fn no_such_device(stderr: &str) -> bool {
+    stderr.contains("Cannot find device") || stderr.contains("No such device")
+}
+
+/// How long a link the kernel is taking down with a dead network namespace may stay visible.
+const LINK_GONE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Does link `ve-NAME` (by name or altname) exist?
 pub fn link_exists(name: &str) -> bool {
@@ -115,16 +128,46 @@ pub fn host_side_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
     commands
 }
 
-/// Remove a leftover host link (after a killed nspawn); absent links are fine, also one the
-/// kernel removed between the check and the delete (it goes with the container's namespace).
+/// Remove a leftover host link (after a killed nspawn), and return once its name is free for
+/// the next nspawn. One that is already gone is success. The kernel takes a veth down with
+/// its peer's dead network namespace, asynchronously: such a link may still be listed while
+/// deleting it says "Cannot find device", which is success too; then we wait for it to go.
 pub fn remove_host_link(name: &str) -> Result<()> {
-    if !link_exists(name) {
+    let link = host_link(name);
+    remove_link(
+        &link,
+        || link_exists(name),
+        || ip_run(&["link", "del", "dev", &link]),
+        LINK_GONE_TIMEOUT,
+    )
+}
+
+/// [`remove_host_link`] over its two operations (`delete` gives `ip`'s stderr on failure).
+fn remove_link(
+    link: &str,
+    exists: impl Fn() -> bool,
+    delete: impl Fn() -> Result<std::result::Result<(), String>>,
+    timeout: Duration,
+) -> Result<()> {
+    if !exists() {
         return Ok(());
     }
-    match ip(&["link", "del", "dev", &host_link(name)]) {
-        Err(e) if link_exists(name) => Err(e),
-        _ => Ok(()),
+    match delete()? {
+        Ok(()) => {}
+        Err(why) if no_such_device(&why) => {}
+        Err(why) => return Err(ip_error(&["link", "del", "dev", link], &why)),
     }
+    let deadline = Instant::now() + timeout;
+    while exists() {
+        if Instant::now() > deadline {
+            return Err(Error::Usage(format!(
+                "the host link {link} is still there {} s after it was deleted",
+                timeout.as_secs_f64()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// The kernel's name of the host link `ve-NAME` (nspawn shortens long ones and keeps `ve-NAME`
@@ -195,5 +238,88 @@ pub fn delete_bridge(name: &str) -> Result<()> {
     match ip(&["link", "del", "dev", name]) {
         Err(e) if interface_exists(name) => Err(e),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_device_is_recognised() {
+        assert!(no_such_device("Cannot find device \"ve-lif160430\""));
+        assert!(no_such_device("RTNETLINK answers: No such device"));
+        assert!(!no_such_device(
+            "RTNETLINK answers: Operation not permitted"
+        ));
+    }
+
+    /// The kernel's view while it takes a link down: listed for a while after a delete that
+    /// says there is no such device.
+    #[test]
+    fn a_link_listed_while_the_kernel_removes_it_is_waited_for() {
+        use std::cell::Cell;
+        let listed = Cell::new(4);
+        let exists = || {
+            listed.set(listed.get() - 1);
+            listed.get() >= 0
+        };
+        let gone = || Ok(Err("Cannot find device \"ve-x\"".to_string()));
+        assert!(remove_link("ve-x", exists, gone, Duration::from_secs(5)).is_ok());
+        assert!(
+            listed.get() < 0,
+            "it waited until the link was no longer listed"
+        );
+        // Another failure is one; a link that never goes is one after the timeout.
+        let refused = || Ok(Err("RTNETLINK answers: Operation not permitted".to_string()));
+        let err = remove_link("ve-x", || true, refused, Duration::from_secs(5));
+        assert!(
+            format!("{err:?}").contains("Operation not permitted"),
+            "{err:?}"
+        );
+        let err = remove_link("ve-x", || true, || Ok(Ok(())), Duration::from_millis(20));
+        assert!(format!("{err:?}").contains("still there"), "{err:?}");
+    }
+
+    /// The race after a crash: the peer's namespace is gone, and the kernel is taking the host
+    /// link down while we remove it. Every removal succeeds and leaves the name free.
+    #[test]
+    fn removing_a_link_that_its_dead_namespace_takes_down_is_success() {
+        if !nix::unistd::geteuid().is_root() || ip_binary().is_err() {
+            return;
+        }
+        let run = |args: &[&str]| {
+            let ok = Command::new(ip_binary().unwrap_or(IP))
+                .args(args)
+                .stdin(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip {}", args.join(" "));
+        };
+        for i in 0..30 {
+            let name = format!("nr{}x{i}", std::process::id() % 100_000);
+            let ns = format!("ncsh-test-{name}");
+            run(&["netns", "add", &ns]);
+            let link = host_link(&name);
+            run(&[
+                "link", "add", &link, "type", "veth", "peer", "name", "host0", "netns", &ns,
+            ]);
+            run(&["netns", "del", &ns]);
+            let removed = remove_host_link(&name);
+            let left = link_exists(&name);
+            if left {
+                let _ = ip(&["link", "del", "dev", &link]);
+            }
+            assert!(removed.is_ok(), "try {i}: {removed:?}");
+            assert!(!left, "try {i}: {link} is still there");
+        }
+    }
+
+    #[test]
+    fn removing_a_link_that_is_not_there_is_success() {
+        if !nix::unistd::geteuid().is_root() || ip_binary().is_err() {
+            return;
+        }
+        assert!(remove_host_link("ncsh-no-such-link-here").is_ok());
     }
 }

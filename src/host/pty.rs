@@ -455,6 +455,9 @@ impl Session {
         // Piped input for a getty waits for its first output.
         let mut peer_spoke = !getty || self.interactive;
         let mut escape = EscapeDetector::default();
+        // Piped input for a login program goes a line at a time, each once it is asked for:
+        // PAM's prompts flush what was typed ahead (TCSAFLUSH), as a getty's start does.
+        let mut paced = (!self.interactive && self.watching_for_a_session()).then(Paced::default);
         let mut buf = vec![0u8; 16 * 1024];
         // An end before the SIGCHLD handler was there.
         if self.child_exited() {
@@ -463,8 +466,18 @@ impl Session {
         }
         loop {
             let now = Instant::now();
+            if let Some(pace) = &mut paced {
+                if !self.watching_for_a_session() {
+                    // A session runs: the rest of the input is its shell's, as it comes.
+                    pending.append(&mut pace.queued);
+                    paced = None;
+                } else if pending.is_empty() && pace.prompted && self.login_is_reading() {
+                    pending.extend(pace.next_line());
+                }
+            }
             if let Some(at) = next_eof
                 && pending.is_empty()
+                && paced.as_ref().is_none_or(|p| p.queued.is_empty())
                 && now >= at
             {
                 pending.push(self.eof_char());
@@ -482,7 +495,12 @@ impl Session {
             if watch_master {
                 fds.push(PollFd::new(self.master.as_fd(), master_events));
             }
-            let reading_stdin = stdin_open && pending.is_empty() && peer_spoke;
+            let reading_stdin = stdin_open
+                && peer_spoke
+                && match &paced {
+                    Some(pace) => pace.queued.len() < PACED_QUEUE,
+                    None => pending.is_empty(),
+                };
             if reading_stdin {
                 fds.push(PollFd::new(stdin, PollFlags::POLLIN));
             }
@@ -561,6 +579,9 @@ impl Session {
                     Ok(0) | Err(Errno::EIO) => hung_up = true,
                     Ok(n) => {
                         peer_spoke = true;
+                        if let Some(pace) = &mut paced {
+                            pace.prompted = buf[..n].ends_with(b": ");
+                        }
                         write_all(stdout, &buf[..n])?;
                     }
                     Err(Errno::EAGAIN | Errno::EINTR) => {}
@@ -603,7 +624,10 @@ impl Session {
                         if getty && self.interactive && escape.feed(&buf[..n], Instant::now()) {
                             return Ok(End::Escaped);
                         }
-                        pending.extend_from_slice(&buf[..n]);
+                        match &mut paced {
+                            Some(pace) => pace.queued.extend_from_slice(&buf[..n]),
+                            None => pending.extend_from_slice(&buf[..n]),
+                        }
                     }
                     Err(Errno::EAGAIN | Errno::EINTR) => {}
                     Err(e) => return Err(Error::sys("reading stdin", e)),
@@ -629,8 +653,30 @@ impl Session {
         )
     }
 
-    /// Has the login program a child now? Our child is the process that entered the container
-    /// and waits; its one child is the login program.
+    /// The login program's processes: the children of our child, which entered the container
+    /// and waits.
+    fn login_processes(&self) -> Vec<String> {
+        let Peer::Command { child, .. } = &self.peer else {
+            return Vec::new();
+        };
+        children(&child.id().to_string())
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Is the login program blocked reading its terminal (fd 0), i.e. waiting for an answer?
+    /// Its prompt is printed before the terminal is flushed, so the prompt alone is too early.
+    fn login_is_reading(&self) -> bool {
+        self.login_processes().iter().any(|pid| {
+            let call = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+            let mut fields = call.split_whitespace();
+            fields.next() == Some(libc::SYS_read.to_string().as_str())
+                && fields.next() == Some("0x0")
+        })
+    }
+
+    /// Has the login program a child now (the user's shell)?
     fn look_for_a_session(&mut self) {
         if !self.watching_for_a_session() {
             return;
@@ -641,9 +687,6 @@ impl Session {
         } = &mut self.peer
         else {
             return;
-        };
-        let children = |pid: &str| {
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
         };
         let waiter = child.id().to_string();
         let seen = children(&waiter)
@@ -716,6 +759,38 @@ impl Session {
             return Ok(1);
         }
         Ok(code)
+    }
+}
+
+/// The children of process `pid`, as /proc lists them.
+fn children(pid: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+}
+
+/// How much piped input is read ahead while a login program is answered line by line.
+const PACED_QUEUE: usize = 64 * 1024;
+
+/// Piped input held back from a login program until it asks (see [`Session::relay`]).
+#[derive(Default)]
+struct Paced {
+    /// Read from stdin, not written yet.
+    queued: Vec<u8>,
+    /// The last output ended in a prompt (`login: `, `Password: `) not answered yet.
+    prompted: bool,
+}
+
+impl Paced {
+    /// The next line to answer with (all that is left when no newline ends it).
+    fn next_line(&mut self) -> Vec<u8> {
+        let end = self
+            .queued
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.queued.len(), |i| i + 1);
+        if end > 0 {
+            self.prompted = false;
+        }
+        self.queued.drain(..end).collect()
     }
 }
 

@@ -124,7 +124,7 @@ pub enum Expr {
 }
 
 enum Scope {
-    Frame(HashMap<Str, u32>),
+    Frame(Rc<HashMap<Str, u32>>),
     With,
 }
 
@@ -181,14 +181,14 @@ pub fn compile_checked(
 }
 
 /// Compiles the slice `text[start..end]` of `src`'s text as an expression in the scope of one
-/// frame of `names` (a `let` whose bindings are compiled one by one: see [`split_let`]).
+/// frame of `names` (a `let` whose bindings are compiled one by one: see [`super::split`]).
 pub fn compile_in_frame(
     text: &str,
     (start, end): (usize, usize),
     src: Rc<SourceMap>,
     base_dir: &Path,
     globals: &dyn Globals,
-    names: &HashMap<Str, u32>,
+    names: &Rc<HashMap<Str, u32>>,
 ) -> Result<Rc<Expr>, EvalError> {
     let slice = &text[start..end];
     let parse = rnix::Root::parse(slice);
@@ -208,124 +208,6 @@ pub fn compile_in_frame(
         base: start as u32,
     };
     c.expr(&expr)
-}
-
-/// One binding of a top-level `let`, found without parsing: a name and where its value is, or
-/// `inherit [(FROM)] names;`.
-pub enum LetBinding {
-    Value(Str, (usize, usize)),
-    Inherit(Option<(usize, usize)>, Vec<Str>),
-}
-
-/// Splits a text of the form `let BINDINGS in BODY` into its bindings (plain names only) and
-/// body, with the tokenizer alone, so that each binding can be parsed when it is first used.
-/// `None` when the text is not of that simple form (then it is compiled whole).
-pub fn split_let(text: &str) -> Option<(Vec<LetBinding>, (usize, usize))> {
-    use SyntaxKind::*;
-    let mut toks: Vec<(SyntaxKind, usize, usize)> = Vec::new();
-    let mut off = 0;
-    for (k, t) in rnix::tokenize(text) {
-        if !k.is_trivia() {
-            toks.push((k, off, off + t.len()));
-        }
-        off += t.len();
-    }
-    let mut i = 0;
-    if toks.first()?.0 != TOKEN_LET {
-        return None;
-    }
-    i += 1;
-    let mut bindings = Vec::new();
-    // The end of a value: the `;` that closes it, skipping nested brackets, interpolations,
-    // `let … in`, and the `;` of `with …;` and `assert …;`.
-    let value_end = |mut j: usize| -> Option<usize> {
-        let mut stack: Vec<SyntaxKind> = Vec::new();
-        while j < toks.len() {
-            let k = toks[j].0;
-            match k {
-                TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START
-                | TOKEN_LET | TOKEN_WITH | TOKEN_ASSERT => stack.push(k),
-                TOKEN_R_BRACE | TOKEN_R_BRACK | TOKEN_R_PAREN | TOKEN_INTERPOL_END => {
-                    let open = stack.pop()?;
-                    let ok = matches!(
-                        (open, k),
-                        (TOKEN_L_BRACE, TOKEN_R_BRACE)
-                            | (TOKEN_L_BRACK, TOKEN_R_BRACK)
-                            | (TOKEN_L_PAREN, TOKEN_R_PAREN)
-                            | (TOKEN_INTERPOL_START, TOKEN_INTERPOL_END)
-                    );
-                    if !ok {
-                        return None;
-                    }
-                }
-                // `in` closes the innermost `let`, and nothing else.
-                TOKEN_IN => stack.pop().filter(|k| *k == TOKEN_LET).map(|_| ())?,
-                TOKEN_SEMICOLON => match stack.last() {
-                    None => return Some(j),
-                    Some(TOKEN_WITH | TOKEN_ASSERT) => {
-                        stack.pop();
-                    }
-                    Some(_) => {}
-                },
-                _ => {}
-            }
-            j += 1;
-        }
-        None
-    };
-    loop {
-        let (k, start, _) = *toks.get(i)?;
-        match k {
-            TOKEN_IN => {
-                let body = (toks.get(i + 1)?.1, text.len());
-                return Some((bindings, body));
-            }
-            TOKEN_INHERIT => {
-                i += 1;
-                let mut from = None;
-                if toks.get(i)?.0 == TOKEN_L_PAREN {
-                    let mut depth = 0;
-                    let open = i;
-                    while i < toks.len() {
-                        match toks[i].0 {
-                            TOKEN_L_PAREN => depth += 1,
-                            TOKEN_R_PAREN => {
-                                depth -= 1;
-                                if depth == 0 {
-                                    break;
-                                }
-                            }
-                            _ => {}
-                        }
-                        i += 1;
-                    }
-                    from = Some((toks.get(open + 1)?.1, toks.get(i)?.1));
-                    i += 1;
-                }
-                let mut names = Vec::new();
-                while toks.get(i)?.0 == TOKEN_IDENT {
-                    names.push(Str::from(&text[toks[i].1..toks[i].2]));
-                    i += 1;
-                }
-                if toks.get(i)?.0 != TOKEN_SEMICOLON {
-                    return None;
-                }
-                i += 1;
-                bindings.push(LetBinding::Inherit(from, names));
-            }
-            TOKEN_IDENT => {
-                if toks.get(i + 1)?.0 != TOKEN_ASSIGN {
-                    return None;
-                }
-                let name = Str::from(&text[start..toks[i].2]);
-                let value_start = toks.get(i + 2)?.1;
-                let end = value_end(i + 2)?;
-                bindings.push(LetBinding::Value(name, (value_start, toks[end].1)));
-                i = end + 1;
-            }
-            _ => return None,
-        }
-    }
 }
 
 /// The byte offset where `text` nests deeper than [`MAX_PARSE_DEPTH`], if it does: a lenient
@@ -893,7 +775,7 @@ impl Compiler<'_> {
                 Some((formals_names, p.ellipsis_token().is_some(), at))
             }
         };
-        self.scopes.push(Scope::Frame(names));
+        self.scopes.push(Scope::Frame(Rc::new(names)));
         let result = (|| {
             let param = match param_def {
                 None => Param::Ident,
@@ -972,7 +854,7 @@ impl Compiler<'_> {
             .enumerate()
             .map(|(i, n)| (n.clone(), i as u32))
             .collect();
-        self.scopes.push(Scope::Frame(frame));
+        self.scopes.push(Scope::Frame(Rc::new(frame)));
         let mut def = AttrsDef::default();
         let r = self.entries(&entries, &mut def, true);
         if let Err(e) = r {

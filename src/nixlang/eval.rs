@@ -9,6 +9,7 @@ use super::compile::{
     self, AttrValue, AttrsDef, BinOp, Expr, Globals, Key, LambdaDef, Param, Part, Pos, canon_path,
 };
 use super::error::{ErrorKind, EvalError, Location, SourceMap};
+use super::split::{self, Binding, Split};
 use super::value::{Attrs, Closure, Env, PrimOpApp, Str, Thunk, ThunkState, Value, frame};
 
 /// How deeply evaluation may recurse (function calls, forcing, nested operators) before it is
@@ -123,82 +124,67 @@ impl Evaluator {
 
     /// [`Evaluator::eval_shipped`] of a `let … in …` text whose bindings are parsed and
     /// compiled only when first used (ncsh's `lib` is large; a configuration uses a little of
-    /// it). Falls back to compiling it whole when the text is not of that simple form.
+    /// it), and so are the values of the plain sets bound there (`lib.types`). Falls back to
+    /// compiling it whole when the text is not of that simple form.
     pub fn eval_shipped_lazily(
         &mut self,
         text: &str,
         src: SourceMap,
         base_dir: &Path,
     ) -> Result<Value, EvalError> {
-        let Some((bindings, body)) = compile::split_let(text) else {
+        let split = split::split_let(text);
+        self.eval_shipped_split(text, split, src, base_dir)
+    }
+
+    /// [`Evaluator::eval_shipped_lazily`] with the text's split already made (at build time,
+    /// for ncsh's `lib`: see build.rs).
+    pub fn eval_shipped_split(
+        &mut self,
+        text: &str,
+        split: Option<Split>,
+        src: SourceMap,
+        base_dir: &Path,
+    ) -> Result<Value, EvalError> {
+        let Some(split) = split else {
             return self.eval_shipped(text, src, base_dir);
         };
-        let text: Rc<str> = text.into();
-        let src = Rc::new(src);
-        let base_dir: Rc<Path> = base_dir.into();
         let mut names: HashMap<Str, u32> = HashMap::new();
-        let mut order = Vec::new();
-        for b in &bindings {
-            let new: Vec<Str> = match b {
-                compile::LetBinding::Value(n, _) => vec![n.clone()],
-                compile::LetBinding::Inherit(_, ns) => ns.clone(),
+        for b in &split.bindings {
+            let new: Vec<&str> = match b {
+                Binding::Value { name, .. } => vec![name],
+                Binding::Inherit { names, .. } => names.iter().map(String::as_str).collect(),
             };
             for n in new {
-                if names.insert(n.clone(), order.len() as u32).is_some() {
-                    return self.eval_shipped(&text, (*src).clone(), &base_dir);
-                }
-                order.push(n);
+                let slot = names.len() as u32;
+                names.insert(n.into(), slot);
             }
         }
-        let names = Rc::new(names);
-        let env = frame(Vec::new(), None);
-        // Compiles a span in the frame and evaluates it there, when forced.
-        let lazy = |span: (usize, usize), env: &Env| {
-            let (text, src, dir, names, env) = (
-                text.clone(),
-                src.clone(),
-                base_dir.clone(),
-                names.clone(),
-                env.clone(),
+        let shipped = Rc::new(Shipped {
+            text: text.into(),
+            src: Rc::new(src),
+            dir: base_dir.into(),
+            names: Rc::new(names),
+            env: frame(Vec::new(), None),
+        });
+        let mut slots = Vec::with_capacity(shipped.names.len());
+        for b in split.bindings {
+            slots.extend(
+                shipped
+                    .binding(b, true, &self.globals)
+                    .into_iter()
+                    .map(|(_, t)| t),
             );
-            Thunk::native(Box::new(move |ev: &mut Evaluator| {
-                let expr = compile::compile_in_frame(&text, span, src, &dir, &ev.globals, &names)?;
-                ev.eval(&expr, &env)
-            }))
-        };
-        let mut slots = Vec::with_capacity(order.len());
-        for b in &bindings {
-            match b {
-                compile::LetBinding::Value(_, span) => slots.push(lazy(*span, &env)),
-                compile::LetBinding::Inherit(from, ns) => {
-                    let from = from.map(|span| lazy(span, &env));
-                    for n in ns {
-                        let (from, n, globals_value) =
-                            (from.clone(), n.clone(), self.globals.get(n).cloned());
-                        slots.push(Thunk::native(Box::new(
-                            move |ev: &mut Evaluator| match &from {
-                                Some(f) => {
-                                    let set = ev.force_attrs(f)?;
-                                    match set.get(&n) {
-                                        Some(t) => ev.force(t),
-                                        None => {
-                                            Err(err_at(None, format!("attribute '{n}' missing")))
-                                        }
-                                    }
-                                }
-                                None => globals_value.ok_or_else(|| {
-                                    err_at(None, format!("undefined variable '{n}'"))
-                                }),
-                            },
-                        )));
-                    }
-                }
-            }
         }
-        *env.slots.borrow_mut() = slots;
-        let body =
-            compile::compile_in_frame(&text, body, src.clone(), &base_dir, &self.globals, &names)?;
-        self.eval(&body, &env)
+        *shipped.env.slots.borrow_mut() = slots;
+        let body = compile::compile_in_frame(
+            &shipped.text,
+            split.body,
+            shipped.src.clone(),
+            &shipped.dir,
+            &self.globals,
+            &shipped.names,
+        )?;
+        self.eval(&body, &shipped.env)
     }
 
     /// `import path`: the file's value, evaluated once per file.
@@ -1121,4 +1107,106 @@ pub(crate) fn read_file(path: &Path, pos: Option<&Pos>) -> Result<String, EvalEr
     }
     std::fs::read_to_string(path)
         .map_err(|e| err_at(pos, format!("cannot read '{}': {e}", path.display())))
+}
+
+/// A shipped `let` being evaluated binding by binding: its text, and the frame its bindings
+/// fill (in the order of `names`).
+struct Shipped {
+    text: Rc<str>,
+    src: Rc<SourceMap>,
+    dir: Rc<Path>,
+    names: Rc<HashMap<Str, u32>>,
+    env: Env,
+}
+
+impl Shipped {
+    /// The value at `span`, compiled in the frame and evaluated there when forced.
+    fn lazy(self: &Rc<Self>, span: (usize, usize)) -> Thunk {
+        let sh = self.clone();
+        Thunk::native(Box::new(move |ev: &mut Evaluator| {
+            let expr = compile::compile_in_frame(
+                &sh.text,
+                span,
+                sh.src.clone(),
+                &sh.dir,
+                &ev.globals,
+                &sh.names,
+            )?;
+            ev.eval(&expr, &sh.env)
+        }))
+    }
+
+    /// The names a binding defines, with their lazy values.
+    /// `in_let`: a binding of the `let` itself, where `inherit x;` takes the `x` around the
+    /// `let` (a global), not its own; in a set bound there, it takes the `let`'s.
+    fn binding(
+        self: &Rc<Self>,
+        b: Binding,
+        in_let: bool,
+        globals: &HashMap<Str, Value>,
+    ) -> Vec<(Str, Thunk)> {
+        match b {
+            Binding::Value {
+                name,
+                span,
+                set: None,
+            } => vec![(name.into(), self.lazy(span))],
+            Binding::Value {
+                name,
+                set: Some(inner),
+                ..
+            } => {
+                let sh = self.clone();
+                let set = Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                    let mut attrs = Attrs::new();
+                    for b in inner {
+                        attrs.extend(sh.binding(b, false, &ev.globals));
+                    }
+                    Ok(Value::attrs(attrs))
+                }));
+                vec![(name.into(), set)]
+            }
+            Binding::Inherit { from, names } => {
+                let from = from.map(|span| self.lazy(span));
+                names
+                    .into_iter()
+                    .map(|n| {
+                        let n: Str = n.into();
+                        let t = match &from {
+                            Some(f) => {
+                                let (f, n) = (f.clone(), n.clone());
+                                Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                                    match ev.force_attrs(&f)?.get(&n) {
+                                        Some(t) => ev.force(t),
+                                        None => {
+                                            Err(err_at(None, format!("attribute '{n}' missing")))
+                                        }
+                                    }
+                                }))
+                            }
+                            None => self.inherited(&n, in_let, globals),
+                        };
+                        (n, t)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// `inherit NAME;`: the binding of the frame (once it is filled; not in the `let` itself),
+    /// else the global.
+    fn inherited(self: &Rc<Self>, n: &Str, in_let: bool, globals: &HashMap<Str, Value>) -> Thunk {
+        let (sh, n, global) = (self.clone(), n.clone(), globals.get(n).cloned());
+        Thunk::native(Box::new(move |ev: &mut Evaluator| {
+            let slot = (!in_let)
+                .then(|| sh.names.get(&n))
+                .flatten()
+                .and_then(|i| sh.env.slots.borrow().get(*i as usize).cloned());
+            match (slot, &global) {
+                (Some(t), _) => ev.force(&t),
+                (None, Some(v)) => Ok(v.clone()),
+                (None, None) => Err(err_at(None, format!("undefined variable '{n}'"))),
+            }
+        }))
+    }
 }

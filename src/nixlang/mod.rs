@@ -10,6 +10,7 @@ pub(crate) mod compile;
 pub(crate) mod error;
 mod eval;
 pub mod json;
+pub mod split;
 pub(crate) mod strings;
 pub mod value;
 

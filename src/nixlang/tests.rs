@@ -75,3 +75,37 @@ fn errors_have_positions() {
     let e = eval(&"[".repeat(100_000)).unwrap_err();
     assert!(e.contains("nested too deeply"), "{e}");
 }
+
+/// A shipped `let` evaluated binding by binding gives what it gives compiled whole, `inherit`
+/// in the `let` taking the name from around it and in a set bound there from the `let`.
+#[test]
+fn a_shipped_let_evaluated_lazily_is_the_same_let() {
+    use super::{Evaluator, SourceMap};
+    let text = "let\n  inherit toString;\n  n = 2;\n  \
+                set = { inherit n; inherit (builtins) length; m = n * 3; deep = { k = set.m; }; };\n\
+                in [ (toString 1) set.n (set.length [ 1 ]) set.m set.deep.k (builtins.attrNames set) ]";
+    let run = |lazy: bool| {
+        let mut ev = Evaluator::new();
+        let src = SourceMap::new(Path::new("t"), text, 0);
+        let v = if lazy {
+            ev.eval_shipped_lazily(text, src, Path::new("/"))
+        } else {
+            ev.eval_shipped(text, src, Path::new("/"))
+        };
+        let v = v.map_err(|e| e.to_string())?;
+        ev.force_deep(&v).map_err(|e| e.to_string())?;
+        super::json::to_serde(&mut ev, &v)
+            .map(|j| j.to_string())
+            .map_err(|e| e.to_string())
+    };
+    let split = super::split::split_let(text).unwrap();
+    assert!(matches!(
+        &split.bindings[2],
+        super::split::Binding::Value { set: Some(_), .. }
+    ));
+    assert_eq!(run(true), run(false));
+    assert_eq!(
+        run(true).unwrap(),
+        r#"["1",2,1,6,6,["deep","length","m","n"]]"#
+    );
+}

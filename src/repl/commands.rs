@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{Session, Step};
-use crate::api::{self, error::describe};
+use crate::api::{self, error::explain};
 use crate::engine;
 
 /// (name, arguments, what it does).
@@ -110,7 +110,9 @@ fn general_help(session: &Session) -> String {
         out.push_str(&format!("  {:<45} {}\n", doc.signature, doc.text));
     }
     out.push_str(
-        "\nRhai's standard functions are all there too; :help NAME shows a function's signatures.",
+        "\nRhai's standard functions are all there too; :help NAME shows a function's signatures.\n\
+         Rhai's string methods trim, replace, pad, truncate and crop change the string itself and\n\
+         return (): `let t = s.trim();` makes t (); use `s.trimmed()` for a trimmed copy.",
     );
     out
 }
@@ -265,7 +267,7 @@ fn run_verb(session: &mut Session, verb: &engine::Verb, rest: &str) -> Step {
                 eprintln!("{}", session.style.yellow("interrupted"));
                 Step::Failed
             } else {
-                let failure = describe(&err);
+                let failure = explain(&err, &session.engine);
                 match failure.exit {
                     Some(0) => Step::Done,
                     Some(code) => {

@@ -89,7 +89,7 @@ impl Signature {
         let display = match kind {
             Kind::Getter => format!(
                 "{}.{name}{}",
-                receiver.as_deref().unwrap_or("?"),
+                receiver.as_deref().map_or("?".into(), tidy_type),
                 returns.map(|r| format!(": {r}")).unwrap_or_default()
             ),
             Kind::Function => format!(
@@ -130,22 +130,45 @@ pub fn overload(text: &str) -> (String, Vec<String>) {
     (name.to_string(), types)
 }
 
-/// Rust type paths in native signatures, as script writers know them.
+/// Rust type paths in native signatures, as script writers know them: what a fallible
+/// function returns when it does not fail, `int` and `float`, `string`, `array`, `map`.
 fn tidy_type(t: &str) -> String {
-    let t = t.trim().trim_start_matches("&mut ");
-    let t = match t
-        .strip_prefix("core::result::Result<")
-        .and_then(|r| r.rsplit_once(",alloc::boxed::Box<"))
-    {
-        Some((ok, _)) => ok,
-        None => t,
-    };
+    let t = t.trim().trim_start_matches("&mut ").trim_start_matches('&');
+    let t = ["core::result::Result<", "Result<"]
+        .iter()
+        .find_map(|prefix| {
+            let inner = t.strip_prefix(prefix)?;
+            let (ok, _) = inner
+                .rsplit_once(",alloc::boxed::Box<")
+                .or_else(|| inner.rsplit_once(", Box<"))?;
+            Some(ok.trim())
+        })
+        .unwrap_or(t);
+    let last = |t: &str| t.rsplit("::").next().unwrap_or(t).to_string();
     match t {
-        "alloc::string::String" | "&str" | "ImmutableString" => "string".into(),
-        "rhai::types::dynamic::Dynamic" => "Dynamic".into(),
-        "alloc::vec::Vec<rhai::types::dynamic::Dynamic>" => "array".into(),
+        "alloc::string::String" | "String" | "str" | "ImmutableString" | "string" => {
+            "string".into()
+        }
+        "i64" | "INT" => "int".into(),
+        "f64" | "FLOAT" => "float".into(),
+        "rhai::types::dynamic::Dynamic" | "types::dynamic::Dynamic" | "Dynamic" => "any".into(),
+        "alloc::vec::Vec<rhai::types::dynamic::Dynamic>" | "Array" => "array".into(),
+        "Map" => "map".into(),
+        "Blob" => "blob".into(),
+        "Instant" => "timestamp".into(),
+        "FnPtr" => "Fn".into(),
         t if t.starts_with("alloc::collections::btree::map::BTreeMap<") => "map".into(),
-        t => t.rsplit("::").next().unwrap_or(t).to_string(),
+        t if t.starts_with("StepRange<") || t == "BitRange" || t.starts_with("CharsStream") => {
+            "iterator".into()
+        }
+        t if t.starts_with("std::ops::Range")
+            || t.starts_with("core::ops::Range")
+            || t.starts_with("Range<")
+            || t.starts_with("RangeInclusive<") =>
+        {
+            "range".into()
+        }
+        t => last(t),
     }
 }
 
@@ -669,6 +692,42 @@ mod tests {
     }
 
     #[test]
+    fn signatures_are_shown_in_rhai_words() {
+        let engine = Engine::new();
+        let shown: Vec<String> = engine
+            .gen_fn_signatures(true)
+            .iter()
+            .filter_map(|t| Signature::parse(t))
+            .map(|s| s.display)
+            .collect();
+        assert!(shown.len() > 100, "{shown:?}");
+        for rust in [
+            "Result<",
+            "Box<",
+            "EvalAltResult",
+            "::",
+            "&mut",
+            "i64",
+            "f64",
+            "Immutable",
+        ] {
+            let found: Vec<&String> = shown.iter().filter(|d| d.contains(rust)).collect();
+            assert!(found.is_empty(), "{rust}: {found:?}");
+        }
+        let shown = |text: &str| Signature::parse(text).map(|s| s.display);
+        assert_eq!(
+            shown("some(array: &mut array, filter: Fn) -> Result<bool, Box<EvalAltResult>>"),
+            Some("some(array: array, filter: Fn) -> bool".to_string())
+        );
+        assert_eq!(
+            shown(
+                "wait_tcp(_: string, _: i64, _: f64) -> core::result::Result<bool,alloc::boxed::Box<rhai::types::error::EvalAltResult>>"
+            ),
+            Some("wait_tcp(_: string, _: int, _: float) -> bool".to_string())
+        );
+    }
+
+    #[test]
     fn validator_decisions() {
         let p = parser();
         for complete in [
@@ -770,7 +829,7 @@ mod tests {
         );
         assert_eq!(
             overload("exit(value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>>"),
-            ("exit".to_string(), vec!["Dynamic".to_string()])
+            ("exit".to_string(), vec!["any".to_string()])
         );
         assert_ne!(
             overload("get$start(range: &mut range) -> i64"),

@@ -25,7 +25,7 @@ use rustyline::history::FileHistory;
 use rustyline::{Editor, KeyCode, KeyEvent, Modifiers};
 
 use crate::api::INTERRUPTED;
-use crate::api::error::describe;
+use crate::api::error::{explain, fn_words};
 use crate::engine;
 use crate::manager::Manager;
 use helper::{Catalog, Input, ReplHelper, Signature};
@@ -55,6 +55,16 @@ pub struct Session {
     style: Style,
     /// Interactive: echo results, show errors with a caret. Piped: `<stdin>:LINE:COL:` errors.
     interactive: bool,
+    /// Where each function defined so far came from, to point into it at an error there.
+    origins: HashMap<String, Origin>,
+}
+
+/// The entry (or `:load`ed file) that defined a function.
+struct Origin {
+    source: String,
+    /// `<stdin>` or the file's path.
+    name: String,
+    first_line: usize,
 }
 
 impl Session {
@@ -73,6 +83,7 @@ impl Session {
             catalog: Rc::new(RefCell::new(Catalog::default())),
             style,
             interactive,
+            origins: HashMap::new(),
         }
     }
 
@@ -133,6 +144,14 @@ impl Session {
             .compile_with_scope(&self.scope, source)
             .map_err(Box::<EvalAltResult>::from)
             .and_then(|ast| {
+                for f in ast.iter_functions() {
+                    let origin = Origin {
+                        source: source.to_string(),
+                        name: origin.to_string(),
+                        first_line,
+                    };
+                    self.origins.insert(f.name.to_string(), origin);
+                }
                 self.ast += ast;
                 let result = self
                     .engine
@@ -162,15 +181,36 @@ impl Session {
             eprintln!("{}", self.style.yellow("interrupted"));
             return Step::Failed;
         }
-        let failure = describe(err);
+        let failure = explain(err, &self.engine);
         if let Some(code) = failure.exit {
             return Step::Exit(code);
         }
+        // Inside a function of the session: point into it, in the entry that defined it.
+        let mut at = (failure.position, source, origin, first_line);
+        let mut message = failure.message.clone();
+        if let Some((function, position)) = &failure.inside
+            && let Some(defined) = self.origins.get(function)
+        {
+            let called = match failure.position.line() {
+                Some(line) if !self.interactive => {
+                    format!(", called at line {}", line + first_line - 1)
+                }
+                _ => String::new(),
+            };
+            message = format!("{message} (in {}{called})", fn_words(function));
+            at = (
+                *position,
+                defined.source.as_str(),
+                defined.name.as_str(),
+                defined.first_line,
+            );
+        }
+        let (position, source, origin, first_line) = at;
         let text = match &failure.hint {
-            Some(hint) => format!("{}: {hint}", failure.message),
-            None => failure.message.clone(),
+            Some(hint) => format!("{message}: {hint}"),
+            None => message,
         };
-        let (line, col) = (failure.position.line(), failure.position.position());
+        let (line, col) = (position.line(), position.position());
         if self.interactive && origin == "<stdin>" {
             if let Some(line) = line {
                 eprint!("{}", caret(source, line, col, self.style));
@@ -406,6 +446,7 @@ pub fn interactive(manager: Rc<Manager>) -> i32 {
         }
     }
     session.load_signatures();
+    let parser = Engine::new_raw();
     let mut history_warned = false;
     loop {
         match editor.readline(PROMPT) {
@@ -420,10 +461,14 @@ pub fn interactive(manager: Rc<Manager>) -> i32 {
                         eprintln!("ncsh: history {}: {e}", path.display());
                     }
                 }
-                match session.execute(&line, 1) {
-                    Step::Exit(code) => return code,
-                    Step::Quit => return 0,
-                    Step::Done | Step::Failed => {}
+                // A paste of several statements comes as one line holding newlines: run it as
+                // the entries it would be if typed line by line (unless it is one whole entry).
+                for (entry, first_line) in split_entries(&parser, &line) {
+                    match session.execute(&entry, first_line) {
+                        Step::Exit(code) => return code,
+                        Step::Quit => return 0,
+                        Step::Done | Step::Failed => {}
+                    }
                 }
             }
             // Ctrl-C while editing: the input is dropped; a fresh prompt.
@@ -444,8 +489,7 @@ pub fn piped(manager: Rc<Manager>, input: impl BufRead) -> i32 {
     let mut session = Session::new(manager, false, Style { colour: false });
     let parser = Engine::new_raw();
     let mut failed = false;
-    let mut entry = String::new();
-    let mut first_line = 1;
+    let mut entries = Entries::default();
     for (n, line) in input.lines().enumerate() {
         let line = match line {
             Ok(line) => line,
@@ -455,28 +499,20 @@ pub fn piped(manager: Rc<Manager>, input: impl BufRead) -> i32 {
             }
         };
         if n == 0 && line.starts_with("#!") {
-            first_line = 2;
             continue;
         }
-        if entry.is_empty() {
-            first_line = n + 1;
-        } else {
-            entry.push('\n');
-        }
-        entry.push_str(&line);
-        if helper::input_state(&parser, &entry) == Input::Incomplete {
+        let Some((entry, first_line)) = entries.push(&parser, n + 1, &line) else {
             continue;
-        }
+        };
         match session.execute(&entry, first_line) {
             Step::Exit(code) => return code,
             Step::Quit => return i32::from(failed),
             Step::Failed => failed = true,
             Step::Done => {}
         }
-        entry.clear();
     }
     // Input that ended mid-entry: run it to report what is missing.
-    if !entry.trim().is_empty() {
+    if let Some((entry, first_line)) = entries.rest() {
         match session.execute(&entry, first_line) {
             Step::Exit(code) => return code,
             Step::Failed => failed = true,
@@ -484,6 +520,58 @@ pub fn piped(manager: Rc<Manager>, input: impl BufRead) -> i32 {
         }
     }
     i32::from(failed)
+}
+
+/// Lines gathered into entries: an entry ends at the first line where the parser says it is
+/// complete, as the line editor decides when Enter submits.
+#[derive(Default)]
+struct Entries {
+    entry: String,
+    first_line: usize,
+}
+
+impl Entries {
+    /// Add line number `n`; the entry and its first line once it is complete.
+    fn push(&mut self, parser: &Engine, n: usize, line: &str) -> Option<(String, usize)> {
+        if self.entry.is_empty() {
+            self.first_line = n;
+        } else {
+            self.entry.push('\n');
+        }
+        self.entry.push_str(line);
+        if helper::input_state(parser, &self.entry) == Input::Incomplete {
+            return None;
+        }
+        Some((std::mem::take(&mut self.entry), self.first_line))
+    }
+
+    /// What is left when the input ends mid-entry.
+    fn rest(&mut self) -> Option<(String, usize)> {
+        let entry = std::mem::take(&mut self.entry);
+        (!entry.trim().is_empty()).then_some((entry, self.first_line))
+    }
+}
+
+/// The entries of one edited line. A line the editor accepted is usually one entry; a pasted
+/// one (bracketed paste keeps its newlines) may hold several statements without `;` between
+/// them, which are then the entries they would be if typed line by line. A line that compiles
+/// as a whole, or a `:command`, stays one entry.
+fn split_entries(parser: &Engine, text: &str) -> Vec<(String, usize)> {
+    let whole = || vec![(text.to_string(), 1)];
+    if !text.contains('\n') || text.trim_start().starts_with(':') {
+        return whole();
+    }
+    if parser.compile(helper::join_continuations(text)).is_ok() {
+        return whole();
+    }
+    let mut entries = Entries::default();
+    let mut found: Vec<(String, usize)> = text
+        .split('\n')
+        .enumerate()
+        .filter_map(|(n, line)| entries.push(parser, n + 1, line))
+        .collect();
+    found.extend(entries.rest());
+    found
 }
 
 #[cfg(test)]
@@ -500,6 +588,38 @@ mod tests {
             ]
         );
         assert!(imports("let important = 1").is_empty());
+    }
+
+    #[test]
+    fn pasted_statements_split_into_entries() {
+        let parser = Engine::new_raw();
+        let entries = |text| split_entries(&parser, text);
+        assert_eq!(
+            entries("let a = 1\nlet b = 2\nprint(b)"),
+            vec![
+                ("let a = 1".to_string(), 1),
+                ("let b = 2".to_string(), 2),
+                ("print(b)".to_string(), 3)
+            ]
+        );
+        // One entry over several lines stays one; what follows it is the next.
+        assert_eq!(
+            entries("fn f() {\n  1\n}\nlet x = 1\nf()"),
+            vec![
+                ("fn f() {\n  1\n}".to_string(), 1),
+                ("let x = 1".to_string(), 4),
+                ("f()".to_string(), 5)
+            ]
+        );
+        // Valid as a whole, a single line, a command: as it is.
+        assert_eq!(entries("let a = 1;\nlet b = 2;").len(), 1);
+        assert_eq!(entries("let a = 1"), vec![("let a = 1".to_string(), 1)]);
+        assert_eq!(entries(":help\nx").len(), 1);
+        // Unfinished at the end: the rest is the last entry, reported when it runs.
+        assert_eq!(
+            entries("let a = 1\nfn g() {"),
+            vec![("let a = 1".to_string(), 1), ("fn g() {".to_string(), 2)]
+        );
     }
 
     #[test]

@@ -170,6 +170,16 @@ fn main() {
         std::path::PathBuf::from("/nonexistent/demo"),
         ncsh::container::ConfigSource::File(dir.path().join("main.nix")),
     );
+    // For profiling: NCSH_BENCH_EVAL_ONLY=N runs ncsh's evaluation N times and nothing else.
+    if let Some(n) = std::env::var("NCSH_BENCH_EVAL_ONLY")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        for _ in 0..n {
+            ncsh::builder::native::evaluate(&request, &declarations).unwrap();
+        }
+        return;
+    }
     let (mut ours, mut theirs, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let t = Instant::now();

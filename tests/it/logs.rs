@@ -168,7 +168,7 @@ fn a_failed_start_shows_the_end_of_the_boot() {
     env.create_booting_with(&name, &["--config", &config]);
     let out = env
         .command(&["start", &name])
-        .env("NCSH_START_TIMEOUT", "6")
+        .env("NCSH_START_TIMEOUT", "15")
         .output()
         .unwrap();
     let err = stderr(&out);

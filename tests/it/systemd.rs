@@ -672,7 +672,7 @@ fn walkthrough_script(template: bool) {
     for expected in [
         "created web: host 10.233.1.1, container 10.233.1.2",
         "uname -a: Linux web ",
-        "GET http://10.233.1.2/ -> HTTP/1.0 200 OK: hello from web",
+        "GET http://10.233.1.2/ -> 200: hello from web",
         "stopped: down",
         "destroyed: exists = false",
     ] {

@@ -1,0 +1,327 @@
+//! Finding the bindings of a top-level `let … in` (and of the plain sets bound there) with the
+//! tokenizer alone, so that each binding can be parsed when it is first used.
+//!
+//! The build script includes this file too (`build.rs`), to split ncsh's own `lib` once at build
+//! time and record the result in the compact text form of [`Split::encode`]: so it uses nothing
+//! but `std` and `rnix`.
+
+use rnix::SyntaxKind::{self, *};
+
+/// A `let BINDINGS in BODY`: its bindings, and where its body is.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Split {
+    pub bindings: Vec<Binding>,
+    pub body: (usize, usize),
+}
+
+/// One binding of a `let` or of a set, as byte spans of the text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// `name = VALUE;`. When VALUE is a plain (not `rec`) set whose bindings are all of these
+    /// simple forms, `set` holds them, so each of its values can be parsed when first used too.
+    Value {
+        name: String,
+        span: (usize, usize),
+        set: Option<Vec<Binding>>,
+    },
+    /// `inherit [(FROM)] names;`
+    Inherit {
+        from: Option<(usize, usize)>,
+        names: Vec<String>,
+    },
+}
+
+type Token = (SyntaxKind, usize, usize);
+
+/// Splits `text` if it is of the form `let BINDINGS in BODY` with plain names only; `None`
+/// otherwise (then it is compiled whole).
+pub fn split_let(text: &str) -> Option<Split> {
+    let mut toks: Vec<Token> = Vec::new();
+    let mut off = 0;
+    for (k, t) in rnix::tokenize(text) {
+        if !k.is_trivia() {
+            toks.push((k, off, off + t.len()));
+        }
+        off += t.len();
+    }
+    if toks.first()?.0 != TOKEN_LET {
+        return None;
+    }
+    let (bindings, at) = bindings(text, &toks, 1)?;
+    if toks.get(at)?.0 != TOKEN_IN {
+        return None;
+    }
+    let body = (toks.get(at + 1)?.1, text.len());
+    Some(Split { bindings, body })
+}
+
+/// The bindings from token `i` up to the token that ends them (`in` or `}`), and its index.
+/// Every name must be unique (as Nix requires): a duplicate makes it `None`.
+fn bindings(text: &str, toks: &[Token], mut i: usize) -> Option<(Vec<Binding>, usize)> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let (k, start, end) = *toks.get(i)?;
+        match k {
+            TOKEN_IN | TOKEN_R_BRACE => return Some((out, i)),
+            TOKEN_INHERIT => {
+                i += 1;
+                let mut from = None;
+                if toks.get(i)?.0 == TOKEN_L_PAREN {
+                    let close = matching(toks, i)?;
+                    from = Some((toks.get(i + 1)?.1, toks[close].1));
+                    i = close + 1;
+                }
+                let mut names = Vec::new();
+                while toks.get(i)?.0 == TOKEN_IDENT {
+                    let name = text[toks[i].1..toks[i].2].to_string();
+                    if !seen.insert(name.clone()) {
+                        return None;
+                    }
+                    names.push(name);
+                    i += 1;
+                }
+                if toks.get(i)?.0 != TOKEN_SEMICOLON {
+                    return None;
+                }
+                i += 1;
+                out.push(Binding::Inherit { from, names });
+            }
+            TOKEN_IDENT => {
+                if toks.get(i + 1)?.0 != TOKEN_ASSIGN {
+                    return None;
+                }
+                let name = text[start..end].to_string();
+                if !seen.insert(name.clone()) {
+                    return None;
+                }
+                let first = i + 2;
+                let last = value_end(toks, first)?;
+                let span = (toks.get(first)?.1, toks[last].1);
+                // A set literal that is the whole value: `{ … }` closing just before the `;`.
+                let set = (toks[first].0 == TOKEN_L_BRACE && matching(toks, first)? + 1 == last)
+                    .then(|| bindings(text, toks, first + 1))
+                    .flatten()
+                    .filter(|(_, close)| close + 1 == last && toks[*close].0 == TOKEN_R_BRACE)
+                    .map(|(b, _)| b);
+                out.push(Binding::Value { name, span, set });
+                i = last + 1;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The index of the bracket that closes the one at `open`.
+fn matching(toks: &[Token], open: usize) -> Option<usize> {
+    let mut stack: Vec<SyntaxKind> = Vec::new();
+    for (j, (k, _, _)) in toks.iter().enumerate().skip(open) {
+        match k {
+            TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START => stack.push(*k),
+            TOKEN_R_BRACE | TOKEN_R_BRACK | TOKEN_R_PAREN | TOKEN_INTERPOL_END => {
+                let o = stack.pop()?;
+                if !pair(o, *k) {
+                    return None;
+                }
+                if stack.is_empty() {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn pair(open: SyntaxKind, close: SyntaxKind) -> bool {
+    matches!(
+        (open, close),
+        (TOKEN_L_BRACE, TOKEN_R_BRACE)
+            | (TOKEN_L_BRACK, TOKEN_R_BRACK)
+            | (TOKEN_L_PAREN, TOKEN_R_PAREN)
+            | (TOKEN_INTERPOL_START, TOKEN_INTERPOL_END)
+    )
+}
+
+/// The end of a value starting at token `j`: the `;` that closes it, skipping nested brackets,
+/// interpolations, `let … in`, and the `;` of `with …;` and `assert …;`.
+fn value_end(toks: &[Token], mut j: usize) -> Option<usize> {
+    let mut stack: Vec<SyntaxKind> = Vec::new();
+    while j < toks.len() {
+        let k = toks[j].0;
+        match k {
+            TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START | TOKEN_LET
+            | TOKEN_WITH | TOKEN_ASSERT => stack.push(k),
+            TOKEN_R_BRACE | TOKEN_R_BRACK | TOKEN_R_PAREN | TOKEN_INTERPOL_END
+                if !pair(stack.pop()?, k) =>
+            {
+                return None;
+            }
+            // `in` closes the innermost `let`, and nothing else.
+            TOKEN_IN => stack.pop().filter(|k| *k == TOKEN_LET).map(|_| ())?,
+            TOKEN_SEMICOLON => match stack.last() {
+                None => return Some(j),
+                Some(TOKEN_WITH | TOKEN_ASSERT) => {
+                    stack.pop();
+                }
+                Some(_) => {}
+            },
+            _ => {}
+        }
+        j += 1;
+    }
+    None
+}
+
+impl Split {
+    /// A compact text form, one binding a line (`V depth name start end`, `S …` for a split
+    /// set whose bindings follow one deeper, `I depth start end names…` with `- -` for no FROM),
+    /// after a first line `B start end` for the body.
+    pub fn encode(&self) -> String {
+        fn walk(out: &mut String, bindings: &[Binding], depth: usize) {
+            for b in bindings {
+                match b {
+                    Binding::Value { name, span, set } => {
+                        let tag = if set.is_some() { 'S' } else { 'V' };
+                        out.push_str(&format!("{tag} {depth} {name} {} {}\n", span.0, span.1));
+                        if let Some(inner) = set {
+                            walk(out, inner, depth + 1);
+                        }
+                    }
+                    Binding::Inherit { from, names } => {
+                        let (a, b) = from.map_or(("-".into(), "-".into()), |(a, b)| {
+                            (a.to_string(), b.to_string())
+                        });
+                        out.push_str(&format!("I {depth} {a} {b} {}\n", names.join(" ")));
+                    }
+                }
+            }
+        }
+        let mut out = format!("B {} {}\n", self.body.0, self.body.1);
+        walk(&mut out, &self.bindings, 0);
+        out
+    }
+
+    /// The inverse of [`Split::encode`]; `None` for text it did not make.
+    pub fn decode(text: &str) -> Option<Split> {
+        let mut lines = text.lines().peekable();
+        let mut head = lines.next()?.split(' ');
+        if head.next()? != "B" {
+            return None;
+        }
+        let body = (head.next()?.parse().ok()?, head.next()?.parse().ok()?);
+        type Lines<'a> = std::iter::Peekable<std::str::Lines<'a>>;
+        fn level(lines: &mut Lines, depth: usize) -> Option<Vec<Binding>> {
+            let mut out = Vec::new();
+            while let Some(line) = lines.peek() {
+                let mut f = line.split(' ');
+                let (tag, d) = (f.next()?, f.next()?.parse::<usize>().ok()?);
+                if d < depth {
+                    break;
+                }
+                if d > depth {
+                    return None;
+                }
+                let num = |s: Option<&str>| s?.parse::<usize>().ok();
+                let b = match tag {
+                    "V" | "S" => {
+                        let name = f.next()?.to_string();
+                        let span = (num(f.next())?, num(f.next())?);
+                        lines.next();
+                        let set = if tag == "S" {
+                            Some(level(lines, depth + 1)?)
+                        } else {
+                            None
+                        };
+                        Binding::Value { name, span, set }
+                    }
+                    "I" => {
+                        let (a, b) = (f.next()?, f.next()?);
+                        let from = if a == "-" {
+                            None
+                        } else {
+                            Some((a.parse().ok()?, b.parse().ok()?))
+                        };
+                        let names = f.map(str::to_string).collect();
+                        lines.next();
+                        Binding::Inherit { from, names }
+                    }
+                    _ => return None,
+                };
+                out.push(b);
+            }
+            Some(out)
+        }
+        let bindings = level(&mut lines, 0)?;
+        lines.next().is_none().then_some(Split { bindings, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(name: &str, text: &str, set: Option<Vec<Binding>>, src: &str) -> Binding {
+        let start = src.find(text).unwrap();
+        Binding::Value {
+            name: name.into(),
+            span: (start, start + text.len()),
+            set,
+        }
+    }
+
+    #[test]
+    fn a_let_is_split_into_its_bindings_and_plain_sets_into_theirs() {
+        let src = "let a = x: { y = x; }; s = { inherit a; b = 1; }; inherit (s) b; in s";
+        let split = split_let(src).unwrap();
+        let inner = vec![
+            Binding::Inherit {
+                from: None,
+                names: vec!["a".into()],
+            },
+            value("b", "1", None, src),
+        ];
+        assert_eq!(
+            split.bindings,
+            vec![
+                value("a", "x: { y = x; }", None, src),
+                value("s", "{ inherit a; b = 1; }", Some(inner), src),
+                Binding::Inherit {
+                    from: Some((src.find("s) b").unwrap(), src.find(") b").unwrap())),
+                    names: vec!["b".into()],
+                },
+            ]
+        );
+        assert_eq!(&src[split.body.0..split.body.1], "s");
+        assert_eq!(Split::decode(&split.encode()), Some(split));
+    }
+
+    #[test]
+    fn what_is_not_of_the_simple_form_is_not_split() {
+        for src in [
+            "{ a = 1; }",
+            "let a.b = 1; in a",
+            "let \"a\" = 1; in a",
+            "let a = 1; a = 2; in a",
+            "let a = 1 in a",
+        ] {
+            assert_eq!(split_let(src), None, "{src}");
+        }
+        // A set that is only the start of its value, a `rec` set, dotted or duplicate names
+        // inside: the binding is kept, its set is not split.
+        for value in [
+            "{ a = 1; } // { }",
+            "rec { a = 1; }",
+            "{ a.b = 1; }",
+            "{ a = 1; a = 2; }",
+        ] {
+            let src = format!("let v = {value}; in v");
+            let split = split_let(&src).unwrap();
+            assert!(
+                matches!(&split.bindings[..], [Binding::Value { set: None, .. }]),
+                "{value}"
+            );
+        }
+        assert_eq!(Split::decode("B 1 2\nX 0 a 1 2\n"), None);
+    }
+}
