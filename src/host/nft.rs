@@ -179,7 +179,7 @@ pub fn loopback_table(name: &str) -> String {
 /// The nft commands (argument lists) that make the forwarded ports of `conf` reachable at
 /// 127.0.0.0/8, for container `name`; empty when it forwards nothing over IPv4 or has no
 /// host address to come from.
-pub fn loopback_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
+pub fn loopback_commands(name: &str, conf: &Conf, link: &str) -> Vec<Vec<String>> {
     let forwards = parse_forwards(conf.non_empty("HOST_PORT").unwrap_or_default());
     let address = |key: &str| {
         conf.non_empty(key)
@@ -197,6 +197,38 @@ pub fn loopback_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
     let words = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<String>>();
     let mut commands = vec![
         words(&format!("add table ip {table}")),
+        // route_localnet also lets what arrives on the link reach the host's 127/8 (a
+        // container could talk to the host's localhost-only services): dropped before any NAT,
+        // so only the replies of our own forwards, addressed to the host address, come in.
+        words(&format!(
+            "add chain ip {table} guard {{ type filter hook prerouting priority -300 ; }}"
+        )),
+        vec![
+            "add".into(),
+            "rule".into(),
+            "ip".into(),
+            table.clone(),
+            "guard".into(),
+            "iifname".into(),
+            link.to_string(),
+            "ip".into(),
+            "daddr".into(),
+            "127.0.0.0/8".into(),
+            "drop".into(),
+        ],
+        vec![
+            "add".into(),
+            "rule".into(),
+            "ip".into(),
+            table.clone(),
+            "guard".into(),
+            "iifname".into(),
+            link.to_string(),
+            "ip".into(),
+            "saddr".into(),
+            "127.0.0.0/8".into(),
+            "drop".into(),
+        ],
         words(&format!(
             "add chain ip {table} output {{ type nat hook output priority -100 ; }}"
         )),
@@ -216,11 +248,15 @@ pub fn loopback_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
     commands
 }
 
+/// Does `conf` forward ports that [`add_loopback_forwards`] makes reachable at 127.0.0.1?
+pub fn wants_loopback(conf: &Conf) -> bool {
+    !loopback_commands("x", conf, "x").is_empty()
+}
+
 /// Make the forwarded ports of container `name` reachable from the host's loopback (see the
 /// module doc), once its host link exists.
 pub fn add_loopback_forwards(name: &str, conf: &Conf) -> Result<()> {
-    let commands = loopback_commands(name, conf);
-    if commands.is_empty() || nft_binary().is_none() {
+    if !wants_loopback(conf) || nft_binary().is_none() {
         return Ok(());
     }
     // The link the packets leave by: the veth, or the bridge of an ncsh network (a bridge of
@@ -230,6 +266,18 @@ pub fn add_loopback_forwards(name: &str, conf: &Conf) -> Result<()> {
         Some(bridge) if conf.non_empty(NETWORK_KEY) == Some(bridge) => bridge.to_string(),
         Some(_) => return Ok(()),
     };
+    // The link name goes into an nft rule: only a kernel interface name (checked, not quoted).
+    if link.is_empty()
+        || link.len() > 15
+        || !link
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(Error::Usage(format!(
+            "the link ‘{link}’ of container {name} has a name ncsh does not put into nft rules"
+        )));
+    }
+    let commands = loopback_commands(name, conf, &link);
     let sysctl = std::path::Path::new("/proc/sys/net/ipv4/conf")
         .join(&link)
         .join("route_localnet");
@@ -307,7 +355,7 @@ mod tests {
         let conf = |text: &str| Conf::parse(text, std::path::Path::new("t")).unwrap();
         let c =
             conf("HOST_ADDRESS=10.233.5.1\nLOCAL_ADDRESS=10.233.5.2/24\nHOST_PORT=tcp:8080:80\n");
-        let commands: Vec<String> = loopback_commands("web", &c)
+        let commands: Vec<String> = loopback_commands("web", &c, "ve-web")
             .into_iter()
             .map(|a| a.join(" "))
             .collect();
@@ -322,10 +370,14 @@ mod tests {
         assert!(
             loopback_commands(
                 "web",
-                &conf("HOST_ADDRESS=10.233.5.1\nLOCAL_ADDRESS=10.233.5.2\n")
+                &conf("HOST_ADDRESS=10.233.5.1\nLOCAL_ADDRESS=10.233.5.2\n"),
+                "ve-web"
             )
             .is_empty()
         );
-        assert!(loopback_commands("web", &conf("HOST_PORT=80\n")).is_empty());
+        assert!(loopback_commands("web", &conf("HOST_PORT=80\n"), "ve-web").is_empty());
+        assert!(commands.contains(
+            &"add rule ip ncsh-web guard iifname ve-web ip daddr 127.0.0.0/8 drop".to_string()
+        ));
     }
 }

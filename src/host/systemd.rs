@@ -371,7 +371,7 @@ fn transient_properties(
             ignore_failure,
         )
     };
-    if !nft::loopback_commands(name, conf).is_empty() {
+    if nft::wants_loopback(conf) {
         exec_start_post.push(internal("__net-up", false));
     }
     if !exec_start_post.is_empty() {

@@ -118,6 +118,18 @@ fn forwarded_ports_go_however_a_container_ends() {
         "127.0.0.1:{port} does not reach the container"
     );
     assert!(loopback_table_exists(&name));
+    // route_localnet on the link must not open the host's 127/8 to the container.
+    let table = stdout(&here(&[
+        "nft",
+        "list",
+        "table",
+        "ip",
+        &format!("ncsh-{name}"),
+    ]));
+    assert!(
+        table.contains(&format!("iifname \"ve-{name}\" ip daddr 127.0.0.0/8 drop")),
+        "{table}"
+    );
 
     assert_ok(&env.run(&["terminate", &name]), "terminate");
     assert_eq!(mine(), Vec::<String>::new(), "terminate left the port");
