@@ -418,6 +418,8 @@ impl Manager {
 
     fn start_locked(&self, name: &ContainerName) -> Result<()> {
         let conf = self.conf(name)?;
+        // A bad limit in a conf edited by hand is refused before anything starts.
+        crate::container::limits::Limits::from_conf(&conf)?;
         warn_once(name, conf.unsupported_warning(&self.paths.conf(name)));
         // A missing root is check_generation's to report.
         let root = Root::open(&self.paths.root(name)).ok();

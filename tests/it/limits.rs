@@ -164,6 +164,20 @@ fn limits_hold_in_the_cgroup_and_usage_is_shown() {
         status["status"] == "down" && status["memory"].is_null(),
         "{status}"
     );
+    // A bad value written by hand: start says which key, and nothing starts.
+    std::fs::write(
+        env.conf_path(&name),
+        format!("{before}NCSH_TASKS_MAX=lots\n"),
+    )
+    .unwrap();
+    let out = env.run(&["start", &name]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("for NCSH_TASKS_MAX"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&env.run(&["status", &name])), "down\n");
+    std::fs::write(env.conf_path(&name), &before).unwrap();
 }
 
 fn systemd_limits(template: bool) {
