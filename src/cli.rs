@@ -102,6 +102,8 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     let internal: Option<fn(&str) -> i32> = match argv.get(1).map(String::as_str) {
         Some("__supervise") => Some(crate::host::standalone::supervise_main),
         Some("__reload") => Some(crate::host::systemd::reload_main),
+        Some("__net-up") => Some(crate::host::systemd::net_up_main),
+        Some("__net-down") => Some(crate::host::systemd::net_down_main),
         _ => None,
     };
     if let Some(entry) = internal {
@@ -178,7 +180,12 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     }
     // nixos-container's checks, in its order.
     if flags.host_address.is_some() != flags.local_address.is_some() {
-        eprintln!("With --host-address set, --local-address is required as well!");
+        // The original says this whichever of the two is missing; ncsh names the missing one.
+        if flags.host_address.is_none() && personality == Personality::Ncsh {
+            eprintln!("{}", crate::container::store::LOCAL_WITHOUT_HOST);
+        } else {
+            eprintln!("With --host-address set, --local-address is required as well!");
+        }
         return 1;
     }
     let Some(verb_name) = verb_name else {

@@ -28,6 +28,33 @@ pub struct Flags {
     pub bridge: Option<String>,
     #[arg(long)]
     pub port: Option<String>,
+    /// ncsh's: a bridge of ncsh's own the container is on (`create --network NAME`).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// ncsh's limits (`create`/`update`): memory (bytes, or with K, M, G, T), CPU (percent of
+    /// one CPU) and tasks.
+    #[arg(long)]
+    pub memory_max: Option<String>,
+    #[arg(long)]
+    pub cpu_quota: Option<String>,
+    #[arg(long)]
+    pub tasks_max: Option<String>,
+    /// ncsh's: `start --all-auto` starts every container whose conf has AUTO_START=1.
+    #[arg(long)]
+    pub all_auto: bool,
+    /// ncsh's `logs` flags: `-n N`/`--lines N`, `-f`/`--follow`, `-u UNIT`/`--unit UNIT`.
+    #[arg(long = "n")]
+    pub n: Option<String>,
+    #[arg(long)]
+    pub lines: Option<String>,
+    #[arg(long = "f")]
+    pub f: bool,
+    #[arg(long)]
+    pub follow: bool,
+    #[arg(long = "u")]
+    pub u: Option<String>,
+    #[arg(long)]
+    pub unit: Option<String>,
     #[arg(long)]
     pub system_path: Option<String>,
     #[arg(long)]
@@ -191,6 +218,14 @@ impl Flags {
         };
         text("bridge", &self.bridge);
         text("port", &self.port);
+        text("network", &self.network);
+        text("memory_max", &self.memory_max);
+        text("cpu_quota", &self.cpu_quota);
+        text("tasks_max", &self.tasks_max);
+        text("lines", &self.lines);
+        text("lines", &self.n);
+        text("unit", &self.unit);
+        text("unit", &self.u);
         text("system_path", &self.system_path);
         text("signal", &self.signal);
         text("nixos_path", &self.nixos_path);
@@ -232,6 +267,12 @@ impl Flags {
         }
         if self.auto_start {
             map.insert("auto_start".into(), true.into());
+        }
+        if self.all_auto {
+            map.insert("all_auto".into(), true.into());
+        }
+        if self.f || self.follow {
+            map.insert("follow".into(), true.into());
         }
         let nix_flags = self.nix_flags();
         if !nix_flags.is_empty() {

@@ -13,13 +13,19 @@ use crate::builder::{
 };
 use crate::container::declared;
 use crate::container::lock::ContainerLock;
+use crate::container::network::NETWORK_KEY;
 use crate::container::{
     Conf, ConfigSource, ContainerName, CreateOptions, Created, NixOptions, Paths, UpdateOptions,
     name, store,
 };
 use crate::error::{Error, Result};
 use crate::files::Root;
-use crate::host::{Driver, Status, enter, pty};
+use crate::host::{Driver, Status, enter, journal, pty};
+
+/// How many lines of the journal a failed start shows.
+const JOURNAL_TAIL_LINES: u64 = 10;
+
+pub use crate::host::journal::LogQuery;
 
 mod apply;
 pub use apply::{Applied, ApplyOptions};
@@ -136,6 +142,16 @@ impl Manager {
     pub fn create(&self, name: &ContainerName, opts: &CreateOptions) -> Result<Created> {
         require_root()?;
         self.check_nix_options(&opts.nix)?;
+        if let Some(network) = &opts.network
+            && crate::host::net::interface_exists(network)
+            && !crate::host::net::is_ncsh_bridge(network)
+        {
+            return Err(Error::Usage(format!(
+                "--network {network}: the host has an interface {network} that is not a network \
+                 of ncsh's; use --bridge {network} to put the container on it, or choose another \
+                 network name"
+            )));
+        }
         let mut opts = opts.clone();
         if self.personality == Personality::NixosContainer {
             opts.max_name_len = Some(name::NIXOS_CONTAINER_MAX_LEN);
@@ -170,7 +186,17 @@ impl Manager {
                 Built::NixSystem(_) => Ok(()),
             }
         };
-        let created = store::create(&self.paths, name, &opts, &realize);
+        let created = store::create(&self.paths, name, &opts, &realize).and_then(|created| {
+            // Started at boot (systemd driver); if that cannot be arranged, no container.
+            match self.driver.set_auto_start(&created.name, opts.auto_start) {
+                Ok(()) => Ok(created),
+                Err(e) => {
+                    let _ = self.driver.set_auto_start(&created.name, false);
+                    let _ = store::remove_files(&self.paths, &created.name);
+                    Err(e)
+                }
+            }
+        });
         if let (Err(_), Some(name)) = (&created, nix_built.take()) {
             // nixos-container's clean-up: the profile and GC roots go with the root and conf.
             let _ = crate::files::remove_path(&self.paths.profile(&name));
@@ -190,6 +216,34 @@ impl Manager {
     /// current one and configuration.nix and the conf stay as they were).
     fn update_changed(&self, name: &ContainerName, opts: &UpdateOptions) -> Result<bool> {
         require_root()?;
+        // Checked first: a bad limit changes nothing.
+        let limits = opts.limits.conf_entries()?;
+        let changed = self.update_conf_and_system(name, opts)?;
+        if limits.is_empty() {
+            return Ok(changed);
+        }
+        let _lock = self.lock(name)?;
+        let before = self.conf(name)?;
+        store::set_conf_values(&self.paths, name, &limits)?;
+        let conf = self.conf(name)?;
+        self.driver
+            .apply_limits(name, &crate::container::limits::Limits::from_conf(&conf)?)?;
+        Ok(changed || conf != before)
+    }
+
+    /// What the running container uses (memory, CPU time, tasks); None when it is down.
+    pub fn usage(&self, name: &ContainerName) -> Result<Option<crate::host::cgroup::Usage>> {
+        self.require_exists(name)?;
+        self.driver.usage(name)
+    }
+
+    /// The conf's limits.
+    pub fn limits(&self, name: &ContainerName) -> Result<crate::container::limits::Limits> {
+        crate::container::limits::Limits::from_conf(&self.conf(name)?)
+    }
+
+    /// The conf's nspawn options and the system of [`Manager::update`], under the lock.
+    fn update_conf_and_system(&self, name: &ContainerName, opts: &UpdateOptions) -> Result<bool> {
         let nix = &opts.nix;
         self.check_nix_options(nix)?;
         let _lock = self.lock(name)?;
@@ -414,6 +468,15 @@ impl Manager {
         Ok(lock)
     }
 
+    /// The containers whose conf has AUTO_START=1 (`start --all-auto`), in list order.
+    pub fn auto_start_names(&self) -> Result<Vec<String>> {
+        Ok(store::all_confs(&self.paths)?
+            .into_iter()
+            .filter(|(_, conf)| conf.get("AUTO_START") == Some("1"))
+            .map(|(name, _)| name)
+            .collect())
+    }
+
     pub fn start(&self, name: &ContainerName) -> Result<()> {
         require_root()?;
         let _lock = self.lock(name)?;
@@ -424,13 +487,71 @@ impl Manager {
         let conf = self.conf(name)?;
         // Checked here, before the driver starts anything (the drivers read them again).
         conf.extra_nspawn_flags(&self.paths.conf(name))?;
+        // A bad limit in a conf edited by hand is refused before anything starts.
+        crate::container::limits::Limits::from_conf(&conf)?;
         // A missing root is check_generation's to report.
         let root = Root::open(&self.paths.root(name)).ok();
         if let Some(root) = &root {
             self.recover_activation(name, root)?;
         }
         self.check_generation(name, &conf, root.as_ref())?;
-        self.driver.start(name, &conf)
+        if let Some((bridge, gateway)) = crate::container::network::gateway(&conf) {
+            crate::host::net::add_bridge(&bridge, gateway)?;
+        }
+        // A conf edited by hand: what the host starts at boot follows AUTO_START.
+        self.driver
+            .set_auto_start(name, conf.get("AUTO_START") == Some("1"))?;
+        self.driver
+            .start(name, &conf)
+            .map_err(|e| self.with_journal_tail(name, e))
+    }
+
+    /// A failed start's error with the last lines of the container's journal and where to
+    /// read the rest (the console lines the driver gives show nspawn's side).
+    fn with_journal_tail(&self, name: &ContainerName, error: Error) -> Error {
+        let Error::StartFailed {
+            name: failed,
+            detail,
+        } = error
+        else {
+            return error;
+        };
+        let query = journal::LogQuery {
+            unit: None,
+            lines: Some(JOURNAL_TAIL_LINES),
+        };
+        let tail = Root::open(&self.paths.root(name))
+            .and_then(|root| journal::read(&root, &query))
+            .unwrap_or_default();
+        let mut detail = detail;
+        if !tail.trim().is_empty() {
+            detail.push_str("\nlast lines of its journal:\n");
+            detail.push_str(tail.trim_end());
+        }
+        detail.push_str(&format!("\n(the whole journal: `ncsh logs {name}`)"));
+        Error::StartFailed {
+            name: failed,
+            detail,
+        }
+    }
+
+    /// The container's journal (also of a stopped container), as journalctl shows it.
+    pub fn logs(&self, name: &ContainerName, query: &journal::LogQuery) -> Result<String> {
+        self.require_exists(name)?;
+        journal::read(&Root::open(&self.paths.root(name))?, query)
+    }
+
+    /// Show the journal on stdout and follow it until interrupted (journalctl inside the
+    /// running container); journalctl's exit code.
+    pub fn follow_logs(&self, name: &ContainerName, query: &journal::LogQuery) -> Result<i32> {
+        self.require_exists(name)?;
+        if self.driver.status(name) != Status::Up {
+            return Err(Error::Usage(format!(
+                "container ‘{name}’ is not running: -f follows a running container's journal \
+                 (without -f, `ncsh logs {name}` shows a stopped one's)"
+            )));
+        }
+        self.run_attached(name, &journal::follow_argv(query))
     }
 
     /// A native container boots its current generation: a root without one (a create or destroy
@@ -525,8 +646,23 @@ impl Manager {
         if self.driver.status(name) == Status::Up || self.driver.leader(name).is_some() {
             self.driver.terminate(name)?;
         }
+        let network = self
+            .conf(name)
+            .ok()
+            .and_then(|c| c.non_empty(NETWORK_KEY).map(str::to_string));
         self.driver.remove_runtime(name)?;
-        store::remove_files(&self.paths, name)
+        self.driver.set_auto_start(name, false)?;
+        store::remove_files(&self.paths, name)?;
+        // The network's bridge goes with its last container.
+        if let Some(network) = network {
+            let members = store::all_confs(&self.paths)?
+                .iter()
+                .any(|(_, c)| c.non_empty(NETWORK_KEY) == Some(network.as_str()));
+            if !members && crate::host::net::is_ncsh_bridge(&network) {
+                crate::host::net::delete_bridge(&network)?;
+            }
+        }
+        Ok(())
     }
 
     /// Let [`Manager::exec`] enter containers in this process: for a CLI verb, which ends

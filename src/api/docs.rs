@@ -91,10 +91,11 @@ fn doc_lines(comments: &[String]) -> Vec<String> {
 /// alphabetical order.
 #[rustfmt::skip]
 const ORDER: &[&str] = &[
-    "create", "apply", "container", "containers", "exists", "driver", "sleep", "exit", "eprint",
+    "create", "apply", "container", "containers", "auto_start_containers", "exists", "driver", "sleep", "exit", "eprint",
     "name_arg", "wait_tcp", "tcp_request", "http_get",
-    "name", "ip", "host_ip", "status", "leader", "host_key", "start", "stop", "restart",
-    "terminate", "destroy", "run", "attach", "exec", "root_login", "login", "update", "options",
+    "name", "ip", "host_ip", "status", "usage", "limits", "leader", "host_key", "start", "stop", "restart",
+    "terminate", "destroy", "run", "attach", "exec", "root_login", "login", "logs", "follow_logs", "update",
+    "options",
 ];
 
 /// Every documented function of the engine, one per registration: functions first, then

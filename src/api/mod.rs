@@ -22,7 +22,7 @@ use rhai::{Array, CustomType, Dynamic, Engine, EvalAltResult, ImmutableString, M
 use crate::container::options::Bind;
 use crate::container::{ConfigSource, ContainerName, CreateOptions, NixOptions, UpdateOptions};
 use crate::error::Error;
-use crate::manager::{ApplyOptions, Manager};
+use crate::manager::{ApplyOptions, LogQuery, Manager};
 use docs::{api_doc, function};
 use error::{exit_request, to_rhai};
 
@@ -128,8 +128,16 @@ fn option_text(key: &str, value: &Dynamic) -> RhaiResult<String> {
         })
 }
 
+/// A limit given as a string (`"512M"`, `"50%"`) or a whole number.
+fn text_or_int(key: &str, value: &Dynamic) -> RhaiResult<String> {
+    match value.as_int() {
+        Ok(n) => Ok(n.to_string()),
+        Err(_) => option_text(key, value),
+    }
+}
+
 /// The keys of an option map that `update` uses; `create` takes these and [`CREATE_ONLY_KEYS`].
-const UPDATE_KEYS: [&str; 7] = [
+const UPDATE_KEYS: [&str; 10] = [
     "config",
     "config_file",
     "system_path",
@@ -137,6 +145,9 @@ const UPDATE_KEYS: [&str; 7] = [
     "flake",
     "nix_flags",
     "refresh",
+    "memory_max",
+    "cpu_quota",
+    "tasks_max",
 ];
 
 /// The keys of the nspawn options, which create and update take (EXTRA_NSPAWN_FLAGS).
@@ -150,12 +161,13 @@ const NSPAWN_KEYS: [&str; 6] = [
 ];
 
 /// The keys only `create` uses: what goes into the conf.
-const CREATE_ONLY_KEYS: [&str; 8] = [
+const CREATE_ONLY_KEYS: [&str; 9] = [
     "host_address",
     "local_address",
     "host_address6",
     "local_address6",
     "bridge",
+    "network",
     "port",
     "auto_start",
     "ensure_unique_name",
@@ -226,6 +238,10 @@ fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOpti
             "extra_flags" => out.nspawn.extra_flags = Some(text()?),
             "ephemeral" => out.nspawn.ephemeral = flag()?,
             "bridge" => out.bridge = Some(text()?),
+            "network" => out.network = Some(text()?),
+            "memory_max" => out.limits.memory_max = Some(text_or_int(key, value)?),
+            "cpu_quota" => out.limits.cpu_quota = Some(text_or_int(key, value)?),
+            "tasks_max" => out.limits.tasks_max = Some(text_or_int(key, value)?),
             "port" => out.port = Some(text()?),
             "config" => config = Some(text()?),
             "config_file" => config_file = Some(PathBuf::from(text()?)),
@@ -240,6 +256,38 @@ fn parse_options(opts: &Map, verb: &str, keys: &[&str]) -> RhaiResult<CreateOpti
     out.config =
         ConfigSource::from_flags(config.as_deref(), config_file.as_deref()).map_err(to_rhai)?;
     Ok(out)
+}
+
+/// The options of `c.logs(opts)`: `unit` (a string) and `lines` (a whole number, or its digits
+/// as the command line gives them).
+fn log_query(opts: &Map) -> RhaiResult<LogQuery> {
+    let mut query = LogQuery::default();
+    for (key, value) in opts {
+        match key.as_str() {
+            "unit" => query.unit = Some(option_text(key, value)?),
+            "lines" => {
+                let n = match value.as_int() {
+                    Ok(n) => u64::try_from(n).ok(),
+                    Err(_) => value
+                        .clone()
+                        .into_string()
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u64>().ok()),
+                };
+                query.lines = Some(n.ok_or_else(|| {
+                    to_rhai(Error::Usage(format!(
+                        "option ‘lines’ must be a whole number of lines, 0 or more, found {value}"
+                    )))
+                })?);
+            }
+            _ => {
+                return Err(to_rhai(Error::Usage(format!(
+                    "unknown logs option ‘{key}’ (known: unit, lines)"
+                ))));
+            }
+        }
+    }
+    Ok(query)
 }
 
 fn create_options(opts: &Map) -> RhaiResult<CreateOptions> {
@@ -260,6 +308,7 @@ fn update_options(opts: &Map) -> RhaiResult<UpdateOptions> {
         config: parsed.config,
         nix: parsed.nix,
         nspawn: given.then_some(parsed.nspawn),
+        limits: parsed.limits,
     })
 }
 
@@ -334,7 +383,8 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         api_doc!(
             "create(name: string, opts: map) -> Container",
             "Create with options: host_address, local_address, host_address6, local_address6,",
-            "bridge, port, auto_start, ensure_unique_name, config, config_file, bind and bind_ro",
+            "bridge, network, port, auto_start, memory_max, cpu_quota, tasks_max,",
+            "ensure_unique_name, config, config_file, bind and bind_ro",
             "(\"HOST[:CONTAINER]\" or an array of them), capability, tmpfs (arrays), extra_flags",
             "(nspawn options), ephemeral; on a Nix host also system_path, nixos_path, flake,",
             "nix_flags, refresh."
@@ -378,6 +428,27 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     .register_into_engine(engine, move || -> RhaiResult<Array> {
         let names = m.list().map_err(to_rhai)?;
         // A conf whose file name is not a container name is listed, but no Container.
+        Ok(names
+            .iter()
+            .filter_map(|name| ContainerName::existing(name).ok())
+            .map(|name| {
+                Dynamic::from(Container {
+                    name,
+                    manager: m.clone(),
+                })
+            })
+            .collect())
+    });
+    let m = manager.clone();
+    function(
+        "auto_start_containers",
+        api_doc!(
+            "auto_start_containers() -> array",
+            "The containers whose conf has AUTO_START=1 (what `start --all-auto` starts)."
+        ),
+    )
+    .register_into_engine(engine, move || -> RhaiResult<Array> {
+        let names = m.auto_start_names().map_err(to_rhai)?;
         Ok(names
             .iter()
             .filter_map(|name| ContainerName::existing(name).ok())
@@ -604,6 +675,40 @@ impl CustomType for Container {
                 "c.leader: int or ()",
                 "The PID of its init process, when running."
             )])
+            .with_get("usage", |c: &mut Container| -> RhaiResult<Dynamic> {
+                let Some(usage) = c.manager.usage(&c.name).map_err(to_rhai)? else {
+                    return Ok(Dynamic::UNIT);
+                };
+                let number = |v: Option<u64>| {
+                    v.and_then(|n| i64::try_from(n).ok())
+                        .map_or(Dynamic::UNIT, Dynamic::from)
+                };
+                let mut map = Map::new();
+                map.insert("memory".into(), number(usage.memory_bytes));
+                map.insert("cpu_usec".into(), number(usage.cpu_usec));
+                map.insert("tasks".into(), number(usage.tasks));
+                Ok(map.into())
+            })
+            .and_comments(&[api_doc!(
+                "c.usage: map or ()",
+                "What it uses while running: #{memory (bytes), cpu_usec (CPU time), tasks}."
+            )])
+            .with_get("limits", |c: &mut Container| -> RhaiResult<Map> {
+                let limits = c.manager.limits(&c.name).map_err(to_rhai)?;
+                let number = |v: Option<u64>| {
+                    v.and_then(|n| i64::try_from(n).ok())
+                        .map_or(Dynamic::UNIT, Dynamic::from)
+                };
+                let mut map = Map::new();
+                map.insert("memory_max".into(), number(limits.memory_max));
+                map.insert("cpu_quota".into(), number(limits.cpu_quota));
+                map.insert("tasks_max".into(), number(limits.tasks_max));
+                Ok(map)
+            })
+            .and_comments(&[api_doc!(
+                "c.limits: map",
+                "Its limits: #{memory_max (bytes), cpu_quota (percent of one CPU), tasks_max}, () if unset."
+            )])
             .with_get("host_key", |c: &mut Container| -> RhaiResult<Dynamic> {
                 Ok(c.manager
                     .host_key(&c.name)
@@ -714,6 +819,39 @@ impl CustomType for Container {
             .and_comments(&[api_doc!(
                 "c.attach(argv: array) -> int",
                 "Run a command inside on this terminal; returns its exit status."
+            )])
+            .with_fn("logs", |c: &mut Container| -> RhaiResult<String> {
+                c.manager
+                    .logs(&c.name, &LogQuery::default())
+                    .map_err(to_rhai)
+            })
+            .and_comments(&[api_doc!(
+                "c.logs() -> string",
+                "Its journal (running or stopped), as journalctl prints it."
+            )])
+            .with_fn(
+                "logs",
+                |c: &mut Container, opts: Map| -> RhaiResult<String> {
+                    let query = log_query(&opts)?;
+                    c.manager.logs(&c.name, &query).map_err(to_rhai)
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.logs(opts: map) -> string",
+                "The same with #{unit: \"sshd.service\", lines: 20}: one unit's, the last lines."
+            )])
+            .with_fn(
+                "follow_logs",
+                |c: &mut Container, opts: Map| -> RhaiResult<i64> {
+                    let query = log_query(&opts)?;
+                    Ok(i64::from(
+                        c.manager.follow_logs(&c.name, &query).map_err(to_rhai)?,
+                    ))
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.follow_logs(opts: map) -> int",
+                "Print its journal and follow it (journalctl -f) until interrupted; opts as logs."
             )])
             .with_fn("root_login", |c: &mut Container| -> RhaiResult<i64> {
                 Ok(c.manager.root_login(&c.name).map_err(to_rhai)? as i64)

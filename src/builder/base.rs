@@ -115,6 +115,10 @@ pub fn ensure_skeleton(root: &Root) -> Result<()> {
         ("etc/ncsh", 0o755),
         ("var", 0o755),
         ("var/lib", 0o755),
+        // journald keeps the journal here (Storage=auto), where `ncsh logs` reads it, also
+        // after the container stopped.
+        ("var/log", 0o755),
+        ("var/log/journal", 0o2755),
         ("root", 0o700),
         ("tmp", 0o1777),
     ] {

@@ -73,6 +73,15 @@ impl UsedAddresses {
         self.exact.get(&addr).map(String::as_str)
     }
 
+    /// Does any address or network in use lie in `net`, or `net` in a network in use?
+    pub fn overlaps(&self, net: IpNet) -> bool {
+        self.exact.keys().any(|a| net.contains(a))
+            || self
+                .networks
+                .iter()
+                .any(|(n, _)| n.contains(&net.network()) || net.contains(&n.network()))
+    }
+
     fn is_taken(&self, addr: IpAddr) -> bool {
         self.exact.contains_key(&addr) || self.networks.iter().any(|(net, _)| net.contains(&addr))
     }

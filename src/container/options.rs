@@ -16,8 +16,12 @@ pub struct CreateOptions {
     pub host_address6: Option<String>,
     pub local_address6: Option<String>,
     pub bridge: Option<String>,
+    /// ncsh's `--network NAME`: a bridge of ncsh's own (see `container::network`).
+    pub network: Option<String>,
     pub port: Option<String>,
     pub auto_start: bool,
+    /// `--memory-max`, `--cpu-quota`, `--tasks-max`.
+    pub limits: super::limits::LimitOptions,
     pub ensure_unique_name: bool,
     /// `--config` or `--config-file`; None: neither (an empty configuration).
     pub config: Option<ConfigSource>,
@@ -42,6 +46,8 @@ pub struct UpdateOptions {
     /// The nspawn options, when any is given: they replace the conf's EXTRA_NSPAWN_FLAGS (for
     /// the next start).
     pub nspawn: Option<NspawnOptions>,
+    /// New limits (written to the conf, applied to a running container).
+    pub limits: super::limits::LimitOptions,
 }
 
 /// Where the configuration of a build comes from.

@@ -88,8 +88,41 @@ pub fn load(paths: &Paths, name: &ContainerName) -> Result<Conf> {
     }
 }
 
+/// Set `entries` in container `name`'s conf: each key's lines replaced by one `KEY=value` at
+/// the end, every other line as it was (a conf edited by hand keeps its quoting and comments).
+pub fn set_conf_values(
+    paths: &Paths,
+    name: &ContainerName,
+    entries: &[(&str, String)],
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let path = paths.conf(name);
+    let text = fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
+    let mut out: String = text
+        .lines()
+        .filter(|line| {
+            let key = line
+                .trim_start()
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            !entries.iter().any(|(k, _)| *k == key)
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    for (key, value) in entries {
+        out.push_str(&format!("{key}={value}\n"));
+    }
+    // What goes in must read back the same (the values are checked numbers).
+    Conf::parse(&out, &path)?;
+    write_durable(&path, &out, 0o644)
+}
+
 /// Every existing conf, for address accounting; unreadable confs are skipped.
-fn all_confs(paths: &Paths) -> Result<Vec<(String, Conf)>> {
+pub fn all_confs(paths: &Paths) -> Result<Vec<(String, Conf)>> {
     Ok(list(paths)?
         .into_iter()
         .filter_map(|n| {
@@ -106,6 +139,12 @@ pub fn used_addresses(paths: &Paths) -> Result<UsedAddresses> {
     used.add_host_claims();
     Ok(used)
 }
+
+/// The error for a local address without a host address (nixos-container's message names the
+/// other one whichever is missing).
+pub const LOCAL_WITHOUT_HOST: &str = "With --local-address set, --host-address is required as \
+     well! (on a --bridge it is the host's address on the bridge, the containers' gateway; leave \
+     both out and ncsh picks a free pair)";
 
 /// A value written verbatim into the conf must not break its line format.
 fn check_conf_value(flag: &'static str, value: &str) -> Result<()> {
@@ -162,6 +201,23 @@ fn check_options(opts: &CreateOptions) -> Result<()> {
             )));
         }
     }
+    if let Some(network) = &opts.network {
+        super::network::check_name(network)?;
+        if let Some(flag) = [
+            ("--bridge", &opts.bridge),
+            ("--host-address", &opts.host_address),
+            ("--local-address", &opts.local_address),
+        ]
+        .iter()
+        .find_map(|(flag, v)| v.is_some().then_some(flag))
+        {
+            return Err(Error::Usage(format!(
+                "--network and {flag} exclude each other: on a network ncsh picks the bridge \
+                 and the addresses"
+            )));
+        }
+    }
+    opts.limits.conf_entries()?;
     if let Some(port) = &opts.port {
         check_conf_value("--port", port)?;
         for item in port.split(',') {
@@ -270,6 +326,11 @@ pub fn create(
         });
     }
     let (host_address, local_address) = match (&opts.host_address, &opts.local_address) {
+        _ if opts.network.is_some() => {
+            used.add_host_claims();
+            let network = opts.network.as_deref().unwrap_or_default();
+            super::network::allocate(network, confs.iter().map(|(_, c)| c), &used)?
+        }
         (Some(h), Some(l)) => {
             address::check_explicit(h, l, &used)?;
             (h.trim().to_string(), l.trim().to_string())
@@ -279,11 +340,12 @@ pub fn create(
             let (h, l) = used.allocate()?;
             (h.to_string(), l.to_string())
         }
-        _ => {
+        (Some(_), None) => {
             return Err(Error::Usage(
                 "With --host-address set, --local-address is required as well!".into(),
             ));
         }
+        (None, Some(_)) => return Err(Error::Usage(LOCAL_WITHOUT_HOST.into())),
     };
 
     let v6 = match (&opts.host_address6, &opts.local_address6) {
@@ -315,11 +377,19 @@ pub fn create(
         conf.push("HOST_ADDRESS6", h);
         conf.push("LOCAL_ADDRESS6", l);
     }
-    conf.push("HOST_BRIDGE", opts.bridge.clone().unwrap_or_default());
+    let bridge = opts.network.clone().or_else(|| opts.bridge.clone());
+    conf.push("HOST_BRIDGE", bridge.unwrap_or_default());
     conf.push("HOST_PORT", opts.port.clone().unwrap_or_default());
     conf.push("AUTO_START", if opts.auto_start { "1" } else { "0" });
     if let Some(flags) = &extra_nspawn_flags {
         conf.push("EXTRA_NSPAWN_FLAGS", flags.clone());
+    }
+    // ncsh's own keys after NixOS's.
+    if let Some(network) = &opts.network {
+        conf.push(super::network::NETWORK_KEY, network.clone());
+    }
+    for (key, value) in opts.limits.conf_entries()? {
+        conf.push(key, value);
     }
     if let Some(flake) = &opts.nix.flake {
         // As nixos-container: the reference without its `#attr`.

@@ -47,6 +47,22 @@ pub fn write_durable(path: &Path, contents: &str, mode: u32) -> Result<()> {
     replace_at(&dir, name, contents.as_bytes(), mode, true, path)
 }
 
+/// Make `path` a symbolic link to `target`, replacing what is there (a temporary link in the
+/// same directory, then rename): for links in host directories ncsh manages (unit wants).
+pub fn replace_symlink(target: &Path, path: &Path) -> Result<()> {
+    let (dir, name) = open_host_parent(path)?;
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".ncsh-tmp-{}", std::process::id()));
+    let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    nix::unistd::symlinkat(target, &dir, tmp.as_os_str())
+        .context(|| format!("creating the link {}", path.display()))?;
+    renameat(&dir, tmp.as_os_str(), &dir, name).map_err(|e| {
+        let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        Error::sys(format!("creating the link {}", path.display()), e)
+    })
+}
+
 /// `mkdir -p DIR` with `mode` set on DIR (also when it existed), on the opened directory.
 pub fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
     std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;

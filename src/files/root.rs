@@ -287,6 +287,29 @@ impl Root {
         Ok(Some(contents))
     }
 
+    /// The regular file at `path` opened for reading (links followed inside the root, as
+    /// [`Root::read`]); None when there is none. A FIFO, device or directory is an error.
+    pub fn open_file(&self, path: impl AsRef<Path>) -> Result<Option<std::fs::File>> {
+        let rel = relative(path.as_ref())?;
+        let shown = || self.host_path(&rel).display().to_string();
+        let handle = match self.open_at(&rel, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(Error::sys(format!("opening {}", shown()), e)),
+        };
+        let stat = fstat(&handle).context(|| format!("inspecting {}", shown()))?;
+        if !matches!(kind_of(&stat), Entry::File { .. }) {
+            return Err(Error::Usage(format!(
+                "{} is not a regular file; remove it from the container",
+                shown()
+            )));
+        }
+        let reopened = format!("/proc/self/fd/{}", handle.as_raw_fd());
+        std::fs::File::open(&reopened)
+            .map(Some)
+            .context(|| format!("opening {}", shown()))
+    }
+
     /// [`Root::read`] as UTF-8 text.
     pub fn read_string(&self, path: impl AsRef<Path>) -> Result<Option<String>> {
         let Some(bytes) = self.read(path.as_ref())? else {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::container::limits::Limits;
 use crate::error::{Context, Result};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -17,31 +18,161 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 #[derive(Debug, Clone)]
 pub struct Cgroups {
     dirs: Vec<PathBuf>,
+    /// Where the limits and the usage are: the one cgroup (v2), or per v1 controller.
+    unified: Option<PathBuf>,
+    memory: Option<PathBuf>,
+    pids: Option<PathBuf>,
+    cpu: Option<PathBuf>,
+    cpuacct: Option<PathBuf>,
 }
+
+/// What a container uses, from its cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub memory_bytes: Option<u64>,
+    pub cpu_usec: Option<u64>,
+    pub tasks: Option<u64>,
+}
+
+/// The period of CPU quotas (cgroup v2's and systemd's default), in microseconds.
+const CPU_PERIOD_USEC: u64 = 100_000;
 
 impl Cgroups {
     pub fn for_container(name: &str) -> Cgroups {
         let root = Path::new(CGROUP_ROOT);
         let leaf = format!("ncsh-{name}");
-        let hierarchies: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
-            vec![root.to_path_buf()]
-        } else {
-            ["systemd", "unified"]
-                .iter()
-                .map(|h| root.join(h))
-                .filter(|p| p.join("cgroup.procs").exists())
-                .collect()
+        let has = |h: &str| {
+            let dir = root.join(h);
+            dir.join("cgroup.procs").exists().then(|| dir.join(&leaf))
         };
+        if root.join("cgroup.controllers").exists() {
+            let dir = root.join(&leaf);
+            return Cgroups {
+                dirs: vec![dir.clone()],
+                unified: Some(dir),
+                memory: None,
+                pids: None,
+                cpu: None,
+                cpuacct: None,
+            };
+        }
+        // Hybrid or legacy: nspawn's (name=systemd, unified), and the controllers that hold
+        // limits and usage, each its own hierarchy (cpu and cpuacct are often one, linked).
+        let mut dirs: Vec<PathBuf> = ["systemd", "unified"]
+            .iter()
+            .filter_map(|h| has(h))
+            .collect();
+        let memory = has("memory");
+        let pids = has("pids");
+        let cpu = has("cpu");
+        let cpuacct = has("cpuacct");
+        let mut seen: Vec<PathBuf> = Vec::new();
+        for dir in [&memory, &pids, &cpu, &cpuacct].into_iter().flatten() {
+            let hierarchy = dir
+                .parent()
+                .and_then(|p| fs::canonicalize(p).ok())
+                .unwrap_or_default();
+            if !seen.contains(&hierarchy) {
+                seen.push(hierarchy);
+                dirs.push(dir.clone());
+            }
+        }
         Cgroups {
-            dirs: hierarchies.into_iter().map(|h| h.join(&leaf)).collect(),
+            dirs,
+            unified: None,
+            memory,
+            pids,
+            cpu,
+            cpuacct,
         }
     }
 
     pub fn create(&self) -> Result<()> {
+        if let Some(dir) = &self.unified {
+            // The controllers the limits need, delegated from the root (each alone: one the
+            // kernel lacks must not keep the others off). Missing ones are reported by `apply`.
+            if let Some(root) = dir.parent() {
+                for controller in ["+memory", "+pids", "+cpu"] {
+                    let _ = fs::write(root.join("cgroup.subtree_control"), controller);
+                }
+            }
+        }
         for dir in &self.dirs {
             fs::create_dir_all(dir).context(|| format!("creating cgroup {}", dir.display()))?;
         }
         Ok(())
+    }
+
+    /// Write the limits that are set into the cgroup files (v2 or v1 names).
+    pub fn apply(&self, limits: &Limits) -> Result<()> {
+        let write = |dir: &Option<PathBuf>, file: &str, value: String, what: &str| -> Result<()> {
+            let Some(dir) = dir else {
+                return Err(missing_controller(what));
+            };
+            let path = dir.join(file);
+            if !path.exists() {
+                return Err(missing_controller(what));
+            }
+            fs::write(&path, &value).context(|| format!("writing {value} to {}", path.display()))
+        };
+        let v2 = self.unified.is_some();
+        if let Some(bytes) = limits.memory_max {
+            let (dir, file) = if v2 {
+                (&self.unified, "memory.max")
+            } else {
+                (&self.memory, "memory.limit_in_bytes")
+            };
+            write(dir, file, bytes.to_string(), "memory")?;
+        }
+        if let Some(tasks) = limits.tasks_max {
+            let dir = if v2 { &self.unified } else { &self.pids };
+            write(dir, "pids.max", tasks.to_string(), "pids")?;
+        }
+        if let Some(percent) = limits.cpu_quota {
+            let quota = percent * CPU_PERIOD_USEC / 100;
+            if v2 {
+                write(
+                    &self.unified,
+                    "cpu.max",
+                    format!("{quota} {CPU_PERIOD_USEC}"),
+                    "cpu",
+                )?;
+            } else {
+                write(
+                    &self.cpu,
+                    "cpu.cfs_period_us",
+                    CPU_PERIOD_USEC.to_string(),
+                    "cpu",
+                )?;
+                write(&self.cpu, "cpu.cfs_quota_us", quota.to_string(), "cpu")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Memory, CPU time and tasks used, as far as the host's controllers tell.
+    pub fn usage(&self) -> Usage {
+        let read = |dir: &Option<PathBuf>, file: &str| -> Option<String> {
+            fs::read_to_string(dir.as_ref()?.join(file)).ok()
+        };
+        let number = |text: Option<String>| text?.trim().parse::<u64>().ok();
+        if self.unified.is_some() {
+            let cpu = read(&self.unified, "cpu.stat").and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse().ok())
+            });
+            return Usage {
+                memory_bytes: number(read(&self.unified, "memory.current")),
+                cpu_usec: cpu,
+                tasks: number(read(&self.unified, "pids.current")),
+            };
+        }
+        Usage {
+            memory_bytes: number(read(&self.memory, "memory.usage_in_bytes")),
+            cpu_usec: number(read(&self.cpuacct, "cpuacct.usage")).map(|ns| ns / 1000),
+            tasks: number(read(&self.pids, "pids.current")),
+        }
     }
 
     /// Move process `pid` into the container's cgroups.
@@ -52,6 +183,15 @@ impl Cgroups {
                 .context(|| format!("writing {}", procs.display()))?;
         }
         Ok(())
+    }
+
+    /// Move process `pid` back to the root of each of the container's hierarchies.
+    pub fn leave(&self, pid: u32) {
+        for dir in &self.dirs {
+            if let Some(root) = dir.parent() {
+                let _ = fs::write(root.join("cgroup.procs"), pid.to_string());
+            }
+        }
     }
 
     pub fn exists(&self) -> bool {
@@ -123,6 +263,14 @@ impl Cgroups {
         }
         Ok(())
     }
+}
+
+fn missing_controller(what: &str) -> crate::error::Error {
+    crate::error::Error::Unsupported(format!(
+        "this host's cgroups have no {what} controller for ncsh's containers (see \
+         /sys/fs/cgroup): the {what} limit cannot be applied; remove it from the conf or enable \
+         the controller"
+    ))
 }
 
 /// `dir` and every cgroup below it.

@@ -6,8 +6,10 @@ pub mod cgroup;
 pub mod enter;
 #[cfg(test)]
 pub mod fake;
+pub mod journal;
 
 pub mod net;
+pub mod nft;
 pub mod nspawn;
 pub mod pty;
 pub mod standalone;
@@ -55,6 +57,21 @@ pub trait Driver {
     }
     /// Remove the runtime state of a stopped container (destroy).
     fn remove_runtime(&self, name: &str) -> Result<()>;
+    /// Make the host start container `name` at boot when `enabled` (AUTO_START=1), or no
+    /// longer. Only the systemd driver can (the unit wanted by machines.target); the standalone
+    /// one has `ncsh start --all-auto` for the host's boot scripts.
+    fn set_auto_start(&self, _name: &str, _enabled: bool) -> Result<()> {
+        Ok(())
+    }
+    /// Apply changed limits to a running container (a no-op when it is down: the next start
+    /// applies the conf's).
+    fn apply_limits(&self, _name: &str, _limits: &crate::container::limits::Limits) -> Result<()> {
+        Ok(())
+    }
+    /// What the running container uses (None when it is down).
+    fn usage(&self, _name: &str) -> Result<Option<cgroup::Usage>> {
+        Ok(None)
+    }
     /// A login prompt of the running container on the caller's terminal: by default
     /// `/bin/login` on a pty inside the leader; the exit code.
     fn login(&self, _name: &str, leader: i32) -> Result<i32> {

@@ -229,34 +229,75 @@ fn remove_link(
     Ok(())
 }
 
-/// Make bridge `name` carrying `gateway` (its address and prefix) and set it up; what is already
-/// there is kept (idempotent: an existing bridge gets the address if it lacks it).
+/// The kernel's name of the host link `ve-NAME` (nspawn shortens long ones and keeps `ve-NAME`
+/// as an altname), for the per-link files of `/proc/sys`.
+pub fn link_kernel_name(name: &str) -> Result<String> {
+    let link = host_link(name);
+    if link.len() <= 15 && std::path::Path::new("/sys/class/net").join(&link).exists() {
+        return Ok(link);
+    }
+    interface_name(&link)
+}
+
+/// The kernel's name of interface `dev` (a name or an altname), from `ip -j link show`.
+fn interface_name(dev: &str) -> Result<String> {
+    let out = Command::new(ip_binary()?)
+        .args(["-j", "link", "show", "dev", dev])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running ip", e))?;
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    parsed[0]["ifname"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Usage(format!("the link {dev} does not exist")))
+}
+
+/// Does interface `name` exist?
+pub fn interface_exists(name: &str) -> bool {
+    (name.len() <= 15 && std::path::Path::new("/sys/class/net").join(name).exists())
+        || interface_name(name).is_ok()
+}
+
+/// What marks a bridge as ncsh's (its `ip link` alias), so that a network's bridge is told
+/// from one the host's administrator made.
+pub const BRIDGE_ALIAS: &str = "ncsh network";
+
+/// Is interface `name` a bridge ncsh made ([`add_bridge`])?
+pub fn is_ncsh_bridge(name: &str) -> bool {
+    std::fs::read_to_string(
+        std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("ifalias"),
+    )
+    .is_ok_and(|alias| alias.trim_end() == BRIDGE_ALIAS)
+}
+
+/// Make bridge `name` with `gateway` (address and prefix) on it, up; what exists already is kept
+/// (idempotent: two starts may race to make it).
 pub fn add_bridge(name: &str, gateway: ipnet::Ipv4Net) -> Result<()> {
     check_link_name(name)?;
-    if !link_present(name) {
-        match ip(&["link", "add", "name", name, "type", "bridge"]) {
-            Err(e) if !link_present(name) => return Err(e),
-            _ => {}
+    if !interface_exists(name) {
+        let made = ip(&["link", "add", "name", name, "type", "bridge"]);
+        if let Err(e) = made
+            && !interface_exists(name)
+        {
+            return Err(e);
         }
     }
-    let address = gateway.to_string();
-    if !has_address(name, &address) {
-        match ip(&["addr", "add", &address, "dev", name]) {
-            Err(e) if !has_address(name, &address) => return Err(e),
-            _ => {}
-        }
-    }
+    ip(&["link", "set", "dev", name, "alias", BRIDGE_ALIAS])?;
+    ip(&["addr", "replace", &gateway.to_string(), "dev", name])?;
     ip(&["link", "set", "dev", name, "up"])
 }
 
-/// Remove bridge `name`; one that is already gone is success.
+/// Remove bridge `name`; one already gone is success.
 pub fn delete_bridge(name: &str) -> Result<()> {
     check_link_name(name)?;
-    if !link_present(name) {
+    if !interface_exists(name) {
         return Ok(());
     }
     match ip(&["link", "del", "dev", name]) {
-        Err(e) if link_present(name) => Err(e),
+        Err(e) if interface_exists(name) => Err(e),
         _ => Ok(()),
     }
 }
@@ -285,24 +326,6 @@ fn check_link_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn link_present(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
-}
-
-/// Does link `name` carry `address` (`A.B.C.D/LEN`)?
-fn has_address(name: &str, address: &str) -> bool {
-    Command::new(ip_binary().unwrap_or(IP))
-        .args(["-o", "-4", "addr", "show", "dev", name])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .any(|word| word == address)
-        })
 }
 
 #[cfg(test)]

@@ -34,11 +34,12 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal, kil
 use nix::unistd::Pid;
 
 use super::cgroup::Cgroups;
-use super::net;
 use super::nspawn::{self, Supervision};
 use super::{Driver, Status, alive};
 use super::{deadline_after, timeout_from_env};
+use super::{net, nft};
 use crate::builder::base;
+use crate::container::limits::Limits;
 use crate::container::{Conf, Paths, store};
 use crate::error::{Context, Error, Result};
 use crate::files::Root;
@@ -162,10 +163,20 @@ fn remove_leftovers(paths: &Paths, name: &str) -> Result<()> {
         cgroups.kill_and_remove(None, Duration::from_secs(5))?;
     }
     net::remove_host_link(name)?;
+    remove_forwards(paths, name)?;
     remove_nspawn_files(paths, name)?;
     Owner::release(paths, name);
     runtime.clear();
     Ok(())
+}
+
+/// The forwarded ports of a container that is down: what a killed nspawn left in nspawn's map,
+/// and ncsh's loopback table (see [`super::nft`]). Without a conf there is no address to look for.
+fn remove_forwards(paths: &Paths, name: &str) -> Result<()> {
+    let conf = crate::container::ContainerName::existing(name)
+        .and_then(|n| store::load(paths, &n))
+        .unwrap_or_default();
+    nft::remove_forwards(name, &conf)
 }
 
 /// Who uses the host-wide names of container `name`: a record `PID CONF` written by the
@@ -431,6 +442,20 @@ impl Driver for Standalone {
     fn remove_runtime(&self, name: &str) -> Result<()> {
         remove_leftovers(&self.paths, name)
     }
+
+    fn apply_limits(&self, name: &str, limits: &Limits) -> Result<()> {
+        if self.status(name) != Status::Up || Owner::elsewhere(&self.paths, name).is_some() {
+            return Ok(());
+        }
+        Cgroups::for_container(name).apply(limits)
+    }
+
+    fn usage(&self, name: &str) -> Result<Option<super::cgroup::Usage>> {
+        if self.status(name) != Status::Up || Owner::elsewhere(&self.paths, name).is_some() {
+            return Ok(None);
+        }
+        Ok(Some(Cgroups::for_container(name).usage()))
+    }
 }
 
 enum Report {
@@ -624,6 +649,8 @@ impl Supervisor {
     fn run(self, reporter: &mut Reporter) -> Result<()> {
         Self::install_signal_handlers()?;
         self.cgroups.create()?;
+        // The limits before anything joins: nspawn and the container start inside them.
+        self.cgroups.apply(&Limits::from_conf(&self.conf)?)?;
         self.cgroups.join(std::process::id())?;
         let socket = UnixDatagram::bind(self.runtime.notify())
             .context(|| "binding the notify socket".into())?;
@@ -714,9 +741,13 @@ impl Supervisor {
                     if pid > 0 {
                         leader = Some(Pid::from_raw(pid));
                         let _ = fs::write(self.runtime.leader(), pid.to_string());
-                        if let Err(e) =
-                            net::configure_host_side(&self.name, &self.conf, Duration::from_secs(5))
-                        {
+                        let configured = net::configure_host_side(
+                            &self.name,
+                            &self.conf,
+                            Duration::from_secs(5),
+                        )
+                        .and_then(|()| nft::add_loopback_forwards(&self.name, &self.conf));
+                        if let Err(e) = configured {
                             reporter.failed(&format!("configuring the host side of the veth: {e}"));
                             STOP_REQUESTED.store(true, Ordering::SeqCst);
                             KILL_REQUESTED.store(true, Ordering::SeqCst);
@@ -740,6 +771,7 @@ impl Supervisor {
         reporter.failed(&detail);
         self.leave_cgroups();
         let _ = net::remove_host_link(&self.name);
+        let _ = nft::remove_forwards(&self.name, &self.conf);
         let _ = remove_nspawn_files(&self.paths, &self.name);
         Owner::release(&self.paths, &self.name);
         self.runtime.clear();
@@ -748,17 +780,7 @@ impl Supervisor {
 
     /// Move ourselves back to the root cgroups and remove the container's.
     fn leave_cgroups(&self) {
-        let own = std::process::id().to_string();
-        for root in [
-            "/sys/fs/cgroup/systemd",
-            "/sys/fs/cgroup/unified",
-            "/sys/fs/cgroup",
-        ] {
-            let procs = Path::new(root).join("cgroup.procs");
-            if procs.exists() {
-                let _ = fs::write(procs, &own);
-            }
-        }
+        self.cgroups.leave(std::process::id());
         let _ = self.cgroups.kill_and_remove(None, Duration::from_secs(5));
     }
 }

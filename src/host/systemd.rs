@@ -29,9 +29,10 @@ use zbus_systemd::systemd1::{self, ManagerProxy};
 
 use super::nspawn::{self, Supervision};
 use super::timeout_from_env;
-use super::{Driver, Status, net, pty};
+use super::{Driver, Status, net, nft, pty};
 use crate::builder::base;
 use crate::builder::switch as builder_switch;
+use crate::container::limits::Limits;
 use crate::container::{Conf, Paths};
 use crate::error::{Error, Result};
 use crate::files::Root;
@@ -335,7 +336,7 @@ fn transient_properties(
         .to_string();
     let exec_reload = vec![(
         exe.clone(),
-        vec![exe, "__reload".to_string(), name.to_string()],
+        vec![exe.clone(), "__reload".to_string(), name.to_string()],
         false,
     )];
     let mut environment = vec!["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1".to_string()];
@@ -363,8 +364,27 @@ fn transient_properties(
         ("ExecStart".into(), variant(exec_start)?),
         ("ExecReload".into(), variant(exec_reload)?),
     ];
+    let mut exec_start_post = exec_start_post;
+    let internal = |verb: &str, ignore_failure: bool| {
+        (
+            exe.clone(),
+            vec![exe.clone(), verb.to_string(), name.to_string()],
+            ignore_failure,
+        )
+    };
+    if nft::wants_loopback(conf) {
+        exec_start_post.push(internal("__net-up", false));
+    }
     if !exec_start_post.is_empty() {
         props.push(("ExecStartPost".into(), variant(exec_start_post)?));
+    }
+    props.extend(limit_properties(&Limits::from_conf(conf)?)?);
+    if conf.non_empty("HOST_PORT").is_some() {
+        // However nspawn ended, its forwarded ports go with the unit.
+        props.push((
+            "ExecStopPost".into(),
+            variant(vec![internal("__net-down", true)])?,
+        ));
     }
     Ok(props)
 }
@@ -395,6 +415,10 @@ impl Systemd {
                 "activating" | "reloading" | "deactivating"
             )
         });
+        if !running {
+            // What a crash of its last run left.
+            self.remove_forwards(name)?;
+        }
         let outcome = if template || running {
             run_job(&conn, &format!("starting {unit}"), timeout, async |m| {
                 m.start_unit(unit.clone(), "replace".into()).await
@@ -621,6 +645,206 @@ pub fn reload_main(name: &str) -> i32 {
     }
 }
 
+/// The conf of container `name` below `paths` (for the internal entry points).
+fn load_conf(paths: &Paths, name: &str) -> Result<Conf> {
+    crate::container::store::load(paths, &crate::container::ContainerName::existing(name)?)
+}
+
+fn internal_result(verb: &str, name: &str, result: Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            match e.hint() {
+                Some(hint) => eprintln!("ncsh {verb} {name}: {e}: {hint}"),
+                None => eprintln!("ncsh {verb} {name}: {e}"),
+            }
+            1
+        }
+    }
+}
+
+/// `ncsh __net-up NAME`, an ExecStartPost of `container@NAME.service`: the forwarded ports from
+/// the host's loopback ([`nft::add_loopback_forwards`]).
+pub fn net_up_main(name: &str) -> i32 {
+    let paths = Paths::from_env();
+    let result = load_conf(&paths, name).and_then(|conf| nft::add_loopback_forwards(name, &conf));
+    internal_result("__net-up", name, result)
+}
+
+/// `ncsh __net-down NAME`, the ExecStopPost of `container@NAME.service`: what nspawn left of
+/// its forwarded ports when it was killed, and ncsh's loopback table ([`nft::remove_forwards`]).
+pub fn net_down_main(name: &str) -> i32 {
+    let paths = Paths::from_env();
+    let result = load_conf(&paths, name).and_then(|conf| nft::remove_forwards(name, &conf));
+    internal_result("__net-down", name, result)
+}
+
+/// The unit properties of `limits` (those that are set).
+fn limit_properties(limits: &Limits) -> Result<Vec<(String, OwnedVariant)>> {
+    let mut props = Vec::new();
+    if let Some(bytes) = limits.memory_max {
+        props.push(("MemoryMax".to_string(), variant(bytes)?));
+    }
+    if let Some(tasks) = limits.tasks_max {
+        props.push(("TasksMax".to_string(), variant(tasks)?));
+    }
+    if let Some(percent) = limits.cpu_quota {
+        // CPUQuota=P% is P/100 s of CPU per second.
+        props.push(("CPUQuotaPerSecUSec".to_string(), variant(percent * 10_000)?));
+    }
+    Ok(props)
+}
+
+/// Where ncsh puts the units that start containers at boot.
+const UNIT_DIR: &str = "/etc/systemd/system";
+/// The unit that starts a container at boot where no `container@.service` template exists (a
+/// transient unit cannot be wanted by anything at boot).
+const START_TEMPLATE: &str = "ncsh-start@.service";
+const TEMPLATE_DIRS: [&str; 4] = [
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+/// `value` as one word of a unit file's `Environment=` (quoted; `%` and `\` escaped).
+fn unit_word(value: &str) -> String {
+    let escaped = value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%");
+    format!("\"{escaped}\"")
+}
+
+/// The unit file of `ncsh-start@.service`: `ncsh start NAME` at boot (its paths come from the
+/// instance's drop-in).
+fn start_template(exe: &str) -> String {
+    format!(
+        "# Written by ncsh: starts container %i at boot (AUTO_START=1).\n\
+         [Unit]\n\
+         Description=Start ncsh container %i\n\
+         After=network.target\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         Environment=NCSH_DRIVER=systemd\n\
+         ExecStart={} start %i\n\
+         \n\
+         [Install]\n\
+         WantedBy=machines.target\n",
+        unit_word(exe)
+    )
+}
+
+impl Systemd {
+    /// Set the limits on the running unit (runtime only: the conf is what lasts).
+    fn set_limits(&self, name: &str, limits: &Limits) -> Result<()> {
+        let unit = unit_name(name);
+        let props = limit_properties(limits)?;
+        self.block_on(async |conn| {
+            manager(&conn)
+                .await?
+                .set_unit_properties(unit.clone(), true, props)
+                .await
+                .map_err(|e| bus_error(&format!("setting the limits of {unit}"), e))
+        })
+    }
+
+    /// The unit file of the `container@.service` template, if the host has one (NixOS).
+    fn template_file() -> Option<std::path::PathBuf> {
+        TEMPLATE_DIRS
+            .iter()
+            .map(|d| std::path::Path::new(d).join("container@.service"))
+            .find(|p| p.exists())
+    }
+
+    /// Make (or remove) the link in `machines.target.wants` that starts `name` at boot.
+    fn set_auto_start_units(&self, name: &str, enabled: bool) -> Result<()> {
+        let dir = std::path::Path::new(UNIT_DIR);
+        let wants = dir.join("machines.target.wants");
+        let instance = format!("ncsh-start@{name}.service");
+        let links = [
+            wants.join(unit_name(name)),
+            wants.join(&instance),
+            dir.join(format!("{instance}.d")),
+        ];
+        let desired = if Self::template_file().is_some() {
+            &links[0]
+        } else {
+            &links[1]
+        };
+        if enabled && std::fs::symlink_metadata(desired).is_ok() {
+            return Ok(());
+        }
+        let mut changed = false;
+        for link in &links {
+            if std::fs::symlink_metadata(link).is_ok() {
+                crate::files::remove_path(link)?;
+                changed = true;
+            }
+        }
+        if enabled {
+            crate::files::ensure_dir(&wants, 0o755)?;
+            match Self::template_file() {
+                // NixOS: the template's instance, as its autoStart does.
+                Some(template) => crate::files::replace_symlink(&template, &links[0])?,
+                None => {
+                    let exe = std::env::current_exe()
+                        .map_err(|e| Error::io("finding the ncsh executable", e))?
+                        .display()
+                        .to_string();
+                    let template = dir.join(START_TEMPLATE);
+                    crate::files::write_atomic(&template, &start_template(&exe), 0o644)?;
+                    let dropin = &links[2];
+                    crate::files::ensure_dir(dropin, 0o755)?;
+                    let env: String = self
+                        .paths
+                        .to_env()
+                        .iter()
+                        .map(|(key, value)| {
+                            format!(
+                                "Environment={}\n",
+                                unit_word(&format!("{key}={}", value.display()))
+                            )
+                        })
+                        .collect();
+                    crate::files::write_atomic(
+                        &dropin.join("paths.conf"),
+                        &format!(
+                            "# Written by ncsh: the paths of this container.\n[Service]\n{env}"
+                        ),
+                        0o644,
+                    )?;
+                    crate::files::replace_symlink(
+                        std::path::Path::new(&format!("../{START_TEMPLATE}")),
+                        &links[1],
+                    )?;
+                }
+            }
+            changed = true;
+        }
+        if changed {
+            self.block_on(async |conn| {
+                manager(&conn)
+                    .await?
+                    .reload()
+                    .await
+                    .map_err(|e| bus_error("reloading systemd's units", e))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The forwarded ports of a container found down (a crash of the unit leaves them).
+    fn remove_forwards(&self, name: &str) -> Result<()> {
+        match load_conf(&self.paths, name) {
+            Ok(conf) => nft::remove_forwards(name, &conf),
+            Err(_) => nft::remove_loopback_forwards(name),
+        }
+    }
+}
+
 impl Driver for Systemd {
     fn name(&self) -> &'static str {
         "systemd"
@@ -629,7 +853,13 @@ impl Driver for Systemd {
     fn start(&self, name: &str, conf: &Conf) -> Result<()> {
         self.refuse_foreign(name)?;
         base::ensure_skeleton(&Root::open(&self.paths.root(name))?)?;
-        self.block_on(async |conn| self.start_async(conn, name, conf).await)
+        let limits = Limits::from_conf(conf)?;
+        self.block_on(async |conn| self.start_async(conn, name, conf).await)?;
+        // A template's unit has no limits of its own: set them on it (a transient one has them).
+        if !limits.is_empty() && Self::template_file().is_some() {
+            self.set_limits(name, &limits)?;
+        }
+        Ok(())
     }
 
     fn stop(&self, name: &str) -> Result<()> {
@@ -639,12 +869,14 @@ impl Driver for Systemd {
             None => Ok(()),
             Some(s) if s.active_state == "inactive" => Ok(()),
             Some(_) => stop_unit(&conn, &unit, STOP_TIMEOUT).await,
-        })
+        })?;
+        self.remove_forwards(name)
     }
 
     fn terminate(&self, name: &str) -> Result<()> {
         self.refuse_foreign(name)?;
-        self.block_on(async |conn| self.terminate_async(conn, name).await)
+        self.block_on(async |conn| self.terminate_async(conn, name).await)?;
+        self.remove_forwards(name)
     }
 
     fn status(&self, name: &str) -> Status {
@@ -695,6 +927,42 @@ impl Driver for Systemd {
         pty::relay_getty(master, name, leader)
     }
 
+    fn set_auto_start(&self, name: &str, enabled: bool) -> Result<()> {
+        self.set_auto_start_units(name, enabled)
+    }
+
+    fn apply_limits(&self, name: &str, limits: &Limits) -> Result<()> {
+        if limits.is_empty() || self.status(name) != Status::Up {
+            return Ok(());
+        }
+        self.set_limits(name, limits)
+    }
+
+    fn usage(&self, name: &str) -> Result<Option<super::cgroup::Usage>> {
+        if self.status(name) != Status::Up {
+            return Ok(None);
+        }
+        let unit = unit_name(name);
+        self.block_on(async |conn| {
+            let Some(state) = unit_state(&conn, &unit, false).await? else {
+                return Ok(None);
+            };
+            let service = systemd1::ServiceProxy::builder(&conn)
+                .path(state.path.clone())
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+                .map_err(|e| bus_error("service proxy", e))?;
+            // systemd says u64::MAX for "not accounted".
+            let known = |v: zbus::Result<u64>| v.ok().filter(|n| *n != u64::MAX);
+            Ok(Some(super::cgroup::Usage {
+                memory_bytes: known(service.memory_current().await),
+                cpu_usec: known(service.cpu_usage_n_sec().await).map(|ns| ns / 1000),
+                tasks: known(service.tasks_current().await),
+            }))
+        })
+    }
+
     fn remove_runtime(&self, name: &str) -> Result<()> {
         let unit = unit_name(name);
         let foreign = self.block_on(async |conn| {
@@ -707,7 +975,10 @@ impl Driver for Systemd {
         // The unit and the link of another conf directory's running container stay.
         match foreign {
             Some(_) => Ok(()),
-            None => net::remove_host_link(name),
+            None => {
+                net::remove_host_link(name)?;
+                self.remove_forwards(name)
+            }
         }
     }
 }

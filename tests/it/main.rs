@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod autostart;
 mod binds;
 mod common;
 mod compat;
@@ -13,8 +14,11 @@ mod extremes;
 mod hostile;
 mod layering;
 mod lifecycle;
+mod limits;
 mod login;
 mod login_piped;
+mod logs;
+mod networking;
 mod nginx;
 mod nix;
 mod nixos_modules;
