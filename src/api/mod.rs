@@ -355,6 +355,21 @@ fn output_map(out: std::process::Output) -> Map {
     map
 }
 
+/// A `Container` for each of `names`; a conf whose file name is not a container name is listed
+/// by `list`, but has no Container.
+fn containers_named(manager: &Rc<Manager>, names: Vec<String>) -> Array {
+    names
+        .iter()
+        .filter_map(|name| ContainerName::existing(name).ok())
+        .map(|name| {
+            Dynamic::from(Container {
+                name,
+                manager: manager.clone(),
+            })
+        })
+        .collect()
+}
+
 pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     engine.build_type::<Container>();
     net::register(engine);
@@ -426,18 +441,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         ),
     )
     .register_into_engine(engine, move || -> RhaiResult<Array> {
-        let names = m.list().map_err(to_rhai)?;
-        // A conf whose file name is not a container name is listed, but no Container.
-        Ok(names
-            .iter()
-            .filter_map(|name| ContainerName::existing(name).ok())
-            .map(|name| {
-                Dynamic::from(Container {
-                    name,
-                    manager: m.clone(),
-                })
-            })
-            .collect())
+        Ok(containers_named(&m, m.list().map_err(to_rhai)?))
     });
     let m = manager.clone();
     function(
@@ -448,17 +452,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
         ),
     )
     .register_into_engine(engine, move || -> RhaiResult<Array> {
-        let names = m.auto_start_names().map_err(to_rhai)?;
-        Ok(names
-            .iter()
-            .filter_map(|name| ContainerName::existing(name).ok())
-            .map(|name| {
-                Dynamic::from(Container {
-                    name,
-                    manager: m.clone(),
-                })
-            })
-            .collect())
+        Ok(containers_named(&m, m.auto_start_names().map_err(to_rhai)?))
     });
     let m = manager.clone();
     function(

@@ -248,29 +248,7 @@ pub fn evaluate(
         };
         insert_decl(&mut root, &decl.path, Rc::new(d)).map_err(|e| vec![e])?;
     }
-    // `_module.args`: more arguments for modules.
-    insert_decl(
-        &mut root,
-        &["_module".into(), "args".into()],
-        Rc::new(OptDecl {
-            ty: LazyTy::Ready(Ty::AttrsOf(Box::new(Ty::Raw("raw".into())))),
-            rhai: None,
-            plain_default: Plain::Null,
-            by_name: None,
-            default: Some(Thunk::value(Value::attrs(Attrs::new()))),
-            apply: None,
-            user: true,
-        }),
-    )
-    .map_err(|e| vec![e])?;
-    let pending = modules
-        .into_iter()
-        .map(|(value, file)| Pending {
-            value,
-            file: file.into(),
-        })
-        .collect();
-    let system = build_system(ev, root, pending, args, Vec::new()).map_err(|e| vec![e])?;
+    let system = build_modules(ev, root, modules, args)?;
 
     let mut errors = Vec::new();
     check_unknown(ev, &system, Some(declarations), &[], &mut errors);
@@ -296,7 +274,25 @@ pub fn evaluate_declared(
     modules: Vec<(Thunk, String)>,
     args: Attrs,
 ) -> Result<Value, Vec<EvalError>> {
-    let mut root = Node::empty();
+    let root = Node::empty();
+    let system = build_modules(ev, root, modules, args)?;
+    let mut errors = Vec::new();
+    check_unknown(ev, &system, None, &[], &mut errors);
+    if !errors.is_empty() {
+        return Err(by_place(errors));
+    }
+    let root = system.root.clone();
+    node_value(ev, &system, &root, &[]).map_err(|e| vec![e])
+}
+
+/// The system of `modules` against the declarations in `root`, with `_module.args` (more
+/// arguments for modules) declared.
+fn build_modules(
+    ev: &mut Evaluator,
+    mut root: Node,
+    modules: Vec<(Thunk, String)>,
+    args: Attrs,
+) -> Result<Rc<System>, Vec<EvalError>> {
     insert_decl(
         &mut root,
         &["_module".into(), "args".into()],
@@ -318,14 +314,7 @@ pub fn evaluate_declared(
             file: file.into(),
         })
         .collect();
-    let system = build_system(ev, root, pending, args, Vec::new()).map_err(|e| vec![e])?;
-    let mut errors = Vec::new();
-    check_unknown(ev, &system, None, &[], &mut errors);
-    if !errors.is_empty() {
-        return Err(by_place(errors));
-    }
-    let root = system.root.clone();
-    node_value(ev, &system, &root, &[]).map_err(|e| vec![e])
+    build_system(ev, root, pending, args, Vec::new()).map_err(|e| vec![e])
 }
 
 /// Errors in the order of their places (file, line, column).
