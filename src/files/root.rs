@@ -258,21 +258,9 @@ impl Root {
     pub fn read(&self, path: impl AsRef<Path>) -> Result<Option<Vec<u8>>> {
         let rel = relative(path.as_ref())?;
         let shown = || self.host_path(&rel).display().to_string();
-        let handle = match self.open_at(&rel, OFlag::O_PATH) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(Error::sys(format!("opening {}", shown()), e)),
+        let Some(file) = self.open_file(&rel)? else {
+            return Ok(None);
         };
-        let stat = fstat(&handle).context(|| format!("inspecting {}", shown()))?;
-        if !matches!(kind_of(&stat), Entry::File { .. }) {
-            return Err(Error::Usage(format!(
-                "{} is not a regular file; remove it from the container",
-                shown()
-            )));
-        }
-        // Reopen the very file the handle names for reading (no second lookup by path).
-        let reopened = format!("/proc/self/fd/{}", handle.as_raw_fd());
-        let file = std::fs::File::open(&reopened).context(|| format!("reading {}", shown()))?;
         let mut contents = Vec::new();
         file.take(MAX_READ + 1)
             .read_to_end(&mut contents)
@@ -304,6 +292,7 @@ impl Root {
                 shown()
             )));
         }
+        // Reopen the very file the handle names for reading (no second lookup by path).
         let reopened = format!("/proc/self/fd/{}", handle.as_raw_fd());
         std::fs::File::open(&reopened)
             .map(Some)
