@@ -37,7 +37,12 @@ pub struct Doc {
 impl Doc {
     /// A property or method of a `Container` (`c.…`) or a `Test` (`t.…`).
     pub fn is_member(&self) -> bool {
-        self.signature.starts_with("c.") || self.is_test_member()
+        self.is_container_member() || self.is_test_member()
+    }
+
+    /// A property or method of a `Container` (`c.…`).
+    pub fn is_container_member(&self) -> bool {
+        self.signature.starts_with("c.")
     }
 
     /// A property or method of a `Test` (`t.…`, see `testdriver`).

@@ -241,10 +241,15 @@ fn rhai_type(rust: &str) -> String {
 /// The properties a value of type `ty` has: the API's documented ones for its own types, else
 /// the getters registered for it.
 fn properties(engine: &Engine, ty: &str) -> Vec<String> {
-    if ty == "Container" {
+    let member: Option<fn(&super::docs::Doc) -> bool> = match ty {
+        "Container" => Some(super::docs::Doc::is_container_member),
+        "Test" => Some(super::docs::Doc::is_test_member),
+        _ => None,
+    };
+    if let Some(member) = member {
         return super::docs::docs(engine)
             .into_iter()
-            .filter(|d| d.property && d.is_member())
+            .filter(|d| d.property && member(d))
             .map(|d| d.name)
             .collect();
     }

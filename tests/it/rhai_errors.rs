@@ -86,7 +86,7 @@ fn an_unknown_property_lists_the_properties() {
     assert_eq!(
         err,
         "<stdin>:2:3: Container has no property ‘addr’: its properties: \
-         name ip host_ip status leader host_key options\n"
+         name ip host_ip status usage limits leader host_key options\n"
     );
 }
 
