@@ -9,6 +9,8 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Map};
 
+mod docs;
+
 use crate::api::error::explain;
 use crate::container::Paths;
 use crate::engine;
@@ -44,6 +46,10 @@ fn usage(program: &str) -> String {
         let summary = engine::verb_summary(&verb);
         text.push_str(&format!("  {verb:<15} {summary}\n"));
     }
+    for (name, doc) in docs::OWN_COMMANDS {
+        let summary = doc.lines().next().unwrap_or_default();
+        text.push_str(&format!("  {name:<15} {summary}\n"));
+    }
     text.push_str(
         "\nOptions (nixos-container's, for every verb):\n  --ensure-unique-name  --auto-start  --bridge BRIDGE  --port SPEC\n  \
          --host-address ADDR  --local-address ADDR  --config TEXT  --config-file FILE\n  --help  --version\n\n\
@@ -75,6 +81,10 @@ fn driver_flag(argv: &[String]) -> Option<String> {
 }
 
 pub fn run(argv: Vec<OsString>) -> i32 {
+    // A completion script calling back (`NCSH_COMPLETE=SHELL ncsh -- WORDS`).
+    if let Some(code) = docs::answer_completion(&argv) {
+        return code;
+    }
     let argv: Vec<String> = argv
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -115,6 +125,16 @@ pub fn run(argv: Vec<OsString>) -> i32 {
                 2
             }
         };
+    }
+    // The front end's own commands, which describe the verbs (ncsh's only).
+    if personality == Personality::Ncsh {
+        match argv.get(1).map(String::as_str) {
+            Some("completions") => {
+                return docs::print_or_fail(docs::completions(&argv[2..]).map(String::into_bytes));
+            }
+            Some("man") => return docs::print_or_fail(docs::man_page(&argv[2..])),
+            _ => {}
+        }
     }
     if let Err(e) = crate::api::limits::Limits::from_env() {
         ui.message(&e.to_string(), e.hint().as_deref());

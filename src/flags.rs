@@ -20,28 +20,40 @@ pub struct Flags {
     /// The host driver (`systemd` or `standalone`); the command line reads it before parsing.
     #[arg(long)]
     pub driver: Option<String>,
+    /// Take NAME as a stem: the first free NAME, NAME-1, … (create prints the one it took).
     #[arg(long)]
     pub ensure_unique_name: bool,
+    /// Start the container when the host boots (AUTO_START=1).
     #[arg(long)]
     pub auto_start: bool,
+    /// Attach the container's veth to this host bridge instead of a point-to-point link.
     #[arg(long)]
     pub bridge: Option<String>,
+    /// Forward host ports: [tcp|udp:]HOST[:CONTAINER], comma-separated.
     #[arg(long)]
     pub port: Option<String>,
+    /// Use this built system (a Nix store path; Nix hosts).
     #[arg(long)]
     pub system_path: Option<String>,
+    /// Accepted for nixos-container's sake and ignored.
     #[arg(long)]
     pub signal: Option<String>,
+    /// The NixOS source to build with (Nix hosts).
     #[arg(long)]
     pub nixos_path: Option<String>,
+    /// The configuration, as the text of a NixOS module.
     #[arg(long)]
     pub config: Option<String>,
+    /// The configuration, as a NixOS module file.
     #[arg(long)]
     pub config_file: Option<String>,
+    /// The host end's address (with --local-address).
     #[arg(long)]
     pub host_address: Option<String>,
+    /// The container's address (with --host-address).
     #[arg(long)]
     pub local_address: Option<String>,
+    /// Build from a flake: REF[#ATTR] (Nix hosts).
     #[arg(long)]
     pub flake: Option<String>,
     /// Nix pass-through flags, for the Nix builder (refused without Nix).

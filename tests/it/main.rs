@@ -5,6 +5,7 @@
 
 mod common;
 mod compat;
+mod completions;
 mod debris;
 mod enter;
 mod extremes;
