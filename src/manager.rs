@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::files::Root;
 use crate::host::{Driver, Status, enter, pty};
 
+mod info;
+pub use info::{BindMount, Info};
+
 /// Which program ncsh is pretending to be (argv[0]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Personality {

@@ -354,7 +354,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     .register_into_engine(engine, move |name: &str| {
         m.destroy(&container_name(name)?).map_err(to_rhai)
     });
-    let m = manager;
+    let m = manager.clone();
     function(
         "driver",
         api_doc!("driver() -> string", "The host driver in use."),
@@ -380,6 +380,31 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
             }
             _ => Err(to_rhai(Error::NoName)),
         }
+    });
+    let m = manager;
+    function(
+        "terminal_output",
+        api_doc!(
+            "terminal_output() -> bool",
+            "Is stdout a terminal a person reads, for output that differs from the piped one",
+            "(a table)? Invoked as nixos-container, never: output stays the original's."
+        ),
+    )
+    .register_into_engine(engine, move || {
+        m.personality == crate::manager::Personality::Ncsh
+            && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    });
+    function(
+        "unix_time",
+        api_doc!(
+            "unix_time() -> int",
+            "Now, in seconds since the Unix epoch (as c.info().since)."
+        ),
+    )
+    .register_into_engine(engine, || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
     });
     function(
         "eprint",
@@ -498,6 +523,15 @@ impl CustomType for Container {
             .and_comments(&[api_doc!(
                 "c.host_key: string or ()",
                 "Its SSH host public key, if generated."
+            )])
+            .with_fn("info", |c: &mut Container| -> RhaiResult<Dynamic> {
+                rhai::serde::to_dynamic(c.manager.info(&c.name).map_err(to_rhai)?)
+            })
+            .and_comments(&[api_doc!(
+                "c.info() -> map",
+                "Everything known about it at once: #{name, state, ipv4, ipv6, host_ipv4, host_ipv6,",
+                "leader, since, driver, builder, generation, auto_start, bridge, ports, bind_mounts}",
+                "(the README's schema; () where unknown)."
             )])
             .with_fn("update", |c: &mut Container| {
                 c.manager

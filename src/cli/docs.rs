@@ -169,7 +169,9 @@ pub fn completions(args: &[String]) -> Result<String, String> {
         [shell] => (shell.as_str(), "ncsh"),
         [shell, program] => (shell.as_str(), program.as_str()),
         _ => {
-            return Err("usage: ncsh completions SHELL [PROGRAM] (SHELL: bash, zsh or fish)".into());
+            return Err(
+                "usage: ncsh completions SHELL [PROGRAM] (SHELL: bash, zsh or fish)".into(),
+            );
         }
     };
     let shells = Shells::builtins();

@@ -8,6 +8,7 @@ mod compat;
 mod completions;
 mod debris;
 mod enter;
+mod everyday;
 mod extremes;
 mod hostile;
 mod layering;

@@ -1,0 +1,186 @@
+//! Everyday output: `list` as a table on a terminal (names only when piped or as
+//! nixos-container), and the JSON of `list`, `show`, `status` and `show-ip`, which is also
+//! what `c.info()` gives a script. Boots one real container.
+
+use std::os::unix::fs::symlink;
+
+use rexpect::session::spawn_command;
+use serde_json::Value;
+
+use crate::common::*;
+
+fn json(out: &std::process::Output, what: &str) -> Value {
+    assert_ok(out, what);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", stdout(out)))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The whole of what `show --json` promises about a running container made by the tests.
+fn check_running(info: &Value, name: &str, local: &str, host: &str, port: &str) {
+    assert_eq!(info["name"], name, "{info}");
+    assert_eq!(info["state"], "up", "{info}");
+    assert_eq!(info["ipv4"], local, "{info}");
+    assert_eq!(info["host_ipv4"], host, "{info}");
+    assert_eq!(info["ipv6"], Value::Null, "{info}");
+    assert_eq!(info["builder"], "native", "{info}");
+    assert!(
+        ["standalone", "systemd"].contains(&info["driver"].as_str().unwrap()),
+        "{info}"
+    );
+    let leader = info["leader"].as_i64().expect("a leader PID");
+    assert!(
+        std::path::Path::new(&format!("/proc/{leader}")).exists(),
+        "{info}"
+    );
+    let since = info["since"].as_i64().expect("since");
+    assert!(since <= now() + 1 && since > now() - 600, "{info}");
+    assert!(
+        info["generation"].as_i64().expect("a generation") >= 1,
+        "{info}"
+    );
+    assert_eq!(info["auto_start"], true, "{info}");
+    assert_eq!(info["bridge"], Value::Null, "{info}");
+    assert_eq!(info["ports"], serde_json::json!([port]), "{info}");
+    let binds = info["bind_mounts"].as_array().expect("bind_mounts");
+    assert!(
+        binds
+            .iter()
+            .any(|b| b["source"] == "/usr" && b["target"] == "/usr" && b["ro"] == true),
+        "the host's /usr is bound read-only: {info}"
+    );
+}
+
+#[test]
+fn json_of_list_show_status_and_show_ip_and_info_agree() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("evj");
+    // A host port no other test forwards at the same time.
+    let port = format!("tcp:{}:80", 41000 + std::process::id() % 1000);
+    let (host, local) = env.create_booting_with(&name, &["--auto-start", "--port", &port]);
+
+    // Down first: no leader, no since.
+    let info = json(&env.run(&["show", &name, "--json"]), "show --json");
+    assert_eq!(info["state"], "down", "{info}");
+    assert_eq!(info["leader"], Value::Null, "{info}");
+    assert_eq!(info["since"], Value::Null, "{info}");
+    let status = json(&env.run(&["status", &name, "--json"]), "status --json");
+    assert_eq!(status, serde_json::json!({"name": name, "state": "down"}));
+
+    assert_ok(&env.run(&["start", &name]), "start");
+    let info = json(&env.run(&["show", &name, "--json"]), "show --json");
+    check_running(&info, &name, &local, &host, &port);
+
+    let list = json(&env.run(&["list", "--json"]), "list --json");
+    let listed = list.as_array().expect("an array");
+    assert_eq!(listed.len(), 1, "{list}");
+    check_running(&listed[0], &name, &local, &host, &port);
+
+    let status = json(&env.run(&["status", &name, "--json"]), "status --json");
+    assert_eq!(status, serde_json::json!({"name": name, "state": "up"}));
+    let ip = json(&env.run(&["show-ip", &name, "--json"]), "show-ip --json");
+    assert_eq!(
+        ip,
+        serde_json::json!({"name": name, "ip": local, "ipv4": local, "ipv6": null})
+    );
+
+    // A script's c.info() is the same map.
+    let script = env.prefix().join("info.rhai");
+    std::fs::write(
+        &script,
+        format!("print(json(container(\"{name}\").info()));\n"),
+    )
+    .unwrap();
+    let from_script = json(&env.run(&[script.to_str().unwrap()]), "a script's c.info()");
+    assert_eq!(from_script, info);
+
+    // The plain `show` says the same in words.
+    let shown = stdout(&env.run(&["show", &name]));
+    assert!(shown.contains(&format!("IPv4:       {local}")), "{shown}");
+    assert!(shown.contains("State:      up"), "{shown}");
+
+    // Gone: status --json says so and fails.
+    let gone = env.run(&["status", "nosuchcontainer", "--json"]);
+    assert_ne!(gone.status.code(), Some(0));
+    let first_line = stdout(&gone).lines().collect::<Vec<_>>().join("\n");
+    let value: Value = serde_json::from_str(&first_line).unwrap();
+    assert_eq!(value["state"], "gone");
+
+    assert_ok(&env.run(&["destroy", &name]), "destroy");
+}
+
+#[test]
+fn list_is_a_table_on_a_terminal_and_names_when_piped_or_as_nixos_container() {
+    let env = Env::new();
+    // `list` reads the conf directory: confs made by hand are containers that are down.
+    let conf_dir = env.prefix().join("etc/nixos-containers");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let (a, b) = (unique_name("evlb"), unique_name("evla"));
+    std::fs::write(
+        conf_dir.join(format!("{a}.conf")),
+        "PRIVATE_NETWORK=1\nHOST_ADDRESS=10.233.254.1\nLOCAL_ADDRESS=10.233.254.2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        conf_dir.join(format!("{b}.conf")),
+        "PRIVATE_NETWORK=1\nLOCAL_ADDRESS6=fc00::2\n",
+    )
+    .unwrap();
+    let mut sorted = [a.clone(), b.clone()];
+    sorted.sort_by_key(|n| n.to_ascii_lowercase());
+    let names_only = format!("{}\n{}\n", sorted[0], sorted[1]);
+
+    // Piped: byte for byte the names.
+    let out = env.run(&["list"]);
+    assert_ok(&out, "list piped");
+    assert_eq!(stdout(&out), names_only);
+
+    // On a terminal: the table.
+    let mut p = spawn_command(env.command(&["list"]), Some(10_000)).expect("list on a pty");
+    let screen = p.exp_eof().expect("list ends");
+    let lines: Vec<&str> = screen.lines().map(str::trim_end).collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "STATE", "IPV4", "IPV6", "SINCE"],
+        "{screen}"
+    );
+    let row_a: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{a} ")))
+        .unwrap_or_else(|| panic!("{a} in {screen}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row_a,
+        [a.as_str(), "down", "10.233.254.2", "-", "-"],
+        "{screen}"
+    );
+    let row_b: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{b} ")))
+        .unwrap_or_else(|| panic!("{b} in {screen}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row_b, [b.as_str(), "down", "-", "fc00::2", "-"], "{screen}");
+    // Columns line up: each row's STATE starts where the header's does.
+    let state_at = lines[0].find("STATE").unwrap();
+    for line in &lines[1..3] {
+        assert_eq!(line.find("down"), Some(state_at), "{screen}");
+    }
+    assert!(screen.contains("2 containers listed."), "{screen}");
+
+    // As nixos-container on a terminal: the original's names.
+    let link = env.prefix().join("nixos-container");
+    symlink(BIN, &link).unwrap();
+    let mut p = spawn_command(env.command_as(&link, &["list"]), Some(10_000)).expect("on a pty");
+    let screen = p.exp_eof().expect("list ends");
+    assert_eq!(screen.replace("\r\n", "\n"), names_only);
+}
