@@ -81,6 +81,21 @@ pub struct Flags {
     pub recreate_lock_file: bool,
     #[arg(long)]
     pub refresh: bool,
+    /// ncsh's, for run: the user to run as (a name or UID of the container's /etc/passwd).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// ncsh's, for run: the working directory inside the container.
+    #[arg(long)]
+    pub chdir: Option<String>,
+    /// ncsh's, for run: set NAME=VALUE in the command's environment (repeatable).
+    #[arg(long, value_name = "NAME=VALUE", action = clap::ArgAction::Append)]
+    pub setenv: Vec<String>,
+    /// ncsh's, for run: run on a terminal allocated inside the container.
+    #[arg(long, overrides_with = "no_pty")]
+    pub pty: bool,
+    /// ncsh's, for run: pass stdin, stdout and stderr through (the default).
+    #[arg(long, overrides_with = "pty")]
+    pub no_pty: bool,
     /// ncsh's: JSON output (`ncsh options --json`).
     #[arg(long)]
     pub json: bool,
@@ -174,6 +189,8 @@ impl Flags {
         text("local_address", &self.local_address);
         text("flake", &self.flake);
         text("config_file", &self.config_file);
+        text("user", &self.user);
+        text("chdir", &self.chdir);
         if self.ensure_unique_name {
             map.insert("ensure_unique_name".into(), true.into());
         }
@@ -190,6 +207,13 @@ impl Flags {
         }
         if self.json {
             map.insert("json".into(), true.into());
+        }
+        if !self.setenv.is_empty() {
+            let array: rhai::Array = self.setenv.iter().cloned().map(Dynamic::from).collect();
+            map.insert("setenv".into(), array.into());
+        }
+        if self.pty || self.no_pty {
+            map.insert("pty".into(), self.pty.into());
         }
         map
     }
@@ -221,6 +245,10 @@ pub fn clap_message(e: &clap::Error) -> String {
 /// The result has `--long-name=value` for options with one value, `--long-name V1 V2` for
 /// those with two, `--long-name` for flags, and the other words in their places. Like
 /// Getopt::Long, it reads on after an error; the error is all the messages, one a line.
+/// ncsh's own options that are never abbreviated, so that the original's abbreviations stay
+/// unique (`-p` is `--port`, `--u` is `--update-input`).
+const EXACT_ONLY: [&str; 5] = ["user", "chdir", "setenv", "pty", "no-pty"];
+
 pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
     let mut cmd = Flags::command();
     cmd.build();
@@ -268,7 +296,7 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
             None => {
                 let hits: Vec<&(String, usize)> = names
                     .iter()
-                    .filter(|(n, _)| n.starts_with(&given))
+                    .filter(|(n, _)| n.starts_with(&given) && !EXACT_ONLY.contains(&n.as_str()))
                     .collect();
                 match hits.as_slice() {
                     [] => {
@@ -403,6 +431,15 @@ mod grammar_tests {
         assert_eq!(
             canon(&["--br", "br0", "--po", "8080", "-p", "80"]).unwrap(),
             ["--bridge=br0", "--port=8080", "--port=80"]
+        );
+        // ncsh's run options are never abbreviated: the original's prefixes stay unique.
+        assert_eq!(
+            canon(&["-p", "80", "--u", "x"]).unwrap(),
+            ["--port=80", "--update-input=x"]
+        );
+        assert_eq!(
+            canon(&["--pty", "--user", "a"]).unwrap(),
+            ["--pty", "--user=a"]
         );
         // An exact name wins over a longer one it is a prefix of.
         assert_eq!(canon(&["--config", "x"]).unwrap(), ["--config=x"]);

@@ -21,7 +21,9 @@ use crate::files::Root;
 use crate::host::{Driver, Status, enter, pty};
 
 mod info;
+mod run;
 pub use info::{BindMount, Info};
+pub use run::env_pairs;
 
 /// Which program ncsh is pretending to be (argv[0]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -184,3 +184,130 @@ fn list_is_a_table_on_a_terminal_and_names_when_piped_or_as_nixos_container() {
     let screen = p.exp_eof().expect("list ends");
     assert_eq!(screen.replace("\r\n", "\n"), names_only);
 }
+
+#[test]
+fn run_takes_user_chdir_setenv_and_pty_and_scripts_the_same() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("evr");
+    env.create_booting_with(
+        &name,
+        &[
+            "--config",
+            "users.users.alice = { isNormalUser = true; uid = 4321; extraGroups = [ \"wheel\" ]; };",
+        ],
+    );
+    assert_ok(&env.run(&["start", &name]), "start");
+    let run = |flags: &[&str], argv: &[&str]| {
+        let mut args = vec!["run", name.as_str()];
+        args.extend_from_slice(flags);
+        args.push("--");
+        args.extend_from_slice(argv);
+        env.run(&args)
+    };
+
+    // As root by default, in /root.
+    let out = run(&[], &["sh", "-c", "id -u; pwd; echo $HOME"]);
+    assert_ok(&out, "run");
+    assert_eq!(stdout(&out), "0\n/root\n/root\n");
+
+    // --user: the user's IDs, groups, login variables and home.
+    let out = run(
+        &["--user", "alice"],
+        &[
+            "sh",
+            "-c",
+            "id -u; id -g; id -Gn; echo $HOME $USER $LOGNAME; pwd",
+        ],
+    );
+    assert_ok(&out, "run --user alice");
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines[0], "4321", "{lines:?}");
+    assert!(
+        lines[2].split_whitespace().any(|g| g == "wheel"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[3], "/home/alice alice alice", "{lines:?}");
+    // The home when it exists, else `/` as login does.
+    assert!(lines[4] == "/home/alice" || lines[4] == "/", "{lines:?}");
+    let by_uid = run(&["--user", "4321"], &["id", "-un"]);
+    assert_eq!(stdout(&by_uid), "alice\n");
+
+    // --chdir and --setenv (repeated), on top of the login environment.
+    let out = run(
+        &[
+            "--chdir",
+            "/etc",
+            "--setenv",
+            "A=1",
+            "--setenv",
+            "B=two words",
+            "--setenv",
+            "HOME=/x",
+        ],
+        &["sh", "-c", "pwd; echo \"$A|$B|$HOME|$PATH\""],
+    );
+    assert_ok(&out, "run --chdir --setenv");
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("/etc"));
+    let vars = lines.next().unwrap();
+    assert!(vars.starts_with("1|two words|/x|/"), "{vars}");
+
+    // Refused cleanly: unknown user, missing directory, a --setenv without `=`.
+    let out = run(&["--user", "mallory"], &["true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no user ‘mallory’"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--chdir", "/no/such/dir"], &["pwd"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert!(stderr(&out).contains("--chdir"), "{}", stderr(&out));
+    let out = run(&["--setenv", "NOVALUE"], &["true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("NAME=VALUE"), "{}", stderr(&out));
+
+    // --pty: a terminal inside even with stdin not one; --no-pty: the caller's stdio.
+    let out = run(&["--pty"], &["tty"]);
+    assert_ok(&out, "run --pty tty");
+    assert!(
+        stdout(&out).trim().starts_with("/dev/pts/"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["--pty", "--no-pty"], &["tty"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the last of --pty/--no-pty wins"
+    );
+    assert_eq!(stdout(&out), "not a tty\n");
+    let out = run(&["--pty", "--user", "alice"], &["id", "-un"]);
+    assert_ok(&out, "run --pty --user");
+    assert_eq!(stdout(&out).trim(), "alice");
+
+    // A script: c.run(argv, #{user, cwd, env, stdin}).
+    let script = env.prefix().join("run.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            "let r = container(\"{name}\").run([\"sh\", \"-c\", \"id -un; pwd; echo $X; cat\"], \
+             #{{ user: \"alice\", cwd: \"/tmp\", env: #{{ X: \"y z\" }}, stdin: \"fed\" }});\n\
+             print(r.stdout);\nprint(r.status);\n\
+             let e = container(\"{name}\").run([\"true\"], #{{ bogus: 1 }});\n"
+        ),
+    )
+    .unwrap();
+    let out = env.run(&[script.to_str().unwrap()]);
+    assert_eq!(stdout(&out), "alice\n/tmp\ny z\nfed\n0\n");
+    assert!(
+        stderr(&out).contains("no option ‘bogus’"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_ok(&env.run(&["destroy", &name]), "destroy");
+}
