@@ -217,6 +217,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     let Some(verb) = engine::find_verb(&verb_name) else {
         return unknown_verb(&ui, &manager, &verb_name, &args);
     };
+    // What create, start and update are doing, on one line of a terminal's stderr.
+    crate::manager::progress::enable(
+        personality == Personality::Ncsh && !flags.quiet && std::io::stderr().is_terminal(),
+    );
     // A verb is the last thing this process does: `run` may enter the container in place.
     manager.allow_in_place_entry();
     let engine = match verb.path {

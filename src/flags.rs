@@ -96,6 +96,9 @@ pub struct Flags {
     /// ncsh's, for run: pass stdin, stdout and stderr through (the default).
     #[arg(long, overrides_with = "pty")]
     pub no_pty: bool,
+    /// ncsh's: no progress line on a terminal (create, start, update).
+    #[arg(long)]
+    pub quiet: bool,
     /// ncsh's: JSON output (`ncsh options --json`).
     #[arg(long)]
     pub json: bool,

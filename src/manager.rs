@@ -21,6 +21,7 @@ use crate::files::Root;
 use crate::host::{Driver, Status, enter, pty};
 
 mod info;
+pub mod progress;
 mod run;
 pub use info::{BindMount, Info};
 pub use run::env_pairs;
@@ -67,6 +68,7 @@ fn warn_once(name: &str, warning: Option<String>) {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !warned.iter().any(|n| n == name) {
         warned.push(name.to_string());
+        progress::clear();
         eprintln!("{warning}");
     }
 }
@@ -161,7 +163,9 @@ impl Manager {
         let nix_built = std::cell::Cell::new(None::<String>);
         // The base system, configuration.nix and the first generation are built into the new
         // root before the conf exists.
+        let _line = progress::Line;
         let realize = |building: &Root, name: &ContainerName| -> Result<()> {
+            progress::show(&format!("{name}: building generation 1"));
             base::write_base_system(building, name)?;
             configuration_nix::write(building, name, &source)?;
             let mut request = self.request(name, building, source.clone());
@@ -172,6 +176,7 @@ impl Manager {
             }
             match self.builder()?.build(&request)? {
                 Built::Generation(mut generation) => {
+                    progress::show(&format!("{name}: activating generation 1"));
                     activate::apply(building, &generation, None)?;
                     let store = Store::new(building);
                     store.save_next(&mut generation)?;
@@ -231,11 +236,15 @@ impl Manager {
             // As nixos-container: the new system is the profile's; a running container is
             // reloaded, which runs its `switch-to-configuration test`.
             if self.driver.status(name) == Status::Up {
+                progress::clear();
                 eprintln!("reloading container...");
                 return self.reload(name, None);
             }
             return Ok(());
         }
+        let _line = progress::Line;
+        let next = Store::new(&root).numbers()?.last().copied().unwrap_or(0) + 1;
+        progress::show(&format!("{name}: building generation {next}"));
         let request = self.request(name, &root, source.clone());
         let mut generation = match self.builder()?.build(&request)? {
             Built::Generation(generation) => generation,
@@ -253,10 +262,15 @@ impl Manager {
         store.save_next(&mut generation)?;
         write_config()?;
         let running = self.driver.status(name) == Status::Up;
+        progress::show(&format!(
+            "{name}: activating generation {}",
+            generation.number
+        ));
         let applied = activate::apply(&root, &generation, old.as_ref()).and_then(|changes| {
             if running {
                 // As nixos-container says before `systemctl reload`; only now that the
                 // configuration evaluated and built.
+                progress::clear();
                 eprintln!("reloading container...");
                 self.reload(name, Some(&Plan::new(&generation, &changes)))
             } else {
@@ -370,7 +384,15 @@ impl Manager {
             self.recover_activation(name, root)?;
         }
         self.check_generation(name, &conf, root.as_ref())?;
-        self.driver.start(name, &conf)
+        let _line = progress::Line;
+        progress::show(&format!("{name}: booting"));
+        let began = std::time::Instant::now();
+        self.driver.start(name, &conf)?;
+        progress::finish(&format!(
+            "{name}: reached multi-user.target in {:.2} s",
+            began.elapsed().as_secs_f64()
+        ));
+        Ok(())
     }
 
     /// A native container boots its current generation: a root without one (a create or destroy

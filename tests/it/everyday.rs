@@ -311,3 +311,90 @@ fn run_takes_user_chdir_setenv_and_pty_and_scripts_the_same() {
 
     assert_ok(&env.run(&["destroy", &name]), "destroy");
 }
+
+/// `ncsh ARGS` on a pty: everything it wrote to the terminal, and its exit status.
+fn on_pty(env: &Env, args: &[&str]) -> (String, i32) {
+    let mut p = spawn_command(env.command(args), Some(60_000)).expect("on a pty");
+    let screen = p.exp_eof().expect("ends");
+    let status = match p.process().wait().expect("wait") {
+        rexpect::process::WaitStatus::Exited(_, code) => code,
+        other => panic!("{args:?}: {other:?}"),
+    };
+    (screen, status)
+}
+
+#[test]
+fn progress_on_a_terminal_one_line_none_piped_or_quiet() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("evp");
+    let (host, local) = env.test_addresses();
+    env.track(&name);
+    let (screen, status) = on_pty(
+        &env,
+        &[
+            "create",
+            &name,
+            "--host-address",
+            &host,
+            "--local-address",
+            &local,
+        ],
+    );
+    assert_eq!(status, 0, "{screen}");
+    assert!(
+        screen.contains(&format!("\r\x1b[K{name}: building generation 1")),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains(&format!("{name}: activating generation 1")),
+        "{screen:?}"
+    );
+    // Cleared before the create's own message, which stays.
+    assert!(screen.contains("\r\x1b[Khost IP is"), "{screen:?}");
+
+    let (screen, status) = on_pty(&env, &["start", &name]);
+    assert_eq!(status, 0, "{screen}");
+    assert!(
+        screen.contains(&format!("\r\x1b[K{name}: booting")),
+        "{screen:?}"
+    );
+    let reached = format!("{name}: reached multi-user.target in ");
+    let at = screen
+        .find(&reached)
+        .unwrap_or_else(|| panic!("{screen:?}"));
+    let seconds: f64 = screen[at + reached.len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seconds > 0.0 && seconds < 60.0, "{screen:?}");
+
+    let (screen, status) = on_pty(
+        &env,
+        &["update", &name, "--config", "networking.hostName = \"p\";"],
+    );
+    assert_eq!(status, 0, "{screen}");
+    assert!(
+        screen.contains(&format!("{name}: building generation 2")),
+        "{screen:?}"
+    );
+
+    // --quiet on a terminal, and piped: none of it.
+    let (screen, status) = on_pty(&env, &["restart", &name, "--quiet"]);
+    assert_eq!(status, 0, "{screen}");
+    assert!(
+        !screen.contains("booting") && !screen.contains('\x1b'),
+        "{screen:?}"
+    );
+    assert_ok(&env.run(&["stop", &name]), "stop");
+    let out = env.run(&["start", &name]);
+    assert_ok(&out, "start piped");
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let out = env.run(&["update", &name, "--config", "networking.hostName = \"q\";"]);
+    assert_ok(&out, "update piped");
+    assert!(!stderr(&out).contains("generation"), "{}", stderr(&out));
+
+    assert_ok(&env.run(&["destroy", &name]), "destroy");
+}
