@@ -114,6 +114,11 @@ fn verb_command(verb: &str, doc: &str) -> Command {
 
 /// ncsh as clap sees it for completion and man pages.
 pub fn command() -> Command {
+    command_for(true)
+}
+
+/// The same, without the front end's own commands for the `nixos-container` name.
+fn command_for(own_commands: bool) -> Command {
     let mut cmd = Command::new("ncsh")
         .about(env!("CARGO_PKG_DESCRIPTION"))
         .long_about(
@@ -140,7 +145,7 @@ pub fn command() -> Command {
         };
         cmd = cmd.subcommand(verb_command(&verb, &engine::doc_comment(&found.source)));
     }
-    for (name, doc) in OWN_COMMANDS {
+    for (name, doc) in OWN_COMMANDS.iter().filter(|_| own_commands) {
         cmd = cmd.subcommand(verb_command(name, doc));
     }
     cmd
@@ -151,7 +156,13 @@ pub fn command() -> Command {
 pub fn answer_completion(argv: &[OsString]) -> Option<i32> {
     std::env::var_os(COMPLETE_VAR).filter(|v| !v.is_empty() && v != "0")?;
     let current = std::env::current_dir().ok();
-    let done = clap_complete::CompleteEnv::with_factory(command)
+    // The script calls back the program it completes: as nixos-container, its verbs only.
+    let own = !argv.first().is_some_and(|p| {
+        std::path::Path::new(p)
+            .file_name()
+            .is_some_and(|n| n == "nixos-container")
+    });
+    let done = clap_complete::CompleteEnv::with_factory(move || command_for(own))
         .var(COMPLETE_VAR)
         .try_complete(argv.iter().cloned(), current.as_deref());
     Some(match done {

@@ -178,6 +178,34 @@ fn fish_completes_verbs_flags_and_container_names() {
 }
 
 #[test]
+fn nixos_container_completes_its_verbs_and_names_but_not_ncsh_s_own_commands() {
+    let f = fixture();
+    std::os::unix::fs::symlink(BIN, f.bin_dir.join("nixos-container")).unwrap();
+    let out = f.env.run(&["completions", "bash", "nixos-container"]);
+    assert_ok(&out, "ncsh completions bash nixos-container");
+    let script = f.env.prefix().join("complete-nc.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let complete = |line: &str| {
+        let program = format!(
+            "source {script}\nCOMP_WORDS=({line})\n[[ \"{line}\" == *' ' ]] && COMP_WORDS+=('')\n\
+             COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\nCOMP_TYPE=9\n\
+             _clap_complete_nixos_container nixos-container \"${{COMP_WORDS[COMP_CWORD]}}\"\n\
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script = script.display()
+        );
+        f.shell("bash", &["--norc", "--noprofile", "-c", &program])
+    };
+    let verbs = complete("nixos-container ");
+    assert!(has(&verbs, "start") && has(&verbs, "show-ip"), "{verbs:?}");
+    assert!(
+        !has(&verbs, "completions") && !has(&verbs, "man"),
+        "{verbs:?}"
+    );
+    let names = complete("nixos-container stop ");
+    assert!(has(&names, &f.names[0]), "{names:?}");
+}
+
+#[test]
 fn an_unknown_shell_is_refused_and_prints_nothing() {
     let env = Env::new();
     let out = env.run(&["completions", "tcsh"]);
