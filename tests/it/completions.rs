@@ -276,3 +276,46 @@ fn man_pages_render_with_the_verbs_text_and_flags() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn install_script_puts_completions_and_man_pages_where_the_tools_look() {
+    let env = Env::new();
+    let dest = env.prefix().join("dest");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install.sh");
+    let out = env
+        .command_as("bash", &[script, BIN])
+        .env("DESTDIR", &dest)
+        .env("PREFIX", "/usr/local")
+        .output()
+        .expect("running install.sh");
+    assert_ok(&out, "install.sh");
+    let share = dest.join("usr/local/share");
+    for (path, needle) in [
+        ("bash-completion/completions/ncsh", "NCSH_COMPLETE"),
+        (
+            "bash-completion/completions/nixos-container",
+            "nixos-container",
+        ),
+        ("zsh/site-functions/_ncsh", "#compdef ncsh"),
+        ("fish/vendor_completions.d/ncsh.fish", "complete"),
+        ("man/man1/ncsh.1", ".TH"),
+        ("man/man1/ncsh-run.1", "\\-\\-setenv"),
+        ("man/man1/ncsh-show.1", "\\-\\-json"),
+    ] {
+        let text =
+            std::fs::read_to_string(share.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(text.contains(needle), "{path} holds {needle}: {text}");
+    }
+    let link = std::fs::read_link(dest.join("usr/local/bin/nixos-container")).unwrap();
+    assert_eq!(link, Path::new("ncsh"));
+    // The user's verbs are theirs: only the built-in ones get pages.
+    let pages = std::fs::read_dir(share.join("man/man1")).unwrap().count();
+    let verbs = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/stdlib/verbs"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        pages,
+        1 + verbs + 2,
+        "ncsh(1), the built-in verbs, completions and man"
+    );
+}
