@@ -53,6 +53,8 @@ fn usage(program: &str) -> String {
     text.push_str(
         "\nOptions (nixos-container's, for every verb):\n  --ensure-unique-name  --auto-start  --bridge BRIDGE  --port SPEC\n  \
          --host-address ADDR  --local-address ADDR  --config TEXT  --config-file FILE\n  --help  --version\n\n\
+         ncsh's own: --json (list, show, status, show-ip, options), --quiet (no progress line),\n  \
+         --driver NAME; for run: --user USER  --chdir DIR  --setenv NAME=VALUE  --pty  --no-pty\n\n\
          `ncsh VERB --help` describes a verb.\n",
     );
     text
@@ -128,6 +130,12 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     }
     // The front end's own commands, which describe the verbs (ncsh's only).
     if personality == Personality::Ncsh {
+        let own = docs::OWN_COMMANDS
+            .iter()
+            .find(|(name, _)| argv.get(1).is_some_and(|a| a == name));
+        if let Some((_, doc)) = own.filter(|_| argv[2..].iter().any(|a| a == "--help")) {
+            return docs::print_or_fail(Ok(format!("{doc}\n").into_bytes()));
+        }
         match argv.get(1).map(String::as_str) {
             Some("completions") => {
                 return docs::print_or_fail(docs::completions(&argv[2..]).map(String::into_bytes));

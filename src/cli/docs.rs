@@ -234,6 +234,8 @@ pub fn print_or_fail(out: Result<Vec<u8>, String>) -> i32 {
     match out {
         Ok(bytes) => match std::io::stdout().write_all(&bytes) {
             Ok(()) => 0,
+            // A reader that stopped early (`| head`) is not an error of ours.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
             Err(e) => {
                 eprintln!("ncsh: writing to stdout: {e}");
                 1
