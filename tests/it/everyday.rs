@@ -113,6 +113,22 @@ fn json_of_list_show_status_and_show_ip_and_info_agree() {
     let value: Value = serde_json::from_str(&first_line).unwrap();
     assert_eq!(value["state"], "gone");
 
+    // A clean stop takes its port forward out of nspawn's nft map with it.
+    assert_ok(&env.run(&["stop", &name]), "stop");
+    let forward = format!(
+        "{} : {local} . 80",
+        port.trim_start_matches("tcp:").trim_end_matches(":80")
+    );
+    let nft = std::process::Command::new("nft")
+        .args(["list", "map", "ip", "io.systemd.nat", "map_port_ipport"])
+        .output();
+    if let Ok(out) = nft {
+        assert!(
+            !stdout(&out).contains(&forward),
+            "{forward} left: {}",
+            stdout(&out)
+        );
+    }
     assert_ok(&env.run(&["destroy", &name]), "destroy");
 }
 
