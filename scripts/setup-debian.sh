@@ -4,7 +4,8 @@
 # "Traffic from tests").
 #
 # Usage: setup-debian.sh [--for-tests]
-#   --for-tests  also what only the test suite needs (nix-bin, for the tests against Nix);
+#   --for-tests  also what only the test suite needs (nix-bin, for the tests against Nix;
+#                zsh, fish, man-db and groff-base, for the completion and man page tests);
 #                scripts/test.sh, and so CI, passes it.
 #
 # The services (sshd, Apache, nftables) run inside containers from the host's /usr; installing
@@ -23,7 +24,7 @@ packages=(systemd systemd-container iproute2 util-linux procps dbus dbus-daemon 
           nginx redis-server redis-tools sudo
           postgresql mariadb-server mariadb-client dnsmasq-base mosquitto mosquitto-clients caddy
           bash-completion)
-test_packages=(nix-bin)
+test_packages=(nix-bin zsh fish man-db groff-base)
 [ -z "$for_tests" ] || packages+=("${test_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do

@@ -9,6 +9,8 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Map};
 
+mod docs;
+
 use crate::api::error::explain;
 use crate::container::Paths;
 use crate::engine;
@@ -44,9 +46,15 @@ fn usage(program: &str) -> String {
         let summary = engine::verb_summary(&verb);
         text.push_str(&format!("  {verb:<15} {summary}\n"));
     }
+    for (name, doc) in docs::OWN_COMMANDS {
+        let summary = doc.lines().next().unwrap_or_default();
+        text.push_str(&format!("  {name:<15} {summary}\n"));
+    }
     text.push_str(
         "\nOptions (nixos-container's, for every verb):\n  --ensure-unique-name  --auto-start  --bridge BRIDGE  --port SPEC\n  \
          --host-address ADDR  --local-address ADDR  --config TEXT  --config-file FILE\n  --help  --version\n\n\
+         ncsh's own: --json (list, show, status, show-ip, options), --quiet (no progress line),\n  \
+         --driver NAME; for run: --user USER  --chdir DIR  --setenv NAME=VALUE  --pty  --no-pty\n\n\
          `ncsh VERB --help` describes a verb.\n",
     );
     text
@@ -75,6 +83,10 @@ fn driver_flag(argv: &[String]) -> Option<String> {
 }
 
 pub fn run(argv: Vec<OsString>) -> i32 {
+    // A completion script calling back (`NCSH_COMPLETE=SHELL ncsh -- WORDS`).
+    if let Some(code) = docs::answer_completion(&argv) {
+        return code;
+    }
     let argv: Vec<String> = argv
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -117,6 +129,22 @@ pub fn run(argv: Vec<OsString>) -> i32 {
                 2
             }
         };
+    }
+    // The front end's own commands, which describe the verbs (ncsh's only).
+    if personality == Personality::Ncsh {
+        let own = docs::OWN_COMMANDS
+            .iter()
+            .find(|(name, _)| argv.get(1).is_some_and(|a| a == name));
+        if let Some((_, doc)) = own.filter(|_| argv[2..].iter().any(|a| a == "--help")) {
+            return docs::print_or_fail(Ok(format!("{doc}\n").into_bytes()));
+        }
+        match argv.get(1).map(String::as_str) {
+            Some("completions") => {
+                return docs::print_or_fail(docs::completions(&argv[2..]).map(String::into_bytes));
+            }
+            Some("man") => return docs::print_or_fail(docs::man_page(&argv[2..])),
+            _ => {}
+        }
     }
     if let Err(e) = crate::api::limits::Limits::from_env() {
         ui.message(&e.to_string(), e.hint().as_deref());
@@ -204,6 +232,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     let Some(verb) = engine::find_verb(&verb_name) else {
         return unknown_verb(&ui, &manager, &verb_name, &args);
     };
+    // What create, start and update are doing, on one line of a terminal's stderr.
+    crate::manager::progress::enable(
+        personality == Personality::Ncsh && !flags.quiet && std::io::stderr().is_terminal(),
+    );
     // A verb is the last thing this process does: `run` may enter the container in place.
     manager.allow_in_place_entry();
     let mut engine = match verb.path {

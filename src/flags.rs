@@ -20,12 +20,16 @@ pub struct Flags {
     /// The host driver (`systemd` or `standalone`); the command line reads it before parsing.
     #[arg(long)]
     pub driver: Option<String>,
+    /// Take NAME as a stem: the first free NAME, NAME-1, … (create prints the one it took).
     #[arg(long)]
     pub ensure_unique_name: bool,
+    /// Start the container when the host boots (AUTO_START=1).
     #[arg(long)]
     pub auto_start: bool,
+    /// Attach the container's veth to this host bridge instead of a point-to-point link.
     #[arg(long)]
     pub bridge: Option<String>,
+    /// Forward host ports: [tcp|udp:]HOST[:CONTAINER], comma-separated.
     #[arg(long)]
     pub port: Option<String>,
     /// ncsh's: a bridge of ncsh's own the container is on (`create --network NAME`).
@@ -55,20 +59,28 @@ pub struct Flags {
     pub u: Option<String>,
     #[arg(long)]
     pub unit: Option<String>,
+    /// Use this built system (a Nix store path; Nix hosts).
     #[arg(long)]
     pub system_path: Option<String>,
+    /// Accepted for nixos-container's sake and ignored.
     #[arg(long)]
     pub signal: Option<String>,
+    /// The NixOS source to build with (Nix hosts).
     #[arg(long)]
     pub nixos_path: Option<String>,
+    /// The configuration, as the text of a NixOS module.
     #[arg(long)]
     pub config: Option<String>,
+    /// The configuration, as a NixOS module file.
     #[arg(long)]
     pub config_file: Option<String>,
+    /// The host end's address (with --local-address).
     #[arg(long)]
     pub host_address: Option<String>,
+    /// The container's address (with --host-address).
     #[arg(long)]
     pub local_address: Option<String>,
+    /// Build from a flake: REF[#ATTR] (Nix hosts).
     #[arg(long)]
     pub flake: Option<String>,
     /// ncsh's (nixpkgs PR #478888's): `HOST[:CONTAINER]`, repeatable.
@@ -118,6 +130,24 @@ pub struct Flags {
     pub recreate_lock_file: bool,
     #[arg(long)]
     pub refresh: bool,
+    /// ncsh's, for run: the user to run as (a name or UID of the container's /etc/passwd).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// ncsh's, for run: the working directory inside the container.
+    #[arg(long)]
+    pub chdir: Option<String>,
+    /// ncsh's, for run: set NAME=VALUE in the command's environment (repeatable).
+    #[arg(long, value_name = "NAME=VALUE", action = clap::ArgAction::Append)]
+    pub setenv: Vec<String>,
+    /// ncsh's, for run: run on a terminal allocated inside the container.
+    #[arg(long, overrides_with = "no_pty")]
+    pub pty: bool,
+    /// ncsh's, for run: pass stdin, stdout and stderr through (the default).
+    #[arg(long, overrides_with = "pty")]
+    pub no_pty: bool,
+    /// ncsh's: no progress line on a terminal (create, start, update).
+    #[arg(long)]
+    pub quiet: bool,
     /// ncsh's: JSON output (`ncsh options --json`).
     #[arg(long)]
     pub json: bool,
@@ -237,6 +267,8 @@ impl Flags {
         text("extra_flags", &self.extra_flags);
         text("host_address6", &self.host_address6);
         text("local_address6", &self.local_address6);
+        text("user", &self.user);
+        text("chdir", &self.chdir);
         for (key, values) in [
             ("bind", &self.bind),
             ("bind_ro", &self.bind_ro),
@@ -299,6 +331,13 @@ impl Flags {
                 map.insert(key.into(), true.into());
             }
         }
+        if !self.setenv.is_empty() {
+            let array: rhai::Array = self.setenv.iter().cloned().map(Dynamic::from).collect();
+            map.insert("setenv".into(), array.into());
+        }
+        if self.pty || self.no_pty {
+            map.insert("pty".into(), self.pty.into());
+        }
         map
     }
 }
@@ -344,6 +383,10 @@ const NCSH_ONLY: [&str; 10] = [
 /// The result has `--long-name=value` for options with one value, `--long-name V1 V2` for
 /// those with two, `--long-name` for flags, and the other words in their places. Like
 /// Getopt::Long, it reads on after an error; the error is all the messages, one a line.
+/// ncsh's own options that are never abbreviated, so that the original's abbreviations stay
+/// unique (`-p` is `--port`, `--u` is `--update-input`).
+const EXACT_ONLY: [&str; 5] = ["user", "chdir", "setenv", "pty", "no-pty"];
+
 pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
     let mut cmd = Flags::command();
     cmd.build();
@@ -391,7 +434,7 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
             None => {
                 let mut hits: Vec<&(String, usize)> = names
                     .iter()
-                    .filter(|(n, _)| n.starts_with(&given))
+                    .filter(|(n, _)| n.starts_with(&given) && !EXACT_ONLY.contains(&n.as_str()))
                     .collect();
                 if hits.iter().any(|(n, _)| !NCSH_ONLY.contains(&n.as_str())) {
                     hits.retain(|(n, _)| !NCSH_ONLY.contains(&n.as_str()));
@@ -529,6 +572,15 @@ mod grammar_tests {
         assert_eq!(
             canon(&["--br", "br0", "--po", "8080", "-p", "80"]).unwrap(),
             ["--bridge=br0", "--port=8080", "--port=80"]
+        );
+        // ncsh's run options are never abbreviated: the original's prefixes stay unique.
+        assert_eq!(
+            canon(&["-p", "80", "--u", "x"]).unwrap(),
+            ["--port=80", "--update-input=x"]
+        );
+        assert_eq!(
+            canon(&["--pty", "--user", "a"]).unwrap(),
+            ["--pty", "--user=a"]
         );
         // An exact name wins over a longer one it is a prefix of.
         assert_eq!(canon(&["--config", "x"]).unwrap(), ["--config=x"]);

@@ -30,6 +30,12 @@ pub use crate::host::journal::LogQuery;
 mod apply;
 pub use apply::{Applied, ApplyOptions};
 
+mod info;
+pub mod progress;
+mod run;
+pub use info::{BindMount, Info};
+pub use run::env_pairs;
+
 /// Which program ncsh is pretending to be (argv[0]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Personality {
@@ -163,7 +169,9 @@ impl Manager {
         let nix_built = std::cell::Cell::new(None::<String>);
         // The base system, configuration.nix and the first generation are built into the new
         // root before the conf exists.
+        let _line = progress::Line;
         let realize = |building: &Root, name: &ContainerName| -> Result<()> {
+            progress::show(&format!("{name}: building generation 1"));
             base::write_base_system(building, name)?;
             configuration_nix::write(building, name, &source)?;
             let mut request = self.request(name, building, source.clone());
@@ -178,6 +186,7 @@ impl Manager {
             }
             match self.builder()?.build(&request)? {
                 Built::Generation(mut generation) => {
+                    progress::show(&format!("{name}: activating generation 1"));
                     activate::apply(building, &generation, None)?;
                     let store = Store::new(building);
                     store.save_next(&mut generation)?;
@@ -317,11 +326,15 @@ impl Manager {
             // As nixos-container: the new system is the profile's; a running container is
             // reloaded, which runs its `switch-to-configuration test`.
             if self.driver.status(name) == Status::Up {
+                progress::clear();
                 eprintln!("reloading container...");
                 self.reload(name, None)?;
             }
             return Ok(true);
         }
+        let _line = progress::Line;
+        let next = Store::new(&root).numbers()?.last().copied().unwrap_or(0) + 1;
+        progress::show(&format!("{name}: building generation {next}"));
         let mut request = self.request(name, &root, source.clone());
         request.declared_in = declared::declared_in(conf).map(Path::to_path_buf);
         let mut generation = match self.builder()?.build(&request)? {
@@ -365,10 +378,15 @@ impl Manager {
                  new configuration when it is restarted (ncsh restart {name})"
             );
         }
+        progress::show(&format!(
+            "{name}: activating generation {}",
+            generation.number
+        ));
         let applied = activate::apply(&root, &generation, old.as_ref()).and_then(|changes| {
             if running {
                 // As nixos-container says before `systemctl reload`; only now that the
                 // configuration evaluated and built.
+                progress::clear();
                 eprintln!("reloading container...");
                 self.reload(name, Some(&Plan::new(&generation, &changes)))
             } else {
@@ -501,9 +519,17 @@ impl Manager {
         // A conf edited by hand: what the host starts at boot follows AUTO_START.
         self.driver
             .set_auto_start(name, conf.get("AUTO_START") == Some("1"))?;
+        let _line = progress::Line;
+        progress::show(&format!("{name}: booting"));
+        let began = std::time::Instant::now();
         self.driver
             .start(name, &conf)
-            .map_err(|e| self.with_journal_tail(name, e))
+            .map_err(|e| self.with_journal_tail(name, e))?;
+        progress::finish(&format!(
+            "{name}: reached multi-user.target in {:.2} s",
+            began.elapsed().as_secs_f64()
+        ));
+        Ok(())
     }
 
     /// A failed start's error with the last lines of the container's journal and where to

@@ -22,6 +22,7 @@ use rhai::{Array, CustomType, Dynamic, Engine, EvalAltResult, ImmutableString, M
 use crate::container::options::Bind;
 use crate::container::{ConfigSource, ContainerName, CreateOptions, NixOptions, UpdateOptions};
 use crate::error::Error;
+use crate::host::enter::RunOptions;
 use crate::manager::{ApplyOptions, LogQuery, Manager};
 use docs::{api_doc, function};
 use error::{exit_request, to_rhai};
@@ -175,8 +176,8 @@ const CREATE_ONLY_KEYS: [&str; 9] = [
 
 /// Keys the command line puts in every verb's option map that create and update never use:
 /// `signal` (nixos-container accepts it for every action), `json` (for `ncsh options`), those of
-/// `ncsh test` and those of `ncsh apply`.
-const IGNORED_KEYS: [&str; 9] = [
+/// `ncsh test`, those of `ncsh apply` and `run`'s `user`, `chdir`, `setenv` and `pty`.
+const IGNORED_KEYS: [&str; 13] = [
     "signal",
     "json",
     "junit",
@@ -186,6 +187,10 @@ const IGNORED_KEYS: [&str; 9] = [
     "timeout",
     "start",
     "destroy",
+    "user",
+    "chdir",
+    "setenv",
+    "pty",
 ];
 
 /// A script's option map for `verb`, which takes the keys `keys` (and [`IGNORED_KEYS`]): the one parser of create and
@@ -336,6 +341,58 @@ fn nix_option(nix: &mut NixOptions, key: &str, value: &Dynamic) -> RhaiResult<()
         }
     }
     Ok(())
+}
+
+/// A script's `run` options: #{user, cwd, env, stdin} (and `pty` where the command is
+/// attached: `allow_pty`). `env` is a map of strings, or an array of "NAME=VALUE".
+fn run_options(opts: &Map, allow_pty: bool) -> RhaiResult<(RunOptions, Option<String>)> {
+    let mut out = RunOptions::default();
+    let mut stdin = None;
+    let text = |key: &str, v: &Dynamic| -> RhaiResult<String> {
+        v.clone().into_string().map_err(|t| {
+            to_rhai(Error::Usage(format!(
+                "run: {key} must be a string, not {t}"
+            )))
+        })
+    };
+    for (key, value) in opts {
+        match key.as_str() {
+            "user" => out.user = Some(text("user", value)?),
+            "cwd" => out.cwd = Some(text("cwd", value)?),
+            "stdin" if !allow_pty => stdin = Some(text("stdin", value)?),
+            "pty" if allow_pty => {
+                out.pty = value.as_bool().map_err(|t| {
+                    to_rhai(Error::Usage(format!("run: pty must be a bool, not {t}")))
+                })?
+            }
+            "env" => {
+                let words: Vec<String> = if let Some(map) = value.read_lock::<Map>() {
+                    map.iter()
+                        .map(|(k, v)| Ok(format!("{k}={}", text("an env value", v)?)))
+                        .collect::<RhaiResult<_>>()?
+                } else if let Some(array) = value.read_lock::<Array>() {
+                    strings(&array, "env entries")?
+                } else {
+                    return Err(to_rhai(Error::Usage(format!(
+                        "run: env must be a map or an array of \"NAME=VALUE\", not {}",
+                        value.type_name()
+                    ))));
+                };
+                out.env = crate::manager::env_pairs(&words).map_err(to_rhai)?;
+            }
+            other => {
+                let keys = if allow_pty {
+                    "user, cwd, env, pty"
+                } else {
+                    "user, cwd, env, stdin"
+                };
+                return Err(to_rhai(Error::Usage(format!(
+                    "run: no option ‘{other}’ (it takes {keys})"
+                ))));
+            }
+        }
+    }
+    Ok((out, stdin))
 }
 
 fn output_map(out: std::process::Output) -> Map {
@@ -534,7 +591,7 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
             .register_into_engine(engine, move |path: &str| apply(path, Map::new()));
         }
     }
-    let m = manager;
+    let m = manager.clone();
     function(
         "driver",
         api_doc!("driver() -> string", "The host driver in use."),
@@ -560,6 +617,31 @@ pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
             }
             _ => Err(to_rhai(Error::NoName)),
         }
+    });
+    let m = manager;
+    function(
+        "terminal_output",
+        api_doc!(
+            "terminal_output() -> bool",
+            "Is stdout a terminal a person reads, for output that differs from the piped one",
+            "(a table)? Invoked as nixos-container, never: output stays the original's."
+        ),
+    )
+    .register_into_engine(engine, move || {
+        m.personality == crate::manager::Personality::Ncsh
+            && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    });
+    function(
+        "unix_time",
+        api_doc!(
+            "unix_time() -> int",
+            "Now, in seconds since the Unix epoch (as c.info().since)."
+        ),
+    )
+    .register_into_engine(engine, || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
     });
     function(
         "eprint",
@@ -713,6 +795,15 @@ impl CustomType for Container {
                 "c.host_key: string or ()",
                 "Its SSH host public key, if generated."
             )])
+            .with_fn("info", |c: &mut Container| -> RhaiResult<Dynamic> {
+                rhai::serde::to_dynamic(c.manager.info(&c.name).map_err(to_rhai)?)
+            })
+            .and_comments(&[api_doc!(
+                "c.info() -> map",
+                "Everything known about it at once: #{name, state, ipv4, ipv6, host_ipv4, host_ipv6,",
+                "leader, since, driver, builder, generation, auto_start, bridge, ports, bind_mounts}",
+                "(the README's schema; () where unknown)."
+            )])
             .with_fn("update", |c: &mut Container| {
                 c.manager
                     .update(&c.name, &UpdateOptions::default())
@@ -792,6 +883,41 @@ impl CustomType for Container {
             .and_comments(&[api_doc!(
                 "c.run(argv: array, stdin: string) -> map",
                 "The same, feeding `stdin` to the command."
+            )])
+            .with_fn(
+                "run",
+                |c: &mut Container, argv: Array, opts: Map| -> RhaiResult<Map> {
+                    let argv = strings(&argv, "command arguments")?;
+                    let (run, stdin) = run_options(&opts, false)?;
+                    Ok(output_map(
+                        c.manager
+                            .run_captured_with(
+                                &c.name,
+                                &argv,
+                                stdin.as_deref().map(str::as_bytes),
+                                &run,
+                            )
+                            .map_err(to_rhai)?,
+                    ))
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.run(argv: array, opts: map) -> map",
+                "The same with #{user, cwd, env, stdin}: user a name or UID of its /etc/passwd,",
+                "cwd the directory (else the user's home), env a map (or \"NAME=VALUE\" strings)."
+            )])
+            .with_fn(
+                "exec",
+                |c: &mut Container, argv: Array, opts: Map| -> RhaiResult<()> {
+                    let argv = strings(&argv, "command arguments")?;
+                    let (run, _) = run_options(&opts, true)?;
+                    let code = c.manager.run_with(&c.name, &argv, &run).map_err(to_rhai)?;
+                    Err(exit_request(i64::from(code)))
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.exec(argv: array, opts: map)",
+                "c.exec with #{user, cwd, env, pty}: pty true runs it on a terminal allocated inside."
             )])
             .with_fn("exec", |c: &mut Container, argv: Array| -> RhaiResult<()> {
                 // Like a shell's exec: the command's status ends the script.

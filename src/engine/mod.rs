@@ -29,6 +29,7 @@ pub const BUILTIN_VERBS: &[(&str, &str)] = &[
         "show-host-key",
         include_str!("../../stdlib/verbs/show-host-key.rhai"),
     ),
+    ("show", include_str!("../../stdlib/verbs/show.rhai")),
     ("show-ip", include_str!("../../stdlib/verbs/show-ip.rhai")),
     ("start", include_str!("../../stdlib/verbs/start.rhai")),
     ("status", include_str!("../../stdlib/verbs/status.rhai")),

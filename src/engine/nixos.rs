@@ -564,6 +564,7 @@ impl OptionModules for RhaiModules {
         let mut generation = std::mem::take(&mut state.0.borrow_mut().generation);
         generation.options = to_json(config);
         for note in &state.0.borrow().notes {
+            crate::manager::progress::clear();
             eprintln!("ncsh: note: {note}");
         }
         Ok(generation)

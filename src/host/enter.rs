@@ -319,10 +319,71 @@ pub fn root_environment(cmd: &mut Command) {
     }
 }
 
+/// Who a command runs as inside: numeric IDs resolved from the container's own files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (the container's /etc/group lists it in).
+    pub groups: Vec<u32>,
+    pub home: String,
+    pub shell: String,
+}
+
+/// How `run` runs a command beyond its argv (`--user`, `--chdir`, `--setenv`, `--pty`).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// A user name or UID of the container's /etc/passwd; root when None.
+    pub user: Option<String>,
+    /// The working directory inside; the user's home (else `/`) when None.
+    pub cwd: Option<String>,
+    /// Set after the login environment, in order.
+    pub env: Vec<(String, String)>,
+    /// On a terminal allocated inside the container rather than the caller's stdio.
+    pub pty: bool,
+}
+
+impl RunOptions {
+    pub fn is_default(&self) -> bool {
+        self.user.is_none() && self.cwd.is_none() && self.env.is_empty() && !self.pty
+    }
+}
+
+/// What the entered child does besides [`Setup`]: become `identity`, enter `dir` (failing
+/// with a message when it cannot), both prepared before the fork.
+#[derive(Debug, Default)]
+pub struct As {
+    pub identity: Option<Identity>,
+    pub dir: Option<std::ffi::CString>,
+    /// A `dir` that cannot be entered fails the command (else `/` is taken).
+    pub required: bool,
+}
+
+/// The login environment of `identity` (root's when None): HOME, USER, LOGNAME, SHELL, PATH,
+/// the caller's TERM, LANG and COLORTERM, then `env`.
+pub fn login_environment(cmd: &mut Command, identity: Option<&Identity>, env: &[(String, String)]) {
+    root_environment(cmd);
+    if let Some(id) = identity {
+        cmd.env("HOME", &id.home)
+            .env("USER", &id.name)
+            .env("LOGNAME", &id.name)
+            .env("SHELL", &id.shell);
+    }
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+}
+
 /// A `Command` that enters the container (see [`Entry`]) and runs `argv` there, set up as `setup` says; its
 /// environment is the caller's until the caller sets one. stdio is whatever the caller gives
 /// the `Command` (std sets it up before the pre-exec hook runs).
 pub fn command_with(entry: Entry, argv: &[String], setup: Setup) -> Result<Command> {
+    command_as(entry, argv, setup, As::default())
+}
+
+/// [`command_with`], run as `how` says.
+pub fn command_as(entry: Entry, argv: &[String], setup: Setup, how: As) -> Result<Command> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::Usage("no command given to run".into()));
     };
@@ -344,8 +405,31 @@ pub fn command_with(entry: Entry, argv: &[String], setup: Setup) -> Result<Comma
                             return Err(std::io::Error::last_os_error());
                         }
                     }
-                    if nix::unistd::chdir(Path::new(setup.dir)).is_err() {
-                        let _ = nix::unistd::chdir(Path::new("/"));
+                    if let Some(id) = &how.identity {
+                        // Groups first: after setuid there is no privilege left to change them.
+                        if libc::setgroups(id.groups.len(), id.groups.as_ptr()) < 0
+                            || libc::setgid(id.gid) < 0
+                            || libc::setuid(id.uid) < 0
+                        {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    match &how.dir {
+                        Some(dir) => {
+                            if libc::chdir(dir.as_ptr()) < 0
+                                && (how.required || libc::chdir(c"/".as_ptr()) < 0)
+                            {
+                                const MESSAGE: &[u8] =
+                                    b"ncsh: --chdir: cannot enter that directory in the container\n";
+                                libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+                                libc::_exit(1);
+                            }
+                        }
+                        None => {
+                            if nix::unistd::chdir(Path::new(setup.dir)).is_err() {
+                                let _ = nix::unistd::chdir(Path::new("/"));
+                            }
+                        }
                     }
                     Ok(())
                 }
@@ -381,7 +465,7 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(255)
 }
 
-pub(super) fn spawn_error(program: &str, e: std::io::Error) -> Error {
+pub fn spawn_error(program: &str, e: std::io::Error) -> Error {
     use std::io::ErrorKind;
     match e.kind() {
         ErrorKind::NotFound => Error::CommandNotRun {
@@ -470,9 +554,49 @@ pub fn run_attached(leader: i32, argv: &[String]) -> Result<i32> {
     Ok(exit_code(status))
 }
 
+/// A `Command` for `run` with `opts` (the identity already resolved from the container): in
+/// `--chdir`'s directory (an error when it cannot be entered), else the user's home (`/` when
+/// it is missing, as login does), else root's.
+pub fn command_for(
+    leader: i32,
+    argv: &[String],
+    opts: &RunOptions,
+    identity: Option<Identity>,
+    setup: Setup,
+) -> Result<Command> {
+    let (dir, required) = match (&opts.cwd, &identity) {
+        (Some(cwd), _) => (Some(cwd.clone()), true),
+        (None, Some(id)) => (Some(id.home.clone()), false),
+        (None, None) => (None, false),
+    };
+    let dir = dir
+        .map(|d| {
+            std::ffi::CString::new(d.clone())
+                .map_err(|_| Error::Usage(format!("--chdir ‘{d}’ holds a NUL byte")))
+        })
+        .transpose()?;
+    let mut cmd = command_as(
+        Entry::open(leader)?,
+        argv,
+        setup,
+        As {
+            identity: identity.clone(),
+            dir,
+            required,
+        },
+    )?;
+    login_environment(&mut cmd, identity.as_ref(), &opts.env);
+    Ok(cmd)
+}
+
 /// Run with stdin closed and the output captured.
 pub fn run_captured(leader: i32, argv: &[String], stdin: Option<&[u8]>) -> Result<Output> {
     let mut cmd = command(leader, argv)?;
+    capture(&mut cmd, argv, stdin)
+}
+
+/// Run `cmd` (for `argv`) with the output captured and `stdin` fed to it (closed when None).
+pub fn capture(cmd: &mut Command, argv: &[String], stdin: Option<&[u8]>) -> Result<Output> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()

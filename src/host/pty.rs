@@ -30,7 +30,7 @@ use nix::sys::signal::kill;
 use nix::sys::termios::{self, SetArg, SpecialCharacterIndices, Termios};
 use nix::unistd::Pid;
 
-use super::enter::{self, Entry, Setup};
+use super::enter::{self, As, Entry, Setup};
 use crate::error::{Context, Error, Result};
 
 /// PATH for `/bin/login` (login sets the user's own PATH itself).
@@ -48,19 +48,56 @@ const HANGUP_GRACE: Duration = Duration::from_secs(5);
 /// refused try too. A session ran when login started a child (the user's shell), which
 /// [`Session::relay`] watches for.
 pub fn login(leader: i32) -> Result<i32> {
-    run(leader, &["/bin/login".to_string()], "/", true, |cmd| {
-        cmd.env_clear()
-            .env("TERM", terminal_type())
-            .env("PATH", LOGIN_PATH);
-    })
+    run(
+        leader,
+        &["/bin/login".to_string()],
+        "/",
+        true,
+        As::default(),
+        |cmd| {
+            cmd.env_clear()
+                .env("TERM", terminal_type())
+                .env("PATH", LOGIN_PATH);
+        },
+    )
 }
 
 /// A root login shell (`su -l root`: root needs no password) on a terminal inside the
 /// container; the shell's exit code.
 pub fn root_shell(leader: i32) -> Result<i32> {
     let argv = ["/bin/su".to_string(), "-l".into(), "root".into()];
-    run(leader, &argv, "/root", false, |cmd| {
+    run(leader, &argv, "/root", false, As::default(), |cmd| {
         enter::root_environment(cmd);
+        cmd.env("TERM", terminal_type());
+    })
+}
+
+/// `run --pty`: `argv` on a terminal allocated inside, as `identity` (root when None), with
+/// `opts`' directory and environment; its exit code.
+pub fn run_command(
+    leader: i32,
+    argv: &[String],
+    opts: &enter::RunOptions,
+    identity: Option<enter::Identity>,
+) -> Result<i32> {
+    let (dir, required) = match (&opts.cwd, &identity) {
+        (Some(cwd), _) => (Some(cwd.clone()), true),
+        (None, Some(id)) => (Some(id.home.clone()), false),
+        (None, None) => (None, false),
+    };
+    let dir = dir
+        .map(|d| {
+            std::ffi::CString::new(d.clone())
+                .map_err(|_| Error::Usage(format!("--chdir ‘{d}’ holds a NUL byte")))
+        })
+        .transpose()?;
+    let how = As {
+        identity: identity.clone(),
+        dir,
+        required,
+    };
+    run(leader, argv, "/root", false, how, |cmd| {
+        enter::login_environment(cmd, identity.as_ref(), &opts.env);
         cmd.env("TERM", terminal_type());
     })
 }
@@ -87,6 +124,7 @@ fn run(
     argv: &[String],
     dir: &'static str,
     login: bool,
+    how: As,
     environment: impl FnOnce(&mut Command),
 ) -> Result<i32> {
     let entry = Entry::open(leader)?;
@@ -95,13 +133,14 @@ fn run(
     let size = caller_window_size();
     set_window_size(master.as_raw_fd(), &size);
 
-    let mut cmd = enter::command_with(
+    let mut cmd = enter::command_as(
         entry,
         argv,
         Setup {
             dir,
             controlling_tty: true,
         },
+        how,
     )?;
     environment(&mut cmd);
     let tty = |fd: &OwnedFd| -> Result<Stdio> {

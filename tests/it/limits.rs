@@ -87,7 +87,7 @@ fn limits_hold_in_the_cgroup_and_usage_is_shown() {
     let out = env.run(&["status", &name, "--json"]);
     assert_ok(&out, "status --json");
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(status["status"], "up");
+    assert_eq!(status["state"], "up");
     assert!(
         status["memory"].as_u64().is_some_and(|m| m > 1 << 20),
         "{status}"
@@ -161,7 +161,7 @@ fn limits_hold_in_the_cgroup_and_usage_is_shown() {
     let out = env.run(&["status", &name, "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
-        status["status"] == "down" && status["memory"].is_null(),
+        status["state"] == "down" && status["memory"].is_null(),
         "{status}"
     );
     // A bad value written by hand: start says which key, and nothing starts.
