@@ -352,19 +352,34 @@ pub fn clap_message(e: &clap::Error) -> String {
         .to_string()
 }
 
-/// ncsh's own long options. They never make an abbreviation of nixos-container's ambiguous:
-/// `--host` is still `--host-address`, `--b` still `--bridge`.
-const NCSH_ONLY: [&str; 10] = [
-    "start",
-    "destroy",
-    "bind",
-    "bind-ro",
-    "capability",
-    "tmpfs",
-    "extra-flags",
-    "ephemeral",
-    "host-address6",
-    "local-address6",
+/// nixos-container's own long options (its Getopt::Long specification). Every other long option
+/// is ncsh's, and never makes an abbreviation of the original's ambiguous: `--host` is still
+/// `--host-address`, `--b` `--bridge`, `-i` `--impure`, `--u` `--update-input`.
+const ORIGINAL: [&str; 24] = [
+    "config",
+    "config-file",
+    "system-path",
+    "nixos-path",
+    "flake",
+    "update-input",
+    "override-input",
+    "option",
+    "impure",
+    "commit-lock-file",
+    "no-registries",
+    "no-update-lock-file",
+    "no-write-lock-file",
+    "no-allow-dirty",
+    "recreate-lock-file",
+    "refresh",
+    "log-format",
+    "host-address",
+    "local-address",
+    "bridge",
+    "port",
+    "auto-start",
+    "ensure-unique-name",
+    "signal",
 ];
 
 /// nixos-container's option grammar turned into the canonical form clap reads. The original
@@ -387,6 +402,11 @@ const NCSH_ONLY: [&str; 10] = [
 /// unique (`-p` is `--port`, `--u` is `--update-input`).
 const EXACT_ONLY: [&str; 5] = ["user", "chdir", "setenv", "pty", "no-pty"];
 
+/// `logs`'s short options (`-n N`, `-f`, `-u UNIT`, as journalctl's): options of that verb
+/// only, since elsewhere they are the original's abbreviations (`-n` is `--nixos-path`, `-f`
+/// `--flake`, `--u` `--update-input`).
+const LOGS_ONLY: [&str; 3] = ["n", "f", "u"];
+
 pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
     let mut cmd = Flags::command();
     cmd.build();
@@ -406,8 +426,14 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
     names.sort();
     let mut out = Vec::with_capacity(words.len());
     let mut errors: Vec<String> = Vec::new();
+    // The first word that is not an option or its value.
+    let mut verb: Option<&str> = None;
     let mut words = words.iter();
     while let Some(word) = words.next() {
+        let names: Vec<&(String, usize)> = names
+            .iter()
+            .filter(|(n, _)| verb == Some("logs") || !LOGS_ONLY.contains(&n.as_str()))
+            .collect();
         if word == "--" {
             out.push(word.clone());
             out.extend(words.cloned());
@@ -421,6 +447,7 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
             },
         };
         if body.is_empty() {
+            verb = verb.or(Some(word.as_str()));
             out.push(word.clone());
             continue;
         }
@@ -430,14 +457,15 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
         };
         let given = given.to_lowercase();
         let (name, values) = match names.iter().find(|(n, _)| *n == given) {
-            Some(exact) => exact.clone(),
+            Some(exact) => (*exact).clone(),
             None => {
                 let mut hits: Vec<&(String, usize)> = names
                     .iter()
+                    .copied()
                     .filter(|(n, _)| n.starts_with(&given) && !EXACT_ONLY.contains(&n.as_str()))
                     .collect();
-                if hits.iter().any(|(n, _)| !NCSH_ONLY.contains(&n.as_str())) {
-                    hits.retain(|(n, _)| !NCSH_ONLY.contains(&n.as_str()));
+                if hits.iter().any(|(n, _)| ORIGINAL.contains(&n.as_str())) {
+                    hits.retain(|(n, _)| ORIGINAL.contains(&n.as_str()));
                 }
                 match hits.as_slice() {
                     [] => {
@@ -577,6 +605,23 @@ mod grammar_tests {
         assert_eq!(
             canon(&["-p", "80", "--u", "x"]).unwrap(),
             ["--port=80", "--update-input=x"]
+        );
+        // ncsh's options never make the original's abbreviations ambiguous.
+        assert_eq!(canon(&["-i"]).unwrap(), ["--impure"]);
+        assert_eq!(canon(&["--net", "x"]).unwrap(), ["--network=x"]);
+        // logs's -n, -f and -u are the original's abbreviations in every other verb.
+        assert_eq!(
+            canon(&["update", "a", "-f", "x", "-u", "i"]).unwrap(),
+            ["update", "a", "--flake=x", "--update-input=i"]
+        );
+        assert!(
+            canon(&["update", "a", "-n", "/p"])
+                .unwrap_err()
+                .starts_with("Option n is ambiguous (nixos-path, no-allow-dirty")
+        );
+        assert_eq!(
+            canon(&["logs", "a", "-n", "5", "-f", "-u", "sshd.service"]).unwrap(),
+            ["logs", "a", "--n=5", "--f", "--u=sshd.service"]
         );
         assert_eq!(
             canon(&["--pty", "--user", "a"]).unwrap(),
