@@ -28,6 +28,7 @@ const JOURNAL_TAIL_LINES: u64 = 10;
 pub use crate::host::journal::LogQuery;
 
 mod apply;
+mod copy;
 pub use apply::{Applied, ApplyOptions};
 
 mod info;

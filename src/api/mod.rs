@@ -12,7 +12,7 @@ pub mod testdriver;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -856,6 +856,32 @@ impl CustomType for Container {
             .and_comments(&[api_doc!(
                 "c.destroy()",
                 "Kill it if running and remove everything it owns."
+            )])
+            .with_fn(
+                "copy_to",
+                |c: &mut Container, host: &str, inside: &str| -> RhaiResult<()> {
+                    c.manager
+                        .copy_to(&c.name, Path::new(host), Path::new(inside))
+                        .map_err(to_rhai)
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.copy_to(host_path: string, container_path: string)",
+                "Copy a host file, directory or link into it (running or not): modes and owners",
+                "kept, a link copied as a link."
+            )])
+            .with_fn(
+                "copy_from",
+                |c: &mut Container, inside: &str, host: &str| -> RhaiResult<()> {
+                    c.manager
+                        .copy_from(&c.name, Path::new(inside), Path::new(host))
+                        .map_err(to_rhai)
+                },
+            )
+            .and_comments(&[api_doc!(
+                "c.copy_from(container_path: string, host_path: string)",
+                "Copy a file, directory or link of it to the host: modes and owners kept, a link",
+                "copied as the link it is (never followed out of its root)."
             )])
             .with_fn("run", |c: &mut Container, argv: Array| -> RhaiResult<Map> {
                 let argv = strings(&argv, "command arguments")?;

@@ -17,6 +17,11 @@ pub const BUILTIN_VERBS: &[(&str, &str)] = &[
     ("destroy", include_str!("../../stdlib/verbs/destroy.rhai")),
     ("list", include_str!("../../stdlib/verbs/list.rhai")),
     ("login", include_str!("../../stdlib/verbs/login.rhai")),
+    (
+        "copy-from",
+        include_str!("../../stdlib/verbs/copy-from.rhai"),
+    ),
+    ("copy-to", include_str!("../../stdlib/verbs/copy-to.rhai")),
     ("logs", include_str!("../../stdlib/verbs/logs.rhai")),
     ("options", include_str!("../../stdlib/verbs/options.rhai")),
     ("restart", include_str!("../../stdlib/verbs/restart.rhai")),

@@ -122,6 +122,20 @@ fn replace_at(
     durable: bool,
     shown: &Path,
 ) -> Result<()> {
+    replace_owned_at(dir, name, contents, mode, None, durable, shown)
+}
+
+/// [`replace_at`], the new file given `owner` (before its mode: a change of owner clears the
+/// set-user-ID and set-group-ID bits).
+fn replace_owned_at(
+    dir: &impl AsFd,
+    name: &OsStr,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    durable: bool,
+    shown: &Path,
+) -> Result<()> {
     let mut tmp = std::ffi::OsString::from(".");
     tmp.push(name);
     tmp.push(format!(".ncsh-tmp-{}", std::process::id()));
@@ -138,6 +152,14 @@ fn replace_at(
         let mut file = std::fs::File::from(fd);
         file.write_all(contents)
             .context(|| format!("writing {}", shown.display()))?;
+        if let Some((uid, gid)) = owner {
+            nix::unistd::fchown(
+                &file,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .context(|| format!("chown {}", shown.display()))?;
+        }
         fchmod(&file, Mode::from_bits_truncate(mode))
             .context(|| format!("chmod {}", shown.display()))?;
         if durable {

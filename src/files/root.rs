@@ -19,7 +19,7 @@ use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat2, readlinkat, rena
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, symlinkat, unlinkat};
 
-use super::{remove_at, replace_at};
+use super::{remove_at, replace_at, replace_owned_at};
 use crate::error::{Context, Error, Result};
 
 /// The largest file read from a container root (a generation, a key, `/etc/passwd`).
@@ -236,6 +236,55 @@ impl Root {
         })?;
         let (dir, _) = self.make_dirs(rel.parent().unwrap_or(Path::new("")), 0o755)?;
         replace_at(&dir, name, contents, mode, false, &self.host_path(&rel))
+    }
+
+    /// [`Root::write`] of a file owned by `owner` (uid, gid).
+    pub fn write_owned(
+        &self,
+        path: impl AsRef<Path>,
+        contents: &[u8],
+        mode: u32,
+        owner: (u32, u32),
+    ) -> Result<()> {
+        let rel = relative(path.as_ref())?;
+        let name = rel.file_name().ok_or_else(|| {
+            Error::Usage(format!("‘{}’ is not a file path", path.as_ref().display()))
+        })?;
+        let (dir, _) = self.make_dirs(rel.parent().unwrap_or(Path::new("")), 0o755)?;
+        let shown = self.host_path(&rel);
+        replace_owned_at(&dir, name, contents, mode, Some(owner), false, &shown)
+    }
+
+    /// The owner (uid, gid) and mode (permission bits) of what is at `path`, its last
+    /// component not followed (a link's own); None when nothing is.
+    pub fn owner_and_mode(&self, path: impl AsRef<Path>) -> Result<Option<((u32, u32), u32)>> {
+        let Some((dir, name)) = self.parent(path.as_ref())? else {
+            return Ok(None);
+        };
+        match fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(((stat.st_uid, stat.st_gid), stat.st_mode & 0o7777))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(Error::sys(
+                format!("inspecting {}", self.host_path(path).display()),
+                e,
+            )),
+        }
+    }
+
+    /// Give what is at `path` the owner (uid, gid): a link itself, never what it points to.
+    pub fn set_owner(&self, path: impl AsRef<Path>, owner: (u32, u32)) -> Result<()> {
+        let shown = || self.host_path(path.as_ref()).display().to_string();
+        let (dir, name) = self
+            .parent(path.as_ref())?
+            .ok_or_else(|| Error::Usage(format!("{}: no such file", shown())))?;
+        nix::unistd::fchownat(
+            &dir,
+            name.as_os_str(),
+            Some(Uid::from_raw(owner.0)),
+            Some(Gid::from_raw(owner.1)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .context(|| format!("chown {}", shown()))
     }
 
     /// What is at `path`, its last component not followed; None when nothing is.

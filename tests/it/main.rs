@@ -8,6 +8,7 @@ mod binds;
 mod common;
 mod compat;
 mod completions;
+mod copy;
 mod debris;
 mod declarative;
 mod enter;
