@@ -44,6 +44,8 @@ pub struct Info {
     /// What is bound into it, as nspawn's `--bind`/`--bind-ro` values (`HOST[:CONTAINER]`),
     /// with `ro: true` for the read-only ones.
     pub bind_mounts: Vec<BindMount>,
+    /// The memory it uses (its cgroup's), in bytes, when up and the host accounts it.
+    pub memory: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -124,6 +126,15 @@ impl Manager {
                 })
                 .unwrap_or_default(),
             bind_mounts,
+            memory: match state {
+                Status::Up => self
+                    .driver
+                    .usage(name)
+                    .ok()
+                    .flatten()
+                    .and_then(|u| u.memory_bytes),
+                Status::Down => None,
+            },
         })
     }
 }
