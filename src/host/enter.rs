@@ -557,14 +557,13 @@ pub fn run_attached(leader: i32, argv: &[String]) -> Result<i32> {
 /// A `Command` for `run` with `opts` (the identity already resolved from the container): in
 /// `--chdir`'s directory (an error when it cannot be entered), else the user's home (`/` when
 /// it is missing, as login does), else root's.
-pub fn command_for(
-    leader: i32,
-    argv: &[String],
+/// Where a command starts: `--chdir` (required to exist), else the user's home (`/` when it
+/// is missing); and whether it must exist.
+pub fn start_dir(
     opts: &RunOptions,
-    identity: Option<Identity>,
-    setup: Setup,
-) -> Result<Command> {
-    let (dir, required) = match (&opts.cwd, &identity) {
+    identity: Option<&Identity>,
+) -> Result<(Option<std::ffi::CString>, bool)> {
+    let (dir, required) = match (&opts.cwd, identity) {
         (Some(cwd), _) => (Some(cwd.clone()), true),
         (None, Some(id)) => (Some(id.home.clone()), false),
         (None, None) => (None, false),
@@ -575,6 +574,17 @@ pub fn command_for(
                 .map_err(|_| Error::Usage(format!("--chdir ‘{d}’ holds a NUL byte")))
         })
         .transpose()?;
+    Ok((dir, required))
+}
+
+pub fn command_for(
+    leader: i32,
+    argv: &[String],
+    opts: &RunOptions,
+    identity: Option<Identity>,
+    setup: Setup,
+) -> Result<Command> {
+    let (dir, required) = start_dir(opts, identity.as_ref())?;
     let mut cmd = command_as(
         Entry::open(leader)?,
         argv,

@@ -80,17 +80,7 @@ pub fn run_command(
     opts: &enter::RunOptions,
     identity: Option<enter::Identity>,
 ) -> Result<i32> {
-    let (dir, required) = match (&opts.cwd, &identity) {
-        (Some(cwd), _) => (Some(cwd.clone()), true),
-        (None, Some(id)) => (Some(id.home.clone()), false),
-        (None, None) => (None, false),
-    };
-    let dir = dir
-        .map(|d| {
-            std::ffi::CString::new(d.clone())
-                .map_err(|_| Error::Usage(format!("--chdir ‘{d}’ holds a NUL byte")))
-        })
-        .transpose()?;
+    let (dir, required) = enter::start_dir(opts, identity.as_ref())?;
     let how = As {
         identity: identity.clone(),
         dir,
