@@ -72,7 +72,10 @@ fn a_string_where_argv_is_expected_shows_the_signatures() {
     assert!(err.contains("takes an argv array"), "{err}");
     assert!(err.contains("[\"uname\", \"-a\"]"), "{err}");
     assert!(
-        err.contains("c.run(argv: array) -> map or c.run(argv: array, stdin: string) -> map"),
+        err.contains(
+            "it is called as c.run(argv: array) -> map or c.run(argv: array, opts: map) -> map \
+             or c.run(argv: array, stdin: string) -> map\n"
+        ),
         "{err}"
     );
     assert!(!err.contains("ImmutableString"), "{err}");
