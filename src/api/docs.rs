@@ -131,6 +131,8 @@ pub fn docs(engine: &Engine) -> Vec<Doc> {
             rank(d).unwrap_or(ORDER.len()),
             d.name.clone(),
             d.params,
+            // The engine gives overloads in no fixed order.
+            d.signature.clone(),
         )
     });
     docs

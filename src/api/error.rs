@@ -176,14 +176,11 @@ pub fn explain(err: &EvalAltResult, engine: &Engine) -> Failure {
         EvalAltResult::ErrorFunctionNotFound(signature, _) => {
             let (name, args) = called(signature);
             failure.message = format!("Function not found: {name}({})", args.join(", "));
-            let mut docs: Vec<String> = super::docs::docs(engine)
+            let docs: Vec<String> = super::docs::docs(engine)
                 .into_iter()
                 .filter(|d| d.name == name && !d.property)
                 .map(|d| d.signature)
                 .collect();
-            // The engine lists overloads in no fixed order; shortest first, then by text.
-            docs.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
-            docs.dedup();
             if !docs.is_empty() {
                 let argv = args.iter().any(|a| a == "string")
                     && docs.iter().any(|d| d.contains("argv: array"));
