@@ -203,32 +203,6 @@ pub fn loopback_commands(name: &str, conf: &Conf, link: &str) -> Vec<Vec<String>
         words(&format!(
             "add chain ip {table} guard {{ type filter hook prerouting priority -300 ; }}"
         )),
-        vec![
-            "add".into(),
-            "rule".into(),
-            "ip".into(),
-            table.clone(),
-            "guard".into(),
-            "iifname".into(),
-            link.to_string(),
-            "ip".into(),
-            "daddr".into(),
-            "127.0.0.0/8".into(),
-            "drop".into(),
-        ],
-        vec![
-            "add".into(),
-            "rule".into(),
-            "ip".into(),
-            table.clone(),
-            "guard".into(),
-            "iifname".into(),
-            link.to_string(),
-            "ip".into(),
-            "saddr".into(),
-            "127.0.0.0/8".into(),
-            "drop".into(),
-        ],
         words(&format!(
             "add chain ip {table} output {{ type nat hook output priority -100 ; }}"
         )),
@@ -236,6 +210,13 @@ pub fn loopback_commands(name: &str, conf: &Conf, link: &str) -> Vec<Vec<String>
             "add chain ip {table} postrouting {{ type nat hook postrouting priority 100 ; }}"
         )),
     ];
+    // The guard's two rules, inserted after its chain; the link as one word.
+    for (at, end) in [(2, "daddr"), (3, "saddr")] {
+        let mut rule = words(&format!("add rule ip {table} guard iifname"));
+        rule.push(link.to_string());
+        rule.extend(words(&format!("ip {end} 127.0.0.0/8 drop")));
+        commands.insert(at, rule);
+    }
     for f in forwards {
         commands.push(words(&format!(
             "add rule ip {table} output ip daddr 127.0.0.0/8 {} dport {} dnat to {local}:{}",

@@ -32,6 +32,13 @@ pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
     out
 }
 
+/// A script file `name` holding `text` in `env`'s directory; its path.
+pub fn script(env: &Env, name: &str, text: &str) -> String {
+    let path = env.prefix().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 /// Add `unreachable` routes for the test ranges (ARCHITECTURE.md, "Traffic from tests"), once per test run.
 pub fn ensure_unreachable_routes() {
     static ONCE: Once = Once::new();

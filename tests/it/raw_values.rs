@@ -3,12 +3,6 @@
 
 use crate::common::*;
 
-fn script(env: &Env, name: &str, text: &str) -> String {
-    let path = env.prefix().join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 #[test]
 fn http_get_returns_status_headers_and_body() {
     let env = Env::new();

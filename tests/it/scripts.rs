@@ -4,12 +4,6 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::common::*;
 
-fn script(env: &Env, name: &str, text: &str) -> String {
-    let path = env.prefix().join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 #[test]
 fn args_and_exit_codes() {
     let env = Env::new();
