@@ -5,6 +5,7 @@
 
 mod autostart;
 mod binds;
+mod boot;
 mod common;
 mod compat;
 mod completions;
