@@ -59,8 +59,9 @@ const LINK_GONE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Does link `ve-NAME` (by name or altname) exist?
 pub fn link_exists(name: &str) -> bool {
     let link = host_link(name);
-    if link.len() <= 15 && std::path::Path::new("/sys/class/net").join(&link).exists() {
-        return true;
+    if link.len() <= 15 {
+        // A name that fits is the kernel's name (nspawn only shortens longer ones).
+        return std::path::Path::new("/sys/class/net").join(&link).exists();
     }
     Command::new(ip_binary().unwrap_or(IP))
         .args(["link", "show", "dev", &link])
@@ -98,11 +99,53 @@ pub fn configure_host_side(name: &str, conf: &Conf, timeout: Duration) -> Result
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    for argv in host_side_commands(name, conf) {
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        ip(&args)?;
+    ip_batch(&host_side_commands(name, conf))
+}
+
+/// Run `commands` with one `ip -batch -` (one process for all). A word with whitespace in it
+/// would split into two in batch mode: refused.
+fn ip_batch(commands: &[Vec<String>]) -> Result<()> {
+    use std::io::Write;
+    if commands.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let mut script = String::new();
+    for argv in commands {
+        if let Some(word) = argv
+            .iter()
+            .find(|w| w.is_empty() || w.contains(char::is_whitespace))
+        {
+            return Err(ip_error(
+                &argv.iter().map(String::as_str).collect::<Vec<_>>(),
+                &format!("the word ‘{word}’ is not one word"),
+            ));
+        }
+        script.push_str(&argv.join(" "));
+        script.push('\n');
+    }
+    let mut child = Command::new(ip_binary()?)
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("running ip", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| Error::io("writing to ip -batch", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io("running ip", e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Err(Error::Usage(format!(
+        "ip -batch failed: {why} (commands: {})",
+        script.trim_end().replace('\n', "; ")
+    )))
 }
 
 /// The `ip` argument lists that configure the host side of the veth (NixOS's postStart): the

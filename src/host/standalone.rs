@@ -81,6 +81,11 @@ impl Runtime {
     fn console(&self) -> PathBuf {
         self.dir.join("console.log")
     }
+    /// Present while nspawn may have put forwarded ports into nftables (it ran with `--port`):
+    /// only then does a clean-up ask nft, so a container without ports costs no nft process.
+    fn forwards(&self) -> PathBuf {
+        self.dir.join("forwards")
+    }
 
     /// The PID of the live supervisor, if any (F_GETLK: no lock is taken).
     fn supervisor(&self) -> Option<Pid> {
@@ -103,7 +108,7 @@ impl Runtime {
 
     /// Remove the per-run files (not the lock file, which a new supervisor reuses).
     fn clear(&self) {
-        for path in [self.leader(), self.ready(), self.notify()] {
+        for path in [self.leader(), self.ready(), self.notify(), self.forwards()] {
             let _ = fs::remove_file(path);
         }
     }
@@ -176,7 +181,17 @@ fn remove_forwards(paths: &Paths, name: &str) -> Result<()> {
     let conf = crate::container::ContainerName::existing(name)
         .and_then(|n| store::load(paths, &n))
         .unwrap_or_default();
-    nft::remove_forwards(name, &conf)
+    remove_forwards_of(&Runtime::new(paths, name), name, &conf)
+}
+
+/// [`nft::remove_forwards`] when the last run forwarded ports or the conf forwards some now.
+fn remove_forwards_of(runtime: &Runtime, name: &str, conf: &Conf) -> Result<()> {
+    if conf.non_empty("HOST_PORT").is_none() && !runtime.forwards().exists() {
+        return Ok(());
+    }
+    nft::remove_forwards(name, conf)?;
+    let _ = fs::remove_file(runtime.forwards());
+    Ok(())
 }
 
 /// Who uses the host-wide names of container `name`: a record `PID CONF` written by the
@@ -675,6 +690,10 @@ impl Supervisor {
         if let Some(nix) = &nix {
             nix.create_dirs()?;
         }
+        if self.conf.non_empty("HOST_PORT").is_some() {
+            fs::write(self.runtime.forwards(), "")
+                .context(|| format!("writing {}", self.runtime.forwards().display()))?;
+        }
         let nspawn = nspawn_binary();
         let mut cmd = Command::new(&nspawn);
         cmd.args(nspawn::args(
@@ -771,7 +790,7 @@ impl Supervisor {
         reporter.failed(&detail);
         self.leave_cgroups();
         let _ = net::remove_host_link(&self.name);
-        let _ = nft::remove_forwards(&self.name, &self.conf);
+        let _ = remove_forwards_of(&self.runtime, &self.name, &self.conf);
         let _ = remove_nspawn_files(&self.paths, &self.name);
         Owner::release(&self.paths, &self.name);
         self.runtime.clear();
