@@ -24,7 +24,8 @@ if [ -n "$HOST_ADDRESS$HOST_ADDRESS6$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE$LO
   [ -z "$LOCAL_MAC_ADDRESS" ] || ip link set dev eth0 address "$LOCAL_MAC_ADDRESS"
   ip link set dev eth0 up
   [ -z "$LOCAL_ADDRESS" ] || ip addr add "$LOCAL_ADDRESS" dev eth0
-  [ -z "$LOCAL_ADDRESS6" ] || ip -6 addr add "$LOCAL_ADDRESS6" dev eth0
+  # nodad: a veth has two ends, so no duplicate to detect, and the address is usable at once.
+  [ -z "$LOCAL_ADDRESS6" ] || ip -6 addr add "$LOCAL_ADDRESS6" dev eth0 nodad
   if [ -n "$HOST_ADDRESS" ]; then
     ip route add "${HOST_ADDRESS%/*}" dev eth0
     ip route add default via "${HOST_ADDRESS%/*}"
@@ -39,7 +40,7 @@ for veth in $NCSH_EXTRA_VETHS; do
   IFS=, read -r name bridge host host6 local local6 <<< "$veth"
   ip link set dev "$name" up
   [ -z "$local" ] || ip addr add "$local" dev "$name"
-  [ -z "$local6" ] || ip -6 addr add "$local6" dev "$name"
+  [ -z "$local6" ] || ip -6 addr add "$local6" dev "$name" nodad
   [ -z "$host" ] || ip route add "${host%/*}" dev "$name"
   [ -z "$host6" ] || ip -6 route add "${host6%/*}" dev "$name"
 done

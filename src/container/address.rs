@@ -11,8 +11,9 @@
 //! network too: their local addresses may lie in it.
 //!
 //! When ncsh picks the IPv4 pair and the host has IPv6 ([`host_has_ipv6`]), it picks an IPv6
-//! pair too, from this host's unique-local /64 ([`Ipv6Prefix`]): `P::N:1` and `P::N:2`, the first
-//! N free, written with N's decimal digits (10.233.12.1 usually goes with `P::12:1`). NixOS has no
+//! pair too, from this host's unique-local /64 ([`Ipv6Prefix`]): `P::N:1` and `P::N:2`, N written
+//! with its decimal digits, the N of the IPv4 pair when that is free (10.233.12.1 goes with
+//! `P::12:1`), else the first free N. NixOS has no
 //! way to turn this off (nixos-container allocates no IPv6 at all); give the addresses yourself
 //! and ncsh allocates neither.
 
@@ -124,9 +125,12 @@ impl UsedAddresses {
             .ok_or(Error::OutOfAddresses)
     }
 
-    /// The first free `P::N:1` / `P::N:2` pair of `prefix` (see the module's doc).
-    pub fn allocate6(&self, prefix: Ipv6Prefix) -> Result<(Ipv6Addr, Ipv6Addr)> {
-        (1..=254u8)
+    /// The `P::N:1` / `P::N:2` pair of `prefix` with the N of the IPv4 pair `with` when it is
+    /// free, else the first free one (see the module's doc).
+    pub fn allocate6(&self, prefix: Ipv6Prefix, with: Ipv4Addr) -> Result<(Ipv6Addr, Ipv6Addr)> {
+        std::iter::once(with.octets()[2])
+            .chain(1..=254u8)
+            .filter(|n| (1..=254).contains(n))
             .map(|n| (prefix.address(n, 1), prefix.address(n, 2)))
             .find(|(h, l)| !self.is_taken(IpAddr::V6(*h)) && !self.is_taken(IpAddr::V6(*l)))
             .ok_or(Error::OutOfAddresses)
@@ -728,7 +732,8 @@ mod tests {
             .unwrap()
             .trunc();
         assert_eq!(net.addr().segments()[0] >> 8, 0xfd);
-        let (h, l) = UsedAddresses::default().allocate6(prefix).unwrap();
+        let first: Ipv4Addr = "10.233.1.1".parse().unwrap();
+        let (h, l) = UsedAddresses::default().allocate6(prefix, first).unwrap();
         assert_eq!((h, l), (prefix.address(1, 1), prefix.address(1, 2)));
         assert_eq!(h.segments()[6..8], [1, 1]);
         assert!(net.contains(&h) && net.contains(&l));
@@ -740,8 +745,16 @@ mod tests {
             IpNet::V6(ipnet::Ipv6Net::new(prefix.address(3, 2), 128).unwrap()),
             "the host".into(),
         ));
-        let (h, l) = used.allocate6(prefix).unwrap();
+        let (h, l) = used.allocate6(prefix, first).unwrap();
         assert_eq!((h, l), (prefix.address(4, 1), prefix.address(4, 2)));
+        // The N of the IPv4 pair when it is free.
+        let twelve: Ipv4Addr = "10.233.12.1".parse().unwrap();
+        assert_eq!(
+            used.allocate6(prefix, twelve).unwrap().0,
+            prefix.address(12, 1)
+        );
+        let two: Ipv4Addr = "10.233.2.1".parse().unwrap();
+        assert_eq!(used.allocate6(prefix, two).unwrap().0, prefix.address(4, 1));
         assert_eq!(prefix.address(12, 1).segments()[6], 0x12);
         assert_eq!(prefix.address(254, 2).segments()[6..8], [0x254, 2]);
         assert_eq!(

@@ -347,7 +347,7 @@ pub fn create(
                 opts.host_address6.is_none() && opts.bridge.is_none() && address::host_has_ipv6();
             if wants_v6 {
                 let prefix = address::Ipv6Prefix::of_this_host();
-                match used.allocate6(prefix) {
+                match used.allocate6(prefix, h) {
                     Ok((h6, l6)) => auto_v6 = Some((h6.to_string(), l6.to_string())),
                     // IPv6 is an extra: without a free pair the container has IPv4 only.
                     Err(_) => {

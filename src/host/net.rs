@@ -129,6 +129,10 @@ pub fn host_side_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
                 "dev".into(),
                 link.clone(),
             ]);
+            if family.is_some() && what == "addr" {
+                // No duplicate address detection on a veth: usable as soon as the start returns.
+                argv.push("nodad".into());
+            }
             commands.push(argv);
         }
     };
@@ -180,6 +184,9 @@ fn extra_veth_commands(conf: &Conf) -> Vec<Vec<String>> {
                     s("dev"),
                     v.name.clone(),
                 ]);
+                if family.is_some() && what == "addr" {
+                    argv.push(s("nodad"));
+                }
                 commands.push(argv);
             }
         }

@@ -11,6 +11,7 @@ mod completions;
 mod copy;
 mod debris;
 mod declarative;
+mod declcuts;
 mod enter;
 mod everyday;
 mod extremes;
