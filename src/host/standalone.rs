@@ -40,7 +40,7 @@ use super::{deadline_after, timeout_from_env};
 use super::{net, nft};
 use crate::builder::base;
 use crate::container::limits::Limits;
-use crate::container::{Conf, Paths, store};
+use crate::container::{Conf, Paths, store, unit};
 use crate::error::{Context, Error, Result};
 use crate::files::Root;
 
@@ -323,11 +323,25 @@ impl Driver for Standalone {
         runtime.read_leader().filter(|p| alive(*p)).map(Pid::as_raw)
     }
 
-    fn start(&self, name: &str, _conf: &Conf) -> Result<()> {
+    fn start(&self, name: &str, conf: &Conf) -> Result<()> {
         // The supervisor reads the conf itself, so what it runs is what is on disk.
         Self::preflight()?;
         let runtime = Runtime::new(&self.paths, name);
-        let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?;
+        // The container's timeoutStartSec, else NCSH_START_TIMEOUT, else NixOS's 1min.
+        let own_timeout = unit::start_timeout(conf)?;
+        let timeout = match own_timeout {
+            Some(t) if t.is_zero() => super::MAX_TIMEOUT,
+            Some(t) => t.min(super::MAX_TIMEOUT),
+            None => timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?,
+        };
+        let whose = if own_timeout.is_some() {
+            format!(
+                " (its timeoutStartSec: {} in its conf)",
+                unit::TIMEOUT_START_SEC
+            )
+        } else {
+            String::new()
+        };
         // The supervisor reads this one; refuse a bad value now, while someone sees the error.
         timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?;
         if runtime.supervisor().is_some() {
@@ -410,7 +424,9 @@ impl Driver for Standalone {
                 self.clean_failed_start(name, &runtime);
                 Err(Error::StartFailed {
                     name: name.into(),
-                    detail: format!("not ready after {timeout:?}; last console lines:\n{tail}"),
+                    detail: format!(
+                        "not ready after {timeout:?}{whose}; last console lines:\n{tail}"
+                    ),
                 })
             }
         }
@@ -651,6 +667,9 @@ impl Supervisor {
         self.cgroups.create()?;
         // The limits before anything joins: nspawn and the container start inside them.
         self.cgroups.apply(&Limits::from_conf(&self.conf)?)?;
+        // NixOS's DevicePolicy=closed and the container's DeviceAllow= (container/unit.rs).
+        self.cgroups
+            .apply_devices(&unit::allowed_devices(&self.conf)?)?;
         self.cgroups.join(std::process::id())?;
         let socket = UnixDatagram::bind(self.runtime.notify())
             .context(|| "binding the notify socket".into())?;

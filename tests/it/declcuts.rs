@@ -164,3 +164,198 @@ fn create_picks_an_ipv6_pair_that_carries_traffic_and_frees_it() {
     env.create(&manual, &["--host-address", &h, "--local-address", &l]);
     assert!(!conf_text(&env, &manual).contains("ADDRESS6"));
 }
+
+/// `ncsh apply` of FILE (written with `text`) in `env`.
+fn apply(env: &Env, file: &str, text: &str, args: &[&str]) -> std::process::Output {
+    let path = script(env, file, text);
+    let mut all = vec!["apply", path.as_str()];
+    all.extend_from_slice(args);
+    env.run(&all)
+}
+
+/// `containers.NAME` with its own addresses and `options`.
+fn declared(name: &str, (host, local): (&str, &str), options: &str) -> String {
+    format!(
+        "{{\n  containers.{name} = {{\n    privateNetwork = true;\n    hostAddress = \"{host}\";\n    \
+         localAddress = \"{local}\";\n    {options}\n    config = {{ }};\n  }};\n}}\n"
+    )
+}
+
+/// What opening `node` read-write inside says: "open" or the shell's error.
+fn open_inside(env: &Env, name: &str, node: &str) -> String {
+    let out = env.run_inside(
+        name,
+        &[
+            "bash",
+            "-c",
+            &format!("exec 3<>{node} && echo open || true"),
+        ],
+    );
+    format!("{}{}", stdout(&out), stderr(&out))
+}
+
+#[test]
+fn allowed_devices_are_usable_inside_and_others_not() {
+    require_root();
+    let env = Env::new();
+    let (closed, allowed, tun) = (unique_name("dvc"), unique_name("dva"), unique_name("dvt"));
+    let mut text = String::from("{ imports = [\n");
+    for (name, options) in [
+        (&closed, ""),
+        (
+            &allowed,
+            "allowedDevices = [ { node = \"/dev/net/tun\"; modifier = \"rw\"; } ];",
+        ),
+        (&tun, "enableTun = true;"),
+    ] {
+        env.track(name);
+        let pair = env.test_addresses();
+        text.push_str(&format!(
+            "({})\n",
+            declared(name, (&pair.0, &pair.1), options)
+        ));
+    }
+    text.push_str("]; }\n");
+    let out = apply(&env, "devices.nix", &text, &["--start"]);
+    assert_ok(&out, "apply --start");
+    let conf = std::fs::read_to_string(env.conf_path(&allowed)).unwrap();
+    assert!(
+        conf.contains("NCSH_ALLOWED_DEVICES=/dev/net/tun,rw\n"),
+        "{conf}"
+    );
+    assert!(
+        std::fs::read_to_string(env.conf_path(&tun))
+            .unwrap()
+            .contains("NCSH_ALLOWED_DEVICES=/dev/net/tun,rwm\n")
+    );
+    assert!(
+        !std::fs::read_to_string(env.conf_path(&closed))
+            .unwrap()
+            .contains("NCSH_ALLOWED_DEVICES")
+    );
+    // NixOS's DevicePolicy=closed: nspawn makes /dev/net/tun, but only an allowed one opens.
+    let said = open_inside(&env, &closed, "/dev/net/tun");
+    assert!(said.contains("Operation not permitted"), "{said}");
+    assert_eq!(open_inside(&env, &allowed, "/dev/net/tun"), "open\n");
+    assert_eq!(open_inside(&env, &tun, "/dev/net/tun"), "open\n");
+    // The devices of the closed policy's own list stay usable; a pty too.
+    assert_eq!(open_inside(&env, &closed, "/dev/null"), "open\n");
+    let pty = env.run(&["run", &closed, "--pty", "--", "tty"]);
+    assert_ok(&pty, "run --pty");
+    // `rw` of the allowed device: no mknod of it.
+    let mknod = env.run_inside(&allowed, &["mknod", "/tmp/tun2", "c", "10", "200"]);
+    assert!(!mknod.status.success(), "mknod of a device allowed rw only");
+    let mknod = env.run_inside(&tun, &["mknod", "/tmp/tun2", "c", "10", "200"]);
+    assert_ok(&mknod, "mknod of a device allowed rwm");
+
+    // A bad entry is refused, naming the option, and changes nothing.
+    let before = env.snapshot();
+    let bad = text.replace("modifier = \"rw\"", "modifier = \"rx\"");
+    let out = apply(&env, "devices.nix", &bad, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("containers.{allowed}.allowedDevices.0"))
+            && stderr(&out).contains("modifier ‘rx’"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(env.prefix().join("devices.nix"), &text).unwrap();
+    assert!(env.snapshot() == before, "a refused apply changed files");
+}
+
+#[test]
+fn a_start_longer_than_timeout_start_sec_fails_and_leaves_nothing_running() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("tmo");
+    env.track(&name);
+    let pair = env.test_addresses();
+    // A unit multi-user.target waits for, slower than the timeout.
+    let options = "timeoutStartSec = \"2s\";";
+    let slow = declared(&name, (&pair.0, &pair.1), options).replace(
+        "config = { };",
+        "config = { systemd.services.slow = { wantedBy = [ \"multi-user.target\" ]; \
+         before = [ \"multi-user.target\" ]; serviceConfig = { Type = \"oneshot\"; \
+         ExecStart = \"/usr/bin/sleep 30\"; TimeoutStartSec = \"infinity\"; }; }; };",
+    );
+    let out = apply(&env, "slow.nix", &slow, &[]);
+    assert_ok(&out, "apply");
+    let conf = std::fs::read_to_string(env.conf_path(&name)).unwrap();
+    assert!(conf.contains("NCSH_TIMEOUT_START_SEC=2\n"), "{conf}");
+    let began = std::time::Instant::now();
+    let out = env.run(&["start", &name]);
+    let took = began.elapsed();
+    assert!(!out.status.success(), "a start past its timeout succeeded");
+    let err = stderr(&out);
+    assert!(
+        err.contains("failed to start container")
+            && err.contains("not ready after 2s (its timeoutStartSec"),
+        "{err}"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(20),
+        "took {took:?}"
+    );
+    assert_eq!(stdout(&env.run(&["status", &name])), "down\n");
+    assert_no_debris_but_files(&env, &name);
+
+    // The default (NixOS's 1min) is not written, and the same container then starts.
+    let out = apply(
+        &env,
+        "slow.nix",
+        &slow
+            .replace(options, "")
+            .replace("/usr/bin/sleep 30", "/usr/bin/true"),
+        &["--start"],
+    );
+    assert_ok(&out, "apply --start");
+    assert!(
+        !std::fs::read_to_string(env.conf_path(&name))
+            .unwrap()
+            .contains("NCSH_TIMEOUT_START_SEC")
+    );
+    assert_eq!(stdout(&env.run(&["status", &name])), "up\n");
+
+    let out = apply(
+        &env,
+        "bad.nix",
+        &declared(&name, (&pair.0, &pair.1), "timeoutStartSec = \"soon\";"),
+        &[],
+    );
+    assert!(
+        !out.status.success()
+            && stderr(&out).contains(&format!("containers.{name}.timeoutStartSec"))
+            && stderr(&out).contains("‘soon’ is not a time span"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Nothing of a stopped container runs or is mounted: no supervisor, cgroup, link (its files
+/// stay).
+fn assert_no_debris_but_files(env: &Env, name: &str) {
+    for hierarchy in [
+        "/sys/fs/cgroup/systemd",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup/devices",
+        "/sys/fs/cgroup",
+    ] {
+        let cg = std::path::Path::new(hierarchy).join(format!("ncsh-{name}"));
+        assert!(!cg.exists(), "{} left", cg.display());
+    }
+    assert!(
+        !here(&["ip", "link", "show", "dev", &format!("ve-{name}")])
+            .status
+            .success(),
+        "ve-{name} left"
+    );
+    let supervisors = here(&["pgrep", "-f", &format!("__supervise {name}$")]);
+    assert!(supervisors.stdout.is_empty(), "a supervisor left");
+    assert!(
+        !env.prefix()
+            .join("run/ncsh")
+            .join(name)
+            .join("leader")
+            .exists()
+    );
+}
