@@ -709,12 +709,17 @@ impl Supervisor {
         .stdin(Stdio::null())
         .stdout(console)
         .stderr(console_err);
-        // SAFETY: prctl is async-signal-safe. If the supervisor dies, nspawn gets SIGTERM and
-        // powers the container off cleanly instead of running unsupervised.
+        let hide_udev = moves_host_links(&self.conf) && !udev_running();
+        // SAFETY: prctl, unshare and mount are async-signal-safe system calls on static strings.
+        // If the supervisor dies, nspawn gets SIGTERM and powers the container off cleanly
+        // instead of running unsupervised.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if hide_udev {
+                    sys_read_only()?;
                 }
                 Ok(())
             });
@@ -801,5 +806,52 @@ impl Supervisor {
     fn leave_cgroups(&self) {
         self.cgroups.leave(std::process::id());
         let _ = self.cgroups.kill_and_remove(None, Duration::from_secs(5));
+    }
+}
+
+/// Does the conf move host links into the container or make links over them (INTERFACES,
+/// MACVLANS)?
+fn moves_host_links(conf: &Conf) -> bool {
+    ["INTERFACES", "MACVLANS"]
+        .iter()
+        .any(|k| conf.non_empty(k).is_some())
+}
+
+/// Is udev running on this host (its control socket exists)?
+fn udev_running() -> bool {
+    Path::new("/run/udev/control").exists()
+}
+
+/// nspawn refuses a host link udev has not initialized ("Network interface … is not
+/// initialized yet") whenever `/sys` is writable, taking that for "udev runs" (udev_available()
+/// in systemd's udev-util.c). Without udev nothing initializes a link, so nspawn runs in a mount
+/// namespace of its own (slave: the host's later mounts still reach it) where `/sys` itself is
+/// read-only; the cgroup mounts below it keep their flags (the remount is not recursive).
+/// ARCHITECTURE.md, "nspawn without systemd as PID 1".
+fn sys_read_only() -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc != 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: plain system calls with NUL-terminated static strings or null pointers.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/sys".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            std::ptr::null(),
+        ))
     }
 }

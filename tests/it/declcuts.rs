@@ -359,3 +359,110 @@ fn assert_no_debris_but_files(env: &Env, name: &str) {
             .exists()
     );
 }
+
+/// A veth pair on the host with names of this test's, `NAME` and `NAME` + `p` (deleted when
+/// dropped, wherever the test ended). This kernel has no `dummy` links; a veth end is a link
+/// of the host as good for `interfaces` and as a macvlan's parent.
+struct HostLink(String);
+
+impl HostLink {
+    fn new(tag: &str) -> HostLink {
+        let name = format!("{tag}{}", unique_name("x").trim_start_matches('x'));
+        assert!(name.len() <= 11, "{name}");
+        let peer = format!("{name}p");
+        let out = here(&[
+            "ip", "link", "add", &name, "type", "veth", "peer", "name", &peer,
+        ]);
+        assert!(out.status.success(), "ip link add {name}: {}", stderr(&out));
+        HostLink(name)
+    }
+
+    fn on_host(&self) -> bool {
+        here(&["ip", "link", "show", "dev", &self.0])
+            .status
+            .success()
+    }
+}
+
+impl Drop for HostLink {
+    fn drop(&mut self) {
+        let _ = here(&["ip", "link", "del", "dev", &self.0]);
+    }
+}
+
+/// `ip -o link show dev LINK` inside container `name`: is it there?
+fn link_inside(env: &Env, name: &str, link: &str) -> bool {
+    env.run_inside(name, &["ip", "-o", "link", "show", "dev", link])
+        .status
+        .success()
+}
+
+#[test]
+fn interfaces_move_into_the_container_and_macvlans_are_made_over_host_links() {
+    require_root();
+    let env = Env::new();
+    let (moved, parent) = (HostLink::new("dci"), HostLink::new("dcm"));
+    let (a, b) = (unique_name("ifc"), unique_name("mvl"));
+    let (pa, pb) = (env.test_addresses(), env.test_addresses());
+    env.track(&a);
+    env.track(&b);
+    let text = format!(
+        "{{ imports = [ ({}) ({}) ]; }}",
+        declared(
+            &a,
+            (&pa.0, &pa.1),
+            &format!("interfaces = [ \"{}\" ];", moved.0)
+        ),
+        declared(
+            &b,
+            (&pb.0, &pb.1),
+            &format!("macvlans = [ \"{}\" ];", parent.0)
+        ),
+    );
+    let out = apply(&env, "links.nix", &text, &["--start"]);
+    assert_ok(&out, "apply --start");
+    let conf = std::fs::read_to_string(env.conf_path(&a)).unwrap();
+    assert!(
+        conf.contains(&format!("INTERFACES=\"{}\"\n", moved.0)),
+        "{conf}"
+    );
+
+    // interfaces: the host's link is inside now, and no longer on the host.
+    assert!(link_inside(&env, &a, &moved.0), "{} is not inside", moved.0);
+    assert!(!moved.on_host(), "{} is still on the host", moved.0);
+    // macvlans: mv-IF inside, a macvlan over the host's link, which stays on the host.
+    let mv = format!("mv-{}", parent.0);
+    let shown = env.run_inside(&b, &["ip", "-d", "-o", "link", "show", "dev", &mv]);
+    assert_ok(&shown, &format!("ip link show {mv} inside"));
+    assert!(stdout(&shown).contains("macvlan"), "{}", stdout(&shown));
+    assert!(parent.on_host());
+    assert!(!link_inside(&env, &b, &parent.0));
+
+    // After a stop: the moved link is back on the host, the macvlan went with the container's
+    // namespace and its parent stayed.
+    for name in [&a, &b] {
+        assert_ok(&env.run(&["stop", name]), "stop");
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || moved.on_host()),
+        "{} did not come back to the host",
+        moved.0
+    );
+    assert!(parent.on_host());
+    let mv_on_host = here(&["ip", "link", "show", "dev", &mv]);
+    assert!(!mv_on_host.status.success(), "{mv} on the host");
+    // And the next start moves it in again.
+    assert_ok(&env.run(&["start", &a]), "start again");
+    assert!(link_inside(&env, &a, &moved.0));
+    assert!(!moved.on_host());
+    // Destroy terminates a running container (as nixos-container): nspawn is killed, so it
+    // cannot move the link back, and the kernel deletes a virtual link with the namespace (a
+    // physical one it moves back to the host).
+    assert_ok(&env.run(&["destroy", &a]), "destroy");
+    let peer = format!("{}p", moved.0);
+    assert!(
+        eventually(Duration::from_secs(5), || !moved.on_host()
+            && !here(&["ip", "link", "show", "dev", &peer]).status.success()),
+        "the moved veth after destroy"
+    );
+}
