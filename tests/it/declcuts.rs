@@ -466,3 +466,176 @@ fn interfaces_move_into_the_container_and_macvlans_are_made_over_host_links() {
         "the moved veth after destroy"
     );
 }
+
+/// `ncsh apply` under the systemd driver for real: inside a systemd test host (testhost.rs), a
+/// declared container is created and started as `container@NAME.service` (a transient unit, or
+/// the instance of a NixOS-like template), its allowedDevices and timeoutStartSec on the unit,
+/// switched live, restarted for an nspawn-level change, and destroyed with nothing left.
+fn apply_under_systemd(template: bool) {
+    use crate::testhost::TestHost;
+    require_root();
+    let th = TestHost::boot(if template { "apt" } else { "apy" }, template);
+    let name = "web";
+    let unit = format!("container@{name}.service");
+    let property = |p: &str| {
+        let out = th.exec(&["systemctl", "show", "--value", "-p", p, &unit]);
+        stdout(&out).trim().to_string()
+    };
+    let module = |extra_config: &str, extra: &str| {
+        format!(
+            r#"{{ lib, ... }}:
+{{
+  containers.{name} = {{
+    privateNetwork = true;
+    hostAddress = "10.233.0.1";
+    localAddress = "10.233.0.2";
+    autoStart = true;
+    allowedDevices = [ {{ node = "/dev/net/tun"; modifier = "rw"; }} ];
+    timeoutStartSec = "90s";
+    {extra}
+    config = {{ pkgs, ... }}: {{
+      networking.firewall.allowedTCPPorts = [ 80 ];
+      systemd.services.www = {{
+        wantedBy = [ "multi-user.target" ];
+        serviceConfig.ExecStart = "${{pkgs.python3}}/bin/python3 -m http.server 80 --directory /etc";
+      }};
+      {extra_config}
+    }};
+  }};
+}}
+"#
+        )
+    };
+    let apply = |text: &str, args: &[&str]| {
+        std::fs::write(th.path("/root/web.nix"), text).unwrap();
+        let mut all = vec!["apply", "/root/web.nix"];
+        all.extend_from_slice(args);
+        th.ncsh(&all)
+    };
+
+    let out = apply(&module("", ""), &[]);
+    assert_ok(&out, "apply under systemd");
+    assert_eq!(stdout(&out), format!("{name}: created, started\n"));
+    assert_eq!(property("ActiveState"), "active");
+    assert_eq!(
+        property("Transient"),
+        if template { "no" } else { "yes" },
+        "which unit ran it"
+    );
+    // NixOS's unit settings: DeviceAllow= (and the transient unit's own policy and timeout).
+    assert!(
+        property("DeviceAllow").contains("/dev/net/tun rw"),
+        "{}",
+        property("DeviceAllow")
+    );
+    if !template {
+        assert_eq!(property("DevicePolicy"), "closed");
+        assert_eq!(property("TimeoutStartUSec"), "1min 30s");
+    }
+    let curl = |path: &str| {
+        let out = th.exec(&[
+            "curl",
+            "-sf",
+            "--max-time",
+            "2",
+            &format!("http://10.233.0.2/{path}"),
+        ]);
+        out.status.success().then(|| stdout(&out))
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || curl("hostname").is_some()),
+        "the container's web server does not answer in the test host"
+    );
+    let tun = th.ncsh(&[
+        "run",
+        name,
+        "--",
+        "bash",
+        "-c",
+        "exec 3<>/dev/net/tun && echo open",
+    ]);
+    assert_eq!(stdout(&tun), "open\n", "{}", stderr(&tun));
+    let leader = stdout(&th.exec(&["machinectl", "show", "--value", "-p", "Leader", name]));
+
+    // A change of its config: switched live (the same leader), seen inside.
+    let changed = module("environment.etc.\"applied\".text = \"yes\\n\";", "");
+    let out = apply(&changed, &[]);
+    assert_ok(&out, "apply of a changed config");
+    assert_eq!(stdout(&out), format!("{name}: updated\n"));
+    assert_eq!(
+        stdout(&th.ncsh(&["run", name, "--", "cat", "/etc/applied"])),
+        "yes\n"
+    );
+    assert_eq!(
+        stdout(&th.exec(&["machinectl", "show", "--value", "-p", "Leader", name])),
+        leader,
+        "a live switch restarted it"
+    );
+    // An nspawn-level change: restarted, with the new option.
+    let out = apply(
+        &module(
+            "environment.etc.\"applied\".text = \"yes\\n\";",
+            "tmpfs = [ \"/var/cache\" ];",
+        ),
+        &[],
+    );
+    assert_ok(&out, "apply of an nspawn-level change");
+    assert_eq!(stdout(&out), format!("{name}: restarted\n"));
+    assert_ne!(
+        stdout(&th.exec(&["machinectl", "show", "--value", "-p", "Leader", name])),
+        leader,
+        "not restarted"
+    );
+    if !template {
+        // (testhost.rs's template, unlike NixOS's, does not pass EXTRA_NSPAWN_FLAGS.)
+        let mounts = th.ncsh(&[
+            "run",
+            name,
+            "--",
+            "findmnt",
+            "-n",
+            "-o",
+            "FSTYPE",
+            "/var/cache",
+        ]);
+        assert_eq!(stdout(&mounts).trim(), "tmpfs");
+    }
+    let out = apply(
+        &module(
+            "environment.etc.\"applied\".text = \"yes\\n\";",
+            "tmpfs = [ \"/var/cache\" ];",
+        ),
+        &[],
+    );
+    assert_eq!(stdout(&out), format!("{name}: unchanged\n"));
+
+    let out = apply(&changed, &["--destroy"]);
+    assert_ok(&out, "apply --destroy");
+    assert_eq!(stdout(&out), format!("{name}: destroyed\n"));
+    let units = th.exec(&[
+        "systemctl",
+        "list-units",
+        "--all",
+        "--plain",
+        "--no-legend",
+        &unit,
+    ]);
+    assert_ok(&units, "systemctl list-units");
+    assert_eq!(stdout(&units).trim(), "", "a unit is left");
+    let machines = th.exec(&["machinectl", "list", "--no-legend"]);
+    assert!(!stdout(&machines).contains(name), "{}", stdout(&machines));
+    let links = stdout(&th.exec(&["ip", "-o", "link"]));
+    assert!(!links.contains("ve-"), "a host link is left: {links}");
+    assert!(!th.path("/etc/nixos-containers/web.conf").exists());
+    assert!(!th.path("/var/lib/nixos-containers/web").exists());
+}
+
+#[test]
+fn apply_under_systemd_with_transient_units() {
+    apply_under_systemd(false);
+}
+
+#[test]
+fn apply_under_systemd_with_the_template() {
+    apply_under_systemd(true);
+}
