@@ -11,7 +11,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::container::limits::Limits;
-use crate::container::unit::{self, Device};
+use crate::container::unit::Device;
+
+use super::devices;
 use crate::error::{Context, Result};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -25,8 +27,10 @@ pub struct Cgroups {
     pids: Option<PathBuf>,
     cpu: Option<PathBuf>,
     cpuacct: Option<PathBuf>,
-    /// The v1 `devices` controller's cgroup (hybrid and legacy hosts).
+    /// The v1 `devices` controller's cgroup (legacy hosts, without cgroup2).
     devices: Option<PathBuf>,
+    /// The cgroup2 cgroup (pure v2, or the unified hierarchy of a hybrid host).
+    cgroup2: Option<PathBuf>,
 }
 
 /// What a container uses, from its cgroup.
@@ -52,6 +56,7 @@ impl Cgroups {
             let dir = root.join(&leaf);
             return Cgroups {
                 dirs: vec![dir.clone()],
+                cgroup2: Some(dir.clone()),
                 unified: Some(dir),
                 memory: None,
                 pids: None,
@@ -70,7 +75,13 @@ impl Cgroups {
         let pids = has("pids");
         let cpu = has("cpu");
         let cpuacct = has("cpuacct");
-        let devices = has("devices");
+        // The v1 devices controller only where no cgroup2 takes a BPF device program.
+        let cgroup2 = has("unified");
+        let devices = if cgroup2.is_some() {
+            None
+        } else {
+            has("devices")
+        };
         let mut seen: Vec<PathBuf> = Vec::new();
         for dir in [&memory, &pids, &cpu, &cpuacct, &devices]
             .into_iter()
@@ -93,30 +104,25 @@ impl Cgroups {
             cpu,
             cpuacct,
             devices,
+            cgroup2,
         }
     }
 
-    /// NixOS's `DevicePolicy=closed` with `allowed` as its `DeviceAllow=`: systemd's static list
-    /// (`unit::closed_policy_devices`) and `allowed`, nothing else. Through the v1 `devices`
-    /// controller (`devices.deny`, `devices.allow`); false when the host has none (cgroup2
-    /// only, where device access is a BPF program's, which ncsh does not load: no policy).
-    /// Nodes that do not exist are left out, as systemd leaves them out.
+    /// NixOS's `DevicePolicy=closed` with `allowed` as its `DeviceAllow=` (`host::devices`):
+    /// a BPF device program on the cgroup2 cgroup (pure v2, or the unified one of a hybrid
+    /// host), else the v1 `devices` controller; false when the host has neither.
     pub fn apply_devices(&self, allowed: &[Device]) -> Result<bool> {
-        let Some(dir) = &self.devices else {
-            return Ok(false);
-        };
-        let write = |file: &str, value: &str| -> Result<()> {
-            let path = dir.join(file);
-            fs::write(&path, value).context(|| format!("writing {value} to {}", path.display()))
-        };
-        write("devices.deny", "a")?;
         let proc_devices = fs::read_to_string("/proc/devices").unwrap_or_default();
-        for device in unit::closed_policy_devices().iter().chain(allowed) {
-            for rule in device_rules(device, &proc_devices) {
-                write("devices.allow", &rule)?;
-            }
+        let rules = devices::rules(allowed, &proc_devices);
+        if let Some(dir) = &self.cgroup2 {
+            devices::apply_bpf(dir, &rules)?;
+            return Ok(true);
         }
-        Ok(true)
+        if let Some(dir) = &self.devices {
+            devices::apply_v1(dir, &rules)?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     pub fn create(&self) -> Result<()> {
@@ -297,49 +303,6 @@ impl Cgroups {
     }
 }
 
-/// The v1 `devices.allow` lines of `device` (`c 10:200 rwm`, `c 136:* rw`), given /proc/devices.
-fn device_rules(device: &Device, proc_devices: &str) -> Vec<String> {
-    use std::os::unix::fs::FileTypeExt;
-    let modifier = &device.modifier;
-    let class = |prefix: &str, section: &str, kind: char| -> Option<Vec<String>> {
-        let name = device.node.strip_prefix(prefix)?;
-        let mut in_section = false;
-        let mut rules = Vec::new();
-        for line in proc_devices.lines() {
-            if line.ends_with("devices:") {
-                in_section = line.starts_with(section);
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            if let (true, Some(major), Some(n)) = (in_section, words.next(), words.next())
-                && n == name
-            {
-                rules.push(format!("{kind} {major}:* {modifier}"));
-            }
-        }
-        Some(rules)
-    };
-    if let Some(rules) = class("char-", "Character", 'c') {
-        return rules;
-    }
-    if let Some(rules) = class("block-", "Block", 'b') {
-        return rules;
-    }
-    let Ok(meta) = fs::metadata(&device.node) else {
-        return Vec::new();
-    };
-    let kind = if meta.file_type().is_char_device() {
-        'c'
-    } else if meta.file_type().is_block_device() {
-        'b'
-    } else {
-        return Vec::new();
-    };
-    let rdev = std::os::unix::fs::MetadataExt::rdev(&meta);
-    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
-    vec![format!("{kind} {major}:{minor} {modifier}")]
-}
-
 fn missing_controller(what: &str) -> crate::error::Error {
     crate::error::Error::Unsupported(format!(
         "this host's cgroups have no {what} controller for ncsh's containers (see \
@@ -364,32 +327,4 @@ fn subtree(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_rules_name_the_node_or_its_class() {
-        let proc_devices = "Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  7 loop\n";
-        let dev = |node: &str, modifier: &str| Device {
-            node: node.into(),
-            modifier: modifier.into(),
-        };
-        assert_eq!(
-            device_rules(&dev("char-pts", "rw"), proc_devices),
-            ["c 136:* rw"]
-        );
-        assert_eq!(
-            device_rules(&dev("block-loop", "r"), proc_devices),
-            ["b 7:* r"]
-        );
-        assert!(device_rules(&dev("char-loop", "r"), proc_devices).is_empty());
-        assert_eq!(
-            device_rules(&dev("/dev/null", "rwm"), proc_devices),
-            ["c 1:3 rwm"]
-        );
-        assert!(device_rules(&dev("/dev/no-such-node", "r"), proc_devices).is_empty());
-    }
 }
