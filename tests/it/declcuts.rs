@@ -158,8 +158,8 @@ fn create_picks_an_ipv6_pair_that_carries_traffic_and_frees_it() {
         "{}",
         conf_text(&env, &again)
     );
-    // Addresses given by hand: ncsh picks no IPv6 pair.
-    let (h, l) = env.test_addresses();
+    // Addresses given by hand: ncsh picks no IPv6 pair. (10.235: the blocks cover 10.233.)
+    let (h, l) = env.test_addresses_in(235);
     let manual = unique_name("six");
     env.create(&manual, &["--host-address", &h, "--local-address", &l]);
     assert!(!conf_text(&env, &manual).contains("ADDRESS6"));
