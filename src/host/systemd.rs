@@ -433,10 +433,34 @@ impl Systemd {
             }
         }
         let outcome = if template || running {
-            run_job(&conn, &format!("starting {unit}"), timeout, async |m| {
+            let what = format!("starting {unit}");
+            let job = run_job(&conn, &what, timeout, async |m| {
                 m.start_unit(unit.clone(), "replace".into()).await
-            })
-            .await?
+            });
+            // The template's TimeoutStartSec= cannot be changed at runtime: a container's own
+            // timeoutStartSec is kept here, by stopping what is not ready in time.
+            match unit::start_timeout(conf)? {
+                Some(own) if template && !running && !own.is_zero() => {
+                    let own = own.min(super::MAX_TIMEOUT);
+                    match tokio::time::timeout(own, job).await {
+                        Ok(outcome) => outcome?,
+                        Err(_) => {
+                            let _ = stop_unit(&conn, &unit, Duration::from_secs(30)).await;
+                            reset_failed(&conn, &unit).await;
+                            return Err(Error::StartFailed {
+                                name: name.into(),
+                                detail: format!(
+                                    "{unit}: not ready after {own:?} (its timeoutStartSec: \
+                                     {} in its conf), so ncsh stopped it (see `journalctl -u \
+                                     {unit}`)",
+                                    unit::TIMEOUT_START_SEC
+                                ),
+                            });
+                        }
+                    }
+                }
+                _ => job.await?,
+            }
         } else {
             // What the NixOS start script does first: the directories nspawn binds exist.
             if let Some(nix) = nspawn::nix_system(&self.paths, name, conf) {

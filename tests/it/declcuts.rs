@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 
@@ -628,6 +628,44 @@ fn apply_under_systemd(template: bool) {
     assert!(!links.contains("ve-"), "a host link is left: {links}");
     assert!(!th.path("/etc/nixos-containers/web.conf").exists());
     assert!(!th.path("/var/lib/nixos-containers/web").exists());
+
+    // A start slower than timeoutStartSec fails, and leaves no unit running.
+    let slow = module(
+        "systemd.services.slow = { wantedBy = [ \"multi-user.target\" ]; \
+         before = [ \"multi-user.target\" ]; serviceConfig = { Type = \"oneshot\"; \
+         ExecStart = \"/usr/bin/sleep 30\"; TimeoutStartSec = \"infinity\"; }; };",
+        "",
+    )
+    .replace("timeoutStartSec = \"90s\";", "timeoutStartSec = \"2s\";")
+    .replace("autoStart = true;", "");
+    assert_ok(&apply(&slow, &[]), "apply of a slow container");
+    let began = Instant::now();
+    let out = th.ncsh(&["start", name]);
+    let took = began.elapsed();
+    assert!(!out.status.success(), "a start past its timeout succeeded");
+    assert!(
+        stderr(&out).contains("failed to start container"),
+        "{}",
+        stderr(&out)
+    );
+    if template {
+        // The template's TimeoutStartSec=1min stays; ncsh stops the unit at the container's.
+        assert!(
+            stderr(&out).contains("not ready after 2s (its timeoutStartSec"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(20),
+        "took {took:?}"
+    );
+    assert_eq!(stdout(&th.ncsh(&["status", name])).trim(), "down");
+    assert_ne!(property("ActiveState"), "active");
+    let out = apply(&slow, &["--destroy"]);
+    assert_ok(&out, "apply --destroy of the slow one");
+    let links = stdout(&th.exec(&["ip", "-o", "link"]));
+    assert!(!links.contains("ve-"), "a host link is left: {links}");
 }
 
 #[test]
