@@ -449,6 +449,12 @@ impl Driver for Standalone {
             return Err(Error::NotRunning(name.into()));
         };
         if let Some(leader) = runtime.read_leader() {
+            if let Ok(conf) = store::load(
+                &self.paths,
+                &crate::container::ContainerName::existing(name)?,
+            ) {
+                super::net::return_links(leader.as_raw(), &conf);
+            }
             let _ = kill(leader, Signal::SIGKILL);
         }
         let _ = kill(supervisor, Signal::SIGUSR1);

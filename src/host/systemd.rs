@@ -593,6 +593,9 @@ impl Systemd {
         let Some(leader) = leader else {
             return Err(Error::NotRunning(name.into()));
         };
+        if let Ok(conf) = load_conf(&self.paths, name) {
+            net::return_links(leader, &conf);
+        }
         let m = machine_manager(&conn).await?;
         match m.terminate_machine(name.to_string()).await {
             Ok(()) => {}

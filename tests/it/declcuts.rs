@@ -455,15 +455,22 @@ fn interfaces_move_into_the_container_and_macvlans_are_made_over_host_links() {
     assert_ok(&env.run(&["start", &a]), "start again");
     assert!(link_inside(&env, &a, &moved.0));
     assert!(!moved.on_host());
-    // Destroy terminates a running container (as nixos-container): nspawn is killed, so it
-    // cannot move the link back, and the kernel deletes a virtual link with the namespace (a
-    // physical one it moves back to the host).
-    assert_ok(&env.run(&["destroy", &a]), "destroy");
-    let peer = format!("{}p", moved.0);
+    // A terminate kills nspawn, which then cannot give the link back, and the kernel would
+    // delete a virtual one with the namespace: ncsh moves it back first. Destroy, which
+    // terminates a running container (as nixos-container), too.
+    assert_ok(&env.run(&["terminate", &a]), "terminate");
     assert!(
-        eventually(Duration::from_secs(5), || !moved.on_host()
-            && !here(&["ip", "link", "show", "dev", &peer]).status.success()),
-        "the moved veth after destroy"
+        eventually(Duration::from_secs(5), || moved.on_host()),
+        "{} lost by terminate",
+        moved.0
+    );
+    assert_ok(&env.run(&["start", &a]), "start after terminate");
+    assert!(link_inside(&env, &a, &moved.0));
+    assert_ok(&env.run(&["destroy", &a]), "destroy");
+    assert!(
+        eventually(Duration::from_secs(5), || moved.on_host()),
+        "{} lost by destroy",
+        moved.0
     );
 }
 
