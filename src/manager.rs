@@ -197,6 +197,10 @@ impl Manager {
             }
         };
         let created = store::create(&self.paths, name, &opts, &realize).and_then(|created| {
+            if let Some(note) = &created.ipv6_note {
+                progress::clear();
+                eprintln!("ncsh: note: {}: {note}", created.name);
+            }
             // Started at boot (systemd driver); if that cannot be arranged, no container.
             match self.driver.set_auto_start(&created.name, opts.auto_start) {
                 Ok(()) => Ok(created),

@@ -32,7 +32,8 @@ if [ -n "$HOST_ADDRESS$HOST_ADDRESS6$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE$LO
   [ -z "$LOCAL_MAC_ADDRESS" ] || b+="link set dev eth0 address $LOCAL_MAC_ADDRESS"$'\n'
   b+=$'link set dev eth0 up\n'
   [ -z "$LOCAL_ADDRESS" ] || b+="addr add $LOCAL_ADDRESS dev eth0"$'\n'
-  [ -z "$LOCAL_ADDRESS6" ] || b+="addr add $LOCAL_ADDRESS6 dev eth0"$'\n'
+  # nodad: a veth has two ends, so no duplicate to detect, and the address is usable at once.
+  [ -z "$LOCAL_ADDRESS6" ] || b+="addr add $LOCAL_ADDRESS6 dev eth0 nodad"$'\n'
   for host in "$HOST_ADDRESS" "$HOST_ADDRESS6"; do
     [ -z "$host" ] || b+="route add ${host%/*} dev eth0"$'\n'"route add default via ${host%/*}"$'\n'
   done
@@ -41,7 +42,8 @@ fi
 for veth in $NCSH_EXTRA_VETHS; do
   IFS=, read -r name bridge host host6 local local6 <<< "$veth"
   b+="link set dev $name up"$'\n'
-  for a in "$local" "$local6"; do [ -z "$a" ] || b+="addr add $a dev $name"$'\n'; done
+  [ -z "$local" ] || b+="addr add $local dev $name"$'\n'
+  [ -z "$local6" ] || b+="addr add $local6 dev $name nodad"$'\n'
   for a in "$host" "$host6"; do [ -z "$a" ] || b+="route add ${a%/*} dev $name"$'\n'; done
 done
 [ -z "$b" ] || ip -batch - <<< "$b"

@@ -172,6 +172,10 @@ pub fn host_side_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
                 "dev".into(),
                 link.clone(),
             ]);
+            if family.is_some() && what == "addr" {
+                // No duplicate address detection on a veth: usable as soon as the start returns.
+                argv.push("nodad".into());
+            }
             commands.push(argv);
         }
     };
@@ -223,6 +227,9 @@ fn extra_veth_commands(conf: &Conf) -> Vec<Vec<String>> {
                     s("dev"),
                     v.name.clone(),
                 ]);
+                if family.is_some() && what == "addr" {
+                    argv.push(s("nodad"));
+                }
                 commands.push(argv);
             }
         }
@@ -369,6 +376,42 @@ fn check_link_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Before a container is killed (terminate, destroy): move the host links INTERFACES moved in
+/// back to the host, as nspawn does when it exits cleanly. Killed, nspawn cannot, and the
+/// kernel would delete a virtual link (a veth, a dummy) with the namespace. `ip link set dev IF
+/// netns PID` runs in the leader's network namespace, PID being this process (in the host's).
+/// Best effort: a link the container renamed or removed stays as it is.
+pub fn return_links(leader: i32, conf: &Conf) {
+    let Some(interfaces) = conf.non_empty("INTERFACES") else {
+        return;
+    };
+    let Ok(ip) = ip_binary() else {
+        return;
+    };
+    let Ok(netns) = std::fs::File::open(format!("/proc/{leader}/ns/net")) else {
+        return;
+    };
+    let host = std::process::id().to_string();
+    for link in interfaces.split_whitespace() {
+        let mut cmd = std::process::Command::new(ip);
+        cmd.args(["link", "set", "dev", link, "netns", &host])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&netns);
+        // SAFETY: setns is an async-signal-safe system call on a descriptor open in the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let _ = cmd.status();
+    }
 }
 
 #[cfg(test)]

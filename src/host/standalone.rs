@@ -40,7 +40,7 @@ use super::{deadline_after, timeout_from_env};
 use super::{net, nft};
 use crate::builder::base;
 use crate::container::limits::Limits;
-use crate::container::{Conf, Paths, store};
+use crate::container::{Conf, Paths, store, unit};
 use crate::error::{Context, Error, Result};
 use crate::files::Root;
 
@@ -338,11 +338,25 @@ impl Driver for Standalone {
         runtime.read_leader().filter(|p| alive(*p)).map(Pid::as_raw)
     }
 
-    fn start(&self, name: &str, _conf: &Conf) -> Result<()> {
+    fn start(&self, name: &str, conf: &Conf) -> Result<()> {
         // The supervisor reads the conf itself, so what it runs is what is on disk.
         Self::preflight()?;
         let runtime = Runtime::new(&self.paths, name);
-        let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?;
+        // The container's timeoutStartSec, else NCSH_START_TIMEOUT, else NixOS's 1min.
+        let own_timeout = unit::start_timeout(conf)?;
+        let timeout = match own_timeout {
+            Some(t) if t.is_zero() => super::MAX_TIMEOUT,
+            Some(t) => t.min(super::MAX_TIMEOUT),
+            None => timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?,
+        };
+        let whose = if own_timeout.is_some() {
+            format!(
+                " (its timeoutStartSec: {} in its conf)",
+                unit::TIMEOUT_START_SEC
+            )
+        } else {
+            String::new()
+        };
         // The supervisor reads this one; refuse a bad value now, while someone sees the error.
         timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?;
         if runtime.supervisor().is_some() {
@@ -425,7 +439,9 @@ impl Driver for Standalone {
                 self.clean_failed_start(name, &runtime);
                 Err(Error::StartFailed {
                     name: name.into(),
-                    detail: format!("not ready after {timeout:?}; last console lines:\n{tail}"),
+                    detail: format!(
+                        "not ready after {timeout:?}{whose}; last console lines:\n{tail}"
+                    ),
                 })
             }
         }
@@ -448,6 +464,12 @@ impl Driver for Standalone {
             return Err(Error::NotRunning(name.into()));
         };
         if let Some(leader) = runtime.read_leader() {
+            if let Ok(conf) = store::load(
+                &self.paths,
+                &crate::container::ContainerName::existing(name)?,
+            ) {
+                super::net::return_links(leader.as_raw(), &conf);
+            }
             let _ = kill(leader, Signal::SIGKILL);
         }
         let _ = kill(supervisor, Signal::SIGUSR1);
@@ -705,6 +727,9 @@ impl Supervisor {
         self.cgroups.create()?;
         // The limits before anything joins: nspawn and the container start inside them.
         self.cgroups.apply(&Limits::from_conf(&self.conf)?)?;
+        // NixOS's DevicePolicy=closed and the container's DeviceAllow= (container/unit.rs).
+        self.cgroups
+            .apply_devices(&unit::allowed_devices(&self.conf)?)?;
         self.cgroups.join(std::process::id())?;
         let socket = UnixDatagram::bind(self.runtime.notify())
             .context(|| "binding the notify socket".into())?;
@@ -748,12 +773,17 @@ impl Supervisor {
         .stdin(Stdio::null())
         .stdout(console)
         .stderr(console_err);
-        // SAFETY: prctl is async-signal-safe. If the supervisor dies, nspawn gets SIGTERM and
-        // powers the container off cleanly instead of running unsupervised.
+        let hide_udev = moves_host_links(&self.conf) && !udev_running();
+        // SAFETY: prctl, unshare and mount are async-signal-safe system calls on static strings.
+        // If the supervisor dies, nspawn gets SIGTERM and powers the container off cleanly
+        // instead of running unsupervised.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if hide_udev {
+                    sys_read_only()?;
                 }
                 Ok(())
             });
@@ -850,5 +880,52 @@ impl Supervisor {
     fn leave_cgroups(&self) {
         self.cgroups.leave(std::process::id());
         let _ = self.cgroups.kill_and_remove(None, Duration::from_secs(5));
+    }
+}
+
+/// Does the conf move host links into the container or make links over them (INTERFACES,
+/// MACVLANS)?
+fn moves_host_links(conf: &Conf) -> bool {
+    ["INTERFACES", "MACVLANS"]
+        .iter()
+        .any(|k| conf.non_empty(k).is_some())
+}
+
+/// Is udev running on this host (its control socket exists)?
+fn udev_running() -> bool {
+    Path::new("/run/udev/control").exists()
+}
+
+/// nspawn refuses a host link udev has not initialized ("Network interface … is not
+/// initialized yet") whenever `/sys` is writable, taking that for "udev runs" (udev_available()
+/// in systemd's udev-util.c). Without udev nothing initializes a link, so nspawn runs in a mount
+/// namespace of its own (slave: the host's later mounts still reach it) where `/sys` itself is
+/// read-only; the cgroup mounts below it keep their flags (the remount is not recursive).
+/// ARCHITECTURE.md, "nspawn without systemd as PID 1".
+fn sys_read_only() -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc != 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: plain system calls with NUL-terminated static strings or null pointers.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/sys".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            std::ptr::null(),
+        ))
     }
 }

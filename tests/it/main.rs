@@ -12,6 +12,7 @@ mod completions;
 mod copy;
 mod debris;
 mod declarative;
+mod declcuts;
 mod enter;
 mod everyday;
 mod extremes;
