@@ -120,7 +120,12 @@ fn ip_batch(commands: &[Vec<String>]) -> Result<()> {
                 &format!("the word ‘{word}’ is not one word"),
             ));
         }
-        script.push_str(&argv.join(" "));
+        // A batch line takes no options: ip reads the family from the address ("-6" dropped).
+        let words = match argv.first().map(String::as_str) {
+            Some("-6" | "-4") => &argv[1..],
+            _ => &argv[..],
+        };
+        script.push_str(&words.join(" "));
         script.push('\n');
     }
     let mut child = Command::new(ip_binary()?)
