@@ -407,23 +407,33 @@ const EXACT_ONLY: [&str; 5] = ["user", "chdir", "setenv", "pty", "no-pty"];
 /// `--flake`, `--u` `--update-input`).
 const LOGS_ONLY: [&str; 3] = ["n", "f", "u"];
 
+/// Each long name of [`Flags`] and how many values it takes, sorted. Made once per process:
+/// building clap's `Command` is a fifth of a read-only verb's instructions, and a command
+/// line is read twice (the driver flag first, then the flags).
+fn long_names() -> &'static [(String, usize)] {
+    static NAMES: std::sync::OnceLock<Vec<(String, usize)>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut cmd = Flags::command();
+        cmd.build();
+        let mut names: Vec<(String, usize)> = cmd
+            .get_arguments()
+            .filter_map(|arg| {
+                let long = arg.get_long()?;
+                let values = if arg.get_action().takes_values() {
+                    arg.get_num_args().map_or(1, |n| n.min_values())
+                } else {
+                    0
+                };
+                Some((long.to_string(), values))
+            })
+            .collect();
+        names.sort();
+        names
+    })
+}
+
 pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
-    let mut cmd = Flags::command();
-    cmd.build();
-    // Each long name and how many values it takes.
-    let mut names: Vec<(String, usize)> = cmd
-        .get_arguments()
-        .filter_map(|arg| {
-            let long = arg.get_long()?;
-            let values = if arg.get_action().takes_values() {
-                arg.get_num_args().map_or(1, |n| n.min_values())
-            } else {
-                0
-            };
-            Some((long.to_string(), values))
-        })
-        .collect();
-    names.sort();
+    let names = long_names();
     let mut out = Vec::with_capacity(words.len());
     let mut errors: Vec<String> = Vec::new();
     // The first word that is not an option or its value.
