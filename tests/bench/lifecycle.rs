@@ -79,6 +79,18 @@ struct Guard {
     /// LXC containers (name, lxcpath), stopped with `lxc-stop -k`.
     lxc: RefCell<Vec<(String, PathBuf)>>,
     claims: RefCell<Vec<PathBuf>>,
+    /// The `lxc.pivot` cgroups LXC leaves in each hierarchy, where there was none before.
+    pivots: Vec<PathBuf>,
+}
+
+/// Where LXC's monitor parks itself (`lxc.pivot`, in every cgroup hierarchy) and leaves it.
+fn lxc_pivots() -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join("lxc.pivot")];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        dirs.extend(entries.flatten().map(|e| e.path().join("lxc.pivot")));
+    }
+    dirs
 }
 
 impl Drop for Guard {
@@ -92,6 +104,10 @@ impl Drop for Guard {
             let mut cmd = ncsh(&self.prefix, &["destroy", name]);
             cmd.stderr(Stdio::null());
             let _ = cmd.status();
+        }
+        // Empty once LXC's monitors are gone; rmdir removes only an empty cgroup.
+        for pivot in &self.pivots {
+            let _ = std::fs::remove_dir(pivot);
         }
         for claim in self.claims.borrow().iter() {
             let _ = std::fs::remove_dir_all(claim);
@@ -511,6 +527,7 @@ fn main() {
         containers: Default::default(),
         lxc: Default::default(),
         claims: Default::default(),
+        pivots: lxc_pivots().into_iter().filter(|p| !p.exists()).collect(),
     };
     let tag = std::process::id() % 10000;
     let name = format!("bench{tag}");
