@@ -1,6 +1,8 @@
 //! The lazy evaluator: expressions to values, forcing thunks on demand.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use super::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -66,7 +68,7 @@ impl Evaluator {
     pub fn new() -> Self {
         Evaluator {
             globals: builtins::globals(),
-            imports: HashMap::new(),
+            imports: HashMap::default(),
             reserved: Vec::new(),
             depth: 0,
             origins: None,
@@ -86,7 +88,7 @@ impl Evaluator {
 
     /// Remember where the attributes of set literals are defined (for messages about them).
     pub fn track_positions(&mut self) {
-        self.origins.get_or_insert_with(HashMap::new);
+        self.origins.get_or_insert_with(HashMap::default);
     }
 
     /// Where attribute `name` of `attrs` was defined, if `attrs` is a set literal (and
@@ -161,7 +163,7 @@ impl Evaluator {
         let Some(split) = split else {
             return self.eval_shipped(text, src, base_dir);
         };
-        let mut names: HashMap<Str, u32> = HashMap::new();
+        let mut names: HashMap<Str, u32> = HashMap::default();
         for b in &split.bindings {
             let new: Vec<&str> = match b {
                 Binding::Value { name, .. } => vec![name],

@@ -5,14 +5,14 @@
 //! modules declare ([`Declarations`]) and those the user's modules declare with `mkOption`.
 //! Unknown options and wrong types are all reported at once, each at its definition.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
 use super::options::{Declarations, HOW_TO_FIND_OPTIONS, OptType};
 use super::plain::Value as Plain;
 use crate::nixlang::compile::Pos;
-use crate::nixlang::{Attrs, EvalError, Evaluator, Location, Str, Thunk, Value};
+use crate::nixlang::{Attrs, EvalError, Evaluator, HashMap, HashSet, Location, Str, Thunk, Value};
 
 /// The default priority of a definition (`mkOverride 100`) and of ordering (`mkOrder 1000`).
 const PRIORITY_PLAIN: i64 = 100;
@@ -169,7 +169,7 @@ struct System {
     /// The module arguments (`lib`, `pkgs`, `config`, …).
     args: Rc<Attrs>,
     /// The definitions found at each path so far (see [`defs_at`]).
-    defs: std::cell::RefCell<std::collections::HashMap<Vec<Str>, Vec<Def>>>,
+    defs: std::cell::RefCell<HashMap<Vec<Str>, Vec<Def>>>,
     /// Where this system is: a submodule's option path (`containers.web`), in messages.
     prefix: Vec<Str>,
 }
@@ -405,7 +405,7 @@ fn build_system(
     let args = Rc::new(args);
 
     let mut modules = Vec::new();
-    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut seen: HashSet<PathBuf> = HashSet::default();
     let mut work: Vec<Pending> = pending;
     work.reverse();
     let mut option_sets: Vec<(Thunk, Str)> = Vec::new();
@@ -1350,7 +1350,7 @@ fn check_unknown(
     errors: &mut Vec<EvalError>,
 ) {
     let defs = system.roots();
-    let mut reported = HashSet::new();
+    let mut reported = HashSet::default();
     let checked = check_node(
         ev,
         &system.root,
