@@ -429,6 +429,12 @@ impl RhaiModules {
     fn load(dirs: &[PathBuf]) -> Result<Loaded> {
         let mut engine = Engine::new();
         engine.set_max_expr_depths(256, 256);
+        // Parsing the option modules (130 KB of Rhai) is most of what a build costs before
+        // evaluating. Rhai interns at most 256 identifiers and, past that, scans its whole
+        // table on every new one (15% of the load); the optimizer's pass was another 16%, for
+        // scripts whose functions run once per build.
+        engine.set_max_strings_interned(1 << 14);
+        engine.set_optimization_level(rhai::OptimizationLevel::None);
         register_gen(&mut engine);
         let mut sources: Vec<(String, String)> = BUILTIN_MODULES
             .iter()
