@@ -757,11 +757,7 @@ impl Evaluator {
                     if x.is_empty() {
                         return Ok(Attrs(y));
                     }
-                    let mut out = (*x).clone();
-                    for (k, v) in y.iter() {
-                        out.insert(k.clone(), v.clone());
-                    }
-                    Ok(Value::attrs(out))
+                    Ok(Value::attrs(update(&x, &y)))
                 }
                 (x, y) => Err(err_at(
                     pos,
@@ -997,6 +993,40 @@ impl Evaluator {
             Ok(())
         })
     }
+}
+
+/// `x // y`: a few names into a copy of `x`; two large sets (`lib`'s parts, a module's
+/// defaults) merged in one pass over both, in order, and built at once.
+fn update(x: &Attrs, y: &Attrs) -> Attrs {
+    if y.len() * 8 < x.len() {
+        let mut out = x.clone();
+        for (k, v) in y.iter() {
+            out.insert(k.clone(), v.clone());
+        }
+        return out;
+    }
+    let mut merged: Vec<(Str, Thunk)> = Vec::with_capacity(x.len() + y.len());
+    let (mut a, mut b) = (x.iter().peekable(), y.iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => {
+                    a.next();
+                    false
+                }
+            },
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_a { a.next() } else { b.next() };
+        if let Some((k, v)) = next {
+            merged.push((k.clone(), v.clone()));
+        }
+    }
+    merged.into_iter().collect()
 }
 
 fn as_float(v: &Value) -> Option<f64> {
