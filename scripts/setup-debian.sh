@@ -3,20 +3,25 @@
 # can never leave the machine: an unreachable route covers the ranges (ARCHITECTURE.md,
 # "Traffic from tests").
 #
-# Usage: setup-debian.sh [--for-tests]
+# Usage: setup-debian.sh [--for-tests] [--for-bench]
 #   --for-tests  also what only the test suite needs (nix-bin, for the tests against Nix;
 #                zsh, fish, man-db and groff-base, for the completion and man page tests);
 #                scripts/test.sh, and so CI, passes it.
+#   --for-bench  also LXC, which `cargo bench --bench lifecycle` compares with
+#                (scripts/bench-setup.sh passes it). LXC ships lxc-net (a bridge lxcbr0 with
+#                dnsmasq on the host) and lxc.service; neither is started (the policy-rc.d
+#                below), and lxc-net is told to make no bridge should it ever start.
 #
 # The services (sshd, Apache, nftables) run inside containers from the host's /usr; installing
 # them must not start them on the host, so a policy-rc.d refuses service starts meanwhile.
 # apt's and dpkg's output goes to a log that is shown only when the installation fails.
 set -euo pipefail
-for_tests=
+for_tests= for_bench=
 for arg in "$@"; do
   case "$arg" in
     --for-tests) for_tests=1 ;;
-    *) echo "setup-debian.sh: unknown argument ‘$arg’ (usage: setup-debian.sh [--for-tests])" >&2; exit 2 ;;
+    --for-bench) for_bench=1 ;;
+    *) echo "setup-debian.sh: unknown argument ‘$arg’ (usage: setup-debian.sh [--for-tests] [--for-bench])" >&2; exit 2 ;;
   esac
 done
 packages=(systemd systemd-container iproute2 util-linux procps dbus dbus-daemon python3 login
@@ -26,6 +31,10 @@ packages=(systemd systemd-container iproute2 util-linux procps dbus dbus-daemon 
           bash-completion)
 test_packages=(nix-bin zsh fish man-db groff-base)
 [ -z "$for_tests" ] || packages+=("${test_packages[@]}")
+if [ -n "$for_bench" ]; then
+  packages+=(lxc)
+  [ -e /etc/default/lxc-net ] || printf 'USE_LXC_BRIDGE="false"\n' > /etc/default/lxc-net
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,7 +50,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "setup-debian.sh: installing ${missing[*]}" >&2
   apt-get update -qq >"$log" 2>&1 || true
-  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+  # confold: keep an /etc/default/lxc-net written above.
+  if ! apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold \
+      "${missing[@]}" >>"$log" 2>&1; then
     cat "$log" >&2
     echo "setup-debian.sh: installing the packages failed (apt's output above)" >&2
     exit 1
