@@ -29,7 +29,11 @@ fn twenty_parallel_creates() {
     let mut pairs = HashSet::new();
     for name in &names {
         let conf = std::fs::read_to_string(env.conf_path(name)).unwrap();
-        let lines: Vec<&str> = conf.lines().collect();
+        // The automatic IPv6 pair, on a host with IPv6, is not what this test is about.
+        let lines: Vec<&str> = conf
+            .lines()
+            .filter(|l| !l.starts_with("HOST_ADDRESS6=") && !l.starts_with("LOCAL_ADDRESS6="))
+            .collect();
         assert_eq!(lines.len(), 6, "{name}: {conf}");
         assert!(
             lines[0] == "PRIVATE_NETWORK=1" && lines[5] == "AUTO_START=0",
