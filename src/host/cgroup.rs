@@ -223,13 +223,16 @@ impl Cgroups {
         Ok(())
     }
 
-    /// Move process `pid` back to the root of each of the container's hierarchies.
-    pub fn leave(&self, pid: u32) {
-        for dir in &self.dirs {
-            if let Some(root) = dir.parent() {
-                let _ = fs::write(root.join("cgroup.procs"), pid.to_string());
-            }
-        }
+    /// The `cgroup.procs` files [`Cgroups::join`] writes, for a child to join them itself
+    /// between fork and exec ([`join_self`]).
+    pub fn procs_files(&self) -> Vec<std::ffi::CString> {
+        use std::os::unix::ffi::OsStrExt;
+        self.dirs
+            .iter()
+            .filter_map(|d| {
+                std::ffi::CString::new(d.join("cgroup.procs").as_os_str().as_bytes()).ok()
+            })
+            .collect()
     }
 
     pub fn exists(&self) -> bool {
@@ -327,4 +330,37 @@ fn subtree(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Write the calling process's PID into each of `procs` (from [`Cgroups::procs_files`]): only
+/// async-signal-safe calls and no allocation, for a `pre_exec` hook.
+pub fn join_self(procs: &[std::ffi::CString]) -> std::io::Result<()> {
+    // SAFETY: getpid, open, write and close on valid C strings and a stack buffer.
+    unsafe {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut pid = libc::getpid() as u32;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (pid % 10) as u8;
+            pid /= 10;
+            if pid == 0 {
+                break;
+            }
+        }
+        for file in procs {
+            let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let len = digits.len() - at;
+            let written = libc::write(fd, digits[at..].as_ptr().cast(), len);
+            let error = std::io::Error::last_os_error();
+            libc::close(fd);
+            if written != len as isize {
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
 }

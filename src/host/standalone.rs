@@ -730,7 +730,10 @@ impl Supervisor {
         // NixOS's DevicePolicy=closed and the container's DeviceAllow= (container/unit.rs).
         self.cgroups
             .apply_devices(&unit::allowed_devices(&self.conf)?)?;
-        self.cgroups.join(std::process::id())?;
+        // nspawn joins them between fork and exec; the supervisor stays out, so nothing has
+        // to move it back (a migration in the v1 name=systemd hierarchy costs ~12 ms) before
+        // the cgroups can go when the container is down.
+        let procs = self.cgroups.procs_files();
         let socket = UnixDatagram::bind(self.runtime.notify())
             .context(|| "binding the notify socket".into())?;
         socket
@@ -774,7 +777,8 @@ impl Supervisor {
         .stdout(console)
         .stderr(console_err);
         let hide_udev = moves_host_links(&self.conf) && !udev_running();
-        // SAFETY: prctl, unshare and mount are async-signal-safe system calls on static strings.
+        // SAFETY: prctl, unshare and mount are async-signal-safe system calls on static strings;
+        // join_self allocates nothing.
         // If the supervisor dies, nspawn gets SIGTERM and powers the container off cleanly
         // instead of running unsupervised.
         unsafe {
@@ -782,6 +786,7 @@ impl Supervisor {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                super::cgroup::join_self(&procs)?;
                 if hide_udev {
                     sys_read_only()?;
                 }
@@ -876,9 +881,8 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Move ourselves back to the root cgroups and remove the container's.
+    /// Remove the container's cgroups (the supervisor was never in them).
     fn leave_cgroups(&self) {
-        self.cgroups.leave(std::process::id());
         let _ = self.cgroups.kill_and_remove(None, Duration::from_secs(5));
     }
 }
