@@ -498,6 +498,7 @@ impl Manager {
 
     pub fn start(&self, name: &ContainerName) -> Result<()> {
         require_root()?;
+        crate::host::phase(&format!("start {name}"));
         let _lock = self.lock(name)?;
         self.start_locked(name)
     }
@@ -523,9 +524,11 @@ impl Manager {
         let _line = progress::Line;
         progress::show(&format!("{name}: booting"));
         let began = std::time::Instant::now();
+        crate::host::phase(&format!("start {name}: checked, driver starts"));
         self.driver
             .start(name, &conf)
             .map_err(|e| self.with_journal_tail(name, e))?;
+        crate::host::phase(&format!("start {name}: up"));
         progress::finish(&format!(
             "{name}: reached multi-user.target in {:.2} s",
             began.elapsed().as_secs_f64()
@@ -670,16 +673,20 @@ impl Manager {
         } else if !self.paths.root(name).exists() && !self.paths.runtime(name).exists() {
             return Ok(());
         }
+        crate::host::phase(&format!("destroy {name}"));
         if self.driver.status(name) == Status::Up || self.driver.leader(name).is_some() {
             self.driver.terminate(name)?;
+            crate::host::phase(&format!("destroy {name}: terminated"));
         }
         let network = self
             .conf(name)
             .ok()
             .and_then(|c| c.non_empty(NETWORK_KEY).map(str::to_string));
         self.driver.remove_runtime(name)?;
+        crate::host::phase(&format!("destroy {name}: runtime removed"));
         self.driver.set_auto_start(name, false)?;
         store::remove_files(&self.paths, name)?;
+        crate::host::phase(&format!("destroy {name}: files removed"));
         // The network's bridge goes with its last container.
         if let Some(network) = network {
             let members = store::all_confs(&self.paths)?

@@ -205,16 +205,30 @@ pub fn teardown(keep: bool) -> (Vec<Kept>, Vec<String>) {
             continue;
         }
         let names: Vec<ContainerName> = nodes.iter().map(|(_, c)| c.clone()).collect();
-        for (name, e) in test.manager.destroy_all(&names) {
+        crate::host::phase("test: teardown");
+        // The bridge goes while the nodes do: its ports leave it as their containers die.
+        let (failures, bridge_removed) = std::thread::scope(|scope| {
+            let bridge = &test.bridge;
+            let removing = scope.spawn(move || crate::host::net::delete_bridge(bridge));
+            let failures = test.manager.destroy_all(&names);
+            let removed = removing.join().unwrap_or_else(|_| {
+                Err(Error::Unsupported(
+                    "the thread removing the test's bridge panicked".into(),
+                ))
+            });
+            (failures, removed)
+        });
+        for (name, e) in failures {
             let node = nodes
                 .iter()
                 .find(|(_, c)| *c == name)
                 .map_or("?", |(n, _)| n.as_str());
             errors.push(format!("removing node {node} ({name}): {e}"));
         }
-        if let Err(e) = test.manager.delete_bridge(&test.bridge) {
+        if let Err(e) = bridge_removed {
             errors.push(format!("removing bridge {}: {e}", test.bridge));
         }
+        crate::host::phase("test: nodes and bridge removed");
         if let Err(e) = crate::files::remove_path(&test.scratch) {
             errors.push(format!("removing {}: {e}", test.scratch.display()));
         }
@@ -308,7 +322,10 @@ impl CustomType for Test {
                 "The name of the test's bridge on the host."
             )])
             .with_fn("start_all", |t: &mut Test| -> RhaiResult<()> {
-                t.state.manager.start_all(&t.containers()).map_err(to_rhai)
+                crate::host::phase("test: start_all");
+                let started = t.state.manager.start_all(&t.containers());
+                crate::host::phase("test: start_all done");
+                started.map_err(to_rhai)
             })
             .and_comments(&[api_doc!(
                 "t.start_all()",
@@ -524,39 +541,61 @@ fn new_test(manager: &Rc<Manager>, spec: &Map) -> Result<Test, Error> {
         });
         RUN.with(|r| r.borrow_mut().tests.push(state.clone()));
         crate::files::ensure_dir(&state.scratch, 0o700)?;
+        let gateway_net =
+            Ipv4Net::new(gateway, network.prefix_len()).map_err(|e| Error::Usage(e.to_string()))?;
         let mut retry = false;
-        for ((node, name, module), (_, address)) in modules.iter().zip(&addressed) {
-            let opts = CreateOptions {
-                host_address: Some(gateway.to_string()),
-                local_address: Some(format!("{address}/{}", network.prefix_len())),
-                bridge: Some(state.bridge.clone()),
-                config: Some(ConfigSource::Snippet(node_config(
-                    node,
-                    module.as_deref(),
-                    &addressed,
-                ))),
-                ..CreateOptions::default()
-            };
-            match manager.create(name, &opts) {
-                Ok(_) => state.nodes.borrow_mut().push((node.clone(), name.clone())),
-                // Another process took the network meanwhile: the next one.
-                Err(Error::AddressInUse { .. } | Error::InvalidAddress { .. })
-                    if state.nodes.borrow().is_empty() =>
-                {
-                    retry = true;
-                    break;
+        let bridge = state.bridge.clone();
+        // The bridge is made while the other nodes are built, once the first node holds the
+        // network (before, the gateway the bridge gives the host would be refused to it).
+        std::thread::scope(|scope| -> Result<(), Error> {
+            let mut bridging = None;
+            for ((node, name, module), (_, address)) in modules.iter().zip(&addressed) {
+                let opts = CreateOptions {
+                    host_address: Some(gateway.to_string()),
+                    local_address: Some(format!("{address}/{}", network.prefix_len())),
+                    bridge: Some(bridge.clone()),
+                    config: Some(ConfigSource::Snippet(node_config(
+                        node,
+                        module.as_deref(),
+                        &addressed,
+                    ))),
+                    ..CreateOptions::default()
+                };
+                crate::host::phase(&format!("test: create {node}"));
+                let created = manager.create(name, &opts);
+                crate::host::phase(&format!("test: created {node}"));
+                match created {
+                    Ok(_) => state.nodes.borrow_mut().push((node.clone(), name.clone())),
+                    // Another process took the network meanwhile: the next one.
+                    Err(Error::AddressInUse { .. } | Error::InvalidAddress { .. })
+                        if state.nodes.borrow().is_empty() =>
+                    {
+                        retry = true;
+                        return Ok(());
+                    }
+                    // A bridge being made is joined by the scope, and removed with the nodes.
+                    Err(e) => return Err(prefixed(node, e)),
                 }
-                Err(e) => return Err(prefixed(node, e)),
+                if bridging.is_none() {
+                    let bridge = &bridge;
+                    bridging = Some(
+                        scope.spawn(move || crate::host::net::add_bridge(bridge, gateway_net)),
+                    );
+                }
             }
-        }
+            match bridging.map(|thread| thread.join()) {
+                Some(Ok(made)) => made,
+                Some(Err(_)) => Err(Error::Unsupported(
+                    "the thread making the test's bridge panicked".into(),
+                )),
+                None => Ok(()),
+            }
+        })?;
         if retry {
             RUN.with(|r| r.borrow_mut().tests.retain(|t| !Rc::ptr_eq(t, &state)));
             continue;
         }
-        manager.add_bridge(
-            &state.bridge,
-            Ipv4Net::new(gateway, network.prefix_len()).map_err(|e| Error::Usage(e.to_string()))?,
-        )?;
+        crate::host::phase("test: bridge up");
         let nodes = state
             .nodes
             .borrow()
