@@ -543,17 +543,14 @@ fn new_test(manager: &Rc<Manager>, spec: &Map) -> Result<Test, Error> {
         crate::files::ensure_dir(&state.scratch, 0o700)?;
         let gateway_net =
             Ipv4Net::new(gateway, network.prefix_len()).map_err(|e| Error::Usage(e.to_string()))?;
-        let mut retry = false;
-        let bridge = state.bridge.clone();
-        // The bridge is made while the other nodes are built, once the first node holds the
-        // network (before, the gateway the bridge gives the host would be refused to it).
-        std::thread::scope(|scope| -> Result<(), Error> {
-            let mut bridging = None;
-            for ((node, name, module), (_, address)) in modules.iter().zip(&addressed) {
+        let planned: Vec<(ContainerName, CreateOptions)> = modules
+            .iter()
+            .zip(&addressed)
+            .map(|((node, name, module), (_, address))| {
                 let opts = CreateOptions {
                     host_address: Some(gateway.to_string()),
                     local_address: Some(format!("{address}/{}", network.prefix_len())),
-                    bridge: Some(bridge.clone()),
+                    bridge: Some(state.bridge.clone()),
                     config: Some(ConfigSource::Snippet(node_config(
                         node,
                         module.as_deref(),
@@ -561,36 +558,44 @@ fn new_test(manager: &Rc<Manager>, spec: &Map) -> Result<Test, Error> {
                     ))),
                     ..CreateOptions::default()
                 };
-                crate::host::phase(&format!("test: create {node}"));
-                let created = manager.create(name, &opts);
-                crate::host::phase(&format!("test: created {node}"));
-                match created {
-                    Ok(_) => state.nodes.borrow_mut().push((node.clone(), name.clone())),
-                    // Another process took the network meanwhile: the next one.
-                    Err(Error::AddressInUse { .. } | Error::InvalidAddress { .. })
-                        if state.nodes.borrow().is_empty() =>
-                    {
-                        retry = true;
-                        return Ok(());
-                    }
-                    // A bridge being made is joined by the scope, and removed with the nodes.
-                    Err(e) => return Err(prefixed(node, e)),
-                }
-                if bridging.is_none() {
-                    let bridge = &bridge;
-                    bridging = Some(
-                        scope.spawn(move || crate::host::net::add_bridge(bridge, gateway_net)),
-                    );
-                }
-            }
-            match bridging.map(|thread| thread.join()) {
-                Some(Ok(made)) => made,
-                Some(Err(_)) => Err(Error::Unsupported(
+                (name.clone(), opts)
+            })
+            .collect();
+        // The nodes are built at once, and the bridge made meanwhile; it gets the gateway
+        // once the nodes hold the network (before, the gateway would be refused to the first).
+        let bridge = &state.bridge;
+        crate::host::phase("test: create the nodes");
+        let (created, failure, bridged) = std::thread::scope(|scope| {
+            let bridging = scope.spawn(move || crate::host::net::add_bridge_link(bridge));
+            let (created, failure) = manager.create_all(&planned);
+            let bridged = bridging.join().unwrap_or_else(|_| {
+                Err(Error::Unsupported(
                     "the thread making the test's bridge panicked".into(),
-                )),
-                None => Ok(()),
+                ))
+            });
+            (created, failure, bridged)
+        });
+        crate::host::phase("test: nodes created");
+        for made in &created {
+            if let Some((node, _, _)) = modules.iter().find(|(_, name, _)| *name == made.name) {
+                state
+                    .nodes
+                    .borrow_mut()
+                    .push((node.clone(), made.name.clone()));
             }
-        })?;
+        }
+        let retry = match failure {
+            None => false,
+            // Another process took the network meanwhile: the next one.
+            Some((0, Error::AddressInUse { .. } | Error::InvalidAddress { .. })) => true,
+            Some((i, e)) => return Err(prefixed(&modules[i].0, e)),
+        };
+        if retry {
+            crate::host::net::delete_bridge(&state.bridge)?;
+        } else {
+            bridged?;
+            crate::host::net::add_bridge_address(&state.bridge, gateway_net)?;
+        }
         if retry {
             RUN.with(|r| r.borrow_mut().tests.retain(|t| !Rc::ptr_eq(t, &state)));
             continue;
