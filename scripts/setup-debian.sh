@@ -50,3 +50,7 @@ fi
 for range in 10.233.0.0/16 10.235.0.0/16; do
   [ -n "$(ip route show type unreachable "$range")" ] || ip route add unreachable "$range"
 done
+# The unique-local range ncsh's automatic IPv6 pairs come from, on a host with IPv6.
+if [ -s /proc/net/if_inet6 ] && [ -z "$(ip -6 route show type unreachable fc00::/7)" ]; then
+  ip -6 route add unreachable fc00::/7
+fi

@@ -238,11 +238,14 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     );
     // A verb is the last thing this process does: `run` may enter the container in place.
     manager.allow_in_place_entry();
+    let tests = verb.path.is_some() || engine::verb_runs_tests(&verb.name);
     let mut engine = match verb.path {
-        None => engine::new_verb_engine(manager.clone()),
+        None => engine::new_verb_engine(manager.clone(), tests),
         Some(_) => engine::new_engine(manager.clone()),
     };
-    crate::testrun::register(&mut engine, manager);
+    if tests {
+        crate::testrun::register(&mut engine, manager);
+    }
     match engine::run_source(&engine, &verb.source, args, flags.to_map()) {
         Ok(()) => 0,
         Err(err) => {

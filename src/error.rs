@@ -171,7 +171,7 @@ impl Error {
             Error::NotRunning(name) => Some(format!("container ‘{name}’ is not running; start it with `ncsh start {name}`")),
             Error::Login { name, .. } => Some(format!("machined starts the getty through the container's own D-Bus, which must be running in it: see `ncsh run {name} -- systemctl status dbus.socket`")),
             Error::NameTooLong(_) => Some("nixos-container allows at most 11 characters (the host link is ve-NAME); ncsh itself allows up to 64".into()),
-            Error::OutOfAddresses => Some("every 10.233.N.1/10.233.N.2 pair is taken; pass --host-address and --local-address".into()),
+            Error::OutOfAddresses => Some("every 10.233.N.1/10.233.N.2 pair (or, on a host with IPv6, every pair of its fd…/64) is taken; pass --host-address and --local-address".into()),
             Error::StartFailed { detail, .. }
             | Error::StopFailed { detail, .. }
             | Error::ReloadFailed { detail, .. } => Some(detail.clone()),

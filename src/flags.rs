@@ -1,7 +1,7 @@
 //! nixos-container's flags, the same for every verb (options anywhere, `--` ends them), and
 //! the `opts` map a verb sees. The command line and the REPL's `:VERB ARGS` both read them here.
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use rhai::{Dynamic, Map};
 
 /// nixos-container's flags, accepted by every verb (irrelevant ones are ignored, as there).
@@ -407,10 +407,79 @@ const EXACT_ONLY: [&str; 5] = ["user", "chdir", "setenv", "pty", "no-pty"];
 /// `--flake`, `--u` `--update-input`).
 const LOGS_ONLY: [&str; 3] = ["n", "f", "u"];
 
-pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
+/// Each long name of [`Flags`] and how many values it takes, sorted: what [`getopt_argv`]
+/// reads a command line with. Written out rather than read from clap's `Command`, whose
+/// building was a fifth of a read-only verb's instructions (a command line is read twice: the
+/// driver flag first, then the flags); `long_names_are_the_flags` checks it is the same.
+const LONG_NAMES: &[(&str, usize)] = &[
+    ("all-auto", 0),
+    ("auto-start", 0),
+    ("bind", 1),
+    ("bind-ro", 1),
+    ("bridge", 1),
+    ("capability", 1),
+    ("chdir", 1),
+    ("commit-lock-file", 0),
+    ("config", 1),
+    ("config-file", 1),
+    ("cpu-quota", 1),
+    ("destroy", 0),
+    ("driver", 1),
+    ("ensure-unique-name", 0),
+    ("ephemeral", 0),
+    ("extra-flags", 1),
+    ("f", 0),
+    ("flake", 1),
+    ("follow", 0),
+    ("help", 0),
+    ("host-address", 1),
+    ("host-address6", 1),
+    ("impure", 0),
+    ("interactive", 0),
+    ("j", 1),
+    ("json", 0),
+    ("junit", 1),
+    ("keep", 0),
+    ("lines", 1),
+    ("local-address", 1),
+    ("local-address6", 1),
+    ("log-format", 1),
+    ("memory-max", 1),
+    ("n", 1),
+    ("network", 1),
+    ("nixos-path", 1),
+    ("no-allow-dirty", 0),
+    ("no-pty", 0),
+    ("no-registries", 0),
+    ("no-update-lock-file", 0),
+    ("no-write-lock-file", 0),
+    ("option", 2),
+    ("override-input", 2),
+    ("port", 1),
+    ("pty", 0),
+    ("quiet", 0),
+    ("recreate-lock-file", 0),
+    ("refresh", 0),
+    ("setenv", 1),
+    ("signal", 1),
+    ("start", 0),
+    ("system-path", 1),
+    ("tasks-max", 1),
+    ("timeout", 1),
+    ("tmpfs", 1),
+    ("u", 1),
+    ("unit", 1),
+    ("update-input", 1),
+    ("user", 1),
+    ("version", 0),
+];
+
+/// [`LONG_NAMES`] as clap's `Command` of [`Flags`] has them.
+#[cfg(test)]
+fn long_names_of_flags() -> Vec<(String, usize)> {
+    use clap::CommandFactory;
     let mut cmd = Flags::command();
     cmd.build();
-    // Each long name and how many values it takes.
     let mut names: Vec<(String, usize)> = cmd
         .get_arguments()
         .filter_map(|arg| {
@@ -424,15 +493,20 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
         })
         .collect();
     names.sort();
+    names
+}
+
+pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
+    let names = LONG_NAMES;
     let mut out = Vec::with_capacity(words.len());
     let mut errors: Vec<String> = Vec::new();
     // The first word that is not an option or its value.
     let mut verb: Option<&str> = None;
     let mut words = words.iter();
     while let Some(word) = words.next() {
-        let names: Vec<&(String, usize)> = names
+        let names: Vec<&(&str, usize)> = names
             .iter()
-            .filter(|(n, _)| verb == Some("logs") || !LOGS_ONLY.contains(&n.as_str()))
+            .filter(|(n, _)| verb == Some("logs") || !LOGS_ONLY.contains(n))
             .collect();
         if word == "--" {
             out.push(word.clone());
@@ -456,25 +530,25 @@ pub fn getopt_argv(words: &[String]) -> Result<Vec<String>, String> {
             _ => (body, None),
         };
         let given = given.to_lowercase();
-        let (name, values) = match names.iter().find(|(n, _)| *n == given) {
-            Some(exact) => (*exact).clone(),
+        let (name, values) = match names.iter().find(|(n, _)| *n == given.as_str()) {
+            Some(exact) => **exact,
             None => {
-                let mut hits: Vec<&(String, usize)> = names
+                let mut hits: Vec<&(&str, usize)> = names
                     .iter()
                     .copied()
-                    .filter(|(n, _)| n.starts_with(&given) && !EXACT_ONLY.contains(&n.as_str()))
+                    .filter(|(n, _)| n.starts_with(&given) && !EXACT_ONLY.contains(n))
                     .collect();
-                if hits.iter().any(|(n, _)| ORIGINAL.contains(&n.as_str())) {
-                    hits.retain(|(n, _)| ORIGINAL.contains(&n.as_str()));
+                if hits.iter().any(|(n, _)| ORIGINAL.contains(n)) {
+                    hits.retain(|(n, _)| ORIGINAL.contains(n));
                 }
                 match hits.as_slice() {
                     [] => {
                         errors.push(format!("Unknown option: {given}"));
                         continue;
                     }
-                    [hit] => (*hit).clone(),
+                    [hit] => **hit,
                     _ => {
-                        let hits: Vec<&str> = hits.iter().map(|(n, _)| n.as_str()).collect();
+                        let hits: Vec<&str> = hits.iter().map(|(n, _)| *n).collect();
                         errors.push(format!("Option {given} is ambiguous ({})", hits.join(", ")));
                         continue;
                     }
@@ -523,6 +597,24 @@ pub fn verb_args(words: Vec<String>) -> Result<(Vec<String>, Map), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_the_flags() {
+        let table: Vec<(String, usize)> = LONG_NAMES
+            .iter()
+            .map(|(n, v)| (n.to_string(), *v))
+            .collect();
+        let flags = long_names_of_flags();
+        assert!(
+            table == flags,
+            "LONG_NAMES differs from Flags; it should be:\n{}",
+            flags
+                .iter()
+                .map(|(n, v)| format!("    (\"{n}\", {v}),"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
 
     #[test]
     fn nix_flags_keep_pairs() {

@@ -303,8 +303,13 @@ impl Manager {
         }
     }
 
-    /// Started at boot (systemd driver) as `opts` asks; if that cannot be arranged, no container.
+    /// The end of a create: its note, if any, and started at boot (systemd driver) as `opts`
+    /// asks; if that cannot be arranged, no container.
     fn arrange_auto_start(&self, created: Created, opts: &CreateOptions) -> Result<Created> {
+        if let Some(note) = &created.ipv6_note {
+            progress::clear();
+            eprintln!("ncsh: note: {}: {note}", created.name);
+        }
         match self.driver.set_auto_start(&created.name, opts.auto_start) {
             Ok(()) => Ok(created),
             Err(e) => {

@@ -427,10 +427,16 @@ fn containers_named(manager: &Rc<Manager>, names: Vec<String>) -> Array {
         .collect()
 }
 
+/// The test driver's vocabulary (`test(…)`, the `Test` type: `testdriver`), which scripts,
+/// the REPL and the `test` verb get; the other builtin verbs do without (registering it was a
+/// twelfth of a read-only verb's instructions).
+pub fn register_tests(engine: &mut Engine, manager: Rc<Manager>) {
+    testdriver::register(engine, manager);
+}
+
 pub fn register(engine: &mut Engine, manager: Rc<Manager>) {
     engine.build_type::<Container>();
     net::register(engine);
-    testdriver::register(engine, manager.clone());
 
     let m = manager.clone();
     function(

@@ -1345,7 +1345,9 @@ mod tests {
             Box::new(driver),
         );
         let mut engine = Engine::new();
-        super::super::register(&mut engine, Rc::new(manager));
+        let manager = Rc::new(manager);
+        super::super::register(&mut engine, manager.clone());
+        super::super::register_tests(&mut engine, manager);
         let err = engine
             .eval::<Dynamic>(r#"test(#{ nodes: #{ a: "" } })"#)
             .unwrap_err();

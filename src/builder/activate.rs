@@ -5,6 +5,7 @@
 //! can be switched live.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use super::generation::{Generation, ManagedFile, check_container_path};
 use crate::error::{Error, Result};
@@ -16,9 +17,13 @@ pub struct UnitChanges {
     pub added: Vec<String>,
     pub changed: Vec<String>,
     pub removed: Vec<String>,
+    /// Was a unit file or a `.wants` link written or removed (systemd must reload)? Not when
+    /// only restart triggers changed.
+    pub files_changed: bool,
 }
 
-fn write_file(root: &Root, container_path: &str, file: &ManagedFile) -> Result<()> {
+/// Write a managed file unless it is there as it should be; true if something was written.
+fn write_file(root: &Root, container_path: &str, file: &ManagedFile) -> Result<bool> {
     check_container_path(container_path)?;
     match file {
         ManagedFile::Text { text, mode } => {
@@ -37,10 +42,28 @@ fn write_file(root: &Root, container_path: &str, file: &ManagedFile) -> Result<(
             if !same {
                 root.write(container_path, text.as_bytes(), *mode)?;
             }
+            Ok(!same)
         }
-        ManagedFile::Symlink { target } => root.symlink(target, container_path)?,
+        ManagedFile::Symlink { target } => {
+            let same = root.read_link(container_path)?.as_deref() == Some(Path::new(target));
+            if !same {
+                root.symlink(target, container_path)?;
+            }
+            Ok(!same)
+        }
     }
-    Ok(())
+}
+
+/// The marker of a unit's restart trigger (a digest of the files it reads, as NixOS's
+/// `restartTriggers`): in the generation's unit text, so a changed file restarts the unit, but
+/// not in the unit file, so systemd has nothing to reload when only the trigger changed.
+pub const RESTART_TRIGGER: &str = "# restart trigger:";
+
+/// What is written to the unit file: the unit's text without its restart-trigger lines.
+pub fn unit_file_text(text: &str) -> String {
+    text.split_inclusive('\n')
+        .filter(|l| !l.starts_with(RESTART_TRIGGER))
+        .collect()
 }
 
 /// Remove a path a generation managed.
@@ -69,16 +92,16 @@ pub fn apply(root: &Root, new: &Generation, old: Option<&Generation>) -> Result<
     let mut changes = UnitChanges::default();
     for (name, unit) in &new.units {
         let unit_path = format!("{UNIT_DIR}/{name}");
-        write_file(
+        changes.files_changed |= write_file(
             root,
             &unit_path,
             &ManagedFile::Text {
-                text: unit.text.clone(),
+                text: unit_file_text(&unit.text),
                 mode: 0o644,
             },
         )?;
         for target in &unit.wanted_by {
-            write_file(
+            changes.files_changed |= write_file(
                 root,
                 &wants_link(target, name),
                 &ManagedFile::Symlink {
@@ -100,6 +123,7 @@ pub fn apply(root: &Root, new: &Generation, old: Option<&Generation>) -> Result<
             .filter(|t| !unit.wanted_by.contains(t))
         {
             remove(root, &wants_link(target, name))?;
+            changes.files_changed = true;
         }
     }
     for (name, unit) in old
@@ -112,6 +136,7 @@ pub fn apply(root: &Root, new: &Generation, old: Option<&Generation>) -> Result<
         }
         remove(root, &format!("{UNIT_DIR}/{name}"))?;
         changes.removed.push(name.clone());
+        changes.files_changed = true;
     }
 
     apply_users(root, new, old)?;
@@ -430,6 +455,36 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_restart_trigger_restarts_without_a_unit_file_change() {
+        let dir = root();
+        let r = Root::open(dir.path()).unwrap();
+        let unit = |trigger: &str| Unit {
+            text: format!("[Service]\nExecStart=/bin/true\n{RESTART_TRIGGER} {trigger}\n"),
+            wanted_by: vec!["multi-user.target".into()],
+        };
+        let mut g1 = Generation::default();
+        g1.units.insert("web.service".into(), unit("1111"));
+        let first = apply(&r, &g1, None).unwrap();
+        assert!(first.files_changed);
+        let file = "etc/systemd/system/web.service";
+        let on_disk = fs::read_to_string(dir.path().join(file)).unwrap();
+        assert_eq!(on_disk, "[Service]\nExecStart=/bin/true\n");
+
+        let mut g2 = g1.clone();
+        g2.units.insert("web.service".into(), unit("2222"));
+        let changes = apply(&r, &g2, Some(&g1)).unwrap();
+        assert_eq!(changes.changed, vec!["web.service".to_string()]);
+        assert!(!changes.files_changed, "only the trigger changed");
+        let plan = crate::builder::switch::Plan::new(&g2, &changes);
+        assert_eq!(plan.restart, vec!["web.service".to_string()]);
+        assert!(!plan.daemon_reload);
+
+        // The same apply again: nothing changed at all.
+        let again = apply(&r, &g2, Some(&g2)).unwrap();
+        assert_eq!(again, UnitChanges::default());
+    }
+
+    #[test]
     fn files_units_and_their_removal() {
         let dir = root();
         let mut g1 = Generation::default();
@@ -479,7 +534,8 @@ mod tests {
             UnitChanges {
                 added: vec![],
                 changed: vec!["b.service".into()],
-                removed: vec!["a.service".into()]
+                removed: vec!["a.service".into()],
+                files_changed: true,
             }
         );
         assert!(!r.join("etc/motd").exists());

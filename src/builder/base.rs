@@ -1,4 +1,4 @@
-//! The base system of a native container (ARCHITECTURE.md, "The native base system"): an empty
+//! The base system of a native container (ARCHITECTURE.md, "The native base system", "The trimmed boot"): an empty
 //! `usr/` that nspawn binds the host's `/usr` onto read-only, `bin sbin lib lib64` links into it,
 //! and a private `/etc` written here: identity files, users, a minimal PAM setup (so `su` and
 //! root-login work), the host files `/usr` programs expect, and unit masks that cut boot time.
@@ -10,6 +10,8 @@ use std::path::Path;
 use crate::error::Result;
 use crate::files::Root;
 
+use super::sysusers;
+
 /// The script nspawn runs as the container's PID 1: it configures the container side of the
 /// veth from the `--setenv` variables, then becomes systemd: the host's, or the init given as
 /// its first argument (a Nix-built system's `init`, as NixOS's container-init). It reads only
@@ -19,30 +21,32 @@ pub const CONTAINER_INIT: &str = r#"#!/bin/bash
 # (or the init given as the first argument).
 set -e
 trap 'exit 0' RTMIN+3
+# journald writes to /var/log/journal from its start (no systemd-journal-flush in the boot):
+# the flag says /var is there, as it always is in a container.
+mkdir -p /run/systemd/journal && : > /run/systemd/journal/flushed
+# One `ip -batch` for all of it (one process, not one per address and route; ip takes the
+# family from each address).
+b=""
 if [ -n "$HOST_ADDRESS$HOST_ADDRESS6$LOCAL_ADDRESS$LOCAL_ADDRESS6$HOST_BRIDGE$LOCAL_MAC_ADDRESS" ]; then
-  ip link set host0 name eth0
-  [ -z "$LOCAL_MAC_ADDRESS" ] || ip link set dev eth0 address "$LOCAL_MAC_ADDRESS"
-  ip link set dev eth0 up
-  [ -z "$LOCAL_ADDRESS" ] || ip addr add "$LOCAL_ADDRESS" dev eth0
-  [ -z "$LOCAL_ADDRESS6" ] || ip -6 addr add "$LOCAL_ADDRESS6" dev eth0
-  if [ -n "$HOST_ADDRESS" ]; then
-    ip route add "${HOST_ADDRESS%/*}" dev eth0
-    ip route add default via "${HOST_ADDRESS%/*}"
-  fi
-  if [ -n "$HOST_ADDRESS6" ]; then
-    ip -6 route add "${HOST_ADDRESS6%/*}" dev eth0
-    ip -6 route add default via "${HOST_ADDRESS6%/*}"
-  fi
+  b+=$'link set host0 name eth0\n'
+  [ -z "$LOCAL_MAC_ADDRESS" ] || b+="link set dev eth0 address $LOCAL_MAC_ADDRESS"$'\n'
+  b+=$'link set dev eth0 up\n'
+  [ -z "$LOCAL_ADDRESS" ] || b+="addr add $LOCAL_ADDRESS dev eth0"$'\n'
+  # nodad: a veth has two ends, so no duplicate to detect, and the address is usable at once.
+  [ -z "$LOCAL_ADDRESS6" ] || b+="addr add $LOCAL_ADDRESS6 dev eth0 nodad"$'\n'
+  for host in "$HOST_ADDRESS" "$HOST_ADDRESS6"; do
+    [ -z "$host" ] || b+="route add ${host%/*} dev eth0"$'\n'"route add default via ${host%/*}"$'\n'
+  done
 fi
 # The extra veths (containers.<name>.extraVeths): NAME,BRIDGE,HOST,HOST6,LOCAL,LOCAL6 each.
 for veth in $NCSH_EXTRA_VETHS; do
   IFS=, read -r name bridge host host6 local local6 <<< "$veth"
-  ip link set dev "$name" up
-  [ -z "$local" ] || ip addr add "$local" dev "$name"
-  [ -z "$local6" ] || ip -6 addr add "$local6" dev "$name"
-  [ -z "$host" ] || ip route add "${host%/*}" dev "$name"
-  [ -z "$host6" ] || ip -6 route add "${host6%/*}" dev "$name"
+  b+="link set dev $name up"$'\n'
+  [ -z "$local" ] || b+="addr add $local dev $name"$'\n'
+  [ -z "$local6" ] || b+="addr add $local6 dev $name nodad"$'\n'
+  for a in "$host" "$host6"; do [ -z "$a" ] || b+="route add ${a%/*} dev $name"$'\n'; done
 done
+[ -z "$b" ] || ip -batch - <<< "$b"
 set +e
 case "$1" in
   /*) init=$1; shift; exec "$init" "$@" ;;
@@ -102,6 +106,70 @@ const MASKED_UNITS: [&str; 7] = [
     "systemd-update-utmp.service",
 ];
 
+/// Units the vendor's targets pull into every boot that a container starts only on demand
+/// (ARCHITECTURE.md, "The trimmed boot"): each `(target, unit)` becomes a `/dev/null` link in
+/// `/etc/systemd/system/TARGET.wants/`, which drops that one dependency and nothing else, so the
+/// unit still starts when something asks for it. dbus is socket-activated; logind is
+/// D-Bus-activated by the first login (pam_systemd); without `systemd-user-sessions` nothing
+/// makes `/run/nologin` (its tmpfiles line is masked too, [`MASKED_CONFIGS`]); the journal
+/// needs no flush because [`CONTAINER_INIT`] tells journald that `/var` is there; the runlevel
+/// record goes with the utmp record already masked; hugetlbfs is for those who mount it.
+const ON_DEMAND: [(&str, &str); 6] = [
+    ("multi-user.target", "dbus.service"),
+    ("multi-user.target", "systemd-logind.service"),
+    ("multi-user.target", "systemd-user-sessions.service"),
+    ("multi-user.target", "systemd-update-utmp-runlevel.service"),
+    ("sysinit.target", "systemd-journal-flush.service"),
+    ("sysinit.target", "dev-hugepages.mount"),
+];
+
+/// Units that stay out of the boot when the host's `/usr` gives them nothing to do in a
+/// container: the kernel settings of `/usr/lib/sysctl.d` that are not per network namespace
+/// are read-only inside, and nspawn populates `/dev` itself.
+fn idle_in_a_container() -> Vec<(&'static str, &'static str)> {
+    let lines = |dir: &str| -> Vec<String> {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| fs::read_to_string(e.path()).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .map(str::trim)
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|l| !l.is_empty() && !l.starts_with(['#', ';']))
+            .collect()
+    };
+    let mut idle = Vec::new();
+    let per_netns = |l: &String| l.trim_start_matches('-').trim_start().starts_with("net.");
+    if !lines("/usr/lib/sysctl.d").iter().any(per_netns) {
+        idle.push(("sysinit.target", "systemd-sysctl.service"));
+    }
+    let under_dev = |l: &String| {
+        l.split_whitespace()
+            .nth(1)
+            .is_some_and(|p| p.starts_with("/dev"))
+    };
+    if !lines("/usr/lib/tmpfiles.d").iter().any(under_dev) {
+        idle.push(("sysinit.target", "systemd-tmpfiles-setup-dev.service"));
+    }
+    idle
+}
+
+/// Configuration files of `/usr` masked in `/etc`: `/run/nologin` (made at boot, removed by
+/// systemd-user-sessions, which is not in the boot: [`ON_DEMAND`]).
+const MASKED_CONFIGS: [&str; 1] = ["etc/tmpfiles.d/systemd-nologin.conf"];
+
+/// journald sized for a container: the hash tables of a journal file grow with its maximum
+/// size (128 MiB by default on a large disk), and journald maps them: 3.7 MiB of its 5.2 MiB
+/// PSS here. `services.journald.extraConfig` (`00-nixos.conf`, read after this) overrides it.
+const JOURNALD_CONF: &str = "# Written by ncsh with the base system (journald.conf(5)).\n\
+[Journal]\nSystemMaxFileSize=8M\n";
+const JOURNALD_CONF_PATH: &str = "etc/systemd/journald.conf.d/00-container.conf";
+
 /// Host files copied into the private `/etc` when the host has them.
 const HOST_ETC_FILES: [&str; 3] = ["protocols", "services", "mime.types"];
 
@@ -135,6 +203,44 @@ pub fn ensure_skeleton(root: &Root) -> Result<()> {
     root.write(CONTAINER_INIT_PATH, CONTAINER_INIT.as_bytes(), 0o755)
 }
 
+/// The base users and groups, with those the host's `sysusers.d` declares (what the container's
+/// systemd-sysusers would add at its first boot), and the stamp that tells systemd `/etc` is up
+/// to date with `/usr`, so units with `ConditionNeedsUpdate=/etc` (sysusers, ldconfig) stay out
+/// of the boot until the host's `/usr` changes.
+fn write_users(root: &Root) -> Result<()> {
+    let mut tables = sysusers::Tables::parse(PASSWD, GROUP, SHADOW);
+    let dir = Path::new("/usr/lib/sysusers.d");
+    let mut configs: Vec<_> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    configs.sort();
+    let texts: Vec<String> = configs
+        .iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .collect();
+    tables.apply(texts.iter().map(String::as_str));
+    let [passwd, group, shadow] = tables.render();
+    root.write("etc/passwd", passwd.as_bytes(), 0o644)?;
+    root.write("etc/group", group.as_bytes(), 0o644)?;
+    root.write("etc/shadow", shadow.as_bytes(), 0o600)?;
+    if let Ok(usr) = fs::metadata("/usr") {
+        use std::os::unix::fs::MetadataExt;
+        let nsec = i128::from(usr.mtime()) * 1_000_000_000 + i128::from(usr.mtime_nsec());
+        let stamp = format!(
+            "# Written by ncsh with the base system: /etc has what /usr's sysusers.d asks for.\n\
+             TIMESTAMP_NSEC={nsec}\n"
+        );
+        root.write("etc/.updated", stamp.as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
 /// Write the whole base system of container `name` into `root`.
 pub fn write_base_system(root: &Root, name: &str) -> Result<()> {
     ensure_skeleton(root)?;
@@ -155,9 +261,7 @@ pub fn write_base_system(root: &Root, name: &str) -> Result<()> {
     let hosts = format!("127.0.0.1 localhost\n::1 localhost\n127.0.0.2 {name}\n");
     root.write("etc/hosts", hosts.as_bytes(), 0o644)?;
     root.write("etc/nsswitch.conf", NSSWITCH.as_bytes(), 0o644)?;
-    root.write("etc/passwd", PASSWD.as_bytes(), 0o644)?;
-    root.write("etc/group", GROUP.as_bytes(), 0o644)?;
-    root.write("etc/shadow", SHADOW.as_bytes(), 0o600)?;
+    write_users(root)?;
     for (service, text) in [
         ("login", PAM_LOGIN),
         ("su", PAM_SU),
@@ -172,8 +276,18 @@ pub fn write_base_system(root: &Root, name: &str) -> Result<()> {
             root.write(Path::new("etc").join(file), &text, 0o644)?;
         }
     }
+    root.write(JOURNALD_CONF_PATH, JOURNALD_CONF.as_bytes(), 0o644)?;
     for unit in MASKED_UNITS {
         root.symlink_if_missing("/dev/null", format!("etc/systemd/system/{unit}"))?;
+    }
+    for (target, unit) in ON_DEMAND.into_iter().chain(idle_in_a_container()) {
+        root.symlink_if_missing(
+            "/dev/null",
+            format!("etc/systemd/system/{target}.wants/{unit}"),
+        )?;
+    }
+    for config in MASKED_CONFIGS {
+        root.symlink_if_missing("/dev/null", config)?;
     }
     root.symlink_if_missing(
         "/usr/lib/systemd/system/multi-user.target",

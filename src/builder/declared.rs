@@ -12,6 +12,7 @@ use super::native::{eval_error, eval_errors, module_args};
 use super::plain::Value as Plain;
 use crate::container::declared::{Declared, ExtraVeth, ForwardPort};
 use crate::container::options::Bind;
+use crate::container::unit::{Device, parse_timespan};
 use crate::error::{Error, Result};
 use crate::nixlang::{Attrs, EvalError, Evaluator, Location, SourceMap, Thunk, Value};
 
@@ -195,6 +196,24 @@ fn from_plain(name: &str, file: &Path, plain: &Plain) -> Result<Declared> {
             binds.push(Bind::parse(&option, &value, read_only)?);
         }
     }
+    let mut allowed_devices = Vec::new();
+    if let Some(Plain::List(items)) = get("allowedDevices") {
+        for (i, item) in items.iter().enumerate() {
+            let field = |k: &str| {
+                item.as_attrs()
+                    .and_then(|m| m.get(k))
+                    .and_then(Plain::as_str)
+                    .unwrap_or_default()
+            };
+            let device = Device::new(field("node"), field("modifier"))
+                .map_err(|why| refuse(&format!("allowedDevices.{i}"), &why))?;
+            allowed_devices.push(device);
+        }
+    }
+    let timeout_start = match text("timeoutStartSec") {
+        Some(t) => Some(parse_timespan(&t).map_err(|why| refuse("timeoutStartSec", &why))?),
+        None => None,
+    };
     let mut extra_veths = Vec::new();
     if let Some(Plain::Attrs(veths)) = get("extraVeths") {
         for (veth, v) in veths {
@@ -258,6 +277,8 @@ fn from_plain(name: &str, file: &Path, plain: &Plain) -> Result<Declared> {
             .and_then(Plain::as_bool)
             .unwrap_or(true),
         extra_veths,
+        allowed_devices,
+        timeout_start,
     })
 }
 

@@ -16,6 +16,7 @@ pub mod options;
 pub mod pkgs;
 pub mod plain;
 pub mod switch;
+pub mod sysusers;
 
 use std::path::PathBuf;
 

@@ -22,7 +22,7 @@ pub const PLAN_PATH: &str = "var/lib/ncsh/switch-pending.json";
 pub const ERROR_PATH: &str = "var/lib/ncsh/switch-error";
 
 /// What a switch does, in order: stop, `daemon-reload`, restart, try-restart, start.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// The generation switched to (0: none, the empty system).
     pub generation: u64,
@@ -30,6 +30,28 @@ pub struct Plan {
     pub restart: Vec<String>,
     pub try_restart: Vec<String>,
     pub start: Vec<String>,
+    /// Does systemd have unit files to re-read? Not when only restart triggers changed (the
+    /// files the units read, not the units). A plan written before this field: yes.
+    #[serde(default = "reload_by_default")]
+    pub daemon_reload: bool,
+}
+
+fn reload_by_default() -> bool {
+    true
+}
+
+/// No plan: only `daemon-reload` (a reload by hand is harmless).
+impl Default for Plan {
+    fn default() -> Plan {
+        Plan {
+            generation: 0,
+            stop: Vec::new(),
+            restart: Vec::new(),
+            try_restart: Vec::new(),
+            start: Vec::new(),
+            daemon_reload: true,
+        }
+    }
 }
 
 impl Plan {
@@ -64,6 +86,7 @@ impl Plan {
             restart,
             try_restart,
             start: changes.added.iter().filter(wanted).cloned().collect(),
+            daemon_reload: changes.files_changed,
         }
     }
 
@@ -154,6 +177,7 @@ mod tests {
                 "kept.service".into(),
             ],
             removed: vec!["gone.service".into()],
+            files_changed: true,
         };
         let plan = Plan::new(&generation, &changes);
         assert_eq!(
@@ -164,6 +188,7 @@ mod tests {
                 restart: vec!["a2.service".into()],
                 try_restart: vec!["b2.service".into()],
                 start: vec!["a.service".into()],
+                daemon_reload: true,
             }
         );
         let dir = tempfile::tempdir().unwrap();

@@ -9,9 +9,16 @@
 //! (the common NixOS pattern of one `hostAddress` and a `localAddress` each), as long as no
 //! container has it as its local address. Containers that share a host address share its
 //! network too: their local addresses may lie in it.
+//!
+//! When ncsh picks the IPv4 pair and the host has IPv6 ([`host_has_ipv6`]), it picks an IPv6
+//! pair too, from this host's unique-local /64 ([`Ipv6Prefix`]): `P::N:1` and `P::N:2`, N written
+//! with its decimal digits, the N of the IPv4 pair when that is free (10.233.12.1 goes with
+//! `P::12:1`), else the first free N. NixOS has no
+//! way to turn this off (nixos-container allocates no IPv6 at all); give the addresses yourself
+//! and ncsh allocates neither.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
@@ -117,11 +124,74 @@ impl UsedAddresses {
             .find(|(h, l)| !self.is_taken(IpAddr::V4(*h)) && !self.is_taken(IpAddr::V4(*l)))
             .ok_or(Error::OutOfAddresses)
     }
+
+    /// The `P::N:1` / `P::N:2` pair of `prefix` with the N of the IPv4 pair `with` when it is
+    /// free, else the first free one (see the module's doc).
+    pub fn allocate6(&self, prefix: Ipv6Prefix, with: Ipv4Addr) -> Result<(Ipv6Addr, Ipv6Addr)> {
+        std::iter::once(with.octets()[2])
+            .chain(1..=254u8)
+            .filter(|n| (1..=254).contains(n))
+            .map(|n| (prefix.address(n, 1), prefix.address(n, 2)))
+            .find(|(h, l)| !self.is_taken(IpAddr::V6(*h)) && !self.is_taken(IpAddr::V6(*l)))
+            .ok_or(Error::OutOfAddresses)
+    }
 }
 
-/// The host's own IPv4 addresses and the networks it routes somewhere (not its default route,
-/// nor `unreachable`/`prohibit` routes, which only keep traffic in): addresses there are in use.
-/// None in unit tests, whose creates must not depend on what runs on the machine.
+impl std::fmt::Display for Ipv6Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c] = self.0;
+        write!(f, "{a:x}:{b:x}:{c:x}::/64")
+    }
+}
+
+/// The unique-local /64 (RFC 4193) automatic IPv6 pairs come from: `fd` and a 40-bit global ID,
+/// the first five bytes of the SHA-256 of the host's `/etc/machine-id` (so one fixed /64 per
+/// host, different on another host), subnet 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Prefix([u16; 3]);
+
+impl Ipv6Prefix {
+    /// The prefix of the host whose machine ID is `machine_id` (surrounding blanks ignored).
+    pub fn from_machine_id(machine_id: &str) -> Ipv6Prefix {
+        use sha2::Digest;
+        let id = sha2::Sha256::digest(machine_id.trim().as_bytes());
+        let word = |a: u8, b: u8| u16::from_be_bytes([a, b]);
+        Ipv6Prefix([word(0xfd, id[0]), word(id[1], id[2]), word(id[3], id[4])])
+    }
+
+    /// This host's prefix.
+    pub fn of_this_host() -> Ipv6Prefix {
+        Ipv6Prefix::from_machine_id(&std::fs::read_to_string("/etc/machine-id").unwrap_or_default())
+    }
+
+    /// `P::N:END`, N written with its decimal digits (12 is `…::12:END`).
+    fn address(self, n: u8, end: u16) -> Ipv6Addr {
+        let digits = n
+            .to_string()
+            .chars()
+            .fold(0u16, |acc, d| acc * 16 + d.to_digit(10).unwrap_or(0) as u16);
+        let [a, b, c] = self.0;
+        Ipv6Addr::new(a, b, c, 0, 0, 0, digits, end)
+    }
+}
+
+/// Does this host have IPv6: an address in `/proc/net/if_inet6` and
+/// `net.ipv6.conf.all.disable_ipv6 = 0`? Never in unit tests, whose creates must not depend on
+/// the machine.
+pub fn host_has_ipv6() -> bool {
+    if cfg!(test) {
+        return false;
+    }
+    let listed = std::fs::read_to_string("/proc/net/if_inet6")
+        .is_ok_and(|t| t.lines().any(|l| !l.trim().is_empty()));
+    let enabled = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+        .is_ok_and(|t| t.trim() == "0");
+    listed && enabled
+}
+
+/// The host's own addresses and the networks it routes somewhere (not its default route, nor
+/// `unreachable`/`prohibit` routes, which only keep traffic in), IPv4 and IPv6: addresses there
+/// are in use. None in unit tests, whose creates must not depend on what runs on the machine.
 pub fn host_claims() -> Vec<IpNet> {
     if cfg!(test) {
         return Vec::new();
@@ -133,7 +203,37 @@ pub fn host_claims() -> Vec<IpNet> {
     claims.extend(routed_networks(
         &std::fs::read_to_string("/proc/net/route").unwrap_or_default(),
     ));
+    claims.extend(
+        host_own_addresses()
+            .into_iter()
+            .filter(IpAddr::is_ipv6)
+            .map(IpNet::from),
+    );
+    claims.extend(routed_networks6(
+        &std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default(),
+    ));
     claims
+}
+
+/// The routed networks of `/proc/net/ipv6_route` (destination and its length in hex, then the
+/// source, next hop, metric, counters and flags), default and reject routes left out.
+fn routed_networks6(table: &str) -> Vec<IpNet> {
+    const RTF_REJECT: u32 = 0x0200;
+    table
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let dest = u128::from_str_radix(f.first()?, 16).ok()?;
+            let len = u8::from_str_radix(f.get(1)?, 16).ok()?;
+            let flags = u32::from_str_radix(f.get(8)?, 16).ok()?;
+            if len == 0 || flags & RTF_REJECT != 0 {
+                return None;
+            }
+            ipnet::Ipv6Net::new(Ipv6Addr::from(dest), len)
+                .ok()
+                .map(IpNet::V6)
+        })
+        .collect()
 }
 
 /// The IPv4 addresses of the host's interfaces (getifaddrs).
@@ -618,6 +718,64 @@ mod tests {
         ] {
             assert_eq!(check(h, l, &used).unwrap_err().kind(), kind, "{h} {l}");
         }
+    }
+
+    #[test]
+    fn ipv6_pairs_come_from_the_hosts_prefix_first_free_first() {
+        let prefix = Ipv6Prefix::from_machine_id("3d1219c7c4c5404aaa1f6d2a48adfda4\n");
+        assert_eq!(
+            prefix,
+            Ipv6Prefix::from_machine_id("3d1219c7c4c5404aaa1f6d2a48adfda4")
+        );
+        assert_ne!(prefix, Ipv6Prefix::from_machine_id("another"));
+        let net = ipnet::Ipv6Net::new(prefix.address(1, 1), 64)
+            .unwrap()
+            .trunc();
+        assert_eq!(net.addr().segments()[0] >> 8, 0xfd);
+        let first: Ipv4Addr = "10.233.1.1".parse().unwrap();
+        let (h, l) = UsedAddresses::default().allocate6(prefix, first).unwrap();
+        assert_eq!((h, l), (prefix.address(1, 1), prefix.address(1, 2)));
+        assert_eq!(h.segments()[6..8], [1, 1]);
+        assert!(net.contains(&h) && net.contains(&l));
+        // Taken in any form: a local address, a host address with a prefix, a route of the host.
+        let a = conf(&format!("HOST_ADDRESS6={h}\nLOCAL_ADDRESS6={l}\n"));
+        let b = conf(&format!("LOCAL_ADDRESS6={}/112\n", prefix.address(2, 9)));
+        let mut used = UsedAddresses::from_confs([("a", &a), ("b", &b)]);
+        used.networks.push((
+            IpNet::V6(ipnet::Ipv6Net::new(prefix.address(3, 2), 128).unwrap()),
+            "the host".into(),
+        ));
+        let (h, l) = used.allocate6(prefix, first).unwrap();
+        assert_eq!((h, l), (prefix.address(4, 1), prefix.address(4, 2)));
+        // The N of the IPv4 pair when it is free.
+        let twelve: Ipv4Addr = "10.233.12.1".parse().unwrap();
+        assert_eq!(
+            used.allocate6(prefix, twelve).unwrap().0,
+            prefix.address(12, 1)
+        );
+        let two: Ipv4Addr = "10.233.2.1".parse().unwrap();
+        assert_eq!(used.allocate6(prefix, two).unwrap().0, prefix.address(4, 1));
+        assert_eq!(prefix.address(12, 1).segments()[6], 0x12);
+        assert_eq!(prefix.address(254, 2).segments()[6..8], [0x254, 2]);
+        assert_eq!(
+            format!("{prefix}").split(':').next().unwrap().len(),
+            4,
+            "{prefix}"
+        );
+    }
+
+    #[test]
+    fn ipv6_routes_are_read_without_default_and_reject_routes() {
+        let table = "\
+fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+fc000000000000000000000000000000 07 00000000000000000000000000000000 00 00000000000000000000000000000000 00000400 00000001 00000000 00200200       lo
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000001 00000000 00000003     eth0
+";
+        let nets: Vec<String> = routed_networks6(table)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["fd00::/64"]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::address::parse_address;
 use super::conf::Conf;
 use super::nspawn_flags::{Bind, NspawnOptions};
+use super::unit::{self, Device};
 use crate::error::{Error, Result};
 
 /// The conf key recording the file a container was applied from (NixOS ignores it: to
@@ -102,6 +103,10 @@ pub struct Declared {
     pub extra_flags: Vec<String>,
     pub restart_if_changed: bool,
     pub extra_veths: Vec<ExtraVeth>,
+    /// `allowedDevices` (`enableTun` adds `/dev/net/tun rwm`, as NixOS).
+    pub allowed_devices: Vec<Device>,
+    /// `timeoutStartSec`, parsed (None when not given).
+    pub timeout_start: Option<std::time::Duration>,
 }
 
 impl Declared {
@@ -262,6 +267,23 @@ impl Declared {
             conf.push("AUTO_START", "1");
         }
         conf.push("EXTRA_NSPAWN_FLAGS", extra_nspawn_flags.unwrap_or_default());
+        // What NixOS bakes into the unit, as ncsh's keys (container/unit.rs).
+        let mut devices = self.allowed_devices.clone();
+        let tun = Device {
+            node: "/dev/net/tun".into(),
+            modifier: "rwm".into(),
+        };
+        if self.enable_tun && !devices.contains(&tun) {
+            devices.push(tun);
+        }
+        if !devices.is_empty() {
+            conf.push(unit::ALLOWED_DEVICES, unit::render_devices(&devices));
+        }
+        if let Some(timeout) = self.timeout_start
+            && timeout != std::time::Duration::from_secs(60)
+        {
+            conf.push(unit::TIMEOUT_START_SEC, unit::render_timeout(timeout));
+        }
         if !self.extra_veths.is_empty() {
             let mut entries = Vec::new();
             for v in &self.extra_veths {

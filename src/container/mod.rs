@@ -13,6 +13,7 @@ pub mod nspawn_flags;
 pub mod options;
 pub mod paths;
 pub mod store;
+pub mod unit;
 
 pub use conf::Conf;
 pub use name::ContainerName;

@@ -24,6 +24,8 @@ pub struct Created {
     pub name: ContainerName,
     pub host_address: String,
     pub local_address: String,
+    /// Why the container got no automatic IPv6 pair on a host that has IPv6, if it did not.
+    pub ipv6_note: Option<String>,
 }
 
 /// Container names from the conf directory, in nixos-container's order: its `glob` sorts the
@@ -416,9 +418,11 @@ fn plan(
                 .unwrap_or_default()
                 .to_string(),
             name: name.clone(),
+            ipv6_note: None,
         };
         return Ok((given.clone(), created));
     }
+    let (mut auto_v6, mut ipv6_note) = (None, None);
     let (host_address, local_address) = match (&opts.host_address, &opts.local_address) {
         _ if opts.network.is_some() => {
             used.add_host_claims();
@@ -432,6 +436,23 @@ fn plan(
         (None, None) => {
             used.add_host_claims();
             let (h, l) = used.allocate()?;
+            // The IPv6 pair along with the IPv4 one, when none is given (address.rs's doc).
+            let wants_v6 =
+                opts.host_address6.is_none() && opts.bridge.is_none() && address::host_has_ipv6();
+            if wants_v6 {
+                let prefix = address::Ipv6Prefix::of_this_host();
+                match used.allocate6(prefix, h) {
+                    Ok((h6, l6)) => auto_v6 = Some((h6.to_string(), l6.to_string())),
+                    // IPv6 is an extra: without a free pair the container has IPv4 only.
+                    Err(_) => {
+                        ipv6_note = Some(format!(
+                            "no IPv6 pair of {prefix} is free (a conf or the host uses them), \
+                             so the container has IPv4 only; pass --host-address6 and \
+                             --local-address6 to give it IPv6"
+                        ))
+                    }
+                }
+            }
             (h.to_string(), l.to_string())
         }
         (Some(_), None) => {
@@ -460,7 +481,7 @@ fn plan(
             }
             Some((h.trim().to_string(), l.trim().to_string()))
         }
-        _ => None, // check_options refused one without the other
+        _ => auto_v6, // check_options refused one without the other
     };
 
     let mut conf = Conf::new();
@@ -496,6 +517,7 @@ fn plan(
             name: name.clone(),
             host_address,
             local_address,
+            ipv6_note,
         },
     ))
 }

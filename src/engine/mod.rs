@@ -187,15 +187,22 @@ pub fn new_engine(manager: Rc<Manager>) -> Engine {
     let mut engine = Engine::new();
     crate::api::limits::Limits::current().apply(&mut engine, true);
     engine.on_print(print_line);
+    crate::api::register_tests(&mut engine, manager.clone());
     register_api(&mut engine, manager);
     engine
+}
+
+/// Does the builtin verb `name` run tests (and so need the test driver's API)?
+pub fn verb_runs_tests(name: &str) -> bool {
+    name == "test"
 }
 
 /// An engine for the builtin verbs: the language (its operators are built in) and the string,
 /// array and map functions they use, without the rest of the standard library. Building the standard
 /// library is most of the work of a read-only verb (memory touched, page faults); user verbs
-/// and scripts get [`new_engine`].
-pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
+/// and scripts get [`new_engine`]. The test driver's API only for a verb that runs tests
+/// ([`verb_runs_tests`]).
+pub fn new_verb_engine(manager: Rc<Manager>, tests: bool) -> Engine {
     use rhai::packages::{
         BasicArrayPackage, BasicMapPackage, BasicStringPackage, MoreStringPackage, Package,
     };
@@ -213,6 +220,9 @@ pub fn new_verb_engine(manager: Rc<Manager>) -> Engine {
         BasicMapPackage::new_lazy().as_shared_module(),
     ] {
         engine.register_global_module(module);
+    }
+    if tests {
+        crate::api::register_tests(&mut engine, manager.clone());
     }
     register_api(&mut engine, manager);
     engine

@@ -163,14 +163,25 @@ fn host_has_locale(name: &str) -> bool {
         None => n.to_string(),
     };
     let wanted = normal(name);
-    std::process::Command::new("locale")
-        .arg("-a")
-        .output()
-        .is_ok_and(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .any(|l| normal(l.trim()) == wanted)
-        })
+    HOST_LOCALES.with(|listed| {
+        listed
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                std::process::Command::new("locale")
+                    .arg("-a")
+                    .output()
+                    .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                    .unwrap_or_default()
+            })
+            .lines()
+            .any(|l| normal(l.trim()) == wanted)
+    })
+}
+
+thread_local! {
+    /// What `locale -a` listed, once per build ([`RhaiModules::realize`] forgets it): two
+    /// option modules ask, and running it was most of the time each question took.
+    static HOST_LOCALES: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// A short stable digest (FNV-1a), for restart triggers in unit files.
@@ -429,6 +440,12 @@ impl RhaiModules {
     fn load(dirs: &[PathBuf]) -> Result<Loaded> {
         let mut engine = Engine::new();
         engine.set_max_expr_depths(256, 256);
+        // Parsing the option modules (130 KB of Rhai) is most of what a build costs before
+        // evaluating. Rhai interns at most 256 identifiers and, past that, scans its whole
+        // table on every new one (15% of the load); the optimizer's pass was another 16%, for
+        // scripts whose functions run once per build.
+        engine.set_max_strings_interned(1 << 14);
+        engine.set_optimization_level(rhai::OptimizationLevel::None);
         register_gen(&mut engine);
         let mut sources: Vec<(String, String)> = BUILTIN_MODULES
             .iter()
@@ -532,6 +549,7 @@ impl OptionModules for RhaiModules {
     }
 
     fn realize(&self, name: &str, config: &Value, store: &Written) -> Result<Generation> {
+        HOST_LOCALES.with(|listed| listed.borrow_mut().take());
         let loaded = self.loaded()?;
         let mut generation = Generation::default();
         generation.files.extend(native::store_files(store));

@@ -139,14 +139,23 @@ fn replace_owned_at(
     let mut tmp = std::ffi::OsString::from(".");
     tmp.push(name);
     tmp.push(format!(".ncsh-tmp-{}", std::process::id()));
-    // A temporary file a crash left (or anything planted under its name) goes first.
-    let _ = unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
-    let fd = openat(
-        dir,
-        tmp.as_os_str(),
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )
+    let create = || {
+        openat(
+            dir,
+            tmp.as_os_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+    };
+    // A temporary file a crash left (or anything planted under its name) is removed and the
+    // file made again; only then, not before every file (a generation writes hundreds).
+    let fd = match create() {
+        Err(Errno::EEXIST) => {
+            let _ = unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            create()
+        }
+        other => other,
+    }
     .context(|| format!("creating a temporary file for {}", shown.display()))?;
     let result = (|| {
         let mut file = std::fs::File::from(fd);

@@ -392,9 +392,15 @@ impl Root {
         let mut tmp = OsString::from(".");
         tmp.push(name);
         tmp.push(format!(".ncsh-link-{}", std::process::id()));
-        let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
-        symlinkat(target, &dir, tmp.as_os_str())
-            .context(|| format!("creating the link {}", shown.display()))?;
+        // A temporary link a crash left goes only when it is in the way (see `replace_at`).
+        match symlinkat(target, &dir, tmp.as_os_str()) {
+            Err(Errno::EEXIST) => {
+                let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                symlinkat(target, &dir, tmp.as_os_str())
+            }
+            other => other,
+        }
+        .context(|| format!("creating the link {}", shown.display()))?;
         let renamed = match renameat(&dir, tmp.as_os_str(), &dir, name) {
             Err(Errno::EISDIR | Errno::ENOTEMPTY | Errno::EEXIST) => remove_at(&dir, name, &shown)
                 .and_then(|()| {

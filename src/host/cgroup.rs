@@ -11,6 +11,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::container::limits::Limits;
+use crate::container::unit::Device;
+
+use super::devices;
 use crate::error::{Context, Result};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -24,6 +27,10 @@ pub struct Cgroups {
     pids: Option<PathBuf>,
     cpu: Option<PathBuf>,
     cpuacct: Option<PathBuf>,
+    /// The v1 `devices` controller's cgroup (legacy hosts, without cgroup2).
+    devices: Option<PathBuf>,
+    /// The cgroup2 cgroup (pure v2, or the unified hierarchy of a hybrid host).
+    cgroup2: Option<PathBuf>,
 }
 
 /// What a container uses, from its cgroup.
@@ -49,11 +56,13 @@ impl Cgroups {
             let dir = root.join(&leaf);
             return Cgroups {
                 dirs: vec![dir.clone()],
+                cgroup2: Some(dir.clone()),
                 unified: Some(dir),
                 memory: None,
                 pids: None,
                 cpu: None,
                 cpuacct: None,
+                devices: None,
             };
         }
         // Hybrid or legacy: nspawn's (name=systemd, unified), and the controllers that hold
@@ -66,8 +75,18 @@ impl Cgroups {
         let pids = has("pids");
         let cpu = has("cpu");
         let cpuacct = has("cpuacct");
+        // The v1 devices controller only where no cgroup2 takes a BPF device program.
+        let cgroup2 = has("unified");
+        let devices = if cgroup2.is_some() {
+            None
+        } else {
+            has("devices")
+        };
         let mut seen: Vec<PathBuf> = Vec::new();
-        for dir in [&memory, &pids, &cpu, &cpuacct].into_iter().flatten() {
+        for dir in [&memory, &pids, &cpu, &cpuacct, &devices]
+            .into_iter()
+            .flatten()
+        {
             let hierarchy = dir
                 .parent()
                 .and_then(|p| fs::canonicalize(p).ok())
@@ -84,7 +103,26 @@ impl Cgroups {
             pids,
             cpu,
             cpuacct,
+            devices,
+            cgroup2,
         }
+    }
+
+    /// NixOS's `DevicePolicy=closed` with `allowed` as its `DeviceAllow=` (`host::devices`):
+    /// a BPF device program on the cgroup2 cgroup (pure v2, or the unified one of a hybrid
+    /// host), else the v1 `devices` controller; false when the host has neither.
+    pub fn apply_devices(&self, allowed: &[Device]) -> Result<bool> {
+        let proc_devices = fs::read_to_string("/proc/devices").unwrap_or_default();
+        let rules = devices::rules(allowed, &proc_devices);
+        if let Some(dir) = &self.cgroup2 {
+            devices::apply_bpf(dir, &rules)?;
+            return Ok(true);
+        }
+        if let Some(dir) = &self.devices {
+            devices::apply_v1(dir, &rules)?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     pub fn create(&self) -> Result<()> {

@@ -3,6 +3,7 @@
 //! [`select`] picks one.
 
 pub mod cgroup;
+pub mod devices;
 pub mod enter;
 #[cfg(test)]
 pub mod fake;

@@ -59,8 +59,9 @@ const LINK_GONE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Does link `ve-NAME` (by name or altname) exist?
 pub fn link_exists(name: &str) -> bool {
     let link = host_link(name);
-    if link.len() <= 15 && std::path::Path::new("/sys/class/net").join(&link).exists() {
-        return true;
+    if link.len() <= 15 {
+        // A name that fits is the kernel's name (nspawn only shortens longer ones).
+        return std::path::Path::new("/sys/class/net").join(&link).exists();
     }
     Command::new(ip_binary().unwrap_or(IP))
         .args(["link", "show", "dev", &link])
@@ -98,11 +99,58 @@ pub fn configure_host_side(name: &str, conf: &Conf, timeout: Duration) -> Result
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    for argv in host_side_commands(name, conf) {
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        ip(&args)?;
+    ip_batch(&host_side_commands(name, conf))
+}
+
+/// Run `commands` with one `ip -batch -` (one process for all). A word with whitespace in it
+/// would split into two in batch mode: refused.
+fn ip_batch(commands: &[Vec<String>]) -> Result<()> {
+    use std::io::Write;
+    if commands.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let mut script = String::new();
+    for argv in commands {
+        if let Some(word) = argv
+            .iter()
+            .find(|w| w.is_empty() || w.contains(char::is_whitespace))
+        {
+            return Err(ip_error(
+                &argv.iter().map(String::as_str).collect::<Vec<_>>(),
+                &format!("the word ‘{word}’ is not one word"),
+            ));
+        }
+        // A batch line takes no options: ip reads the family from the address ("-6" dropped).
+        let words = match argv.first().map(String::as_str) {
+            Some("-6" | "-4") => &argv[1..],
+            _ => &argv[..],
+        };
+        script.push_str(&words.join(" "));
+        script.push('\n');
+    }
+    let mut child = Command::new(ip_binary()?)
+        .args(["-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("running ip", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| Error::io("writing to ip -batch", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::io("running ip", e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Err(Error::Usage(format!(
+        "ip -batch failed: {why} (commands: {})",
+        script.trim_end().replace('\n', "; ")
+    )))
 }
 
 /// The `ip` argument lists that configure the host side of the veth (NixOS's postStart): the
@@ -129,6 +177,10 @@ pub fn host_side_commands(name: &str, conf: &Conf) -> Vec<Vec<String>> {
                 "dev".into(),
                 link.clone(),
             ]);
+            if family.is_some() && what == "addr" {
+                // No duplicate address detection on a veth: usable as soon as the start returns.
+                argv.push("nodad".into());
+            }
             commands.push(argv);
         }
     };
@@ -180,6 +232,9 @@ fn extra_veth_commands(conf: &Conf) -> Vec<Vec<String>> {
                     s("dev"),
                     v.name.clone(),
                 ]);
+                if family.is_some() && what == "addr" {
+                    argv.push(s("nodad"));
+                }
                 commands.push(argv);
             }
         }
@@ -347,6 +402,42 @@ fn check_link_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Before a container is killed (terminate, destroy): move the host links INTERFACES moved in
+/// back to the host, as nspawn does when it exits cleanly. Killed, nspawn cannot, and the
+/// kernel would delete a virtual link (a veth, a dummy) with the namespace. `ip link set dev IF
+/// netns PID` runs in the leader's network namespace, PID being this process (in the host's).
+/// Best effort: a link the container renamed or removed stays as it is.
+pub fn return_links(leader: i32, conf: &Conf) {
+    let Some(interfaces) = conf.non_empty("INTERFACES") else {
+        return;
+    };
+    let Ok(ip) = ip_binary() else {
+        return;
+    };
+    let Ok(netns) = std::fs::File::open(format!("/proc/{leader}/ns/net")) else {
+        return;
+    };
+    let host = std::process::id().to_string();
+    for link in interfaces.split_whitespace() {
+        let mut cmd = std::process::Command::new(ip);
+        cmd.args(["link", "set", "dev", link, "netns", &host])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&netns);
+        // SAFETY: setns is an async-signal-safe system call on a descriptor open in the parent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let _ = cmd.status();
+    }
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ use super::{deadline_after, timeout_from_env};
 use super::{net, nft};
 use crate::builder::base;
 use crate::container::limits::Limits;
-use crate::container::{Conf, Paths, store};
+use crate::container::{Conf, Paths, store, unit};
 use crate::error::{Context, Error, Result};
 use crate::files::Root;
 
@@ -81,6 +81,11 @@ impl Runtime {
     fn console(&self) -> PathBuf {
         self.dir.join("console.log")
     }
+    /// Present while nspawn may have put forwarded ports into nftables (it ran with `--port`):
+    /// only then does a clean-up ask nft, so a container without ports costs no nft process.
+    fn forwards(&self) -> PathBuf {
+        self.dir.join("forwards")
+    }
 
     /// The PID of the live supervisor, if any (F_GETLK: no lock is taken).
     fn supervisor(&self) -> Option<Pid> {
@@ -103,7 +108,7 @@ impl Runtime {
 
     /// Remove the per-run files (not the lock file, which a new supervisor reuses).
     fn clear(&self) {
-        for path in [self.leader(), self.ready(), self.notify()] {
+        for path in [self.leader(), self.ready(), self.notify(), self.forwards()] {
             let _ = fs::remove_file(path);
         }
     }
@@ -176,7 +181,17 @@ fn remove_forwards(paths: &Paths, name: &str) -> Result<()> {
     let conf = crate::container::ContainerName::existing(name)
         .and_then(|n| store::load(paths, &n))
         .unwrap_or_default();
-    nft::remove_forwards(name, &conf)
+    remove_forwards_of(&Runtime::new(paths, name), name, &conf)
+}
+
+/// [`nft::remove_forwards`] when the last run forwarded ports or the conf forwards some now.
+fn remove_forwards_of(runtime: &Runtime, name: &str, conf: &Conf) -> Result<()> {
+    if conf.non_empty("HOST_PORT").is_none() && !runtime.forwards().exists() {
+        return Ok(());
+    }
+    nft::remove_forwards(name, conf)?;
+    let _ = fs::remove_file(runtime.forwards());
+    Ok(())
 }
 
 /// Who uses the host-wide names of container `name`: a record `PID CONF` written by the
@@ -324,11 +339,25 @@ impl Driver for Standalone {
         runtime.read_leader().filter(|p| alive(*p)).map(Pid::as_raw)
     }
 
-    fn start(&self, name: &str, _conf: &Conf) -> Result<()> {
+    fn start(&self, name: &str, conf: &Conf) -> Result<()> {
         // The supervisor reads the conf itself, so what it runs is what is on disk.
         Self::preflight()?;
         let runtime = Runtime::new(&self.paths, name);
-        let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?;
+        // The container's timeoutStartSec, else NCSH_START_TIMEOUT, else NixOS's 1min.
+        let own_timeout = unit::start_timeout(conf)?;
+        let timeout = match own_timeout {
+            Some(t) if t.is_zero() => super::MAX_TIMEOUT,
+            Some(t) => t.min(super::MAX_TIMEOUT),
+            None => timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?,
+        };
+        let whose = if own_timeout.is_some() {
+            format!(
+                " (its timeoutStartSec: {} in its conf)",
+                unit::TIMEOUT_START_SEC
+            )
+        } else {
+            String::new()
+        };
         // The supervisor reads this one; refuse a bad value now, while someone sees the error.
         timeout_from_env("NCSH_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?;
         if runtime.supervisor().is_some() {
@@ -414,7 +443,9 @@ impl Driver for Standalone {
                 self.clean_failed_start(name, &runtime);
                 Err(Error::StartFailed {
                     name: name.into(),
-                    detail: format!("not ready after {timeout:?}; last console lines:\n{tail}"),
+                    detail: format!(
+                        "not ready after {timeout:?}{whose}; last console lines:\n{tail}"
+                    ),
                 })
             }
         }
@@ -437,6 +468,12 @@ impl Driver for Standalone {
             return Err(Error::NotRunning(name.into()));
         };
         if let Some(leader) = runtime.read_leader() {
+            if let Ok(conf) = store::load(
+                &self.paths,
+                &crate::container::ContainerName::existing(name)?,
+            ) {
+                super::net::return_links(leader.as_raw(), &conf);
+            }
             let _ = kill(leader, Signal::SIGKILL);
         }
         let _ = kill(supervisor, Signal::SIGUSR1);
@@ -519,6 +556,45 @@ fn read_report(read_end: OwnedFd, timeout: Duration) -> Report {
 
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 static KILL_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Give back the pages of ncsh's binary that the supervisor's start touched (its text and
+/// read-only data: about 2.5 MiB, counted in the container's memory for as long as it runs):
+/// from READY on it only waits for signals and the notify socket. Only mappings of the binary
+/// that are read-only and hold no page of their own (`Anonymous: 0`: nothing relocated or
+/// written into them) are dropped, so MADV_DONTNEED changes no contents: what runs later is
+/// read in again from the file.
+fn release_startup_pages() {
+    let Ok(exe) = fs::read_link("/proc/self/exe") else {
+        return;
+    };
+    let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut mapping: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields[..] {
+            [range, perms, _, _, _, path] if range.contains('-') => {
+                let ours = Path::new(path) == exe && !perms.contains('w');
+                mapping = range.split_once('-').and_then(|(a, b)| {
+                    let a = usize::from_str_radix(a, 16).ok()?;
+                    let b = usize::from_str_radix(b, 16).ok()?;
+                    ours.then_some((a, b))
+                });
+            }
+            ["Anonymous:", "0", "kB"] => {
+                if let Some((start, end)) = mapping.take() {
+                    // SAFETY: a whole read-only mapping of our executable with no page of its
+                    // own: dropping its clean file-backed pages changes no contents.
+                    unsafe {
+                        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 extern "C" fn on_signal(sig: libc::c_int) {
     if sig == libc::SIGUSR1 {
@@ -656,6 +732,9 @@ impl Supervisor {
         self.cgroups.create()?;
         // The limits before anything joins: nspawn and the container start inside them.
         self.cgroups.apply(&Limits::from_conf(&self.conf)?)?;
+        // NixOS's DevicePolicy=closed and the container's DeviceAllow= (container/unit.rs).
+        self.cgroups
+            .apply_devices(&unit::allowed_devices(&self.conf)?)?;
         self.cgroups.join(std::process::id())?;
         let socket = UnixDatagram::bind(self.runtime.notify())
             .context(|| "binding the notify socket".into())?;
@@ -680,6 +759,10 @@ impl Supervisor {
         if let Some(nix) = &nix {
             nix.create_dirs()?;
         }
+        if self.conf.non_empty("HOST_PORT").is_some() {
+            fs::write(self.runtime.forwards(), "")
+                .context(|| format!("writing {}", self.runtime.forwards().display()))?;
+        }
         let nspawn = nspawn_binary();
         let mut cmd = Command::new(&nspawn);
         cmd.args(nspawn::args(
@@ -695,12 +778,17 @@ impl Supervisor {
         .stdin(Stdio::null())
         .stdout(console)
         .stderr(console_err);
-        // SAFETY: prctl is async-signal-safe. If the supervisor dies, nspawn gets SIGTERM and
-        // powers the container off cleanly instead of running unsupervised.
+        let hide_udev = moves_host_links(&self.conf) && !udev_running();
+        // SAFETY: prctl, unshare and mount are async-signal-safe system calls on static strings.
+        // If the supervisor dies, nspawn gets SIGTERM and powers the container off cleanly
+        // instead of running unsupervised.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if hide_udev {
+                    sys_read_only()?;
                 }
                 Ok(())
             });
@@ -721,6 +809,7 @@ impl Supervisor {
         // Some once the poweroff is sent; inside, None when the deadline is too far to represent.
         let mut stop_deadline: Option<Option<Instant>> = None;
         let mut killed = false;
+        let mut release_pending = false;
         let mut buf = [0u8; 4096];
         let status = loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -742,7 +831,14 @@ impl Supervisor {
             }
             let n = match socket.recv(&mut buf) {
                 Ok(n) => n,
-                Err(_) => continue,
+                Err(_) => {
+                    // Once more when the first quiet moment after READY shows what the loop
+                    // itself touches.
+                    if std::mem::take(&mut release_pending) {
+                        release_startup_pages();
+                    }
+                    continue;
+                }
             };
             for field in String::from_utf8_lossy(&buf[..n]).lines() {
                 if let Some(pid) = field.strip_prefix("X_NSPAWN_LEADER_PID=") {
@@ -768,6 +864,8 @@ impl Supervisor {
                     let _ = fs::write(self.runtime.ready(), "");
                     super::phase(&format!("supervisor {}: READY", self.name));
                     reporter.ready();
+                    release_startup_pages();
+                    release_pending = true;
                 }
             }
         };
@@ -784,7 +882,7 @@ impl Supervisor {
         reporter.failed(&detail);
         self.leave_cgroups();
         let _ = net::remove_host_link(&self.name);
-        let _ = nft::remove_forwards(&self.name, &self.conf);
+        let _ = remove_forwards_of(&self.runtime, &self.name, &self.conf);
         let _ = remove_nspawn_files(&self.paths, &self.name);
         Owner::release(&self.paths, &self.name);
         self.runtime.clear();
@@ -796,5 +894,52 @@ impl Supervisor {
     fn leave_cgroups(&self) {
         self.cgroups.leave(std::process::id());
         let _ = self.cgroups.kill_and_remove(None, Duration::from_secs(5));
+    }
+}
+
+/// Does the conf move host links into the container or make links over them (INTERFACES,
+/// MACVLANS)?
+fn moves_host_links(conf: &Conf) -> bool {
+    ["INTERFACES", "MACVLANS"]
+        .iter()
+        .any(|k| conf.non_empty(k).is_some())
+}
+
+/// Is udev running on this host (its control socket exists)?
+fn udev_running() -> bool {
+    Path::new("/run/udev/control").exists()
+}
+
+/// nspawn refuses a host link udev has not initialized ("Network interface … is not
+/// initialized yet") whenever `/sys` is writable, taking that for "udev runs" (udev_available()
+/// in systemd's udev-util.c). Without udev nothing initializes a link, so nspawn runs in a mount
+/// namespace of its own (slave: the host's later mounts still reach it) where `/sys` itself is
+/// read-only; the cgroup mounts below it keep their flags (the remount is not recursive).
+/// ARCHITECTURE.md, "nspawn without systemd as PID 1".
+fn sys_read_only() -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc != 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    // SAFETY: plain system calls with NUL-terminated static strings or null pointers.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/sys".as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+            std::ptr::null(),
+        ))
     }
 }

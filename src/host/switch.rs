@@ -41,7 +41,9 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
         Err(Error::Switch(detail))
     };
     systemctl("stop", &plan.stop)?;
-    systemctl("daemon-reload", &[])?;
+    if plan.daemon_reload {
+        systemctl("daemon-reload", &[])?;
+    }
     systemctl("restart", &plan.restart)?;
     systemctl("try-restart", &plan.try_restart)?;
     systemctl("start", &plan.start)?;
@@ -53,8 +55,18 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
     if started.is_empty() {
         return Ok(());
     }
-    std::thread::sleep(SETTLE);
-    let failed = failed_units(leader, &started)?;
+    // A unit with a readiness protocol (notify, forking, oneshot, dbus) failed its job already
+    // if it failed to start; one without (simple, exec, idle) is given a moment to fail.
+    let mut shown = show_units(leader, &started)?;
+    if shown.iter().any(|u| u.needs_settling()) {
+        std::thread::sleep(SETTLE);
+        shown = show_units(leader, &started)?;
+    }
+    let failed: Vec<String> = shown
+        .into_iter()
+        .filter(ShownUnit::failed)
+        .map(|u| u.id)
+        .collect();
     if failed.is_empty() {
         return Ok(());
     }
@@ -66,12 +78,33 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
     )))
 }
 
-/// Which of `units` are failed, or waiting to be restarted after failing.
-fn failed_units(leader: i32, units: &[String]) -> Result<Vec<String>> {
+/// What `systemctl show` says of a unit after a switch started it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ShownUnit {
+    id: String,
+    kind: String,
+    active: String,
+    sub: String,
+}
+
+impl ShownUnit {
+    /// Failed, or waiting to be restarted after failing.
+    fn failed(&self) -> bool {
+        self.active == "failed" || self.sub == "auto-restart"
+    }
+
+    /// Started without telling systemd it is ready (its job is done at fork or exec), and not
+    /// failed yet.
+    fn needs_settling(&self) -> bool {
+        matches!(self.kind.as_str(), "simple" | "exec" | "idle") && !self.failed()
+    }
+}
+
+fn show_units(leader: i32, units: &[String]) -> Result<Vec<ShownUnit>> {
     let mut argv: Vec<String> = [
         "systemctl",
         "show",
-        "--property=Id,ActiveState,SubState",
+        "--property=Id,Type,ActiveState,SubState",
         "--",
     ]
     .map(String::from)
@@ -85,12 +118,12 @@ fn failed_units(leader: i32, units: &[String]) -> Result<Vec<String>> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(parse_failed(&String::from_utf8_lossy(&out.stdout)))
+    Ok(parse_shown(&String::from_utf8_lossy(&out.stdout)))
 }
 
-/// The failed units in `systemctl show`'s output: blocks of `KEY=value` lines, one per unit,
-/// separated by empty lines.
-fn parse_failed(shown: &str) -> Vec<String> {
+/// `systemctl show`'s output: blocks of `KEY=value` lines, one per unit, separated by empty
+/// lines.
+fn parse_shown(shown: &str) -> Vec<ShownUnit> {
     shown
         .split("\n\n")
         .filter_map(|block| {
@@ -98,10 +131,16 @@ fn parse_failed(shown: &str) -> Vec<String> {
                 block
                     .lines()
                     .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                    .unwrap_or_default()
+                    .to_string()
             };
-            let failed =
-                value("ActiveState") == Some("failed") || value("SubState") == Some("auto-restart");
-            failed.then(|| value("Id").map(str::to_string)).flatten()
+            let id = value("Id");
+            (!id.is_empty()).then(|| ShownUnit {
+                id,
+                kind: value("Type"),
+                active: value("ActiveState"),
+                sub: value("SubState"),
+            })
         })
         .collect()
 }
@@ -161,12 +200,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn failed_units_are_the_failed_and_the_restarting() {
-        let shown = "Id=a.service\nActiveState=active\nSubState=running\n\n\
-                     Id=b.service\nActiveState=failed\nSubState=failed\n\n\
-                     Id=c.service\nActiveState=activating\nSubState=auto-restart\n\n\
+    fn failed_units_are_the_failed_and_the_restarting_and_simple_ones_settle() {
+        let shown = "Id=a.service\nType=simple\nActiveState=active\nSubState=running\n\n\
+                     Id=b.service\nType=notify\nActiveState=failed\nSubState=failed\n\n\
+                     Id=c.service\nType=exec\nActiveState=activating\nSubState=auto-restart\n\n\
                      Id=d.timer\nActiveState=active\nSubState=waiting\n";
-        assert_eq!(parse_failed(shown), ["b.service", "c.service"]);
-        assert!(parse_failed("").is_empty());
+        let units = parse_shown(shown);
+        let failed: Vec<&str> = units
+            .iter()
+            .filter(|u| u.failed())
+            .map(|u| u.id.as_str())
+            .collect();
+        assert_eq!(failed, ["b.service", "c.service"]);
+        let settling: Vec<&str> = units
+            .iter()
+            .filter(|u| u.needs_settling())
+            .map(|u| u.id.as_str())
+            .collect();
+        assert_eq!(
+            settling,
+            ["a.service"],
+            "failed ones and timers do not wait"
+        );
+        assert!(parse_shown("").is_empty());
+    }
+
+    #[test]
+    fn without_a_plan_a_reload_reloads_the_daemon() {
+        assert!(Plan::default().daemon_reload);
     }
 }

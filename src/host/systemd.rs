@@ -33,7 +33,7 @@ use super::{Driver, Status, net, nft, pty};
 use crate::builder::base;
 use crate::builder::switch as builder_switch;
 use crate::container::limits::Limits;
-use crate::container::{Conf, Paths};
+use crate::container::{Conf, Paths, unit};
 use crate::error::{Error, Result};
 use crate::files::Root;
 
@@ -346,7 +346,7 @@ fn transient_properties(
             .iter()
             .map(|(key, value)| format!("{key}={}", value.display())),
     );
-    let start_timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?;
+    let start_timeout = start_timeout(conf)?;
     let mut props = vec![
         (
             "Description".to_string(),
@@ -379,6 +379,8 @@ fn transient_properties(
         props.push(("ExecStartPost".into(), variant(exec_start_post)?));
     }
     props.extend(limit_properties(&Limits::from_conf(conf)?)?);
+    props.push(("DevicePolicy".into(), variant("closed")?));
+    props.extend(device_properties(conf)?);
     if conf.non_empty("HOST_PORT").is_some() {
         // However nspawn ended, its forwarded ports go with the unit.
         props.push((
@@ -392,8 +394,7 @@ fn transient_properties(
 impl Systemd {
     async fn start_async(&self, conn: Connection, name: &str, conf: &Conf) -> Result<()> {
         let unit = unit_name(name);
-        let timeout = timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?
-            .saturating_add(Duration::from_secs(5));
+        let timeout = start_timeout(conf)?.saturating_add(Duration::from_secs(5));
         let mut state = unit_state(&conn, &unit, true).await?;
         if let Some(s) = &state {
             if s.active_state == "active" {
@@ -419,11 +420,47 @@ impl Systemd {
             // What a crash of its last run left.
             self.remove_forwards(name)?;
         }
+        if template && !running {
+            // NixOS bakes allowedDevices into the container's own unit; on the template's
+            // instance they are set at runtime, before the start (its DevicePolicy is closed).
+            let props = device_properties(conf)?;
+            if !props.is_empty() {
+                manager(&conn)
+                    .await?
+                    .set_unit_properties(unit.clone(), true, props)
+                    .await
+                    .map_err(|e| bus_error(&format!("setting DeviceAllow= on {unit}"), e))?;
+            }
+        }
         let outcome = if template || running {
-            run_job(&conn, &format!("starting {unit}"), timeout, async |m| {
+            let what = format!("starting {unit}");
+            let job = run_job(&conn, &what, timeout, async |m| {
                 m.start_unit(unit.clone(), "replace".into()).await
-            })
-            .await?
+            });
+            // The template's TimeoutStartSec= cannot be changed at runtime: a container's own
+            // timeoutStartSec is kept here, by stopping what is not ready in time.
+            match unit::start_timeout(conf)? {
+                Some(own) if template && !running && !own.is_zero() => {
+                    let own = own.min(super::MAX_TIMEOUT);
+                    match tokio::time::timeout(own, job).await {
+                        Ok(outcome) => outcome?,
+                        Err(_) => {
+                            let _ = stop_unit(&conn, &unit, Duration::from_secs(30)).await;
+                            reset_failed(&conn, &unit).await;
+                            return Err(Error::StartFailed {
+                                name: name.into(),
+                                detail: format!(
+                                    "{unit}: not ready after {own:?} (its timeoutStartSec: \
+                                     {} in its conf), so ncsh stopped it (see `journalctl -u \
+                                     {unit}`)",
+                                    unit::TIMEOUT_START_SEC
+                                ),
+                            });
+                        }
+                    }
+                }
+                _ => job.await?,
+            }
         } else {
             // What the NixOS start script does first: the directories nspawn binds exist.
             if let Some(nix) = nspawn::nix_system(&self.paths, name, conf) {
@@ -556,6 +593,9 @@ impl Systemd {
         let Some(leader) = leader else {
             return Err(Error::NotRunning(name.into()));
         };
+        if let Ok(conf) = load_conf(&self.paths, name) {
+            net::return_links(leader, &conf);
+        }
         let m = machine_manager(&conn).await?;
         match m.terminate_machine(name.to_string()).await {
             Ok(()) => {}
@@ -677,6 +717,28 @@ pub fn net_down_main(name: &str) -> i32 {
     let paths = Paths::from_env();
     let result = load_conf(&paths, name).and_then(|conf| nft::remove_forwards(name, &conf));
     internal_result("__net-down", name, result)
+}
+
+/// How long a start may take: the container's timeoutStartSec (`0` or `infinity`: no limit, as
+/// systemd), else `NCSH_START_TIMEOUT`, else NixOS's 1min.
+fn start_timeout(conf: &Conf) -> Result<Duration> {
+    Ok(match unit::start_timeout(conf)? {
+        Some(t) if t.is_zero() => super::MAX_TIMEOUT,
+        Some(t) => t.min(super::MAX_TIMEOUT),
+        None => timeout_from_env("NCSH_START_TIMEOUT", DEFAULT_START_TIMEOUT)?,
+    })
+}
+
+/// `DeviceAllow=` of the devices the conf allows (NixOS's allowedDevices; the unit has
+/// `DevicePolicy=closed`, as NixOS's).
+fn device_properties(conf: &Conf) -> Result<Vec<(String, OwnedVariant)>> {
+    let devices = unit::allowed_devices(conf)?;
+    if devices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let entries: Vec<(String, String)> =
+        devices.into_iter().map(|d| (d.node, d.modifier)).collect();
+    Ok(vec![("DeviceAllow".to_string(), variant(entries)?)])
 }
 
 /// The unit properties of `limits` (those that are set).

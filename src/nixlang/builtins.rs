@@ -1,6 +1,8 @@
 //! Nix's built-in functions (`builtins.*` and the global names), as Nix 2.x defines them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use super::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -199,7 +201,7 @@ fn prim(op: &'static PrimOp) -> Value {
 /// built-in as `__name`.
 pub(crate) fn globals() -> HashMap<Str, Value> {
     let mut builtins: Attrs = BTreeMap::new();
-    let mut globals: HashMap<Str, Value> = HashMap::new();
+    let mut globals: HashMap<Str, Value> = HashMap::default();
     for op in PRIMOPS {
         let v = prim(op);
         builtins.insert(op.name.into(), v.clone().into());

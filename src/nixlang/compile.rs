@@ -3,7 +3,9 @@
 //! absolute. Errors Nix reports before evaluating (an undefined variable, an attribute defined
 //! twice, a duplicate function argument) are reported here, with their position.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use super::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -732,7 +734,7 @@ impl Compiler<'_> {
         let Some(param) = l.param() else {
             return Err(self.err(node, "syntax error: a function without an argument"));
         };
-        let mut names: HashMap<Str, u32> = HashMap::new();
+        let mut names: HashMap<Str, u32> = HashMap::default();
         let mut default_nodes = Vec::new();
         let param_def = match param {
             ast::Param::IdentParam(i) => {
@@ -811,7 +813,7 @@ impl Compiler<'_> {
     /// first appearance; `inherit`ed names included.
     fn top_names(&self, entries: &[ast::Entry]) -> Vec<(Str, SyntaxNode)> {
         let mut out: Vec<(Str, SyntaxNode)> = Vec::new();
-        let mut seen: std::collections::HashSet<Str> = std::collections::HashSet::new();
+        let mut seen: super::HashSet<Str> = super::HashSet::default();
         for entry in entries {
             match entry {
                 ast::Entry::AttrpathValue(av) => {

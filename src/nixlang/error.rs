@@ -109,20 +109,27 @@ pub struct SourceMap {
     pub text: String,
     /// How many bytes were put before `text` to parse it (a snippet wrapped in `{ … }`).
     pub shift: usize,
-    /// The byte offset where each line starts.
-    line_starts: Vec<usize>,
+    /// The byte offset where each line starts, found when a place is first asked for (most
+    /// texts, such as the 90 KB `lib`, are never asked).
+    line_starts: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl SourceMap {
     pub fn new(file: &Path, text: &str, shift: usize) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         SourceMap {
             file: file.to_path_buf(),
             text: text.to_string(),
             shift,
-            line_starts,
+            line_starts: std::cell::OnceCell::new(),
         }
+    }
+
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
+            let mut starts = vec![0];
+            starts.extend(memchr::memchr_iter(b'\n', self.text.as_bytes()).map(|i| i + 1));
+            starts
+        })
     }
 
     pub fn loc(&self, parsed_offset: usize) -> Location {
@@ -132,16 +139,9 @@ impl SourceMap {
         while !self.text.is_char_boundary(off) {
             off -= 1;
         }
-        let line = self
-            .line_starts
-            .partition_point(|&start| start <= off)
-            .max(1);
-        let start = self
-            .line_starts
-            .get(line - 1)
-            .copied()
-            .unwrap_or(0)
-            .min(off);
+        let line_starts = self.line_starts();
+        let line = line_starts.partition_point(|&start| start <= off).max(1);
+        let start = line_starts.get(line - 1).copied().unwrap_or(0).min(off);
         let column = self
             .text
             .get(start..off)

@@ -1,6 +1,8 @@
 //! The lazy evaluator: expressions to values, forcing thunks on demand.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use super::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -66,7 +68,7 @@ impl Evaluator {
     pub fn new() -> Self {
         Evaluator {
             globals: builtins::globals(),
-            imports: HashMap::new(),
+            imports: HashMap::default(),
             reserved: Vec::new(),
             depth: 0,
             origins: None,
@@ -86,7 +88,7 @@ impl Evaluator {
 
     /// Remember where the attributes of set literals are defined (for messages about them).
     pub fn track_positions(&mut self) {
-        self.origins.get_or_insert_with(HashMap::new);
+        self.origins.get_or_insert_with(HashMap::default);
     }
 
     /// Where attribute `name` of `attrs` was defined, if `attrs` is a set literal (and
@@ -161,7 +163,7 @@ impl Evaluator {
         let Some(split) = split else {
             return self.eval_shipped(text, src, base_dir);
         };
-        let mut names: HashMap<Str, u32> = HashMap::new();
+        let mut names: HashMap<Str, u32> = HashMap::default();
         for b in &split.bindings {
             let new: Vec<&str> = match b {
                 Binding::Value { name, .. } => vec![name],
@@ -755,11 +757,7 @@ impl Evaluator {
                     if x.is_empty() {
                         return Ok(Attrs(y));
                     }
-                    let mut out = (*x).clone();
-                    for (k, v) in y.iter() {
-                        out.insert(k.clone(), v.clone());
-                    }
-                    Ok(Value::attrs(out))
+                    Ok(Value::attrs(update(&x, &y)))
                 }
                 (x, y) => Err(err_at(
                     pos,
@@ -995,6 +993,40 @@ impl Evaluator {
             Ok(())
         })
     }
+}
+
+/// `x // y`: a few names into a copy of `x`; two large sets (`lib`'s parts, a module's
+/// defaults) merged in one pass over both, in order, and built at once.
+fn update(x: &Attrs, y: &Attrs) -> Attrs {
+    if y.len() * 8 < x.len() {
+        let mut out = x.clone();
+        for (k, v) in y.iter() {
+            out.insert(k.clone(), v.clone());
+        }
+        return out;
+    }
+    let mut merged: Vec<(Str, Thunk)> = Vec::with_capacity(x.len() + y.len());
+    let (mut a, mut b) = (x.iter().peekable(), y.iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => {
+                    a.next();
+                    false
+                }
+            },
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_a { a.next() } else { b.next() };
+        if let Some((k, v)) = next {
+            merged.push((k.clone(), v.clone()));
+        }
+    }
+    merged.into_iter().collect()
 }
 
 fn as_float(v: &Value) -> Option<f64> {

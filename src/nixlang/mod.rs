@@ -21,6 +21,13 @@ pub use error::{ErrorKind, EvalError, Location};
 pub use eval::{Evaluator, Written};
 pub use value::{Attrs, Str, Thunk, Value};
 
+/// The hash maps of the evaluator and the module system: FxHash, as their keys are short
+/// (names, paths, pointers) and hashing them with SipHash was a large part of an evaluation.
+/// What is hashed comes from the user's own configuration, so collisions crafted against the
+/// hash are no concern here.
+pub type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
+pub type HashSet<K> = rustc_hash::FxHashSet<K>;
+
 /// Evaluates `text` as a Nix expression with relative paths resolved against `base_dir`, forces
 /// it deeply and converts it to JSON as `nix-instantiate --eval --strict --json` prints it.
 pub fn eval_json(text: &str, base_dir: &Path) -> Result<serde_json::Value, EvalError> {

@@ -408,3 +408,43 @@ pub fn http_get(addr: &str, port: u16) -> std::io::Result<String> {
     stream.read_to_string(&mut reply)?;
     Ok(reply)
 }
+
+/// Does this host have IPv6 as `create` asks (an address listed, not disabled)?
+pub fn host_has_ipv6() -> bool {
+    let listed = std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| !t.trim().is_empty());
+    let enabled = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+        .is_ok_and(|t| t.trim() == "0");
+    listed && enabled
+}
+
+/// The IPv6 pair `create` picks as its Nth (README, "Addresses"): `fdGG:GGGG:GGGG::N:1` and
+/// `…::N:2`, GG… the first five bytes of the SHA-256 of /etc/machine-id, N's decimal digits.
+pub fn auto_ipv6_pair(n: u8) -> (String, String) {
+    use sha2::Digest;
+    let id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let h = sha2::Sha256::digest(id.trim().as_bytes());
+    let group = u16::from_str_radix(&n.to_string(), 16).unwrap();
+    let addr = |end: u16| {
+        std::net::Ipv6Addr::new(
+            u16::from_be_bytes([0xfd, h[0]]),
+            u16::from_be_bytes([h[1], h[2]]),
+            u16::from_be_bytes([h[3], h[4]]),
+            0,
+            0,
+            0,
+            group,
+            end,
+        )
+        .to_string()
+    };
+    (addr(1), addr(2))
+}
+
+/// The conf lines of that pair after LOCAL_ADDRESS, empty on a host without IPv6.
+pub fn auto_ipv6_lines(n: u8) -> String {
+    if !host_has_ipv6() {
+        return String::new();
+    }
+    let (h, l) = auto_ipv6_pair(n);
+    format!("HOST_ADDRESS6={h}\nLOCAL_ADDRESS6={l}\n")
+}

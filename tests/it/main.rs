@@ -5,12 +5,14 @@
 
 mod autostart;
 mod binds;
+mod boot;
 mod common;
 mod compat;
 mod completions;
 mod copy;
 mod debris;
 mod declarative;
+mod declcuts;
 mod enter;
 mod everyday;
 mod extremes;

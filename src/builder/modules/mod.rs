@@ -5,14 +5,14 @@
 //! modules declare ([`Declarations`]) and those the user's modules declare with `mkOption`.
 //! Unknown options and wrong types are all reported at once, each at its definition.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
 use super::options::{Declarations, HOW_TO_FIND_OPTIONS, OptType};
 use super::plain::Value as Plain;
 use crate::nixlang::compile::Pos;
-use crate::nixlang::{Attrs, EvalError, Evaluator, Location, Str, Thunk, Value};
+use crate::nixlang::{Attrs, EvalError, Evaluator, HashMap, HashSet, Location, Str, Thunk, Value};
 
 /// The default priority of a definition (`mkOverride 100`) and of ordering (`mkOrder 1000`).
 const PRIORITY_PLAIN: i64 = 100;
@@ -29,8 +29,9 @@ pub struct Evaluated {
 #[derive(Clone)]
 struct Def {
     value: Thunk,
-    /// `mkIf` conditions met on the way down, all of which must hold.
-    conds: Vec<Thunk>,
+    /// `mkIf` conditions met on the way down, all of which must hold (shared: a definition
+    /// is copied for every attribute below it).
+    conds: Rc<Vec<Thunk>>,
     priority: Option<i64>,
     order: i64,
     file: Str,
@@ -169,7 +170,9 @@ struct System {
     /// The module arguments (`lib`, `pkgs`, `config`, …).
     args: Rc<Attrs>,
     /// The definitions found at each path so far (see [`defs_at`]).
-    defs: std::cell::RefCell<std::collections::HashMap<Vec<Str>, Vec<Def>>>,
+    defs: std::cell::RefCell<HashMap<Vec<Str>, Rc<Vec<Def>>>>,
+    /// The definitions at each path so far as sets, properties unwrapped (see [`sets_at`]).
+    sets: std::cell::RefCell<HashMap<Vec<Str>, Rc<SetDefs>>>,
     /// Where this system is: a submodule's option path (`containers.web`), in messages.
     prefix: Vec<Str>,
 }
@@ -181,7 +184,7 @@ impl System {
             .iter()
             .map(|m| Def {
                 value: m.config.clone(),
-                conds: Vec::new(),
+                conds: Rc::default(),
                 priority: None,
                 order: ORDER_DEFAULT,
                 file: m.file.clone(),
@@ -405,7 +408,7 @@ fn build_system(
     let args = Rc::new(args);
 
     let mut modules = Vec::new();
-    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut seen: HashSet<PathBuf> = HashSet::default();
     let mut work: Vec<Pending> = pending;
     work.reverse();
     let mut option_sets: Vec<(Thunk, Str)> = Vec::new();
@@ -512,6 +515,7 @@ fn build_system(
         modules,
         args,
         defs: Default::default(),
+        sets: Default::default(),
         prefix,
     });
     let _ = cell.set(system.clone());
@@ -719,47 +723,58 @@ fn type_check(ev: &mut Evaluator, t: &Thunk) -> Result<Value, EvalError> {
 /// The definitions at `path` (below the top of `system`'s modules), mkIf conditions kept (not
 /// evaluated), `mkMerge` split, `mkOverride` priorities carried down.
 /// Kept per path (`System::defs`): every option below a path starts from its definitions.
-fn defs_at(ev: &mut Evaluator, system: &System, path: &[Str]) -> Result<Vec<Def>, EvalError> {
+fn defs_at(ev: &mut Evaluator, system: &System, path: &[Str]) -> Result<Rc<Vec<Def>>, EvalError> {
     let Some((key, parent)) = path.split_last() else {
-        return Ok(system.roots());
+        return Ok(Rc::new(system.roots()));
     };
     if let Some(known) = system.defs.borrow().get(path) {
         return Ok(known.clone());
     }
     let mut defs = Vec::new();
-    for d in defs_at(ev, system, parent)? {
-        descend(ev, d, key, &mut defs)?;
+    for (d, a) in sets_at(ev, system, parent)?.iter() {
+        if let Some(t) = a.get(key) {
+            let pos = ev.attr_pos(a, key);
+            defs.push(Def {
+                value: t.clone(),
+                pos: pos.or(d.pos.clone()),
+                ..d.clone()
+            });
+        }
     }
+    let defs = Rc::new(defs);
     system.defs.borrow_mut().insert(path.to_vec(), defs.clone());
     Ok(defs)
 }
 
-/// Pushes `def` (a definition of a set) one attribute down, to `key`.
-fn descend(ev: &mut Evaluator, def: Def, key: &str, out: &mut Vec<Def>) -> Result<(), EvalError> {
-    let mut parts = Vec::new();
-    unwrap_properties(ev, def, &mut parts)?;
-    for d in parts {
-        let v = ev.force(&d.value)?;
-        match v {
-            Value::Attrs(a) => {
-                if let Some(t) = a.get(key) {
-                    let pos = ev.attr_pos(&a, key);
-                    out.push(Def {
-                        value: t.clone(),
-                        pos: pos.or(d.pos.clone()),
-                        ..d
-                    });
+/// The definitions of a set, properties unwrapped, each with its set.
+type SetDefs = Vec<(Def, Rc<Attrs>)>;
+
+/// The definitions at `path` with properties unwrapped, each of which must be a set (as
+/// `path` has attributes below it). Kept per path (`System::sets`), as every attribute below
+/// starts from them.
+fn sets_at(ev: &mut Evaluator, system: &System, path: &[Str]) -> Result<Rc<SetDefs>, EvalError> {
+    if let Some(known) = system.sets.borrow().get(path) {
+        return Ok(known.clone());
+    }
+    let mut sets = Vec::new();
+    for def in defs_at(ev, system, path)?.iter() {
+        let mut parts = Vec::new();
+        unwrap_properties(ev, def.clone(), &mut parts)?;
+        for d in parts {
+            match ev.force(&d.value)? {
+                Value::Attrs(a) => sets.push((d, a)),
+                other => {
+                    return Err(d.error(format!(
+                        "a definition is {} where a set of options was expected",
+                        other.describe()
+                    )));
                 }
-            }
-            other => {
-                return Err(d.error(format!(
-                    "a definition is {} where a set of options was expected",
-                    other.describe()
-                )));
             }
         }
     }
-    Ok(())
+    let sets = Rc::new(sets);
+    system.sets.borrow_mut().insert(path.to_vec(), sets.clone());
+    Ok(sets)
 }
 
 /// Splits `mkMerge`, and moves `mkIf` conditions and `mkOverride`/`mkOrder` priorities from
@@ -788,7 +803,7 @@ fn unwrap_properties(ev: &mut Evaluator, def: Def, out: &mut Vec<Def>) -> Result
     match &*kind {
         "if" => {
             let mut d = def.clone();
-            d.conds
+            Rc::make_mut(&mut d.conds)
                 .push(field("condition").unwrap_or_else(|| Thunk::value(Value::Bool(false))));
             d.value = content();
             unwrap_properties(ev, d, out)
@@ -833,14 +848,14 @@ fn unwrap_properties(ev: &mut Evaluator, def: Def, out: &mut Vec<Def>) -> Result
 }
 
 /// `defs` with properties unwrapped, keeping those whose `mkIf` conditions all hold.
-fn met_conditions(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> {
+fn met_conditions(ev: &mut Evaluator, defs: &[Def]) -> Result<Vec<Def>, EvalError> {
     let mut parts = Vec::new();
     for d in defs {
-        unwrap_properties(ev, d, &mut parts)?;
+        unwrap_properties(ev, d.clone(), &mut parts)?;
     }
     let mut kept = Vec::new();
     'defs: for d in parts {
-        for c in &d.conds {
+        for c in d.conds.iter() {
             match ev.force(c)? {
                 Value::Bool(true) => {}
                 Value::Bool(false) => continue 'defs,
@@ -859,7 +874,7 @@ fn met_conditions(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalEr
 
 /// The definitions that count at an option: [`met_conditions`], only those of the strongest
 /// priority, in order.
-fn discharge(ev: &mut Evaluator, defs: Vec<Def>) -> Result<Vec<Def>, EvalError> {
+fn discharge(ev: &mut Evaluator, defs: &[Def]) -> Result<Vec<Def>, EvalError> {
     let mut kept = met_conditions(ev, defs)?;
     let best = kept
         .iter()
@@ -888,7 +903,7 @@ fn node_value(
                 .collect();
             if let Some(any) = any {
                 let defs = defs_at(ev, system, path)?;
-                let defs = met_conditions(ev, defs)?;
+                let defs = met_conditions(ev, &defs)?;
                 let mut seen: HashSet<Str> = children.keys().cloned().collect();
                 for d in defs {
                     if let Value::Attrs(a) = ev.force(&d.value)? {
@@ -936,7 +951,7 @@ fn options_value(
                 "isDefined".into(),
                 Thunk::native(Box::new(move |ev: &mut Evaluator| {
                     let defs = defs_at(ev, &s, &p)?;
-                    Ok(Value::Bool(!discharge(ev, defs)?.is_empty()))
+                    Ok(Value::Bool(!discharge(ev, &defs)?.is_empty()))
                 })),
             );
             let (s, p, d) = (system.clone(), path.to_vec(), decl.clone());
@@ -993,7 +1008,7 @@ fn option_value(
     path: &[Str],
 ) -> Result<Value, EvalError> {
     let defs = defs_at(ev, system, path)?;
-    let defs = discharge(ev, defs)?;
+    let defs = discharge(ev, &defs)?;
     // The option's whole path, for messages (and the submodules below it).
     let shown: Vec<Str> = system.prefix.iter().chain(path).cloned().collect();
     let shown = &shown[..];
@@ -1008,13 +1023,13 @@ fn option_value(
                 // A default may use mkIf, mkMerge… too.
                 let def = Def {
                     value: d.clone(),
-                    conds: Vec::new(),
+                    conds: Rc::default(),
                     priority: None,
                     order: ORDER_DEFAULT,
                     file: "<default>".into(),
                     pos: None,
                 };
-                let defs = discharge(ev, vec![def])?;
+                let defs = discharge(ev, &[def])?;
                 if defs.is_empty() {
                     return Err(no_value(shown));
                 }
@@ -1297,7 +1312,7 @@ fn merge_attrs(
     }
     let mut out = Attrs::new();
     for (k, defs) in by_key {
-        let defs = discharge(ev, defs)?;
+        let defs = discharge(ev, &defs)?;
         if defs.is_empty() {
             continue;
         }
@@ -1350,7 +1365,7 @@ fn check_unknown(
     errors: &mut Vec<EvalError>,
 ) {
     let defs = system.roots();
-    let mut reported = HashSet::new();
+    let mut reported = HashSet::default();
     let checked = check_node(
         ev,
         &system.root,
