@@ -206,18 +206,7 @@ pub fn teardown(keep: bool) -> (Vec<Kept>, Vec<String>) {
         }
         let names: Vec<ContainerName> = nodes.iter().map(|(_, c)| c.clone()).collect();
         crate::host::phase("test: teardown");
-        // The bridge goes while the nodes do: its ports leave it as their containers die.
-        let (failures, bridge_removed) = std::thread::scope(|scope| {
-            let bridge = &test.bridge;
-            let removing = scope.spawn(move || crate::host::net::delete_bridge(bridge));
-            let failures = test.manager.destroy_all(&names);
-            let removed = removing.join().unwrap_or_else(|_| {
-                Err(Error::Unsupported(
-                    "the thread removing the test's bridge panicked".into(),
-                ))
-            });
-            (failures, removed)
-        });
+        let failures = test.manager.destroy_all(&names);
         for (name, e) in failures {
             let node = nodes
                 .iter()
@@ -225,7 +214,9 @@ pub fn teardown(keep: bool) -> (Vec<Kept>, Vec<String>) {
                 .map_or("?", |(n, _)| n.as_str());
             errors.push(format!("removing node {node} ({name}): {e}"));
         }
-        if let Err(e) = bridge_removed {
+        // After the nodes: removed with it while they die, their bridge ports (`vb-NAME`) can
+        // outlive the run for a while, until the kernel reaps their network namespaces.
+        if let Err(e) = test.manager.delete_bridge(&test.bridge) {
             errors.push(format!("removing bridge {}: {e}", test.bridge));
         }
         crate::host::phase("test: nodes and bridge removed");
