@@ -64,11 +64,12 @@ pub struct Manager {
     /// Chosen on first use: only create and update build, and finding out whether this is a
     /// Nix host costs a PATH search that every other verb can do without.
     builder: std::cell::OnceCell<Box<dyn Builder>>,
-    choose_builder: BuilderChoice,
+    choose_builder: std::sync::Arc<dyn Fn() -> Result<Box<dyn Builder>> + Send + Sync>,
 }
 
-/// How the manager picks its builder, when it first needs one.
-pub type BuilderChoice = Box<dyn Fn() -> Result<Box<dyn Builder>>>;
+/// How the manager picks its builder, when it first needs one (also in the threads of
+/// [`Manager::create_all`], each of which picks one of its own).
+pub type BuilderChoice = Box<dyn Fn() -> Result<Box<dyn Builder>> + Send + Sync>;
 
 impl Manager {
     /// A manager of the containers below `paths`, run by `driver` (the front end chooses it,
@@ -85,7 +86,7 @@ impl Manager {
             personality,
             driver,
             builder: std::cell::OnceCell::new(),
-            choose_builder,
+            choose_builder: std::sync::Arc::from(choose_builder),
         }
     }
 
@@ -147,6 +148,111 @@ impl Manager {
     }
 
     pub fn create(&self, name: &ContainerName, opts: &CreateOptions) -> Result<Created> {
+        let opts = self.checked_create_options(opts)?;
+        let source = create_source(&opts);
+        let nix_built = std::cell::Cell::new(None::<String>);
+        // The base system, configuration.nix and the first generation are built into the new
+        // root before the conf exists.
+        let _line = progress::Line;
+        let realize = |building: &Root, name: &ContainerName| -> Result<()> {
+            if self.builder()?.kind() == BuilderKind::Nix {
+                nix_built.set(Some(name.to_string()));
+            }
+            self.realize_first(building, name, &source, &opts)
+        };
+        let created = store::create(&self.paths, name, &opts, &realize)
+            .and_then(|created| self.arrange_auto_start(created, &opts));
+        if let (Err(_), Some(name)) = (&created, nix_built.take()) {
+            // nixos-container's clean-up: the profile and GC roots go with the root and conf.
+            let _ = crate::files::remove_path(&self.paths.profile(&name));
+            let _ = crate::files::remove_path(&self.paths.gcroots(&name));
+        }
+        created
+    }
+
+    /// Create every container of `nodes` (name, options), as [`Manager::create`] one by one
+    /// would: with the native builder, their roots are built at once, each in a thread with a
+    /// builder of its own and outside the create lock ([`store::prepare`]), then made containers
+    /// in order ([`store::commit`]: their addresses checked under the lock). It stops at the
+    /// first that fails: what was created, and that failure (its index and error); the roots
+    /// built for the others are removed.
+    pub fn create_all(
+        &self,
+        nodes: &[(ContainerName, CreateOptions)],
+    ) -> (Vec<Created>, Option<(usize, Error)>) {
+        let mut created = Vec::new();
+        let at_once = nodes.len() > 1
+            && self
+                .builder()
+                .is_ok_and(|b| b.kind() == BuilderKind::Native);
+        if !at_once {
+            for (i, (name, opts)) in nodes.iter().enumerate() {
+                match self.create(name, opts) {
+                    Ok(c) => created.push(c),
+                    Err(e) => return (created, Some((i, e))),
+                }
+            }
+            return (created, None);
+        }
+        let prepared: Vec<Result<store::Prepared>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = nodes
+                .iter()
+                .map(|(name, opts)| {
+                    let (paths, personality) = (self.paths.clone(), self.personality);
+                    let choose = self.choose_builder.clone();
+                    scope.spawn(move || -> Result<store::Prepared> {
+                        let builder: BuilderChoice = Box::new(move || choose());
+                        // A build never asks the driver: any will do, and this one costs nothing.
+                        let driver =
+                            Box::new(crate::host::standalone::Standalone::new(paths.clone()));
+                        Manager::new(paths, personality, builder, driver).prepare(name, opts)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Unsupported(
+                            "a thread building a container panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut failure = None;
+        for (i, built) in prepared.into_iter().enumerate() {
+            if failure.is_some() {
+                if let Ok(p) = built {
+                    store::discard(p);
+                }
+                continue;
+            }
+            let opts = &nodes[i].1;
+            let made = built.and_then(|p| {
+                let opts = self.checked_create_options(opts)?;
+                store::commit(&self.paths, p, &opts).and_then(|c| self.arrange_auto_start(c, &opts))
+            });
+            match made {
+                Ok(c) => created.push(c),
+                Err(e) => failure = Some((i, e)),
+            }
+        }
+        (created, failure)
+    }
+
+    /// [`Manager::create_all`]'s build of one root (native builder), in a thread of its own.
+    fn prepare(&self, name: &ContainerName, opts: &CreateOptions) -> Result<store::Prepared> {
+        let opts = self.checked_create_options(opts)?;
+        let source = create_source(&opts);
+        let realize = |building: &Root, name: &ContainerName| -> Result<()> {
+            self.realize_first(building, name, &source, &opts)
+        };
+        store::prepare(&self.paths, name, &opts, &realize)
+    }
+
+    /// What every create checks first, and the options as this personality creates them.
+    fn checked_create_options(&self, opts: &CreateOptions) -> Result<CreateOptions> {
         require_root()?;
         self.check_nix_options(&opts.nix)?;
         if let Some(network) = &opts.network
@@ -163,60 +269,55 @@ impl Manager {
         if self.personality == Personality::NixosContainer {
             opts.max_name_len = Some(name::NIXOS_CONTAINER_MAX_LEN);
         }
-        let source = opts
-            .config
-            .clone()
-            .unwrap_or(ConfigSource::Snippet(String::new()));
-        let nix_built = std::cell::Cell::new(None::<String>);
-        // The base system, configuration.nix and the first generation are built into the new
-        // root before the conf exists.
-        let _line = progress::Line;
-        let realize = |building: &Root, name: &ContainerName| -> Result<()> {
-            progress::show(&format!("{name}: building generation 1"));
-            base::write_base_system(building, name)?;
-            configuration_nix::write(building, name, &source)?;
-            let mut request = self.request(name, building, source.clone());
-            request.initial = true;
-            request.nix = opts.nix.clone();
-            request.declared_in = opts
-                .conf
-                .as_ref()
-                .and_then(|c| declared::declared_in(c).map(Path::to_path_buf));
-            if self.builder()?.kind() == BuilderKind::Nix {
-                nix_built.set(Some(name.to_string()));
+        Ok(opts)
+    }
+
+    /// The base system, configuration.nix and the first generation of new container `name`,
+    /// built into `building` (its root, not yet in place).
+    fn realize_first(
+        &self,
+        building: &Root,
+        name: &ContainerName,
+        source: &ConfigSource,
+        opts: &CreateOptions,
+    ) -> Result<()> {
+        progress::show(&format!("{name}: building generation 1"));
+        base::write_base_system(building, name)?;
+        configuration_nix::write(building, name, source)?;
+        let mut request = self.request(name, building, source.clone());
+        request.initial = true;
+        request.nix = opts.nix.clone();
+        request.declared_in = opts
+            .conf
+            .as_ref()
+            .and_then(|c| declared::declared_in(c).map(Path::to_path_buf));
+        match self.builder()?.build(&request)? {
+            Built::Generation(mut generation) => {
+                progress::show(&format!("{name}: activating generation 1"));
+                activate::apply(building, &generation, None)?;
+                let store = Store::new(building);
+                store.save_next(&mut generation)?;
+                store.set_current(generation.number)
             }
-            match self.builder()?.build(&request)? {
-                Built::Generation(mut generation) => {
-                    progress::show(&format!("{name}: activating generation 1"));
-                    activate::apply(building, &generation, None)?;
-                    let store = Store::new(building);
-                    store.save_next(&mut generation)?;
-                    store.set_current(generation.number)
-                }
-                Built::NixSystem(_) => Ok(()),
-            }
-        };
-        let created = store::create(&self.paths, name, &opts, &realize).and_then(|created| {
-            if let Some(note) = &created.ipv6_note {
-                progress::clear();
-                eprintln!("ncsh: note: {}: {note}", created.name);
-            }
-            // Started at boot (systemd driver); if that cannot be arranged, no container.
-            match self.driver.set_auto_start(&created.name, opts.auto_start) {
-                Ok(()) => Ok(created),
-                Err(e) => {
-                    let _ = self.driver.set_auto_start(&created.name, false);
-                    let _ = store::remove_files(&self.paths, &created.name);
-                    Err(e)
-                }
-            }
-        });
-        if let (Err(_), Some(name)) = (&created, nix_built.take()) {
-            // nixos-container's clean-up: the profile and GC roots go with the root and conf.
-            let _ = crate::files::remove_path(&self.paths.profile(&name));
-            let _ = crate::files::remove_path(&self.paths.gcroots(&name));
+            Built::NixSystem(_) => Ok(()),
         }
-        created
+    }
+
+    /// The end of a create: its note, if any, and started at boot (systemd driver) as `opts`
+    /// asks; if that cannot be arranged, no container.
+    fn arrange_auto_start(&self, created: Created, opts: &CreateOptions) -> Result<Created> {
+        if let Some(note) = &created.ipv6_note {
+            progress::clear();
+            eprintln!("ncsh: note: {}: {note}", created.name);
+        }
+        match self.driver.set_auto_start(&created.name, opts.auto_start) {
+            Ok(()) => Ok(created),
+            Err(e) => {
+                let _ = self.driver.set_auto_start(&created.name, false);
+                let _ = store::remove_files(&self.paths, &created.name);
+                Err(e)
+            }
+        }
     }
 
     /// Rebuild a container's system from `--config`, `--config-file` or (neither) its
@@ -502,6 +603,7 @@ impl Manager {
 
     pub fn start(&self, name: &ContainerName) -> Result<()> {
         require_root()?;
+        crate::host::phase(&format!("start {name}"));
         let _lock = self.lock(name)?;
         self.start_locked(name)
     }
@@ -527,9 +629,11 @@ impl Manager {
         let _line = progress::Line;
         progress::show(&format!("{name}: booting"));
         let began = std::time::Instant::now();
+        crate::host::phase(&format!("start {name}: checked, driver starts"));
         self.driver
             .start(name, &conf)
             .map_err(|e| self.with_journal_tail(name, e))?;
+        crate::host::phase(&format!("start {name}: up"));
         progress::finish(&format!(
             "{name}: reached multi-user.target in {:.2} s",
             began.elapsed().as_secs_f64()
@@ -674,16 +778,20 @@ impl Manager {
         } else if !self.paths.root(name).exists() && !self.paths.runtime(name).exists() {
             return Ok(());
         }
+        crate::host::phase(&format!("destroy {name}"));
         if self.driver.status(name) == Status::Up || self.driver.leader(name).is_some() {
             self.driver.terminate(name)?;
+            crate::host::phase(&format!("destroy {name}: terminated"));
         }
         let network = self
             .conf(name)
             .ok()
             .and_then(|c| c.non_empty(NETWORK_KEY).map(str::to_string));
         self.driver.remove_runtime(name)?;
+        crate::host::phase(&format!("destroy {name}: runtime removed"));
         self.driver.set_auto_start(name, false)?;
         store::remove_files(&self.paths, name)?;
+        crate::host::phase(&format!("destroy {name}: files removed"));
         // The network's bridge goes with its last container.
         if let Some(network) = network {
             let members = store::all_confs(&self.paths)?
@@ -892,6 +1000,13 @@ impl Manager {
     }
 }
 
+/// The configuration a create builds: the one given, else an empty one.
+fn create_source(opts: &CreateOptions) -> ConfigSource {
+    opts.config
+        .clone()
+        .unwrap_or(ConfigSource::Snippet(String::new()))
+}
+
 fn copy_tree_in(root: &Root, src: &Path, dst: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::symlink_metadata(src)
@@ -1043,6 +1158,46 @@ mod tests {
             1,
             "no driver call for a missing container"
         );
+    }
+
+    #[test]
+    fn create_all_builds_at_once_and_makes_the_containers_in_order() {
+        let Some((dir, m, log)) = manager() else {
+            return;
+        };
+        let opts = |local: &str| CreateOptions {
+            host_address: Some("10.233.9.1".into()),
+            local_address: Some(local.into()),
+            ..CreateOptions::default()
+        };
+        let nodes = [(n("ca"), opts("10.233.9.2")), (n("cb"), opts("10.233.9.3"))];
+        let (created, failure) = m.create_all(&nodes);
+        assert!(failure.is_none(), "{failure:?}");
+        let names: Vec<&str> = created.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["ca", "cb"]);
+        assert_eq!(m.ip(&n("cb")).unwrap(), "10.233.9.3");
+        assert!(m.paths.root("ca").join("etc/os-release").exists());
+        assert!(log.calls().is_empty(), "create does not touch the driver");
+        // The second one's address is ca's: cc is made, cd refused, ce's root removed.
+        let nodes = [
+            (n("cc"), opts("10.233.9.4")),
+            (n("cd"), opts("10.233.9.2")),
+            (n("ce"), opts("10.233.9.5")),
+        ];
+        let (created, failure) = m.create_all(&nodes);
+        assert_eq!(created.len(), 1);
+        assert_eq!(created[0].name.as_str(), "cc");
+        let (index, e) = failure.unwrap();
+        assert_eq!((index, e.kind()), (1, "AddressInUse"), "{e}");
+        assert!(!m.exists(&n("cd")) && !m.exists(&n("ce")));
+        let left: Vec<String> = std::fs::read_dir(&m.paths.state_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut left = left;
+        left.sort();
+        assert_eq!(left, ["ca", "cb", "cc"], "no other root, no debris");
+        drop(dir);
     }
 
     #[test]

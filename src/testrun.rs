@@ -159,6 +159,7 @@ pub fn run(manager: Rc<Manager>, options: &Options) -> i32 {
         "{passed} passed, {failed} failed ({:.2} s)",
         start.elapsed().as_secs_f64()
     );
+    crate::host::phase("test: summary printed");
     let mut status = i32::from(failed > 0);
     if let Some(path) = &options.junit
         && let Err(e) = crate::files::write_atomic(path, &junit(&reports), 0o644)

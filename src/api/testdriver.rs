@@ -205,16 +205,21 @@ pub fn teardown(keep: bool) -> (Vec<Kept>, Vec<String>) {
             continue;
         }
         let names: Vec<ContainerName> = nodes.iter().map(|(_, c)| c.clone()).collect();
-        for (name, e) in test.manager.destroy_all(&names) {
+        crate::host::phase("test: teardown");
+        let failures = test.manager.destroy_all(&names);
+        for (name, e) in failures {
             let node = nodes
                 .iter()
                 .find(|(_, c)| *c == name)
                 .map_or("?", |(n, _)| n.as_str());
             errors.push(format!("removing node {node} ({name}): {e}"));
         }
+        // After the nodes: removed with it while they die, their bridge ports (`vb-NAME`) can
+        // outlive the run for a while, until the kernel reaps their network namespaces.
         if let Err(e) = test.manager.delete_bridge(&test.bridge) {
             errors.push(format!("removing bridge {}: {e}", test.bridge));
         }
+        crate::host::phase("test: nodes and bridge removed");
         if let Err(e) = crate::files::remove_path(&test.scratch) {
             errors.push(format!("removing {}: {e}", test.scratch.display()));
         }
@@ -308,7 +313,10 @@ impl CustomType for Test {
                 "The name of the test's bridge on the host."
             )])
             .with_fn("start_all", |t: &mut Test| -> RhaiResult<()> {
-                t.state.manager.start_all(&t.containers()).map_err(to_rhai)
+                crate::host::phase("test: start_all");
+                let started = t.state.manager.start_all(&t.containers());
+                crate::host::phase("test: start_all done");
+                started.map_err(to_rhai)
             })
             .and_comments(&[api_doc!(
                 "t.start_all()",
@@ -524,39 +532,66 @@ fn new_test(manager: &Rc<Manager>, spec: &Map) -> Result<Test, Error> {
         });
         RUN.with(|r| r.borrow_mut().tests.push(state.clone()));
         crate::files::ensure_dir(&state.scratch, 0o700)?;
-        let mut retry = false;
-        for ((node, name, module), (_, address)) in modules.iter().zip(&addressed) {
-            let opts = CreateOptions {
-                host_address: Some(gateway.to_string()),
-                local_address: Some(format!("{address}/{}", network.prefix_len())),
-                bridge: Some(state.bridge.clone()),
-                config: Some(ConfigSource::Snippet(node_config(
-                    node,
-                    module.as_deref(),
-                    &addressed,
-                ))),
-                ..CreateOptions::default()
-            };
-            match manager.create(name, &opts) {
-                Ok(_) => state.nodes.borrow_mut().push((node.clone(), name.clone())),
-                // Another process took the network meanwhile: the next one.
-                Err(Error::AddressInUse { .. } | Error::InvalidAddress { .. })
-                    if state.nodes.borrow().is_empty() =>
-                {
-                    retry = true;
-                    break;
-                }
-                Err(e) => return Err(prefixed(node, e)),
+        let gateway_net =
+            Ipv4Net::new(gateway, network.prefix_len()).map_err(|e| Error::Usage(e.to_string()))?;
+        let planned: Vec<(ContainerName, CreateOptions)> = modules
+            .iter()
+            .zip(&addressed)
+            .map(|((node, name, module), (_, address))| {
+                let opts = CreateOptions {
+                    host_address: Some(gateway.to_string()),
+                    local_address: Some(format!("{address}/{}", network.prefix_len())),
+                    bridge: Some(state.bridge.clone()),
+                    config: Some(ConfigSource::Snippet(node_config(
+                        node,
+                        module.as_deref(),
+                        &addressed,
+                    ))),
+                    ..CreateOptions::default()
+                };
+                (name.clone(), opts)
+            })
+            .collect();
+        // The nodes are built at once, and the bridge made meanwhile; it gets the gateway
+        // once the nodes hold the network (before, the gateway would be refused to the first).
+        let bridge = &state.bridge;
+        crate::host::phase("test: create the nodes");
+        let (created, failure, bridged) = std::thread::scope(|scope| {
+            let bridging = scope.spawn(move || crate::host::net::add_bridge_link(bridge));
+            let (created, failure) = manager.create_all(&planned);
+            let bridged = bridging.join().unwrap_or_else(|_| {
+                Err(Error::Unsupported(
+                    "the thread making the test's bridge panicked".into(),
+                ))
+            });
+            (created, failure, bridged)
+        });
+        crate::host::phase("test: nodes created");
+        for made in &created {
+            if let Some((node, _, _)) = modules.iter().find(|(_, name, _)| *name == made.name) {
+                state
+                    .nodes
+                    .borrow_mut()
+                    .push((node.clone(), made.name.clone()));
             }
+        }
+        let retry = match failure {
+            None => false,
+            // Another process took the network meanwhile: the next one.
+            Some((0, Error::AddressInUse { .. } | Error::InvalidAddress { .. })) => true,
+            Some((i, e)) => return Err(prefixed(&modules[i].0, e)),
+        };
+        if retry {
+            crate::host::net::delete_bridge(&state.bridge)?;
+        } else {
+            bridged?;
+            crate::host::net::add_bridge_address(&state.bridge, gateway_net)?;
         }
         if retry {
             RUN.with(|r| r.borrow_mut().tests.retain(|t| !Rc::ptr_eq(t, &state)));
             continue;
         }
-        manager.add_bridge(
-            &state.bridge,
-            Ipv4Net::new(gateway, network.prefix_len()).map_err(|e| Error::Usage(e.to_string()))?,
-        )?;
+        crate::host::phase("test: bridge up");
         let nodes = state
             .nodes
             .borrow()

@@ -3,7 +3,9 @@
 //! `create` is atomic and serialized: under the create lock it picks the name and the addresses,
 //! builds the root in a temporary directory, renames it into place and writes the conf last (the
 //! conf is what makes a container exist). Any failure removes what was made, so a failed create
-//! leaves no conf, no root and no address taken.
+//! leaves no conf, no root and no address taken. `prepare` and `commit` are the same create in
+//! two steps, for several containers built at once (a test's nodes): the root is built outside
+//! the lock, and the checks, the rename and the conf are done under it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -292,6 +294,101 @@ pub fn create(
     }
     let name = ContainerName::parse(&name)?;
 
+    let (conf, created) = plan(paths, &name, opts, extra_nspawn_flags)?;
+    let root = paths.root(&name);
+    let fresh_root = !root.exists();
+    build_root(paths, &name, &root, fresh_root, realize)?;
+    write_conf(paths, &name, &root, fresh_root, &conf)?;
+    Ok(created)
+}
+
+/// A new container's root, built (by [`prepare`]) outside the create lock, in a temporary
+/// directory of this process; [`commit`] puts it in place, [`discard`] removes it.
+#[derive(Debug)]
+pub struct Prepared {
+    name: ContainerName,
+    tmp: PathBuf,
+}
+
+/// Build container `name`'s root without the create lock, so that the roots of several
+/// containers (a test's nodes) are built at once; its addresses are chosen and checked, and the
+/// root put in place, by [`commit`]. The name is used as it is (no `ensure_unique_name`) and
+/// must be free: an existing conf or root is refused.
+pub fn prepare(
+    paths: &Paths,
+    name: &ContainerName,
+    opts: &CreateOptions,
+    realize: Realize<'_>,
+) -> Result<Prepared> {
+    check_options(opts)?;
+    extra_nspawn_flags(&opts.nspawn)?;
+    for (dir, mode) in [(&paths.conf_dir, 0o755), (&paths.state_dir, 0o700)] {
+        if !dir.is_dir() {
+            ensure_dir(dir, mode)?;
+        }
+    }
+    if name.as_str().len() > opts.max_name_len.unwrap_or(name::MAX_NAME_LEN) {
+        return Err(Error::NameTooLong(name.to_string()));
+    }
+    if paths.conf(name).exists() || paths.root(name).exists() {
+        return Err(Error::AlreadyExists(name.to_string()));
+    }
+    let tmp = debris_path(&paths.state_dir, name, CREATING);
+    let made = (|| {
+        let building = Root::create(&tmp, 0o755)?;
+        realize(&building, name)
+    })();
+    match made {
+        Ok(()) => Ok(Prepared {
+            name: name.clone(),
+            tmp,
+        }),
+        Err(e) => {
+            let _ = remove_path(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Make `prepared` a container, as [`create`] does after its build: under the create lock, its
+/// addresses checked (or chosen), its root renamed into place and its conf written. Any
+/// failure removes the prepared root.
+pub fn commit(paths: &Paths, prepared: Prepared, opts: &CreateOptions) -> Result<Created> {
+    let committed = (|| {
+        let extra_nspawn_flags = extra_nspawn_flags(&opts.nspawn)?;
+        let _lock = CreateLock::acquire(&paths.lock_file)?;
+        remove_debris(paths)?;
+        let name = &prepared.name;
+        let root = paths.root(name);
+        if paths.conf(name).exists() || root.exists() {
+            return Err(Error::AlreadyExists(name.to_string()));
+        }
+        let (conf, created) = plan(paths, name, opts, extra_nspawn_flags)?;
+        fs::rename(&prepared.tmp, &root)
+            .context(|| format!("renaming {} to {}", prepared.tmp.display(), root.display()))?;
+        write_conf(paths, name, &root, true, &conf)?;
+        Ok(created)
+    })();
+    if committed.is_err() {
+        discard(prepared);
+    }
+    committed
+}
+
+/// Remove a prepared root that will not be committed.
+pub fn discard(prepared: Prepared) {
+    let _ = remove_path(&prepared.tmp);
+}
+
+/// The conf of new container `name` from `opts` (the conf given, or one made of the flags),
+/// its addresses checked against every other conf and the host's, or chosen; under the
+/// create lock.
+fn plan(
+    paths: &Paths,
+    name: &ContainerName,
+    opts: &CreateOptions,
+    extra_nspawn_flags: Option<String>,
+) -> Result<(Conf, Created)> {
     let confs = all_confs(paths)?;
     let mut used = UsedAddresses::from_confs(confs.iter().map(|(n, c)| (n.as_str(), c)));
     if let Some(given) = &opts.conf {
@@ -311,11 +408,7 @@ pub fn create(
                 address::check_explicit_pair(flags, h, l, &used, &address::host_own_addresses())?;
             }
         }
-        let root = paths.root(&name);
-        let fresh_root = !root.exists();
-        build_root(paths, &name, &root, fresh_root, realize)?;
-        write_conf(paths, &name, &root, fresh_root, given)?;
-        return Ok(Created {
+        let created = Created {
             host_address: given
                 .non_empty("HOST_ADDRESS")
                 .unwrap_or_default()
@@ -324,9 +417,10 @@ pub fn create(
                 .non_empty("LOCAL_ADDRESS")
                 .unwrap_or_default()
                 .to_string(),
-            name,
+            name: name.clone(),
             ipv6_note: None,
-        });
+        };
+        return Ok((given.clone(), created));
     }
     let (mut auto_v6, mut ipv6_note) = (None, None);
     let (host_address, local_address) = match (&opts.host_address, &opts.local_address) {
@@ -417,16 +511,15 @@ pub fn create(
         conf.push("FLAKE", super::options::split_flake(flake).0);
     }
 
-    let root = paths.root(&name);
-    let fresh_root = !root.exists();
-    build_root(paths, &name, &root, fresh_root, realize)?;
-    write_conf(paths, &name, &root, fresh_root, &conf)?;
-    Ok(Created {
-        name,
-        host_address,
-        local_address,
-        ipv6_note,
-    })
+    Ok((
+        conf,
+        Created {
+            name: name.clone(),
+            host_address,
+            local_address,
+            ipv6_note,
+        },
+    ))
 }
 
 /// Build the root of new container `name` in a temporary directory renamed into place (or

@@ -20,6 +20,33 @@ pub mod systemd;
 use crate::container::{Conf, Paths};
 use crate::error::{Error, Result};
 
+/// With `NCSH_PHASES=FILE`, one line appended to FILE per phase of an operation: the
+/// wall-clock time (seconds since the epoch, so the lines of the supervisors and of `ncsh test`
+/// compare), the process, and what just happened. For measuring where a start, a stop or a
+/// test run spends its time (`tests/bench/testdriver.rs`); off (nothing read or written)
+/// without it.
+pub fn phase(what: &str) {
+    use std::io::Write;
+    static FILE: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    let file = FILE.get_or_init(|| {
+        let path = std::env::var_os("NCSH_PHASES")?;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .ok()
+    });
+    let Some(mut file) = file.as_ref() else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // One write per line: O_APPEND keeps the lines of concurrent processes whole.
+    let line = format!("{:.4} [{}] {what}\n", now.as_secs_f64(), std::process::id());
+    let _ = file.write_all(line.as_bytes());
+}
+
 /// What `status` reports, in nixos-container's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

@@ -345,6 +345,27 @@ pub fn add_bridge(name: &str, gateway: ipnet::Ipv4Net) -> Result<()> {
     ip(&["link", "set", "dev", name, "up"])
 }
 
+/// Make bridge `name` as [`add_bridge`] does, up but without an address yet (idempotent).
+pub fn add_bridge_link(name: &str) -> Result<()> {
+    check_link_name(name)?;
+    if !interface_exists(name) {
+        let made = ip(&["link", "add", "name", name, "type", "bridge"]);
+        if let Err(e) = made
+            && !interface_exists(name)
+        {
+            return Err(e);
+        }
+    }
+    ip(&["link", "set", "dev", name, "alias", BRIDGE_ALIAS])?;
+    ip(&["link", "set", "dev", name, "up"])
+}
+
+/// Give bridge `name` (made by [`add_bridge_link`]) the address `gateway`.
+pub fn add_bridge_address(name: &str, gateway: ipnet::Ipv4Net) -> Result<()> {
+    check_link_name(name)?;
+    ip(&["addr", "replace", &gateway.to_string(), "dev", name])
+}
+
 /// Remove bridge `name`; one already gone is success.
 pub fn delete_bridge(name: &str) -> Result<()> {
     check_link_name(name)?;

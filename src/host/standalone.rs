@@ -310,6 +310,7 @@ impl Standalone {
 
     fn wait_for_exit(&self, name: &str, runtime: &Runtime, timeout: Duration) -> Result<()> {
         if wait_until(timeout, || runtime.supervisor().is_none()) {
+            super::phase(&format!("{name}: supervisor gone"));
             return remove_leftovers(&self.paths, name);
         }
         Err(Error::StopFailed {
@@ -381,6 +382,7 @@ impl Driver for Standalone {
             return Err(in_use_elsewhere(name, &other));
         }
         remove_leftovers(&self.paths, name)?;
+        super::phase(&format!("standalone start {name}: leftovers removed"));
         base::ensure_skeleton(&Root::open(&self.paths.root(name))?)?;
         fs::create_dir_all(&runtime.dir)
             .context(|| format!("creating {}", runtime.dir.display()))?;
@@ -420,8 +422,10 @@ impl Driver for Standalone {
         drop(write_end);
         // The first process forks the real supervisor and exits at once.
         let _ = first.wait();
+        super::phase(&format!("standalone start {name}: supervisor spawned"));
 
         let report = read_report(read_end, timeout);
+        super::phase(&format!("standalone start {name}: report read"));
         match report {
             Report::Ready => Ok(()),
             Report::Failed(detail) => {
@@ -473,6 +477,7 @@ impl Driver for Standalone {
             let _ = kill(leader, Signal::SIGKILL);
         }
         let _ = kill(supervisor, Signal::SIGUSR1);
+        super::phase(&format!("terminate {name}: killed"));
         self.wait_for_exit(name, &runtime, Duration::from_secs(20))
     }
 
@@ -793,6 +798,10 @@ impl Supervisor {
                 Ok(())
             });
         }
+        super::phase(&format!(
+            "supervisor {}: cgroups made, nspawn starts",
+            self.name
+        ));
         let mut child = cmd
             .spawn()
             .context(|| format!("running {}", nspawn.display()))?;
@@ -840,6 +849,7 @@ impl Supervisor {
                 if let Some(pid) = field.strip_prefix("X_NSPAWN_LEADER_PID=") {
                     let pid: i32 = pid.trim().parse().unwrap_or(0);
                     if pid > 0 {
+                        super::phase(&format!("supervisor {}: leader", self.name));
                         leader = Some(Pid::from_raw(pid));
                         let _ = fs::write(self.runtime.leader(), pid.to_string());
                         let configured = net::configure_host_side(
@@ -848,6 +858,7 @@ impl Supervisor {
                             Duration::from_secs(5),
                         )
                         .and_then(|()| nft::add_loopback_forwards(&self.name, &self.conf));
+                        super::phase(&format!("supervisor {}: host side done", self.name));
                         if let Err(e) = configured {
                             reporter.failed(&format!("configuring the host side of the veth: {e}"));
                             STOP_REQUESTED.store(true, Ordering::SeqCst);
@@ -856,12 +867,14 @@ impl Supervisor {
                     }
                 } else if field == "READY=1" && !STOP_REQUESTED.load(Ordering::SeqCst) {
                     let _ = fs::write(self.runtime.ready(), "");
+                    super::phase(&format!("supervisor {}: READY", self.name));
                     reporter.ready();
                     release_startup_pages();
                     release_pending = true;
                 }
             }
         };
+        super::phase(&format!("supervisor {}: nspawn exited", self.name));
         let _ = fs::remove_file(self.runtime.ready());
         if let Some(l) = leader.filter(|l| alive(*l)) {
             let _ = kill(l, Signal::SIGKILL);
@@ -878,6 +891,7 @@ impl Supervisor {
         let _ = remove_nspawn_files(&self.paths, &self.name);
         Owner::release(&self.paths, &self.name);
         self.runtime.clear();
+        super::phase(&format!("supervisor {}: cleaned up", self.name));
         Ok(())
     }
 
