@@ -331,18 +331,8 @@ pub fn is_ncsh_bridge(name: &str) -> bool {
 /// Make bridge `name` with `gateway` (address and prefix) on it, up; what exists already is kept
 /// (idempotent: two starts may race to make it).
 pub fn add_bridge(name: &str, gateway: ipnet::Ipv4Net) -> Result<()> {
-    check_link_name(name)?;
-    if !interface_exists(name) {
-        let made = ip(&["link", "add", "name", name, "type", "bridge"]);
-        if let Err(e) = made
-            && !interface_exists(name)
-        {
-            return Err(e);
-        }
-    }
-    ip(&["link", "set", "dev", name, "alias", BRIDGE_ALIAS])?;
-    ip(&["addr", "replace", &gateway.to_string(), "dev", name])?;
-    ip(&["link", "set", "dev", name, "up"])
+    add_bridge_link(name)?;
+    ip(&["addr", "replace", &gateway.to_string(), "dev", name])
 }
 
 /// Make bridge `name` as [`add_bridge`] does, up but without an address yet (idempotent).
