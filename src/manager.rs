@@ -194,31 +194,14 @@ impl Manager {
             }
             return (created, None);
         }
-        let prepared: Vec<Result<store::Prepared>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = nodes
-                .iter()
-                .map(|(name, opts)| {
-                    let (paths, personality) = (self.paths.clone(), self.personality);
-                    let choose = self.choose_builder.clone();
-                    scope.spawn(move || -> Result<store::Prepared> {
-                        let builder: BuilderChoice = Box::new(move || choose());
-                        // A build never asks the driver: any will do, and this one costs nothing.
-                        let driver =
-                            Box::new(crate::host::standalone::Standalone::new(paths.clone()));
-                        Manager::new(paths, personality, builder, driver).prepare(name, opts)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Unsupported(
-                            "a thread building a container panicked".into(),
-                        ))
-                    })
-                })
-                .collect()
+        let (paths, personality) = (&self.paths, self.personality);
+        let choose = &self.choose_builder;
+        let prepared = in_threads(nodes, "building a container", |(name, opts)| {
+            let choose = choose.clone();
+            let builder: BuilderChoice = Box::new(move || choose());
+            // A build never asks the driver: any will do, and this one costs nothing.
+            let driver = Box::new(crate::host::standalone::Standalone::new(paths.clone()));
+            Manager::new(paths.clone(), personality, builder, driver).prepare(name, opts)
         });
         let mut failure = None;
         for (i, built) in prepared.into_iter().enumerate() {
@@ -891,33 +874,18 @@ impl Manager {
             return names.iter().map(|n| (n.clone(), Error::NotRoot)).collect();
         }
         let driver = self.driver_name();
-        let results: Vec<Result<()>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = names
-                .iter()
-                .map(|name| {
-                    let paths = self.paths.clone();
-                    let personality = self.personality;
-                    scope.spawn(move || -> Result<()> {
-                        let driver = crate::host::select(Some(driver), paths.clone())?;
-                        let no_builder: BuilderChoice = Box::new(|| {
-                            Err(Error::Unsupported(
-                                "a parallel operation builds nothing".into(),
-                            ))
-                        });
-                        op(&Manager::new(paths, personality, no_builder, driver), name)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::Unsupported(
-                            "a thread of a parallel operation panicked".into(),
-                        ))
-                    })
-                })
-                .collect()
+        let (paths, personality) = (&self.paths, self.personality);
+        let results = in_threads(names, "of a parallel operation", |name| {
+            let driver = crate::host::select(Some(driver), paths.clone())?;
+            let no_builder: BuilderChoice = Box::new(|| {
+                Err(Error::Unsupported(
+                    "a parallel operation builds nothing".into(),
+                ))
+            });
+            op(
+                &Manager::new(paths.clone(), personality, no_builder, driver),
+                name,
+            )
         });
         names
             .iter()
@@ -1054,6 +1022,30 @@ fn copy_tree_out(root: &Root, src: &Path, dst: &Path) -> Result<()> {
             src.display()
         ))),
     }
+}
+
+/// `work` on each of `items`, each in a thread of its own, the results in the order of `items`;
+/// a thread that panicked is an error naming `what` it was doing.
+fn in_threads<T: Sync, R: Send>(
+    items: &[T],
+    what: &str,
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || work(item)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Unsupported(format!("a thread {what} panicked")))
+                })
+            })
+            .collect()
+    })
 }
 
 #[cfg(test)]
