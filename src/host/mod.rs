@@ -13,6 +13,7 @@ pub mod net;
 pub mod nft;
 pub mod nspawn;
 pub mod pty;
+pub mod seccomp;
 pub mod standalone;
 pub mod switch;
 pub mod systemd;

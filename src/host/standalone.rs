@@ -37,7 +37,7 @@ use super::cgroup::Cgroups;
 use super::nspawn::{self, Supervision};
 use super::{Driver, Status, alive};
 use super::{deadline_after, timeout_from_env};
-use super::{net, nft};
+use super::{net, nft, seccomp};
 use crate::builder::base;
 use crate::container::limits::Limits;
 use crate::container::{Conf, Paths, store, unit};
@@ -767,23 +767,38 @@ impl Supervisor {
                 .context(|| format!("writing {}", self.runtime.forwards().display()))?;
         }
         let nspawn = nspawn_binary();
-        let mut cmd = Command::new(&nspawn);
-        cmd.args(nspawn::args(
+        let args = nspawn::args(
             &self.name,
             &self.paths.root(&self.name),
             &self.conf,
             &self.paths.conf(&self.name),
             Supervision::Standalone,
             nix.as_ref(),
-        )?)
-        .env("NOTIFY_SOCKET", self.runtime.notify())
-        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
-        .stdin(Stdio::null())
-        .stdout(console)
-        .stderr(console_err);
+        )?;
+        // nspawn's filter, when a probe has made it for these options (host/seccomp.rs).
+        let seccomp_dir = seccomp::cache_dir();
+        let seccomp_plan = seccomp_dir
+            .as_ref()
+            .and_then(|_| seccomp::plan(&nspawn, &args));
+        let filters = seccomp_plan
+            .as_ref()
+            .zip(seccomp_dir.as_ref())
+            .and_then(|(plan, dir)| plan.cached(dir));
+        // Whether the probe ran (once, after READY, when no filter was cached).
+        let mut probed: Option<bool> = filters.as_ref().map(|_| true);
+        let mut cmd = Command::new(&nspawn);
+        if filters.is_some() {
+            cmd.env("SYSTEMD_SECCOMP", "0");
+        }
+        cmd.args(args)
+            .env("NOTIFY_SOCKET", self.runtime.notify())
+            .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+            .stdin(Stdio::null())
+            .stdout(console)
+            .stderr(console_err);
         let hide_udev = moves_host_links(&self.conf) && !udev_running();
-        // SAFETY: prctl, unshare and mount are async-signal-safe system calls on static strings;
-        // join_self allocates nothing.
+        // SAFETY: prctl, unshare, mount and seccomp are async-signal-safe system calls on static
+        // strings or memory the closure owns; join_self and install allocate nothing.
         // If the supervisor dies, nspawn gets SIGTERM and powers the container off cleanly
         // instead of running unsupervised.
         unsafe {
@@ -794,6 +809,10 @@ impl Supervisor {
                 super::cgroup::join_self(&procs)?;
                 if hide_udev {
                     sys_read_only()?;
+                }
+                // Last: from here on only what the container may do is allowed.
+                if let Some(filters) = &filters {
+                    filters.install()?;
                 }
                 Ok(())
             });
@@ -869,6 +888,14 @@ impl Supervisor {
                     let _ = fs::write(self.runtime.ready(), "");
                     super::phase(&format!("supervisor {}: READY", self.name));
                     reporter.ready();
+                    if let (Some(plan), Some(dir), None) = (&seccomp_plan, &seccomp_dir, &probed) {
+                        let result = plan.probe_and_keep(&nspawn, dir);
+                        super::phase(&format!(
+                            "supervisor {}: seccomp probe {result:?}",
+                            self.name
+                        ));
+                        probed = Some(result.is_ok());
+                    }
                     release_startup_pages();
                     release_pending = true;
                 }

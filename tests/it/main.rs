@@ -38,6 +38,7 @@ mod repl_burst;
 mod rhai_errors;
 mod run_status;
 mod scripts;
+mod seccomp;
 mod services_data;
 mod setup_script;
 mod shell_env;

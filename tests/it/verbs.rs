@@ -601,6 +601,7 @@ fn console_log_is_readable_by_root_only() {
     let mut child = env
         .command(&["start", &name])
         .env("NCSH_NSPAWN", &fake)
+        .env("NCSH_SECCOMP_DIR", "")
         .env("NCSH_START_TIMEOUT", "5")
         .stderr(std::process::Stdio::null())
         .spawn()
