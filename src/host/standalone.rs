@@ -913,7 +913,9 @@ impl Supervisor {
         // Only sent if READY never came: then this is why the start failed.
         reporter.failed(&detail);
         self.leave_cgroups();
+        super::phase(&format!("supervisor {}: cgroups removed", self.name));
         let _ = net::remove_host_link(&self.name);
+        super::phase(&format!("supervisor {}: host link removed", self.name));
         let _ = remove_forwards_of(&self.runtime, &self.name, &self.conf);
         let _ = remove_nspawn_files(&self.paths, &self.name);
         Owner::release(&self.paths, &self.name);
