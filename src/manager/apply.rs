@@ -53,6 +53,19 @@ fn source(name: &str, file: &Path) -> ConfigSource {
     ))
 }
 
+/// `path` resolved (it may be a link to one, a profile for instance) to a path of the Nix store
+/// (`NIX_STORE_DIR`, else /nix/store), which is what `nix-env --set` accepts.
+fn store_path(path: &str) -> std::result::Result<PathBuf, String> {
+    let resolved = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
+    let store = std::env::var_os("NIX_STORE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/nix/store"));
+    if resolved == store || !resolved.starts_with(&store) {
+        return Err(format!("not in the Nix store {}", store.display()));
+    }
+    Ok(resolved)
+}
+
 impl Manager {
     /// Apply host module `file` (see the module docs); one entry per container it declares,
     /// in name order.
@@ -96,9 +109,9 @@ impl Manager {
                     self.builder()?.build(&request)?;
                     None
                 }
-                Some(NixSource::Path(path)) => Some(std::fs::canonicalize(path).map_err(|e| {
+                Some(NixSource::Path(path)) => Some(store_path(path).map_err(|why| {
                     Error::Usage(format!(
-                        "{} (in {}): {path}: {e}: give a system Nix built \
+                        "{} (in {}): {path}: {why}: give a system Nix built \
                          (/nix/store/…-nixos-system-…)",
                         p.declared.option("path"),
                         file.display()

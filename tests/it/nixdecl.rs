@@ -307,4 +307,19 @@ fn path_and_flake_need_a_nix_host_and_change_nothing() {
         "{err}"
     );
     t.assert_gone(&name);
+    // Nor is one outside the Nix store, which nix-env could not set as the profile.
+    let outside = t.env.prefix().join("not-a-system");
+    std::fs::create_dir_all(&outside).unwrap();
+    write(
+        &file,
+        &format!("{{ containers.{name}.path = {}; }}", outside.display()),
+    );
+    let out = t.run(&["apply", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("containers.{name}.path")) && err.contains("not in the Nix store"),
+        "{err}"
+    );
+    t.assert_gone(&name);
 }
