@@ -203,6 +203,15 @@ fn run(program: &str, argv: &[OsString], message: &str) -> Result<()> {
     })
 }
 
+/// Set profile `profile` (`…/per-container/NAME/system`) to `system`, as a new generation.
+pub fn set_profile(profile: &Path, system: &Path) -> Result<()> {
+    run(
+        "nix-env",
+        &set_argv(profile, system),
+        "failed to set container configuration",
+    )
+}
+
 /// Build `flake` into a temporary out-link and return the system it points to.
 fn build_flake(request: &BuildRequest, flake: &str) -> Result<PathBuf> {
     build_flake_at(&request.profile.join(".system.tmp"), flake, &request.nix)

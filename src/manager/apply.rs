@@ -268,6 +268,14 @@ impl Manager {
             let changed = match updated {
                 Ok(changed) => changed,
                 Err(e) => {
+                    // The profile as it was (the Nix builder had set the new system before
+                    // the switch failed), so that the next apply sees the change again.
+                    let profile = self.paths.profile(name).join("system");
+                    if let Some(before) = current.as_ref().filter(|_| system.is_some())
+                        && std::fs::canonicalize(&profile).ok().as_ref() != Some(before)
+                    {
+                        let _ = nix::set_profile(&profile, before);
+                    }
                     if conf_changed {
                         let _ = crate::files::write_durable(
                             &self.paths.conf(name),

@@ -150,6 +150,33 @@ fn apply_path_boots_switches_live_and_destroys() {
         "switched live, not restarted",
     );
 
+    // A switch that fails inside fails the apply and changes nothing: the conf and the
+    // profile keep the running system, so the next apply tries again.
+    let fail_switch = t.env.root_path(&name).join("etc/fail-switch");
+    std::fs::write(&fail_switch, "").unwrap();
+    write(&file, &module(&one));
+    let out = apply(&t, &file, &[]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("switch refused: /etc/fail-switch"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        read(t.env.conf_path(&name)).starts_with(&format!("SYSTEM_PATH={}\n", two.display())),
+        "the conf is as it was"
+    );
+    assert_eq!(t.system(&name, "system"), two);
+    std::fs::remove_file(&fail_switch).unwrap();
+    let out = apply(&t, &file, &[]);
+    assert_ok(&out, "apply after the failed switch");
+    assert_eq!(stdout(&out), format!("{name}: updated\n"));
+    assert_eq!(t.system(&name, "system"), one);
+    assert_eq!(
+        cat("/run/switched"),
+        format!("{}/bin/switch-to-configuration test", one.display())
+    );
+
     // --destroy removes the container with its profile and GC roots.
     let out = apply(&t, &file, &["--destroy"]);
     assert_ok(&out, "apply --destroy");
