@@ -124,6 +124,16 @@ fn apply_path_boots_switches_live_and_destroys() {
     assert_eq!(stdout(&out), format!("{name}: unchanged\n"));
     assert_eq!(t.link(&name, "system"), "system-1-link");
 
+    // A plain update has nothing to build: the path is the system (the file says which).
+    let out = t.run(&["update", &name]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains(&format!("containers.{name}.path of {}", file.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(t.link(&name, "system"), "system-1-link");
+
     // A new path: the profile gets it, and the running container switches to it live (its
     // /run, which a restart would empty, keeps the mark made before).
     assert_ok(
