@@ -484,13 +484,13 @@ const PER_CONTAINER: [&str; 2] = [
 /// Removes what a test host's Nix-built container left in this machine's `/nix` (the test host
 /// binds it), also when the test failed: its profile, its GC roots, auto roots pointing there,
 /// and the `per-container` directories when they did not exist before.
-struct PerContainerNix {
+pub(crate) struct PerContainerNix {
     name: String,
     made: Vec<&'static str>,
 }
 
 impl PerContainerNix {
-    fn new(name: &str) -> PerContainerNix {
+    pub(crate) fn new(name: &str) -> PerContainerNix {
         PerContainerNix {
             name: name.to_string(),
             made: PER_CONTAINER
@@ -500,11 +500,11 @@ impl PerContainerNix {
         }
     }
 
-    fn profile(&self) -> PathBuf {
+    pub(crate) fn profile(&self) -> PathBuf {
         Path::new(PER_CONTAINER[0]).join(&self.name)
     }
 
-    fn gcroots(&self) -> PathBuf {
+    pub(crate) fn gcroots(&self) -> PathBuf {
         Path::new(PER_CONTAINER[1]).join(&self.name)
     }
 }

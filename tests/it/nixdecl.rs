@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::nix::{NixEnv, greeting, read, text_of};
+use crate::nix::{NixEnv, PerContainerNix, greeting, read, text_of};
+use crate::testhost::{self, TestHost};
 
 /// A Nix-built system with `greeting`, made by creating container `name` from it (tracked:
 /// destroyed at the end, the profile keeping it alive until then).
@@ -359,4 +360,71 @@ fn path_and_flake_need_a_nix_host_and_change_nothing() {
         "{err}"
     );
     t.assert_gone(&name);
+}
+
+/// Under the systemd driver (transient units, in a test host sharing this machine's `/nix`):
+/// the applied path boots, and a new one is switched to by the unit's reload, which reads the
+/// new SYSTEM_PATH.
+#[test]
+fn apply_path_under_systemd() {
+    let t = NixEnv::new();
+    let one = built_system(&t, &unique_name("ndo"), "one");
+    let two = built_system(&t, &unique_name("ndt"), "two");
+    let name = unique_name("ndy");
+    // Declared before the test host, so dropped after it.
+    let nix = PerContainerNix::new(&name);
+    let th = TestHost::boot_with("ndy", false, &["--bind=/nix"]);
+    let nix_conf = th.path("/etc/nix/nix.conf");
+    std::fs::create_dir_all(nix_conf.parent().unwrap()).unwrap();
+    std::fs::write(
+        &nix_conf,
+        "sandbox = false\nsubstituters =\nbuild-users-group =\n",
+    )
+    .unwrap();
+    let ncsh = |args: &[&str]| {
+        let mut argv = vec!["env", "NCSH_BUILDER=nix", testhost::NCSH];
+        argv.extend_from_slice(args);
+        th.exec(&argv)
+    };
+    let module = |system: &Path| {
+        format!(
+            "{{ containers.{name} = {{ privateNetwork = true; hostAddress = \"10.233.0.1\"; \
+             localAddress = \"10.233.0.2\"; autoStart = true; path = {}; }}; }}\n",
+            system.display()
+        )
+    };
+    write(&th.path("/etc/host.nix"), &module(&one));
+    let out = ncsh(&["apply", "/etc/host.nix"]);
+    assert_ok(&out, "apply in the test host");
+    assert_eq!(stdout(&out), format!("{name}: created, started\n"));
+    let unit = format!("container@{name}.service");
+    assert_eq!(
+        text_of(&th.exec(&["systemctl", "is-active", &unit])),
+        "active"
+    );
+    let cat = |path: &str| text_of(&ncsh(&["run", &name, "--", "cat", path]));
+    assert_eq!(cat("/run/nix-init"), format!("{}/init", one.display()));
+    assert_eq!(cat("/proc/1/comm"), "systemd");
+    assert_eq!(
+        std::fs::canonicalize(nix.profile().join("system")).unwrap(),
+        one
+    );
+
+    write(&th.path("/etc/host.nix"), &module(&two));
+    let out = ncsh(&["apply", "/etc/host.nix"]);
+    assert_ok(&out, "apply a new path in the test host");
+    assert_eq!(stdout(&out), format!("{name}: updated\n"));
+    assert_eq!(
+        cat("/run/switched"),
+        format!("{}/bin/switch-to-configuration test", two.display())
+    );
+    assert_eq!(
+        std::fs::canonicalize(nix.profile().join("system")).unwrap(),
+        two
+    );
+
+    let out = ncsh(&["apply", "--destroy", "/etc/host.nix"]);
+    assert_ok(&out, "apply --destroy in the test host");
+    assert_eq!(stdout(&out), format!("{name}: destroyed\n"));
+    assert!(!nix.profile().exists() && !nix.gcroots().exists());
 }
