@@ -146,15 +146,21 @@ impl Manager {
                 NixSource::Path(_) => &["nix-env"],
                 NixSource::Flake(_) => &["nix", "nix-env"],
             };
+            let missing = tools.iter().find(|t| !nix::on_path(t));
             let why = if std::env::var("NCSH_BUILDER").as_deref() == Ok("native") {
                 Some("NCSH_BUILDER=native builds without Nix".to_string())
+            } else if let Some(tool) = missing {
+                Some(format!(
+                    "`{tool}` is not on PATH (Debian: apt install nix-bin)"
+                ))
             } else if kind != BuilderKind::Nix {
-                Some("this host has no Nix (nix-env and <nixpkgs/nixos>)".to_string())
+                Some(
+                    "<nixpkgs/nixos> does not resolve (NIX_PATH), so this host builds without \
+                     Nix; NCSH_BUILDER=nix builds with Nix all the same"
+                        .to_string(),
+                )
             } else {
-                tools
-                    .iter()
-                    .find(|t| !nix::on_path(t))
-                    .map(|t| format!("`{t}` is not on PATH (Debian: apt install nix-bin)"))
+                None
             };
             if let Some(why) = why {
                 return Err(Error::Unsupported(format!(

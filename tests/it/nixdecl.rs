@@ -319,9 +319,17 @@ fn path_and_flake_need_a_nix_host_and_change_nothing() {
             .env("PATH", "/usr/sbin:/sbin")
             .output()
             .unwrap();
+        let no_nixos = t
+            .env
+            .command(&["apply", file.to_str().unwrap()])
+            .env_remove("NCSH_BUILDER")
+            .env("NIX_PATH", "nixpkgs=/nonexistent")
+            .output()
+            .unwrap();
         for (out, why) in [
             (&native, "NCSH_BUILDER=native"),
-            (&no_nix, "this host has no Nix"),
+            (&no_nix, "is not on PATH"),
+            (&no_nixos, "<nixpkgs/nixos> does not resolve"),
         ] {
             let err = stderr(out);
             assert!(!out.status.success(), "{option}: {out:?}");
