@@ -396,6 +396,20 @@ impl Manager {
             }
         };
         if self.builder()?.kind() == BuilderKind::Nix {
+            // An applied `path` is the system (NixOS: "update has no effect" on it); building
+            // configuration.nix would put another one into the profile.
+            if let (Some(file), Some(_), None) = (
+                declared::declared_in(conf),
+                conf.non_empty("SYSTEM_PATH"),
+                &nix.system_path,
+            ) {
+                return Err(Error::Usage(format!(
+                    "container ‘{name}’ is containers.{name}.path of {}, a built system: \
+                     change the path there and run `ncsh apply {}` again",
+                    file.display(),
+                    file.display()
+                )));
+            }
             // nix-env builds the configuration.nix on disk: write it first (as nixos-container),
             // and put the old one back if the build fails.
             if nix.system_path.is_none() && nix.flake.is_none() {

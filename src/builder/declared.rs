@@ -10,7 +10,7 @@ use std::path::Path;
 use super::modules::{evaluate_declared, to_plain};
 use super::native::{eval_error, eval_errors, module_args};
 use super::plain::Value as Plain;
-use crate::container::declared::{Declared, ExtraVeth, ForwardPort};
+use crate::container::declared::{Declared, ExtraVeth, ForwardPort, NixSource};
 use crate::container::options::Bind;
 use crate::container::unit::{Device, parse_timespan};
 use crate::error::{Error, Result};
@@ -18,18 +18,6 @@ use crate::nixlang::{Attrs, EvalError, Evaluator, Location, SourceMap, Thunk, Va
 
 const DECLS: &str = include_str!("../../stdlib/nix/containers.nix");
 const DECLS_NAME: &str = "<ncsh>/stdlib/nix/containers.nix";
-
-/// Options ncsh cannot honour, with why (an error naming them when they are set).
-const UNSUPPORTED: [(&str, &str); 2] = [
-    (
-        "path",
-        "a built system needs a Nix host: give `config` instead, which ncsh builds",
-    ),
-    (
-        "flake",
-        "a flake needs a Nix host: give `config` instead, which ncsh builds",
-    ),
-];
 
 /// FILE's `containers` (lazy), with the module arguments `args`.
 fn containers_value(ev: &mut Evaluator, args: &Attrs, file: &Path) -> Result<Value> {
@@ -76,7 +64,7 @@ pub fn declared_containers(file: &Path) -> Result<Vec<Declared>> {
     let mut errors: Vec<EvalError> = Vec::new();
     for (name, thunk) in containers.iter() {
         match plain_container(&mut ev, name, thunk) {
-            Ok(plain) => match from_plain(name, file, &plain) {
+            Ok((plain, has_config)) => match from_plain(name, file, &plain, has_config) {
                 Ok(d) => out.push(d),
                 Err(e) => errors.push(EvalError::at(&Location::new(file, 0, 0), e.to_string())),
             },
@@ -89,12 +77,12 @@ pub fn declared_containers(file: &Path) -> Result<Vec<Declared>> {
     Ok(out)
 }
 
-/// Container `name`'s options but `config`, as plain data.
+/// Container `name`'s options but `config`, as plain data, and whether `config` is defined.
 fn plain_container(
     ev: &mut Evaluator,
     name: &str,
     thunk: &Thunk,
-) -> std::result::Result<Plain, Vec<EvalError>> {
+) -> std::result::Result<(Plain, bool), Vec<EvalError>> {
     let Value::Attrs(options) = ev.force(thunk).map_err(|e| vec![e])? else {
         return Err(vec![EvalError::at(
             &Location::new("<containers>", 0, 0),
@@ -103,8 +91,17 @@ fn plain_container(
     };
     let mut out = std::collections::BTreeMap::new();
     let mut errors = Vec::new();
+    let mut has_config = false;
     for (key, t) in options.iter() {
-        if &**key == "config" || &**key == "specialArgs" {
+        if &**key == "config" {
+            // Null (containers.nix's default) when not defined.
+            match ev.force(t) {
+                Ok(v) => has_config = !matches!(v, Value::Null),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
+        if &**key == "specialArgs" {
             continue;
         }
         let path = ["containers".into(), name.into(), key.clone()];
@@ -116,13 +113,13 @@ fn plain_container(
         }
     }
     if errors.is_empty() {
-        Ok(Plain::Attrs(out))
+        Ok((Plain::Attrs(out), has_config))
     } else {
         Err(errors)
     }
 }
 
-fn from_plain(name: &str, file: &Path, plain: &Plain) -> Result<Declared> {
+fn from_plain(name: &str, file: &Path, plain: &Plain, has_config: bool) -> Result<Declared> {
     let empty = std::collections::BTreeMap::new();
     let get = |key: &str| plain.as_attrs().unwrap_or(&empty).get(key);
     let refuse = |key: &str, why: &str| {
@@ -131,16 +128,6 @@ fn from_plain(name: &str, file: &Path, plain: &Plain) -> Result<Declared> {
             file.display()
         ))
     };
-    for (key, why) in UNSUPPORTED {
-        let set = match get(key) {
-            None | Some(Plain::Null) => false,
-            Some(Plain::Attrs(m)) => !m.is_empty(),
-            Some(_) => true,
-        };
-        if set {
-            return Err(refuse(key, why));
-        }
-    }
     let text = |key: &str| -> Option<String> {
         match get(key) {
             Some(Plain::String(s)) => Some(s.clone()),
@@ -148,6 +135,33 @@ fn from_plain(name: &str, file: &Path, plain: &Plain) -> Result<Declared> {
             _ => None,
         }
     };
+    // As NixOS: `path` is the system, which `config` or `flake` make; one of the three.
+    let nix = match (text("path"), text("flake")) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(format!(
+                "containers.{name}.path and containers.{name}.flake (in {}) cannot both be \
+                 set: path is a built system, flake builds one; set one of them",
+                file.display()
+            )));
+        }
+        (Some(path), None) => Some(NixSource::Path(path)),
+        (None, Some(flake)) => Some(NixSource::Flake(flake)),
+        (None, None) => None,
+    };
+    if let Some(source) = &nix
+        && has_config
+    {
+        let option = source.option();
+        let why = match source {
+            NixSource::Path(_) => "path is the system built from config",
+            NixSource::Flake(_) => "the flake holds the configuration",
+        };
+        return Err(Error::Usage(format!(
+            "containers.{name}.config and containers.{name}.{option} (in {}) cannot both be \
+             set: {why}; set one of them",
+            file.display()
+        )));
+    }
     let flag = |key: &str| get(key).and_then(Plain::as_bool).unwrap_or(false);
     let texts = |key: &str| -> Vec<String> {
         match get(key) {
@@ -251,6 +265,7 @@ fn from_plain(name: &str, file: &Path, plain: &Plain) -> Result<Declared> {
     Ok(Declared {
         name: name.to_string(),
         file: file.to_path_buf(),
+        nix,
         auto_start: flag("autoStart"),
         private_network: flag("privateNetwork"),
         host_bridge: text("hostBridge"),
@@ -299,7 +314,14 @@ pub(crate) fn container_module(
     let Value::Attrs(options) = ev.force(container).map_err(eval_error)? else {
         return Ok(None);
     };
-    Ok(options.get("config").cloned())
+    let Some(config) = options.get("config") else {
+        return Ok(None);
+    };
+    // Not defined (null): an empty module.
+    if matches!(ev.force(config).map_err(eval_error)?, Value::Null) {
+        return Ok(Some(Thunk::value(Value::attrs(Attrs::new()))));
+    }
+    Ok(Some(config.clone()))
 }
 
 #[cfg(test)]
@@ -378,12 +400,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("hostPort"), "{err}");
-        let err = declared("{ containers.web.path = /nix/store/x; }")
+        for (text, both) in [
+            (
+                "{ containers.web.path = /nix/store/x; containers.web.config = { }; }",
+                ["containers.web.config", "containers.web.path"],
+            ),
+            (
+                "{ containers.web.flake = \"/src#web\"; containers.web.config = { pkgs, ... }: { }; }",
+                ["containers.web.config", "containers.web.flake"],
+            ),
+            (
+                "{ containers.web.path = \"/nix/store/x\"; containers.web.flake = \"/src\"; }",
+                ["containers.web.path", "containers.web.flake"],
+            ),
+        ] {
+            let err = declared(text).unwrap_err().to_string();
+            assert!(
+                both.iter().all(|o| err.contains(o)) && err.contains("host.nix"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_and_flake_are_the_system_nix_builds() {
+        let got = declared(
+            r#"{
+              containers.a.path = /nix/store/abc-nixos-system-a;
+              containers.b = { flake = "/src#web"; autoStart = true; };
+              containers.c.config = { };
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            got[0].nix,
+            Some(NixSource::Path("/nix/store/abc-nixos-system-a".into()))
+        );
+        assert_eq!(got[1].nix, Some(NixSource::Flake("/src#web".into())));
+        assert_eq!(got[2].nix, None);
+        // As NixOS's module writes them: first in the conf.
+        let conf = got[0].conf(None).unwrap().render();
+        assert!(
+            conf.starts_with("SYSTEM_PATH=/nix/store/abc-nixos-system-a\nCOPY_RESOLV_CONF=1\n"),
+            "{conf}"
+        );
+        let conf = got[1].conf(None).unwrap().render();
+        assert!(
+            conf.starts_with("FLAKE=/src#web\nCOPY_RESOLV_CONF=1\n"),
+            "{conf}"
+        );
+        assert!(!conf.contains("SYSTEM_PATH"), "{conf}");
+        let err = declared(r#"{ containers.a.path = "nixos-system"; }"#)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("containers.web.path") && err.contains("Nix host"),
-            "{err}"
-        );
+        assert!(err.contains("containers.a.path"), "{err}");
+        let spaced = declared(r#"{ containers.a.path = "/nix/store/a b"; }"#).unwrap();
+        let err = spaced[0].conf(None).unwrap_err().to_string();
+        assert!(err.contains("containers.a.path"), "{err}");
     }
 }

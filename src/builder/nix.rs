@@ -22,7 +22,7 @@ const LOG_TAIL: usize = 20;
 pub struct NixBuilder;
 
 /// Is `program` an executable file in one of the `PATH` directories?
-fn on_path(program: &str) -> bool {
+pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| {
             std::fs::metadata(dir.join(program))
@@ -203,17 +203,32 @@ fn run(program: &str, argv: &[OsString], message: &str) -> Result<()> {
     })
 }
 
+/// Set profile `profile` (`…/per-container/NAME/system`) to `system`, as a new generation.
+pub fn set_profile(profile: &Path, system: &Path) -> Result<()> {
+    run(
+        "nix-env",
+        &set_argv(profile, system),
+        "failed to set container configuration",
+    )
+}
+
 /// Build `flake` into a temporary out-link and return the system it points to.
 fn build_flake(request: &BuildRequest, flake: &str) -> Result<PathBuf> {
-    let out_link = request.profile.join(".system.tmp");
-    let argv = flake_argv(&out_link, flake, &request.nix.flags, request.nix.refresh);
+    build_flake_at(&request.profile.join(".system.tmp"), flake, &request.nix)
+}
+
+/// Build `flake` (`REF[#ATTR]`) with `nix build -o OUT_LINK` and the flags of `nix`, and
+/// return the system it built; the out-link is removed again (as nixos-container does, right
+/// after reading it).
+pub fn build_flake_at(out_link: &Path, flake: &str, nix: &NixOptions) -> Result<PathBuf> {
+    let argv = flake_argv(out_link, flake, &nix.flags, nix.refresh);
     let built = run(
         "nix",
         &argv,
         &format!("failed to build container from flake '{flake}'"),
     );
-    let target = std::fs::read_link(&out_link);
-    let _ = std::fs::remove_file(&out_link);
+    let target = std::fs::read_link(out_link);
+    let _ = crate::files::remove_path(out_link);
     built?;
     target.context(|| format!("reading {}", out_link.display()))
 }

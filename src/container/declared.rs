@@ -73,12 +73,34 @@ pub struct ForwardPort {
     pub container_port: Option<u16>,
 }
 
+/// Where a declared container's system comes from when Nix builds it instead of ncsh
+/// building its `config` (a Nix host only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NixSource {
+    /// `path`: a system already built (`/nix/store/…-nixos-system-…`), the conf's SYSTEM_PATH.
+    Path(String),
+    /// `flake`: `REF[#ATTR]`, built with `nix build`, the conf's FLAKE.
+    Flake(String),
+}
+
+impl NixSource {
+    /// The option that gives it.
+    pub fn option(&self) -> &'static str {
+        match self {
+            NixSource::Path(_) => "path",
+            NixSource::Flake(_) => "flake",
+        }
+    }
+}
+
 /// The options of `containers.<name>` that make its conf (not `config`, which is built).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Declared {
     pub name: String,
     /// The file that declares it (absolute).
     pub file: PathBuf,
+    /// `path` or `flake`; None: ncsh builds `config`.
+    pub nix: Option<NixSource>,
     pub auto_start: bool,
     pub private_network: bool,
     pub host_bridge: Option<String>,
@@ -148,21 +170,42 @@ impl Declared {
         }
     }
 
-    /// The conf, as NixOS's module writes it (without SYSTEM_PATH: ncsh builds the system),
-    /// with `extra_nspawn_flags` (see [`Declared::nspawn`], checked by the caller) and the
-    /// file it was applied from. Values that cannot be written are refused naming the option.
+    /// The conf, as NixOS's module writes it (SYSTEM_PATH for `path`, FLAKE for `flake`,
+    /// neither when ncsh builds `config`), with `extra_nspawn_flags` (see
+    /// [`Declared::nspawn`], checked by the caller) and the file it was applied from. Values
+    /// that cannot be written are refused naming the option.
     pub fn conf(&self, extra_nspawn_flags: Option<String>) -> Result<Conf> {
         let mut conf = Conf::new();
+        match &self.nix {
+            Some(NixSource::Path(path)) => {
+                if !path.starts_with('/') || !conf_word(path) {
+                    return Err(self.refuse(
+                        "path",
+                        format!(
+                            "‘{path}’ must be an absolute path (a built system, \
+                             /nix/store/…-nixos-system-…), without spaces or quotes"
+                        ),
+                    ));
+                }
+                conf.push("SYSTEM_PATH", path.clone());
+            }
+            Some(NixSource::Flake(flake)) => {
+                if !conf_word(flake) {
+                    return Err(self.refuse(
+                        "flake",
+                        format!("‘{flake}’ must be a flake reference, without spaces or quotes"),
+                    ));
+                }
+                conf.push("FLAKE", flake.clone());
+            }
+            None => {}
+        }
         conf.push(
             "COPY_RESOLV_CONF",
             if self.copy_resolv_conf { "1" } else { "0" },
         );
         let plain = |option: &str, value: &str| -> Result<()> {
-            if value.is_empty()
-                || value
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control() || "\"'\\$`".contains(c))
-            {
+            if !conf_word(value) {
                 return Err(self.refuse(
                     option,
                     format!("‘{value}’ must be non-empty, without spaces or quotes"),
@@ -332,11 +375,22 @@ impl Declared {
     }
 }
 
-/// Does changing `old` to `new` change how nspawn is started (anything but AUTO_START)?
+/// Can `value` be a conf value as it is (non-empty, no spaces, quotes or shell characters)?
+fn conf_word(value: &str) -> bool {
+    !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "\"'\\$`".contains(c))
+}
+
+/// Does changing `old` to `new` change how nspawn is started (anything but AUTO_START, and
+/// the system: a new SYSTEM_PATH or FLAKE is switched to live, as `update` does)?
 pub fn nspawn_level_change(old: &Conf, new: &Conf) -> bool {
     let strip = |c: &Conf| {
         let mut c = c.clone();
-        c.remove("AUTO_START");
+        for key in ["AUTO_START", "SYSTEM_PATH", "FLAKE"] {
+            c.remove(key);
+        }
         c
     };
     strip(old) != strip(new)
@@ -451,6 +505,23 @@ mod tests {
         let c = c.conf(c.nspawn().conf_value().unwrap()).unwrap();
         assert!(nspawn_level_change(&a, &c));
         assert_eq!(declared_in(&a), Some(Path::new("/etc/ncsh/web.nix")));
+        // A new system is switched to live, as `update` does.
+        let system = |nix: NixSource| Declared {
+            nix: Some(nix),
+            ..web()
+        };
+        let one = system(NixSource::Path("/nix/store/a-nixos-system".into()));
+        let two = system(NixSource::Path("/nix/store/b-nixos-system".into()));
+        let flake = system(NixSource::Flake("/src#web".into()));
+        let (one, two, flake) = (
+            one.conf(None).unwrap(),
+            two.conf(None).unwrap(),
+            flake.conf(None).unwrap(),
+        );
+        assert!(one != two && !nspawn_level_change(&one, &two));
+        assert!(!nspawn_level_change(&one, &flake));
+        assert_eq!(one.get("SYSTEM_PATH"), Some("/nix/store/a-nixos-system"));
+        assert_eq!(flake.get("FLAKE"), Some("/src#web"));
     }
 
     #[test]

@@ -604,6 +604,14 @@ pub fn remove_files(paths: &Paths, name: &ContainerName) -> Result<()> {
 
 const CREATING: &str = "creating";
 const DESTROYING: &str = "destroying";
+/// `ncsh apply`'s out-link of a flake's build (`nix build -o`), while it is read.
+const BUILDING: &str = "building";
+
+/// Where `ncsh apply` has `nix build` put the out-link of container `name`'s flake: debris of
+/// this process, removed by the next command if it is killed meanwhile.
+pub fn flake_out_link(paths: &Paths, name: &ContainerName) -> PathBuf {
+    debris_path(&paths.state_dir, name, BUILDING)
+}
 
 /// `DIR/.NAME.WHAT-PID` of this process.
 fn debris_path(dir: &Path, name: &str, what: &str) -> PathBuf {
@@ -625,12 +633,19 @@ fn rename_if_present(from: &Path, to: &Path) -> Result<()> {
 fn debris_pid(file_name: &str) -> Option<i32> {
     let rest = file_name.strip_prefix('.')?;
     // `ncsh-tmp` and `ncsh-link`: the temporaries of crate::files; `tmp`: older versions'.
-    [CREATING, DESTROYING, "ncsh-tmp", "ncsh-link", "tmp"]
-        .iter()
-        .find_map(|what| {
-            let (_, pid) = rest.rsplit_once(&format!(".{what}-"))?;
-            pid.parse().ok().filter(|p| *p > 0)
-        })
+    [
+        CREATING,
+        DESTROYING,
+        BUILDING,
+        "ncsh-tmp",
+        "ncsh-link",
+        "tmp",
+    ]
+    .iter()
+    .find_map(|what| {
+        let (_, pid) = rest.rsplit_once(&format!(".{what}-"))?;
+        pid.parse().ok().filter(|p| *p > 0)
+    })
 }
 
 /// Remove the debris of dead processes from the state and conf directories (a live process's

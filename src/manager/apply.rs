@@ -6,10 +6,13 @@
 use std::path::{Path, PathBuf};
 
 use super::Manager;
+use super::progress;
 use crate::builder::declared::declared_containers;
-use crate::builder::{BuildRequest, BuilderKind};
-use crate::container::declared::{self, Declared};
-use crate::container::{ConfigSource, ContainerName, CreateOptions, UpdateOptions, store};
+use crate::builder::{BuildRequest, BuilderKind, nix};
+use crate::container::declared::{self, Declared, NixSource};
+use crate::container::{
+    ConfigSource, ContainerName, CreateOptions, NixOptions, UpdateOptions, store,
+};
 use crate::error::{Error, Result};
 use crate::host::Status;
 
@@ -50,6 +53,19 @@ fn source(name: &str, file: &Path) -> ConfigSource {
     ))
 }
 
+/// `path` resolved (it may be a link to one, a profile for instance) to a path of the Nix store
+/// (`NIX_STORE_DIR`, else /nix/store), which is what `nix-env --set` accepts.
+fn store_path(path: &str) -> std::result::Result<PathBuf, String> {
+    let resolved = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
+    let store = std::env::var_os("NIX_STORE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/nix/store"));
+    if resolved == store || !resolved.starts_with(&store) {
+        return Err(format!("not in the Nix store {}", store.display()));
+    }
+    Ok(resolved)
+}
+
 impl Manager {
     /// Apply host module `file` (see the module docs); one entry per container it declares,
     /// in name order.
@@ -77,23 +93,96 @@ impl Manager {
             }
             return Ok(out);
         }
-        if self.builder()?.kind() == BuilderKind::Nix {
-            return Err(Error::Usage(
-                "apply builds containers natively: run it with NCSH_BUILDER=native".into(),
-            ));
-        }
-        // Every configuration builds before anything changes.
+        self.check_builders(&file, &planned)?;
+        // Every configuration builds before anything changes: ncsh's in memory, a flake with
+        // `nix build` into the store (a `path` is checked to exist).
+        let mut systems = Vec::new();
         for p in &planned {
-            let mut request =
-                BuildRequest::new(&p.name, self.paths.root(&p.name), source(&p.name, &file));
-            request.declared_in = Some(file.clone());
-            self.builder()?.build(&request)?;
+            systems.push(match &p.declared.nix {
+                None => {
+                    let mut request = BuildRequest::new(
+                        &p.name,
+                        self.paths.root(&p.name),
+                        source(&p.name, &file),
+                    );
+                    request.declared_in = Some(file.clone());
+                    self.builder()?.build(&request)?;
+                    None
+                }
+                Some(NixSource::Path(path)) => Some(store_path(path).map_err(|why| {
+                    Error::Usage(format!(
+                        "{} (in {}): {path}: {why}: give a system Nix built \
+                         (/nix/store/…-nixos-system-…)",
+                        p.declared.option("path"),
+                        file.display()
+                    ))
+                })?),
+                Some(NixSource::Flake(flake)) => {
+                    progress::show(&format!("{}: building {flake}", p.name));
+                    let out_link = store::flake_out_link(&self.paths, &p.name);
+                    let built = nix::build_flake_at(&out_link, flake, &NixOptions::default());
+                    progress::clear();
+                    Some(built?)
+                }
+            });
         }
         let mut out = Vec::new();
-        for p in planned {
-            out.push(self.apply_one(&file, p, opts)?);
+        for (p, system) in planned.into_iter().zip(systems) {
+            out.push(self.apply_one(&file, p, system, opts)?);
         }
         Ok(out)
+    }
+
+    /// Containers with `config` are built by ncsh's native builder, those with `path` or
+    /// `flake` by Nix: the builder of this host must be the one each needs (checked before
+    /// anything is built).
+    fn check_builders(&self, file: &Path, planned: &[Planned]) -> Result<()> {
+        let kind = self.builder()?.kind();
+        if let Some((p, source)) = planned
+            .iter()
+            .find_map(|p| p.declared.nix.as_ref().map(|s| (p, s)))
+        {
+            let tools: &[&str] = match source {
+                NixSource::Path(_) => &["nix-env"],
+                NixSource::Flake(_) => &["nix", "nix-env"],
+            };
+            let missing = tools.iter().find(|t| !nix::on_path(t));
+            let why = if std::env::var("NCSH_BUILDER").as_deref() == Ok("native") {
+                Some("NCSH_BUILDER=native builds without Nix".to_string())
+            } else if let Some(tool) = missing {
+                Some(format!(
+                    "`{tool}` is not on PATH (Debian: apt install nix-bin)"
+                ))
+            } else if kind != BuilderKind::Nix {
+                Some(
+                    "<nixpkgs/nixos> does not resolve (NIX_PATH), so this host builds without \
+                     Nix; NCSH_BUILDER=nix builds with Nix all the same"
+                        .to_string(),
+                )
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::Unsupported(format!(
+                    "{} (in {}): needs a Nix host, as Nix builds it: {why}; give `config` \
+                     instead, which ncsh builds without Nix",
+                    p.declared.option(source.option()),
+                    file.display()
+                )));
+            }
+        }
+        if kind == BuilderKind::Nix
+            && let Some(p) = planned.iter().find(|p| p.declared.nix.is_none())
+        {
+            return Err(Error::Usage(format!(
+                "containers.{} (in {}): apply builds a container's `config` natively: run it \
+                 with NCSH_BUILDER=native (containers with `path` or `flake`, which Nix builds, \
+                 then go in a file of their own)",
+                p.name,
+                file.display()
+            )));
+        }
+        Ok(())
     }
 
     /// FILE's containers, each with its conf, all checked (nothing changes here).
@@ -132,13 +221,27 @@ impl Manager {
         Ok(planned)
     }
 
-    fn apply_one(&self, file: &Path, p: Planned, opts: &ApplyOptions) -> Result<Applied> {
+    /// Make container `p` so; `system` is the Nix system it gets (`path` or `flake`), None
+    /// when ncsh builds its `config`.
+    fn apply_one(
+        &self,
+        file: &Path,
+        p: Planned,
+        system: Option<PathBuf>,
+        opts: &ApplyOptions,
+    ) -> Result<Applied> {
         let name = &p.name;
         let wants_start = opts.start || p.declared.auto_start;
+        // The system set as the container's profile, as `--system-path` sets it.
+        let nix = NixOptions {
+            system_path: system.as_ref().map(|s| s.display().to_string()),
+            ..NixOptions::default()
+        };
         let outcome = if !self.exists(name) {
             let create = CreateOptions {
                 config: Some(source(name, file)),
                 conf: Some(p.conf.clone()),
+                nix,
                 ..CreateOptions::default()
             };
             self.create(name, &create)?;
@@ -150,13 +253,35 @@ impl Manager {
             if conf_changed {
                 crate::files::write_durable(&self.paths.conf(name), &p.conf.render(), 0o644)?;
             }
-            let update = UpdateOptions {
-                config: Some(source(name, file)),
-                ..UpdateOptions::default()
+            let update = match &system {
+                None => UpdateOptions {
+                    config: Some(source(name, file)),
+                    ..UpdateOptions::default()
+                },
+                Some(_) => UpdateOptions {
+                    nix,
+                    ..UpdateOptions::default()
+                },
             };
-            let changed = match self.update_changed(name, &update) {
+            // A Nix system is unchanged when the profile has it already.
+            let current = std::fs::canonicalize(self.paths.profile(name).join("system")).ok();
+            let same_system = system.is_some() && current == system;
+            let updated = if same_system {
+                Ok(false)
+            } else {
+                self.update_changed(name, &update)
+            };
+            let changed = match updated {
                 Ok(changed) => changed,
                 Err(e) => {
+                    // The profile as it was (the Nix builder had set the new system before
+                    // the switch failed), so that the next apply sees the change again.
+                    let profile = self.paths.profile(name).join("system");
+                    if let Some(before) = current.as_ref().filter(|_| system.is_some())
+                        && std::fs::canonicalize(&profile).ok().as_ref() != Some(before)
+                    {
+                        let _ = nix::set_profile(&profile, before);
+                    }
                     if conf_changed {
                         let _ = crate::files::write_durable(
                             &self.paths.conf(name),

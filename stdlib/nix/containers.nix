@@ -39,7 +39,8 @@ let
   };
   container = { name, ... }: {
     options = networkOptions // {
-      config = mkOption { type = types.deferredModule; default = { }; };
+      # null: not defined (NixOS's `options.config.isDefined`), which `path` and `flake` need.
+      config = mkOption { type = types.nullOr types.deferredModule; default = null; };
       path = mkOption { type = types.nullOr types.path; default = null; };
       flake = nullStr;
       autoStart = mkOption { type = types.bool; default = false; };

@@ -26,6 +26,7 @@ mod logs;
 mod networking;
 mod nginx;
 mod nix;
+mod nixdecl;
 mod nixos_modules;
 mod options;
 mod parallel;

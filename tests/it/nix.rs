@@ -12,10 +12,10 @@ use crate::common::*;
 use crate::testhost::{self, TestHost};
 
 /// An [`Env`] whose `ncsh` runs choose their builder by themselves, on a Nix host.
-struct NixEnv {
-    env: Env,
+pub(crate) struct NixEnv {
+    pub(crate) env: Env,
     names: RefCell<Vec<String>>,
-    store_paths: RefCell<Vec<PathBuf>>,
+    pub(crate) store_paths: RefCell<Vec<PathBuf>>,
 }
 
 fn require_nix() {
@@ -31,7 +31,7 @@ fn nixos_dir() -> PathBuf {
 }
 
 impl NixEnv {
-    fn new() -> NixEnv {
+    pub(crate) fn new() -> NixEnv {
         require_nix();
         let env = Env::new();
         // The test's own nix.conf: no substituters (no network), builds as root, no sandbox.
@@ -49,7 +49,7 @@ impl NixEnv {
         }
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.env
             .command(args)
             .env_remove("NCSH_BUILDER")
@@ -59,19 +59,19 @@ impl NixEnv {
             .unwrap()
     }
 
-    fn track(&self, name: &str) {
+    pub(crate) fn track(&self, name: &str) {
         self.names.borrow_mut().push(name.to_string());
         self.env.track(name);
     }
 
-    fn profile(&self, name: &str) -> PathBuf {
+    pub(crate) fn profile(&self, name: &str) -> PathBuf {
         self.env
             .prefix()
             .join("nix/var/nix/profiles/per-container")
             .join(name)
     }
 
-    fn gcroots(&self, name: &str) -> PathBuf {
+    pub(crate) fn gcroots(&self, name: &str) -> PathBuf {
         self.env
             .prefix()
             .join("nix/var/nix/gcroots/per-container")
@@ -79,14 +79,14 @@ impl NixEnv {
     }
 
     /// The store path a profile link points to (remembered for deletion).
-    fn system(&self, name: &str, link: &str) -> PathBuf {
+    pub(crate) fn system(&self, name: &str, link: &str) -> PathBuf {
         let path = std::fs::canonicalize(self.profile(name).join(link)).unwrap();
         assert!(path.starts_with("/nix/store/"), "{}", path.display());
         self.store_paths.borrow_mut().push(path.clone());
         path
     }
 
-    fn link(&self, name: &str, link: &str) -> String {
+    pub(crate) fn link(&self, name: &str, link: &str) -> String {
         std::fs::read_link(self.profile(name).join(link))
             .unwrap()
             .display()
@@ -94,7 +94,7 @@ impl NixEnv {
     }
 
     /// Nothing of container `name` is left: conf, root, profile, GC roots.
-    fn assert_gone(&self, name: &str) {
+    pub(crate) fn assert_gone(&self, name: &str) {
         for path in [
             self.env.conf_path(name),
             self.env.root_path(name),
@@ -163,7 +163,7 @@ impl Drop for NixEnv {
 }
 
 /// A configuration line that makes every build unique (so it is really built, not reused).
-fn greeting(text: &str) -> String {
+pub(crate) fn greeting(text: &str) -> String {
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -171,7 +171,7 @@ fn greeting(text: &str) -> String {
     format!("environment.etc.greeting.text = \"{text}\"; environment.etc.nonce.text = \"{nonce}\";")
 }
 
-fn read(path: PathBuf) -> String {
+pub(crate) fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .trim()
@@ -484,13 +484,13 @@ const PER_CONTAINER: [&str; 2] = [
 /// Removes what a test host's Nix-built container left in this machine's `/nix` (the test host
 /// binds it), also when the test failed: its profile, its GC roots, auto roots pointing there,
 /// and the `per-container` directories when they did not exist before.
-struct PerContainerNix {
+pub(crate) struct PerContainerNix {
     name: String,
     made: Vec<&'static str>,
 }
 
 impl PerContainerNix {
-    fn new(name: &str) -> PerContainerNix {
+    pub(crate) fn new(name: &str) -> PerContainerNix {
         PerContainerNix {
             name: name.to_string(),
             made: PER_CONTAINER
@@ -500,11 +500,11 @@ impl PerContainerNix {
         }
     }
 
-    fn profile(&self) -> PathBuf {
+    pub(crate) fn profile(&self) -> PathBuf {
         Path::new(PER_CONTAINER[0]).join(&self.name)
     }
 
-    fn gcroots(&self) -> PathBuf {
+    pub(crate) fn gcroots(&self) -> PathBuf {
         Path::new(PER_CONTAINER[1]).join(&self.name)
     }
 }
@@ -636,7 +636,7 @@ fn systemd_driver_makes_the_nix_directories() {
     assert!(!nix.profile().exists() && !nix.gcroots().exists());
 }
 
-fn text_of(out: &Output) -> String {
+pub(crate) fn text_of(out: &Output) -> String {
     stdout(out).trim().to_string()
 }
 
