@@ -38,7 +38,7 @@ pub fn cache_dir() -> Option<PathBuf> {
     }
 }
 
-const MAGIC: &str = "ncsh-seccomp 1";
+const MAGIC: &str = "ncsh-seccomp 2";
 /// The kernel's limit on one program's length (BPF_MAXINSNS).
 const MAX_INSNS: usize = 4096;
 /// More filters than nspawn installs (5 with systemd 252) means something is wrong.
@@ -97,7 +97,7 @@ const SHAPING: [&str; 3] = ["--capability", "--drop-capability", "--system-call-
 /// the filter in a way the probe does not reproduce (user namespaces, a personality, a network
 /// namespace of the host's, an option ncsh does not know): then nspawn builds its own, as ever.
 pub fn plan(nspawn: &Path, argv: &[OsString]) -> Option<Plan> {
-    let meta = std::fs::metadata(nspawn).ok()?;
+    identity(nspawn)?;
     let mut own_network = false;
     let mut shaping: Vec<String> = Vec::new();
     let mut args = argv.iter();
@@ -134,16 +134,37 @@ pub fn plan(nspawn: &Path, argv: &[OsString]) -> Option<Plan> {
     }
     probe_args.extend(shaping);
     let key = format!(
-        "{} {} {} {} {}.{} {}",
+        "{} {} {} {}",
         nspawn.display(),
+        identity(nspawn)?,
+        kernel(),
+        probe_args.join(" ")
+    );
+    Some(Plan { probe_args, key })
+}
+
+/// A file as it is now (device, inode, size, modification time), links followed.
+fn identity(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{}:{}:{}:{}.{}",
         meta.dev(),
         meta.ino(),
         meta.size(),
         meta.mtime(),
-        meta.mtime_nsec(),
-        probe_args.join(" ")
-    );
-    Some(Plan { probe_args, key })
+        meta.mtime_nsec()
+    ))
+}
+
+/// The running kernel (its release and build), whose seccomp support the filter was built for.
+fn kernel() -> String {
+    let read = |f: &str| {
+        std::fs::read_to_string(Path::new("/proc/sys/kernel").join(f))
+            .unwrap_or_default()
+            .trim()
+            .replace(' ', "_")
+    };
+    format!("{}/{}", read("osrelease"), read("version"))
 }
 
 impl Plan {
@@ -215,22 +236,29 @@ fn prune(dir: &Path) {
     }
 }
 
-/// Classic BPF programs, in the order they were installed (the oldest first).
+/// Classic BPF programs, in the order they were installed (the oldest first), and the
+/// libraries nspawn built them with (libseccomp, systemd's own), as they were then.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filters(Vec<Vec<libc::sock_filter>>);
+pub struct Filters {
+    programs: Vec<Vec<libc::sock_filter>>,
+    libraries: Vec<(String, String)>,
+}
 
 impl Filters {
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.programs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.programs.is_empty()
     }
 
     fn render(&self, key: &str) -> String {
         let mut out = format!("{MAGIC}\n{key}\n");
-        for program in &self.0 {
+        for (path, id) in &self.libraries {
+            out.push_str(&format!("lib {id} {path}\n"));
+        }
+        for program in &self.programs {
             out.push_str(&format!("filter {}\n", program.len()));
             for i in program {
                 out.push_str(&format!("{} {} {} {}\n", i.code, i.jt, i.jf, i.k));
@@ -245,7 +273,17 @@ impl Filters {
             return None;
         }
         let mut programs = Vec::new();
+        let mut libraries = Vec::new();
         while let Some(header) = lines.next() {
+            // A library that changed since (an upgrade) makes the programs stale.
+            if let Some(lib) = header.strip_prefix("lib ") {
+                let (id, path) = lib.split_once(' ')?;
+                if !programs.is_empty() || identity(Path::new(path))?.as_str() != id {
+                    return None;
+                }
+                libraries.push((path.to_string(), id.to_string()));
+                continue;
+            }
             let n: usize = header.strip_prefix("filter ")?.parse().ok()?;
             if n == 0 || n > MAX_INSNS {
                 return None;
@@ -265,14 +303,17 @@ impl Filters {
             }
             programs.push(program);
         }
-        (!programs.is_empty() && programs.len() <= MAX_FILTERS).then_some(Filters(programs))
+        (!programs.is_empty() && programs.len() <= MAX_FILTERS).then_some(Filters {
+            programs,
+            libraries,
+        })
     }
 
     /// Install the programs on the calling thread, oldest first. Only system calls and no
     /// allocation: for a `pre_exec` hook. As root the caller needs no `no_new_privs` (it would
     /// break setuid programs inside).
     pub fn install(&self) -> std::io::Result<()> {
-        for program in &self.0 {
+        for program in &self.programs {
             let prog = libc::sock_fprog {
                 len: program.len() as libc::c_ushort,
                 filter: program.as_ptr().cast_mut(),
@@ -344,7 +385,10 @@ pub fn read_filters(pid: Pid) -> Result<Filters> {
             programs.push(program);
         }
         // Index 0 is the oldest (the kernel counts back from the newest by the total).
-        Ok(Filters(programs))
+        Ok(Filters {
+            programs,
+            libraries: Vec::new(),
+        })
     })();
     ptrace(libc::PTRACE_DETACH, 0, none);
     let filters = read?;
@@ -401,7 +445,10 @@ fn probe(nspawn: &Path, options: &[String], dir: &Path) -> Result<Filters> {
             .spawn()
             .context(|| format!("running {} for the seccomp probe", nspawn.display()))?;
         let mut leader = None;
-        let read = read_probe(&mut child, &socket, &mut leader);
+        let read = read_probe(&mut child, &socket, &mut leader).map(|mut filters| {
+            filters.libraries = libraries_of(child.id());
+            filters
+        });
         // The payload's death ends its PID namespace, and nspawn with it.
         match leader {
             Some(pid) => {
@@ -434,6 +481,20 @@ fn probe(nspawn: &Path, options: &[String], dir: &Path) -> Result<Filters> {
     }
     let _ = crate::files::remove_path(&work);
     result
+}
+
+/// The shared libraries process `pid` has mapped, with their identities.
+fn libraries_of(pid: u32) -> Vec<(String, String)> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let mut out: Vec<(String, String)> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with('/') && p.contains(".so"))
+        .filter_map(|p| Some((p.to_string(), identity(Path::new(p))?)))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The payload's filters, once nspawn has named its PID and the payload is `sleep`.
@@ -566,12 +627,15 @@ mod tests {
     #[test]
     fn programs_of_a_changed_nspawn_are_pruned() {
         let dir = tempfile::tempdir().unwrap();
-        let f = Filters(vec![vec![libc::sock_filter {
-            code: 6,
-            jt: 0,
-            jf: 0,
-            k: 0x7fff0000,
-        }]]);
+        let f = Filters {
+            programs: vec![vec![libc::sock_filter {
+                code: 6,
+                jt: 0,
+                jf: 0,
+                k: 0x7fff0000,
+            }]],
+            libraries: Vec::new(),
+        };
         let live = plan(nspawn(), &args(&["--private-network", "/init"])).unwrap();
         let gone = plan(nspawn(), &[]).map(|p| Plan {
             key: p.key.replace("/proc/self/exe", "/nonexistent/nspawn"),
@@ -590,28 +654,34 @@ mod tests {
 
     #[test]
     fn cached_programs_round_trip_and_bad_files_are_ignored() {
-        let f = Filters(vec![
-            vec![libc::sock_filter {
-                code: 0x20,
-                jt: 0,
-                jf: 0,
-                k: 4,
-            }],
-            vec![
-                libc::sock_filter {
-                    code: 0x15,
-                    jt: 1,
-                    jf: 0,
-                    k: 0xc000003e,
-                },
-                libc::sock_filter {
-                    code: 0x06,
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("libseccomp.so.2");
+        std::fs::write(&lib, "v1").unwrap();
+        let f = Filters {
+            programs: vec![
+                vec![libc::sock_filter {
+                    code: 0x20,
                     jt: 0,
                     jf: 0,
-                    k: 0x7fff0000,
-                },
+                    k: 4,
+                }],
+                vec![
+                    libc::sock_filter {
+                        code: 0x15,
+                        jt: 1,
+                        jf: 0,
+                        k: 0xc000003e,
+                    },
+                    libc::sock_filter {
+                        code: 0x06,
+                        jt: 0,
+                        jf: 0,
+                        k: 0x7fff0000,
+                    },
+                ],
             ],
-        ]);
+            libraries: vec![(lib.display().to_string(), identity(&lib).unwrap())],
+        };
         let text = f.render("KEY");
         assert_eq!(Filters::parse(&text, "KEY"), Some(f.clone()));
         assert_eq!(Filters::parse(&text, "OTHER"), None);
@@ -621,5 +691,8 @@ mod tests {
         );
         assert_eq!(Filters::parse(&format!("{MAGIC}\nKEY\n"), "KEY"), None);
         assert_eq!(Filters::parse(&text.replace("0 4", "0 x"), "KEY"), None);
+        // The library changed (an upgrade): the programs are stale.
+        std::fs::write(&lib, "v2, longer").unwrap();
+        assert_eq!(Filters::parse(&text, "KEY"), None);
     }
 }

@@ -78,6 +78,15 @@ fn cached_programs(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+fn cached_texts(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_none())
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect()
+}
+
 struct Cached<'a> {
     env: &'a Env,
     dir: std::path::PathBuf,
@@ -133,6 +142,14 @@ fn the_filter_nspawn_builds_is_the_one_installed_from_the_cache() {
         t.dir.display()
     );
     t.stop(&plain);
+    // The libraries nspawn built it with are recorded: an upgrade of one makes it stale.
+    let kept = cached_texts(&t.dir).join("");
+    assert!(
+        kept.lines()
+            .any(|l| l.starts_with("lib ") && l.contains("libseccomp")),
+        "libseccomp is not among the recorded libraries:\n{}",
+        kept.lines().take(12).collect::<Vec<_>>().join("\n")
+    );
 
     // Second start: the same programs, installed by ncsh; nspawn built none.
     let (installed, spared) = t.boot(&plain);
