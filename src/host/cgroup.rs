@@ -44,6 +44,26 @@ pub struct Usage {
 /// The period of CPU quotas (cgroup v2's and systemd's default), in microseconds.
 const CPU_PERIOD_USEC: u64 = 100_000;
 
+/// The names of the cgroups ncsh made, `ncsh-` taken off (what [`Cgroups::for_container`]
+/// takes), from the first hierarchy it uses.
+pub fn leaves() -> Vec<String> {
+    let any = Cgroups::for_container("");
+    let Some(parent) = any.dirs.first().and_then(|d| d.parent()) else {
+        return Vec::new();
+    };
+    fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("ncsh-"))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
 impl Cgroups {
     pub fn for_container(name: &str) -> Cgroups {
         let root = Path::new(CGROUP_ROOT);

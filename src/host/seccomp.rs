@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
+use super::cgroup::Cgroups;
 use crate::error::{Context, Error, Result};
 
 /// Where the programs are kept (`NCSH_SECCOMP_DIR` overrides it): host-wide, as they describe
@@ -404,6 +405,7 @@ pub fn read_filters(pid: Pid) -> Result<Filters> {
 /// A probe run: nspawn with `options` in an empty root of its own below `dir`, its payload the
 /// host's `sleep`; its filters read once the payload runs. Everything it made is removed.
 fn probe(nspawn: &Path, options: &[String], dir: &Path) -> Result<Filters> {
+    remove_dead_probes(dir);
     let name = format!("ncsh-seccomp-{}", std::process::id());
     let work = dir.join(&name);
     crate::files::remove_path(&work)?;
@@ -432,18 +434,31 @@ fn probe(nspawn: &Path, options: &[String], dir: &Path) -> Result<Filters> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe. Should the supervisor die, so does the probe.
+        // A cgroup of its own, as a container's: nspawn splits the one it starts in into
+        // `payload` and `supervisor`, which must not be the supervisor's own.
+        let cgroups = Cgroups::for_container(&probe_cgroup_name(std::process::id()));
+        cgroups.create()?;
+        let procs = cgroups.procs_files();
+        // SAFETY: prctl is async-signal-safe, join_self allocates nothing. Should the
+        // supervisor die, so does the probe.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                Ok(())
+                super::cgroup::join_self(&procs)
             });
         }
-        let mut child = cmd
+        let spawned = cmd
             .spawn()
-            .context(|| format!("running {} for the seccomp probe", nspawn.display()))?;
+            .context(|| format!("running {} for the seccomp probe", nspawn.display()));
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = cgroups.kill_and_remove(None, Duration::from_secs(5));
+                return Err(e);
+            }
+        };
         let mut leader = None;
         let read = read_probe(&mut child, &socket, &mut leader).map(|mut filters| {
             filters.libraries = libraries_of(child.id());
@@ -463,6 +478,7 @@ fn probe(nspawn: &Path, options: &[String], dir: &Path) -> Result<Filters> {
             let _ = stderr.read_to_string(&mut err);
         }
         let _ = child.wait();
+        let _ = cgroups.kill_and_remove(None, Duration::from_secs(5));
         read.map_err(|e| match err.trim() {
             "" => e,
             err => Error::io(
@@ -481,6 +497,32 @@ fn probe(nspawn: &Path, options: &[String], dir: &Path) -> Result<Filters> {
     }
     let _ = crate::files::remove_path(&work);
     result
+}
+
+/// The probe's cgroup is `ncsh-` this and its supervisor's PID: a dot no container name has.
+const PROBE_CGROUP: &str = ".seccomp-probe-";
+
+fn probe_cgroup_name(pid: u32) -> String {
+    format!("{PROBE_CGROUP}{pid}")
+}
+
+/// What the probe of a supervisor that died meanwhile left: its root and its cgroup.
+fn remove_dead_probes(dir: &Path) {
+    let dead = |pid: &str| {
+        pid.parse::<i32>()
+            .is_ok_and(|p| !super::alive(Pid::from_raw(p)))
+    };
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.strip_prefix("ncsh-seccomp-").is_some_and(dead) {
+            let _ = crate::files::remove_path(&entry.path());
+        }
+    }
+    for leaf in super::cgroup::leaves() {
+        if leaf.strip_prefix(PROBE_CGROUP).is_some_and(|pid| dead(pid)) {
+            let _ = Cgroups::for_container(&leaf).kill_and_remove(None, Duration::from_secs(1));
+        }
+    }
 }
 
 /// The shared libraries process `pid` has mapped, with their identities.
@@ -503,7 +545,7 @@ fn read_probe(
     socket: &UnixDatagram,
     leader: &mut Option<Pid>,
 ) -> Result<Filters> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(5);
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
@@ -533,7 +575,7 @@ fn read_probe(
         }
     }
     Err(Error::io(
-        "the seccomp probe's payload did not start within 10 s",
+        "the seccomp probe's payload did not start within 5 s",
         std::io::ErrorKind::TimedOut.into(),
     ))
 }

@@ -119,6 +119,16 @@ impl Cached<'_> {
 fn the_filter_nspawn_builds_is_the_one_installed_from_the_cache() {
     require_root();
     let env = Env::new();
+    // nspawn splits the cgroup it starts in: the probe's must be its own, not the host's.
+    let hierarchies = [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup/systemd",
+    ];
+    let split_before: Vec<bool> = hierarchies
+        .iter()
+        .map(|h| Path::new(h).join("payload").exists())
+        .collect();
     let t = Cached {
         env: &env,
         dir: env.prefix().join("seccomp"),
@@ -197,6 +207,23 @@ fn the_filter_nspawn_builds_is_the_one_installed_from_the_cache() {
         })
         .unwrap_or_default();
     assert!(propagate.is_empty(), "probe leftovers: {propagate:?}");
+    for (h, before) in hierarchies.iter().zip(split_before) {
+        let payload = Path::new(h).join("payload");
+        assert!(
+            before || !payload.exists(),
+            "the probe split {h}: {}",
+            payload.display()
+        );
+        let probes: Vec<_> = std::fs::read_dir(h)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("ncsh-.seccomp-probe-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(probes.is_empty(), "probe cgroups left in {h}: {probes:?}");
+    }
     for name in [&plain, &timed] {
         assert_ok(&env.run(&["destroy", name]), "destroy");
         assert_no_debris(&env, name);
