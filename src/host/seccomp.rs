@@ -519,7 +519,7 @@ fn remove_dead_probes(dir: &Path) {
         }
     }
     for leaf in super::cgroup::leaves() {
-        if leaf.strip_prefix(PROBE_CGROUP).is_some_and(|pid| dead(pid)) {
+        if leaf.strip_prefix(PROBE_CGROUP).is_some_and(&dead) {
             let _ = Cgroups::for_container(&leaf).kill_and_remove(None, Duration::from_secs(1));
         }
     }
