@@ -111,6 +111,35 @@ pub fn nix_system(paths: &Paths, name: &str, conf: &Conf) -> Option<NixSystem> {
 
 const DAEMON_SOCKET: &str = "/nix/var/nix/daemon-socket";
 
+/// nspawn's files for machine `machine` run on `root`, which nothing removes without systemd:
+/// the propagate directory and the image locks ([`remove_image_locks`]).
+pub fn remove_machine_files(machine: &str, root: &Path) -> Result<()> {
+    crate::files::remove_path(&Path::new(NSPAWN_RUN).join("propagate").join(machine))?;
+    remove_image_locks(root)
+}
+
+/// nspawn's image locks of `root`: `.#NAME.lck` beside it and `locks/inode-DEV:INO` of the
+/// directory.
+pub fn remove_image_locks(root: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if let (Some(parent), Some(base)) = (root.parent(), root.file_name()) {
+        let mut lock = std::ffi::OsString::from(".#");
+        lock.push(base);
+        lock.push(".lck");
+        crate::files::remove_path(&parent.join(lock))?;
+    }
+    if let Ok(meta) = std::fs::metadata(root) {
+        crate::files::remove_path(&Path::new(NSPAWN_RUN).join("locks").join(format!(
+            "inode-{}:{}",
+            meta.dev(),
+            meta.ino()
+        )))?;
+    }
+    Ok(())
+}
+
+const NSPAWN_RUN: &str = "/run/systemd/nspawn";
+
 /// The arguments after `systemd-nspawn`; `nix` for a Nix-built container. `conf_path` names
 /// the conf in the error about an EXTRA_NSPAWN_FLAGS ncsh does not pass on.
 pub fn args(

@@ -487,14 +487,7 @@ fn probe(nspawn: &Path, options: &[String], dir: &Path) -> Result<Filters> {
             ),
         })
     })();
-    let _ = crate::files::remove_path(&Path::new("/run/systemd/nspawn/propagate").join(&name));
-    if let Ok(meta) = std::fs::metadata(work.join("root")) {
-        let _ = crate::files::remove_path(&Path::new("/run/systemd/nspawn/locks").join(format!(
-            "inode-{}:{}",
-            meta.dev(),
-            meta.ino()
-        )));
-    }
+    let _ = super::nspawn::remove_machine_files(&name, &work.join("root"));
     let _ = crate::files::remove_path(&work);
     result
 }

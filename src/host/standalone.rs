@@ -254,27 +254,14 @@ fn in_use_elsewhere(name: &str, other: &str) -> Error {
 }
 
 /// nspawn's own files for a container: on a systemd host they live on a tmpfs `/run`; here
-/// nothing would ever remove them. The propagate directory, and the image locks: `.#NAME.lck`
-/// beside the root and `locks/inode-DEV:INO` of the root directory.
+/// nothing would ever remove them (see [`nspawn::remove_machine_files`]).
 fn remove_nspawn_files(paths: &Paths, name: &str) -> Result<()> {
-    let nspawn_run = Path::new("/run/systemd/nspawn");
-    crate::files::remove_path(&nspawn_run.join("propagate").join(name))?;
-    remove_image_locks(paths, name)
+    nspawn::remove_machine_files(name, &paths.root(name))
 }
 
 /// nspawn's image locks of our root (its own, whatever else uses the name).
 fn remove_image_locks(paths: &Paths, name: &str) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let nspawn_run = Path::new("/run/systemd/nspawn");
-    crate::files::remove_path(&paths.state_dir.join(format!(".#{name}.lck")))?;
-    if let Ok(meta) = fs::metadata(paths.root(name)) {
-        crate::files::remove_path(&nspawn_run.join("locks").join(format!(
-            "inode-{}:{}",
-            meta.dev(),
-            meta.ino()
-        )))?;
-    }
-    Ok(())
+    nspawn::remove_image_locks(&paths.root(name))
 }
 
 pub struct Standalone {
