@@ -159,7 +159,10 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         }
     };
     let choose_builder = Box::new(crate::engine::nixos::select_builder);
-    let manager = Rc::new(Manager::new(paths, personality, choose_builder, driver));
+    let manager = Rc::new(
+        Manager::new(paths, personality, choose_builder, driver)
+            .with_native_builder(Box::new(crate::engine::nixos::native_builder)),
+    );
 
     if personality == Personality::Ncsh {
         match argv.get(1) {

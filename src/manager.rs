@@ -65,6 +65,11 @@ pub struct Manager {
     /// Nix host costs a PATH search that every other verb can do without.
     builder: std::cell::OnceCell<Box<dyn Builder>>,
     choose_builder: std::sync::Arc<dyn Fn() -> Result<Box<dyn Builder>> + Send + Sync>,
+    /// ncsh's own builder where the host's is Nix: `apply` builds a container's `config`
+    /// with it (see [`Manager::with_native_builder`]).
+    native: Option<(std::cell::OnceCell<Box<dyn Builder>>, BuilderChoice)>,
+    /// Set while `apply` makes a container from its `config`: the builder is the native one.
+    natively: std::cell::Cell<bool>,
 }
 
 /// How the manager picks its builder, when it first needs one (also in the threads of
@@ -87,10 +92,33 @@ impl Manager {
             driver,
             builder: std::cell::OnceCell::new(),
             choose_builder: std::sync::Arc::from(choose_builder),
+            native: None,
+            natively: std::cell::Cell::new(false),
         }
     }
 
+    /// The same, with ncsh's own builder at hand for `apply`'s `config` containers on a host
+    /// whose builder is Nix (a file may declare both kinds).
+    pub fn with_native_builder(mut self, choose: BuilderChoice) -> Manager {
+        self.native = Some((std::cell::OnceCell::new(), choose));
+        self
+    }
+
+    /// Whether a `config` can be built here although the host's builder is Nix.
+    fn has_native_builder(&self) -> bool {
+        self.native.is_some()
+    }
+
     fn builder(&self) -> Result<&dyn Builder> {
+        if self.natively.get()
+            && let Some((cell, choose)) = &self.native
+        {
+            if let Some(builder) = cell.get() {
+                return Ok(builder.as_ref());
+            }
+            let chosen = choose()?;
+            return Ok(cell.get_or_init(|| chosen).as_ref());
+        }
         if let Some(builder) = self.builder.get() {
             return Ok(builder.as_ref());
         }

@@ -543,6 +543,13 @@ pub fn select_builder() -> Result<Box<dyn Builder>> {
     native::select(|| Box::<RhaiModules>::default())
 }
 
+/// ncsh's own builder with these option modules, whatever the host's is.
+pub fn native_builder() -> Result<Box<dyn Builder>> {
+    Ok(Box::new(native::NativeBuilder::new(
+        Box::<RhaiModules>::default(),
+    )))
+}
+
 impl OptionModules for RhaiModules {
     fn declarations(&self) -> Result<Declarations> {
         Ok(self.loaded()?.declarations.clone())

@@ -106,7 +106,7 @@ impl Manager {
                         source(&p.name, &file),
                     );
                     request.declared_in = Some(file.clone());
-                    self.builder()?.build(&request)?;
+                    self.natively_if(true, || self.builder()?.build(&request))?;
                     None
                 }
                 Some(NixSource::Path(path)) => Some(store_path(path).map_err(|why| {
@@ -128,14 +128,25 @@ impl Manager {
         }
         let mut out = Vec::new();
         for (p, system) in planned.into_iter().zip(systems) {
-            out.push(self.apply_one(&file, p, system, opts)?);
+            let own = system.is_none();
+            out.push(self.natively_if(own, || self.apply_one(&file, p, system, opts))?);
         }
         Ok(out)
     }
 
-    /// Containers with `config` are built by ncsh's native builder, those with `path` or
-    /// `flake` by Nix: the builder of this host must be the one each needs (checked before
-    /// anything is built).
+    /// Run `f` with the native builder when `own` (a container's `config`, which ncsh builds)
+    /// and the host's builder is Nix; else with the host's.
+    fn natively_if<T>(&self, own: bool, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let switch = own && self.has_native_builder() && self.builder()?.kind() == BuilderKind::Nix;
+        let before = self.natively.replace(switch || self.natively.get());
+        let result = f();
+        self.natively.set(before);
+        result
+    }
+
+    /// Containers with `config` are built by ncsh's native builder (the manager's own, or the
+    /// one it keeps beside Nix: [`Manager::with_native_builder`]), those with `path` or `flake`
+    /// by Nix: each must have its builder here (checked before anything is built).
     fn check_builders(&self, file: &Path, planned: &[Planned]) -> Result<()> {
         let kind = self.builder()?.kind();
         if let Some((p, source)) = planned
@@ -172,6 +183,7 @@ impl Manager {
             }
         }
         if kind == BuilderKind::Nix
+            && !self.has_native_builder()
             && let Some(p) = planned.iter().find(|p| p.declared.nix.is_none())
         {
             return Err(Error::Usage(format!(

@@ -200,6 +200,58 @@ fn apply_path_boots_switches_live_and_destroys() {
 }
 
 #[test]
+fn one_file_declares_containers_ncsh_builds_and_containers_nix_builds() {
+    let t = NixEnv::new();
+    let system = built_system(&t, &unique_name("ndm"), "nix-built");
+    let native = unique_name("ndn");
+    let nixed = unique_name("ndx");
+    t.track(&native);
+    t.track(&nixed);
+    let file = t.env.prefix().join("host.nix");
+    write(
+        &file,
+        &format!(
+            "{{ containers.{native}.config = {{ environment.etc.\"mixed\".text = \"native\"; }};\n  \
+             containers.{nixed}.path = {}; }}\n",
+            system.display()
+        ),
+    );
+    // On this Nix host the `config` one is built by ncsh, the `path` one is Nix's system.
+    let out = apply(&t, &file, &[]);
+    assert_ok(&out, "apply of both kinds");
+    for name in [&native, &nixed] {
+        assert!(
+            stdout(&out).contains(&format!("{name}: created")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(read(t.env.root_path(&native).join("etc/mixed")), "native");
+    assert!(!read(t.env.conf_path(&native)).contains("SYSTEM_PATH="));
+    assert!(
+        !t.profile(&native).join("system").exists(),
+        "a Nix profile for the natively built one"
+    );
+    assert_eq!(t.system(&nixed, "system"), system);
+    let out = apply(&t, &file, &[]);
+    assert_ok(&out, "apply again");
+    assert_eq!(
+        stdout(&out)
+            .lines()
+            .filter(|l| l.ends_with(": unchanged"))
+            .count(),
+        2,
+        "{}",
+        stdout(&out)
+    );
+    let out = apply(&t, &file, &["--destroy"]);
+    assert_ok(&out, "apply --destroy");
+    for name in [&native, &nixed] {
+        assert_no_debris(&t.env, name);
+    }
+}
+
+#[test]
 fn apply_flake_builds_rebuilds_and_fails_without_a_trace() {
     let t = NixEnv::new();
     let flake = t.env.prefix().join("flake");
