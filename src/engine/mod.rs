@@ -207,6 +207,9 @@ pub fn new_verb_engine(manager: Rc<Manager>, tests: bool) -> Engine {
         BasicArrayPackage, BasicMapPackage, BasicStringPackage, MoreStringPackage, Package,
     };
     let mut engine = Engine::new_raw();
+    // A verb runs once: folding its constants costs more than it saves (the optimizer was 14 %
+    // of a read verb's instructions, callgrind).
+    engine.set_optimization_level(rhai::OptimizationLevel::None);
     // Sizes and depths; no operation limit, which is for the user's own scripts.
     crate::api::limits::Limits::current().apply(&mut engine, false);
     engine.on_print(print_line);
