@@ -133,7 +133,7 @@ pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixl
         Path::new("/"),
     )?;
     let mut args = Attrs::new();
-    let pkgs = super::pkgs::host_packages(ev, lib.clone())?;
+    let pkgs = super::pkgs::host_packages(lib.clone())?;
     args.insert("lib".into(), Thunk::value(lib));
     args.insert("pkgs".into(), Thunk::value(pkgs));
     let modules_path = Path::new(super::pkgs::NO_NIXPKGS);
