@@ -92,6 +92,12 @@ const LIB_NAME: &str = "<ncsh>/stdlib/nix/lib.nix";
 /// [`LIB`] split into its bindings by build.rs ([`nixlang::split::Split::encode`]).
 const LIB_SPLIT: &str = include_str!(concat!(env!("OUT_DIR"), "/lib-split.txt"));
 
+thread_local! {
+    /// [`LIB_SPLIT`] decoded, once per thread (decoding it was a thirtieth of an evaluation).
+    static LIB_SPLIT_DECODED: Option<nixlang::split::Split> =
+        nixlang::split::Split::decode(LIB_SPLIT);
+}
+
 /// Errors of one evaluation, one per line.
 pub(crate) fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
     Error::Build(
@@ -128,7 +134,7 @@ fn nixpkgs_module_refused() -> String {
 pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixlang::EvalError> {
     let lib = ev.eval_shipped_split(
         LIB,
-        nixlang::split::Split::decode(LIB_SPLIT),
+        LIB_SPLIT_DECODED.with(Clone::clone),
         SourceMap::new(Path::new(LIB_NAME), LIB, 0),
         Path::new("/"),
     )?;
