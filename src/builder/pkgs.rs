@@ -344,10 +344,11 @@ fn dir_stamp(dir: &str) -> DirStamp {
     Some((m.modified().ok()?, m.dev(), m.ino()))
 }
 
+/// The host's programs as last listed, with the stamps of their directories then.
+type Listed = Option<([DirStamp; 2], Rc<[Str]>)>;
+
 thread_local! {
-    /// The host's programs as last listed, with the stamps of their directories then.
-    static PROGRAMS: std::cell::RefCell<Option<([DirStamp; 2], Rc<[Str]>)>> =
-        const { std::cell::RefCell::new(None) };
+    static PROGRAMS: std::cell::RefCell<Listed> = const { std::cell::RefCell::new(None) };
 }
 
 /// The names of the host's programs (`PROGRAM_DIRS`), sorted, each once. Listed again only

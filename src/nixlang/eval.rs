@@ -209,7 +209,7 @@ impl Evaluator {
         for b in split.bindings {
             slots.extend(
                 shipped
-                    .binding(b, true, &*self.globals)
+                    .binding(b, true, &self.globals)
                     .into_iter()
                     .map(|(_, t)| t),
             );
@@ -1252,7 +1252,7 @@ impl Shipped {
                 let set = Thunk::native(Box::new(move |ev: &mut Evaluator| {
                     let mut attrs = Attrs::new();
                     for b in inner {
-                        attrs.extend(sh.binding(b, false, &*ev.globals));
+                        attrs.extend(sh.binding(b, false, &ev.globals));
                     }
                     Ok(Value::attrs(attrs))
                 }));
