@@ -263,8 +263,64 @@ fn upstream_version(v: &str) -> String {
     v.split(['+', '~']).next().unwrap_or(v).to_string()
 }
 
-/// dpkg's status file, read when a version is first asked for.
-type Versions = Rc<OnceCell<DpkgStatus>>;
+/// The versions of the host's Debian packages, found when first asked for in an evaluation.
+type Versions = Rc<OnceCell<Rc<std::cell::RefCell<VersionTable>>>>;
+
+/// dpkg's status file as mapped, and the versions looked up in it so far.
+struct VersionTable {
+    stamp: FileStamp,
+    status: DpkgStatus,
+    found: crate::nixlang::HashMap<String, Option<String>>,
+}
+
+/// What says a file is unchanged: its modification time, size, device and inode (dpkg
+/// renames a new status file over the old one).
+type FileStamp = Option<(std::time::SystemTime, u64, u64, u64)>;
+
+fn file_stamp(path: &str) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.dev(), m.ino()))
+}
+
+impl VersionTable {
+    fn version(&mut self, package: &str) -> Option<String> {
+        if let Some(v) = self.found.get(package) {
+            return v.clone();
+        }
+        let v = self.status.version(package);
+        self.found.insert(package.to_string(), v.clone());
+        v
+    }
+}
+
+thread_local! {
+    /// The last status file read in this thread, kept while it is unchanged.
+    static DPKG: std::cell::RefCell<Option<Rc<std::cell::RefCell<VersionTable>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The versions of the host's packages: the thread's table while dpkg's status file is
+/// unchanged (searching the 700 KB file for each package a configuration names, and mapping
+/// it, was a fiftieth of an evaluation), else a new one.
+fn dpkg_versions() -> Rc<std::cell::RefCell<VersionTable>> {
+    let stamp = file_stamp(DpkgStatus::PATH);
+    DPKG.with_borrow_mut(|kept| {
+        if let Some(t) = kept
+            && stamp.is_some()
+            && t.borrow().stamp == stamp
+        {
+            return t.clone();
+        }
+        let t = Rc::new(std::cell::RefCell::new(VersionTable {
+            stamp,
+            status: DpkgStatus::read(Path::new(DpkgStatus::PATH)),
+            found: Default::default(),
+        }));
+        *kept = Some(t.clone());
+        t
+    })
+}
 
 /// One package: `prefix` is its out path, `program` its main program below `prefix/bin` (or
 /// `sbin`), `debian` the Debian package that provides it.
@@ -275,8 +331,9 @@ fn package(attr: &str, prefix: &str, program: &str, debian: &str, versions: &Ver
     let version = {
         let (versions, debian) = (versions.clone(), debian.to_string());
         Thunk::native(Box::new(move |_ev: &mut Evaluator| {
-            let status = versions.get_or_init(|| DpkgStatus::read(Path::new(DpkgStatus::PATH)));
-            Ok(Value::string(status.version(&debian).unwrap_or_default()))
+            let table = versions.get_or_init(dpkg_versions);
+            let version = table.borrow_mut().version(&debian);
+            Ok(Value::string(version.unwrap_or_default()))
         }))
     };
     let out_path = if installed {
