@@ -954,7 +954,8 @@ impl Evaluator {
         pos: Option<&Pos>,
     ) -> Result<String, EvalError> {
         match v {
-            Value::String(s) => Ok(s.to_string()),
+            // Not `to_string`, which goes through `Display` for an `Rc<str>`.
+            Value::String(s) => Ok(String::from(&*s)),
             Value::Path(p) => Ok(p.display().to_string()),
             Value::Attrs(a) => {
                 if let Some(f) = a.get("__toString").cloned() {

@@ -1619,7 +1619,7 @@ fn plain_config(
                 path.push(name.clone());
                 let v = plain_config(ev, system, &child, path, errors)?;
                 path.pop();
-                out.insert(name.to_string(), v);
+                out.insert(String::from(&*name), v);
             }
             Ok(Plain::Attrs(out))
         }
@@ -1645,7 +1645,7 @@ fn plain_defaults(node: &Node) -> Plain {
             children
                 .iter()
                 .filter(|(_, c)| has_rhai(c))
-                .map(|(k, c)| (k.to_string(), plain_defaults(c)))
+                .map(|(k, c)| (String::from(&**k), plain_defaults(c)))
                 .collect(),
         ),
     }
@@ -1688,7 +1688,7 @@ pub fn to_plain(ev: &mut Evaluator, v: &Value, path: &[Str]) -> Result<Plain, Ev
         Value::Bool(b) => Plain::Bool(*b),
         Value::Int(i) => Plain::Int(*i),
         Value::Float(f) => Plain::String(crate::nixlang::json::format_float(*f)),
-        Value::String(s) => Plain::String(s.to_string()),
+        Value::String(s) => Plain::String(String::from(&**s)),
         Value::Path(p) => Plain::Path(p.to_path_buf()),
         Value::List(items) => {
             let mut out = Vec::with_capacity(items.len());
@@ -1714,7 +1714,7 @@ pub fn to_plain(ev: &mut Evaluator, v: &Value, path: &[Str]) -> Result<Plain, Ev
             let mut out = BTreeMap::new();
             for (k, t) in a.iter() {
                 let v = ev.force(t)?;
-                out.insert(k.to_string(), to_plain(ev, &v, path)?);
+                out.insert(String::from(&**k), to_plain(ev, &v, path)?);
             }
             Plain::Attrs(out)
         }
