@@ -36,6 +36,8 @@ pub struct Evaluator {
     /// Files the evaluated code asks for (`pkgs.writeText` and friends): path → (contents,
     /// executable). The native builder adds them to the generation.
     pub written: Written,
+    /// The frames of the shipped texts evaluated (`lib`), for [`Evaluator::release`].
+    shipped: Vec<Env>,
 }
 
 thread_local! {
@@ -90,6 +92,29 @@ impl Evaluator {
             depth: 0,
             origins: None,
             written: BTreeMap::new(),
+            shipped: Vec::new(),
+        }
+    }
+
+    /// Breaks the reference cycles of what this evaluator made (the frames of `lib`, whose
+    /// functions hold the frame they are in; the files imported; the set literals kept for
+    /// positions), so that they are freed: for an evaluation whose values are not used after
+    /// it (the native builder's, which keeps plain data). Values of it used afterwards may
+    /// have lost what they refer to.
+    pub fn release(&mut self) {
+        for env in self.shipped.drain(..) {
+            let slots = std::mem::take(&mut *env.slots.borrow_mut());
+            for t in &slots {
+                t.release();
+            }
+        }
+        for (_, v) in self.imports.drain() {
+            if let Value::Attrs(a) = v {
+                a.values().for_each(Thunk::release);
+            }
+        }
+        if let Some(origins) = &mut self.origins {
+            origins.clear();
         }
     }
 
@@ -215,6 +240,7 @@ impl Evaluator {
             );
         }
         *shipped.env.slots.borrow_mut() = slots;
+        self.shipped.push(shipped.env.clone());
         let body = compile::compile_in_frame(
             &shipped.text,
             split.body,

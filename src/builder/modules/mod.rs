@@ -178,6 +178,21 @@ struct System {
 }
 
 impl System {
+    /// Breaks the reference cycles of a system not read any more (`config` holds the
+    /// system; the definitions kept hold `config`), so that it is freed.
+    fn release(&self) {
+        if let Ok(mut defs) = self.defs.try_borrow_mut() {
+            defs.clear();
+        }
+        if let Ok(mut sets) = self.sets.try_borrow_mut() {
+            sets.clear();
+        }
+        for m in &self.modules {
+            m.config.release();
+        }
+        self.args.values().for_each(Thunk::release);
+    }
+
     /// Each module's `config` as a definition of the whole configuration.
     fn roots(&self) -> Vec<Def> {
         self.modules
@@ -259,6 +274,8 @@ pub fn evaluate(
         return Err(by_place(errors));
     }
     let config = plain_config(ev, &system, &system.root, &mut Vec::new(), &mut errors);
+    // Plain data now: what made it is freed.
+    system.release();
     match config {
         Ok(config) if errors.is_empty() => Ok(Evaluated { config }),
         Ok(_) => Err(by_place(errors)),
