@@ -92,6 +92,12 @@ const LIB_NAME: &str = "<ncsh>/stdlib/nix/lib.nix";
 /// [`LIB`] split into its bindings by build.rs ([`nixlang::split::Split::encode`]).
 const LIB_SPLIT: &str = include_str!(concat!(env!("OUT_DIR"), "/lib-split.txt"));
 
+thread_local! {
+    /// [`LIB_SPLIT`] decoded, once per thread (decoding it was a thirtieth of an evaluation).
+    static LIB_SPLIT_DECODED: Option<nixlang::split::Split> =
+        nixlang::split::Split::decode(LIB_SPLIT);
+}
+
 /// Errors of one evaluation, one per line.
 pub(crate) fn eval_errors(errors: Vec<nixlang::EvalError>) -> Error {
     Error::Build(
@@ -128,12 +134,12 @@ fn nixpkgs_module_refused() -> String {
 pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixlang::EvalError> {
     let lib = ev.eval_shipped_split(
         LIB,
-        nixlang::split::Split::decode(LIB_SPLIT),
+        LIB_SPLIT_DECODED.with(Clone::clone),
         SourceMap::new(Path::new(LIB_NAME), LIB, 0),
         Path::new("/"),
     )?;
     let mut args = Attrs::new();
-    let pkgs = super::pkgs::host_packages(ev, lib.clone())?;
+    let pkgs = super::pkgs::host_packages(lib.clone())?;
     args.insert("lib".into(), Thunk::value(lib));
     args.insert("pkgs".into(), Thunk::value(pkgs));
     let modules_path = Path::new(super::pkgs::NO_NIXPKGS);
@@ -176,10 +182,21 @@ fn file_module(
 /// modules' declarations.
 /// Also returns the files the configuration asked for (`pkgs.writeText` …).
 pub fn evaluate(request: &BuildRequest, declarations: &Declarations) -> Result<(Plain, Written)> {
-    let config_nix = request.root.join(CONFIGURATION_NIX);
     let mut ev = Evaluator::new();
+    let evaluated = evaluate_in(&mut ev, request, declarations);
+    // Only plain data leaves: the evaluator's values are freed (they hold cycles).
+    ev.release();
+    evaluated
+}
+
+fn evaluate_in(
+    ev: &mut Evaluator,
+    request: &BuildRequest,
+    declarations: &Declarations,
+) -> Result<(Plain, Written)> {
+    let config_nix = request.root.join(CONFIGURATION_NIX);
     ev.track_positions();
-    let args = module_args(&mut ev).map_err(eval_error)?;
+    let args = module_args(ev).map_err(eval_error)?;
     let origin = config_nix.display().to_string();
     let modules = match &request.source {
         ConfigSource::Existing => {
@@ -189,29 +206,29 @@ pub fn evaluate(request: &BuildRequest, declarations: &Declarations) -> Result<(
                 .read_string(CONFIGURATION_NIX)?
                 .ok_or_else(|| Error::Build(format!("{}: no such file", config_nix.display())))?;
             vec![(
-                file_module(&mut ev, &text, &config_nix).map_err(eval_error)?,
+                file_module(ev, &text, &config_nix).map_err(eval_error)?,
                 origin,
             )]
         }
         ConfigSource::Snippet(text) => {
             let header = configuration_nix::render(&request.name, &ConfigSource::Existing);
-            let head = file_module(&mut ev, &header, &config_nix).map_err(eval_error)?;
+            let head = file_module(ev, &header, &config_nix).map_err(eval_error)?;
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
             let snippet =
-                snippet_module(&mut ev, text, Path::new("--config"), &cwd).map_err(eval_error)?;
+                snippet_module(ev, text, Path::new("--config"), &cwd).map_err(eval_error)?;
             vec![(head, origin), (snippet, "--config".to_string())]
         }
         ConfigSource::File(_) => {
             let text = configuration_nix::render(&request.name, &request.source);
             vec![(
-                file_module(&mut ev, &text, &config_nix).map_err(eval_error)?,
+                file_module(ev, &text, &config_nix).map_err(eval_error)?,
                 origin,
             )]
         }
     };
     let mut modules = modules;
     if let Some(file) = &request.declared_in {
-        match super::declared::container_module(&mut ev, &args, file, &request.name)? {
+        match super::declared::container_module(ev, &args, file, &request.name)? {
             Some(config) => modules.push((config, file.display().to_string())),
             None => {
                 return Err(Error::Build(format!(
@@ -223,7 +240,7 @@ pub fn evaluate(request: &BuildRequest, declarations: &Declarations) -> Result<(
         }
     }
     let evaluated =
-        super::modules::evaluate(&mut ev, declarations, modules, args).map_err(eval_errors)?;
+        super::modules::evaluate(ev, declarations, modules, args).map_err(eval_errors)?;
     Ok((evaluated.config, std::mem::take(&mut ev.written)))
 }
 

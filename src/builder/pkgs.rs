@@ -263,8 +263,64 @@ fn upstream_version(v: &str) -> String {
     v.split(['+', '~']).next().unwrap_or(v).to_string()
 }
 
-/// dpkg's status file, read when a version is first asked for.
-type Versions = Rc<OnceCell<DpkgStatus>>;
+/// The versions of the host's Debian packages, found when first asked for in an evaluation.
+type Versions = Rc<OnceCell<Rc<std::cell::RefCell<VersionTable>>>>;
+
+/// dpkg's status file as mapped, and the versions looked up in it so far.
+struct VersionTable {
+    stamp: FileStamp,
+    status: DpkgStatus,
+    found: crate::nixlang::HashMap<String, Option<String>>,
+}
+
+/// What says a file is unchanged: its modification time, size, device and inode (dpkg
+/// renames a new status file over the old one).
+type FileStamp = Option<(std::time::SystemTime, u64, u64, u64)>;
+
+fn file_stamp(path: &str) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.dev(), m.ino()))
+}
+
+impl VersionTable {
+    fn version(&mut self, package: &str) -> Option<String> {
+        if let Some(v) = self.found.get(package) {
+            return v.clone();
+        }
+        let v = self.status.version(package);
+        self.found.insert(package.to_string(), v.clone());
+        v
+    }
+}
+
+thread_local! {
+    /// The last status file read in this thread, kept while it is unchanged.
+    static DPKG: std::cell::RefCell<Option<Rc<std::cell::RefCell<VersionTable>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The versions of the host's packages: the thread's table while dpkg's status file is
+/// unchanged (searching the 700 KB file for each package a configuration names, and mapping
+/// it, was a fiftieth of an evaluation), else a new one.
+fn dpkg_versions() -> Rc<std::cell::RefCell<VersionTable>> {
+    let stamp = file_stamp(DpkgStatus::PATH);
+    DPKG.with_borrow_mut(|kept| {
+        if let Some(t) = kept
+            && stamp.is_some()
+            && t.borrow().stamp == stamp
+        {
+            return t.clone();
+        }
+        let t = Rc::new(std::cell::RefCell::new(VersionTable {
+            stamp,
+            status: DpkgStatus::read(Path::new(DpkgStatus::PATH)),
+            found: Default::default(),
+        }));
+        *kept = Some(t.clone());
+        t
+    })
+}
 
 /// One package: `prefix` is its out path, `program` its main program below `prefix/bin` (or
 /// `sbin`), `debian` the Debian package that provides it.
@@ -275,8 +331,9 @@ fn package(attr: &str, prefix: &str, program: &str, debian: &str, versions: &Ver
     let version = {
         let (versions, debian) = (versions.clone(), debian.to_string());
         Thunk::native(Box::new(move |_ev: &mut Evaluator| {
-            let status = versions.get_or_init(|| DpkgStatus::read(Path::new(DpkgStatus::PATH)));
-            Ok(Value::string(status.version(&debian).unwrap_or_default()))
+            let table = versions.get_or_init(dpkg_versions);
+            let version = table.borrow_mut().version(&debian);
+            Ok(Value::string(version.unwrap_or_default()))
         }))
     };
     let out_path = if installed {
@@ -331,26 +388,90 @@ fn names_in(dir: &str) -> Vec<Str> {
         .collect()
 }
 
+/// The directories whose programs are packages.
+const PROGRAM_DIRS: [&str; 2] = ["/usr/sbin", "/usr/bin"];
+
+/// What says a directory's listing is unchanged: its modification time (a name added or
+/// removed changes it), device and inode.
+type DirStamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn dir_stamp(dir: &str) -> DirStamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir).ok()?;
+    Some((m.modified().ok()?, m.dev(), m.ino()))
+}
+
+/// The host's programs as last listed, with the stamps of their directories then.
+type Listed = Option<([DirStamp; 2], Rc<[Str]>)>;
+
+thread_local! {
+    static PROGRAMS: std::cell::RefCell<Listed> = const { std::cell::RefCell::new(None) };
+}
+
+/// The names of the host's programs (`PROGRAM_DIRS`), sorted, each once. Listed again only
+/// when a directory changed since the last evaluation of this thread (the REPL, the test
+/// driver and `cargo bench` evaluate many times; listing and sorting about 1500 names was an
+/// eighth of an evaluation).
+fn host_programs() -> Rc<[Str]> {
+    let stamps = PROGRAM_DIRS.map(dir_stamp);
+    let cached = PROGRAMS.with_borrow(|p| match p {
+        Some((s, names)) if *s == stamps && stamps.iter().all(Option::is_some) => {
+            Some(names.clone())
+        }
+        _ => None,
+    });
+    if let Some(names) = cached {
+        return names;
+    }
+    let mut names: Vec<Str> = PROGRAM_DIRS.iter().flat_map(|d| names_in(d)).collect();
+    names.sort_unstable();
+    names.dedup();
+    let names: Rc<[Str]> = names.into();
+    PROGRAMS.set(Some((stamps, names.clone())));
+    names
+}
+
+/// The names of the set [`WRITERS`] gives (a test checks them).
+const WRITER_NAMES: [&str; 8] = [
+    "writeTextFile",
+    "writeText",
+    "writeTextDir",
+    "writeScript",
+    "writeScriptBin",
+    "writeShellScript",
+    "writeShellScriptBin",
+    "writeShellApplication",
+];
+
+/// The set [`WRITERS`] gives for `lib`.
+fn writers(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError> {
+    let writer = Value::PrimOp(Rc::new(PrimOpApp {
+        op: &WRITE_FILE,
+        args: Vec::new(),
+    }));
+    let writers = ev.eval_shipped(
+        WRITERS,
+        SourceMap::new(Path::new("<ncsh>/pkgs"), WRITERS, 0),
+        Path::new("/"),
+    )?;
+    let mut args = Attrs::new();
+    args.insert("writeFile".into(), writer.into());
+    args.insert("lib".into(), lib.into());
+    ev.apply(writers, Value::attrs(args).into(), None::<&Pos>)
+}
+
 /// `pkgs`: every known nixpkgs name and every program of the host's `/usr/bin` and
 /// `/usr/sbin`, `postgresql_N` for the host's PostgreSQL versions, the `write*` builders,
 /// `lib`, `system`, `stdenv`.
-pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError> {
+pub fn host_packages(lib: Value) -> Result<Value, EvalError> {
     let versions: Versions = Rc::new(OnceCell::new());
     // Collected first and made a set at once (a sorted build, not thousands of inserts); of
     // two entries with one name the later wins, as an insert would have it.
-    let mut pkgs: Vec<(Str, Thunk)> = Vec::with_capacity(4096);
-    for dir in ["/usr/sbin", "/usr/bin"] {
-        for name in names_in(dir) {
-            // One string for the name and the program (a host has thousands of programs).
-            let (prog, versions) = (name.clone(), versions.clone());
-            pkgs.push((
-                name,
-                Thunk::native(Box::new(move |_| {
-                    Ok(package(&prog, "/usr", &prog, &prog, &versions))
-                })),
-            ));
-        }
-    }
+    // The host's programs (sorted, each once), and the rest collected and sorted apart: of
+    // two entries with one name the later wins, as an insert would have it, so the rest wins
+    // over a program of its name.
+    let programs = host_programs();
+    let mut pkgs: Vec<(Str, Thunk)> = Vec::with_capacity(256);
     for (attr, program, debian) in KNOWN {
         let versions = versions.clone();
         pkgs.push((
@@ -389,23 +510,23 @@ pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError>
             Thunk::native(Box::new(move |_| Err(err(msg)))),
         ));
     }
-    let writer = Value::PrimOp(Rc::new(PrimOpApp {
-        op: &WRITE_FILE,
-        args: Vec::new(),
-    }));
-    let writers = ev.eval_shipped(
-        WRITERS,
-        SourceMap::new(Path::new("<ncsh>/pkgs"), WRITERS, 0),
-        Path::new("/"),
-    )?;
-    let mut args = Attrs::new();
-    args.insert("writeFile".into(), writer.into());
-    args.insert("lib".into(), lib.clone().into());
-    let writers = ev.apply(writers, Value::attrs(args).into(), None::<&Pos>)?;
-    if let Value::Attrs(w) = writers {
-        for (k, v) in w.iter() {
-            pkgs.push((k.clone(), v.clone()));
-        }
+    // The writers are compiled when one is first used (few configurations use them).
+    let all = {
+        let lib = lib.clone();
+        Thunk::native(Box::new(move |ev: &mut Evaluator| writers(ev, lib)))
+    };
+    for name in WRITER_NAMES {
+        let all = all.clone();
+        pkgs.push((
+            name.into(),
+            Thunk::native(Box::new(move |ev: &mut Evaluator| {
+                let set = ev.force_attrs(&all)?;
+                match set.get(name) {
+                    Some(w) => ev.force(w),
+                    None => Err(err(format!("pkgs.{name}: not among ncsh's writers"))),
+                }
+            })),
+        ));
     }
     let system = format!("{}-linux", std::env::consts::ARCH);
     let mut platform = Attrs::new();
@@ -431,12 +552,47 @@ pub fn host_packages(ev: &mut Evaluator, lib: Value) -> Result<Value, EvalError>
     pkgs.reverse();
     pkgs.sort_by(|a, b| a.0.cmp(&b.0));
     pkgs.dedup_by(|later, earlier| later.0 == earlier.0);
-    Ok(Value::attrs(pkgs.into_iter().collect()))
+    // One ordered merge of the two sorted lists, the rest winning a tie.
+    let program = |name: &Str| {
+        let (prog, versions) = (name.clone(), versions.clone());
+        Thunk::native(Box::new(move |_| {
+            Ok(package(&prog, "/usr", &prog, &prog, &versions))
+        }))
+    };
+    let mut all = Vec::with_capacity(programs.len() + pkgs.len());
+    let mut rest = pkgs.into_iter().peekable();
+    for name in programs.iter() {
+        let mut shadowed = false;
+        while let Some((n, t)) = rest.next_if(|(n, _)| n <= name) {
+            shadowed |= n == *name;
+            all.push((n, t));
+        }
+        if !shadowed {
+            all.push((name.clone(), program(name)));
+        }
+    }
+    all.extend(rest);
+    // Sorted already: the set is built at once.
+    Ok(Value::attrs(all.into_iter().collect()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writer_names_are_the_writers() {
+        let mut ev = Evaluator::new();
+        let w = writers(&mut ev, Value::attrs(Attrs::new())).unwrap();
+        let Value::Attrs(w) = w else {
+            panic!("the writers are not a set")
+        };
+        let mut names: Vec<&str> = w.keys().map(|k| &**k).collect();
+        let mut expected = WRITER_NAMES.to_vec();
+        names.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(names, expected);
+    }
 
     #[test]
     fn versions_from_dpkg_status() {

@@ -24,7 +24,8 @@ const MAX_FILE: u64 = 64 << 20;
 
 /// The evaluator's state: global names, imported files, recursion depth.
 pub struct Evaluator {
-    globals: HashMap<Str, Value>,
+    /// The thread's [`shared_globals`] until [`Evaluator::set_global`] changes them.
+    globals: Rc<HashMap<Str, Value>>,
     imports: HashMap<PathBuf, Value>,
     /// Directories whose files `import` refuses with a message (see [`Evaluator::reserve`]).
     reserved: Vec<(PathBuf, String)>,
@@ -35,6 +36,24 @@ pub struct Evaluator {
     /// Files the evaluated code asks for (`pkgs.writeText` and friends): path → (contents,
     /// executable). The native builder adds them to the generation.
     pub written: Written,
+    /// The frames of the shipped texts evaluated (`lib`), for [`Evaluator::release`].
+    shipped: Vec<Env>,
+}
+
+thread_local! {
+    /// The built-in globals, made once per thread: every evaluator starts from them.
+    static GLOBALS: Rc<HashMap<Str, Value>> = Rc::new(builtins::globals());
+    /// The bindings of shipped texts compiled so far in this thread, by [`Shipped::key`] and
+    /// span; kept only for evaluators with the [`shared_globals`] (what a name is depends on
+    /// the globals).
+    static SHIPPED_EXPRS: std::cell::RefCell<HashMap<(u64, usize, usize), Rc<Expr>>> =
+        std::cell::RefCell::new(HashMap::default());
+}
+
+/// The built-in globals (`builtins`, `map`, `toString`, …) as this thread made them once:
+/// they are values without state, and making them was a thirtieth of an evaluation.
+fn shared_globals() -> Rc<HashMap<Str, Value>> {
+    GLOBALS.with(Rc::clone)
 }
 
 /// Set literals by the address of their attributes: the attributes (kept alive, so the address
@@ -67,12 +86,35 @@ pub(crate) fn err_at(pos: Option<&Pos>, msg: impl Into<String>) -> EvalError {
 impl Evaluator {
     pub fn new() -> Self {
         Evaluator {
-            globals: builtins::globals(),
+            globals: shared_globals(),
             imports: HashMap::default(),
             reserved: Vec::new(),
             depth: 0,
             origins: None,
             written: BTreeMap::new(),
+            shipped: Vec::new(),
+        }
+    }
+
+    /// Breaks the reference cycles of what this evaluator made (the frames of `lib`, whose
+    /// functions hold the frame they are in; the files imported; the set literals kept for
+    /// positions), so that they are freed: for an evaluation whose values are not used after
+    /// it (the native builder's, which keeps plain data). Values of it used afterwards may
+    /// have lost what they refer to.
+    pub fn release(&mut self) {
+        for env in self.shipped.drain(..) {
+            let slots = std::mem::take(&mut *env.slots.borrow_mut());
+            for t in &slots {
+                t.release();
+            }
+        }
+        for (_, v) in self.imports.drain() {
+            if let Value::Attrs(a) = v {
+                a.values().for_each(Thunk::release);
+            }
+        }
+        if let Some(origins) = &mut self.origins {
+            origins.clear();
         }
     }
 
@@ -109,7 +151,7 @@ impl Evaluator {
 
     /// Adds (or replaces) a global name, visible to code compiled afterwards.
     pub fn set_global(&mut self, name: &str, value: Value) {
-        self.globals.insert(name.into(), value);
+        Rc::make_mut(&mut self.globals).insert(name.into(), value);
     }
 
     /// Compiles `text` (named `file` in messages; `shift` bytes of it are a wrapper the user did
@@ -121,7 +163,7 @@ impl Evaluator {
         src: SourceMap,
         base_dir: &Path,
     ) -> Result<Value, EvalError> {
-        let expr = compile::compile(text, Rc::new(src), base_dir, &self.globals)?;
+        let expr = compile::compile(text, Rc::new(src), base_dir, &*self.globals)?;
         self.eval(&expr, &frame(Vec::new(), None))
     }
 
@@ -133,7 +175,7 @@ impl Evaluator {
         src: SourceMap,
         base_dir: &Path,
     ) -> Result<Value, EvalError> {
-        let expr = compile::compile_checked(text, Rc::new(src), base_dir, &self.globals, false)?;
+        let expr = compile::compile_checked(text, Rc::new(src), base_dir, &*self.globals, false)?;
         self.eval(&expr, &frame(Vec::new(), None))
     }
 
@@ -174,7 +216,14 @@ impl Evaluator {
                 names.insert(n.into(), slot);
             }
         }
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            (text, &src.file, src.shift, base_dir).hash(&mut h);
+            h.finish()
+        };
         let shipped = Rc::new(Shipped {
+            key,
             text: text.into(),
             src: Rc::new(src),
             dir: base_dir.into(),
@@ -191,12 +240,13 @@ impl Evaluator {
             );
         }
         *shipped.env.slots.borrow_mut() = slots;
+        self.shipped.push(shipped.env.clone());
         let body = compile::compile_in_frame(
             &shipped.text,
             split.body,
             shipped.src.clone(),
             &shipped.dir,
-            &self.globals,
+            &*self.globals,
             &shipped.names,
         )?;
         self.eval(&body, &shipped.env)
@@ -217,7 +267,7 @@ impl Evaluator {
         let text = read_file(&target, pos)?;
         let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();
         let src = SourceMap::new(&target, &text, 0);
-        let expr = compile::compile(&text, Rc::new(src), &dir, &self.globals)?;
+        let expr = compile::compile(&text, Rc::new(src), &dir, &*self.globals)?;
         let v = self.eval(&expr, &frame(Vec::new(), None))?;
         self.imports.insert(target, v.clone());
         Ok(v)
@@ -930,7 +980,8 @@ impl Evaluator {
         pos: Option<&Pos>,
     ) -> Result<String, EvalError> {
         match v {
-            Value::String(s) => Ok(s.to_string()),
+            // Not `to_string`, which goes through `Display` for an `Rc<str>`.
+            Value::String(s) => Ok(String::from(&*s)),
             Value::Path(p) => Ok(p.display().to_string()),
             Value::Attrs(a) => {
                 if let Some(f) = a.get("__toString").cloned() {
@@ -1160,6 +1211,9 @@ pub(crate) fn read_file(path: &Path, pos: Option<&Pos>) -> Result<String, EvalEr
 /// A shipped `let` being evaluated binding by binding: its text, and the frame its bindings
 /// fill (in the order of `names`).
 struct Shipped {
+    /// What the compiled bindings depend on besides their spans: a hash of the text, its
+    /// file's name and directory (see [`SHIPPED_EXPRS`]).
+    key: u64,
     text: Rc<str>,
     src: Rc<SourceMap>,
     dir: Rc<Path>,
@@ -1172,14 +1226,31 @@ impl Shipped {
     fn lazy(self: &Rc<Self>, span: (usize, usize)) -> Thunk {
         let sh = self.clone();
         Thunk::native(Box::new(move |ev: &mut Evaluator| {
-            let expr = compile::compile_in_frame(
-                &sh.text,
-                span,
-                sh.src.clone(),
-                &sh.dir,
-                &ev.globals,
-                &sh.names,
-            )?;
+            // Compiled once per thread (ncsh's `lib` is the same text every evaluation).
+            let shared = GLOBALS.with(|g| Rc::ptr_eq(g, &ev.globals));
+            let key = (sh.key, span.0, span.1);
+            let known = if shared {
+                SHIPPED_EXPRS.with_borrow(|m| m.get(&key).cloned())
+            } else {
+                None
+            };
+            let expr = match known {
+                Some(e) => e,
+                None => {
+                    let e = compile::compile_in_frame(
+                        &sh.text,
+                        span,
+                        sh.src.clone(),
+                        &sh.dir,
+                        &*ev.globals,
+                        &sh.names,
+                    )?;
+                    if shared {
+                        SHIPPED_EXPRS.with_borrow_mut(|m| m.insert(key, e.clone()));
+                    }
+                    e
+                }
+            };
             ev.eval(&expr, &sh.env)
         }))
     }

@@ -8,14 +8,14 @@
 use rnix::SyntaxKind::{self, *};
 
 /// A `let BINDINGS in BODY`: its bindings, and where its body is.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
     pub bindings: Vec<Binding>,
     pub body: (usize, usize),
 }
 
 /// One binding of a `let` or of a set, as byte spans of the text.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binding {
     /// `name = VALUE;`. When VALUE is a plain (not `rec`) set whose bindings are all of these
     /// simple forms, `set` holds them, so each of its values can be parsed when first used too.

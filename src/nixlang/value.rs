@@ -173,6 +173,16 @@ impl Thunk {
         }
     }
 
+    /// Forgets the value or the computation (it becomes `null`), dropping what it holds: for
+    /// breaking the reference cycles of an evaluation whose values are not used any more (a
+    /// function's value holds its frame, which holds the function). Nothing when it is being
+    /// computed.
+    pub fn release(&self) {
+        if let Ok(mut state) = self.0.try_borrow_mut() {
+            *state = ThunkState::Done(Value::Null);
+        }
+    }
+
     pub fn ptr_eq(&self, other: &Thunk) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
     }

@@ -178,6 +178,21 @@ struct System {
 }
 
 impl System {
+    /// Breaks the reference cycles of a system not read any more (`config` holds the
+    /// system; the definitions kept hold `config`), so that it is freed.
+    fn release(&self) {
+        if let Ok(mut defs) = self.defs.try_borrow_mut() {
+            defs.clear();
+        }
+        if let Ok(mut sets) = self.sets.try_borrow_mut() {
+            sets.clear();
+        }
+        for m in &self.modules {
+            m.config.release();
+        }
+        self.args.values().for_each(Thunk::release);
+    }
+
     /// Each module's `config` as a definition of the whole configuration.
     fn roots(&self) -> Vec<Def> {
         self.modules
@@ -259,6 +274,8 @@ pub fn evaluate(
         return Err(by_place(errors));
     }
     let config = plain_config(ev, &system, &system.root, &mut Vec::new(), &mut errors);
+    // Plain data now: what made it is freed.
+    system.release();
     match config {
         Ok(config) if errors.is_empty() => Ok(Evaluated { config }),
         Ok(_) => Err(by_place(errors)),
@@ -1619,7 +1636,7 @@ fn plain_config(
                 path.push(name.clone());
                 let v = plain_config(ev, system, &child, path, errors)?;
                 path.pop();
-                out.insert(name.to_string(), v);
+                out.insert(String::from(&*name), v);
             }
             Ok(Plain::Attrs(out))
         }
@@ -1645,7 +1662,7 @@ fn plain_defaults(node: &Node) -> Plain {
             children
                 .iter()
                 .filter(|(_, c)| has_rhai(c))
-                .map(|(k, c)| (k.to_string(), plain_defaults(c)))
+                .map(|(k, c)| (String::from(&**k), plain_defaults(c)))
                 .collect(),
         ),
     }
@@ -1688,7 +1705,7 @@ pub fn to_plain(ev: &mut Evaluator, v: &Value, path: &[Str]) -> Result<Plain, Ev
         Value::Bool(b) => Plain::Bool(*b),
         Value::Int(i) => Plain::Int(*i),
         Value::Float(f) => Plain::String(crate::nixlang::json::format_float(*f)),
-        Value::String(s) => Plain::String(s.to_string()),
+        Value::String(s) => Plain::String(String::from(&**s)),
         Value::Path(p) => Plain::Path(p.to_path_buf()),
         Value::List(items) => {
             let mut out = Vec::with_capacity(items.len());
@@ -1714,7 +1731,7 @@ pub fn to_plain(ev: &mut Evaluator, v: &Value, path: &[Str]) -> Result<Plain, Ev
             let mut out = BTreeMap::new();
             for (k, t) in a.iter() {
                 let v = ev.force(t)?;
-                out.insert(k.to_string(), to_plain(ev, &v, path)?);
+                out.insert(String::from(&**k), to_plain(ev, &v, path)?);
             }
             Plain::Attrs(out)
         }
