@@ -544,15 +544,7 @@ fn systemd_driver_makes_the_nix_directories() {
     let name = unique_name("nxd");
     // Declared before the test host, so dropped after it.
     let nix = PerContainerNix::new(&name);
-    let th = TestHost::boot_with("nxd", false, &["--bind=/nix"]);
-    // The test host has its own /etc: Nix's settings for a root without build users.
-    let nix_conf = th.path("/etc/nix/nix.conf");
-    std::fs::create_dir_all(nix_conf.parent().unwrap()).unwrap();
-    std::fs::write(
-        &nix_conf,
-        "sandbox = false\nsubstituters =\nbuild-users-group =\n",
-    )
-    .unwrap();
+    let th = nix_test_host("nxd");
     let ncsh = |args: &[&str]| {
         let mut argv = vec!["env", "NCSH_BUILDER=nix", testhost::NCSH];
         argv.extend_from_slice(args);
@@ -651,4 +643,18 @@ fn assert_dir_0755(path: &Path) {
         "{}",
         path.display()
     );
+}
+
+/// A test host sharing this machine's `/nix`, with Nix's settings for a root without build
+/// users in its own /etc.
+pub(crate) fn nix_test_host(tag: &str) -> TestHost {
+    let th = TestHost::boot_with(tag, false, &["--bind=/nix"]);
+    let nix_conf = th.path("/etc/nix/nix.conf");
+    std::fs::create_dir_all(nix_conf.parent().unwrap()).unwrap();
+    std::fs::write(
+        &nix_conf,
+        "sandbox = false\nsubstituters =\nbuild-users-group =\n",
+    )
+    .unwrap();
+    th
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::nix::{NixEnv, PerContainerNix, greeting, read, text_of};
-use crate::testhost::{self, TestHost};
+use crate::nix::{NixEnv, PerContainerNix, greeting, nix_test_host, read, text_of};
+use crate::testhost;
 
 /// A Nix-built system with `greeting`, made by creating container `name` from it (tracked:
 /// destroyed at the end, the profile keeping it alive until then).
@@ -433,14 +433,7 @@ fn apply_path_under_systemd() {
     let name = unique_name("ndy");
     // Declared before the test host, so dropped after it.
     let nix = PerContainerNix::new(&name);
-    let th = TestHost::boot_with("ndy", false, &["--bind=/nix"]);
-    let nix_conf = th.path("/etc/nix/nix.conf");
-    std::fs::create_dir_all(nix_conf.parent().unwrap()).unwrap();
-    std::fs::write(
-        &nix_conf,
-        "sandbox = false\nsubstituters =\nbuild-users-group =\n",
-    )
-    .unwrap();
+    let th = nix_test_host("ndy");
     let ncsh = |args: &[&str]| {
         let mut argv = vec!["env", "NCSH_BUILDER=nix", testhost::NCSH];
         argv.extend_from_slice(args);
