@@ -48,7 +48,19 @@ thread_local! {
     /// the globals).
     static SHIPPED_EXPRS: std::cell::RefCell<HashMap<(u64, usize, usize), Rc<Expr>>> =
         std::cell::RefCell::new(HashMap::default());
+    /// Files imported in this thread, compiled: path → (the text compiled, its expression).
+    /// Used again only while the file holds the same text, and only by evaluators with the
+    /// [`shared_globals`]: the REPL, `apply` and the test driver evaluate the same modules
+    /// again and again, as Nix keeps a parsed file for the rest of its evaluation.
+    static FILE_EXPRS: std::cell::RefCell<HashMap<PathBuf, CompiledFile>> =
+        std::cell::RefCell::new(HashMap::default());
 }
+
+/// A file's text and the expression compiled from it.
+type CompiledFile = (Rc<str>, Rc<Expr>);
+
+/// At most this many compiled files are kept per thread (a REPL may import many).
+const MAX_KEPT_FILES: usize = 256;
 
 /// The built-in globals (`builtins`, `map`, `toString`, …) as this thread made them once:
 /// they are values without state, and making them was a thirtieth of an evaluation.
@@ -265,12 +277,37 @@ impl Evaluator {
             return Err(err_at(pos, format!("{}: {why}", target.display())));
         }
         let text = read_file(&target, pos)?;
-        let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let src = SourceMap::new(&target, &text, 0);
-        let expr = compile::compile(&text, Rc::new(src), &dir, &*self.globals)?;
+        let expr = self.compile_file(&target, text)?;
         let v = self.eval(&expr, &frame(Vec::new(), None))?;
         self.imports.insert(target, v.clone());
         Ok(v)
+    }
+
+    /// The compiled expression of the file at `target` holding `text`; compiled again only
+    /// when this thread has not compiled that text there (see [`FILE_EXPRS`]).
+    fn compile_file(&self, target: &Path, text: String) -> Result<Rc<Expr>, EvalError> {
+        let shared = GLOBALS.with(|g| Rc::ptr_eq(g, &self.globals));
+        if shared
+            && let Some(expr) = FILE_EXPRS.with_borrow(|m| {
+                m.get(target)
+                    .filter(|(kept, _)| **kept == *text)
+                    .map(|(_, e)| e.clone())
+            })
+        {
+            return Ok(expr);
+        }
+        let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let src = SourceMap::new(target, &text, 0);
+        let expr = compile::compile(&text, Rc::new(src), &dir, &*self.globals)?;
+        if shared {
+            FILE_EXPRS.with_borrow_mut(|m| {
+                if m.len() >= MAX_KEPT_FILES && !m.contains_key(target) {
+                    m.clear();
+                }
+                m.insert(target.to_path_buf(), (Rc::from(text), expr.clone()));
+            });
+        }
+        Ok(expr)
     }
 
     fn enter(&mut self, pos: Option<&Pos>) -> Result<(), EvalError> {

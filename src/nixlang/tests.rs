@@ -109,3 +109,21 @@ fn a_shipped_let_evaluated_lazily_is_the_same_let() {
         r#"["1",2,1,6,6,["deep","length","m","n"]]"#
     );
 }
+
+/// A file imported again in the same thread is compiled again once its text changed, also to
+/// the same length; its kept compilation serves only the text it was made from.
+#[test]
+fn an_imported_file_is_read_again_after_it_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.nix");
+    let import = |dir: &Path| super::eval_json("import ./m.nix", dir).map_err(|e| e.to_string());
+    std::fs::write(&file, "{ a = 1; }").unwrap();
+    assert_eq!(import(dir.path()).unwrap().to_string(), r#"{"a":1}"#);
+    assert_eq!(import(dir.path()).unwrap().to_string(), r#"{"a":1}"#);
+    std::fs::write(&file, "{ a = 2; }").unwrap();
+    assert_eq!(import(dir.path()).unwrap().to_string(), r#"{"a":2}"#);
+    std::fs::write(&file, "{ a = 2 +; }").unwrap();
+    assert!(import(dir.path()).unwrap_err().contains("m.nix"));
+    std::fs::write(&file, "{ a = 2; }").unwrap();
+    assert_eq!(import(dir.path()).unwrap().to_string(), r#"{"a":2}"#);
+}
