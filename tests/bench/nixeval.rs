@@ -126,6 +126,23 @@ in builtins.deepSeq modules (builtins.length modules)"#,
     )
 }
 
+/// The option modules' declarations, as `create` loads them.
+fn load_declarations() -> ncsh::builder::options::Declarations {
+    use ncsh::builder::native::OptionModules;
+    ncsh::engine::nixos::RhaiModules::default()
+        .declarations()
+        .unwrap()
+}
+
+/// A native build of the configuration file `main`.
+fn build_request(main: std::path::PathBuf) -> ncsh::builder::BuildRequest {
+    ncsh::builder::BuildRequest::new(
+        "demo",
+        std::path::PathBuf::from("/nonexistent/demo"),
+        ncsh::container::ConfigSource::File(main),
+    )
+}
+
 fn main() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: run as root");
@@ -159,17 +176,8 @@ fn main() {
         cmd
     };
     let rounds = 21;
-    let declarations = {
-        use ncsh::builder::native::OptionModules;
-        ncsh::engine::nixos::RhaiModules::default()
-            .declarations()
-            .unwrap()
-    };
-    let request = ncsh::builder::BuildRequest::new(
-        "demo",
-        std::path::PathBuf::from("/nonexistent/demo"),
-        ncsh::container::ConfigSource::File(dir.path().join("main.nix")),
-    );
+    let declarations = load_declarations();
+    let request = build_request(dir.path().join("main.nix"));
     // For profiling: NCSH_BENCH_EVAL_ONLY=N runs ncsh's evaluation N times and nothing else.
     if let Some(n) = std::env::var("NCSH_BENCH_EVAL_ONLY")
         .ok()
@@ -186,15 +194,7 @@ fn main() {
     let first_in_thread = || {
         let main = dir.path().join("main.nix");
         std::thread::spawn(move || {
-            use ncsh::builder::native::OptionModules;
-            let request = ncsh::builder::BuildRequest::new(
-                "demo",
-                std::path::PathBuf::from("/nonexistent/demo"),
-                ncsh::container::ConfigSource::File(main),
-            );
-            let declarations = ncsh::engine::nixos::RhaiModules::default()
-                .declarations()
-                .unwrap();
+            let (request, declarations) = (build_request(main), load_declarations());
             let t = Instant::now();
             ncsh::builder::native::evaluate(&request, &declarations).unwrap();
             t.elapsed().as_secs_f64()
