@@ -70,6 +70,10 @@ pub struct AttrsDef {
     pub dynamics: Vec<(Rc<Expr>, AttrValue, Pos)>,
     /// Where each static name was (first) defined.
     pub positions: HashMap<Str, Pos>,
+    /// Whether the sets made from it remember where their attributes were defined (with
+    /// `Evaluator::track_positions`): those of the user's files, not those of ncsh's `lib`,
+    /// whose sets (`mkIf`'s, `mkOption`'s, …) no message points into.
+    pub tracked: bool,
 }
 
 pub enum AttrValue {
@@ -142,6 +146,8 @@ pub struct Compiler<'g> {
     scopes: Vec<Scope>,
     /// Where the compiled text starts in `src` (a slice of it: see [`compile_in_frame`]).
     base: u32,
+    /// Text ncsh ships (its `lib`), not the user's.
+    shipped: bool,
 }
 
 /// Parses and compiles `text` (the contents of `src`, which may be wrapped: `src.shift`).
@@ -178,6 +184,7 @@ pub fn compile_checked(
         globals,
         scopes: Vec::new(),
         base: 0,
+        shipped: !check_depth,
     };
     c.expr(&expr)
 }
@@ -208,6 +215,7 @@ pub fn compile_in_frame(
         globals,
         scopes: vec![Scope::Frame(names.clone())],
         base: start as u32,
+        shipped: true,
     };
     c.expr(&expr)
 }
@@ -390,6 +398,13 @@ fn rc(e: Expr) -> Rc<Expr> {
 }
 
 impl Compiler<'_> {
+    fn attrs_def(&self) -> AttrsDef {
+        AttrsDef {
+            tracked: !self.shipped,
+            ..AttrsDef::default()
+        }
+    }
+
     fn pos(&self, node: &SyntaxNode) -> Pos {
         Pos {
             src: self.src.clone(),
@@ -462,7 +477,7 @@ impl Compiler<'_> {
                     let def = self.rec_bindings(s)?;
                     rc(Expr::RecAttrs(def))
                 } else {
-                    let mut def = AttrsDef::default();
+                    let mut def = self.attrs_def();
                     self.bindings(s, &mut def, false)?;
                     rc(Expr::Attrs(Rc::new(def)))
                 }
@@ -857,7 +872,7 @@ impl Compiler<'_> {
             .map(|(i, n)| (n.clone(), i as u32))
             .collect();
         self.scopes.push(Scope::Frame(Rc::new(frame)));
-        let mut def = AttrsDef::default();
+        let mut def = self.attrs_def();
         let r = self.entries(&entries, &mut def, true);
         if let Err(e) = r {
             self.scopes.pop();
@@ -962,7 +977,7 @@ impl Compiler<'_> {
                     // `a = { … }; a.b = …;` merge: a set literal is kept as definitions.
                     let v = match &value {
                         ast::Expr::AttrSet(s) if s.rec_token().is_none() => {
-                            let mut nested = AttrsDef::default();
+                            let mut nested = self.attrs_def();
                             self.bindings(s, &mut nested, false)?;
                             AttrValue::Nested(Rc::new(nested))
                         }
@@ -995,7 +1010,7 @@ impl Compiler<'_> {
         let value = if rest.is_empty() {
             value
         } else {
-            let mut nested = AttrsDef::default();
+            let mut nested = self.attrs_def();
             self.define(&mut nested, rest, value, node)?;
             AttrValue::Nested(Rc::new(nested))
         };

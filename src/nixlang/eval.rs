@@ -155,7 +155,9 @@ impl Evaluator {
 
     fn literal(&mut self, attrs: Attrs, def: &Rc<AttrsDef>) -> Value {
         let attrs = Rc::new(attrs);
-        if let Some(origins) = &mut self.origins {
+        if def.tracked
+            && let Some(origins) = &mut self.origins
+        {
             origins.insert(Rc::as_ptr(&attrs) as usize, (attrs.clone(), def.clone()));
         }
         Value::Attrs(attrs)

@@ -144,8 +144,19 @@ enum Node {
         children: BTreeMap<Str, Rc<Node>>,
         /// `<name>`: any attribute name (Rhai's `users.users.<name>.…`).
         any: Option<Rc<Node>>,
+        /// What the options below are, found when first asked (once the tree is complete).
+        below: std::cell::OnceCell<Below>,
     },
     Opt(Rc<OptDecl>),
+}
+
+/// What kinds of options a node of the declarations has at or below it.
+#[derive(Clone, Copy, Default)]
+struct Below {
+    /// A Rhai-declared option (one handed to the option modules as plain data).
+    rhai: bool,
+    /// An option whose default is made from an attribute name (`default_nix`).
+    name_defaults: bool,
 }
 
 impl Node {
@@ -153,6 +164,30 @@ impl Node {
         Node::Set {
             children: BTreeMap::new(),
             any: None,
+            below: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn below(&self) -> Below {
+        match self {
+            Node::Opt(d) => Below {
+                rhai: !d.user,
+                name_defaults: d.by_name.is_some(),
+            },
+            Node::Set {
+                children,
+                any,
+                below,
+            } => *below.get_or_init(|| {
+                children
+                    .values()
+                    .chain(any)
+                    .map(|c| c.below())
+                    .fold(Below::default(), |a, b| Below {
+                        rhai: a.rhai || b.rhai,
+                        name_defaults: a.name_defaults || b.name_defaults,
+                    })
+            }),
         }
     }
 }
@@ -350,7 +385,7 @@ fn insert_decl(node: &mut Node, path: &[String], decl: Rc<OptDecl>) -> Result<()
             "an option without a name",
         ));
     };
-    let Node::Set { children, any } = node else {
+    let Node::Set { children, any, .. } = node else {
         return Err(EvalError::at(
             &Location::new("<options>", 0, 0),
             format!("an option is declared below the option ‘{first}’"),
@@ -383,7 +418,7 @@ fn insert_decl(node: &mut Node, path: &[String], decl: Rc<OptDecl>) -> Result<()
 }
 
 fn is_empty_set(n: &Node) -> bool {
-    matches!(n, Node::Set { children, any } if children.is_empty() && any.is_none())
+    matches!(n, Node::Set { children, any, .. } if children.is_empty() && any.is_none())
 }
 
 /// Collects the modules (with their imports), adds the options they declare to `root`, and
@@ -913,7 +948,7 @@ fn node_value(
 ) -> Result<Value, EvalError> {
     match &**node {
         Node::Opt(decl) => option_value(ev, system, decl, path),
-        Node::Set { children, any } => {
+        Node::Set { children, any, .. } => {
             let mut names: Vec<(Str, Rc<Node>)> = children
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -1406,7 +1441,7 @@ fn check_node(
     reported: &mut HashSet<String>,
     errors: &mut Vec<EvalError>,
 ) -> Result<(), EvalError> {
-    let Node::Set { children, any } = node else {
+    let Node::Set { children, any, .. } = node else {
         return Ok(());
     };
     let (by_key, not_sets) = group_by_name(ev, defs)?;
@@ -1578,11 +1613,6 @@ fn plain_config(
     path: &mut Vec<Str>,
     errors: &mut Vec<EvalError>,
 ) -> Result<Plain, EvalError> {
-    // Nothing defined at or below `path`: every option there is its default, known as plain
-    // data (most of the declared options, in most configurations).
-    if !path.is_empty() && !has_name_defaults(node) && defs_at(ev, system, path)?.is_empty() {
-        return Ok(plain_defaults(node));
-    }
     match &**node {
         Node::Opt(decl) => {
             let v = option_value(ev, system, decl, path)?;
@@ -1615,14 +1645,14 @@ fn plain_config(
             }
             Ok(plain)
         }
-        Node::Set { children, any } => {
+        Node::Set { children, any, .. } => {
             let mut out = BTreeMap::new();
             let mut names: Vec<(Str, Rc<Node>)> = children
                 .iter()
-                .filter(|(_, c)| has_rhai(c))
+                .filter(|(_, c)| c.below().rhai)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            if let Some(any) = any.as_ref().filter(|a| has_rhai(a)) {
+            if let Some(any) = any.as_ref().filter(|a| a.below().rhai) {
                 let v = node_value(ev, system, node, path)?;
                 if let Value::Attrs(a) = v {
                     for k in a.keys() {
@@ -1632,24 +1662,26 @@ fn plain_config(
                     }
                 }
             }
+            // The definitions here, as sets: what none of them names is not defined, and every
+            // option below it is its default, known as plain data (most of the declared
+            // options, in most configurations), with no path looked up.
+            let sets = if names.is_empty() {
+                Rc::default()
+            } else {
+                sets_at(ev, system, path)?
+            };
             for (name, child) in names {
+                if !child.below().name_defaults && !sets.iter().any(|(_, a)| a.contains_key(&name))
+                {
+                    out.insert(String::from(&*name), plain_defaults(&child));
+                    continue;
+                }
                 path.push(name.clone());
                 let v = plain_config(ev, system, &child, path, errors)?;
                 path.pop();
                 out.insert(String::from(&*name), v);
             }
             Ok(Plain::Attrs(out))
-        }
-    }
-}
-
-/// Does an option at or below `node` have a default made from a name?
-fn has_name_defaults(node: &Node) -> bool {
-    match node {
-        Node::Opt(d) => d.by_name.is_some(),
-        Node::Set { children, any } => {
-            children.values().any(|c| has_name_defaults(c))
-                || any.as_ref().is_some_and(|a| has_name_defaults(a))
         }
     }
 }
@@ -1661,7 +1693,7 @@ fn plain_defaults(node: &Node) -> Plain {
         Node::Set { children, .. } => Plain::Attrs(
             children
                 .iter()
-                .filter(|(_, c)| has_rhai(c))
+                .filter(|(_, c)| c.below().rhai)
                 .map(|(k, c)| (String::from(&**k), plain_defaults(c)))
                 .collect(),
         ),
@@ -1685,15 +1717,6 @@ fn coerce_to(t: &OptType, v: Plain) -> Plain {
                 .collect(),
         ),
         (_, v) => v,
-    }
-}
-
-fn has_rhai(node: &Node) -> bool {
-    match node {
-        Node::Opt(d) => !d.user,
-        Node::Set { children, any } => {
-            children.values().any(|c| has_rhai(c)) || any.as_ref().is_some_and(|a| has_rhai(a))
-        }
     }
 }
 
