@@ -173,9 +173,7 @@ fn file_module(
     text: &str,
     path: &Path,
 ) -> std::result::Result<Thunk, nixlang::EvalError> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let v = ev.eval_text(text, SourceMap::new(path, text, 0), dir)?;
-    Ok(Thunk::value(v))
+    Ok(Thunk::value(ev.eval_file(path, text.to_string())?))
 }
 
 /// The configuration a request describes (see [`ConfigSource`]), evaluated against the option
@@ -268,6 +266,71 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
+
+    /// `lib` is made once per thread and given to every evaluation there (with the shared
+    /// globals), and outlives each: an evaluation that failed in it, and the freeing of the
+    /// evaluations before, change nothing of what the next one gets.
+    #[test]
+    fn lib_outlives_the_evaluations_of_a_thread() {
+        use crate::builder::options::{OptType, OptionDecl};
+        let mut declarations = Declarations::default();
+        // Those of the configuration.nix made for a container, and one of this test.
+        for (path, ty, default) in [
+            ("boot.isContainer", OptType::Bool, Plain::Bool(false)),
+            (
+                "networking.hostName",
+                OptType::Str,
+                Plain::String(String::new()),
+            ),
+            ("networking.useDHCP", OptType::Bool, Plain::Bool(true)),
+            (
+                "services.demo.ports",
+                OptType::ListOf(Box::new(OptType::Port)),
+                Plain::List(vec![]),
+            ),
+        ] {
+            declarations.options.push(OptionDecl {
+                path: path.split('.').map(String::from).collect(),
+                ty,
+                default,
+                description: String::new(),
+                module: "test".into(),
+                default_by_name: None,
+            });
+        }
+        let text = "services.demo.ports = mkIf (versionAtLeast \"2.1\" \"2\") \
+                    (map (x: x * 2) (range 1 3) ++ optional true 8);";
+        let request = |config: &str| {
+            BuildRequest::new(
+                "demo",
+                PathBuf::from("/nonexistent/demo"),
+                ConfigSource::Snippet(config.to_string()),
+            )
+        };
+        let lib_of = |ev: &mut Evaluator| match module_args(ev).unwrap().get("lib") {
+            Some(t) => ev.force_attrs(t).unwrap(),
+            None => panic!("no lib among the module arguments"),
+        };
+        let (a, b) = (lib_of(&mut Evaluator::new()), lib_of(&mut Evaluator::new()));
+        assert!(Rc::ptr_eq(&a, &b), "one lib per thread");
+        let mut own = Evaluator::new();
+        own.set_global("extra", Value::Null);
+        assert!(
+            !Rc::ptr_eq(&a, &lib_of(&mut own)),
+            "other globals, another lib"
+        );
+
+        let first = evaluate(&request(text), &declarations).unwrap().0;
+        let failed = evaluate(
+            &request("services.demo.ports = mkIf 3 [ 1 ];"),
+            &declarations,
+        );
+        assert!(failed.is_err());
+        let again = evaluate(&request(text), &declarations).unwrap().0;
+        assert_eq!(first, again);
+        let shown = again.to_string();
+        assert!(shown.contains("ports = [ 2 4 6 8 ]"), "{shown}");
+    }
 
     /// The lib parsed binding by binding is the lib parsed whole: the same names, each of the
     /// same type, and the same answers.

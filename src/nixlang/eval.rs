@@ -36,7 +36,8 @@ pub struct Evaluator {
     /// Files the evaluated code asks for (`pkgs.writeText` and friends): path → (contents,
     /// executable). The native builder adds them to the generation.
     pub written: Written,
-    /// The frames of the shipped texts evaluated (`lib`), for [`Evaluator::release`].
+    /// The frames of the shipped texts evaluated (`lib`) and not kept for the thread (see
+    /// `SHIPPED_VALUES`), for [`Evaluator::release`].
     shipped: Vec<Env>,
 }
 
@@ -53,6 +54,12 @@ thread_local! {
     /// [`shared_globals`]: the REPL, `apply` and the test driver evaluate the same modules
     /// again and again, as Nix keeps a parsed file for the rest of its evaluation.
     static FILE_EXPRS: std::cell::RefCell<HashMap<PathBuf, CompiledFile>> =
+        std::cell::RefCell::new(HashMap::default());
+    /// The values of shipped texts (ncsh's `lib`) evaluated in this thread, by
+    /// [`Shipped::key`], for evaluators with the [`shared_globals`]: a shipped text is pure
+    /// (no file read, no position kept: see `AttrsDef::tracked`), so what one evaluation
+    /// forced of it (`lib.mkIf`, `lib.types`, …) is there for the next; never released.
+    static SHIPPED_VALUES: std::cell::RefCell<HashMap<u64, Value>> =
         std::cell::RefCell::new(HashMap::default());
 }
 
@@ -208,7 +215,8 @@ impl Evaluator {
     }
 
     /// [`Evaluator::eval_shipped_lazily`] with the text's split already made (at build time,
-    /// for ncsh's `lib`: see build.rs).
+    /// for ncsh's `lib`: see build.rs). With the shared globals, the value is made once per
+    /// thread and given again (`SHIPPED_VALUES`).
     pub fn eval_shipped_split(
         &mut self,
         text: &str,
@@ -219,6 +227,16 @@ impl Evaluator {
         let Some(split) = split else {
             return self.eval_shipped(text, src, base_dir);
         };
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            (text, &src.file, src.shift, base_dir).hash(&mut h);
+            h.finish()
+        };
+        let shared = GLOBALS.with(|g| Rc::ptr_eq(g, &self.globals));
+        if shared && let Some(v) = SHIPPED_VALUES.with_borrow(|m| m.get(&key).cloned()) {
+            return Ok(v);
+        }
         let mut names: HashMap<Str, u32> = HashMap::default();
         for b in &split.bindings {
             let new: Vec<&str> = match b {
@@ -230,12 +248,6 @@ impl Evaluator {
                 names.insert(n.into(), slot);
             }
         }
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = rustc_hash::FxHasher::default();
-            (text, &src.file, src.shift, base_dir).hash(&mut h);
-            h.finish()
-        };
         let shipped = Rc::new(Shipped {
             key,
             text: text.into(),
@@ -254,16 +266,19 @@ impl Evaluator {
             );
         }
         *shipped.env.slots.borrow_mut() = slots;
-        self.shipped.push(shipped.env.clone());
-        let body = compile::compile_in_frame(
-            &shipped.text,
-            split.body,
-            shipped.src.clone(),
-            &shipped.dir,
-            &*self.globals,
-            &shipped.names,
-        )?;
-        self.eval(&body, &shipped.env)
+        let value = shipped
+            .compiled(self, split.body)
+            .and_then(|body| self.eval(&body, &shipped.env));
+        match value {
+            Ok(v) if shared => {
+                SHIPPED_VALUES.with_borrow_mut(|m| m.insert(key, v.clone()));
+                Ok(v)
+            }
+            other => {
+                self.shipped.push(shipped.env.clone());
+                other
+            }
+        }
     }
 
     /// `import path`: the file's value, evaluated once per file.
@@ -283,6 +298,13 @@ impl Evaluator {
         let v = self.eval(&expr, &frame(Vec::new(), None))?;
         self.imports.insert(target, v.clone());
         Ok(v)
+    }
+
+    /// The value of the file at `path` (absolute) holding `text`, compiled as
+    /// [`Evaluator::import`] compiles a file, but not kept as an import of this evaluator.
+    pub fn eval_file(&mut self, path: &Path, text: String) -> Result<Value, EvalError> {
+        let expr = self.compile_file(path, text)?;
+        self.eval(&expr, &frame(Vec::new(), None))
     }
 
     /// The compiled expression of the file at `target` holding `text`; compiled again only
@@ -1265,33 +1287,31 @@ impl Shipped {
     fn lazy(self: &Rc<Self>, span: (usize, usize)) -> Thunk {
         let sh = self.clone();
         Thunk::native(Box::new(move |ev: &mut Evaluator| {
-            // Compiled once per thread (ncsh's `lib` is the same text every evaluation).
-            let shared = GLOBALS.with(|g| Rc::ptr_eq(g, &ev.globals));
-            let key = (sh.key, span.0, span.1);
-            let known = if shared {
-                SHIPPED_EXPRS.with_borrow(|m| m.get(&key).cloned())
-            } else {
-                None
-            };
-            let expr = match known {
-                Some(e) => e,
-                None => {
-                    let e = compile::compile_in_frame(
-                        &sh.text,
-                        span,
-                        sh.src.clone(),
-                        &sh.dir,
-                        &*ev.globals,
-                        &sh.names,
-                    )?;
-                    if shared {
-                        SHIPPED_EXPRS.with_borrow_mut(|m| m.insert(key, e.clone()));
-                    }
-                    e
-                }
-            };
+            let expr = sh.compiled(ev, span)?;
             ev.eval(&expr, &sh.env)
         }))
+    }
+
+    /// The expression at `span` compiled in the frame: once per thread (ncsh's `lib` is the
+    /// same text every evaluation), for evaluators with the shared globals.
+    fn compiled(&self, ev: &Evaluator, span: (usize, usize)) -> Result<Rc<Expr>, EvalError> {
+        let shared = GLOBALS.with(|g| Rc::ptr_eq(g, &ev.globals));
+        let key = (self.key, span.0, span.1);
+        if shared && let Some(e) = SHIPPED_EXPRS.with_borrow(|m| m.get(&key).cloned()) {
+            return Ok(e);
+        }
+        let e = compile::compile_in_frame(
+            &self.text,
+            span,
+            self.src.clone(),
+            &self.dir,
+            &*ev.globals,
+            &self.names,
+        )?;
+        if shared {
+            SHIPPED_EXPRS.with_borrow_mut(|m| m.insert(key, e.clone()));
+        }
+        Ok(e)
     }
 
     /// The names a binding defines, with their lazy values.
