@@ -1319,15 +1319,18 @@ fn merge(
 /// The definitions of sets, split by attribute name (properties unwrapped, positions kept),
 /// and those that are not sets.
 #[allow(clippy::type_complexity)]
+/// The definitions below `defs` by attribute name, and those of `defs` that are not sets;
+/// `sets`, if given, gets the sets themselves, properties unwrapped (what [`sets_at`] finds).
 fn group_by_name(
     ev: &mut Evaluator,
-    defs: Vec<Def>,
+    defs: &[Def],
+    mut sets: Option<&mut SetDefs>,
 ) -> Result<(BTreeMap<Str, Vec<Def>>, Vec<(Def, Value)>), EvalError> {
     let mut by_name: BTreeMap<Str, Vec<Def>> = BTreeMap::new();
     let mut not_sets = Vec::new();
     for d in defs {
         let mut parts = Vec::new();
-        unwrap_properties(ev, d, &mut parts)?;
+        unwrap_properties(ev, d.clone(), &mut parts)?;
         for d in parts {
             match ev.force(&d.value)? {
                 Value::Attrs(a) => {
@@ -1338,6 +1341,9 @@ fn group_by_name(
                             pos: pos.or(d.pos.clone()),
                             ..d.clone()
                         });
+                    }
+                    if let Some(sets) = sets.as_deref_mut() {
+                        sets.push((d, a));
                     }
                 }
                 other => not_sets.push((d, other)),
@@ -1354,7 +1360,7 @@ fn merge_attrs(
     system: &Rc<System>,
     elem: &Ty,
 ) -> Result<Value, EvalError> {
-    let (by_key, not_sets) = group_by_name(ev, defs)?;
+    let (by_key, not_sets) = group_by_name(ev, &defs, None)?;
     if let Some((d, other)) = not_sets.first() {
         return Err(d.error(format!(
             "the option ‘{}’ has a wrong type: expected a set, found {}",
@@ -1416,157 +1422,188 @@ fn check_unknown(
     prefix: &[Str],
     errors: &mut Vec<EvalError>,
 ) {
-    let defs = system.roots();
-    let mut reported = HashSet::default();
-    let checked = check_node(
-        ev,
-        &system.root,
-        defs,
-        &mut prefix.to_vec(),
+    let mut check = Check {
+        system,
         declarations,
-        &mut reported,
+        prefix_len: prefix.len(),
+        reported: HashSet::default(),
         errors,
-    );
+    };
+    let checked = check.node(ev, &system.root, &system.roots(), &mut prefix.to_vec());
     if let Err(e) = checked {
         errors.push(e);
     }
 }
 
-fn check_node(
-    ev: &mut Evaluator,
-    node: &Node,
-    defs: Vec<Def>,
-    path: &mut Vec<Str>,
-    declarations: Option<&Declarations>,
-    reported: &mut HashSet<String>,
-    errors: &mut Vec<EvalError>,
-) -> Result<(), EvalError> {
-    let Node::Set { children, any, .. } = node else {
-        return Ok(());
-    };
-    let (by_key, not_sets) = group_by_name(ev, defs)?;
-    for (d, other) in not_sets {
-        let what = if path.is_empty() {
-            "the configuration".to_string()
-        } else {
-            dotted(path)
+/// The walk of [`check_unknown`] down the definitions and the declarations together.
+struct Check<'a> {
+    system: &'a System,
+    declarations: Option<&'a Declarations>,
+    /// The length of the system's prefix in the paths walked.
+    prefix_len: usize,
+    /// The sets only Nix builds that have been reported.
+    reported: HashSet<String>,
+    errors: &'a mut Vec<EvalError>,
+}
+
+impl Check<'_> {
+    /// Checks `defs`, the definitions at `path` (of declaration `node`). Where all are sets,
+    /// what it finds there is kept as [`sets_at`] and [`defs_at`] would find it (the same
+    /// definitions, in the same order), so the values are made without looking again.
+    fn node(
+        &mut self,
+        ev: &mut Evaluator,
+        node: &Node,
+        defs: &[Def],
+        path: &mut Vec<Str>,
+    ) -> Result<(), EvalError> {
+        let Node::Set { children, any, .. } = node else {
+            return Ok(());
         };
-        errors.push(d.error(format!(
-            "‘{what}’ is defined as {}, but it is a set of options",
-            other.describe()
-        )));
+        let mut sets = SetDefs::new();
+        let (by_key, not_sets) = group_by_name(ev, defs, Some(&mut sets))?;
+        let keep = not_sets.is_empty();
+        if keep {
+            let here = path[self.prefix_len..].to_vec();
+            self.system.sets.borrow_mut().insert(here, Rc::new(sets));
+        }
+        for (d, other) in not_sets {
+            let what = if path.is_empty() {
+                "the configuration".to_string()
+            } else {
+                dotted(path)
+            };
+            self.errors.push(d.error(format!(
+                "‘{what}’ is defined as {}, but it is a set of options",
+                other.describe()
+            )));
+        }
+        for (k, defs) in by_key {
+            let defs = Rc::new(defs);
+            path.push(k.clone());
+            if keep {
+                let here = path[self.prefix_len..].to_vec();
+                self.system.defs.borrow_mut().insert(here, defs.clone());
+            }
+            match children.get(&k).or(any.as_ref()) {
+                Some(c) => self.node(ev, c, &defs, path)?,
+                None => self.unknown(ev, children, &k, &defs, path)?,
+            }
+            path.pop();
+        }
+        Ok(())
     }
-    for (k, defs) in by_key {
-        let child = children.get(&k).or(any.as_ref());
-        path.push(k.clone());
-        match child {
-            Some(c) => check_node(ev, c, defs, path, declarations, reported, errors)?,
-            None => {
-                // Name each option defined below the unknown name, as the user wrote it.
-                let mut leaves = Vec::new();
-                for d in defs {
-                    defined_leaves(ev, d, &mut path.clone(), &mut leaves)?;
-                }
-                let strings = |p: &[Str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-                let Some(decls) = declarations else {
-                    // "Did you mean" among the options declared beside it (mkOption's).
-                    let scored = children
-                        .keys()
-                        .filter_map(|c| {
-                            super::options::component_distance(&k, c).map(|d| (d, c.to_string()))
-                        })
-                        .collect();
-                    let close = super::options::closest(scored, 3);
-                    let hint = if close.is_empty() {
-                        String::new()
-                    } else {
-                        let parent = dotted(&path[..path.len() - 1]);
-                        let names: Vec<String> = close
-                            .iter()
-                            .map(|c| {
-                                if parent.is_empty() {
-                                    c.clone()
-                                } else {
-                                    format!("{parent}.{c}")
-                                }
-                            })
-                            .collect();
-                        format!("; did you mean {}?", names.join(", "))
-                    };
-                    for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
-                        errors.push(d.error(format!(
-                            "the option ‘{}’ does not exist{hint}",
-                            dotted(&leaf)
-                        )));
-                    }
-                    path.pop();
-                    continue;
-                };
-                let here = strings(path);
-                let close = leaves
+
+    /// Reports the definitions `defs` of `path`, whose last name `k` is not declared among
+    /// `children`.
+    fn unknown(
+        &mut self,
+        ev: &mut Evaluator,
+        children: &BTreeMap<Str, Rc<Node>>,
+        k: &Str,
+        defs: &[Def],
+        path: &[Str],
+    ) -> Result<(), EvalError> {
+        // Name each option defined below the unknown name, as the user wrote it.
+        let mut leaves = Vec::new();
+        for d in defs {
+            defined_leaves(ev, d.clone(), &mut path.to_vec(), &mut leaves)?;
+        }
+        let strings = |p: &[Str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let Some(decls) = self.declarations else {
+            // "Did you mean" among the options declared beside it (mkOption's).
+            let scored = children
+                .keys()
+                .filter_map(|c| {
+                    super::options::component_distance(k, c).map(|d| (d, c.to_string()))
+                })
+                .collect();
+            let close = super::options::closest(scored, 3);
+            let hint = if close.is_empty() {
+                String::new()
+            } else {
+                let parent = dotted(&path[..path.len() - 1]);
+                let names: Vec<String> = close
                     .iter()
-                    .any(|(l, _)| !decls.suggest(&strings(l)).is_empty());
-                if let Some(set) = decls.nix_only_set(&here) {
-                    // One message for a set only Nix builds, unless all it asks is enable = false.
-                    let mut asked = None;
-                    for (leaf, d) in leaves {
-                        let v = ev.force(&d.value)?;
-                        let plain = to_plain(ev, &v, &[]).unwrap_or(Plain::Null);
-                        if let Some(msg) = decls.unknown_message(&strings(&leaf), &plain) {
-                            asked.get_or_insert((d, msg));
+                    .map(|c| {
+                        if parent.is_empty() {
+                            c.clone()
+                        } else {
+                            format!("{parent}.{c}")
                         }
-                    }
-                    if let Some((d, msg)) = asked
-                        && reported.insert(set)
-                    {
-                        errors.push(d.error(msg));
-                    }
-                } else if !close && !leaves.is_empty() {
-                    // Nothing close to any of it: one message for the unknown name, not one
-                    // per option below it, at the first of them.
-                    let d = leaves
-                        .iter()
-                        .map(|(_, d)| d)
-                        .min_by_key(|d| d.pos.as_ref().map_or(u32::MAX, |p| p.offset))
-                        .unwrap_or(&leaves[0].1);
-                    let service =
-                        here.len() == 2 && matches!(here[0].as_str(), "services" | "programs");
-                    let msg = if service {
-                        format!(
-                            "‘{}’ is not realized natively: no option module declares it (ncsh \
-                             options {} lists what there is); a Nix host builds it \
-                             (NCSH_BUILDER=nix)",
-                            dotted(path),
-                            here[0]
-                        )
-                    } else if leaves.len() == 1 {
-                        format!(
-                            "the option ‘{}’ does not exist ({HOW_TO_FIND_OPTIONS})",
-                            dotted(&leaves[0].0)
-                        )
-                    } else {
-                        format!(
-                            "the option ‘{}’ does not exist, nor the {} defined below it \
-                             ({HOW_TO_FIND_OPTIONS})",
-                            dotted(path),
-                            leaves.len()
-                        )
-                    };
-                    errors.push(d.error(msg));
-                } else {
-                    for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
-                        let v = ev.force(&d.value)?;
-                        let plain = to_plain(ev, &v, &[]).unwrap_or(Plain::Null);
-                        if let Some(msg) = decls.unknown_message(&strings(&leaf), &plain) {
-                            errors.push(d.error(msg));
-                        }
-                    }
+                    })
+                    .collect();
+                format!("; did you mean {}?", names.join(", "))
+            };
+            for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
+                self.errors.push(d.error(format!(
+                    "the option ‘{}’ does not exist{hint}",
+                    dotted(&leaf)
+                )));
+            }
+            return Ok(());
+        };
+        let here = strings(path);
+        let close = leaves
+            .iter()
+            .any(|(l, _)| !decls.suggest(&strings(l)).is_empty());
+        if let Some(set) = decls.nix_only_set(&here) {
+            // One message for a set only Nix builds, unless all it asks is enable = false.
+            let mut asked = None;
+            for (leaf, d) in leaves {
+                let v = ev.force(&d.value)?;
+                let plain = to_plain(ev, &v, &[]).unwrap_or(Plain::Null);
+                if let Some(msg) = decls.unknown_message(&strings(&leaf), &plain) {
+                    asked.get_or_insert((d, msg));
+                }
+            }
+            if let Some((d, msg)) = asked
+                && self.reported.insert(set)
+            {
+                self.errors.push(d.error(msg));
+            }
+        } else if !close && !leaves.is_empty() {
+            // Nothing close to any of it: one message for the unknown name, not one
+            // per option below it, at the first of them.
+            let d = leaves
+                .iter()
+                .map(|(_, d)| d)
+                .min_by_key(|d| d.pos.as_ref().map_or(u32::MAX, |p| p.offset))
+                .unwrap_or(&leaves[0].1);
+            let service = here.len() == 2 && matches!(here[0].as_str(), "services" | "programs");
+            let msg = if service {
+                format!(
+                    "‘{}’ is not realized natively: no option module declares it (ncsh \
+                     options {} lists what there is); a Nix host builds it \
+                     (NCSH_BUILDER=nix)",
+                    dotted(path),
+                    here[0]
+                )
+            } else if leaves.len() == 1 {
+                format!(
+                    "the option ‘{}’ does not exist ({HOW_TO_FIND_OPTIONS})",
+                    dotted(&leaves[0].0)
+                )
+            } else {
+                format!(
+                    "the option ‘{}’ does not exist, nor the {} defined below it \
+                     ({HOW_TO_FIND_OPTIONS})",
+                    dotted(path),
+                    leaves.len()
+                )
+            };
+            self.errors.push(d.error(msg));
+        } else {
+            for (leaf, d) in leaves.into_iter().take(MAX_UNKNOWN_REPORTED) {
+                let v = ev.force(&d.value)?;
+                let plain = to_plain(ev, &v, &[]).unwrap_or(Plain::Null);
+                if let Some(msg) = decls.unknown_message(&strings(&leaf), &plain) {
+                    self.errors.push(d.error(msg));
                 }
             }
         }
-        path.pop();
+        Ok(())
     }
-    Ok(())
 }
 
 /// How many unknown options below one unknown name are reported.
