@@ -188,7 +188,7 @@ impl fmt::Display for OptType {
 }
 
 /// One declared option.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OptionDecl {
     pub path: Vec<String>,
     pub ty: OptType,

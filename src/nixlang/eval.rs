@@ -170,6 +170,13 @@ impl Evaluator {
         Value::Attrs(attrs)
     }
 
+    /// Whether this evaluator has the globals every evaluator of this thread starts from
+    /// (no [`Evaluator::set_global`]): what it makes of shipped text may be kept for the
+    /// thread's next evaluations.
+    pub fn has_shared_globals(&self) -> bool {
+        GLOBALS.with(|g| Rc::ptr_eq(g, &self.globals))
+    }
+
     /// Adds (or replaces) a global name, visible to code compiled afterwards.
     pub fn set_global(&mut self, name: &str, value: Value) {
         Rc::make_mut(&mut self.globals).insert(name.into(), value);
@@ -1295,7 +1302,7 @@ impl Shipped {
     /// The expression at `span` compiled in the frame: once per thread (ncsh's `lib` is the
     /// same text every evaluation), for evaluators with the shared globals.
     fn compiled(&self, ev: &Evaluator, span: (usize, usize)) -> Result<Rc<Expr>, EvalError> {
-        let shared = GLOBALS.with(|g| Rc::ptr_eq(g, &ev.globals));
+        let shared = ev.has_shared_globals();
         let key = (self.key, span.0, span.1);
         if shared && let Some(e) = SHIPPED_EXPRS.with_borrow(|m| m.get(&key).cloned()) {
             return Ok(e);

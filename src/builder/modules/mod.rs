@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::options::{Declarations, HOW_TO_FIND_OPTIONS, OptType};
+use super::options::{Declarations, HOW_TO_FIND_OPTIONS, OptType, OptionDecl};
 use super::plain::Value as Plain;
 use crate::nixlang::compile::Pos;
 use crate::nixlang::{Attrs, EvalError, Evaluator, HashMap, HashSet, Location, Str, Thunk, Value};
@@ -139,6 +139,7 @@ impl LazyTy {
     }
 }
 
+#[derive(Clone)]
 enum Node {
     Set {
         children: BTreeMap<Str, Rc<Node>>,
@@ -259,6 +260,48 @@ pub fn evaluate(
     modules: Vec<(Thunk, String)>,
     args: Attrs,
 ) -> Result<Evaluated, Vec<EvalError>> {
+    let root = rhai_tree(ev, declarations)?;
+    let system = build_modules(ev, root, modules, args)?;
+
+    let mut errors = Vec::new();
+    check_unknown(ev, &system, Some(declarations), &[], &mut errors);
+    if !errors.is_empty() {
+        return Err(by_place(errors));
+    }
+    let config = plain_config(ev, &system, &system.root, &mut Vec::new(), &mut errors);
+    // Plain data now: what made it is freed.
+    system.release();
+    match config {
+        Ok(config) if errors.is_empty() => Ok(Evaluated { config }),
+        Ok(_) => Err(by_place(errors)),
+        Err(e) => {
+            errors.push(e);
+            Err(errors)
+        }
+    }
+}
+
+thread_local! {
+    /// The tree of the Rhai-declared options last made in this thread, and the declarations
+    /// it was made from: an evaluation of the same declarations (with the shared globals, as
+    /// their `default_nix` functions are compiled with them) starts from a copy of its root,
+    /// and the options of the user's modules are added to copies of the nodes on their paths.
+    static RHAI_TREE: std::cell::RefCell<Option<(Vec<OptionDecl>, Rc<Node>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The tree of `declarations` (see [`RHAI_TREE`]).
+fn rhai_tree(ev: &mut Evaluator, declarations: &Declarations) -> Result<Node, Vec<EvalError>> {
+    let shared = ev.has_shared_globals();
+    let kept = RHAI_TREE.with_borrow(|kept| match kept {
+        Some((made_from, root)) if shared && *made_from == declarations.options => {
+            Some(Node::clone(root))
+        }
+        _ => None,
+    });
+    if let Some(root) = kept {
+        return Ok(root);
+    }
     let mut root = Node::empty();
     for decl in &declarations.options {
         let default = if decl.default == Plain::Null {
@@ -301,24 +344,11 @@ pub fn evaluate(
         };
         insert_decl(&mut root, &decl.path, Rc::new(d)).map_err(|e| vec![e])?;
     }
-    let system = build_modules(ev, root, modules, args)?;
-
-    let mut errors = Vec::new();
-    check_unknown(ev, &system, Some(declarations), &[], &mut errors);
-    if !errors.is_empty() {
-        return Err(by_place(errors));
+    if shared {
+        let kept = (declarations.options.clone(), Rc::new(root.clone()));
+        RHAI_TREE.with_borrow_mut(|t| *t = Some(kept));
     }
-    let config = plain_config(ev, &system, &system.root, &mut Vec::new(), &mut errors);
-    // Plain data now: what made it is freed.
-    system.release();
-    match config {
-        Ok(config) if errors.is_empty() => Ok(Evaluated { config }),
-        Ok(_) => Err(by_place(errors)),
-        Err(e) => {
-            errors.push(e);
-            Err(errors)
-        }
-    }
+    Ok(root)
 }
 
 /// Evaluates `modules` whose options are their own (`mkOption`s only, no Rhai declarations),
@@ -385,12 +415,19 @@ fn insert_decl(node: &mut Node, path: &[String], decl: Rc<OptDecl>) -> Result<()
             "an option without a name",
         ));
     };
-    let Node::Set { children, any, .. } = node else {
+    let Node::Set {
+        children,
+        any,
+        below,
+    } = node
+    else {
         return Err(EvalError::at(
             &Location::new("<options>", 0, 0),
             format!("an option is declared below the option ‘{first}’"),
         ));
     };
+    // What is below changes.
+    *below = std::cell::OnceCell::new();
     let slot = if first == "<name>" {
         any.get_or_insert_with(|| Rc::new(Node::empty()))
     } else {
@@ -408,13 +445,8 @@ fn insert_decl(node: &mut Node, path: &[String], decl: Rc<OptDecl>) -> Result<()
         *slot = Rc::new(Node::Opt(decl));
         return Ok(());
     }
-    let inner = Rc::get_mut(slot).ok_or_else(|| {
-        EvalError::at(
-            &Location::new("<options>", 0, 0),
-            "options shared unexpectedly",
-        )
-    })?;
-    insert_decl(inner, rest, decl)
+    // A node shared with the kept tree (see [`RHAI_TREE`]) is copied first.
+    insert_decl(Rc::make_mut(slot), rest, decl)
 }
 
 fn is_empty_set(n: &Node) -> bool {

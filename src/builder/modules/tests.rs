@@ -534,3 +534,26 @@ fn nixpkgs_modules_that_change_nothing_here_are_accepted_the_others_refused() {
     );
     assert!(e[0].contains("NCSH_BUILDER=nix"), "{e:?}");
 }
+
+/// The tree of the Rhai-declared options is kept for the thread's next evaluations of the same
+/// declarations; an option a user's module declares below one of its sets belongs to that
+/// evaluation only.
+#[test]
+fn a_users_option_beside_rhai_ones_is_the_evaluations_own() {
+    let own = "{ lib, config, ... }: { \
+               options.services.openssh.banner = lib.mkOption { type = lib.types.str; default = \"hi\"; }; \
+               config.networking.hostName = config.services.openssh.banner; }";
+    let c = config(&[(own, false)]);
+    assert_eq!(get(&c, "networking.hostName"), &Plain::String("hi".into()));
+    // The kept tree is the Rhai modules' alone: the option is unknown to the next evaluation.
+    let e = errors(&[("services.openssh.banner = \"x\";", true)]);
+    assert!(
+        e.iter()
+            .any(|e| e.contains("the option ‘services.openssh.banner’ does not exist")),
+        "{e:?}"
+    );
+    // And the Rhai option beside it is as declared.
+    let c = config(&[("services.openssh.ports = [ 2222 ];", true)]);
+    assert_eq!(ints(get(&c, "services.openssh.ports")), vec![2222]);
+    assert_eq!(get(&c, "services.openssh.enable"), &Plain::Bool(false));
+}
