@@ -321,7 +321,8 @@ fn pty_ctrl_c_clears_input_and_interrupts() {
     p.exp_string("interrupted").expect("interrupted");
     ready(&mut p);
     assert!(started.elapsed() < Duration::from_secs(5));
-    p.send_line("let n = 0; print(\"loop\" + \"ing\"); loop { n += 1 }")
+    // "looping" once the loop has run (an interrupt may land before its first round).
+    p.send_line("let n = 0; loop { n += 1; if n == 1 { print(\"loop\" + \"ing\") } }")
         .expect("send");
     p.exp_string("looping\r\n").expect("running");
     p.send_control('c').expect("ctrl-c");
