@@ -240,7 +240,7 @@ impl Evaluator {
             (text, &src.file, src.shift, base_dir).hash(&mut h);
             h.finish()
         };
-        let shared = GLOBALS.with(|g| Rc::ptr_eq(g, &self.globals));
+        let shared = self.has_shared_globals();
         if shared && let Some(v) = SHIPPED_VALUES.with_borrow(|m| m.get(&key).cloned()) {
             return Ok(v);
         }
@@ -317,7 +317,7 @@ impl Evaluator {
     /// The compiled expression of the file at `target` holding `text`; compiled again only
     /// when this thread has not compiled that text there (see [`FILE_EXPRS`]).
     fn compile_file(&self, target: &Path, text: String) -> Result<Rc<Expr>, EvalError> {
-        let shared = GLOBALS.with(|g| Rc::ptr_eq(g, &self.globals));
+        let shared = self.has_shared_globals();
         if shared
             && let Some(expr) = FILE_EXPRS.with_borrow(|m| {
                 m.get(target)
