@@ -557,3 +557,23 @@ fn a_users_option_beside_rhai_ones_is_the_evaluations_own() {
     assert_eq!(ints(get(&c, "services.openssh.ports")), vec![2222]);
     assert_eq!(get(&c, "services.openssh.enable"), &Plain::Bool(false));
 }
+
+/// Definitions wrapped by `lib` (mkIf, mkMerge, optionalAttrs, mkDefault) are reported where
+/// the user wrote them: `lib`'s own sets keep no positions, and none is needed.
+#[test]
+fn mistakes_inside_lib_wrappers_are_at_the_users_lines() {
+    let e = errors(&[(
+        "{ lib, ... }: {\n  config = lib.mkMerge [\n    (lib.mkIf true {\n      services.openssh.enabel = true;\n    })\n    (lib.optionalAttrs true {\n      networking.hostNam = lib.mkDefault \"x\";\n    })\n  ];\n}",
+        false,
+    )]);
+    let text = e.join("\n");
+    assert!(
+        text.contains("m0.nix:4:7: the option ‘services.openssh.enabel’ does not exist"),
+        "{text}"
+    );
+    assert!(
+        text.contains("m0.nix:7:7: the option ‘networking.hostNam’ does not exist"),
+        "{text}"
+    );
+    assert!(!text.contains("lib.nix"), "{text}");
+}
