@@ -542,6 +542,7 @@ fn new_test(manager: &Rc<Manager>, spec: &Map) -> Result<Test, Error> {
                     host_address: Some(gateway.to_string()),
                     local_address: Some(format!("{address}/{}", network.prefix_len())),
                     bridge: Some(state.bridge.clone()),
+                    in_memory: true,
                     config: Some(ConfigSource::Snippet(node_config(
                         node,
                         module.as_deref(),
