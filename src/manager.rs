@@ -956,12 +956,6 @@ impl Manager {
         crate::host::net::add_bridge(name, gateway)
     }
 
-    /// Remove bridge `name` (already gone is fine).
-    pub fn delete_bridge(&self, name: &str) -> Result<()> {
-        require_root()?;
-        crate::host::net::delete_bridge(name)
-    }
-
     /// Set the host side of running container `name`'s link down (`up` false) or up: its
     /// bridge port (`vb-NAME`) or its veth (`ve-NAME`).
     pub fn set_link_up(&self, name: &ContainerName, up: bool) -> Result<()> {

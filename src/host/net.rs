@@ -368,6 +368,42 @@ pub fn delete_bridge(name: &str) -> Result<()> {
     }
 }
 
+/// The kernel names of the ports of bridge `name` (`/sys/class/net/NAME/brif`).
+pub fn bridge_ports(name: &str) -> Vec<String> {
+    std::fs::read_dir(
+        std::path::Path::new("/sys/class/net")
+            .join(name)
+            .join("brif"),
+    )
+    .map(|entries| {
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Return once none of `links` (kernel names) exists. A killed container's veth goes with its
+/// network namespace, which the kernel tears down after the namespace's last process is gone:
+/// one still there after a second is deleted (and waited for).
+pub fn wait_for_links_gone(links: &[String]) -> Result<()> {
+    let exists = |link: &str| std::path::Path::new("/sys/class/net").join(link).exists();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while links.iter().any(|l| exists(l)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for link in links {
+        remove_link(
+            link,
+            || exists(link),
+            || ip_run(&["link", "del", "dev", link]),
+            LINK_GONE_TIMEOUT,
+        )?;
+    }
+    Ok(())
+}
+
 /// The host side of container `name`'s link to a bridge (`--network-bridge`): nspawn names it
 /// `vb-NAME`, shortened for long names with `vb-NAME` kept as an altname, which `ip` resolves.
 pub fn bridge_port(name: &str) -> String {
