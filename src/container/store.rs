@@ -432,7 +432,10 @@ fn put_in_place(tmp: &Path, root: &Path, in_memory: bool) -> Result<()> {
         let _ = fs::remove_dir(root);
         return Err(e);
     }
-    remove_root(tmp)
+    // The caller removes `tmp` on failure; `root` would be left.
+    remove_root(tmp).inspect_err(|_| {
+        let _ = remove_root(root);
+    })
 }
 
 /// Remove a root directory (or a temporary one) at `path`: what is mounted at or below it is
