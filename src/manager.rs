@@ -231,6 +231,7 @@ impl Manager {
             let driver = Box::new(crate::host::standalone::Standalone::new(paths.clone()));
             Manager::new(paths.clone(), personality, builder, driver).prepare(name, opts)
         });
+        crate::host::phase("create_all: roots built");
         let mut failure = None;
         for (i, built) in prepared.into_iter().enumerate() {
             if failure.is_some() {
@@ -244,6 +245,7 @@ impl Manager {
                 let opts = self.checked_create_options(opts)?;
                 store::commit(&self.paths, p, &opts).and_then(|c| self.arrange_auto_start(c, &opts))
             });
+            crate::host::phase(&format!("create_all: {} committed", nodes[i].0));
             match made {
                 Ok(c) => created.push(c),
                 Err(e) => failure = Some((i, e)),
@@ -952,12 +954,6 @@ impl Manager {
     pub fn add_bridge(&self, name: &str, gateway: ipnet::Ipv4Net) -> Result<()> {
         require_root()?;
         crate::host::net::add_bridge(name, gateway)
-    }
-
-    /// Remove bridge `name` (already gone is fine).
-    pub fn delete_bridge(&self, name: &str) -> Result<()> {
-        require_root()?;
-        crate::host::net::delete_bridge(name)
     }
 
     /// Set the host side of running container `name`'s link down (`up` false) or up: its

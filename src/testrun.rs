@@ -383,18 +383,8 @@ fn remove_from_thread(
         Box::new(|| Err(Error::Unsupported("removing nodes builds nothing".into())));
     let manager = Manager::new(paths, personality, no_builder, driver);
     for test in made {
-        for (node, name) in &test.nodes {
-            let removed = crate::container::ContainerName::existing(name)
-                .and_then(|name| manager.destroy(&name));
-            if let Err(e) = removed {
-                eprintln!("ncsh: removing node {node} ({name}): {e}");
-            }
-        }
-        if let Err(e) = manager.delete_bridge(&test.bridge) {
-            eprintln!("ncsh: removing bridge {}: {e}", test.bridge);
-        }
-        if let Err(e) = crate::files::remove_path(&test.scratch) {
-            eprintln!("ncsh: removing {}: {e}", test.scratch.display());
+        for error in testdriver::remove_made(&manager, test) {
+            eprintln!("ncsh: {error}");
         }
     }
 }

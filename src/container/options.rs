@@ -35,6 +35,9 @@ pub struct CreateOptions {
     /// The conf to write as it is (`ncsh apply`: a declared container's), instead of one made
     /// from the flags above; its addresses are checked against the other containers'.
     pub conf: Option<super::Conf>,
+    /// The root on a tmpfs of its own (a test's throw-away node): made and removed at memory
+    /// speed, its removal an unmount; what it holds is in memory and gone at reboot.
+    pub in_memory: bool,
 }
 
 /// What `update` is asked for.

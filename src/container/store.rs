@@ -6,6 +6,11 @@
 //! leaves no conf, no root and no address taken. `prepare` and `commit` are the same create in
 //! two steps, for several containers built at once (a test's nodes): the root is built outside
 //! the lock, and the checks, the rename and the conf are done under it.
+//!
+//! A root `in_memory` (`CreateOptions::in_memory`) is a tmpfs mounted on the temporary
+//! directory; a mount point cannot be renamed, so it is put in place by a bind mount onto an
+//! empty root directory and the temporary mount detached. Every removal of a root unmounts what
+//! is mounted at or below it first ([`remove_root`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,7 +22,7 @@ use super::name::{self, ContainerName};
 use super::options::{CreateOptions, NspawnOptions};
 use super::paths::Paths;
 use crate::error::{Context, Error, Result};
-use crate::files::{Root, ensure_dir, remove_path, write_durable};
+use crate::files::{Root, ensure_dir, remove_path, write_atomic, write_durable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
@@ -297,8 +302,8 @@ pub fn create(
     let (conf, created) = plan(paths, &name, opts, extra_nspawn_flags)?;
     let root = paths.root(&name);
     let fresh_root = !root.exists();
-    build_root(paths, &name, &root, fresh_root, realize)?;
-    write_conf(paths, &name, &root, fresh_root, &conf)?;
+    build_root(paths, &name, &root, fresh_root, opts.in_memory, realize)?;
+    write_conf(paths, &name, &root, fresh_root, opts.in_memory, &conf)?;
     Ok(created)
 }
 
@@ -308,6 +313,7 @@ pub fn create(
 pub struct Prepared {
     name: ContainerName,
     tmp: PathBuf,
+    in_memory: bool,
 }
 
 /// Build container `name`'s root without the create lock, so that the roots of several
@@ -335,16 +341,17 @@ pub fn prepare(
     }
     let tmp = debris_path(&paths.state_dir, name, CREATING);
     let made = (|| {
-        let building = Root::create(&tmp, 0o755)?;
+        let building = building_root(&tmp, opts.in_memory)?;
         realize(&building, name)
     })();
     match made {
         Ok(()) => Ok(Prepared {
             name: name.clone(),
             tmp,
+            in_memory: opts.in_memory,
         }),
         Err(e) => {
-            let _ = remove_path(&tmp);
+            let _ = remove_root(&tmp);
             Err(e)
         }
     }
@@ -364,9 +371,8 @@ pub fn commit(paths: &Paths, prepared: Prepared, opts: &CreateOptions) -> Result
             return Err(Error::AlreadyExists(name.to_string()));
         }
         let (conf, created) = plan(paths, name, opts, extra_nspawn_flags)?;
-        fs::rename(&prepared.tmp, &root)
-            .context(|| format!("renaming {} to {}", prepared.tmp.display(), root.display()))?;
-        write_conf(paths, name, &root, true, &conf)?;
+        put_in_place(&prepared.tmp, &root, prepared.in_memory)?;
+        write_conf(paths, name, &root, true, prepared.in_memory, &conf)?;
         Ok(created)
     })();
     if committed.is_err() {
@@ -377,7 +383,66 @@ pub fn commit(paths: &Paths, prepared: Prepared, opts: &CreateOptions) -> Result
 
 /// Remove a prepared root that will not be committed.
 pub fn discard(prepared: Prepared) {
-    let _ = remove_path(&prepared.tmp);
+    let _ = remove_root(&prepared.tmp);
+}
+
+/// The directory `tmp` a new root is built in, made (0755) and opened; `in_memory`, a tmpfs of
+/// its own mounted on it.
+fn building_root(tmp: &Path, in_memory: bool) -> Result<Root> {
+    ensure_dir(tmp, 0o755)?;
+    if in_memory {
+        use nix::mount::{MsFlags, mount};
+        mount(
+            Some("tmpfs"),
+            tmp,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| Error::sys(format!("mounting a tmpfs on {}", tmp.display()), e))?;
+        // The tmpfs's own mode (1777 by default) set to a root's, on its descriptor.
+        ensure_dir(tmp, 0o755)?;
+    }
+    Root::open(tmp)
+}
+
+/// Put the root built in `tmp` in place at `root`: renamed, or (`in_memory`, a mount point,
+/// which cannot be renamed) bound onto an empty `root` and its mount on `tmp` detached.
+fn put_in_place(tmp: &Path, root: &Path, in_memory: bool) -> Result<()> {
+    if !in_memory {
+        return fs::rename(tmp, root)
+            .context(|| format!("renaming {} to {}", tmp.display(), root.display()));
+    }
+    use nix::mount::{MsFlags, mount};
+    fs::create_dir(root).context(|| format!("creating {}", root.display()))?;
+    let bound = mount(
+        Some(tmp),
+        root,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        Error::sys(
+            format!("binding {} to {}", tmp.display(), root.display()),
+            e,
+        )
+    });
+    if let Err(e) = bound {
+        let _ = fs::remove_dir(root);
+        return Err(e);
+    }
+    // The caller removes `tmp` on failure; `root` would be left.
+    remove_root(tmp).inspect_err(|_| {
+        let _ = remove_root(root);
+    })
+}
+
+/// Remove a root directory (or a temporary one) at `path`: what is mounted at or below it is
+/// unmounted first (an in-memory root is a mount), then the tree is removed.
+fn remove_root(path: &Path) -> Result<()> {
+    unmount_below(path)?;
+    remove_path(path)
 }
 
 /// The conf of new container `name` from `opts` (the conf given, or one made of the flags),
@@ -529,18 +594,19 @@ fn build_root(
     name: &ContainerName,
     root: &Path,
     fresh_root: bool,
+    in_memory: bool,
     realize: Realize<'_>,
 ) -> Result<()> {
     if fresh_root {
         let tmp = debris_path(&paths.state_dir, name, CREATING);
         let made = (|| {
-            let building = Root::create(&tmp, 0o755)?;
+            let building = building_root(&tmp, in_memory)?;
             realize(&building, name)?;
-            fs::rename(&tmp, root)
-                .context(|| format!("renaming {} to {}", tmp.display(), root.display()))
+            drop(building);
+            put_in_place(&tmp, root, in_memory)
         })();
         if made.is_err() {
-            let _ = remove_path(&tmp);
+            let _ = remove_root(&tmp);
         }
         made
     } else {
@@ -554,11 +620,19 @@ fn write_conf(
     name: &ContainerName,
     root: &Path,
     fresh_root: bool,
+    in_memory: bool,
     conf: &Conf,
 ) -> Result<()> {
-    if let Err(e) = write_durable(&paths.conf(name), &conf.render(), 0o644) {
+    // Synced, as it makes the container exist; not for a root in memory, which a crash takes
+    // with it anyway (the syncs of a two-node test's confs cost about 20 ms here).
+    let write = if in_memory {
+        write_atomic
+    } else {
+        write_durable
+    };
+    if let Err(e) = write(&paths.conf(name), &conf.render(), 0o644) {
         if fresh_root {
-            let _ = remove_path(root);
+            let _ = remove_root(root);
         }
         return Err(e);
     }
@@ -662,8 +736,7 @@ pub fn remove_debris(paths: &Paths) -> Result<()> {
             let dead = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
                 == Err(nix::errno::Errno::ESRCH);
             if dead {
-                unmount_below(&entry.path())?;
-                remove_path(&entry.path())?;
+                remove_root(&entry.path())?;
             }
         }
     }
@@ -871,6 +944,70 @@ mod tests {
                 .host_address,
             "10.233.1.1"
         );
+    }
+
+    /// In-memory roots (root only: they are mounts): each is a tmpfs in place, made by create
+    /// and by prepare and commit; a failed build, a discarded root and a removal leave no
+    /// mount and no file behind.
+    #[test]
+    fn in_memory_roots_are_tmpfs_mounts_and_leave_nothing() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let (dir, paths) = paths();
+        // Declared after `dir`, so dropped first: whatever happens, no mount is left.
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = unmount_below(self.0);
+            }
+        }
+        let _unmount = Unmount(dir.path());
+        let in_memory = CreateOptions {
+            in_memory: true,
+            ..Default::default()
+        };
+        let mounts_below = |dir: &Path| {
+            crate::files::mountinfo::mount_points()
+                .into_iter()
+                .filter(|p| p.starts_with(dir))
+                .collect::<Vec<_>>()
+        };
+        let is_tmpfs = |path: &Path| {
+            nix::sys::statfs::statfs(path).unwrap().filesystem_type()
+                == nix::sys::statfs::TMPFS_MAGIC
+        };
+        let write: Realize<'_> = &|root, _| root.write("etc/hostname", b"x\n", 0o644);
+        create(&paths, &n("mem"), &in_memory, write).unwrap();
+        let prepared = prepare(&paths, &n("mem2"), &in_memory, write).unwrap();
+        commit(&paths, prepared, &in_memory).unwrap();
+        let unused = prepare(&paths, &n("mem3"), &in_memory, write).unwrap();
+        discard(unused);
+        let fail: Realize<'_> = &|_, _| Err(Error::Build("broken.nix:1:1: no".into()));
+        assert!(prepare(&paths, &n("mem4"), &in_memory, fail).is_err());
+        assert!(create(&paths, &n("mem5"), &in_memory, fail).is_err());
+        for name in ["mem", "mem2"] {
+            let root = paths.root(name);
+            assert!(is_tmpfs(&root), "{name}");
+            assert_eq!(
+                fs::read_to_string(root.join("etc/hostname")).unwrap(),
+                "x\n"
+            );
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&root).unwrap().permissions().mode() & 0o7777,
+                0o755
+            );
+        }
+        assert_eq!(
+            mounts_below(dir.path()),
+            [paths.root("mem"), paths.root("mem2")]
+        );
+        for name in ["mem", "mem2"] {
+            remove_files(&paths, &n(name)).unwrap();
+        }
+        assert_eq!(mounts_below(dir.path()), Vec::<PathBuf>::new());
+        assert_eq!(snapshot(&paths.state_dir), Vec::<PathBuf>::new());
     }
 
     fn snapshot(dir: &Path) -> Vec<PathBuf> {

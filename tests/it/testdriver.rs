@@ -30,7 +30,7 @@ fn ncsh_test(env: &Env, nets: &str, args: &[&str]) -> Command {
 }
 
 /// What an `ncsh test` run of process `pid` left: confs, roots, runtime state, scratch
-/// directories, bridges, links, cgroups, supervisors.
+/// directories, mounts (a node's root is a tmpfs), bridges, links, cgroups, supervisors.
 fn leftovers(env: &Env, pid: u32) -> Vec<String> {
     let tag = format!("{pid:x}x");
     let mut left = Vec::new();
@@ -53,6 +53,12 @@ fn leftovers(env: &Env, pid: u32) -> Vec<String> {
             if e.file_name().to_string_lossy().starts_with("ncsh-test-") {
                 left.push(e.path().display().to_string());
             }
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in mounts.lines() {
+        if line.contains(&format!("t{tag}")) {
+            left.push(format!("mount {line}"));
         }
     }
     let links = Command::new("ip")
@@ -439,6 +445,7 @@ subtest("files and failures", || {{
     }}
     let f = m.fail("echo failed-as-expected; false");
     if f != "failed-as-expected\n" {{ throw `fail: ${{f}}`; }}
+    m.succeed("test \"$(stat -f -c %T /)\" = tmpfs");
 }});
 subtest("copies", || {{
     m.copy_from_host("{src}", "/tmp/copied");
