@@ -2,6 +2,9 @@
 //! does not tokenize all of it (ARCHITECTURE.md, "The Nix language").
 
 #[allow(dead_code)]
+#[path = "src/nixlang/lexer.rs"]
+mod lexer;
+#[allow(dead_code)]
 #[path = "src/nixlang/split.rs"]
 mod split;
 
@@ -9,6 +12,7 @@ fn main() {
     const LIB: &str = "stdlib/nix/lib.nix";
     println!("cargo::rerun-if-changed={LIB}");
     println!("cargo::rerun-if-changed=src/nixlang/split.rs");
+    println!("cargo::rerun-if-changed=src/nixlang/lexer.rs");
     // The binary's 30k relative relocations packed (DT_RELR, glibc 2.36+): .rela.dyn goes
     // from 731 KB to 9 KB, less for the loader to read at every start. PIE and BIND_NOW stay
     // (ASLR; a read-only GOT): a non-PIE binary saves the relocations themselves (a sixth of a

@@ -1,4 +1,4 @@
-//! From rnix's syntax tree to the evaluator's expression tree: variables resolved to frame
+//! From the parser's tree ([`super::parser`]) to the evaluator's expression tree: variables resolved to frame
 //! slots, nested attribute definitions (`a.b = 1; a.c = 2;`) merged, strings decoded, paths made
 //! absolute. Errors Nix reports before evaluating (an undefined variable, an attribute defined
 //! twice, a duplicate function argument) are reported here, with their position.
@@ -9,16 +9,13 @@ use super::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use rnix::ast::{self, AstToken, HasEntry, InterpolPart};
-use rnix::{SyntaxKind, SyntaxNode};
-use rowan::ast::AstNode;
-
 use super::error::{EvalError, SourceMap};
+use super::parser::{self, Attr, AttrPath, Entry, Kind, Node};
 use super::strings::{Piece, decode_double, strip_indentation};
 use super::value::{Str, Value};
 
-/// How deeply brackets, strings and interpolations may nest in the source: rnix's parser
-/// recurses without a limit for some of them (lists), which overflows the stack.
+/// How deeply brackets, strings and interpolations may nest in the user's text: deeper is a
+/// syntax error with its position, found by a scan before parsing.
 const MAX_PARSE_DEPTH: usize = 500;
 
 /// A position in a source text, for messages.
@@ -171,13 +168,7 @@ pub fn compile_checked(
     if check_depth && let Some(offset) = too_deep(text) {
         return Err(src.err(offset, "syntax error: expression nested too deeply"));
     }
-    let parse = rnix::Root::parse(text);
-    if let Some(e) = parse.errors().first() {
-        return Err(parse_error(&src, e, text.len()));
-    }
-    let Some(expr) = parse.tree().expr() else {
-        return Err(src.err(0, "syntax error: the file holds no expression"));
-    };
+    let tree = parser::parse(text).map_err(|e| syntax_error(&src, 0, e))?;
     let mut c = Compiler {
         src,
         base_dir: base_dir.to_path_buf(),
@@ -186,7 +177,7 @@ pub fn compile_checked(
         base: 0,
         shipped: !check_depth,
     };
-    c.expr(&expr)
+    c.expr(&tree)
 }
 
 /// Compiles the slice `text[start..end]` of `src`'s text as an expression in the scope of one
@@ -199,16 +190,7 @@ pub fn compile_in_frame(
     globals: &dyn Globals,
     names: &Rc<HashMap<Str, u32>>,
 ) -> Result<Rc<Expr>, EvalError> {
-    let slice = &text[start..end];
-    let parse = rnix::Root::parse(slice);
-    if let Some(e) = parse.errors().first() {
-        let mut err = parse_error(&src, e, slice.len());
-        err.message = format!("{} (in a binding at byte {start})", err.message);
-        return Err(err);
-    }
-    let Some(expr) = parse.tree().expr() else {
-        return Err(src.err(start, "syntax error: a binding without a value"));
-    };
+    let tree = parser::parse(&text[start..end]).map_err(|e| syntax_error(&src, start, e))?;
     let mut c = Compiler {
         src,
         base_dir: base_dir.to_path_buf(),
@@ -217,7 +199,11 @@ pub fn compile_in_frame(
         base: start as u32,
         shipped: true,
     };
-    c.expr(&expr)
+    c.expr(&tree)
+}
+
+fn syntax_error(src: &SourceMap, base: usize, e: parser::SyntaxError) -> EvalError {
+    src.err(base + e.offset, format!("syntax error: {}", e.message))
 }
 
 /// The byte offset where `text` nests deeper than [`MAX_PARSE_DEPTH`], if it does: a lenient
@@ -301,83 +287,6 @@ pub(crate) fn too_deep(text: &str) -> Option<usize> {
     None
 }
 
-pub(crate) fn parse_error(map: &SourceMap, e: &rnix::ParseError, len: usize) -> EvalError {
-    use rnix::ParseError as P;
-    let kinds = |k: &[SyntaxKind]| {
-        k.iter()
-            .map(|k| describe_kind(*k))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let (offset, what) = match e {
-        P::Unexpected(r) => (usize::from(r.start()), "unexpected input".to_string()),
-        P::UnexpectedExtra(r) => (
-            usize::from(r.start()),
-            "unexpected input after the expression".to_string(),
-        ),
-        P::UnexpectedWanted(SyntaxKind::TOKEN_ERROR, r, wanted)
-            if wanted.contains(&SyntaxKind::TOKEN_STRING_END) =>
-        {
-            (usize::from(r.start()), "unterminated string".to_string())
-        }
-        P::UnexpectedWanted(got, r, wanted) => (
-            usize::from(r.start()),
-            format!("found {}, expected {}", describe_kind(*got), kinds(wanted)),
-        ),
-        P::UnexpectedDoubleBind(r) => (usize::from(r.start()), "double '@' binding".to_string()),
-        P::UnexpectedEOF => (len, "unexpected end of file".to_string()),
-        P::UnexpectedEOFWanted(wanted) => (
-            len,
-            format!("unexpected end of file, expected {}", kinds(wanted)),
-        ),
-        P::DuplicatedArgs(r, name) => (
-            usize::from(r.start()),
-            format!("duplicate formal function argument '{name}'"),
-        ),
-        P::RecursionLimitExceeded => (0, "expression nested too deeply".to_string()),
-        _ => (0, e.to_string()),
-    };
-    map.err(offset, format!("syntax error: {what}"))
-}
-
-fn describe_kind(k: SyntaxKind) -> String {
-    use SyntaxKind::*;
-    let s = match k {
-        TOKEN_ASSIGN => "'='",
-        TOKEN_SEMICOLON => "';'",
-        TOKEN_COLON => "':'",
-        TOKEN_COMMA => "','",
-        TOKEN_DOT => "'.'",
-        TOKEN_L_BRACE => "'{'",
-        TOKEN_R_BRACE => "'}'",
-        TOKEN_L_BRACK => "'['",
-        TOKEN_R_BRACK => "']'",
-        TOKEN_L_PAREN => "'('",
-        TOKEN_R_PAREN => "')'",
-        TOKEN_IDENT => "an identifier",
-        TOKEN_STRING_START => "a string",
-        TOKEN_STRING_END => "the end of a string",
-        TOKEN_INTERPOL_START => "'${'",
-        TOKEN_INTERPOL_END => "'}'",
-        TOKEN_ERROR => "an invalid token",
-        TOKEN_IN => "'in'",
-        TOKEN_THEN => "'then'",
-        TOKEN_ELSE => "'else'",
-        NODE_ATTRPATH => "an attribute path",
-        NODE_IDENT => "an identifier",
-        NODE_STRING => "a string",
-        NODE_DYNAMIC => "'${…}'",
-        other => {
-            return format!("{other:?}")
-                .to_lowercase()
-                .replace("token_", "")
-                .replace("node_", "")
-                .replace('_', " ");
-        }
-    };
-    s.to_string()
-}
-
 /// Normalizes an absolute path as Nix does: no `.`, no `..`, no doubled or trailing slash.
 pub fn canon_path(path: &Path) -> PathBuf {
     let mut out = PathBuf::from("/");
@@ -405,18 +314,18 @@ impl Compiler<'_> {
         }
     }
 
-    fn pos(&self, node: &SyntaxNode) -> Pos {
+    fn pos(&self, at: u32) -> Pos {
         Pos {
             src: self.src.clone(),
-            offset: self.base + u32::from(node.text_range().start()),
+            offset: self.base + at,
         }
     }
 
-    fn err(&self, node: &SyntaxNode, msg: impl Into<String>) -> EvalError {
-        self.pos(node).err(msg)
+    fn err(&self, at: u32, msg: impl Into<String>) -> EvalError {
+        self.pos(at).err(msg)
     }
 
-    fn lookup(&self, name: &str, node: &SyntaxNode) -> Result<Expr, EvalError> {
+    fn lookup(&self, name: &str, at: u32) -> Result<Expr, EvalError> {
         let mut withs = Vec::new();
         for (depth, scope) in self.scopes.iter().rev().enumerate() {
             match scope {
@@ -433,155 +342,130 @@ impl Compiler<'_> {
             return Ok(Expr::Const(v));
         }
         if withs.is_empty() {
-            return Err(self.err(node, format!("undefined variable '{name}'")));
+            return Err(self.err(at, format!("undefined variable '{name}'")));
         }
-        Ok(Expr::WithVar(name.into(), withs, self.pos(node)))
+        Ok(Expr::WithVar(name.into(), withs, self.pos(at)))
     }
 
-    pub fn expr(&mut self, e: &ast::Expr) -> Result<Rc<Expr>, EvalError> {
+    pub fn expr(&mut self, e: &Node) -> Result<Rc<Expr>, EvalError> {
         stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.expr_inner(e))
     }
 
-    fn expr_inner(&mut self, e: &ast::Expr) -> Result<Rc<Expr>, EvalError> {
-        use ast::Expr as E;
-        let node = e.syntax();
-        Ok(match e {
-            E::Paren(p) => self.child(p.expr(), node)?,
-            E::Root(r) => self.child(r.expr(), node)?,
-            E::Literal(l) => rc(Expr::Const(self.literal(l)?)),
-            E::Ident(i) => {
-                let name = ident_text(i);
-                rc(self.lookup(&name, node)?)
-            }
-            E::Str(s) => self.string(s)?,
-            E::PathAbs(_) | E::PathRel(_) | E::PathHome(_) => self.path(e)?,
-            E::PathSearch(_) => {
+    fn expr_inner(&mut self, e: &Node) -> Result<Rc<Expr>, EvalError> {
+        let at = e.at;
+        Ok(match &e.kind {
+            Kind::Paren(inner) => self.expr(inner)?,
+            Kind::Int(text) => match text.parse::<i64>() {
+                Ok(i) => rc(Expr::Const(Value::Int(i))),
+                Err(_) => return Err(self.err(at, format!("invalid integer '{text}'"))),
+            },
+            Kind::Float(text) => match float(text) {
+                Some(f) => rc(Expr::Const(Value::Float(f))),
+                None => return Err(self.err(at, format!("invalid float '{text}'"))),
+            },
+            Kind::Uri(text) => rc(Expr::Const(Value::string(*text))),
+            Kind::Ident(name) => rc(self.lookup(name, at)?),
+            Kind::Str { indented, parts } => self.string(*indented, parts, at)?,
+            Kind::Path(parts) => self.path(parts, at)?,
+            Kind::SearchPath(text) => {
                 return Err(self.err(
-                    node,
+                    at,
                     format!(
-                        "{}: search paths (<…>) need NIX_PATH and a Nix host; import a file by \
-                         its path instead",
-                        node.text()
+                        "{text}: search paths (<…>) need NIX_PATH and a Nix host; import a file \
+                         by its path instead"
                     ),
                 ));
             }
-            E::List(l) => {
-                let mut items = Vec::new();
-                for item in l.items() {
-                    items.push(self.expr(&item)?);
+            Kind::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(self.expr(item)?);
                 }
-                rc(Expr::List(items))
+                rc(Expr::List(out))
             }
-            E::AttrSet(s) => {
-                if s.rec_token().is_some() {
-                    let def = self.rec_bindings(s)?;
-                    rc(Expr::RecAttrs(def))
-                } else {
-                    let mut def = self.attrs_def();
-                    self.bindings(s, &mut def, false)?;
-                    rc(Expr::Attrs(Rc::new(def)))
-                }
-            }
-            E::LetIn(l) => {
-                let def = self.frame_bindings(l, true)?;
-                let body = self.child(l.body(), node)?;
+            Kind::Attrs { rec: true, entries } => {
+                let def = self.frame_bindings(entries, false)?;
                 self.scopes.pop();
-                rc(Expr::Let(def, body))
+                rc(Expr::RecAttrs(def))
             }
-            E::LegacyLet(l) => {
+            Kind::Attrs {
+                rec: false,
+                entries,
+            } => {
+                let mut def = self.attrs_def();
+                self.bindings(entries, &mut def, false)?;
+                rc(Expr::Attrs(Rc::new(def)))
+            }
+            Kind::Let(entries, body) => {
+                let def = self.frame_bindings(entries, true)?;
+                let body = self.expr(body);
+                self.scopes.pop();
+                rc(Expr::Let(def, body?))
+            }
+            Kind::LegacyLet(entries) => {
                 // `let { a = 1; body = a; }` is `(rec { a = 1; body = a; }).body`.
-                let def = self.frame_bindings(l, false)?;
+                let def = self.frame_bindings(entries, false)?;
                 self.scopes.pop();
                 rc(Expr::Select(
                     rc(Expr::RecAttrs(def)),
                     vec![Key::Static("body".into())],
                     None,
-                    self.pos(node),
+                    self.pos(at),
                 ))
             }
-            E::Lambda(l) => rc(Expr::Lambda(self.lambda(l, None)?)),
-            E::Apply(a) => {
-                let f = self.child(a.lambda(), node)?;
-                let x = self.child(a.argument(), node)?;
-                rc(Expr::Apply(f, x, self.pos(node)))
+            Kind::Lambda(l) => rc(Expr::Lambda(self.lambda(l, None)?)),
+            Kind::Apply(f, x) | Kind::Pipe(f, x) => {
+                let f = self.expr(f)?;
+                let x = self.expr(x)?;
+                rc(Expr::Apply(f, x, self.pos(at)))
             }
-            E::Select(s) => {
-                let target = self.child(s.expr(), node)?;
-                let path = self.attrpath(s.attrpath(), node)?;
-                let default = match s.default_expr() {
-                    Some(d) => Some(self.expr(&d)?),
+            Kind::Select(target, path, default) => {
+                let target = self.expr(target)?;
+                let keys = self.attrpath(path)?;
+                let default = match default {
+                    Some(d) => Some(self.expr(d)?),
                     None => None,
                 };
-                let at = s
-                    .attrpath()
-                    .map(|p| self.pos(p.syntax()))
-                    .unwrap_or_else(|| self.pos(node));
-                rc(Expr::Select(target, path, default, at))
+                rc(Expr::Select(target, keys, default, self.pos(path.at)))
             }
-            E::HasAttr(h) => {
-                let target = self.child(h.expr(), node)?;
-                let path = self.attrpath(h.attrpath(), node)?;
-                rc(Expr::HasAttr(target, path))
+            Kind::HasAttr(target, path) => {
+                let target = self.expr(target)?;
+                let keys = self.attrpath(path)?;
+                rc(Expr::HasAttr(target, keys))
             }
-            E::IfElse(i) => {
-                let c = self.child(i.condition(), node)?;
-                let t = self.child(i.body(), node)?;
-                let f = self.child(i.else_body(), node)?;
-                let at = i
-                    .condition()
-                    .map(|c| self.pos(c.syntax()))
-                    .unwrap_or_else(|| self.pos(node));
-                rc(Expr::If(c, t, f, at))
+            Kind::If(c, t, f) => {
+                let c = self.expr(c)?;
+                let t = self.expr(t)?;
+                let f = self.expr(f)?;
+                rc(Expr::If(c, t, f, self.pos(at)))
             }
-            E::Assert(a) => {
-                let c = self.child(a.condition(), node)?;
-                let b = self.child(a.body(), node)?;
-                rc(Expr::Assert(c, b, self.pos(node)))
+            Kind::Assert(c, b) => {
+                let c = self.expr(c)?;
+                let b = self.expr(b)?;
+                rc(Expr::Assert(c, b, self.pos(at)))
             }
-            E::With(w) => {
-                let ns = self.child(w.namespace(), node)?;
+            Kind::With(ns, body) => {
+                let ns = self.expr(ns)?;
                 self.scopes.push(Scope::With);
-                let body = self.child(w.body(), node);
+                let body = self.expr(body);
                 self.scopes.pop();
                 rc(Expr::With(ns, body?))
             }
-            E::BinOp(b) => {
-                use ast::BinOpKind as K;
-                let l = self.child(b.lhs(), node)?;
-                let r = self.child(b.rhs(), node)?;
-                let pos = self.pos(node);
-                let op = match b.operator() {
-                    Some(K::Concat) => BinOp::Concat,
-                    Some(K::Update) => BinOp::Update,
-                    Some(K::Add) => BinOp::Add,
-                    Some(K::Sub) => BinOp::Sub,
-                    Some(K::Mul) => BinOp::Mul,
-                    Some(K::Div) => BinOp::Div,
-                    Some(K::And) => BinOp::And,
-                    Some(K::Or) => BinOp::Or,
-                    Some(K::Implication) => BinOp::Implication,
-                    Some(K::Equal) => BinOp::Eq,
-                    Some(K::NotEqual) => BinOp::NotEq,
-                    Some(K::Less) => BinOp::Less,
-                    Some(K::LessOrEq) => BinOp::LessEq,
-                    Some(K::More) => BinOp::More,
-                    Some(K::MoreOrEq) => BinOp::MoreEq,
-                    Some(K::PipeRight) => return Ok(rc(Expr::Apply(r, l, pos))),
-                    Some(K::PipeLeft) => return Ok(rc(Expr::Apply(l, r, pos))),
-                    None => return Err(self.err(node, "syntax error: unknown operator")),
-                };
-                rc(Expr::Bin(op, l, r, pos))
+            Kind::Bin(op, l, r) => {
+                let l = self.expr(l)?;
+                let r = self.expr(r)?;
+                rc(Expr::Bin(*op, l, r, self.pos(at)))
             }
-            E::UnaryOp(u) => {
-                let x = self.child(u.expr(), node)?;
-                match u.operator() {
-                    Some(ast::UnaryOpKind::Invert) => rc(Expr::Not(x, self.pos(node))),
-                    Some(ast::UnaryOpKind::Negate) => rc(Expr::Neg(x, self.pos(node))),
-                    None => return Err(self.err(node, "syntax error: unknown operator")),
-                }
+            Kind::Not(x) => {
+                let x = self.expr(x)?;
+                rc(Expr::Not(x, self.pos(at)))
             }
-            E::CurPos(_) => {
-                let loc = self.src.loc(usize::from(node.text_range().start()));
+            Kind::Neg(x) => {
+                let x = self.expr(x)?;
+                rc(Expr::Neg(x, self.pos(at)))
+            }
+            Kind::CurPos => {
+                let loc = self.src.loc((self.base + at) as usize);
                 let mut m = BTreeMap::new();
                 m.insert(
                     Str::from("file"),
@@ -591,51 +475,20 @@ impl Compiler<'_> {
                 m.insert(Str::from("column"), Value::Int(loc.column as i64).into());
                 rc(Expr::Const(Value::attrs(m)))
             }
-            E::Error(_) => return Err(self.err(node, "syntax error")),
         })
     }
 
-    fn child(&mut self, e: Option<ast::Expr>, parent: &SyntaxNode) -> Result<Rc<Expr>, EvalError> {
-        match e {
-            Some(e) => self.expr(&e),
-            None => Err(self.err(parent, "syntax error: an expression is missing")),
-        }
-    }
-
-    fn literal(&self, l: &ast::Literal) -> Result<Value, EvalError> {
-        let node = l.syntax();
-        match l.kind() {
-            ast::LiteralKind::Integer(i) => {
-                let text = i.syntax().text();
-                text.parse::<i64>()
-                    .map(Value::Int)
-                    .map_err(|_| self.err(node, format!("invalid integer '{text}'")))
-            }
-            ast::LiteralKind::Float(f) => {
-                let text = f.syntax().text();
-                text.parse::<f64>()
-                    .map(Value::Float)
-                    .map_err(|_| self.err(node, format!("invalid float '{text}'")))
-            }
-            ast::LiteralKind::Uri(u) => Ok(Value::string(u.syntax().text())),
-        }
-    }
-
-    fn string(&mut self, s: &ast::Str) -> Result<Rc<Expr>, EvalError> {
-        let node = s.syntax();
-        let indented = node
-            .first_token()
-            .is_some_and(|t| t.kind() == SyntaxKind::TOKEN_STRING_START && t.text() == "''");
-        let mut raw: Vec<Piece<Rc<Expr>>> = Vec::new();
-        for part in s.parts() {
+    fn string(
+        &mut self,
+        indented: bool,
+        parts: &[parser::Part],
+        at: u32,
+    ) -> Result<Rc<Expr>, EvalError> {
+        let mut raw: Vec<Piece<Rc<Expr>>> = Vec::with_capacity(parts.len());
+        for part in parts {
             match part {
-                InterpolPart::Literal(lit) => {
-                    raw.push(Piece::Text(lit.syntax().text().to_string()))
-                }
-                InterpolPart::Interpolation(i) => {
-                    let e = self.child(i.expr(), i.syntax())?;
-                    raw.push(Piece::Interp(e));
-                }
+                parser::Part::Text(t) => raw.push(Piece::Text(t.to_string())),
+                parser::Part::Interp(e) => raw.push(Piece::Interp(self.expr(e)?)),
             }
         }
         let parts: Vec<Piece<Rc<Expr>>> = if indented {
@@ -662,48 +515,37 @@ impl Compiler<'_> {
         if let [Part::Lit(s)] = out.as_slice() {
             return Ok(rc(Expr::Const(Value::String(s.clone()))));
         }
-        Ok(rc(Expr::Str(out, self.pos(node))))
+        Ok(rc(Expr::Str(out, self.pos(at))))
     }
 
-    fn path(&mut self, e: &ast::Expr) -> Result<Rc<Expr>, EvalError> {
-        let node = e.syntax();
-        let parts = match e {
-            ast::Expr::PathAbs(p) => p.parts(),
-            ast::Expr::PathRel(p) => p.parts(),
-            ast::Expr::PathHome(p) => p.parts(),
-            _ => Vec::new(),
-        };
-        let mut out: Vec<Part> = Vec::new();
-        for (i, part) in parts.into_iter().enumerate() {
+    fn path(&mut self, parts: &[parser::Part], at: u32) -> Result<Rc<Expr>, EvalError> {
+        let mut out: Vec<Part> = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
             match part {
-                InterpolPart::Literal(lit) => {
-                    let text = lit.syntax().text().to_string();
+                parser::Part::Text(text) => {
                     let text = if i == 0 {
-                        self.absolute(&text, node)?
+                        self.absolute(text, at)?
                     } else {
-                        text
+                        text.to_string()
                     };
                     out.push(Part::Lit(text.into()));
                 }
-                InterpolPart::Interpolation(it) => {
-                    let e = self.child(it.expr(), it.syntax())?;
-                    out.push(Part::Interp(e));
-                }
+                parser::Part::Interp(e) => out.push(Part::Interp(self.expr(e)?)),
             }
         }
         if let [Part::Lit(s)] = out.as_slice() {
             let p = canon_path(Path::new(&**s));
             return Ok(rc(Expr::Const(Value::Path(p.into()))));
         }
-        Ok(rc(Expr::PathInterp(out, self.pos(node))))
+        Ok(rc(Expr::PathInterp(out, self.pos(at))))
     }
 
     /// The literal start of a path made absolute (`./x`, `~/x`, `/x`), keeping a trailing
     /// slash that an interpolation follows.
-    fn absolute(&self, text: &str, node: &SyntaxNode) -> Result<String, EvalError> {
+    fn absolute(&self, text: &str, at: u32) -> Result<String, EvalError> {
         if let Some(rest) = text.strip_prefix("~/") {
             let home = std::env::var("HOME")
-                .map_err(|_| self.err(node, "a path starts with ~ but HOME is not set"))?;
+                .map_err(|_| self.err(at, "a path starts with ~ but HOME is not set"))?;
             return Ok(format!("{home}/{rest}"));
         }
         if text.starts_with('/') {
@@ -712,111 +554,87 @@ impl Compiler<'_> {
         Ok(format!("{}/{text}", self.base_dir.display()))
     }
 
-    fn attr_key(&mut self, attr: &ast::Attr) -> Result<Key, EvalError> {
+    fn attr_key(&mut self, attr: &Attr) -> Result<Key, EvalError> {
         match attr {
-            ast::Attr::Ident(i) => Ok(Key::Static(ident_text(i).into())),
-            ast::Attr::Str(s) => {
-                let e = self.string(s)?;
+            Attr::Name(name, _) => Ok(Key::Static((*name).into())),
+            Attr::Str(node) => {
+                let e = self.expr(node)?;
                 match &*e {
                     Expr::Const(Value::String(s)) => Ok(Key::Static(s.clone())),
-                    _ => Ok(Key::Dynamic(e, self.pos(attr.syntax()))),
+                    _ => Ok(Key::Dynamic(e, self.pos(node.at))),
                 }
             }
-            ast::Attr::Dynamic(d) => {
-                let e = self.child(d.expr(), d.syntax())?;
-                Ok(Key::Dynamic(e, self.pos(attr.syntax())))
+            Attr::Dynamic(e, at) => {
+                let e = self.expr(e)?;
+                Ok(Key::Dynamic(e, self.pos(*at)))
             }
         }
     }
 
-    fn attrpath(
-        &mut self,
-        path: Option<ast::Attrpath>,
-        parent: &SyntaxNode,
-    ) -> Result<Vec<Key>, EvalError> {
-        let Some(path) = path else {
-            return Err(self.err(parent, "syntax error: an attribute name is missing"));
-        };
-        let mut keys = Vec::new();
-        for a in path.attrs() {
-            keys.push(self.attr_key(&a)?);
+    fn attrpath(&mut self, path: &AttrPath) -> Result<Vec<Key>, EvalError> {
+        let mut keys = Vec::with_capacity(path.attrs.len());
+        for a in &path.attrs {
+            keys.push(self.attr_key(a)?);
         }
         Ok(keys)
     }
 
-    fn lambda(&mut self, l: &ast::Lambda, name: Option<Str>) -> Result<Rc<LambdaDef>, EvalError> {
-        let node = l.syntax();
-        let Some(param) = l.param() else {
-            return Err(self.err(node, "syntax error: a function without an argument"));
-        };
+    fn lambda(
+        &mut self,
+        l: &parser::Lambda,
+        name: Option<Str>,
+    ) -> Result<Rc<LambdaDef>, EvalError> {
         let mut names: HashMap<Str, u32> = HashMap::default();
-        let mut default_nodes = Vec::new();
-        let param_def = match param {
-            ast::Param::IdentParam(i) => {
-                let n = i.ident().map(|i| ident_text(&i)).unwrap_or_default();
-                names.insert(n.into(), 0);
-                None
+        let mut pattern = None;
+        match &l.param {
+            parser::Param::Ident(n) => {
+                names.insert((*n).into(), 0);
             }
-            ast::Param::Pattern(p) => {
-                let mut formals_names = Vec::new();
-                for entry in p.pat_entries() {
-                    let n: Str = entry
-                        .ident()
-                        .map(|i| ident_text(&i))
-                        .unwrap_or_default()
-                        .into();
-                    if names.contains_key(&n) {
-                        return Err(self.err(
-                            entry.syntax(),
-                            format!("duplicate formal function argument '{n}'"),
-                        ));
+            parser::Param::Pattern {
+                formals,
+                ellipsis,
+                bind,
+            } => {
+                for (i, (n, at, _)) in formals.iter().enumerate() {
+                    if names.insert((*n).into(), i as u32).is_some() {
+                        return Err(
+                            self.err(*at, format!("duplicate formal function argument '{n}'"))
+                        );
                     }
-                    names.insert(n.clone(), formals_names.len() as u32);
-                    formals_names.push(n);
-                    default_nodes.push(entry.default());
                 }
-                let at = match p.pat_bind().and_then(|b| b.ident()) {
-                    Some(i) => {
-                        let n: Str = ident_text(&i).into();
-                        if names.contains_key(&n) {
-                            return Err(self.err(
-                                i.syntax(),
-                                format!("duplicate formal function argument '{n}'"),
-                            ));
-                        }
-                        names.insert(n, formals_names.len() as u32);
-                        true
-                    }
-                    None => false,
-                };
-                Some((formals_names, p.ellipsis_token().is_some(), at))
+                if let Some((n, at)) = bind
+                    && names.insert((*n).into(), formals.len() as u32).is_some()
+                {
+                    return Err(self.err(*at, format!("duplicate formal function argument '{n}'")));
+                }
+                pattern = Some((formals, *ellipsis, bind.is_some()));
             }
-        };
+        }
         self.scopes.push(Scope::Frame(Rc::new(names)));
         let result = (|| {
-            let param = match param_def {
+            let param = match pattern {
                 None => Param::Ident,
-                Some((formals_names, ellipsis, at)) => {
-                    let mut formals = Vec::new();
-                    for (n, d) in formals_names.into_iter().zip(default_nodes) {
+                Some((formals, ellipsis, at)) => {
+                    let mut out = Vec::with_capacity(formals.len());
+                    for (n, _, d) in formals {
                         let d = match d {
-                            Some(d) => Some(self.expr(&d)?),
+                            Some(d) => Some(self.expr(d)?),
                             None => None,
                         };
-                        formals.push((n, d));
+                        out.push(((*n).into(), d));
                     }
                     Param::Pattern {
-                        formals,
+                        formals: out,
                         ellipsis,
                         at,
                     }
                 }
             };
-            let body = self.child(l.body(), node)?;
+            let body = self.expr(&l.body)?;
             Ok(Rc::new(LambdaDef {
                 param,
                 body,
-                pos: self.pos(node),
+                pos: self.pos(l.at),
                 name,
             }))
         })();
@@ -826,28 +644,24 @@ impl Compiler<'_> {
 
     /// The static names an entry list defines at its top level (for a frame), in order of
     /// first appearance; `inherit`ed names included.
-    fn top_names(&self, entries: &[ast::Entry]) -> Vec<(Str, SyntaxNode)> {
-        let mut out: Vec<(Str, SyntaxNode)> = Vec::new();
+    fn top_names(&self, entries: &[Entry]) -> Vec<Str> {
+        let mut out: Vec<Str> = Vec::new();
         let mut seen: super::HashSet<Str> = super::HashSet::default();
+        let mut add = |a: &Attr| {
+            if let Some(n) = static_name(a)
+                && seen.insert(n.clone())
+            {
+                out.push(n);
+            }
+        };
         for entry in entries {
             match entry {
-                ast::Entry::AttrpathValue(av) => {
-                    if let Some(first) = av.attrpath().and_then(|p| p.attrs().next())
-                        && let Some(n) = static_name(&first)
-                        && seen.insert(n.clone())
-                    {
-                        out.push((n, av.syntax().clone()));
+                Entry::Value { path, .. } => {
+                    if let Some(first) = path.attrs.first() {
+                        add(first);
                     }
                 }
-                ast::Entry::Inherit(i) => {
-                    for a in i.attrs() {
-                        if let Some(n) = static_name(&a)
-                            && seen.insert(n.clone())
-                        {
-                            out.push((n, a.syntax().clone()));
-                        }
-                    }
-                }
+                Entry::Inherit { attrs, .. } => attrs.iter().for_each(&mut add),
             }
         }
         out
@@ -857,15 +671,10 @@ impl Compiler<'_> {
     /// (the caller pops it after compiling what else is in scope).
     fn frame_bindings(
         &mut self,
-        node_entries: &impl HasEntry,
+        entries: &[Entry],
         is_let: bool,
     ) -> Result<Rc<AttrsDef>, EvalError> {
-        let entries: Vec<ast::Entry> = node_entries.entries().collect();
-        let names: Vec<Str> = self
-            .top_names(&entries)
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let names = self.top_names(entries);
         let frame: HashMap<Str, u32> = names
             .iter()
             .enumerate()
@@ -873,7 +682,7 @@ impl Compiler<'_> {
             .collect();
         self.scopes.push(Scope::Frame(Rc::new(frame)));
         let mut def = self.attrs_def();
-        let r = self.entries(&entries, &mut def, true);
+        let r = self.entries(entries, &mut def, true);
         if let Err(e) = r {
             self.scopes.pop();
             return Err(e);
@@ -885,7 +694,7 @@ impl Compiler<'_> {
         }
         // The frame's slots follow `names`; `statics` is sorted by name: reorder to match.
         let mut by_name: HashMap<Str, AttrValue> = def.statics.drain(..).collect();
-        let mut statics = Vec::new();
+        let mut statics = Vec::with_capacity(names.len());
         for n in &names {
             if let Some(v) = by_name.remove(n) {
                 statics.push((n.clone(), v));
@@ -895,20 +704,13 @@ impl Compiler<'_> {
         Ok(Rc::new(def))
     }
 
-    fn rec_bindings(&mut self, s: &ast::AttrSet) -> Result<Rc<AttrsDef>, EvalError> {
-        let def = self.frame_bindings(s, false)?;
-        self.scopes.pop();
-        Ok(def)
-    }
-
     fn bindings(
         &mut self,
-        s: &impl HasEntry,
+        entries: &[Entry],
         def: &mut AttrsDef,
         in_frame: bool,
     ) -> Result<(), EvalError> {
-        let entries: Vec<ast::Entry> = s.entries().collect();
-        self.entries(&entries, def, in_frame)?;
+        self.entries(entries, def, in_frame)?;
         def.statics.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(())
     }
@@ -917,34 +719,35 @@ impl Compiler<'_> {
     /// (`let`, `rec`), so `inherit x;` must look past it.
     fn entries(
         &mut self,
-        entries: &[ast::Entry],
+        entries: &[Entry],
         def: &mut AttrsDef,
         in_frame: bool,
     ) -> Result<(), EvalError> {
         for entry in entries {
             match entry {
-                ast::Entry::Inherit(i) => {
-                    let from = match i.from() {
-                        Some(f) => Some(self.child(f.expr(), f.syntax())?),
+                Entry::Inherit { from, attrs } => {
+                    let from = match from {
+                        Some(f) => Some(self.expr(f)?),
                         None => None,
                     };
-                    for a in i.attrs() {
-                        let Some(name) = static_name(&a) else {
-                            return Err(self
-                                .err(a.syntax(), "dynamic attributes are not allowed in inherit"));
+                    for a in attrs {
+                        let Some(name) = static_name(a) else {
+                            return Err(
+                                self.err(a.at(), "dynamic attributes are not allowed in inherit")
+                            );
                         };
                         let value = match &from {
                             Some(f) => rc(Expr::Select(
                                 f.clone(),
                                 vec![Key::Static(name.clone())],
                                 None,
-                                self.pos(a.syntax()),
+                                self.pos(a.at()),
                             )),
                             None => {
                                 // `inherit x;` in a `let` or `rec` means the x around it;
                                 // the expression still runs in the frame: one level deeper.
                                 let saved = if in_frame { self.scopes.pop() } else { None };
-                                let r = self.lookup(&name, a.syntax());
+                                let r = self.lookup(&name, a.at());
                                 if let Some(s) = saved {
                                     self.scopes.push(s);
                                 }
@@ -960,37 +763,31 @@ impl Compiler<'_> {
                                 })
                             }
                         };
-                        self.define(
-                            def,
-                            &[Key::Static(name)],
-                            AttrValue::Expr(value),
-                            a.syntax(),
-                        )?;
+                        self.define(def, &[Key::Static(name)], AttrValue::Expr(value), a.at())?;
                     }
                 }
-                ast::Entry::AttrpathValue(av) => {
-                    let node = av.syntax();
-                    let path = self.attrpath(av.attrpath(), node)?;
-                    let Some(value) = av.value() else {
-                        return Err(self.err(node, "syntax error: a value is missing"));
-                    };
+                Entry::Value { path, value } => {
+                    let keys = self.attrpath(path)?;
                     // `a = { … }; a.b = …;` merge: a set literal is kept as definitions.
-                    let v = match &value {
-                        ast::Expr::AttrSet(s) if s.rec_token().is_none() => {
+                    let v = match &value.kind {
+                        Kind::Attrs {
+                            rec: false,
+                            entries,
+                        } => {
                             let mut nested = self.attrs_def();
-                            self.bindings(s, &mut nested, false)?;
+                            self.bindings(entries, &mut nested, false)?;
                             AttrValue::Nested(Rc::new(nested))
                         }
-                        ast::Expr::Lambda(l) if path.len() == 1 => {
-                            let name = match &path[0] {
+                        Kind::Lambda(l) if keys.len() == 1 => {
+                            let name = match &keys[0] {
                                 Key::Static(n) => Some(n.clone()),
                                 Key::Dynamic(..) => None,
                             };
                             AttrValue::Expr(rc(Expr::Lambda(self.lambda(l, name)?)))
                         }
-                        _ => AttrValue::Expr(self.expr(&value)?),
+                        _ => AttrValue::Expr(self.expr(value)?),
                     };
-                    self.define(def, &path, v, node)?;
+                    self.define(def, &keys, v, path.at)?;
                 }
             }
         }
@@ -1002,16 +799,16 @@ impl Compiler<'_> {
         def: &mut AttrsDef,
         path: &[Key],
         value: AttrValue,
-        node: &SyntaxNode,
+        at: u32,
     ) -> Result<(), EvalError> {
         let Some((first, rest)) = path.split_first() else {
-            return Err(self.err(node, "syntax error: an attribute name is missing"));
+            return Err(self.err(at, "syntax error: an attribute name is missing"));
         };
         let value = if rest.is_empty() {
             value
         } else {
             let mut nested = self.attrs_def();
-            self.define(&mut nested, rest, value, node)?;
+            self.define(&mut nested, rest, value, at)?;
             AttrValue::Nested(Rc::new(nested))
         };
         match first {
@@ -1022,7 +819,7 @@ impl Compiler<'_> {
             Key::Static(name) => {
                 // `positions` has every static name: a new one needs no search.
                 if !def.positions.contains_key(name) {
-                    def.positions.insert(name.clone(), self.pos(node));
+                    def.positions.insert(name.clone(), self.pos(at));
                     def.statics.push((name.clone(), value));
                     return Ok(());
                 }
@@ -1035,13 +832,13 @@ impl Compiler<'_> {
                     Some((_, old)) => match (old, value) {
                         (AttrValue::Nested(a), AttrValue::Nested(b)) => {
                             let merged = Rc::get_mut(a).ok_or_else(|| {
-                                self.err(node, format!("attribute '{name}' already defined"))
+                                self.err(at, format!("attribute '{name}' already defined"))
                             })?;
                             let b = Rc::try_unwrap(b).map_err(|_| {
-                                self.err(node, format!("attribute '{name}' already defined"))
+                                self.err(at, format!("attribute '{name}' already defined"))
                             })?;
                             for (n, v) in b.statics {
-                                self.define(merged, &[Key::Static(n)], v, node)?;
+                                self.define(merged, &[Key::Static(n)], v, at)?;
                             }
                             merged.dynamics.extend(b.dynamics);
                             for (n, p) in b.positions {
@@ -1050,7 +847,7 @@ impl Compiler<'_> {
                             merged.statics.sort_by(|a, b| a.0.cmp(&b.0));
                             Ok(())
                         }
-                        _ => Err(self.err(node, format!("attribute '{name}' already defined"))),
+                        _ => Err(self.err(at, format!("attribute '{name}' already defined"))),
                     },
                 }
             }
@@ -1058,26 +855,39 @@ impl Compiler<'_> {
     }
 }
 
-fn ident_text(i: &ast::Ident) -> String {
-    i.ident_token()
-        .map(|t| t.text().to_string())
-        .unwrap_or_else(|| i.syntax().text().to_string())
+/// A float literal as Nix reads it (`1.`, `.5`, `1.5e3`).
+fn float(text: &str) -> Option<f64> {
+    let mut t = String::with_capacity(text.len() + 2);
+    if text.starts_with('.') {
+        t.push('0');
+    }
+    for (i, c) in text.char_indices() {
+        t.push(c);
+        // `1.` and `1.e3`: a digit after the point for Rust's parser.
+        if c == '.' && !text[i + 1..].starts_with(|d: char| d.is_ascii_digit()) {
+            t.push('0');
+        }
+    }
+    t.parse::<f64>().ok()
 }
 
 /// The name of an attribute written statically (`a`, `"a"`), if it is.
-fn static_name(a: &ast::Attr) -> Option<Str> {
+fn static_name(a: &Attr) -> Option<Str> {
     match a {
-        ast::Attr::Ident(i) => Some(ident_text(i).into()),
-        ast::Attr::Str(s) => {
+        Attr::Name(n, _) => Some((*n).into()),
+        Attr::Str(node) => {
+            let Kind::Str { parts, .. } = &node.kind else {
+                return None;
+            };
             let mut text = String::new();
-            for p in s.parts() {
+            for p in parts {
                 match p {
-                    InterpolPart::Literal(l) => text.push_str(l.syntax().text()),
-                    InterpolPart::Interpolation(_) => return None,
+                    parser::Part::Text(t) => text.push_str(t),
+                    parser::Part::Interp(_) => return None,
                 }
             }
             Some(decode_double(&text).into())
         }
-        ast::Attr::Dynamic(_) => None,
+        Attr::Dynamic(..) => None,
     }
 }

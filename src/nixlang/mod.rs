@@ -10,6 +10,8 @@ pub(crate) mod compile;
 pub(crate) mod error;
 mod eval;
 pub mod json;
+mod lexer;
+mod parser;
 pub mod split;
 pub(crate) mod strings;
 pub mod value;

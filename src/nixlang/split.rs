@@ -3,9 +3,9 @@
 //!
 //! The build script includes this file too (`build.rs`), to split ncsh's own `lib` once at build
 //! time and record the result in the compact text form of [`Split::encode`]: so it uses nothing
-//! but `std` and `rnix`.
+//! but `std` and [`super::lexer`] (which build.rs includes beside it).
 
-use rnix::SyntaxKind::{self, *};
+use super::lexer::{StringEvent, Tok, Token as LexToken, scan_string, token_at};
 
 /// A `let BINDINGS in BODY`: its bindings, and where its body is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,28 +31,84 @@ pub enum Binding {
     },
 }
 
-type Token = (SyntaxKind, usize, usize);
+type Token = (Tok, usize, usize);
 
 /// Splits `text` if it is of the form `let BINDINGS in BODY` with plain names only; `None`
 /// otherwise (then it is compiled whole).
 pub fn split_let(text: &str) -> Option<Split> {
-    let mut toks: Vec<Token> = Vec::new();
-    let mut off = 0;
-    for (k, t) in rnix::tokenize(text) {
-        if !k.is_trivia() {
-            toks.push((k, off, off + t.len()));
-        }
-        off += t.len();
-    }
-    if toks.first()?.0 != TOKEN_LET {
+    let toks = tokens(text)?;
+    if toks.first()?.0 != Tok::Let {
         return None;
     }
     let (bindings, at) = bindings(text, &toks, 1)?;
-    if toks.get(at)?.0 != TOKEN_IN {
+    if toks.get(at)?.0 != Tok::In {
         return None;
     }
     let body = (toks.get(at + 1)?.1, text.len());
     Some(Split { bindings, body })
+}
+
+/// The tokens of `text` with each string as one `Quote` token, except for the tokens of its
+/// interpolations (`${` as `DollarCurly`, closed by `}`). `None` for what the lexer does not
+/// take, and for paths with interpolations (such a text is compiled whole).
+fn tokens(text: &str) -> Option<Vec<Token>> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    // The strings around the current interpolation, each with the braces opened in it.
+    let mut strings: Vec<(bool, usize)> = Vec::new();
+    loop {
+        let t: LexToken = token_at(b, i);
+        i = t.end;
+        match t.tok {
+            Tok::Eof => return strings.is_empty().then_some(out),
+            Tok::Unknown | Tok::UnterminatedComment => return None,
+            Tok::Path | Tok::HomePath if b.get(i..i + 2) == Some(b"${") => return None,
+            Tok::Quote | Tok::IndentOpen => {
+                out.push((Tok::Quote, t.start, t.end));
+                i = string_rest(b, i, t.tok == Tok::IndentOpen, &mut out, &mut strings)?;
+                continue;
+            }
+            Tok::LBrace | Tok::DollarCurly => {
+                if let Some((_, depth)) = strings.last_mut() {
+                    *depth += 1;
+                }
+            }
+            Tok::RBrace => {
+                out.push((t.tok, t.start, t.end));
+                if let Some(&(indented, 0)) = strings.last() {
+                    // The interpolation is over: the string goes on.
+                    strings.pop();
+                    i = string_rest(b, i, indented, &mut out, &mut strings)?;
+                } else if let Some((_, depth)) = strings.last_mut() {
+                    *depth -= 1;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        out.push((t.tok, t.start, t.end));
+    }
+}
+
+/// Scans a string from `i` to its end (the offset after it) or to its next interpolation
+/// (the offset after `${`, with the string pushed on `strings`).
+fn string_rest(
+    b: &[u8],
+    i: usize,
+    indented: bool,
+    out: &mut Vec<Token>,
+    strings: &mut Vec<(bool, usize)>,
+) -> Option<usize> {
+    match scan_string(b, i, indented) {
+        StringEvent::Interpolation { text_end } => {
+            out.push((Tok::DollarCurly, text_end, text_end + 2));
+            strings.push((indented, 0));
+            Some(text_end + 2)
+        }
+        StringEvent::End { after, .. } => Some(after),
+        StringEvent::Unterminated => None,
+    }
 }
 
 /// The bindings from token `i` up to the token that ends them (`in` or `}`), and its index.
@@ -63,17 +119,17 @@ fn bindings(text: &str, toks: &[Token], mut i: usize) -> Option<(Vec<Binding>, u
     loop {
         let (k, start, end) = *toks.get(i)?;
         match k {
-            TOKEN_IN | TOKEN_R_BRACE => return Some((out, i)),
-            TOKEN_INHERIT => {
+            Tok::In | Tok::RBrace => return Some((out, i)),
+            Tok::Inherit => {
                 i += 1;
                 let mut from = None;
-                if toks.get(i)?.0 == TOKEN_L_PAREN {
+                if toks.get(i)?.0 == Tok::LParen {
                     let close = matching(toks, i)?;
                     from = Some((toks.get(i + 1)?.1, toks[close].1));
                     i = close + 1;
                 }
                 let mut names = Vec::new();
-                while toks.get(i)?.0 == TOKEN_IDENT {
+                while toks.get(i)?.0 == Tok::Ident {
                     let name = text[toks[i].1..toks[i].2].to_string();
                     if !seen.insert(name.clone()) {
                         return None;
@@ -81,14 +137,14 @@ fn bindings(text: &str, toks: &[Token], mut i: usize) -> Option<(Vec<Binding>, u
                     names.push(name);
                     i += 1;
                 }
-                if toks.get(i)?.0 != TOKEN_SEMICOLON {
+                if toks.get(i)?.0 != Tok::Semicolon {
                     return None;
                 }
                 i += 1;
                 out.push(Binding::Inherit { from, names });
             }
-            TOKEN_IDENT => {
-                if toks.get(i + 1)?.0 != TOKEN_ASSIGN {
+            Tok::Ident => {
+                if toks.get(i + 1)?.0 != Tok::Assign {
                     return None;
                 }
                 let name = text[start..end].to_string();
@@ -99,10 +155,10 @@ fn bindings(text: &str, toks: &[Token], mut i: usize) -> Option<(Vec<Binding>, u
                 let last = value_end(toks, first)?;
                 let span = (toks.get(first)?.1, toks[last].1);
                 // A set literal that is the whole value: `{ … }` closing just before the `;`.
-                let set = (toks[first].0 == TOKEN_L_BRACE && matching(toks, first)? + 1 == last)
+                let set = (toks[first].0 == Tok::LBrace && matching(toks, first)? + 1 == last)
                     .then(|| bindings(text, toks, first + 1))
                     .flatten()
-                    .filter(|(_, close)| close + 1 == last && toks[*close].0 == TOKEN_R_BRACE)
+                    .filter(|(_, close)| close + 1 == last && toks[*close].0 == Tok::RBrace)
                     .map(|(b, _)| b);
                 out.push(Binding::Value { name, span, set });
                 i = last + 1;
@@ -114,11 +170,11 @@ fn bindings(text: &str, toks: &[Token], mut i: usize) -> Option<(Vec<Binding>, u
 
 /// The index of the bracket that closes the one at `open`.
 fn matching(toks: &[Token], open: usize) -> Option<usize> {
-    let mut stack: Vec<SyntaxKind> = Vec::new();
+    let mut stack: Vec<Tok> = Vec::new();
     for (j, (k, _, _)) in toks.iter().enumerate().skip(open) {
         match k {
-            TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START => stack.push(*k),
-            TOKEN_R_BRACE | TOKEN_R_BRACK | TOKEN_R_PAREN | TOKEN_INTERPOL_END => {
+            Tok::LBrace | Tok::LBrack | Tok::LParen | Tok::DollarCurly => stack.push(*k),
+            Tok::RBrace | Tok::RBrack | Tok::RParen => {
                 let o = stack.pop()?;
                 if !pair(o, *k) {
                     return None;
@@ -133,35 +189,38 @@ fn matching(toks: &[Token], open: usize) -> Option<usize> {
     None
 }
 
-fn pair(open: SyntaxKind, close: SyntaxKind) -> bool {
+fn pair(open: Tok, close: Tok) -> bool {
     matches!(
         (open, close),
-        (TOKEN_L_BRACE, TOKEN_R_BRACE)
-            | (TOKEN_L_BRACK, TOKEN_R_BRACK)
-            | (TOKEN_L_PAREN, TOKEN_R_PAREN)
-            | (TOKEN_INTERPOL_START, TOKEN_INTERPOL_END)
+        (Tok::LBrace, Tok::RBrace)
+            | (Tok::LBrack, Tok::RBrack)
+            | (Tok::LParen, Tok::RParen)
+            | (Tok::DollarCurly, Tok::RBrace)
     )
 }
 
 /// The end of a value starting at token `j`: the `;` that closes it, skipping nested brackets,
 /// interpolations, `let … in`, and the `;` of `with …;` and `assert …;`.
 fn value_end(toks: &[Token], mut j: usize) -> Option<usize> {
-    let mut stack: Vec<SyntaxKind> = Vec::new();
+    let mut stack: Vec<Tok> = Vec::new();
     while j < toks.len() {
         let k = toks[j].0;
         match k {
-            TOKEN_L_BRACE | TOKEN_L_BRACK | TOKEN_L_PAREN | TOKEN_INTERPOL_START | TOKEN_LET
-            | TOKEN_WITH | TOKEN_ASSERT => stack.push(k),
-            TOKEN_R_BRACE | TOKEN_R_BRACK | TOKEN_R_PAREN | TOKEN_INTERPOL_END
-                if !pair(stack.pop()?, k) =>
-            {
+            Tok::LBrace
+            | Tok::LBrack
+            | Tok::LParen
+            | Tok::DollarCurly
+            | Tok::Let
+            | Tok::With
+            | Tok::Assert => stack.push(k),
+            Tok::RBrace | Tok::RBrack | Tok::RParen if !pair(stack.pop()?, k) => {
                 return None;
             }
             // `in` closes the innermost `let`, and nothing else.
-            TOKEN_IN => stack.pop().filter(|k| *k == TOKEN_LET).map(|_| ())?,
-            TOKEN_SEMICOLON => match stack.last() {
+            Tok::In => stack.pop().filter(|k| *k == Tok::Let).map(|_| ())?,
+            Tok::Semicolon => match stack.last() {
                 None => return Some(j),
-                Some(TOKEN_WITH | TOKEN_ASSERT) => {
+                Some(Tok::With | Tok::Assert) => {
                     stack.pop();
                 }
                 Some(_) => {}
