@@ -19,8 +19,8 @@ pub mod repl;
 pub mod testrun;
 
 /// mimalloc for every binary made with this library (ncsh, its tests and benches): an
-/// evaluation of a configuration makes tens of thousands of small, short-lived objects (rnix's
-/// syntax nodes, thunks, sets) and glibc's malloc and free were a quarter of its instructions.
+/// evaluation of a configuration makes tens of thousands of small, short-lived objects (syntax
+/// nodes, thunks, sets) and glibc's malloc and free were a quarter of its instructions.
 #[global_allocator]
 static ALLOCATOR: Allocator = Allocator;
 

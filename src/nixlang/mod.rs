@@ -1,6 +1,7 @@
-//! The Nix language, evaluated natively: a lazy evaluator on rnix's parser.
+//! The Nix language, evaluated natively: a lazy evaluator on a lexer and parser of Nix's grammar.
 //!
-//! [`compile`] turns rnix's syntax tree into an expression tree with variables resolved to frame
+//! [`parser`] (with [`lexer`]) reads a text into a plain tree; [`compile`] turns it into an
+//! expression tree with variables resolved to frame
 //! slots; [`eval`] evaluates it lazily (thunks computed at most once, infinite recursion
 //! detected, recursion depth bounded); [`builtins`] holds Nix's built-in functions and [`json`]
 //! its JSON. The NixOS module system and `lib` sit above, in the builder. See ARCHITECTURE.md.
