@@ -94,8 +94,8 @@ const LIB_SPLIT: &str = include_str!(concat!(env!("OUT_DIR"), "/lib-split.txt"))
 
 thread_local! {
     /// [`LIB_SPLIT`] decoded, once per thread (decoding it was a thirtieth of an evaluation).
-    static LIB_SPLIT_DECODED: Option<nixlang::split::Split> =
-        nixlang::split::Split::decode(LIB_SPLIT);
+    static LIB_SPLIT_DECODED: Option<std::rc::Rc<nixlang::split::Split>> =
+        nixlang::split::Split::decode(LIB_SPLIT).map(std::rc::Rc::new);
 }
 
 /// Errors of one evaluation, one per line.
@@ -132,9 +132,10 @@ fn nixpkgs_module_refused() -> String {
 
 /// The module arguments every module gets: `lib`, `pkgs`, `modulesPath`.
 pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixlang::EvalError> {
+    let split = LIB_SPLIT_DECODED.with(Clone::clone);
     let lib = ev.eval_shipped_split(
         LIB,
-        LIB_SPLIT_DECODED.with(Clone::clone),
+        split.as_deref(),
         SourceMap::new(Path::new(LIB_NAME), LIB, 0),
         Path::new("/"),
     )?;

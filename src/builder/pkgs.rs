@@ -388,6 +388,15 @@ fn names_in(dir: &str) -> Vec<Str> {
         .collect()
 }
 
+/// The first eight bytes of `name`, zero-padded, as a big-endian number: ordered as the names
+/// are (no name holds a zero byte).
+fn prefix_key(name: &str) -> u64 {
+    let mut key = [0u8; 8];
+    let n = name.len().min(8);
+    key[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u64::from_be_bytes(key)
+}
+
 /// The directories whose programs are packages.
 const PROGRAM_DIRS: [&str; 2] = ["/usr/sbin", "/usr/bin"];
 
@@ -423,10 +432,16 @@ fn host_programs() -> Rc<[Str]> {
     if let Some(names) = cached {
         return names;
     }
-    let mut names: Vec<Str> = PROGRAM_DIRS.iter().flat_map(|d| names_in(d)).collect();
-    names.sort_unstable();
-    names.dedup();
-    let names: Rc<[Str]> = names.into();
+    // Sorted by their first eight bytes as a number first: most comparisons of the ~1500
+    // names end there, without a call to memcmp (this sort was a third of making `pkgs`).
+    let mut keyed: Vec<(u64, Str)> = PROGRAM_DIRS
+        .iter()
+        .flat_map(|d| names_in(d))
+        .map(|n| (prefix_key(&n), n))
+        .collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    keyed.dedup_by(|a, b| a.1 == b.1);
+    let names: Rc<[Str]> = keyed.into_iter().map(|(_, n)| n).collect();
     PROGRAMS.set(Some((stamps, names.clone())));
     names
 }
@@ -579,6 +594,24 @@ pub fn host_packages(lib: Value) -> Result<Value, EvalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn programs_are_sorted_by_name_whatever_their_prefix() {
+        let mut names = [
+            "ab",
+            "a",
+            "abcdefghij",
+            "abcdefgh",
+            "abcdefghi",
+            "b",
+            "a-b",
+            "A",
+        ];
+        let mut by_key = names;
+        by_key.sort_unstable_by(|a, b| prefix_key(a).cmp(&prefix_key(b)).then_with(|| a.cmp(b)));
+        names.sort_unstable();
+        assert_eq!(by_key, names);
+    }
 
     #[test]
     fn writer_names_are_the_writers() {

@@ -218,7 +218,7 @@ impl Evaluator {
         base_dir: &Path,
     ) -> Result<Value, EvalError> {
         let split = split::split_let(text);
-        self.eval_shipped_split(text, split, src, base_dir)
+        self.eval_shipped_split(text, split.as_ref(), src, base_dir)
     }
 
     /// [`Evaluator::eval_shipped_lazily`] with the text's split already made (at build time,
@@ -227,7 +227,7 @@ impl Evaluator {
     pub fn eval_shipped_split(
         &mut self,
         text: &str,
-        split: Option<Split>,
+        split: Option<&Split>,
         src: SourceMap,
         base_dir: &Path,
     ) -> Result<Value, EvalError> {
@@ -264,7 +264,7 @@ impl Evaluator {
             env: frame(Vec::new(), None),
         });
         let mut slots = Vec::with_capacity(shipped.names.len());
-        for b in split.bindings {
+        for b in &split.bindings {
             slots.extend(
                 shipped
                     .binding(b, true, &self.globals)
@@ -1326,7 +1326,7 @@ impl Shipped {
     /// `let` (a global), not its own; in a set bound there, it takes the `let`'s.
     fn binding(
         self: &Rc<Self>,
-        b: Binding,
+        b: &Binding,
         in_let: bool,
         globals: &HashMap<Str, Value>,
     ) -> Vec<(Str, Thunk)> {
@@ -1335,28 +1335,28 @@ impl Shipped {
                 name,
                 span,
                 set: None,
-            } => vec![(name.into(), self.lazy(span))],
+            } => vec![(name.as_str().into(), self.lazy(*span))],
             Binding::Value {
                 name,
                 set: Some(inner),
                 ..
             } => {
-                let sh = self.clone();
+                let (sh, inner) = (self.clone(), inner.clone());
                 let set = Thunk::native(Box::new(move |ev: &mut Evaluator| {
                     let mut attrs = Attrs::new();
-                    for b in inner {
+                    for b in &inner {
                         attrs.extend(sh.binding(b, false, &ev.globals));
                     }
                     Ok(Value::attrs(attrs))
                 }));
-                vec![(name.into(), set)]
+                vec![(name.as_str().into(), set)]
             }
             Binding::Inherit { from, names } => {
                 let from = from.map(|span| self.lazy(span));
                 names
-                    .into_iter()
+                    .iter()
                     .map(|n| {
-                        let n: Str = n.into();
+                        let n: Str = n.as_str().into();
                         let t = match &from {
                             Some(f) => {
                                 let (f, n) = (f.clone(), n.clone());
