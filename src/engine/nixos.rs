@@ -632,6 +632,16 @@ mod tests {
     }
 
     #[test]
+    fn a_snippet_that_stops_short_ends_where_the_user_stopped() {
+        // The wrapper's closing `}` is not what the user wrote: the error is the text's end.
+        assert_eq!(
+            error("services.openssh.enable = true  "),
+            "--config:1:31: syntax error: unexpected end of the text, expected ';' after the value"
+        );
+        assert!(error("x = [ 80 -1 ];").ends_with("(a negative number in a list is written (-1))"));
+    }
+
+    #[test]
     fn an_empty_configuration_is_a_named_host_behind_a_firewall() {
         let g = build("").unwrap();
         assert_eq!(text(&g, "/etc/hostname"), "box\n");

@@ -203,6 +203,18 @@ pub fn compile_in_frame(
 }
 
 fn syntax_error(src: &SourceMap, base: usize, e: parser::SyntaxError) -> EvalError {
+    // A token past the user's text is the wrapper's (a `--config` text is parsed inside
+    // `{ … }`): to the user, their text ended there.
+    let end = src.shift + src.text.len();
+    if base + e.offset > end
+        && let Some(wanted) = e.wanted
+    {
+        let at = src.text.trim_end().len() + src.shift;
+        return src.err(
+            at,
+            format!("syntax error: unexpected end of the text, expected {wanted}"),
+        );
+    }
     src.err(base + e.offset, format!("syntax error: {}", e.message))
 }
 

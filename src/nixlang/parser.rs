@@ -15,6 +15,8 @@ use super::lexer::{StringEvent, Tok, Token, is_path_char, scan_string, token_at}
 pub struct SyntaxError {
     pub offset: usize,
     pub message: String,
+    /// For an unexpected token: what would have been taken there.
+    pub wanted: Option<String>,
 }
 
 /// An expression and where it starts (its first token).
@@ -228,11 +230,12 @@ impl<'s> Parser<'s> {
         SyntaxError {
             offset,
             message: message.into(),
+            wanted: None,
         }
     }
 
     fn unexpected(&self, t: Token, wanted: &str) -> SyntaxError {
-        match t.tok {
+        let mut e = match t.tok {
             Tok::Eof => self.err(
                 t.start,
                 format!("unexpected end of input, expected {wanted}"),
@@ -241,7 +244,9 @@ impl<'s> Parser<'s> {
                 t.start,
                 format!("unexpected {}, expected {wanted}", describe(t, self.text)),
             ),
-        }
+        };
+        e.wanted = Some(wanted.to_string());
+        e
     }
 
     fn expect(&mut self, tok: Tok, wanted: &str) -> Result<Token, SyntaxError> {
@@ -620,7 +625,12 @@ impl<'s> Parser<'s> {
                 let mut items = Vec::new();
                 while self.peek().tok != Tok::RBrack {
                     if !starts_simple(self.peek(), self.b) {
-                        return Err(self.unexpected(self.peek(), "a list element or ']'"));
+                        let mut e = self.unexpected(self.peek(), "a list element or ']'");
+                        if self.peek().tok == Tok::Minus {
+                            e.message
+                                .push_str(" (a negative number in a list is written (-1))");
+                        }
+                        return Err(e);
                     }
                     items.push(self.select()?);
                 }
