@@ -23,11 +23,12 @@ fn main() {
         println!("cargo::rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
     let text = std::fs::read_to_string(LIB).expect("stdlib/nix/lib.nix is readable");
-    // An empty file when lib is not of the simple form: it is then compiled whole.
-    let encoded = split::split_let(&text)
-        .map(|s| s.encode())
-        .unwrap_or_default();
+    // `None` when lib is not of the simple form: it is then compiled whole.
+    let source = match split::split_let(&text) {
+        Some(s) => format!("Some({})", s.to_rust()),
+        None => "None".to_string(),
+    };
     let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"))
-        .join("lib-split.txt");
-    std::fs::write(out, encoded).expect("OUT_DIR is writable");
+        .join("lib-split.rs");
+    std::fs::write(out, source).expect("OUT_DIR is writable");
 }

@@ -89,13 +89,16 @@ pub(crate) fn eval_error(e: nixlang::EvalError) -> Error {
 const LIB: &str = include_str!("../../stdlib/nix/lib.nix");
 const LIB_NAME: &str = "<ncsh>/stdlib/nix/lib.nix";
 
-/// [`LIB`] split into its bindings by build.rs ([`nixlang::split::Split::encode`]).
-const LIB_SPLIT: &str = include_str!(concat!(env!("OUT_DIR"), "/lib-split.txt"));
+/// [`LIB`] split into its bindings by build.rs ([`nixlang::split::Split::to_rust`]).
+fn lib_split() -> Option<nixlang::split::Split> {
+    use nixlang::split::{Binding, Split};
+    include!(concat!(env!("OUT_DIR"), "/lib-split.rs"))
+}
 
 thread_local! {
-    /// [`LIB_SPLIT`] decoded, once per thread (decoding it was a thirtieth of an evaluation).
+    /// [`lib_split`], made once per thread.
     static LIB_SPLIT_DECODED: Option<std::rc::Rc<nixlang::split::Split>> =
-        nixlang::split::Split::decode(LIB_SPLIT).map(std::rc::Rc::new);
+        lib_split().map(std::rc::Rc::new);
 }
 
 /// Errors of one evaluation, one per line.
@@ -346,7 +349,7 @@ mod tests {
         };
         assert!(lazy.len() > 300, "{}", lazy.len());
         // build.rs split the same text, and split its sets too.
-        let split = nixlang::split::Split::decode(LIB_SPLIT);
+        let split = lib_split();
         assert!(split.is_some());
         assert_eq!(split, nixlang::split::split_let(LIB));
         assert_eq!(

@@ -2,7 +2,7 @@
 //! tokenizer alone, so that each binding can be parsed when it is first used.
 //!
 //! The build script includes this file too (`build.rs`), to split ncsh's own `lib` once at build
-//! time and record the result in the compact text form of [`Split::encode`]: so it uses nothing
+//! time and compile the result in as Rust ([`Split::to_rust`]): so it uses nothing
 //! but `std` and [`super::lexer`] (which build.rs includes beside it).
 
 use super::lexer::{StringEvent, Tok, Token as LexToken, scan_string, token_at};
@@ -233,86 +233,43 @@ fn value_end(toks: &[Token], mut j: usize) -> Option<usize> {
 }
 
 impl Split {
-    /// A compact text form, one binding a line (`V depth name start end`, `S …` for a split
-    /// set whose bindings follow one deeper, `I depth start end names…` with `- -` for no FROM),
-    /// after a first line `B start end` for the body.
-    pub fn encode(&self) -> String {
-        fn walk(out: &mut String, bindings: &[Binding], depth: usize) {
+    /// Rust source of an expression that makes this split, naming `Split` and `Binding` as in
+    /// scope: build.rs splits ncsh's `lib` once and compiles the result in, so an evaluation
+    /// neither tokenizes `lib` nor decodes a description of its bindings.
+    pub fn to_rust(&self) -> String {
+        fn list(out: &mut String, bindings: &[Binding]) {
+            out.push_str("vec![");
             for b in bindings {
                 match b {
                     Binding::Value { name, span, set } => {
-                        let tag = if set.is_some() { 'S' } else { 'V' };
-                        out.push_str(&format!("{tag} {depth} {name} {} {}\n", span.0, span.1));
-                        if let Some(inner) = set {
-                            walk(out, inner, depth + 1);
+                        out.push_str(&format!(
+                            "Binding::Value {{ name: {name:?}.into(), span: {span:?}, set: "
+                        ));
+                        match set {
+                            None => out.push_str("None"),
+                            Some(inner) => {
+                                out.push_str("Some(");
+                                list(out, inner);
+                                out.push(')');
+                            }
                         }
+                        out.push_str(" },\n");
                     }
                     Binding::Inherit { from, names } => {
-                        let (a, b) = from.map_or(("-".into(), "-".into()), |(a, b)| {
-                            (a.to_string(), b.to_string())
-                        });
-                        out.push_str(&format!("I {depth} {a} {b} {}\n", names.join(" ")));
+                        out.push_str(&format!("Binding::Inherit {{ from: {from:?}, names: vec!["));
+                        for n in names {
+                            out.push_str(&format!("{n:?}.into(), "));
+                        }
+                        out.push_str("] },\n");
                     }
                 }
             }
+            out.push(']');
         }
-        let mut out = format!("B {} {}\n", self.body.0, self.body.1);
-        walk(&mut out, &self.bindings, 0);
+        let mut out = String::from("Split { bindings: ");
+        list(&mut out, &self.bindings);
+        out.push_str(&format!(", body: {:?} }}", self.body));
         out
-    }
-
-    /// The inverse of [`Split::encode`]; `None` for text it did not make.
-    pub fn decode(text: &str) -> Option<Split> {
-        let mut lines = text.lines().peekable();
-        let mut head = lines.next()?.split(' ');
-        if head.next()? != "B" {
-            return None;
-        }
-        let body = (head.next()?.parse().ok()?, head.next()?.parse().ok()?);
-        type Lines<'a> = std::iter::Peekable<std::str::Lines<'a>>;
-        fn level(lines: &mut Lines, depth: usize) -> Option<Vec<Binding>> {
-            let mut out = Vec::new();
-            while let Some(line) = lines.peek() {
-                let mut f = line.split(' ');
-                let (tag, d) = (f.next()?, f.next()?.parse::<usize>().ok()?);
-                if d < depth {
-                    break;
-                }
-                if d > depth {
-                    return None;
-                }
-                let num = |s: Option<&str>| s?.parse::<usize>().ok();
-                let b = match tag {
-                    "V" | "S" => {
-                        let name = f.next()?.to_string();
-                        let span = (num(f.next())?, num(f.next())?);
-                        lines.next();
-                        let set = if tag == "S" {
-                            Some(level(lines, depth + 1)?)
-                        } else {
-                            None
-                        };
-                        Binding::Value { name, span, set }
-                    }
-                    "I" => {
-                        let (a, b) = (f.next()?, f.next()?);
-                        let from = if a == "-" {
-                            None
-                        } else {
-                            Some((a.parse().ok()?, b.parse().ok()?))
-                        };
-                        let names = f.map(str::to_string).collect();
-                        lines.next();
-                        Binding::Inherit { from, names }
-                    }
-                    _ => return None,
-                };
-                out.push(b);
-            }
-            Some(out)
-        }
-        let bindings = level(&mut lines, 0)?;
-        lines.next().is_none().then_some(Split { bindings, body })
     }
 }
 
@@ -352,7 +309,6 @@ mod tests {
             ]
         );
         assert_eq!(&src[split.body.0..split.body.1], "s");
-        assert_eq!(Split::decode(&split.encode()), Some(split));
     }
 
     #[test]
@@ -381,6 +337,5 @@ mod tests {
                 "{value}"
             );
         }
-        assert_eq!(Split::decode("B 1 2\nX 0 a 1 2\n"), None);
     }
 }
