@@ -15,10 +15,60 @@ use crate::files::Root;
 /// service whose program exits at once is "active" for a moment after `systemctl start`.
 const SETTLE: Duration = Duration::from_millis(250);
 
+/// Runs a command inside the container, its output captured.
+type Run<'a> = &'a dyn Fn(&[String]) -> Result<std::process::Output>;
+
 /// Run `plan` with `systemctl` inside the container whose PID 1 is `leader`. A unit that fails
 /// to start (its job fails, or it is failed or restarting soon after) is an error naming it,
 /// with its last journal lines, as NixOS's switch-to-configuration reports failed units.
+///
+/// Every `systemctl` of the plan runs from one process that entered the container once
+/// ([`enter::in_child`]), rather than each entering on its own; when this process cannot fork
+/// such a helper (other threads run), each does.
 fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
+    let inside = enter::in_child(leader, || {
+        encode(&run_steps(&enter::run_captured_here, plan))
+    });
+    match inside {
+        Some(out) => decode(&out?),
+        None => run_steps(&|argv| enter::run_captured(leader, argv, None), plan),
+    }
+}
+
+/// The result of [`run_steps`] in the helper, as bytes for its parent: empty for success, else
+/// a tag and the error's text.
+fn encode(result: &Result<()>) -> Vec<u8> {
+    let (tag, text) = match result {
+        Ok(()) => return Vec::new(),
+        Err(Error::Switch(detail)) => ('S', detail.clone()),
+        Err(Error::CommandNotRun { program, not_found }) => {
+            (if *not_found { 'N' } else { 'X' }, program.clone())
+        }
+        Err(other) => ('E', other.to_string()),
+    };
+    let mut out = vec![tag as u8];
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// [`encode`] undone.
+fn decode(out: &[u8]) -> Result<()> {
+    let Some((&tag, text)) = out.split_first() else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(text).into_owned();
+    Err(match tag {
+        b'S' => Error::Switch(text),
+        b'N' | b'X' => Error::CommandNotRun {
+            program: text,
+            not_found: tag == b'N',
+        },
+        _ => Error::io(text, std::io::Error::other("in the container")),
+    })
+}
+
+/// [`run_plan`]'s steps, each command run by `run`.
+fn run_steps(run: Run, plan: &Plan) -> Result<()> {
     let systemctl = |verb: &str, units: &[String]| -> Result<()> {
         if units.is_empty() && verb != "daemon-reload" {
             return Ok(());
@@ -28,7 +78,7 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
             argv.push("--".into());
             argv.extend(units.iter().cloned());
         }
-        let out = enter::run_captured(leader, &argv, None)?;
+        let out = run(&argv)?;
         if out.status.success() {
             return Ok(());
         }
@@ -36,7 +86,7 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
             "`{}` failed: {}{}",
             argv.join(" "),
             String::from_utf8_lossy(&out.stderr).trim(),
-            journals(leader, units)
+            journals(run, units)
         );
         Err(Error::Switch(detail))
     };
@@ -57,10 +107,10 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
     }
     // A unit with a readiness protocol (notify, forking, oneshot, dbus) failed its job already
     // if it failed to start; one without (simple, exec, idle) is given a moment to fail.
-    let mut shown = show_units(leader, &started)?;
+    let mut shown = show_units(run, &started)?;
     if shown.iter().any(|u| u.needs_settling()) {
         std::thread::sleep(SETTLE);
-        shown = show_units(leader, &started)?;
+        shown = show_units(run, &started)?;
     }
     let failed: Vec<String> = shown
         .into_iter()
@@ -74,7 +124,7 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
     Err(Error::Switch(format!(
         "{} {many} failed to start{}",
         if one { "unit" } else { "units" },
-        journals(leader, &failed)
+        journals(run, &failed)
     )))
 }
 
@@ -100,7 +150,7 @@ impl ShownUnit {
     }
 }
 
-fn show_units(leader: i32, units: &[String]) -> Result<Vec<ShownUnit>> {
+fn show_units(run: Run, units: &[String]) -> Result<Vec<ShownUnit>> {
     let mut argv: Vec<String> = [
         "systemctl",
         "show",
@@ -110,7 +160,7 @@ fn show_units(leader: i32, units: &[String]) -> Result<Vec<ShownUnit>> {
     .map(String::from)
     .to_vec();
     argv.extend(units.iter().cloned());
-    let out = enter::run_captured(leader, &argv, None)?;
+    let out = run(&argv)?;
     if !out.status.success() {
         return Err(Error::Switch(format!(
             "`{}` failed: {}",
@@ -146,11 +196,11 @@ fn parse_shown(shown: &str) -> Vec<ShownUnit> {
 }
 
 /// The last journal lines of each of `units`, each under its name.
-fn journals(leader: i32, units: &[String]) -> String {
+fn journals(run: Run, units: &[String]) -> String {
     let mut text = String::new();
     for unit in units {
         let log = ["journalctl", "--no-pager", "-q", "-n", "8", "-u", unit].map(String::from);
-        if let Ok(log) = enter::run_captured(leader, &log, None) {
+        if let Ok(log) = run(&log) {
             text.push_str(&format!(
                 "\n{unit}:\n{}",
                 String::from_utf8_lossy(&log.stdout).trim_end()
@@ -223,6 +273,25 @@ mod tests {
             "failed ones and timers do not wait"
         );
         assert!(parse_shown("").is_empty());
+    }
+
+    #[test]
+    fn the_helpers_result_comes_back_as_it_was() {
+        assert!(decode(&encode(&Ok(()))).is_ok());
+        let back = decode(&encode(&Err(Error::Switch("unit a.service failed".into()))));
+        assert!(matches!(back, Err(Error::Switch(t)) if t == "unit a.service failed"));
+        for not_found in [true, false] {
+            let back = decode(&encode(&Err(Error::CommandNotRun {
+                program: "systemctl".into(),
+                not_found,
+            })));
+            assert!(matches!(
+                back,
+                Err(Error::CommandNotRun { program, not_found: n }) if program == "systemctl" && n == not_found
+            ));
+        }
+        let back = decode(&encode(&Err(Error::Usage("no".into()))));
+        assert!(matches!(back, Err(Error::Io { context, .. }) if context == "no"));
     }
 
     #[test]
