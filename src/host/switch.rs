@@ -97,16 +97,18 @@ fn run_steps(run: Run, plan: &Plan) -> Result<()> {
     systemctl("restart", &plan.restart)?;
     systemctl("try-restart", &plan.try_restart)?;
     systemctl("start", &plan.start)?;
+    // A unit with a readiness protocol (notify, forking, oneshot, dbus) failed its job already
+    // if it failed to start: those the plan knows to be such are not read back. One without
+    // (simple, exec, idle) is given a moment to fail.
     let started: Vec<String> = [&plan.restart, &plan.try_restart, &plan.start]
         .into_iter()
         .flatten()
+        .filter(|u| !plan.ready_by_job.contains(u))
         .cloned()
         .collect();
     if started.is_empty() {
         return Ok(());
     }
-    // A unit with a readiness protocol (notify, forking, oneshot, dbus) failed its job already
-    // if it failed to start; one without (simple, exec, idle) is given a moment to fail.
     let mut shown = show_units(run, &started)?;
     if shown.iter().any(|u| u.needs_settling()) {
         std::thread::sleep(SETTLE);
