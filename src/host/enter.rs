@@ -615,6 +615,25 @@ fn in_child_single_threaded(leader: i32, work: impl FnOnce() -> Vec<u8>) -> Resu
     }
 }
 
+/// Enter the container whose PID 1 is `leader` with this process itself (see [`Entry`]), in
+/// root's home (`/` when it is missing): for a single-threaded process that only runs commands
+/// inside from then on ([`run_captured_here`]), such as `ncsh __switch`.
+pub fn enter_here(leader: i32) -> Result<()> {
+    if !single_threaded() {
+        return Err(Error::io(
+            "entering the container",
+            std::io::Error::other("other threads run in this process"),
+        ));
+    }
+    Entry::open(leader)?
+        .enter()
+        .map_err(|e| Error::io("entering the container", e))?;
+    if std::env::set_current_dir(ROOT_COMMAND.dir).is_err() {
+        let _ = std::env::set_current_dir("/");
+    }
+    Ok(())
+}
+
 /// In a process that entered the container ([`in_child`]): run `argv` there with stdin closed,
 /// the output captured and root's login environment, as [`run_captured`] does from outside.
 pub fn run_captured_here(argv: &[String]) -> Result<Output> {

@@ -236,7 +236,13 @@ fn run_nix(leader: i32, nix: &NixSystem) -> Result<()> {
 /// Switch running container `name` (PID 1 `leader`) to its new system: a Nix-built one with
 /// its `switch-to-configuration test`, a native one with the pending plan (which is then
 /// removed); without a plan, only `systemctl daemon-reload`, so a reload by hand is harmless.
-pub fn run_pending(paths: &Paths, name: &ContainerName, leader: i32) -> Result<()> {
+/// The plan runs in `entered` when it is given and entered that leader.
+pub fn run_pending(
+    paths: &Paths,
+    name: &ContainerName,
+    leader: i32,
+    entered: Option<Entered>,
+) -> Result<()> {
     let conf = store::load(paths, name)?;
     let root = Root::open(&paths.root(name))?;
     if let Some(nix) = nspawn::nix_system(paths, name, &conf) {
@@ -244,7 +250,105 @@ pub fn run_pending(paths: &Paths, name: &ContainerName, leader: i32) -> Result<(
         return run_nix(leader, &nix);
     }
     let plan = Plan::take(&root)?.unwrap_or_default();
-    run_plan(leader, &plan)
+    match entered {
+        Some(entered) if entered.leader == leader => entered.run(&plan),
+        _ => run_plan(leader, &plan),
+    }
+}
+
+/// A process that enters a running container while the update that will switch it still
+/// builds (`ncsh __switch LEADER`, [`switch_main`]), and then runs the plan it is given there:
+/// joining the leader's cgroups, which waits for an RCU grace period (see [`enter::in_child`]),
+/// is then off the update's path. Dropped without a plan (nothing to switch, or the update
+/// failed before), it ends without doing anything.
+pub struct Entered {
+    leader: i32,
+    child: Option<std::process::Child>,
+}
+
+impl Entered {
+    /// Start it; None when it could not be started (the plan is then run as without it).
+    pub fn spawn(leader: i32) -> Option<Entered> {
+        use std::process::{Command, Stdio};
+        let exe = std::env::current_exe().ok()?;
+        let child = Command::new(exe)
+            .arg("__switch")
+            .arg(leader.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        Some(Entered {
+            leader,
+            child: Some(child),
+        })
+    }
+
+    /// Run `plan` in it: what [`run_plan`] does, and its result.
+    fn run(mut self, plan: &Plan) -> Result<()> {
+        use std::io::Write;
+        let Some(mut child) = self.child.take() else {
+            return run_plan(self.leader, plan);
+        };
+        let text = serde_json::to_vec(plan)
+            .map_err(|e| Error::Switch(format!("serializing the switch plan: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A helper that died early shows in its status below.
+            let _ = stdin.write_all(&text);
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io("waiting for ncsh __switch", e))?;
+        if !out.status.success() {
+            return Err(Error::io(
+                format!("ncsh __switch {} ended: {}", self.leader, out.status),
+                std::io::Error::other("no result"),
+            ));
+        }
+        decode(&out.stdout)
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Its stdin closes without a plan: it ends at once.
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Entry point of `ncsh __switch LEADER` ([`Entered`]): enter the container of PID 1 LEADER,
+/// read a [`Plan`] (JSON) from stdin until it closes, run it there (nothing when stdin closed
+/// empty) and write its result ([`encode`]) to stdout.
+pub fn switch_main(leader: &str) -> i32 {
+    use std::io::{Read, Write};
+    let entered = match leader.parse::<i32>() {
+        Ok(pid) if pid > 0 => enter::enter_here(pid),
+        _ => Err(Error::Usage(format!(
+            "ncsh __switch: ‘{leader}’ is not a PID"
+        ))),
+    };
+    let mut input = Vec::new();
+    if std::io::stdin().read_to_end(&mut input).is_err() || input.is_empty() {
+        return 0;
+    }
+    let result = entered.and_then(|()| {
+        let plan: Plan = serde_json::from_slice(&input)
+            .map_err(|e| Error::Switch(format!("reading the switch plan: {e}")))?;
+        run_steps(&enter::run_captured_here, &plan)
+    });
+    let mut out = std::io::stdout();
+    if out
+        .write_all(&encode(&result))
+        .and_then(|()| out.flush())
+        .is_ok()
+    {
+        0
+    } else {
+        1
+    }
 }
 
 #[cfg(test)]
