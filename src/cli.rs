@@ -109,13 +109,15 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         personality,
     };
 
-    // Internal entry points, run by ncsh itself: the standalone driver's supervisor, and the
-    // ExecReload of `container@NAME.service` (systemd driver), which switches the container.
+    // Internal entry points, run by ncsh itself: the standalone driver's supervisor, the
+    // ExecReload of `container@NAME.service` (systemd driver), which switches the container,
+    // and the process an update of a running standalone container switches it from.
     let internal: Option<fn(&str) -> i32> = match argv.get(1).map(String::as_str) {
         Some("__supervise") => Some(crate::host::standalone::supervise_main),
         Some("__reload") => Some(crate::host::systemd::reload_main),
         Some("__net-up") => Some(crate::host::systemd::net_up_main),
         Some("__net-down") => Some(crate::host::systemd::net_down_main),
+        Some("__switch") => Some(crate::host::switch::switch_main),
         _ => None,
     };
     if let Some(entry) = internal {

@@ -20,6 +20,7 @@ use crate::container::{
 };
 use crate::error::{Error, Result};
 use crate::files::Root;
+use crate::host::switch::Entered;
 use crate::host::{Driver, Status, enter, journal, pty};
 
 /// How many lines of the journal a failed start shows.
@@ -470,6 +471,22 @@ impl Manager {
         progress::show(&format!("{name}: building generation {next}"));
         let mut request = self.request(name, &root, source.clone());
         request.declared_in = declared::declared_in(conf).map(Path::to_path_buf);
+        let config_same = match &source {
+            ConfigSource::Existing => true,
+            source => old_config.as_deref() == Some(&*configuration_nix::render(name, source)),
+        };
+        // An ephemeral container runs on a copy of its root, which the new generation does
+        // not reach: it gets it at its next start.
+        let ephemeral = conf
+            .extra_nspawn_flags(&self.paths.conf(name))
+            .is_ok_and(|flags| flags.iter().any(|f| f == "--ephemeral"));
+        // A new configuration.nix makes a new generation to switch to: a running standalone
+        // container is entered meanwhile, while the configuration builds (`switch::Entered`).
+        let mut entered = if !config_same && !ephemeral && self.driver.name() == "standalone" {
+            self.driver.leader(name).and_then(Entered::spawn)
+        } else {
+            None
+        };
         let mut generation = match self.builder()?.build(&request)? {
             Built::Generation(generation) => generation,
             Built::NixSystem(_) => return Ok(true),
@@ -477,10 +494,6 @@ impl Manager {
         let store = Store::new(&root);
         let old = store.current()?;
         // Nothing to do when the system and configuration.nix would be what they are.
-        let config_same = match &source {
-            ConfigSource::Existing => true,
-            source => old_config.as_deref() == Some(&*configuration_nix::render(name, source)),
-        };
         if config_same
             && let Some(old) = &old
             && (Generation {
@@ -499,11 +512,6 @@ impl Manager {
         })?;
         store.save_next(&mut generation)?;
         write_config()?;
-        // An ephemeral container runs on a copy of its root, which the new generation does
-        // not reach: it gets it at its next start.
-        let ephemeral = conf
-            .extra_nspawn_flags(&self.paths.conf(name))
-            .is_ok_and(|flags| flags.iter().any(|f| f == "--ephemeral"));
         let running = self.driver.status(name) == Status::Up && !ephemeral;
         if ephemeral && self.driver.status(name) == Status::Up {
             eprintln!(
@@ -521,7 +529,11 @@ impl Manager {
                 // configuration evaluated and built.
                 progress::clear();
                 eprintln!("reloading container...");
-                self.reload(name, Some(&Plan::new(&generation, &changes)))
+                self.reload_with(
+                    name,
+                    Some(&Plan::new(&generation, &changes)),
+                    entered.take(),
+                )
             } else {
                 Ok(())
             }
@@ -580,6 +592,17 @@ impl Manager {
     /// systemd, the reload of its unit), with `plan` pending for a native-built one. A failed
     /// reload's error carries what the switch inside said.
     fn reload(&self, name: &ContainerName, plan: Option<&Plan>) -> Result<()> {
+        self.reload_with(name, plan, None)
+    }
+
+    /// [`Manager::reload`], the plan run in `entered` when it is given (standalone driver).
+    fn reload_with(
+        &self,
+        name: &ContainerName,
+        plan: Option<&Plan>,
+        entered: Option<Entered>,
+    ) -> Result<()> {
+        let entered = std::cell::RefCell::new(entered);
         let root = Root::open(&self.paths.root(name))?;
         // An error left by an earlier reload is not this one's.
         let _ = switch::take_error(&root);
@@ -587,7 +610,12 @@ impl Manager {
             plan.write(&root)?;
         }
         let reloaded = self.driver.reload(name, &|| {
-            crate::host::switch::run_pending(&self.paths, name, self.leader(name)?)
+            crate::host::switch::run_pending(
+                &self.paths,
+                name,
+                self.leader(name)?,
+                entered.borrow_mut().take(),
+            )
         });
         Plan::discard(&root);
         match reloaded {

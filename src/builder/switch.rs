@@ -34,6 +34,12 @@ pub struct Plan {
     /// files the units read, not the units). A plan written before this field: yes.
     #[serde(default = "reload_by_default")]
     pub daemon_reload: bool,
+    /// The services of `restart`, `try_restart` and `start` whose start job waits for them to
+    /// be ready (`Type=` forking, oneshot, notify, notify-reload or dbus in the generation's
+    /// unit): their job fails when they do, so their state need not be read back after it.
+    /// A plan written before this field: none (every one is read back).
+    #[serde(default)]
+    pub ready_by_job: Vec<String>,
 }
 
 fn reload_by_default() -> bool {
@@ -50,6 +56,7 @@ impl Default for Plan {
             try_restart: Vec::new(),
             start: Vec::new(),
             daemon_reload: true,
+            ready_by_job: Vec::new(),
         }
     }
 }
@@ -80,13 +87,26 @@ impl Plan {
             .filter(restarts)
             .cloned()
             .partition(|u| wanted(&u));
+        let start: Vec<String> = changes.added.iter().filter(wanted).cloned().collect();
+        let ready_by_job = [&restart, &try_restart, &start]
+            .into_iter()
+            .flatten()
+            .filter(|u| {
+                generation
+                    .units
+                    .get(*u)
+                    .is_some_and(|unit| u.ends_with(".service") && ready_by_job(&unit.text))
+            })
+            .cloned()
+            .collect();
         Plan {
             generation: generation.number,
             stop: changes.removed.clone(),
             restart,
             try_restart,
-            start: changes.added.iter().filter(wanted).cloned().collect(),
+            start,
             daemon_reload: changes.files_changed,
+            ready_by_job,
         }
     }
 
@@ -115,6 +135,27 @@ impl Plan {
     pub fn discard(root: &Root) {
         let _ = root.remove(PLAN_PATH);
     }
+}
+
+/// Does a service of this unit text tell systemd when it is ready (so its start job ends only
+/// then, and fails when it does)? Its `[Service]` section's last `Type=`; without one, systemd
+/// takes `simple` (or `dbus` with a `BusName=`, which this leaves to the read-back).
+fn ready_by_job(text: &str) -> bool {
+    let mut section = "";
+    let mut kind = None;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[Service]"
+            && let Some(value) = line.strip_prefix("Type=")
+        {
+            kind = Some(value.trim());
+        }
+    }
+    matches!(
+        kind,
+        Some("forking" | "oneshot" | "notify" | "notify-reload" | "dbus")
+    )
 }
 
 /// Keep the error of a switch run by the unit's reload, for the `update` that asked for it.
@@ -155,6 +196,44 @@ mod tests {
     }
 
     #[test]
+    fn services_with_a_readiness_protocol_are_ready_by_their_job() {
+        for (text, ready) in [
+            ("[Service]\nType=forking\nPIDFile=/run/x.pid\n", true),
+            ("[Service]\nType=oneshot\nRemainAfterExit=yes\n", true),
+            ("[Service]\nType=notify\n", true),
+            ("[Service]\nType=simple\n", false),
+            ("[Service]\nType=exec\n", false),
+            ("[Service]\nExecStart=/bin/true\n", false),
+            ("[Service]\nType=notify\nType=simple\n", false),
+            (
+                "[Unit]\nType=forking\n[Service]\nExecStart=/bin/true\n",
+                false,
+            ),
+        ] {
+            assert_eq!(ready_by_job(text), ready, "{text}");
+        }
+        let mut generation = Generation::default();
+        let mut forking = unit(true);
+        forking.text = "[Service]\nType=forking\n".into();
+        generation.units.insert("d.service".into(), forking.clone());
+        generation.units.insert("d.timer".into(), forking);
+        generation.units.insert("s.service".into(), unit(true));
+        let changes = UnitChanges {
+            added: vec!["d.timer".into()],
+            changed: vec!["d.service".into(), "s.service".into()],
+            ..UnitChanges::default()
+        };
+        let plan = Plan::new(&generation, &changes);
+        assert_eq!(plan.restart, ["d.service", "s.service"]);
+        assert_eq!(plan.ready_by_job, ["d.service"], "services only");
+        let old: Plan = serde_json::from_str(
+            r#"{"generation":1,"stop":[],"restart":["d.service"],"try_restart":[],"start":[]}"#,
+        )
+        .unwrap();
+        assert!(old.ready_by_job.is_empty() && old.daemon_reload);
+    }
+
+    #[test]
     fn plan_from_changes_and_back_from_the_root() {
         let mut generation = Generation {
             number: 4,
@@ -189,6 +268,7 @@ mod tests {
                 try_restart: vec!["b2.service".into()],
                 start: vec!["a.service".into()],
                 daemon_reload: true,
+                ready_by_job: Vec::new(),
             }
         );
         let dir = tempfile::tempdir().unwrap();

@@ -547,6 +547,106 @@ pub fn run_attached_in_place(leader: i32, argv: &[String]) -> Result<i32> {
     std::process::exit(exit_code(status))
 }
 
+/// Run `work` in a child process that entered the container whose PID 1 is `leader` once (see
+/// [`Entry`]) and whose working directory is root's home (`/` when it is missing), as
+/// [`run_captured`]'s commands start; the commands `work` starts with [`run_captured_here`]
+/// are inside the container's PID namespace too. What `work` returns comes back as bytes.
+///
+/// One entry for many commands: joining the leader's cgroups takes the kernel's cgroup
+/// rwsem for writing, which waits for an RCU grace period, 8–16 ms here, once per entry.
+/// None when this process has other threads: a forked copy of it could then not run Rust code
+/// safely (an allocator lock held by another thread would stay held in the child).
+pub fn in_child(leader: i32, work: impl FnOnce() -> Vec<u8>) -> Option<Result<Vec<u8>>> {
+    if !single_threaded() {
+        return None;
+    }
+    Some(in_child_single_threaded(leader, work))
+}
+
+fn in_child_single_threaded(leader: i32, work: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let entry = Entry::open(leader)?;
+    let (mut reader, writer) = std::io::pipe().map_err(|e| Error::io("making a pipe", e))?;
+    // SAFETY: this process is single-threaded, so the child is a whole copy of it and may run
+    // any code; it leaves with _exit, running no destructor and flushing no buffer of ours.
+    match unsafe { fork() }.map_err(|e| Error::sys("forking to enter the container", e))? {
+        ForkResult::Child => {
+            drop(reader);
+            let mut writer = writer;
+            let code = match entry.enter() {
+                Ok(()) => {
+                    if std::env::set_current_dir(ROOT_COMMAND.dir).is_err() {
+                        let _ = std::env::set_current_dir("/");
+                    }
+                    let out = work();
+                    if writer.write_all(&out).is_ok() { 0 } else { 1 }
+                }
+                Err(e) => {
+                    let _ = write!(writer, "entering the container: {e}");
+                    2
+                }
+            };
+            // SAFETY: _exit(2) ends the child without running the parent's clean-ups.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(writer);
+            let mut out = Vec::new();
+            let read = reader.read_to_end(&mut out);
+            let status = loop {
+                match waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other,
+                }
+            };
+            read.map_err(|e| Error::io("reading from the process in the container", e))?;
+            match status {
+                Ok(WaitStatus::Exited(_, 0)) => Ok(out),
+                Ok(WaitStatus::Exited(_, 2)) => Err(Error::io(
+                    String::from_utf8_lossy(&out).into_owned(),
+                    std::io::Error::other("the process in the container could not enter it"),
+                )),
+                other => Err(Error::io(
+                    format!("the process in the container ended: {other:?}"),
+                    std::io::Error::other("no result"),
+                )),
+            }
+        }
+    }
+}
+
+/// Enter the container whose PID 1 is `leader` with this process itself (see [`Entry`]), in
+/// root's home (`/` when it is missing): for a single-threaded process that only runs commands
+/// inside from then on ([`run_captured_here`]), such as `ncsh __switch`.
+pub fn enter_here(leader: i32) -> Result<()> {
+    if !single_threaded() {
+        return Err(Error::io(
+            "entering the container",
+            std::io::Error::other("other threads run in this process"),
+        ));
+    }
+    Entry::open(leader)?
+        .enter()
+        .map_err(|e| Error::io("entering the container", e))?;
+    if std::env::set_current_dir(ROOT_COMMAND.dir).is_err() {
+        let _ = std::env::set_current_dir("/");
+    }
+    Ok(())
+}
+
+/// In a process that entered the container ([`in_child`]): run `argv` there with stdin closed,
+/// the output captured and root's login environment, as [`run_captured`] does from outside.
+pub fn run_captured_here(argv: &[String]) -> Result<Output> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Error::Usage("no command given to run".into()));
+    };
+    // With a path, std spawns with vfork (posix_spawn) rather than copying this process.
+    let mut cmd = Command::new(find_program(program, CONTAINER_PATH));
+    cmd.arg0(program).args(args);
+    root_environment(&mut cmd);
+    capture(&mut cmd, argv, None)
+}
+
 /// Run with stdin, stdout and stderr passed through; the command's exit code.
 pub fn run_attached(leader: i32, argv: &[String]) -> Result<i32> {
     let mut cmd = command(leader, argv)?;

@@ -15,10 +15,60 @@ use crate::files::Root;
 /// service whose program exits at once is "active" for a moment after `systemctl start`.
 const SETTLE: Duration = Duration::from_millis(250);
 
+/// Runs a command inside the container, its output captured.
+type Run<'a> = &'a dyn Fn(&[String]) -> Result<std::process::Output>;
+
 /// Run `plan` with `systemctl` inside the container whose PID 1 is `leader`. A unit that fails
 /// to start (its job fails, or it is failed or restarting soon after) is an error naming it,
 /// with its last journal lines, as NixOS's switch-to-configuration reports failed units.
+///
+/// Every `systemctl` of the plan runs from one process that entered the container once
+/// ([`enter::in_child`]), rather than each entering on its own; when this process cannot fork
+/// such a helper (other threads run), each does.
 fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
+    let inside = enter::in_child(leader, || {
+        encode(&run_steps(&enter::run_captured_here, plan))
+    });
+    match inside {
+        Some(out) => decode(&out?),
+        None => run_steps(&|argv| enter::run_captured(leader, argv, None), plan),
+    }
+}
+
+/// The result of [`run_steps`] in the helper, as bytes for its parent: empty for success, else
+/// a tag and the error's text.
+fn encode(result: &Result<()>) -> Vec<u8> {
+    let (tag, text) = match result {
+        Ok(()) => return Vec::new(),
+        Err(Error::Switch(detail)) => ('S', detail.clone()),
+        Err(Error::CommandNotRun { program, not_found }) => {
+            (if *not_found { 'N' } else { 'X' }, program.clone())
+        }
+        Err(other) => ('E', other.to_string()),
+    };
+    let mut out = vec![tag as u8];
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
+/// [`encode`] undone.
+fn decode(out: &[u8]) -> Result<()> {
+    let Some((&tag, text)) = out.split_first() else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(text).into_owned();
+    Err(match tag {
+        b'S' => Error::Switch(text),
+        b'N' | b'X' => Error::CommandNotRun {
+            program: text,
+            not_found: tag == b'N',
+        },
+        _ => Error::io(text, std::io::Error::other("in the container")),
+    })
+}
+
+/// [`run_plan`]'s steps, each command run by `run`.
+fn run_steps(run: Run, plan: &Plan) -> Result<()> {
     let systemctl = |verb: &str, units: &[String]| -> Result<()> {
         if units.is_empty() && verb != "daemon-reload" {
             return Ok(());
@@ -28,7 +78,7 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
             argv.push("--".into());
             argv.extend(units.iter().cloned());
         }
-        let out = enter::run_captured(leader, &argv, None)?;
+        let out = run(&argv)?;
         if out.status.success() {
             return Ok(());
         }
@@ -36,7 +86,7 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
             "`{}` failed: {}{}",
             argv.join(" "),
             String::from_utf8_lossy(&out.stderr).trim(),
-            journals(leader, units)
+            journals(run, units)
         );
         Err(Error::Switch(detail))
     };
@@ -47,20 +97,22 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
     systemctl("restart", &plan.restart)?;
     systemctl("try-restart", &plan.try_restart)?;
     systemctl("start", &plan.start)?;
+    // A unit with a readiness protocol (notify, forking, oneshot, dbus) failed its job already
+    // if it failed to start: those the plan knows to be such are not read back. One without
+    // (simple, exec, idle) is given a moment to fail.
     let started: Vec<String> = [&plan.restart, &plan.try_restart, &plan.start]
         .into_iter()
         .flatten()
+        .filter(|u| !plan.ready_by_job.contains(u))
         .cloned()
         .collect();
     if started.is_empty() {
         return Ok(());
     }
-    // A unit with a readiness protocol (notify, forking, oneshot, dbus) failed its job already
-    // if it failed to start; one without (simple, exec, idle) is given a moment to fail.
-    let mut shown = show_units(leader, &started)?;
+    let mut shown = show_units(run, &started)?;
     if shown.iter().any(|u| u.needs_settling()) {
         std::thread::sleep(SETTLE);
-        shown = show_units(leader, &started)?;
+        shown = show_units(run, &started)?;
     }
     let failed: Vec<String> = shown
         .into_iter()
@@ -74,7 +126,7 @@ fn run_plan(leader: i32, plan: &Plan) -> Result<()> {
     Err(Error::Switch(format!(
         "{} {many} failed to start{}",
         if one { "unit" } else { "units" },
-        journals(leader, &failed)
+        journals(run, &failed)
     )))
 }
 
@@ -100,7 +152,7 @@ impl ShownUnit {
     }
 }
 
-fn show_units(leader: i32, units: &[String]) -> Result<Vec<ShownUnit>> {
+fn show_units(run: Run, units: &[String]) -> Result<Vec<ShownUnit>> {
     let mut argv: Vec<String> = [
         "systemctl",
         "show",
@@ -110,7 +162,7 @@ fn show_units(leader: i32, units: &[String]) -> Result<Vec<ShownUnit>> {
     .map(String::from)
     .to_vec();
     argv.extend(units.iter().cloned());
-    let out = enter::run_captured(leader, &argv, None)?;
+    let out = run(&argv)?;
     if !out.status.success() {
         return Err(Error::Switch(format!(
             "`{}` failed: {}",
@@ -146,11 +198,11 @@ fn parse_shown(shown: &str) -> Vec<ShownUnit> {
 }
 
 /// The last journal lines of each of `units`, each under its name.
-fn journals(leader: i32, units: &[String]) -> String {
+fn journals(run: Run, units: &[String]) -> String {
     let mut text = String::new();
     for unit in units {
         let log = ["journalctl", "--no-pager", "-q", "-n", "8", "-u", unit].map(String::from);
-        if let Ok(log) = enter::run_captured(leader, &log, None) {
+        if let Ok(log) = run(&log) {
             text.push_str(&format!(
                 "\n{unit}:\n{}",
                 String::from_utf8_lossy(&log.stdout).trim_end()
@@ -184,7 +236,13 @@ fn run_nix(leader: i32, nix: &NixSystem) -> Result<()> {
 /// Switch running container `name` (PID 1 `leader`) to its new system: a Nix-built one with
 /// its `switch-to-configuration test`, a native one with the pending plan (which is then
 /// removed); without a plan, only `systemctl daemon-reload`, so a reload by hand is harmless.
-pub fn run_pending(paths: &Paths, name: &ContainerName, leader: i32) -> Result<()> {
+/// The plan runs in `entered` when it is given and entered that leader.
+pub fn run_pending(
+    paths: &Paths,
+    name: &ContainerName,
+    leader: i32,
+    entered: Option<Entered>,
+) -> Result<()> {
     let conf = store::load(paths, name)?;
     let root = Root::open(&paths.root(name))?;
     if let Some(nix) = nspawn::nix_system(paths, name, &conf) {
@@ -192,7 +250,105 @@ pub fn run_pending(paths: &Paths, name: &ContainerName, leader: i32) -> Result<(
         return run_nix(leader, &nix);
     }
     let plan = Plan::take(&root)?.unwrap_or_default();
-    run_plan(leader, &plan)
+    match entered {
+        Some(entered) if entered.leader == leader => entered.run(&plan),
+        _ => run_plan(leader, &plan),
+    }
+}
+
+/// A process that enters a running container while the update that will switch it still
+/// builds (`ncsh __switch LEADER`, [`switch_main`]), and then runs the plan it is given there:
+/// joining the leader's cgroups, which waits for an RCU grace period (see [`enter::in_child`]),
+/// is then off the update's path. Dropped without a plan (nothing to switch, or the update
+/// failed before), it ends without doing anything.
+pub struct Entered {
+    leader: i32,
+    child: Option<std::process::Child>,
+}
+
+impl Entered {
+    /// Start it; None when it could not be started (the plan is then run as without it).
+    pub fn spawn(leader: i32) -> Option<Entered> {
+        use std::process::{Command, Stdio};
+        let exe = std::env::current_exe().ok()?;
+        let child = Command::new(exe)
+            .arg("__switch")
+            .arg(leader.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ok()?;
+        Some(Entered {
+            leader,
+            child: Some(child),
+        })
+    }
+
+    /// Run `plan` in it: what [`run_plan`] does, and its result.
+    fn run(mut self, plan: &Plan) -> Result<()> {
+        use std::io::Write;
+        let Some(mut child) = self.child.take() else {
+            return run_plan(self.leader, plan);
+        };
+        let text = serde_json::to_vec(plan)
+            .map_err(|e| Error::Switch(format!("serializing the switch plan: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A helper that died early shows in its status below.
+            let _ = stdin.write_all(&text);
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io("waiting for ncsh __switch", e))?;
+        if !out.status.success() {
+            return Err(Error::io(
+                format!("ncsh __switch {} ended: {}", self.leader, out.status),
+                std::io::Error::other("no result"),
+            ));
+        }
+        decode(&out.stdout)
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Its stdin closes without a plan: it ends at once.
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Entry point of `ncsh __switch LEADER` ([`Entered`]): enter the container of PID 1 LEADER,
+/// read a [`Plan`] (JSON) from stdin until it closes, run it there (nothing when stdin closed
+/// empty) and write its result ([`encode`]) to stdout.
+pub fn switch_main(leader: &str) -> i32 {
+    use std::io::{Read, Write};
+    let entered = match leader.parse::<i32>() {
+        Ok(pid) if pid > 0 => enter::enter_here(pid),
+        _ => Err(Error::Usage(format!(
+            "ncsh __switch: ‘{leader}’ is not a PID"
+        ))),
+    };
+    let mut input = Vec::new();
+    if std::io::stdin().read_to_end(&mut input).is_err() || input.is_empty() {
+        return 0;
+    }
+    let result = entered.and_then(|()| {
+        let plan: Plan = serde_json::from_slice(&input)
+            .map_err(|e| Error::Switch(format!("reading the switch plan: {e}")))?;
+        run_steps(&enter::run_captured_here, &plan)
+    });
+    let mut out = std::io::stdout();
+    if out
+        .write_all(&encode(&result))
+        .and_then(|()| out.flush())
+        .is_ok()
+    {
+        0
+    } else {
+        1
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +379,25 @@ mod tests {
             "failed ones and timers do not wait"
         );
         assert!(parse_shown("").is_empty());
+    }
+
+    #[test]
+    fn the_helpers_result_comes_back_as_it_was() {
+        assert!(decode(&encode(&Ok(()))).is_ok());
+        let back = decode(&encode(&Err(Error::Switch("unit a.service failed".into()))));
+        assert!(matches!(back, Err(Error::Switch(t)) if t == "unit a.service failed"));
+        for not_found in [true, false] {
+            let back = decode(&encode(&Err(Error::CommandNotRun {
+                program: "systemctl".into(),
+                not_found,
+            })));
+            assert!(matches!(
+                back,
+                Err(Error::CommandNotRun { program, not_found: n }) if program == "systemctl" && n == not_found
+            ));
+        }
+        let back = decode(&encode(&Err(Error::Usage("no".into()))));
+        assert!(matches!(back, Err(Error::Io { context, .. }) if context == "no"));
     }
 
     #[test]

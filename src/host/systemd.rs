@@ -670,7 +670,7 @@ pub fn reload_main(name: &str) -> i32 {
         let leader = driver
             .find_leader(&name)?
             .ok_or_else(|| Error::NotRunning(name.to_string()))?;
-        super::switch::run_pending(&paths, &name, leader)
+        super::switch::run_pending(&paths, &name, leader, None)
     });
     match switched {
         Ok(()) => 0,

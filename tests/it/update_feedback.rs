@@ -70,3 +70,62 @@ fn update_reports_failed_units_and_the_rollback() {
     assert_eq!(stderr(&out), "reloading container...\n");
     assert_ne!(current(), before.0);
 }
+
+/// Services whose start job waits for them to be ready (here `Type=oneshot`) are not read back
+/// after the switch: one that fails fails its job, and so the update, by name, with its
+/// journal; one that works is restarted when it changed, and runs the new text.
+#[test]
+fn update_restarts_ready_by_job_services_and_reports_their_failures() {
+    require_root();
+    let env = Env::new();
+    let name = unique_name("upo");
+    env.create_booting(&name);
+    assert_ok(&env.run(&["start", &name]), "start");
+    let oneshot = |script: &str| {
+        format!(
+            "systemd.services.upo-once = {{ wantedBy = [ \"multi-user.target\" ]; \
+             serviceConfig = {{ Type = \"oneshot\"; RemainAfterExit = true; \
+             ExecStart = \"/bin/sh -c '{script}'\"; }}; }};"
+        )
+    };
+    let ran = || {
+        stdout(&env.run_inside(&name, &["cat", "/run/upo-once"]))
+            .trim()
+            .to_string()
+    };
+
+    let out = env.run(&[
+        "update",
+        &name,
+        "--config",
+        &oneshot("echo one > /run/upo-once"),
+    ]);
+    assert_ok(&out, "update");
+    assert_eq!(ran(), "one");
+    // Changed: restarted, so it ran the new text.
+    let out = env.run(&[
+        "update",
+        &name,
+        "--config",
+        &oneshot("echo two > /run/upo-once"),
+    ]);
+    assert_ok(&out, "update");
+    assert_eq!(stderr(&out), "reloading container...\n");
+    assert_eq!(ran(), "two");
+
+    let out = env.run(&[
+        "update",
+        &name,
+        "--config",
+        &oneshot("echo not today; exit 4"),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("upo-once.service"), "{err}");
+    assert!(err.contains("not today"), "its journal lines: {err}");
+    assert!(err.contains("rolled back to generation"), "{err}");
+    // Rolled back: the previous text runs again.
+    assert_eq!(ran(), "two");
+    let out = env.run_inside(&name, &["systemctl", "is-active", "upo-once.service"]);
+    assert_eq!(stdout(&out).trim(), "active", "{}", stdout(&out));
+}
