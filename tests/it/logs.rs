@@ -48,13 +48,20 @@ fn logs_of_a_running_and_a_stopped_container() {
     let journald = logs(&["-u", "systemd-journald.service"]);
     assert!(!journald.contains(&marker), "{journald}");
 
-    // -f prints what comes later.
-    let mut follow = env
-        .command(&["logs", &name, "-f", "-n", "0"])
-        .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    // -f prints what comes later. It runs as a terminal's foreground job does: its own
+    // process group, ^C and ^\ at their defaults even when this test was started with them
+    // ignored (as `cmd &` in a script starts it), since ignored signals stay ignored.
+    let mut follow = env.command(&["logs", &name, "-f", "-n", "0"]);
+    follow.stdout(Stdio::piped()).process_group(0);
+    // SAFETY: signal(2) is async-signal-safe.
+    unsafe {
+        follow.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut follow = follow.spawn().unwrap();
     let later = format!("later-{name}");
     let reader = BufReader::new(follow.stdout.take().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
@@ -86,7 +93,8 @@ fn logs_of_a_running_and_a_stopped_container() {
         follow.try_wait().unwrap().is_some()
     });
     if !ended {
-        let _ = follow.kill();
+        // The whole group: a process of it left alive would hold the pipe the pump reads.
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
     }
     follow.wait().unwrap();
     pump.join().unwrap();
