@@ -14,10 +14,6 @@ use super::parser::{self, Attr, AttrPath, Entry, Kind, Node};
 use super::strings::{Piece, decode_double, strip_indentation};
 use super::value::{Str, Value};
 
-/// How deeply brackets, strings and interpolations may nest in the user's text: deeper is a
-/// syntax error with its position, found by a scan before parsing.
-const MAX_PARSE_DEPTH: usize = 500;
-
 /// A position in a source text, for messages.
 #[derive(Clone)]
 pub struct Pos {
@@ -154,20 +150,17 @@ pub fn compile(
     base_dir: &Path,
     globals: &dyn Globals,
 ) -> Result<Rc<Expr>, EvalError> {
-    compile_checked(text, src, base_dir, globals, true)
+    compile_as(text, src, base_dir, globals, false)
 }
 
-/// [`compile`]; `check_depth` false skips the nesting scan, for text ncsh ships (its `lib`).
-pub fn compile_checked(
+/// [`compile`]; `shipped` for text ncsh ships (its `lib`), whose sets keep no positions.
+pub fn compile_as(
     text: &str,
     src: Rc<SourceMap>,
     base_dir: &Path,
     globals: &dyn Globals,
-    check_depth: bool,
+    shipped: bool,
 ) -> Result<Rc<Expr>, EvalError> {
-    if check_depth && let Some(offset) = too_deep(text) {
-        return Err(src.err(offset, "syntax error: expression nested too deeply"));
-    }
     let tree = parser::parse(text).map_err(|e| syntax_error(&src, 0, e))?;
     let mut c = Compiler {
         src,
@@ -175,7 +168,7 @@ pub fn compile_checked(
         globals,
         scopes: Vec::new(),
         base: 0,
-        shipped: !check_depth,
+        shipped,
     };
     c.expr(&tree)
 }
@@ -216,87 +209,6 @@ fn syntax_error(src: &SourceMap, base: usize, e: parser::SyntaxError) -> EvalErr
         );
     }
     src.err(base + e.offset, format!("syntax error: {}", e.message))
-}
-
-/// The byte offset where `text` nests deeper than [`MAX_PARSE_DEPTH`], if it does: a lenient
-/// scan of brackets, strings, interpolations and comments (the parser reports real errors).
-pub(crate) fn too_deep(text: &str) -> Option<usize> {
-    #[derive(PartialEq)]
-    enum Ctx {
-        Open,
-        Interp,
-        Str,
-        Ind,
-    }
-    let b = text.as_bytes();
-    let mut stack: Vec<Ctx> = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let at = |j: usize| b.get(j).copied();
-        match stack.last() {
-            Some(Ctx::Str) => match b[i] {
-                b'\\' => i += 1,
-                b'"' => {
-                    stack.pop();
-                }
-                b'$' if at(i + 1) == Some(b'{') => {
-                    stack.push(Ctx::Interp);
-                    i += 1;
-                }
-                _ => {}
-            },
-            Some(Ctx::Ind) => match b[i] {
-                b'\'' if at(i + 1) == Some(b'\'') => {
-                    if matches!(at(i + 2), Some(b'$' | b'\'')) {
-                        i += 2;
-                    } else if at(i + 2) == Some(b'\\') {
-                        i += 3;
-                    } else {
-                        stack.pop();
-                        i += 1;
-                    }
-                }
-                b'$' if at(i + 1) == Some(b'{') => {
-                    stack.push(Ctx::Interp);
-                    i += 1;
-                }
-                _ => {}
-            },
-            _ => match b[i] {
-                b'#' => {
-                    while i < b.len() && b[i] != b'\n' {
-                        i += 1;
-                    }
-                }
-                b'/' if at(i + 1) == Some(b'*') => {
-                    i += 2;
-                    while i < b.len() && !(b[i] == b'*' && at(i + 1) == Some(b'/')) {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                b'"' => stack.push(Ctx::Str),
-                b'\'' if at(i + 1) == Some(b'\'') => {
-                    stack.push(Ctx::Ind);
-                    i += 1;
-                }
-                b'$' if at(i + 1) == Some(b'{') => {
-                    stack.push(Ctx::Interp);
-                    i += 1;
-                }
-                b'[' | b'(' | b'{' => stack.push(Ctx::Open),
-                b']' | b')' | b'}' => {
-                    stack.pop();
-                }
-                _ => {}
-            },
-        }
-        if stack.len() > MAX_PARSE_DEPTH {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
 }
 
 /// Normalizes an absolute path as Nix does: no `.`, no `..`, no doubled or trailing slash.

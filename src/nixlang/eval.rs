@@ -203,7 +203,7 @@ impl Evaluator {
         src: SourceMap,
         base_dir: &Path,
     ) -> Result<Value, EvalError> {
-        let expr = compile::compile_checked(text, Rc::new(src), base_dir, &*self.globals, false)?;
+        let expr = compile::compile_as(text, Rc::new(src), base_dir, &*self.globals, true)?;
         self.eval(&expr, &frame(Vec::new(), None))
     }
 

@@ -126,6 +126,7 @@ pub fn parse(text: &str) -> Result<Node<'_>, SyntaxError> {
         pos: 0,
         peeked: Cell::new(None),
         depth: 0,
+        brackets: 0,
     };
     let e = p.expr()?;
     let t = p.peek();
@@ -146,7 +147,13 @@ struct Parser<'s> {
     peeked: Cell<Option<(usize, Token)>>,
     /// How deep the tree being built is at this point.
     depth: usize,
+    /// How many brackets, strings and interpolations are open at this point.
+    brackets: usize,
 }
+
+/// How many brackets, strings and interpolations may be open at once: more is a syntax
+/// error, however short the text (a limit of ncsh's, below Nix's).
+const MAX_BRACKETS: usize = 500;
 
 /// How deep a tree may be: deeper is an error, as in Nix (whose parser's stack holds 10000
 /// entries), so that neither compiling nor dropping a tree recurses without a bound.
@@ -567,6 +574,14 @@ impl<'s> Parser<'s> {
     /// `expr_select`: `e.path`, `e.path or default`, and Nix's old `e or` (`e` applied to a
     /// variable named `or`).
     fn select(&mut self) -> Parsed<'s> {
+        // Lists nest and `a.b or c.d or …` chains through here, without `expr` between.
+        self.deeper(0)?;
+        let e = stacker::maybe_grow(64 * 1024, 1024 * 1024, || self.select_inner());
+        self.depth -= 1;
+        e
+    }
+
+    fn select_inner(&mut self) -> Parsed<'s> {
         let e = self.simple()?;
         let t = self.peek();
         match t.tok {
@@ -594,6 +609,35 @@ impl<'s> Parser<'s> {
 
     fn simple(&mut self) -> Parsed<'s> {
         let t = self.peek();
+        let opens = matches!(
+            t.tok,
+            Tok::Quote
+                | Tok::IndentOpen
+                | Tok::LParen
+                | Tok::LBrack
+                | Tok::LBrace
+                | Tok::Rec
+                | Tok::Let
+        );
+        if !opens {
+            return self.simple_inner(t);
+        }
+        self.open(t.start)?;
+        let e = self.simple_inner(t);
+        self.brackets -= 1;
+        e
+    }
+
+    /// One bracket, string or interpolation deeper (opened at `at`), or the error.
+    fn open(&mut self, at: usize) -> Result<(), SyntaxError> {
+        if self.brackets >= MAX_BRACKETS {
+            return Err(self.err(at, "expression nested too deeply"));
+        }
+        self.brackets += 1;
+        Ok(())
+    }
+
+    fn simple_inner(&mut self, t: Token) -> Parsed<'s> {
         let text = &self.text[t.start..t.end];
         let kind = match t.tok {
             Tok::Ident => Kind::Ident(text),
@@ -740,9 +784,7 @@ impl<'s> Parser<'s> {
             }
             Tok::DollarCurly => {
                 self.bump(t);
-                let e = self.expr()?;
-                self.expect(Tok::RBrace, "'}' to close '${'")?;
-                Ok(Attr::Dynamic(e, t.start as u32))
+                Ok(Attr::Dynamic(self.interpolation()?, t.start as u32))
             }
             _ => Err(self.unexpected(t, wanted)),
         }
@@ -750,7 +792,10 @@ impl<'s> Parser<'s> {
 
     /// An interpolation's expression and its `}`, after the `${` (consumed).
     fn interpolation(&mut self) -> Parsed<'s> {
-        let e = self.expr()?;
+        self.open(self.pos)?;
+        let e = self.expr();
+        self.brackets -= 1;
+        let e = e?;
         self.expect(Tok::RBrace, "'}' to close '${'")?;
         Ok(e)
     }
@@ -895,6 +940,18 @@ mod tests {
     }
 
     #[test]
+    fn brackets_nest_500_deep_and_no_deeper() {
+        for (open, close) in [("[ ", " ]"), ("(", ")"), ("{ a = ", "; }"), ("\"${", "}\"")] {
+            // A string and its interpolation are two levels.
+            let n = if open.starts_with('"') { 250 } else { 500 };
+            let text = |n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
+            assert!(parse(&text(n)).is_ok(), "{open}");
+            let e = parse(&text(n + 1)).err().map(|e| e.message);
+            assert_eq!(e.as_deref(), Some("expression nested too deeply"), "{open}");
+        }
+    }
+
+    #[test]
     fn long_chains_and_deep_nesting_are_an_error_not_a_crash() {
         let chains = [
             ("[ 1 ] ++ ", "[ 1 ]"),
@@ -905,6 +962,7 @@ mod tests {
             ("f ", "1"),
             ("1 |> ", "f"),
             ("let a = 1; in ", "a"),
+            ("x.a or ", "1"),
         ];
         for (unit, end) in chains {
             let text = format!("{}{end}", unit.repeat(1000));
