@@ -97,7 +97,7 @@ fn lib_split() -> Option<nixlang::split::Split> {
 
 thread_local! {
     /// [`lib_split`], made once per thread.
-    static LIB_SPLIT_DECODED: Option<std::rc::Rc<nixlang::split::Split>> =
+    static LIB_SPLIT: Option<std::rc::Rc<nixlang::split::Split>> =
         lib_split().map(std::rc::Rc::new);
 }
 
@@ -135,7 +135,7 @@ fn nixpkgs_module_refused() -> String {
 
 /// The module arguments every module gets: `lib`, `pkgs`, `modulesPath`.
 pub(crate) fn module_args(ev: &mut Evaluator) -> std::result::Result<Attrs, nixlang::EvalError> {
-    let split = LIB_SPLIT_DECODED.with(Clone::clone);
+    let split = LIB_SPLIT.with(Clone::clone);
     let lib = ev.eval_shipped_split(
         LIB,
         split.as_deref(),
