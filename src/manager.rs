@@ -776,6 +776,7 @@ impl Manager {
     }
 
     pub fn stop(&self, name: &ContainerName) -> Result<()> {
+        crate::host::phase(&format!("stop {name}"));
         require_root()?;
         self.require_exists(name)?;
         let _lock = self.lock(name)?;

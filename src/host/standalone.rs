@@ -27,7 +27,7 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal, kill};
@@ -128,6 +128,43 @@ fn whole_file_write_lock() -> libc::flock {
         l_start: 0,
         l_len: 0,
         l_pid: 0,
+    }
+}
+
+/// Wait until process `pid`, the supervisor holding `runtime`'s lock, has exited or `deadline`
+/// passed, woken by the kernel at its exit (a pidfd): no polling interval on the path of a
+/// `stop`. Returns at once where pidfds are missing (Linux < 5.3) or the lock changed hands; the
+/// caller checks the lock itself either way.
+fn wait_for_process_exit(pid: Pid, runtime: &Runtime, deadline: Option<Instant>) {
+    // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let Ok(fd) = i32::try_from(fd) else { return };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: a descriptor just returned to us and owned by nothing else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The PID could have been reused between the lock's probe and pidfd_open: it is the
+    // supervisor's only while that process still holds the lock.
+    if runtime.supervisor() != Some(pid) {
+        return;
+    }
+    loop {
+        let ms = deadline.map_or(-1, |d| {
+            let left = d.saturating_duration_since(Instant::now()).as_millis();
+            i32::try_from(left).unwrap_or(i32::MAX)
+        });
+        let mut pfd = [libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(pfd.as_mut_ptr(), 1, ms) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        return;
     }
 }
 
@@ -296,7 +333,14 @@ impl Standalone {
     }
 
     fn wait_for_exit(&self, name: &str, runtime: &Runtime, timeout: Duration) -> Result<()> {
-        if wait_until(timeout, || runtime.supervisor().is_none()) {
+        let deadline = deadline_after(timeout);
+        if let Some(supervisor) = runtime.supervisor() {
+            wait_for_process_exit(supervisor, runtime, deadline);
+        }
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        if wait_until(left, || runtime.supervisor().is_none()) {
             super::phase(&format!("{name}: supervisor gone"));
             return remove_leftovers(&self.paths, name);
         }
@@ -589,6 +633,72 @@ extern "C" fn on_signal(sig: libc::c_int) {
     } else if sig != libc::SIGCHLD {
         STOP_REQUESTED.store(true, Ordering::SeqCst);
     }
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; errno is put back for the code interrupted.
+        unsafe {
+            let errno = *libc::__errno_location();
+            libc::write(fd, [1u8].as_ptr().cast(), 1);
+            *libc::__errno_location() = errno;
+        }
+    }
+}
+
+/// The write end of the supervisor's [`Wake`] pipe, for [`on_signal`]; -1 before it exists.
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// What woke the supervisor's loop.
+enum Woken {
+    Datagram,
+    Signal,
+    Quiet,
+}
+
+/// A self-pipe: the signal handler writes a byte, so a signal that lands between the loop's
+/// checks of its flags and its wait still ends the wait (without it, a stop or nspawn's exit
+/// could wait out the whole quiet interval).
+struct Wake {
+    read: OwnedFd,
+}
+
+impl Wake {
+    fn new() -> Result<Wake> {
+        use nix::fcntl::OFlag;
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .context(|| "making the supervisor's wake-up pipe".into())?;
+        // The write end lives as long as the process: a handler may run at any time.
+        WAKE_FD.store(std::os::fd::IntoRawFd::into_raw_fd(write), Ordering::SeqCst);
+        Ok(Wake { read })
+    }
+
+    /// Wait for a datagram on `socket` or a signal, at most `quiet`.
+    fn wait(&self, socket: &UnixDatagram, quiet: Duration) -> Woken {
+        let mut fds = [
+            libc::pollfd {
+                fd: socket.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.read.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let ms = i32::try_from(quiet.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: two valid pollfds for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+        if n == 0 {
+            return Woken::Quiet;
+        }
+        if n < 0 || fds[1].revents != 0 {
+            let mut drain = [0u8; 64];
+            // SAFETY: reads into a local buffer from our own non-blocking pipe.
+            while unsafe { libc::read(self.read.as_raw_fd(), drain.as_mut_ptr().cast(), 64) } > 0 {}
+            return Woken::Signal;
+        }
+        Woken::Datagram
+    }
 }
 
 /// Report to the `start` caller through the inherited pipe.
@@ -715,6 +825,7 @@ impl Supervisor {
     }
 
     fn run(self, reporter: &mut Reporter) -> Result<()> {
+        let wake = Wake::new()?;
         Self::install_signal_handlers()?;
         self.cgroups.create()?;
         // The limits before anything joins: nspawn and the container start inside them.
@@ -729,7 +840,7 @@ impl Supervisor {
         let socket = UnixDatagram::bind(self.runtime.notify())
             .context(|| "binding the notify socket".into())?;
         socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
+            .set_nonblocking(true)
             .context(|| "notify socket".into())?;
         // Only root reads the console (it may show secrets): made 0600, never chmod'ed later.
         let _ = fs::remove_file(self.runtime.console());
@@ -838,11 +949,16 @@ impl Supervisor {
             } else if STOP_REQUESTED.load(Ordering::SeqCst) && stop_deadline.is_none() {
                 // nspawn turns SIGTERM into --kill-signal (SIGRTMIN+3): a clean poweroff.
                 let _ = kill(nspawn_pid, Signal::SIGTERM);
+                super::phase(&format!("supervisor {}: poweroff sent", self.name));
                 stop_deadline = Some(deadline_after(stop_timeout));
             }
-            let n = match socket.recv(&mut buf) {
-                Ok(n) => n,
-                Err(_) => {
+            let n = match wake.wait(&socket, Duration::from_millis(100)) {
+                Woken::Datagram => match socket.recv(&mut buf) {
+                    Ok(n) => n,
+                    Err(_) => continue,
+                },
+                Woken::Signal => continue,
+                Woken::Quiet => {
                     // Once more when the first quiet moment after READY shows what the loop
                     // itself touches.
                     if std::mem::take(&mut release_pending) {
