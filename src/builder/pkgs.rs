@@ -383,7 +383,10 @@ fn names_in(dir: &str) -> Vec<Str> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_bytes();
-            (name != b"." && name != b"..").then(|| String::from_utf8_lossy(name).into())
+            (name != b"." && name != b"..").then(|| match std::str::from_utf8(name) {
+                Ok(name) => name.into(),
+                Err(_) => String::from_utf8_lossy(name).into(),
+            })
         })
         .collect()
 }
