@@ -213,6 +213,13 @@ pub fn token_at(b: &[u8], i: usize) -> Token {
         }
         consider(Tok::Int, j - start, 0);
     }
+    // Only a path character, `/`, `~` or `<` starts a float, path or search path (and a URI
+    // starts with a letter): most punctuation goes straight to the operators.
+    if !(is_path_char(c) || matches!(c, b'/' | b'~' | b'<'))
+        && let Some((tok, len)) = operator(b, start)
+    {
+        return token(tok, len);
+    }
     consider(Tok::Float, float_len(b, start), 0);
     let (path, interp_start) = path_len(b, start);
     if let Some(len) = interp_start {
