@@ -118,6 +118,9 @@ pub enum Expr {
     /// The namespace, then the body (compiled with one more frame: the namespace).
     With(Rc<Expr>, Rc<Expr>),
     Bin(BinOp, Rc<Expr>, Rc<Expr>, Pos),
+    /// `a // b // c …` (three or more operands): one merge instead of one copy per `//`
+    /// (`lib`'s top level is eleven). The positions are those of the `//`s, in order.
+    UpdateChain(Vec<Rc<Expr>>, Vec<Pos>),
     Not(Rc<Expr>, Pos),
     Neg(Rc<Expr>, Pos),
 }
@@ -378,7 +381,23 @@ impl Compiler<'_> {
             Kind::Bin(op, l, r) => {
                 let l = self.expr(l)?;
                 let r = self.expr(r)?;
-                rc(Expr::Bin(*op, l, r, self.pos(at)))
+                let pos = self.pos(at);
+                if *op != BinOp::Update {
+                    return Ok(rc(Expr::Bin(*op, l, r, pos)));
+                }
+                // `//` groups to the right: `a // (b // c)` becomes one chain [a, b, c].
+                match Rc::try_unwrap(r) {
+                    Ok(Expr::Bin(BinOp::Update, b, c, inner)) => {
+                        rc(Expr::UpdateChain(vec![l, b, c], vec![pos, inner]))
+                    }
+                    Ok(Expr::UpdateChain(mut operands, mut positions)) => {
+                        operands.insert(0, l);
+                        positions.insert(0, pos);
+                        rc(Expr::UpdateChain(operands, positions))
+                    }
+                    Ok(r) => rc(Expr::Bin(BinOp::Update, l, rc(r), pos)),
+                    Err(r) => rc(Expr::Bin(BinOp::Update, l, r, pos)),
+                }
             }
             Kind::Not(x) => {
                 let x = self.expr(x)?;

@@ -569,6 +569,7 @@ impl Evaluator {
                 self.eval(body, &inner)
             }
             Expr::Bin(op, l, r, pos) => self.binop(*op, l, r, env, pos),
+            Expr::UpdateChain(operands, positions) => self.update_chain(operands, positions, env),
             Expr::Not(x, pos) => match self.eval(x, env)? {
                 Value::Bool(b) => Ok(Value::Bool(!b)),
                 other => Err(pos.err(format!(
@@ -834,6 +835,57 @@ impl Evaluator {
                 self.binop_values(op, a, b, Some(pos))
             }
         }
+    }
+
+    /// `a // b // c …`: the operands evaluated from the left, then checked from the right as
+    /// nested `//`s would check them (the same errors), and merged once.
+    fn update_chain(
+        &mut self,
+        operands: &[Rc<Expr>],
+        positions: &[Pos],
+        env: &Env,
+    ) -> Result<Value, EvalError> {
+        let values = operands
+            .iter()
+            .map(|e| self.eval(e, env))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut sets = Vec::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate().rev() {
+            match v {
+                Value::Attrs(a) => sets.push(a.clone()),
+                other => {
+                    // The right side of the `//` before it: the operand after it, or the
+                    // set the operands after it make.
+                    let (pos, left, right) = if i + 1 == values.len() {
+                        (
+                            &positions[i - 1],
+                            values[i - 1].describe(),
+                            other.describe(),
+                        )
+                    } else {
+                        (&positions[i], other.describe(), "a set")
+                    };
+                    return Err(pos.err(format!(
+                        "cannot update {left} with {right} using '//' (sets only)"
+                    )));
+                }
+            }
+        }
+        // Right to left: the right-most set wins a name.
+        let mut sets = sets.into_iter().filter(|s| !s.is_empty());
+        let Some(first) = sets.next() else {
+            return Ok(Value::Attrs(Rc::new(Attrs::new())));
+        };
+        let mut rest = sets.peekable();
+        if rest.peek().is_none() {
+            return Ok(Value::Attrs(first));
+        }
+        let mut merged: Vec<(Str, Thunk)> =
+            first.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for lower in rest {
+            merged = merge_sorted(&lower, merged);
+        }
+        Ok(Value::attrs(merged.into_iter().collect()))
     }
 
     pub(crate) fn binop_values(
@@ -1148,6 +1200,31 @@ fn update(x: &Attrs, y: &Attrs) -> Attrs {
     merged.into_iter().collect()
 }
 
+/// The names of `lower` and `higher` (both sorted) in order, `higher`'s value where both have
+/// one.
+fn merge_sorted(lower: &Attrs, higher: Vec<(Str, Thunk)>) -> Vec<(Str, Thunk)> {
+    let mut out = Vec::with_capacity(lower.len() + higher.len());
+    let mut a = lower.iter().peekable();
+    let mut b = higher.into_iter().peekable();
+    while let (Some((ka, _)), Some((kb, _))) = (a.peek(), b.peek()) {
+        match (***ka).cmp(&**kb) {
+            std::cmp::Ordering::Less => {
+                if let Some((k, v)) = a.next() {
+                    out.push((k.clone(), v.clone()));
+                }
+            }
+            std::cmp::Ordering::Equal => {
+                a.next();
+                out.extend(b.next());
+            }
+            std::cmp::Ordering::Greater => out.extend(b.next()),
+        }
+    }
+    out.extend(a.map(|(k, v)| (k.clone(), v.clone())));
+    out.extend(b);
+    out
+}
+
 fn as_float(v: &Value) -> Option<f64> {
     match v {
         Value::Int(i) => Some(*i as f64),
@@ -1238,6 +1315,7 @@ fn expr_pos(e: &Expr) -> Option<&Pos> {
         | Expr::Not(_, p)
         | Expr::Neg(_, p) => Some(p),
         Expr::Lambda(d) => Some(&d.pos),
+        Expr::UpdateChain(_, positions) => positions.first(),
         _ => None,
     }
 }

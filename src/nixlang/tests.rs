@@ -127,3 +127,24 @@ fn an_imported_file_is_read_again_after_it_changed() {
     std::fs::write(&file, "{ a = 2; }").unwrap();
     assert_eq!(import(dir.path()).unwrap().to_string(), r#"{"a":2}"#);
 }
+
+#[test]
+fn a_chain_of_updates_fails_where_nested_updates_would() {
+    // One merge for `a // b // c`, but the same errors at the same places as one `//` per
+    // operator would give (a `//`'s place is where its left operand starts).
+    let e = eval("{ a = 1; } // 2 // { }").unwrap_err();
+    assert!(
+        e.contains("1:15") && e.contains("cannot update an integer with a set"),
+        "{e}"
+    );
+    let e = eval("{ } // { } // [ ]").unwrap_err();
+    assert!(
+        e.contains("1:8") && e.contains("cannot update a set with a list"),
+        "{e}"
+    );
+    let e = eval("1 // { } // { }").unwrap_err();
+    assert!(
+        e.contains("1:1:") && e.contains("cannot update an integer with a set"),
+        "{e}"
+    );
+}
