@@ -119,7 +119,8 @@ pub enum Expr {
     With(Rc<Expr>, Rc<Expr>),
     Bin(BinOp, Rc<Expr>, Rc<Expr>, Pos),
     /// `a // b // c …` (three or more operands): one merge instead of one copy per `//`
-    /// (`lib`'s top level is eleven). The positions are those of the `//`s, in order.
+    /// (`lib`'s top level is eleven). The positions are those the nested `//`s would have (where
+    /// each one's left operand starts), in order.
     UpdateChain(Vec<Rc<Expr>>, Vec<Pos>),
     Not(Rc<Expr>, Pos),
     Neg(Rc<Expr>, Pos),

@@ -883,7 +883,7 @@ impl Evaluator {
         let mut merged: Vec<(Str, Thunk)> =
             first.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for lower in rest {
-            merged = merge_sorted(&lower, merged);
+            merged = merge_sorted(&lower, merged.into_iter());
         }
         Ok(Value::attrs(merged.into_iter().collect()))
     }
@@ -1176,36 +1176,20 @@ fn update(x: &Attrs, y: &Attrs) -> Attrs {
         }
         return out;
     }
-    let mut merged: Vec<(Str, Thunk)> = Vec::with_capacity(x.len() + y.len());
-    let (mut a, mut b) = (x.iter().peekable(), y.iter().peekable());
-    loop {
-        let take_a = match (a.peek(), b.peek()) {
-            (Some((ka, _)), Some((kb, _))) => match ka.cmp(kb) {
-                std::cmp::Ordering::Less => true,
-                std::cmp::Ordering::Greater => false,
-                std::cmp::Ordering::Equal => {
-                    a.next();
-                    false
-                }
-            },
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        let next = if take_a { a.next() } else { b.next() };
-        if let Some((k, v)) = next {
-            merged.push((k.clone(), v.clone()));
-        }
-    }
-    merged.into_iter().collect()
+    merge_sorted(x, y.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .into_iter()
+        .collect()
 }
 
 /// The names of `lower` and `higher` (both sorted) in order, `higher`'s value where both have
 /// one.
-fn merge_sorted(lower: &Attrs, higher: Vec<(Str, Thunk)>) -> Vec<(Str, Thunk)> {
+fn merge_sorted(
+    lower: &Attrs,
+    higher: impl ExactSizeIterator<Item = (Str, Thunk)>,
+) -> Vec<(Str, Thunk)> {
     let mut out = Vec::with_capacity(lower.len() + higher.len());
     let mut a = lower.iter().peekable();
-    let mut b = higher.into_iter().peekable();
+    let mut b = higher.peekable();
     while let (Some((ka, _)), Some((kb, _))) = (a.peek(), b.peek()) {
         match (***ka).cmp(&**kb) {
             std::cmp::Ordering::Less => {
