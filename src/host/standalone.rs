@@ -149,22 +149,33 @@ fn wait_for_process_exit(pid: Pid, runtime: &Runtime, deadline: Option<Instant>)
     if runtime.supervisor() != Some(pid) {
         return;
     }
+    let _ = wait_readable(pidfd.as_raw_fd(), deadline);
+}
+
+/// Wait until `fd` is readable (true) or `deadline` passed (false; None waits without end),
+/// through interruptions by signals.
+fn wait_readable(fd: std::os::fd::RawFd, deadline: Option<Instant>) -> std::io::Result<bool> {
     loop {
         let ms = deadline.map_or(-1, |d| {
             let left = d.saturating_duration_since(Instant::now()).as_millis();
             i32::try_from(left).unwrap_or(i32::MAX)
         });
         let mut pfd = [libc::pollfd {
-            fd: pidfd.as_raw_fd(),
+            fd,
             events: libc::POLLIN,
             revents: 0,
         }];
         // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(pfd.as_mut_ptr(), 1, ms) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
+        match unsafe { libc::poll(pfd.as_mut_ptr(), 1, ms) } {
+            0 => return Ok(false),
+            n if n > 0 => return Ok(true),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
         }
-        return;
     }
 }
 
@@ -542,26 +553,10 @@ fn read_report(read_end: OwnedFd, timeout: Duration) -> Report {
     let file = File::from(read_end);
     let mut reader = BufReader::new(file);
     loop {
-        let remaining = deadline.map_or(Duration::MAX, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
-        let ms = remaining.as_millis().min(i32::MAX as u128) as i32;
-        let fd = reader.get_ref().as_raw_fd();
-        let mut pfd = [libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(pfd.as_mut_ptr(), 1, ms) };
-        if n == 0 {
-            return Report::TimedOut;
-        }
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Report::Failed("waiting for the supervisor failed".into());
+        match wait_readable(reader.get_ref().as_raw_fd(), deadline) {
+            Ok(true) => {}
+            Ok(false) => return Report::TimedOut,
+            Err(_) => return Report::Failed("waiting for the supervisor failed".into()),
         }
         let mut line = String::new();
         match reader.read_line(&mut line) {
