@@ -647,11 +647,8 @@ fn generic_closure(ev: &mut Evaluator, a: &[Thunk]) -> R {
 fn get_attr(ev: &mut Evaluator, a: &[Thunk]) -> R {
     let name = ev.force_str(&a[0])?;
     let set = ev.force_attrs(&a[1])?;
-    match set.get(&*name) {
-        Some(t) => {
-            let t = t.clone();
-            ev.force(&t)
-        }
+    match ev.attr(&set, &name)? {
+        Some(t) => ev.force(&t),
         None => Err(err(format!("attribute '{name}' missing"))),
     }
 }
@@ -659,7 +656,7 @@ fn get_attr(ev: &mut Evaluator, a: &[Thunk]) -> R {
 fn has_attr(ev: &mut Evaluator, a: &[Thunk]) -> R {
     let name = ev.force_str(&a[0])?;
     let set = ev.force_attrs(&a[1])?;
-    Ok(Value::Bool(set.contains_key(&*name)))
+    Ok(Value::Bool(ev.attr(&set, &name)?.is_some()))
 }
 
 fn get_context(ev: &mut Evaluator, a: &[Thunk]) -> R {

@@ -39,7 +39,18 @@ pub struct Evaluator {
     /// The frames of the shipped texts evaluated (`lib`) and not kept for the thread (see
     /// `SHIPPED_VALUES`), for [`Evaluator::release`].
     shipped: Vec<Env>,
+    /// The names made by sets' [`LOOKUP_ATTR`] functions so far, by the address of the
+    /// function's thunk (kept alive here, so the address is not reused): each name is made
+    /// once per evaluator.
+    made: HashMap<usize, (Thunk, HashMap<Str, Option<Thunk>>)>,
 }
+
+/// The attribute by which a set makes the names it does not hold, when one is looked up: a
+/// function of the name that gives `[ ]` (no such attribute) or `[ value ]` (the value
+/// lazy). `pkgs` has one: the host's programs are too many to make a package of each in every
+/// evaluation, and a configuration names a handful. What lists a set's names
+/// (`attrNames`, `//`, …) sees only the names it holds.
+pub const LOOKUP_ATTR: &str = "__ncshLookup";
 
 thread_local! {
     /// The built-in globals, made once per thread: every evaluator starts from them.
@@ -112,7 +123,43 @@ impl Evaluator {
             origins: None,
             written: BTreeMap::new(),
             shipped: Vec::new(),
+            made: HashMap::default(),
         }
+    }
+
+    /// The attribute `name` of `attrs`: its own, else the one its [`LOOKUP_ATTR`] makes.
+    pub fn attr(&mut self, attrs: &Attrs, name: &str) -> Result<Option<Thunk>, EvalError> {
+        if let Some(t) = attrs.get(name) {
+            return Ok(Some(t.clone()));
+        }
+        let Some(lookup) = attrs.get(LOOKUP_ATTR) else {
+            return Ok(None);
+        };
+        let key = Rc::as_ptr(&lookup.0) as usize;
+        if let Some(found) = self.made.get(&key).and_then(|(_, made)| made.get(name)) {
+            return Ok(found.clone());
+        }
+        let lookup = lookup.clone();
+        let f = self.force(&lookup)?;
+        let made = self.apply(f, Thunk::value(Value::string(name)), None)?;
+        let found = match made {
+            Value::List(l) if l.len() <= 1 => l.first().cloned(),
+            other => {
+                return Err(err_at(
+                    None,
+                    format!(
+                        "{LOOKUP_ATTR} gave {} for ‘{name}’ while [ ] or [ value ] was expected",
+                        other.describe()
+                    ),
+                ));
+            }
+        };
+        self.made
+            .entry(key)
+            .or_insert_with(|| (lookup, HashMap::default()))
+            .1
+            .insert(name.into(), found.clone());
+        Ok(found)
     }
 
     /// Breaks the reference cycles of what this evaluator made (the frames of `lib`, whose
@@ -134,6 +181,10 @@ impl Evaluator {
         }
         if let Some(origins) = &mut self.origins {
             origins.clear();
+        }
+        for (_, (lookup, made)) in self.made.drain() {
+            lookup.release();
+            made.values().flatten().for_each(Thunk::release);
         }
     }
 
@@ -445,8 +496,7 @@ impl Evaluator {
                             ns.describe()
                         )));
                     };
-                    if let Some(t) = attrs.get(&**name) {
-                        let t = t.clone();
+                    if let Some(t) = self.attr(&attrs, name)? {
                         return self.force(&t);
                     }
                     // A namespace may say what a missing name means (`with pkgs;`).
@@ -503,7 +553,7 @@ impl Evaluator {
                 for key in path {
                     let name = self.key_name(key, env)?;
                     let found = match &v {
-                        Value::Attrs(a) => a.get(&*name).cloned(),
+                        Value::Attrs(a) => self.attr(a, &name).map_err(|e| locate(e, pos))?,
                         _ if default.is_some() => None,
                         other => {
                             return Err(pos.err(format!(
@@ -532,7 +582,7 @@ impl Evaluator {
                 for (i, key) in path.iter().enumerate() {
                     let name = self.key_name(key, env)?;
                     let found = match &v {
-                        Value::Attrs(a) => a.get(&*name).cloned(),
+                        Value::Attrs(a) => self.attr(a, &name)?,
                         _ => None,
                     };
                     match found {

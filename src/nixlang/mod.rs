@@ -21,7 +21,7 @@ use std::path::Path;
 
 pub use error::SourceMap;
 pub use error::{ErrorKind, EvalError, Location};
-pub use eval::{Evaluator, Written};
+pub use eval::{Evaluator, LOOKUP_ATTR, Written};
 pub use value::{Attrs, Str, Thunk, Value};
 
 /// The hash maps of the evaluator and the module system: FxHash, as their keys are short

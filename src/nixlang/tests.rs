@@ -148,3 +148,68 @@ fn a_chain_of_updates_fails_where_nested_updates_would() {
         "{e}"
     );
 }
+
+#[test]
+fn a_set_makes_the_names_it_does_not_hold_when_one_is_looked_up() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::value::{PrimOp, PrimOpApp};
+    use super::{Attrs, Evaluator, LOOKUP_ATTR, SourceMap, Value};
+
+    static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+    static LOOKUP: PrimOp = PrimOp {
+        name: "lookup",
+        arity: 1,
+        run: |ev, a| {
+            LOOKUPS.fetch_add(1, Ordering::Relaxed);
+            let name = ev.force_str(&a[0])?;
+            Ok(match &*name {
+                "made" => Value::list(vec![Value::Int(7).into()]),
+                "bad" => Value::Int(0),
+                _ => Value::list(Vec::new()),
+            })
+        },
+    };
+    let mut set = Attrs::new();
+    set.insert("own".into(), Value::Int(1).into());
+    let lookup = Value::PrimOp(std::rc::Rc::new(PrimOpApp {
+        op: &LOOKUP,
+        args: Vec::new(),
+    }));
+    set.insert(LOOKUP_ATTR.into(), lookup.into());
+    let run = |text: &str| {
+        let mut ev = Evaluator::new();
+        ev.set_global("s", Value::attrs(set.clone()));
+        let v = ev.eval_text(
+            text,
+            SourceMap::new(Path::new("<t>"), text, 0),
+            Path::new("/"),
+        );
+        let v = v.and_then(|v| {
+            ev.force_deep(&v)?;
+            super::json::to_serde(&mut ev, &v)
+        });
+        v.map(|v| v.to_string()).map_err(|e| e.to_string())
+    };
+    LOOKUPS.store(0, Ordering::Relaxed);
+    assert_eq!(
+        run(
+            "[ s.own s.made (s ? made) (s ? none) (s.none or 2) (s.made or 3) \
+             (builtins.getAttr \"made\" s) (builtins.hasAttr \"none\" s) (with s; made) ]"
+        ),
+        Ok("[1,7,true,false,2,7,7,false,7]".into())
+    );
+    assert_eq!(LOOKUPS.load(Ordering::Relaxed), 2, "each name is made once");
+    // What lists the names sees only those the set holds.
+    assert_eq!(
+        run("builtins.filter (n: n != \"__ncshLookup\") (builtins.attrNames s)"),
+        Ok(r#"["own"]"#.into())
+    );
+    let e = run("s.none").unwrap_err();
+    assert!(
+        e.starts_with("<t>:1:") && e.contains("attribute 'none' missing"),
+        "{e}"
+    );
+    let e = run("s.bad").unwrap_err();
+    assert!(e.contains("gave an integer for ‘bad’"), "{e}");
+}

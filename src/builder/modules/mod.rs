@@ -1790,8 +1790,20 @@ fn coerce_to(t: &OptType, v: Plain) -> Plain {
 }
 
 /// A value as plain data: forced deeply; a package (a set with `type = "derivation"`) as its
-/// `name`, `pname`, `version`, `outPath` and `mainProgram`.
+/// `name`, `pname`, `version`, `outPath` and `mainProgram`, but for a package in a list
+/// (`environment.systemPackages`), whose `version` is left out: only an option of one package
+/// (`services.postgresql.package`) compares it with the host's, and finding the host's version
+/// of each package in dpkg's status file was a tenth of an evaluation.
 pub fn to_plain(ev: &mut Evaluator, v: &Value, path: &[Str]) -> Result<Plain, EvalError> {
+    plain_of(ev, v, path, false)
+}
+
+fn plain_of(
+    ev: &mut Evaluator,
+    v: &Value,
+    path: &[Str],
+    in_list: bool,
+) -> Result<Plain, EvalError> {
     Ok(match v {
         Value::Null => Plain::Null,
         Value::Bool(b) => Plain::Bool(*b),
@@ -1803,7 +1815,7 @@ pub fn to_plain(ev: &mut Evaluator, v: &Value, path: &[Str]) -> Result<Plain, Ev
             let mut out = Vec::with_capacity(items.len());
             for t in items.iter() {
                 let v = ev.force(t)?;
-                out.push(to_plain(ev, &v, path)?);
+                out.push(plain_of(ev, &v, path, true)?);
             }
             Plain::List(out)
         }
@@ -1812,6 +1824,9 @@ pub fn to_plain(ev: &mut Evaluator, v: &Value, path: &[Str]) -> Result<Plain, Ev
                 let mut out = BTreeMap::new();
                 out.insert("type".to_string(), Plain::String("derivation".into()));
                 for k in ["name", "pname", "version", "outPath", "mainProgram"] {
+                    if in_list && k == "version" {
+                        continue;
+                    }
                     if let Some(t) = a.get(k) {
                         let v = ev.force(t)?;
                         let s = ev.coerce_to_string(v, true, None)?;
@@ -1823,7 +1838,7 @@ pub fn to_plain(ev: &mut Evaluator, v: &Value, path: &[Str]) -> Result<Plain, Ev
             let mut out = BTreeMap::new();
             for (k, t) in a.iter() {
                 let v = ev.force(t)?;
-                out.insert(String::from(&**k), to_plain(ev, &v, path)?);
+                out.insert(String::from(&**k), plain_of(ev, &v, path, in_list)?);
             }
             Plain::Attrs(out)
         }

@@ -377,6 +377,36 @@ fn pkgs_from_the_host() {
         true,
     )]);
     assert!(e[0].contains("pkgs.runCommand builds with Nix"), "{e:?}");
+    // Names are made when looked up, and only then: `?`, `or` and `with` see them.
+    let c = config(&[(
+        "networking.hostName = builtins.concatStringsSep \"-\" (map builtins.toJSON [ \
+           (pkgs ? bash) (pkgs ? nosuchprogramhere) (pkgs.nosuchprogramhere or 1) \
+           (builtins.elem \"bash\" (builtins.attrNames pkgs)) (with pkgs; lib.getName bash) ]);",
+        true,
+    )]);
+    assert_eq!(
+        get(&c, "networking.hostName"),
+        &Plain::String("true-false-1-false-\"bash\"".into())
+    );
+    // A PostgreSQL of a version the host lacks names the one it has.
+    let majors: Vec<String> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let e = errors(&[("services.postgresql.package = pkgs.postgresql_9;", true)]);
+    assert!(e[0].contains("pkgs.postgresql_9: this host has "), "{e:?}");
+    for m in &majors {
+        assert!(
+            e[0].contains(&format!("PostgreSQL {m} (pkgs.postgresql_{m})")),
+            "{e:?}"
+        );
+        let text = format!("environment.etc.pg.text = \"${{pkgs.postgresql_{m}}}\";");
+        let c = config(&[(text.as_str(), true)]);
+        let want = format!("/usr/lib/postgresql/{m}");
+        assert_eq!(get(&c, "environment.etc.pg.text"), &Plain::String(want));
+    }
 }
 
 #[test]
