@@ -127,7 +127,9 @@ impl Evaluator {
         }
     }
 
-    /// The attribute `name` of `attrs`: its own, else the one its [`LOOKUP_ATTR`] makes.
+    /// The attribute `name` of `attrs`: its own, else the one its [`LOOKUP_ATTR`] makes. Every
+    /// lookup of a name the program chose goes through here (`.`, `?`, `or`, `with`, `inherit
+    /// (s)`, a set pattern, `getAttr`, `hasAttr`).
     pub fn attr(&mut self, attrs: &Attrs, name: &str) -> Result<Option<Thunk>, EvalError> {
         if let Some(t) = attrs.get(name) {
             return Ok(Some(t.clone()));
@@ -820,8 +822,8 @@ impl Evaluator {
                 let inner = frame(Vec::with_capacity(formals.len() + 1), Some(c.env.clone()));
                 let mut slots = Vec::with_capacity(formals.len() + 1);
                 for (name, default) in formals {
-                    match (given.get(name), default) {
-                        (Some(t), _) => slots.push(t.clone()),
+                    match (self.attr(&given, name)?, default) {
+                        (Some(t), _) => slots.push(t),
                         (None, Some(d)) => slots.push(Thunk::pending(d.clone(), inner.clone())),
                         (None, None) => {
                             return Err(err_at(

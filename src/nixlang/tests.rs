@@ -195,9 +195,10 @@ fn a_set_makes_the_names_it_does_not_hold_when_one_is_looked_up() {
     assert_eq!(
         run(
             "[ s.own s.made (s ? made) (s ? none) (s.none or 2) (s.made or 3) \
-             (builtins.getAttr \"made\" s) (builtins.hasAttr \"none\" s) (with s; made) ]"
+             (builtins.getAttr \"made\" s) (builtins.hasAttr \"none\" s) (with s; made) \
+             (({ made, none ? 4, ... }: made + none) s) (let inherit (s) made; in made) ]"
         ),
-        Ok("[1,7,true,false,2,7,7,false,7]".into())
+        Ok("[1,7,true,false,2,7,7,false,7,11,7]".into())
     );
     assert_eq!(LOOKUPS.load(Ordering::Relaxed), 2, "each name is made once");
     // What lists the names sees only those the set holds.

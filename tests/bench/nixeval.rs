@@ -190,7 +190,7 @@ fn main() {
         return;
     }
     // The first evaluation of a thread: nothing made once per thread is there yet (the
-    // globals, `lib`'s compiled bindings, the host's programs, compiled files), as in a
+    // globals, `lib`'s compiled bindings, compiled files, dpkg's status), as in a
     // `create`. The option modules' declarations are loaded before the clock starts.
     let first_in_thread = || {
         let main = dir.path().join("main.nix");
