@@ -215,6 +215,27 @@ pub struct Declarations {
     /// Option sets (`services.nextcloud`) that only a Nix host builds: defining an option
     /// below one is an error that says so, not "does not exist".
     pub nix_only: Vec<NixOnly>,
+    /// Options NixOS renamed (`services.openssh.passwordAuthentication`): a definition of the
+    /// old name is one of the new (as `lib.mkRenamedOptionModule` makes it), with a warning.
+    pub renamed: Vec<Renamed>,
+    /// Options NixOS removed: a definition is an error that says what to write instead.
+    pub removed: Vec<Removed>,
+}
+
+/// An option's old name and its new one (see [`Declarations::renamed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Renamed {
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    pub module: String,
+}
+
+/// A removed option and what to do instead (see [`Declarations::removed`]).
+#[derive(Debug, Clone)]
+pub struct Removed {
+    pub path: Vec<String>,
+    pub instead: String,
+    pub module: String,
 }
 
 /// An option set the native builder does not realize (see [`Declarations::nix_only`]).

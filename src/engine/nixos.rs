@@ -4,7 +4,8 @@
 //! A module defines `fn options()` (an array of `#{path, type, default, description}`),
 //! `fn build(config, gen)` and optionally `fn finalize(config, gen)`, which runs after every
 //! module's `build` (the firewall uses it to collect the ports other modules opened). An entry
-//! of `options()` with `nix_only: true` names an option set only a Nix host builds.
+//! of `options()` with `nix_only: true` names an option set only a Nix host builds; one with
+//! `renamed: NEW` an option NixOS renamed, one with `removed: WHAT_INSTEAD` one it removed.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -21,7 +22,7 @@ use crate::builder::generation::{
     Generation, Group, ManagedFile, Unit, User, check_container_path,
 };
 use crate::builder::native::{self, OptionModules};
-use crate::builder::options::{Declarations, NixOnly, OptType, OptionDecl};
+use crate::builder::options::{Declarations, NixOnly, OptType, OptionDecl, Removed, Renamed};
 use crate::builder::pkgs::DpkgStatus;
 use crate::builder::plain::Value;
 use crate::error::{Error, Result};
@@ -29,6 +30,11 @@ use crate::nixlang::Written;
 
 /// The option modules shipped in `stdlib/nixos/`, in the order they run.
 pub const BUILTIN_MODULES: &[(&str, &str)] = &[
+    // First: NixOS checks assertions before it builds anything.
+    (
+        "assertions",
+        include_str!("../../stdlib/nixos/assertions.rhai"),
+    ),
     ("base", include_str!("../../stdlib/nixos/base.rhai")),
     ("users", include_str!("../../stdlib/nixos/users.rhai")),
     ("sudo", include_str!("../../stdlib/nixos/sudo.rhai")),
@@ -52,6 +58,7 @@ pub const BUILTIN_MODULES: &[(&str, &str)] = &[
     ("dnsmasq", include_str!("../../stdlib/nixos/dnsmasq.rhai")),
     ("caddy", include_str!("../../stdlib/nixos/caddy.rhai")),
     ("nix-only", include_str!("../../stdlib/nixos/nix-only.rhai")),
+    ("renamed", include_str!("../../stdlib/nixos/renamed.rhai")),
     ("firewall", include_str!("../../stdlib/nixos/firewall.rhai")),
 ];
 
@@ -409,6 +416,47 @@ struct Loaded {
     declarations: Declarations,
 }
 
+/// NixOS's `assertions` and `warnings` (declared by assertions.rhai): an error with the
+/// message of every assertion that does not hold, as NixOS's "Failed assertions", else the
+/// warnings.
+fn check_assertions(config: &Value) -> Result<Vec<String>> {
+    let list = |name: &str| match config {
+        Value::Attrs(top) => match top.get(name) {
+            Some(Value::List(items)) => items.as_slice(),
+            _ => &[],
+        },
+        _ => &[],
+    };
+    let failed: Vec<String> = list("assertions")
+        .iter()
+        .filter_map(|a| {
+            let Value::Attrs(a) = a else {
+                return Some("an assertion that is not { assertion; message; }".to_string());
+            };
+            match (a.get("assertion"), a.get("message")) {
+                (Some(Value::Bool(true)), _) => None,
+                (Some(Value::Bool(false)), Some(Value::String(m))) => Some(m.clone()),
+                (Some(Value::Bool(false)), _) => Some("(an assertion without a message)".into()),
+                _ => Some("an assertion whose `assertion` is not a Boolean".to_string()),
+            }
+        })
+        .collect();
+    if !failed.is_empty() {
+        let lines: Vec<String> = failed.iter().map(|m| format!("- {m}")).collect();
+        return Err(Error::Build(format!(
+            "Failed assertions:\n{}",
+            lines.join("\n")
+        )));
+    }
+    Ok(list("warnings")
+        .iter()
+        .filter_map(|w| match w {
+            Value::String(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect())
+}
+
 fn module_error(module: &str, err: &EvalAltResult) -> Error {
     let f = describe(err);
     let at = match (f.position.line(), f.position.position()) {
@@ -499,6 +547,24 @@ impl RhaiModules {
                     });
                     continue;
                 }
+                let dotted = |p: &str| p.split('.').map(String::from).collect::<Vec<_>>();
+                // `#{ path: OLD, renamed: NEW }`, `#{ path: OLD, removed: WHAT_INSTEAD }`.
+                if let Some(to) = field("renamed") {
+                    declarations.renamed.push(Renamed {
+                        from: dotted(&path),
+                        to: dotted(&to),
+                        module: name.clone(),
+                    });
+                    continue;
+                }
+                if let Some(instead) = field("removed") {
+                    declarations.removed.push(Removed {
+                        path: dotted(&path),
+                        instead,
+                        module: name.clone(),
+                    });
+                    continue;
+                }
                 let ty = OptType::parse(&field("type").unwrap_or_default())
                     .map_err(|e| bad(format!("{path}: {e}")))?;
                 let default = map
@@ -565,6 +631,13 @@ impl OptionModules for RhaiModules {
             generation,
             ..Default::default()
         })));
+        for warning in check_assertions(config)? {
+            state
+                .0
+                .borrow_mut()
+                .notes
+                .push(format!("warning: {warning}"));
+        }
         let config_dyn = to_dynamic(config);
         for phase in ["build", "finalize"] {
             for module in &loaded.modules {
@@ -1332,6 +1405,97 @@ mod tests {
         build_with(
             &native_builder(vec![dir.path().to_path_buf()]),
             "services.nextcloud.enable = true;",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn renamed_options_are_their_new_names_and_removed_ones_say_what_instead() {
+        let g = build(
+            "services.openssh.enable = true;\nservices.openssh.passwordAuthentication = false;\n\
+             users.extraUsers.op = { isNormalUser = true; };\nnix.trustedUsers = [ \"root\" ];",
+        )
+        .unwrap();
+        assert!(
+            text(&g, "/etc/ssh/sshd_config").contains("PasswordAuthentication no"),
+            "{}",
+            text(&g, "/etc/ssh/sshd_config")
+        );
+        assert!(g.users.contains_key("op"));
+        assert_eq!(
+            g.options["nix"]["settings"]["trusted-users"],
+            serde_json::json!(["root"])
+        );
+        // Read through config, the new name has the value given to the old.
+        let g = build(
+            "services.openssh.permitRootLogin = \"no\"; \
+             networking.hostName = config.services.openssh.settings.PermitRootLogin;",
+        )
+        .unwrap();
+        assert_eq!(g.options["networking"]["hostName"], "no");
+        let e = error("services.mysql.enable = true;\nservices.mysql.bind = \"127.0.0.1\";");
+        assert!(
+            e.starts_with(
+                "--config:2:1: the option definition ‘services.mysql.bind’ no longer has any effect"
+            ) && e.contains("Use services.mysql.settings.mysqld.bind-address instead."),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn every_renamed_option_is_renamed_to_a_declared_one() {
+        let d = RhaiModules::default()
+            .loaded()
+            .unwrap()
+            .declarations
+            .clone();
+        assert!(d.renamed.len() >= 10 && !d.removed.is_empty());
+        let declared = |path: &[String]| {
+            d.options.iter().any(|o| {
+                let below_allowed =
+                    matches!(o.ty, OptType::Attrs | OptType::AttrsOf(_) | OptType::Any);
+                o.path.as_slice() == path
+                    || o.path.starts_with(path)
+                    || (below_allowed && path.starts_with(&o.path))
+            })
+        };
+        for r in &d.renamed {
+            assert!(
+                declared(&r.to),
+                "{} → {}: not declared",
+                r.from.join("."),
+                r.to.join(".")
+            );
+            assert!(
+                !declared(&r.from),
+                "{}: declared and renamed",
+                r.from.join(".")
+            );
+        }
+        for r in &d.removed {
+            assert!(
+                !declared(&r.path),
+                "{}: declared and removed",
+                r.path.join(".")
+            );
+        }
+    }
+
+    #[test]
+    fn failed_assertions_fail_the_build_and_warnings_are_notes() {
+        let e = error(
+            "assertions = [ { assertion = false; message = \"no good\"; } \
+             { assertion = 1 == 1; message = \"fine\"; } { assertion = false; message = \"nor this\"; } ];",
+        );
+        assert_eq!(e, "Failed assertions:\n- no good\n- nor this");
+        // A module of the user's own asserts on the configuration, as on NixOS.
+        let e = error(
+            "imports = [ ({ config, ... }: { assertions = [ { \
+               assertion = config.services.openssh.enable; message = \"this needs sshd\"; } ]; }) ];",
+        );
+        assert_eq!(e, "Failed assertions:\n- this needs sshd");
+        build(
+            "warnings = [ \"careful\" ]; assertions = [ { assertion = true; message = \"x\"; } ];",
         )
         .unwrap();
     }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::options::{Declarations, HOW_TO_FIND_OPTIONS, OptType, OptionDecl};
+use super::options::{Declarations, HOW_TO_FIND_OPTIONS, OptType, OptionDecl, Renamed};
 use super::plain::Value as Plain;
 use crate::nixlang::compile::Pos;
 use crate::nixlang::{Attrs, EvalError, Evaluator, HashMap, HashSet, Location, Str, Thunk, Value};
@@ -217,6 +217,13 @@ impl System {
     /// Breaks the reference cycles of a system not read any more (`config` holds the
     /// system; the definitions kept hold `config`), so that it is freed.
     fn release(&self) {
+        self.release_definitions();
+        self.args.values().for_each(Thunk::release);
+    }
+
+    /// [`System::release`] but for the module arguments given to it, which another system may
+    /// be given.
+    fn release_definitions(&self) {
         if let Ok(mut defs) = self.defs.try_borrow_mut() {
             defs.clear();
         }
@@ -226,7 +233,10 @@ impl System {
         for m in &self.modules {
             m.config.release();
         }
-        self.args.values().for_each(Thunk::release);
+        // `config` and `options` are this system's own (they hold it).
+        for own in ["config", "options"] {
+            self.args.get(own).map(Thunk::release);
+        }
     }
 
     /// Each module's `config` as a definition of the whole configuration.
@@ -260,11 +270,20 @@ pub fn evaluate(
     modules: Vec<(Thunk, String)>,
     args: Attrs,
 ) -> Result<Evaluated, Vec<EvalError>> {
-    let root = rhai_tree(ev, declarations)?;
-    let system = build_modules(ev, root, modules, args)?;
-
     let mut errors = Vec::new();
-    check_unknown(ev, &system, Some(declarations), &[], &mut errors);
+    let root = rhai_tree(ev, declarations)?;
+    let mut system = build_modules(ev, root, modules.clone(), args.clone())?;
+    let renamed = check_unknown(ev, &system, Some(declarations), &[], &mut errors);
+    if errors.is_empty() && !renamed.is_empty() {
+        // Old names defined: evaluated again with NixOS's modules for them (rare, so they cost
+        // nothing to the configurations that use the new names).
+        system.release_definitions();
+        let mut modules = modules;
+        modules.extend(rename_modules(ev, &args, &renamed).map_err(|e| vec![e])?);
+        let root = rhai_tree(ev, declarations)?;
+        system = build_modules(ev, root, modules, args)?;
+        check_unknown(ev, &system, Some(declarations), &[], &mut errors);
+    }
     if !errors.is_empty() {
         return Err(by_place(errors));
     }
@@ -279,6 +298,31 @@ pub fn evaluate(
             Err(errors)
         }
     }
+}
+
+/// `lib.mkRenamedOptionModule from to` of each of `renamed`, as modules of the configuration.
+fn rename_modules(
+    ev: &mut Evaluator,
+    args: &Attrs,
+    renamed: &[Renamed],
+) -> Result<Vec<(Thunk, String)>, EvalError> {
+    let no_lib = || EvalError::at(&Location::new("<renamed>", 0, 0), "no lib to rename with");
+    let lib = ev.force(args.get("lib").ok_or_else(no_lib)?)?;
+    let Value::Attrs(lib) = lib else {
+        return Err(no_lib());
+    };
+    let rename = ev.force(lib.get("mkRenamedOptionModule").ok_or_else(no_lib)?)?;
+    let path = |p: &[String]| {
+        let names = p.iter().map(|c| Thunk::value(Value::string(c.as_str())));
+        Thunk::value(Value::list(names.collect()))
+    };
+    let mut modules = Vec::new();
+    for r in renamed {
+        let partly = ev.apply(rename.clone(), path(&r.from), None)?;
+        let module = ev.apply(partly, path(&r.to), None)?;
+        modules.push((Thunk::value(module), format!("<{} (renamed)>", r.module)));
+    }
+    Ok(modules)
 }
 
 thread_local! {
@@ -1226,7 +1270,12 @@ fn merge(
                 kinds.push(ev.force(&d.value)?);
             }
             if !kinds.is_empty() && kinds.iter().all(|v| matches!(v, Value::Attrs(_))) {
-                if kinds.len() == 1 {
+                // A package (a set that is a string, as NixOS's `anything` has it) is one
+                // value; other sets merge attribute by attribute, properties (`mkIf`,
+                // `mkDefault`, …) inside them applied, even when there is one definition.
+                if let [Value::Attrs(a)] = kinds.as_slice()
+                    && (a.contains_key("outPath") || a.contains_key("__toString"))
+                {
                     return Ok(kinds.swap_remove(0));
                 }
                 return merge_attrs(ev, defs, path, system, &Ty::Anything);
@@ -1447,24 +1496,29 @@ fn merge_equal(ev: &mut Evaluator, defs: Vec<Def>, path: &[Str]) -> Result<Value
 
 /// Reports every definition of something that is not a declared option.
 /// `prefix`: where the system is (a submodule's option path), for the messages.
+/// Reports each definition of an undeclared option to `errors`; returns the options
+/// NixOS renamed (`declarations`' `renamed`) whose old names are defined.
 fn check_unknown(
     ev: &mut Evaluator,
     system: &System,
     declarations: Option<&Declarations>,
     prefix: &[Str],
     errors: &mut Vec<EvalError>,
-) {
+) -> Vec<Renamed> {
     let mut check = Check {
         system,
         declarations,
         prefix_len: prefix.len(),
         reported: HashSet::default(),
         errors,
+        renamed: Vec::new(),
     };
     let checked = check.node(ev, &system.root, &system.roots(), &mut prefix.to_vec());
+    let renamed = std::mem::take(&mut check.renamed);
     if let Err(e) = checked {
         errors.push(e);
     }
+    renamed
 }
 
 /// The walk of [`check_unknown`] down the definitions and the declarations together.
@@ -1476,6 +1530,8 @@ struct Check<'a> {
     /// The sets only Nix builds that have been reported.
     reported: HashSet<String>,
     errors: &'a mut Vec<EvalError>,
+    /// The renamed options whose old names are defined.
+    renamed: Vec<Renamed>,
 }
 
 impl Check<'_> {
@@ -1576,6 +1632,27 @@ impl Check<'_> {
             return Ok(());
         };
         let here = strings(path);
+        if let Some(r) = decls.renamed.iter().find(|r| r.from == here) {
+            self.renamed.push(r.clone());
+            return Ok(());
+        }
+        if let Some(r) = decls.removed.iter().find(|r| r.path.starts_with(&here)) {
+            // NixOS's words (mkRemovedOptionModule's).
+            for (leaf, d) in leaves
+                .iter()
+                .filter(|(l, _)| strings(l).starts_with(&r.path))
+            {
+                self.errors.push(d.error(format!(
+                    "the option definition ‘{}’ no longer has any effect (NixOS removed it); \
+                     please remove it. {}",
+                    dotted(leaf),
+                    r.instead
+                )));
+            }
+            if leaves.iter().all(|(l, _)| strings(l).starts_with(&r.path)) {
+                return Ok(());
+            }
+        }
         let close = leaves
             .iter()
             .any(|(l, _)| !decls.suggest(&strings(l)).is_empty());

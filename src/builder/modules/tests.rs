@@ -607,3 +607,30 @@ fn mistakes_inside_lib_wrappers_are_at_the_users_lines() {
     );
     assert!(!text.contains("lib.nix"), "{text}");
 }
+
+#[test]
+fn a_set_of_an_attrs_option_has_its_properties_applied_with_one_definition_as_with_more() {
+    // NixOS's `anything` (and the freeform settings Rhai's "attrs" stands for) merges sets
+    // attribute by attribute, mkIf and mkDefault inside them included.
+    let c = config(&[(
+        "systemd.services.x.serviceConfig = { A = lib.mkIf false 1; B = lib.mkDefault 2; \
+           C.D = lib.mkIf true 3; E = pkgs.bash; };",
+        true,
+    )]);
+    let sc = get(&c, "systemd.services.x.serviceConfig");
+    let Plain::Attrs(m) = sc else { panic!("{sc}") };
+    assert_eq!(m.keys().collect::<Vec<_>>(), ["B", "C", "E"], "{sc}");
+    assert_eq!(
+        get(&c, "systemd.services.x.serviceConfig.B"),
+        &Plain::Int(2)
+    );
+    assert_eq!(
+        get(&c, "systemd.services.x.serviceConfig.C.D"),
+        &Plain::Int(3)
+    );
+    // A package stays one value.
+    assert_eq!(
+        get(&c, "systemd.services.x.serviceConfig.E.outPath"),
+        &Plain::String("/usr".into())
+    );
+}
