@@ -13,7 +13,8 @@ use crate::nixlang::{Attrs, EvalError, Evaluator, LOOKUP_ATTR, Location, SourceM
 pub const NO_NIXPKGS: &str = "/nix/var/ncsh/no-nixpkgs/nixos/modules";
 
 /// nixpkgs attribute → (its main program, the Debian package that provides it), sorted by
-/// attribute (bytewise) for a binary search.
+/// attribute (bytewise) for a binary search. A "program" with a `/` is a file below `/usr`
+/// that shows the package installed (a library's), and the package has no main program.
 pub(crate) const KNOWN: &[(&str, &str, &str)] = &[
     ("apacheHttpd", "apache2", "apache2"),
     ("bash", "bash", "bash"),
@@ -21,6 +22,7 @@ pub(crate) const KNOWN: &[(&str, &str, &str)] = &[
     ("bat", "batcat", "bat"),
     ("bind", "named", "bind9"),
     ("borgbackup", "borg", "borgbackup"),
+    ("busybox", "busybox", "busybox"),
     ("caddy", "caddy", "caddy"),
     ("cmake", "cmake", "cmake"),
     ("coreutils", "ls", "coreutils"),
@@ -56,6 +58,7 @@ pub(crate) const KNOWN: &[(&str, &str, &str)] = &[
     ("less", "less", "less"),
     ("lsof", "lsof", "lsof"),
     ("mariadb", "mariadb", "mariadb-server"),
+    ("mariadb-galera", "lib/libgalera_smm.so", "galera-4"),
     ("memcached", "memcached", "memcached"),
     ("mosquitto", "mosquitto", "mosquitto"),
     ("mtr", "mtr", "mtr-tiny"),
@@ -319,9 +322,14 @@ fn host_version(debian: &str) -> Option<String> {
 /// One package: `prefix` is its out path, `program` its main program below `prefix/bin` (or
 /// `sbin`), `debian` the Debian package that provides it.
 fn package(attr: &str, prefix: &str, program: &str, debian: &str) -> Value {
-    let installed = ["bin", "sbin"]
-        .iter()
-        .any(|d| Path::new(prefix).join(d).join(program).exists());
+    let library = program.contains('/');
+    let installed = if library {
+        Path::new(prefix).join(program).exists()
+    } else {
+        ["bin", "sbin"]
+            .iter()
+            .any(|d| Path::new(prefix).join(d).join(program).exists())
+    };
     let version = {
         let debian = debian.to_string();
         Thunk::native(Box::new(move |_| {
@@ -331,8 +339,9 @@ fn package(attr: &str, prefix: &str, program: &str, debian: &str) -> Value {
     let out_path = if installed {
         Thunk::value(Value::string(prefix))
     } else {
+        let what = if library { "file" } else { "program" };
         let msg = format!(
-            "pkgs.{attr} is not installed on this host: its program {program} comes from the \
+            "pkgs.{attr} is not installed on this host: its {what} {program} comes from the \
              Debian package ‘{debian}’ (apt-get install {debian})"
         );
         Thunk::native(Box::new(move |_| Err(err(msg))))
@@ -343,9 +352,11 @@ fn package(attr: &str, prefix: &str, program: &str, debian: &str) -> Value {
     drv.insert("name".into(), Value::string(attr).into());
     drv.insert("version".into(), version);
     drv.insert("outPath".into(), out_path);
-    drv.insert("mainProgram".into(), Value::string(program).into());
     let mut meta = Attrs::new();
-    meta.insert("mainProgram".into(), Value::string(program).into());
+    if !library {
+        drv.insert("mainProgram".into(), Value::string(program).into());
+        meta.insert("mainProgram".into(), Value::string(program).into());
+    }
     meta.insert(
         "description".into(),
         Value::string(format!("{debian} from the host (Debian)")).into(),
@@ -380,20 +391,27 @@ fn is_host_program(name: &str) -> bool {
             .any(|d| std::fs::symlink_metadata(Path::new(d).join(name)).is_ok())
 }
 
-/// The host's PostgreSQL major versions, ascending.
-fn host_postgresql_majors() -> Vec<u32> {
-    let mut majors: Vec<u32> = std::fs::read_dir(POSTGRESQL_DIR)
+/// The host's PostgreSQL major versions ("15", or "9.6" before 10), ascending.
+fn host_postgresql_majors() -> Vec<String> {
+    let mut majors: Vec<(Vec<u32>, String)> = std::fs::read_dir(POSTGRESQL_DIR)
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let key = name
+                .split('.')
+                .map(|c| c.parse().ok())
+                .collect::<Option<_>>()?;
+            Some((key, name))
+        })
         .collect();
     majors.sort_unstable();
-    majors
+    majors.into_iter().map(|(_, name)| name).collect()
 }
 
-/// `pkgs.postgresql_N`: the host's PostgreSQL N, or an error that names the versions the host
-/// has.
+/// `pkgs.postgresql_N`: the host's PostgreSQL N (`major`: "15", "9.6"), or an error that names
+/// the versions the host has.
 fn postgresql(attr: &str, major: &str) -> Thunk {
     let prefix = format!("{POSTGRESQL_DIR}/{major}");
     if Path::new(&prefix).is_dir() {
@@ -404,7 +422,7 @@ fn postgresql(attr: &str, major: &str) -> Thunk {
     }
     let has: Vec<String> = host_postgresql_majors()
         .iter()
-        .map(|m| format!("PostgreSQL {m} (pkgs.postgresql_{m})"))
+        .map(|m| format!("PostgreSQL {m} (pkgs.postgresql_{})", m.replace('.', "_")))
         .collect();
     let msg = if has.is_empty() {
         format!(
@@ -421,9 +439,38 @@ fn postgresql(attr: &str, major: &str) -> Thunk {
     Thunk::native(Box::new(move |_| Err(err(msg))))
 }
 
+/// `pkgs.mariadb_XY`: the host's MariaDB when it is version `version` (major.minor), or an
+/// error that names the version the host has.
+fn mariadb(attr: &str, version: &str) -> Thunk {
+    let (attr, version) = (attr.to_string(), version.to_string());
+    Thunk::native(Box::new(move |_| {
+        let host = host_version("mariadb-server");
+        let host_minor = host.as_deref().map(|v| {
+            let mut parts = v.split('.');
+            format!(
+                "{}.{}",
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default()
+            )
+        });
+        match host_minor {
+            Some(h) if h == version => Ok(package(&attr, "/usr", "mariadb", "mariadb-server")),
+            Some(h) => Err(err(format!(
+                "pkgs.{attr}: this host has MariaDB {h} only (pkgs.mariadb_{}); a Nix host \
+                 builds MariaDB {version} for real (NCSH_BUILDER=nix)",
+                h.replace('.', "")
+            ))),
+            None => Err(err(format!(
+                "pkgs.{attr}: this host has no MariaDB server (apt-get install mariadb-server); \
+                 a Nix host builds MariaDB {version} for real (NCSH_BUILDER=nix)"
+            ))),
+        }
+    }))
+}
+
 /// What `pkgs.NAME` is for a name the set does not hold: a package nixpkgs calls so
-/// ([`KNOWN`]), a builder that needs Nix ([`NEEDS_NIX`]), the host's PostgreSQL of a version,
-/// or a program of the host's. `None` when there is none of these.
+/// ([`KNOWN`]), a builder that needs Nix ([`NEEDS_NIX`]), the host's PostgreSQL or MariaDB of
+/// a version, or a program of the host's. `None` when there is none of these.
 fn made_on_lookup(name: &str) -> Option<Thunk> {
     if let Ok(i) = KNOWN.binary_search_by(|(attr, _, _)| (*attr).cmp(name)) {
         let (attr, program, debian) = KNOWN[i];
@@ -439,10 +486,19 @@ fn made_on_lookup(name: &str) -> Option<Thunk> {
         return Some(Thunk::native(Box::new(move |_| Err(err(msg)))));
     }
     if let Some(major) = name.strip_prefix("postgresql_")
-        && !major.is_empty()
-        && major.bytes().all(|b| b.is_ascii_digit())
+        && major.starts_with(|c: char| c.is_ascii_digit())
+        && major.bytes().all(|b| b.is_ascii_digit() || b == b'_')
     {
-        return Some(postgresql(name, major));
+        // `postgresql_9_6` is PostgreSQL 9.6.
+        return Some(postgresql(name, &major.replace('_', ".")));
+    }
+    if let Some(digits) = name.strip_prefix("mariadb_")
+        && digits.len() >= 3
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        // `mariadb_1011` is MariaDB 10.11, `mariadb_114` 11.4.
+        let (major, minor) = digits.split_at(2);
+        return Some(mariadb(name, &format!("{major}.{minor}")));
     }
     is_host_program(name).then(|| {
         let name = name.to_string();

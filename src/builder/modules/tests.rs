@@ -395,6 +395,12 @@ fn pkgs_from_the_host() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
+    let e = errors(&[("services.postgresql.package = pkgs.postgresql_9_6;", true)]);
+    assert!(
+        e[0].contains("pkgs.postgresql_9_6: this host has ")
+            && e[0].contains("a Nix host builds PostgreSQL 9.6 for real"),
+        "{e:?}"
+    );
     let e = errors(&[("services.postgresql.package = pkgs.postgresql_9;", true)]);
     assert!(e[0].contains("pkgs.postgresql_9: this host has "), "{e:?}");
     for m in &majors {
@@ -407,6 +413,41 @@ fn pkgs_from_the_host() {
         let want = format!("/usr/lib/postgresql/{m}");
         assert_eq!(get(&c, "environment.etc.pg.text"), &Plain::String(want));
     }
+}
+
+#[test]
+fn versioned_mariadb_and_library_packages() {
+    let Some(host) =
+        crate::builder::pkgs::DpkgStatus::read(Path::new(crate::builder::pkgs::DpkgStatus::PATH))
+            .version("mariadb-server")
+    else {
+        panic!("the tests need mariadb-server (scripts/setup-debian.sh --for-tests)");
+    };
+    let mut parts = host.split('.');
+    let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+    let text = format!("environment.etc.m.text = \"${{pkgs.mariadb_{major}{minor}}}\";");
+    let c = config(&[(text.as_str(), true)]);
+    assert_eq!(
+        get(&c, "environment.etc.m.text"),
+        &Plain::String("/usr".into())
+    );
+    let e = errors(&[("environment.etc.m.text = \"${pkgs.mariadb_999}\";", true)]);
+    assert!(
+        e[0].contains(&format!(
+            "pkgs.mariadb_999: this host has MariaDB {major}.{minor} only (pkgs.mariadb_{major}{minor})"
+        )) && e[0].contains("a Nix host builds MariaDB 99.9"),
+        "{e:?}"
+    );
+    // A library's package: its files, no main program.
+    let c = config(&[(
+        "environment.etc.g.text = \"${pkgs.mariadb-galera}/lib/galera/libgalera_smm.so \
+           ${toString (pkgs.mariadb-galera ? mainProgram)}\";",
+        true,
+    )]);
+    assert_eq!(
+        get(&c, "environment.etc.g.text"),
+        &Plain::String("/usr/lib/galera/libgalera_smm.so ".into())
+    );
 }
 
 #[test]
@@ -488,7 +529,8 @@ fn messages_for_what_ncsh_does_not_have() {
     // A known package the host does not have says which Debian package to install, at the
     // line that asks for it.
     let missing = crate::builder::pkgs::KNOWN.iter().find(|(_, program, _)| {
-        !Path::new("/usr/bin").join(program).exists()
+        !program.contains('/')
+            && !Path::new("/usr/bin").join(program).exists()
             && !Path::new("/usr/sbin").join(program).exists()
     });
     // Of some 90 known programs, a host never has all (this one lacks htop, fish, emacs, …).
