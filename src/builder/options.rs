@@ -37,6 +37,9 @@ pub enum OptType {
     /// A host name as NixOS's `networking.hostName` takes it: empty, or one DNS label of
     /// letters, digits, `-` and `_`, at most 63 characters, starting and ending alphanumeric.
     HostName,
+    /// A value only Nix would use (`nixpkgs.overlays`, functions): merged as `anything`, and
+    /// the option modules get only whether it holds something (`true`: not null, not empty).
+    Opaque,
 }
 
 /// Is `name` a [`OptType::HostName`]?
@@ -66,6 +69,7 @@ impl OptType {
             "portRange" => Some(OptType::PortRange),
             "hostName" => Some(OptType::HostName),
             "package" => Some(OptType::Package),
+            "opaque" => Some(OptType::Opaque),
             _ => None,
         };
         if let Some(t) = simple {
@@ -96,7 +100,7 @@ impl OptType {
     /// Does `value` have this type? `Err` says what is wrong.
     pub fn check(&self, value: &Value) -> Result<(), String> {
         let ok = match (self, value) {
-            (OptType::Any, _) => true,
+            (OptType::Any | OptType::Opaque, _) => true,
             (OptType::Bool, Value::Bool(_))
             | (OptType::Int, Value::Int(_))
             | (OptType::Attrs, Value::Attrs(_)) => true,
@@ -171,6 +175,7 @@ impl fmt::Display for OptType {
                  with a letter or digit)"
             ),
             OptType::Package => write!(f, "a package"),
+            OptType::Opaque => write!(f, "anything"),
             OptType::ListOf(t) => write!(f, "a list of {t}"),
             OptType::AttrsOf(t) => write!(f, "an attribute set of {t}"),
             OptType::NullOr(t) => write!(f, "null or {t}"),

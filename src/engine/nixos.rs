@@ -1482,6 +1482,21 @@ mod tests {
     }
 
     #[test]
+    fn nixpkgs_resolvconf_and_networkmanager_settings_are_accepted() {
+        let g = build(
+            "nixpkgs.config.allowUnfree = true; nixpkgs.overlays = [ (final: prev: { }) ];\n\
+             nixpkgs.hostPlatform = \"x86_64-linux\"; networking.resolvconf.enable = false;\n\
+             networking.networkmanager = { enable = true; dns = \"dnsmasq\"; };\n\
+             networking.hostName = \"o${toString (builtins.length config.nixpkgs.overlays)}\";",
+        )
+        .unwrap();
+        assert_eq!(g.options["networking"]["hostName"], "o1");
+        // The option modules see only whether overlays are given.
+        assert_eq!(g.options["nixpkgs"]["overlays"], true);
+        assert_eq!(build("").unwrap().options["nixpkgs"]["overlays"], false);
+    }
+
+    #[test]
     fn failed_assertions_fail_the_build_and_warnings_are_notes() {
         let e = error(
             "assertions = [ { assertion = false; message = \"no good\"; } \

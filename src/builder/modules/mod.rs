@@ -91,7 +91,7 @@ impl Ty {
             OptType::ListOf(e) => Ty::List(Box::new(Ty::from_rhai(e))),
             OptType::AttrsOf(e) => Ty::AttrsOf(Box::new(Ty::from_rhai(e))),
             OptType::NullOr(e) => Ty::NullOr(Box::new(Ty::from_rhai(e))),
-            OptType::Attrs | OptType::Any => Ty::Anything,
+            OptType::Attrs | OptType::Any | OptType::Opaque => Ty::Anything,
             other => Ty::Equal {
                 name: format!("{other:?}"),
                 check: None,
@@ -380,7 +380,10 @@ fn rhai_tree(ev: &mut Evaluator, declarations: &Declarations) -> Result<Node, Ve
         let d = OptDecl {
             ty: LazyTy::Ready(Ty::from_rhai(&decl.ty)),
             rhai: Some(decl.ty.clone()),
-            plain_default: decl.default.clone(),
+            plain_default: match decl.ty {
+                OptType::Opaque => Plain::Bool(!plain_is_empty(&decl.default)),
+                _ => decl.default.clone(),
+            },
             by_name,
             default: default.or_else(|| Some(Thunk::value(Value::Null))),
             apply: None,
@@ -1762,6 +1765,15 @@ fn plain_config(
     match &**node {
         Node::Opt(decl) => {
             let v = option_value(ev, system, decl, path)?;
+            if decl.rhai == Some(OptType::Opaque) {
+                let empty = match &v {
+                    Value::Null => true,
+                    Value::List(l) => l.is_empty(),
+                    Value::Attrs(a) => a.is_empty(),
+                    _ => false,
+                };
+                return Ok(Plain::Bool(!empty));
+            }
             let plain = match to_plain(ev, &v, path) {
                 Ok(p) => p,
                 // An error without a place (a package the host lacks) is at the definition.
@@ -1833,6 +1845,15 @@ fn plain_config(
 }
 
 /// The Rhai-declared options at and below `node` when nothing defines them.
+fn plain_is_empty(v: &Plain) -> bool {
+    match v {
+        Plain::Null => true,
+        Plain::List(l) => l.is_empty(),
+        Plain::Attrs(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
 fn plain_defaults(node: &Node) -> Plain {
     match node {
         Node::Opt(decl) => decl.plain_default.clone(),

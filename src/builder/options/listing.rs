@@ -15,7 +15,7 @@ impl OptType {
             OptType::Port => "unsignedInt16",
             OptType::Path => "path",
             OptType::Attrs => "attrs",
-            OptType::Any => "anything",
+            OptType::Any | OptType::Opaque => "anything",
             OptType::Package => "package",
             OptType::PortRange => "submodule",
             OptType::HostName => "strMatching",
@@ -36,7 +36,7 @@ impl OptType {
             OptType::Port => "port".into(),
             OptType::Path => "absolute path".into(),
             OptType::Attrs => "attribute set".into(),
-            OptType::Any => "anything".into(),
+            OptType::Any | OptType::Opaque => "anything".into(),
             OptType::Package => "package".into(),
             OptType::PortRange => "port range { from; to; }".into(),
             // NixOS's `networking.hostName` is a `strMatching` of this pattern.
