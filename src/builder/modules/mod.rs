@@ -1659,6 +1659,19 @@ impl Check<'_> {
         let close = leaves
             .iter()
             .any(|(l, _)| !decls.suggest(&strings(l)).is_empty());
+        // A NixOS module's set (`hardware.bluetooth`, `programs.command-not-found`) that only
+        // says `enable = false` asks for nothing, as on NixOS.
+        let module_set = NIXOS_MODULE_NAMESPACES.contains(&here[0].as_str());
+        if module_set && !close {
+            let mut all_disabled = !leaves.is_empty();
+            for (leaf, d) in &leaves {
+                all_disabled &= leaf.last().is_some_and(|l| &**l == "enable")
+                    && matches!(ev.force(&d.value)?, Value::Bool(false));
+            }
+            if all_disabled {
+                return Ok(());
+            }
+        }
         if let Some(set) = decls.nix_only_set(&here) {
             // One message for a set only Nix builds, unless all it asks is enable = false.
             let mut asked = None;
@@ -1682,13 +1695,16 @@ impl Check<'_> {
                 .map(|(_, d)| d)
                 .min_by_key(|d| d.pos.as_ref().map_or(u32::MAX, |p| p.offset))
                 .unwrap_or(&leaves[0].1);
-            let service = here.len() == 2 && matches!(here[0].as_str(), "services" | "programs");
-            let msg = if service {
+            // The NixOS module it names: `virtualisation.docker` of `virtualisation.docker.enable`.
+            let module = (module_set && here.len() <= 2)
+                .then(|| leaves.iter().map(|(l, _)| l).find(|l| l.len() > 2))
+                .flatten();
+            let msg = if let Some(leaf) = module {
                 format!(
                     "‘{}’ is not realized natively: no option module declares it (ncsh \
                      options {} lists what there is); a Nix host builds it \
                      (NCSH_BUILDER=nix)",
-                    dotted(path),
+                    dotted(&leaf[..2]),
                     here[0]
                 )
             } else if leaves.len() == 1 {
@@ -1717,6 +1733,18 @@ impl Check<'_> {
         Ok(())
     }
 }
+
+/// NixOS's top-level names whose sets below are modules (`services.nginx`,
+/// `virtualisation.docker`): an unknown one is a module ncsh does not realize, not a typo.
+const NIXOS_MODULE_NAMESPACES: [&str; 7] = [
+    "services",
+    "programs",
+    "virtualisation",
+    "hardware",
+    "security",
+    "fonts",
+    "xdg",
+];
 
 /// How many unknown options below one unknown name are reported.
 const MAX_UNKNOWN_REPORTED: usize = 20;
