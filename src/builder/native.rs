@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::configuration_nix::{self, PATH as CONFIGURATION_NIX};
 use super::generation::{Generation, ManagedFile};
+use super::modules::Places;
 use super::nix::NixBuilder;
 use super::options::Declarations;
 use super::plain::Value as Plain;
@@ -36,8 +37,10 @@ impl NativeBuilder {
     /// Evaluate the request's configuration and realize its options into a generation.
     pub fn build_generation(&self, request: &BuildRequest) -> Result<Generation> {
         let declarations = self.modules.declarations()?;
-        let (config, written) = evaluate(request, &declarations)?;
-        self.modules.realize(&request.name, &config, &written)
+        let e = evaluate(request, &declarations)?;
+        self.modules
+            .realize(&request.name, &e.config, &e.written)
+            .map_err(|err| locate_module_error(err, &e.places))
     }
 }
 
@@ -180,10 +183,52 @@ fn file_module(
     Ok(Thunk::value(ev.eval_file(path, text.to_string())?))
 }
 
+/// A configuration evaluated (see [`evaluate`]).
+pub struct Evaluation {
+    /// Every declared option, typed.
+    pub config: Plain,
+    /// The files the configuration asked for (`pkgs.writeText` …).
+    pub written: Written,
+    /// Where the options were defined.
+    pub places: Places,
+}
+
+/// An option module's error about an option's value (its message starts with the option's
+/// path: "systemd.services.x.serviceConfig.ExecStart: …") at the place the user defined the
+/// option, or the longest path above it that has one; other errors as they are.
+pub fn locate_module_error(err: Error, places: &Places) -> Error {
+    let Error::Build(msg) = &err else {
+        return err;
+    };
+    // "option module ‘NAME’ (line L, column C): MESSAGE", as the engine reports them.
+    let Some((module, message)) = msg
+        .strip_prefix("option module ")
+        .and_then(|rest| rest.split_once(": "))
+    else {
+        return err;
+    };
+    let module = module.split(" (line").next().unwrap_or(module);
+    let path = message
+        .split([':', ' '])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('.');
+    let mut components: Vec<&str> = path.split('.').collect();
+    while !components.is_empty() {
+        if let Some(at) = places.get(&components.join(".")) {
+            return Error::Build(
+                at.err(format!("{message} (option module {module})"))
+                    .to_string(),
+            );
+        }
+        components.pop();
+    }
+    err
+}
+
 /// The configuration a request describes (see [`ConfigSource`]), evaluated against the option
 /// modules' declarations.
-/// Also returns the files the configuration asked for (`pkgs.writeText` …).
-pub fn evaluate(request: &BuildRequest, declarations: &Declarations) -> Result<(Plain, Written)> {
+pub fn evaluate(request: &BuildRequest, declarations: &Declarations) -> Result<Evaluation> {
     let mut ev = Evaluator::new();
     let evaluated = evaluate_in(&mut ev, request, declarations);
     // Only plain data leaves: the evaluator's values are freed (they hold cycles).
@@ -195,7 +240,7 @@ fn evaluate_in(
     ev: &mut Evaluator,
     request: &BuildRequest,
     declarations: &Declarations,
-) -> Result<(Plain, Written)> {
+) -> Result<Evaluation> {
     let config_nix = request.root.join(CONFIGURATION_NIX);
     ev.track_positions();
     let args = module_args(ev).map_err(eval_error)?;
@@ -243,7 +288,11 @@ fn evaluate_in(
     }
     let evaluated =
         super::modules::evaluate(ev, declarations, modules, args).map_err(eval_errors)?;
-    Ok((evaluated.config, std::mem::take(&mut ev.written)))
+    Ok(Evaluation {
+        config: evaluated.config,
+        written: std::mem::take(&mut ev.written),
+        places: evaluated.places,
+    })
 }
 
 /// `snippets` (text, origin) as the `--config` modules of one configuration, against
@@ -324,13 +373,13 @@ mod tests {
             "other globals, another lib"
         );
 
-        let first = evaluate(&request(text), &declarations).unwrap().0;
+        let first = evaluate(&request(text), &declarations).unwrap().config;
         let failed = evaluate(
             &request("services.demo.ports = mkIf 3 [ 1 ];"),
             &declarations,
         );
         assert!(failed.is_err());
-        let again = evaluate(&request(text), &declarations).unwrap().0;
+        let again = evaluate(&request(text), &declarations).unwrap().config;
         assert_eq!(first, again);
         let shown = again.to_string();
         assert!(shown.contains("ports = [ 2 4 6 8 ]"), "{shown}");

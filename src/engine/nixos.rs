@@ -1542,6 +1542,19 @@ mod tests {
     }
 
     #[test]
+    fn an_option_modules_error_about_a_value_is_where_the_value_was_defined() {
+        let e = error(
+            "networking.hostName = \"h\";\nsystemd.services.s = { script = \"true\";\n  \
+             serviceConfig.ExecStartPre = \"a\\nb\"; };",
+        );
+        assert_eq!(
+            e,
+            "--config:3:3: systemd.services.s.serviceConfig.ExecStartPre: a value spans lines \
+             (option module ‘systemd’)"
+        );
+    }
+
+    #[test]
     fn failed_assertions_fail_the_build_and_warnings_are_notes() {
         let e = error(
             "assertions = [ { assertion = false; message = \"no good\"; } \

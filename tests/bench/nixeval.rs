@@ -207,7 +207,9 @@ fn main() {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let t = Instant::now();
-        let (config, _) = ncsh::builder::native::evaluate(&request, &declarations).unwrap();
+        let config = ncsh::builder::native::evaluate(&request, &declarations)
+            .unwrap()
+            .config;
         ours.push(t.elapsed().as_secs_f64());
         assert!(config.to_string().contains("job29"));
         cold.push(first_in_thread());

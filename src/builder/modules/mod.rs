@@ -23,7 +23,13 @@ const MAX_SUBMODULE_DEPTH: usize = 64;
 /// A configuration evaluated: the options the Rhai modules declared, as plain data.
 pub struct Evaluated {
     pub config: Plain,
+    /// Where each defined option was defined (its last definition), by dotted path: for
+    /// messages of the option modules about a value (see `native::locate_module_error`).
+    pub places: Places,
 }
+
+/// Where options were defined, by dotted path.
+pub type Places = BTreeMap<String, Pos>;
 
 /// One definition of an option (or of a set above options).
 #[derive(Clone)]
@@ -287,11 +293,19 @@ pub fn evaluate(
     if !errors.is_empty() {
         return Err(by_place(errors));
     }
-    let config = plain_config(ev, &system, &system.root, &mut Vec::new(), &mut errors);
+    let mut places = Places::new();
+    let config = plain_config(
+        ev,
+        &system,
+        &system.root,
+        &mut Vec::new(),
+        &mut errors,
+        &mut places,
+    );
     // Plain data now: what made it is freed.
     system.release();
     match config {
-        Ok(config) if errors.is_empty() => Ok(Evaluated { config }),
+        Ok(config) if errors.is_empty() => Ok(Evaluated { config, places }),
         Ok(_) => Err(by_place(errors)),
         Err(e) => {
             errors.push(e);
@@ -1789,10 +1803,18 @@ fn plain_config(
     node: &Rc<Node>,
     path: &mut Vec<Str>,
     errors: &mut Vec<EvalError>,
+    places: &mut Places,
 ) -> Result<Plain, EvalError> {
     match &**node {
         Node::Opt(decl) => {
             let v = option_value(ev, system, decl, path)?;
+            if let Some(at) = defs_at(ev, system, path)?
+                .iter()
+                .rev()
+                .find_map(|d| d.pos.clone())
+            {
+                places.insert(dotted(path), at);
+            }
             if decl.rhai == Some(OptType::Opaque) {
                 let empty = match &v {
                     Value::Null => true,
@@ -1863,7 +1885,7 @@ fn plain_config(
                     continue;
                 }
                 path.push(name.clone());
-                let v = plain_config(ev, system, &child, path, errors)?;
+                let v = plain_config(ev, system, &child, path, errors, places)?;
                 path.pop();
                 out.insert(String::from(&*name), v);
             }
