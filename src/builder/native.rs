@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::configuration_nix::{self, PATH as CONFIGURATION_NIX};
 use super::generation::{Generation, ManagedFile};
-use super::modules::Places;
 use super::nix::NixBuilder;
 use super::options::Declarations;
 use super::plain::Value as Plain;
@@ -40,7 +39,11 @@ impl NativeBuilder {
         let e = evaluate(request, &declarations)?;
         self.modules
             .realize(&request.name, &e.config, &e.written)
-            .map_err(|err| locate_module_error(err, &e.places))
+            .map_err(|err| {
+                locate_module_error(err, |path, message| {
+                    definition_place(request, &declarations, path, message)
+                })
+            })
     }
 }
 
@@ -189,14 +192,16 @@ pub struct Evaluation {
     pub config: Plain,
     /// The files the configuration asked for (`pkgs.writeText` …).
     pub written: Written,
-    /// Where the options were defined.
-    pub places: Places,
 }
 
 /// An option module's error about an option's value (its message starts with the option's
 /// path: "systemd.services.x.serviceConfig.ExecStart: …") at the place the user defined the
-/// option, or the longest path above it that has one; other errors as they are.
-pub fn locate_module_error(err: Error, places: &Places) -> Error {
+/// option (`place`: the message at the place of the path, if the configuration defines it or
+/// a path above it); other errors as they are.
+pub fn locate_module_error(
+    err: Error,
+    place: impl FnOnce(&[&str], String) -> Option<String>,
+) -> Error {
     let Error::Build(msg) = &err else {
         return err;
     };
@@ -213,17 +218,32 @@ pub fn locate_module_error(err: Error, places: &Places) -> Error {
         .next()
         .unwrap_or_default()
         .trim_end_matches('.');
-    let mut components: Vec<&str> = path.split('.').collect();
-    while !components.is_empty() {
-        if let Some(at) = places.get(&components.join(".")) {
-            return Error::Build(
-                at.err(format!("{message} (option module {module})"))
-                    .to_string(),
-            );
-        }
-        components.pop();
+    if !path.contains('.') {
+        return err;
     }
-    err
+    let components: Vec<&str> = path.split('.').collect();
+    match place(&components, format!("{message} (option module {module})")) {
+        Some(located) => Error::Build(located),
+        None => err,
+    }
+}
+
+/// The message `message` at the place where `request`'s configuration defines the option at
+/// `path` (see [`super::modules::definition_place`]).
+fn definition_place(
+    request: &BuildRequest,
+    declarations: &Declarations,
+    path: &[&str],
+    message: String,
+) -> Option<String> {
+    let mut ev = Evaluator::new();
+    let place = configuration_modules(&mut ev, request)
+        .ok()
+        .and_then(|(modules, args)| {
+            super::modules::definition_place(&mut ev, declarations, modules, args, path)
+        });
+    ev.release();
+    place.map(|at| at.err(message).to_string())
 }
 
 /// The configuration a request describes (see [`ConfigSource`]), evaluated against the option
@@ -241,6 +261,21 @@ fn evaluate_in(
     request: &BuildRequest,
     declarations: &Declarations,
 ) -> Result<Evaluation> {
+    let (modules, args) = configuration_modules(ev, request)?;
+    let evaluated =
+        super::modules::evaluate(ev, declarations, modules, args).map_err(eval_errors)?;
+    Ok(Evaluation {
+        config: evaluated.config,
+        written: std::mem::take(&mut ev.written),
+    })
+}
+
+/// The modules of `request`'s configuration (`configuration.nix`, the `--config` snippet, the
+/// host module it was declared in) and the module arguments (`lib`, `pkgs`, …).
+fn configuration_modules(
+    ev: &mut Evaluator,
+    request: &BuildRequest,
+) -> Result<(Vec<(Thunk, String)>, Attrs)> {
     let config_nix = request.root.join(CONFIGURATION_NIX);
     ev.track_positions();
     let args = module_args(ev).map_err(eval_error)?;
@@ -279,20 +314,15 @@ fn evaluate_in(
             Some(config) => modules.push((config, file.display().to_string())),
             None => {
                 return Err(Error::Build(format!(
-                    "{}: containers.{} is not declared there any more (it was applied from it):                      declare it again, or destroy it",
+                    "{}: containers.{} is not declared there any more (it was applied from it): \
+                     declare it again, or destroy it",
                     file.display(),
                     request.name
                 )));
             }
         }
     }
-    let evaluated =
-        super::modules::evaluate(ev, declarations, modules, args).map_err(eval_errors)?;
-    Ok(Evaluation {
-        config: evaluated.config,
-        written: std::mem::take(&mut ev.written),
-        places: evaluated.places,
-    })
+    Ok((modules, args))
 }
 
 /// `snippets` (text, origin) as the `--config` modules of one configuration, against

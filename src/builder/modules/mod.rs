@@ -23,13 +23,7 @@ const MAX_SUBMODULE_DEPTH: usize = 64;
 /// A configuration evaluated: the options the Rhai modules declared, as plain data.
 pub struct Evaluated {
     pub config: Plain,
-    /// Where each defined option was defined (its last definition), by dotted path: for
-    /// messages of the option modules about a value (see `native::locate_module_error`).
-    pub places: Places,
 }
-
-/// Where options were defined, by dotted path.
-pub type Places = BTreeMap<String, Pos>;
 
 /// One definition of an option (or of a set above options).
 #[derive(Clone)]
@@ -293,25 +287,39 @@ pub fn evaluate(
     if !errors.is_empty() {
         return Err(by_place(errors));
     }
-    let mut places = Places::new();
-    let config = plain_config(
-        ev,
-        &system,
-        &system.root,
-        &mut Vec::new(),
-        &mut errors,
-        &mut places,
-    );
+    let config = plain_config(ev, &system, &system.root, &mut Vec::new(), &mut errors);
     // Plain data now: what made it is freed.
     system.release();
     match config {
-        Ok(config) if errors.is_empty() => Ok(Evaluated { config, places }),
+        Ok(config) if errors.is_empty() => Ok(Evaluated { config }),
         Ok(_) => Err(by_place(errors)),
         Err(e) => {
             errors.push(e);
             Err(errors)
         }
     }
+}
+
+/// Where the configuration of `modules` defines the option at `path` (its last definition),
+/// or the nearest option or set above it that it defines: for a message about the value an
+/// option module found there. The evaluation keeps no places (all is well, mostly); the
+/// modules are collected again for this, and only the definitions on the path looked at.
+pub fn definition_place(
+    ev: &mut Evaluator,
+    declarations: &Declarations,
+    modules: Vec<(Thunk, String)>,
+    args: Attrs,
+    path: &[&str],
+) -> Option<Pos> {
+    let root = rhai_tree(ev, declarations).ok()?;
+    let system = build_modules(ev, root, modules, args).ok()?;
+    let path: Vec<Str> = path.iter().map(|c| Str::from(*c)).collect();
+    let place = (1..=path.len()).rev().find_map(|n| {
+        let defs = defs_at(ev, &system, &path[..n]).ok()?;
+        defs.iter().rev().find_map(|d| d.pos.clone())
+    });
+    system.release();
+    place
 }
 
 /// `lib.mkRenamedOptionModule from to` of each of `renamed`, as modules of the configuration.
@@ -1287,13 +1295,26 @@ fn merge(
                 kinds.push(ev.force(&d.value)?);
             }
             if !kinds.is_empty() && kinds.iter().all(|v| matches!(v, Value::Attrs(_))) {
-                // A package (a set that is a string, as NixOS's `anything` has it) is one
-                // value; other sets merge attribute by attribute, properties (`mkIf`,
-                // `mkDefault`, …) inside them applied, even when there is one definition.
-                if let [Value::Attrs(a)] = kinds.as_slice()
-                    && (a.contains_key("outPath") || a.contains_key("__toString"))
-                {
-                    return Ok(kinds.swap_remove(0));
+                // Sets merge attribute by attribute, properties (`mkIf`, `mkDefault`, …)
+                // inside them applied, even when there is one definition (NixOS's
+                // `anything` forces each attribute to see whether it is one). One set whose
+                // attributes are no sets (nor properties) is itself the value, as is a
+                // package (a set that is a string).
+                if let [Value::Attrs(a)] = kinds.as_slice() {
+                    let mut flat = true;
+                    if !is_string_like(a) {
+                        for t in a.values() {
+                            if let Value::Attrs(inner) = ev.force(t)?
+                                && !is_string_like(&inner)
+                            {
+                                flat = false;
+                                break;
+                            }
+                        }
+                    }
+                    if flat {
+                        return Ok(kinds.swap_remove(0));
+                    }
                 }
                 return merge_attrs(ev, defs, path, system, &Ty::Anything);
             }
@@ -1483,6 +1504,11 @@ fn merge_attrs(
         );
     }
     Ok(Value::attrs(out))
+}
+
+/// Whether a set is a string where one is expected (a package: `outPath`, or `__toString`).
+fn is_string_like(a: &Attrs) -> bool {
+    a.contains_key("outPath") || a.contains_key("__toString")
 }
 
 fn merge_equal(ev: &mut Evaluator, defs: Vec<Def>, path: &[Str]) -> Result<Value, EvalError> {
@@ -1803,18 +1829,10 @@ fn plain_config(
     node: &Rc<Node>,
     path: &mut Vec<Str>,
     errors: &mut Vec<EvalError>,
-    places: &mut Places,
 ) -> Result<Plain, EvalError> {
     match &**node {
         Node::Opt(decl) => {
             let v = option_value(ev, system, decl, path)?;
-            if let Some(at) = defs_at(ev, system, path)?
-                .iter()
-                .rev()
-                .find_map(|d| d.pos.clone())
-            {
-                places.insert(dotted(path), at);
-            }
             if decl.rhai == Some(OptType::Opaque) {
                 let empty = match &v {
                     Value::Null => true,
@@ -1885,7 +1903,7 @@ fn plain_config(
                     continue;
                 }
                 path.push(name.clone());
-                let v = plain_config(ev, system, &child, path, errors, places)?;
+                let v = plain_config(ev, system, &child, path, errors)?;
                 path.pop();
                 out.insert(String::from(&*name), v);
             }
