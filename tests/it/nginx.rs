@@ -1,6 +1,7 @@
 //! services.nginx in a real container: virtual hosts chosen by default_server and by the Host
-//! header, a `return`, a proxyPass to a second server inside, gzip, and the firewall left
-//! closed unless the configuration opens the port.
+//! header, a `return`, a proxyPass to a second server inside, gzip, the status page
+//! (statusPage, for localhost only), and the firewall left closed unless the configuration
+//! opens the port.
 
 use std::process::Command;
 use std::time::Duration;
@@ -28,7 +29,7 @@ fn nginx_virtual_hosts_return_proxy_and_gzip() {
     let page = format!("<html><body>{}</body></html>\n", "other page ".repeat(60));
     let config = format!(
         "services.nginx = {{ enable = true; recommendedGzipSettings = true; recommendedOptimisation = true;\n\
-         recommendedProxySettings = true;\n\
+         recommendedProxySettings = true; statusPage = true;\n\
          virtualHosts.site = {{ default = true;\n\
            locations.\"/\".return = \"200 'main says hi'\";\n\
            locations.\"/backend/\".proxyPass = \"http://127.0.0.1:8081/\"; }};\n\
@@ -57,6 +58,21 @@ fn nginx_virtual_hosts_return_proxy_and_gzip() {
     );
     let inside = env.run(&["run", &name, "--", "curl", "-s", "http://127.0.0.1/"]);
     assert_eq!(stdout(&inside), "main says hi", "nginx answers inside");
+    // statusPage: NixOS's server named localhost, whose /nginx_status answers the loopback.
+    let status = env.run(&[
+        "run",
+        &name,
+        "--",
+        "curl",
+        "-s",
+        "http://localhost/nginx_status",
+    ]);
+    assert!(
+        stdout(&status).starts_with("Active connections: "),
+        "{}{}",
+        stdout(&status),
+        stderr(&status)
+    );
 
     assert_ok(
         &env.run(&["update", &name, "--config", &opened]),
@@ -90,4 +106,8 @@ fn nginx_virtual_hosts_return_proxy_and_gzip() {
         http_get(&ip, 8081).is_err(),
         "the backend is not reachable from outside"
     );
+    // The status page is denied to anyone but the loopback addresses.
+    let (head, body) = curl(&ip, "/nginx_status", &["-H", "Host: localhost"]);
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert!(!body.contains("Active connections"), "{body}");
 }

@@ -1,6 +1,7 @@
 //! Data and network services realized by the native builder from the host's Debian packages:
 //! PostgreSQL, MariaDB, Mosquitto, dnsmasq, Caddy, each booted in a real container and reached
-//! with its own client.
+//! with its own client (Caddy's container also has sshd, for a user whose name is not its
+//! attribute's and whose key comes from a key file).
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -175,12 +176,24 @@ fn mysql_as_mariadb_ensures_databases_users_and_grants() {
         "CREATE TABLE items (id int); INSERT INTO items VALUES (7);\n",
     )
     .unwrap();
+    // The initial script runs once, after the initial databases (it counts their rows), as the
+    // database's superuser.
+    let script = env.prefix().join("initial.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE inventory.seen (n int);\n\
+         INSERT INTO inventory.seen SELECT count(*) FROM inventory.items;\n\
+         CREATE USER 'bob'@'localhost' IDENTIFIED BY 'secret';\n",
+    )
+    .unwrap();
     let config = format!(
         "services.mysql = {{ enable = true; ensureDatabases = [ \"shop\" ]; \
          ensureUsers = [ {{ name = \"alice\"; ensurePermissions = {{ \"shop.*\" = \"ALL PRIVILEGES\"; }}; }} ]; \
          initialDatabases = [ {{ name = \"inventory\"; schema = {}; }} ]; \
+         initialScript = {}; \
          settings.mysqld = {{ bind-address = \"127.0.0.1\"; max_connections = 17; }}; }};",
-        schema.display()
+        schema.display(),
+        script.display()
     );
     env.create_booting_with(&name, &["--config", &config]);
     assert_ok(&env.run(&["start", &name]), "start");
@@ -197,6 +210,18 @@ fn mysql_as_mariadb_ensures_databases_users_and_grants() {
          GRANT ALL PRIVILEGES ON `shop`.* TO `alice`@`localhost`\n"
     );
     assert_eq!(query("SELECT id FROM inventory.items"), "7\n");
+    assert_eq!(query("SELECT n FROM inventory.seen"), "1\n");
+    assert_eq!(
+        query("SELECT user FROM mysql.user WHERE user = 'bob'"),
+        "bob\n"
+    );
+    // It may hold passwords: only root reads the copy in the container.
+    let mode = inside(
+        &env,
+        &name,
+        &["stat", "-c", "%a %U", "/etc/ncsh/mysql/initial-script.sql"],
+    );
+    assert_eq!(stdout(&mode), "600 root\n");
     assert_eq!(
         query("SELECT @@max_connections, @@bind_address, @@port"),
         "17\t127.0.0.1\t3306\n"
@@ -211,6 +236,8 @@ fn mysql_as_mariadb_ensures_databases_users_and_grants() {
         "7\n8\n"
     );
     assert_eq!(query("SHOW DATABASES LIKE 'shop'"), "shop\n");
+    // Nor is the initial script run again (its CREATE TABLE would fail the start).
+    assert_eq!(query("SELECT count(*) FROM inventory.seen"), "1\n");
 }
 
 #[test]
@@ -229,11 +256,27 @@ fn mosquitto_listener_with_users_passwords_and_acls() {
     assert!(made.success());
     let hash = std::fs::read_to_string(&file).unwrap();
     let hash = hash.trim().strip_prefix("bob:").unwrap().to_string();
+    // A second listener authenticates with an auth plugin: Mosquitto's dynamic security
+    // plugin, its configuration (an admin client) made on the host with mosquitto_ctrl. The
+    // plugin is named as a NixOS configuration names it, in pkgs.mosquitto's lib.
+    let dynsec = env.prefix().join("dynsec.json");
+    let made = Command::new("mosquitto_ctrl")
+        .args(["dynsec", "init"])
+        .arg(&dynsec)
+        .args(["admin", "adm pass"])
+        .output()
+        .unwrap();
+    assert_ok(&made, "mosquitto_ctrl dynsec init");
     let config = format!(
         "services.mosquitto = {{ enable = true; listeners = [ {{ users = {{ \
          alice = {{ password = \"wonder land\"; acl = [ \"readwrite test/#\" ]; }}; \
-         bob = {{ hashedPassword = \"{hash}\"; acl = [ \"read test/#\" ]; }}; }}; }} ]; }};\n\
-         networking.firewall.allowedTCPPorts = [ 1883 ];"
+         bob = {{ hashedPassword = \"{hash}\"; acl = [ \"read test/#\" ]; }}; }}; }} \
+         {{ port = 1884; address = \"127.0.0.1\"; omitPasswordAuth = true; authPlugins = [ {{ \
+           plugin = \"${{pkgs.mosquitto}}/lib/mosquitto_dynamic_security.so\"; \
+           options.config_file = \"/etc/mosquitto/dynsec.json\"; }} ]; }} ]; }};\n\
+         environment.etc.\"mosquitto/dynsec.json\".source = {};\n\
+         networking.firewall.allowedTCPPorts = [ 1883 ];",
+        dynsec.display()
     );
     let (_, ip) = env.create_booting_with(&name, &["--config", &config]);
     assert_ok(&env.run(&["start", &name]), "start");
@@ -283,6 +326,54 @@ fn mosquitto_listener_with_users_passwords_and_acls() {
             stderr(&out)
         );
     }
+
+    // authPlugins: the lines NixOS writes, with the plugin where Debian has it…
+    let plugin = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .map(|e| e.unwrap().path().join("mosquitto_dynamic_security.so"))
+        .find(|p| p.exists())
+        .expect("mosquitto's dynamic security plugin in /usr/lib/TRIPLET");
+    let conf =
+        std::fs::read_to_string(env.root_path(&name).join("etc/mosquitto/mosquitto.conf")).unwrap();
+    assert!(
+        conf.contains(&format!(
+            "listener 1884 127.0.0.1\nacl_file /etc/mosquitto/acl-1.conf\n\
+             auth_plugin {}\nauth_plugin_deny_special_chars true\n\
+             auth_opt_config_file /etc/mosquitto/dynsec.json\n",
+            plugin.display()
+        )),
+        "{conf}"
+    );
+    // …which the broker loaded: its admin client asks it for the clients it knows, inside.
+    let ctrl = |password: &str| {
+        inside(
+            &env,
+            &name,
+            &[
+                "mosquitto_ctrl",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "1884",
+                "-u",
+                "admin",
+                "-P",
+                password,
+                "dynsec",
+                "listClients",
+            ],
+        )
+    };
+    let out = ctrl("adm pass");
+    assert_ok(&out, "mosquitto_ctrl as the plugin's admin");
+    assert_eq!(stdout(&out), "admin\n", "{}", stderr(&out));
+    let out = ctrl("wrong");
+    assert!(
+        stdout(&out).is_empty() && stderr(&out).contains("Not authorized"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 /// A DNS query for NAME's A record to 127.0.0.1:53, sent by python3 inside the container:
@@ -354,16 +445,44 @@ fn dnsmasq_answers_its_addresses_inside_the_container() {
     );
 }
 
+/// A key in users.users.<n>.openssh.authorizedKeys.keys (no one holds its private half).
+const INLINE_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ4Yb0kwmKpSSRSkZGbDVS8wq3Ytn6V8rF2gKmjQ9Gse inline";
+
 #[test]
 fn caddy_serves_a_plain_http_virtual_host_and_its_alias() {
     require_root();
     let env = Env::new();
     let name = unique_name("cad");
-    let config = "services.caddy = { enable = true; email = \"admin@example.test\"; \
-                  virtualHosts.\"http://site.test\" = { serverAliases = [ \"http://alias.test\" ]; \
-                  extraConfig = \"respond \\\"hello from caddy\\\"\"; }; };\n\
-                  networking.firewall.allowedTCPPorts = [ 80 ];";
-    let (_, ip) = env.create_booting_with(&name, &["--config", config]);
+    // A user whose account name differs from its attribute's, with a key from a key file.
+    let key = env.prefix().join("id_ed25519");
+    let keygen = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "from-a-key-file",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(keygen.success());
+    let config = format!(
+        "services.caddy = {{ enable = true; adapter = \"caddyfile\"; email = \"admin@example.test\"; \
+         virtualHosts.\"http://site.test\" = {{ serverAliases = [ \"http://alias.test\" ]; \
+         extraConfig = \"respond \\\"hello from caddy\\\"\"; }}; }};\n\
+         networking.firewall.allowedTCPPorts = [ 80 ];\n\
+         services.openssh.enable = true;\n\
+         users.users.web = {{ name = \"webmaster\"; isNormalUser = true; \
+         openssh.authorizedKeys.keys = [ \"{INLINE_KEY}\" ]; \
+         openssh.authorizedKeys.keyFiles = [ {} ]; }};",
+        key.with_extension("pub").display()
+    );
+    let (_, ip) = env.create_booting_with(&name, &["--config", &config]);
     assert_ok(&env.run(&["start", &name]), "start");
     let get = |host: &str| {
         let out = Command::new("curl")
@@ -384,6 +503,102 @@ fn caddy_serves_a_plain_http_virtual_host_and_its_alias() {
         stdout(&log).contains("\"host\":\"alias.test\"")
     };
     assert!(eventually(Duration::from_secs(5), logged), "the access log");
+    let unit = std::fs::read_to_string(
+        env.root_path(&name)
+            .join("etc/systemd/system/caddy.service"),
+    )
+    .unwrap();
+    assert!(
+        unit.contains(
+            "ExecStart=/usr/bin/caddy run --config /etc/caddy/Caddyfile --adapter caddyfile\n"
+        ),
+        "{unit}"
+    );
+
+    // users.users.web.name: the account is webmaster (home included), and there is no web.
+    let out = inside(&env, &name, &["getent", "passwd", "webmaster"]);
+    assert_ok(&out, "getent passwd webmaster");
+    assert!(
+        stdout(&out).contains(":/home/webmaster:/bin/bash"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        !inside(&env, &name, &["getent", "passwd", "web"])
+            .status
+            .success()
+    );
+    // keyFiles: the file's key after the keys, under the account's name.
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let keys = inside(
+        &env,
+        &name,
+        &["cat", "/etc/ssh/authorized_keys.d/webmaster"],
+    );
+    assert_eq!(stdout(&keys), format!("{INLINE_KEY}\n{public}"));
+    // …and sshd lets its holder in as webmaster (with a strict host key check).
+    let known_hosts = env.prefix().join("known_hosts");
+    let host_key = stdout(&env.run(&["show-host-key", &name]));
+    std::fs::write(&known_hosts, format!("{ip} {host_key}")).unwrap();
+    let out = Command::new("ssh")
+        .arg("-i")
+        .arg(&key)
+        .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+        .args(["-o", "ConnectTimeout=5", "-o"])
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .arg(format!("webmaster@{ip}"))
+        .arg("id -un; pwd")
+        .env("HOME", env.prefix())
+        .output()
+        .unwrap();
+    assert_ok(&out, "ssh as webmaster with the key of the key file");
+    assert_eq!(stdout(&out), "webmaster\n/home/webmaster\n");
+}
+
+#[test]
+fn wrong_listener_attributes_and_adapters_say_what_is_valid() {
+    let env = Env::new();
+    let name = unique_name("bad");
+    env.track(&name);
+    let refused = |config: &str| {
+        let out = env.run(&["create", &name, "--config", config]);
+        assert!(!out.status.success(), "{config}");
+        assert!(!env.conf_path(&name).exists() && !env.root_path(&name).exists());
+        stderr(&out)
+    };
+    // The old NixOS option allowAnonymous in a listener: the listener's attributes are named,
+    // and where mosquitto.conf's own settings go.
+    let err = refused(
+        "services.mosquitto = { enable = true; listeners = [ { port = 1883; } { allowAnonymous = true; } ]; };",
+    );
+    assert!(
+        err.contains(
+            "services.mosquitto.listeners element 2: unknown attribute ‘allowAnonymous’ of a \
+             listener; a listener has only port, address, users, acl, omitPasswordAuth, settings, \
+             authPlugins (mosquitto.conf's per-listener settings go in settings, e.g. \
+             settings.allow_anonymous)"
+        ),
+        "{err}"
+    );
+    let err = refused(
+        "services.mosquitto = { enable = true; listeners = [ { authPlugins = [ { plugin = \"/x.so\"; denySpecialChar = false; } ]; } ]; };",
+    );
+    assert!(
+        err.contains(
+            "services.mosquitto.listeners element 1.authPlugins element 1: unknown attribute \
+             ‘denySpecialChar’ of an auth plugin; an auth plugin has only plugin, options, \
+             denySpecialChars; did you mean denySpecialChars?"
+        ),
+        "{err}"
+    );
+    // As NixOS asserts: the generated Caddyfile takes the caddyfile adapter.
+    let err = refused("services.caddy = { enable = true; adapter = \"json\"; };");
+    assert!(
+        err.contains(
+            "services.caddy.adapter is ‘json’: to specify an adapter other than 'caddyfile'"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
