@@ -25,6 +25,11 @@ fn domain_gateway_tmpfiles_settings_and_home_mode() {
              services.openssh = {{ enable = true; listenAddresses = [ {{ addr = \"127.0.0.1\"; port = 2222; }} ]; }};\n\
              security.pam.services.sudo.limits = [ {{ domain = \"root\"; type = \"-\"; item = \"nofile\"; value = 1234; }} ];\n\
              users.users.alice = {{ isNormalUser = true; homeMode = \"750\"; }};\n\
+             services.openssh.permitRootLogin = \"no\";\n\
+             users.extraUsers.carol.isNormalUser = true;\n\
+             nixpkgs.config.allowUnfree = true;\n\
+             hardware.bluetooth.enable = false;\n\
+             assertions = [ {{ assertion = config.services.openssh.enable; message = \"needs sshd\"; }} ];\n\
              systemd.tmpfiles.settings.\"10-app\" = {{\n\
                \"/var/lib/app\".d = {{ mode = \"0710\"; user = \"alice\"; group = \"users\"; }};\n\
                {extra} }};\n"
@@ -42,7 +47,26 @@ fn domain_gateway_tmpfiles_settings_and_home_mode() {
         &config(""),
     ]);
     assert_ok(&out, "create");
+    // Old names NixOS renamed are the new ones, with NixOS's warning.
+    assert!(
+        stderr(&out).contains(
+            "warning: The option `services.openssh.permitRootLogin' has been renamed to \
+             `services.openssh.settings.PermitRootLogin'."
+        ),
+        "{}",
+        stderr(&out)
+    );
     assert_ok(&env.run(&["start", &name]), "start");
+    let (out, err) = inside(
+        &env,
+        &name,
+        &[
+            "sh",
+            "-c",
+            "sshd -T | grep -i '^permitrootlogin'; id -un carol",
+        ],
+    );
+    assert_eq!(out, "permitrootlogin no\ncarol\n", "{err}");
 
     let (out, err) = inside(&env, &name, &["getent", "hosts", name.as_str()]);
     assert!(
@@ -85,6 +109,20 @@ fn domain_gateway_tmpfiles_settings_and_home_mode() {
     assert_ok(&out, "update");
     let (out, err) = inside(&env, &name, &["cat", "/var/lib/app/motd"]);
     assert_eq!(out, "hi there", "{err}");
+    // An assertion that fails fails the update, which changes nothing.
+    let out = env.run(&[
+        "update",
+        &name,
+        "--config",
+        &config("").replace("openssh = { enable = true;", "openssh = { enable = false;"),
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("Failed assertions:\n- needs sshd"),
+        "{}",
+        stderr(&out)
+    );
+    // sshd still runs.
+    assert!(listening().contains("127.0.0.1:2222 "), "{}", listening());
     assert_ok(&env.run(&["destroy", &name]), "destroy");
 }
 
