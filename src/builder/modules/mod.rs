@@ -342,7 +342,8 @@ fn rename_modules(
     for r in renamed {
         let partly = ev.apply(rename.clone(), path(&r.from), None)?;
         let module = ev.apply(partly, path(&r.to), None)?;
-        modules.push((Thunk::value(module), format!("<{} (renamed)>", r.module)));
+        let origin = format!("<{} renamed to {}>", r.from.join("."), r.to.join("."));
+        modules.push((Thunk::value(module), origin));
     }
     Ok(modules)
 }
