@@ -372,7 +372,7 @@ mod tests {
                 Plain::List(vec![]),
             ),
         ] {
-            declarations.options.push(OptionDecl {
+            std::rc::Rc::make_mut(&mut declarations.options).push(OptionDecl {
                 path: path.split('.').map(String::from).collect(),
                 ty,
                 default,

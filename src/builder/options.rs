@@ -6,6 +6,7 @@
 //! complete configuration (every declared option present, defaults filled in) that modules read.
 
 use std::fmt;
+use std::rc::Rc;
 
 use super::plain::{Value, show_path};
 
@@ -216,7 +217,9 @@ impl OptionDecl {
 /// All declared options.
 #[derive(Debug, Clone, Default)]
 pub struct Declarations {
-    pub options: Vec<OptionDecl>,
+    /// Shared, so that a copy of the declarations is cheap and known to be the same as the
+    /// one it was copied from (the module system keeps the tree it made of them per thread).
+    pub options: Rc<Vec<OptionDecl>>,
     /// Option sets (`services.nextcloud`) that only a Nix host builds: defining an option
     /// below one is an error that says so, not "does not exist".
     pub nix_only: Vec<NixOnly>,
@@ -347,7 +350,7 @@ impl Declarations {
                 decl.module
             ));
         }
-        self.options.push(decl);
+        Rc::make_mut(&mut self.options).push(decl);
         Ok(())
     }
 
@@ -421,14 +424,14 @@ impl Declarations {
     /// builder, with option modules of their own.
     pub fn accepting_anything() -> Declarations {
         Declarations {
-            options: vec![OptionDecl {
+            options: Rc::new(vec![OptionDecl {
                 path: vec!["<name>".into()],
                 ty: OptType::Any,
                 default: Value::Null,
                 description: String::new(),
                 module: "test".into(),
                 default_by_name: None,
-            }],
+            }]),
             ..Default::default()
         }
     }

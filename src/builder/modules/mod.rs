@@ -353,7 +353,7 @@ thread_local! {
     /// it was made from: an evaluation of the same declarations (with the shared globals, as
     /// their `default_nix` functions are compiled with them) starts from a copy of its root,
     /// and the options of the user's modules are added to copies of the nodes on their paths.
-    static RHAI_TREE: std::cell::RefCell<Option<(Vec<OptionDecl>, Rc<Node>)>> =
+    static RHAI_TREE: std::cell::RefCell<Option<(Rc<Vec<OptionDecl>>, Rc<Node>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -361,7 +361,11 @@ thread_local! {
 fn rhai_tree(ev: &mut Evaluator, declarations: &Declarations) -> Result<Node, Vec<EvalError>> {
     let shared = ev.has_shared_globals();
     let kept = RHAI_TREE.with_borrow(|kept| match kept {
-        Some((made_from, root)) if shared && *made_from == declarations.options => {
+        Some((made_from, root))
+            if shared
+                && (Rc::ptr_eq(made_from, &declarations.options)
+                    || *made_from == declarations.options) =>
+        {
             Some(Node::clone(root))
         }
         _ => None,
@@ -370,7 +374,7 @@ fn rhai_tree(ev: &mut Evaluator, declarations: &Declarations) -> Result<Node, Ve
         return Ok(root);
     }
     let mut root = Node::empty();
-    for decl in &declarations.options {
+    for decl in declarations.options.iter() {
         let default = if decl.default == Plain::Null {
             None
         } else {
