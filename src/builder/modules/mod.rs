@@ -348,12 +348,15 @@ fn rename_modules(
     Ok(modules)
 }
 
+/// The declarations a tree was made from, and the tree (see [`RHAI_TREE`]).
+type KeptTree = (Rc<Vec<OptionDecl>>, Rc<Node>);
+
 thread_local! {
     /// The tree of the Rhai-declared options last made in this thread, and the declarations
     /// it was made from: an evaluation of the same declarations (with the shared globals, as
     /// their `default_nix` functions are compiled with them) starts from a copy of its root,
     /// and the options of the user's modules are added to copies of the nodes on their paths.
-    static RHAI_TREE: std::cell::RefCell<Option<(Rc<Vec<OptionDecl>>, Rc<Node>)>> =
+    static RHAI_TREE: std::cell::RefCell<Option<KeptTree>> =
         const { std::cell::RefCell::new(None) };
 }
 
