@@ -98,6 +98,12 @@ impl OptType {
         Err(format!("unknown option type ‘{text}’"))
     }
 
+    /// Whether a value of this type is a set with names of its own below the option
+    /// (`serviceConfig.ExecStart` below `serviceConfig`).
+    pub fn takes_names_below(&self) -> bool {
+        matches!(self, OptType::Attrs | OptType::AttrsOf(_) | OptType::Any)
+    }
+
     /// Does `value` have this type? `Err` says what is wrong.
     pub fn check(&self, value: &Value) -> Result<(), String> {
         let ok = match (self, value) {
@@ -235,7 +241,6 @@ pub struct Declarations {
 pub struct Renamed {
     pub from: Vec<String>,
     pub to: Vec<String>,
-    pub module: String,
 }
 
 /// A removed option and what to do instead (see [`Declarations::removed`]).
@@ -243,7 +248,6 @@ pub struct Renamed {
 pub struct Removed {
     pub path: Vec<String>,
     pub instead: String,
-    pub module: String,
 }
 
 /// An option set the native builder does not realize (see [`Declarations::nix_only`]).
@@ -363,9 +367,7 @@ impl Declarations {
             .options
             .iter()
             .filter_map(|o| {
-                let below_allowed =
-                    matches!(o.ty, OptType::Attrs | OptType::AttrsOf(_) | OptType::Any);
-                let typed = if below_allowed && unknown.len() > o.path.len() {
+                let typed = if o.ty.takes_names_below() && unknown.len() > o.path.len() {
                     &unknown[..o.path.len()]
                 } else {
                     unknown

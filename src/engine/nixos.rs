@@ -553,7 +553,6 @@ impl RhaiModules {
                     declarations.renamed.push(Renamed {
                         from: dotted(&path),
                         to: dotted(&to),
-                        module: name.clone(),
                     });
                     continue;
                 }
@@ -561,7 +560,6 @@ impl RhaiModules {
                     declarations.removed.push(Removed {
                         path: dotted(&path),
                         instead,
-                        module: name.clone(),
                     });
                     continue;
                 }
@@ -1452,11 +1450,9 @@ mod tests {
         assert!(d.renamed.len() >= 10 && !d.removed.is_empty());
         let declared = |path: &[String]| {
             d.options.iter().any(|o| {
-                let below_allowed =
-                    matches!(o.ty, OptType::Attrs | OptType::AttrsOf(_) | OptType::Any);
                 o.path.as_slice() == path
                     || o.path.starts_with(path)
-                    || (below_allowed && path.starts_with(&o.path))
+                    || (o.ty.takes_names_below() && path.starts_with(&o.path))
             })
         };
         for r in &d.renamed {
