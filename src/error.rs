@@ -68,6 +68,14 @@ pub enum Error {
     /// A configuration that cannot be built (with its file:line:column when it has one).
     #[error("{0}")]
     Build(String),
+    /// An option module's error in its `build` (`at`: " (line L, column C)" in the module, or
+    /// empty); its message starts with the option's path when it is about a value.
+    #[error("option module ‘{module}’{at}: {message}")]
+    OptionModule {
+        module: String,
+        at: String,
+        message: String,
+    },
     /// A failed Nix build: nixos-container's message, and the command with its last log lines.
     #[error("{message}")]
     NixBuild { message: String, log: String },
@@ -144,7 +152,7 @@ impl Error {
             Error::StopFailed { .. } => "StopFailed",
             Error::ReloadFailed { .. } => "ReloadFailed",
             Error::MalformedConf { .. } => "MalformedConf",
-            Error::Build(_) | Error::NixBuild { .. } => "BuildFailed",
+            Error::Build(_) | Error::OptionModule { .. } | Error::NixBuild { .. } => "BuildFailed",
             Error::Switch(_) => "SwitchFailed",
             Error::RolledBack { error, .. } => error.kind(),
             Error::Bus(_) => "Bus",

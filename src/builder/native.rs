@@ -202,17 +202,12 @@ pub fn locate_module_error(
     err: Error,
     place: impl FnOnce(&[&str], String) -> Option<String>,
 ) -> Error {
-    let Error::Build(msg) = &err else {
-        return err;
-    };
-    // "option module ‘NAME’ (line L, column C): MESSAGE", as the engine reports them.
-    let Some((module, message)) = msg
-        .strip_prefix("option module ")
-        .and_then(|rest| rest.split_once(": "))
+    let Error::OptionModule {
+        module, message, ..
+    } = &err
     else {
         return err;
     };
-    let module = module.split(" (line").next().unwrap_or(module);
     let path = message
         .split([':', ' '])
         .next()
@@ -222,7 +217,7 @@ pub fn locate_module_error(
         return err;
     }
     let components: Vec<&str> = path.split('.').collect();
-    match place(&components, format!("{message} (option module {module})")) {
+    match place(&components, format!("{message} (option module ‘{module}’)")) {
         Some(located) => Error::Build(located),
         None => err,
     }

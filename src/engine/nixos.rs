@@ -463,7 +463,11 @@ fn module_error(module: &str, err: &EvalAltResult) -> Error {
         (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
         _ => String::new(),
     };
-    Error::Build(format!("option module ‘{module}’{at}: {}", f.message))
+    Error::OptionModule {
+        module: module.to_string(),
+        at,
+        message: f.message,
+    }
 }
 
 impl RhaiModules {
